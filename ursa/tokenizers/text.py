@@ -1,0 +1,48 @@
+"""Text tokenizers: the interface the model and sampler use, and a Hugging Face adapter.
+
+The denoiser only sees integer ids. A text tokenizer turns captions into a padded id batch
+plus an attention mask; `HFTextTokenizer` wraps a real Hugging Face tokenizer loaded from a
+local directory (never a hub download).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import torch
+
+
+@runtime_checkable
+class TextTokenizer(Protocol):
+    """Captions -> (ids long (B, L), mask bool (B, L)); ids in [0, vocab_size)."""
+
+    vocab_size: int
+    pad_id: int
+
+    def __call__(self, captions: list[str], max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class HFTextTokenizer:
+    """A Hugging Face tokenizer from a local directory, right-padded, no special tokens added."""
+
+    def __init__(self, path: str | Path) -> None:
+        from transformers import AutoTokenizer
+
+        path = Path(path)
+        if not path.is_dir():
+            raise ValueError(f"text tokenizer path: expected a local directory with tokenizer files, got {str(path)!r} (not a directory)")
+        self._tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        self.vocab_size = len(self._tok)
+        pad = self._tok.pad_token_id
+        self.pad_id = int(pad if pad is not None else (self._tok.eos_token_id or 0))
+
+    def __call__(self, captions: list[str], max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [self._tok.encode(c, add_special_tokens=False)[:max_length] for c in captions]
+        length = max((len(r) for r in rows), default=0)
+        ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), length), dtype=torch.bool)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[i, : len(row)] = True
+        return ids, mask
