@@ -1,0 +1,257 @@
+"""The URSA denoiser: a bidirectional Qwen3 backbone with 3D M-RoPE over [text][BOV][video].
+
+The backbone is transformers' `Qwen3VLTextModel` (Qwen3 blocks: RMSNorm, SwiGLU, GQA, q/k
+RMSNorm, interleaved 3D M-RoPE). URSA changes three things: attention is fully bidirectional,
+one embedding table holds text, visual (and mask) ids, and a head Linear(hidden, K) is applied
+only at the visual positions. There is no timestep input: the noise level is read from tokens.
+
+Embedding table rows (size `text_vocab_size + num_visual_inputs + 1`):
+    [0, V)            text ids (V = text_vocab_size)
+    [V, V + K)        visual ids 0..K-1 (offset V)
+    V + K             mask id K (only when mask_token=True; visual input id K)
+    last row          the begin-of-vision (BOV) token, an extra row after everything else
+
+Positions (3, B, S) follow URSA_MATH.md: real text token number i (counted per sample over
+`text_mask`, so padding never shifts positions) -> (i, i, i); BOV -> (n, n, n) with n the
+sample's real text length; visual token at latent (t, y, x) -> (n + 1 + t, y, x).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLTextConfig, Qwen3VLTextModel
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+QWEN_TEXT_VOCAB = 151_669  # Qwen3 tokenizer size (URSA's text vocabulary)
+COSMOS_FSQ_VOCAB = 64_000  # FSQ levels (8, 8, 8, 5, 5, 5)
+
+_PRESETS: dict[str, dict] = {
+    "tiny": dict(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=16, intermediate_size=128),
+    "small": dict(hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=2, head_dim=32, intermediate_size=384),
+    "base": dict(hidden_size=192, num_layers=6, num_heads=6, num_kv_heads=3, head_dim=32, intermediate_size=576),
+    # Qwen3-0.6B / Qwen3-1.7B backbone shapes with URSA's vocabulary layout.
+    "0.6B": dict(hidden_size=1024, num_layers=28, num_heads=16, num_kv_heads=8, head_dim=128, intermediate_size=3072,
+                 text_vocab_size=QWEN_TEXT_VOCAB, visual_vocab_size=COSMOS_FSQ_VOCAB, max_position_embeddings=40960),
+    "1.7B": dict(hidden_size=2048, num_layers=28, num_heads=16, num_kv_heads=8, head_dim=128, intermediate_size=6144,
+                 text_vocab_size=QWEN_TEXT_VOCAB, visual_vocab_size=COSMOS_FSQ_VOCAB, max_position_embeddings=40960),
+}
+
+
+def default_mrope_section(head_dim: int) -> tuple[int, int, int]:
+    """(t, h, w) rotary-pair split; Qwen3-VL's (24, 20, 20) for head_dim 128, scaled down otherwise."""
+    half = head_dim // 2
+    spatial = half * 20 // 64
+    return (half - 2 * spatial, spatial, spatial)
+
+
+@dataclass
+class URSAConfig:
+    """Backbone shape and vocabulary layout of an URSA denoiser."""
+
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    text_vocab_size: int = 256
+    visual_vocab_size: int = 64
+    mask_token: bool = False
+    rope_theta: float = 1e6
+    rms_norm_eps: float = 1e-6
+    mrope_section: tuple[int, int, int] | None = None  # None -> default_mrope_section(head_dim)
+    max_position_embeddings: int = 8192
+    initializer_range: float = 0.02
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim",
+                     "intermediate_size", "text_vocab_size", "visual_vocab_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"URSAConfig.{name}: expected a positive int, got {value!r}")
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(f"URSAConfig.num_heads: expected a multiple of num_kv_heads={self.num_kv_heads}, got {self.num_heads}")
+        if self.head_dim % 2:
+            raise ValueError(f"URSAConfig.head_dim: expected an even int, got {self.head_dim}")
+        section = default_mrope_section(self.head_dim) if self.mrope_section is None else tuple(self.mrope_section)
+        if len(section) != 3 or sum(section) != self.head_dim // 2 or 3 * max(section[1:]) > self.head_dim // 2:
+            raise ValueError(f"URSAConfig.mrope_section: expected 3 ints summing to head_dim/2={self.head_dim // 2} "
+                             f"with 3*max(h, w) <= head_dim/2, got {section}")
+        self.mrope_section = tuple(int(s) for s in section)
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> URSAConfig:
+        """A named size ("tiny", "small", "base", "0.6B", "1.7B") with field overrides."""
+        if name not in _PRESETS:
+            raise ValueError(f"preset name: expected one of {sorted(_PRESETS)}, got {name!r}")
+        return cls(**{**_PRESETS[name], **overrides})
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mrope_section"] = list(self.mrope_section)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> URSAConfig:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"URSAConfig keys: expected a subset of {sorted(cls.__dataclass_fields__)}, got unknown {sorted(unknown)}")
+        return cls(**d)
+
+    def backbone_config(self) -> Qwen3VLTextConfig:
+        """The transformers config of the Qwen3-VL text backbone (sdpa attention, no KV cache)."""
+        cfg = Qwen3VLTextConfig(
+            vocab_size=self.text_vocab_size + self.visual_vocab_size + int(self.mask_token) + 1,
+            hidden_size=self.hidden_size, intermediate_size=self.intermediate_size,
+            num_hidden_layers=self.num_layers, num_attention_heads=self.num_heads,
+            num_key_value_heads=self.num_kv_heads, head_dim=self.head_dim,
+            max_position_embeddings=self.max_position_embeddings, rms_norm_eps=self.rms_norm_eps,
+            initializer_range=self.initializer_range, use_cache=False,
+            rope_parameters={"rope_type": "default", "rope_theta": self.rope_theta,
+                             "mrope_section": list(self.mrope_section), "mrope_interleaved": True},
+        )
+        cfg._attn_implementation = "sdpa"
+        cfg.is_causal = False  # transformers' switch from causal to bidirectional mask creation
+        return cfg
+
+
+def mrope_positions(text_mask: torch.Tensor, latent_shape: tuple[int, int, int]) -> torch.Tensor:
+    """3D positions long (3, B, L + 1 + T*h*w) for the sequence [text (L)][BOV][visual (T, h, w)].
+
+    text_mask: bool (B, L). Real text tokens get (i, i, i) counting only real tokens; padded
+    slots get the last real position (they are masked out of attention anyway).
+    """
+    batch, device = text_mask.shape[0], text_mask.device
+    t, h, w = latent_shape
+    text_pos = (text_mask.long().cumsum(1) - 1).clamp_min(0)  # (B, L)
+    n = text_mask.long().sum(1, keepdim=True)  # (B, 1) real text length = BOV position
+    grid = torch.stack(torch.meshgrid(torch.arange(t, device=device), torch.arange(h, device=device),
+                                      torch.arange(w, device=device), indexing="ij")).reshape(3, 1, -1)
+    visual = grid.expand(3, batch, -1).clone()
+    visual[0] += n + 1
+    prefix = torch.cat([text_pos, n], dim=1).unsqueeze(0).expand(3, -1, -1)
+    return torch.cat([prefix, visual], dim=2)
+
+
+class URSAModel(nn.Module):
+    """Bidirectional Qwen3 denoiser: (text ids, noisy visual ids) -> float32 logits over K visual ids."""
+
+    def __init__(self, config: URSAConfig, seed: int | None = 0) -> None:
+        super().__init__()
+        self.config = config
+        self.num_visual_inputs = config.visual_vocab_size + int(config.mask_token)
+        self.bov_id = config.text_vocab_size + self.num_visual_inputs
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.backbone = Qwen3VLTextModel(config.backbone_config())
+            self.head = nn.Linear(config.hidden_size, config.visual_vocab_size, bias=False)
+            nn.init.normal_(self.head.weight, std=config.initializer_range)
+        for layer in self.backbone.layers:  # sdpa must never fall back to is_causal=True
+            layer.self_attn.is_causal = False
+
+    def _validate(self, text_ids: torch.Tensor, visual_ids: torch.Tensor, text_mask: torch.Tensor | None) -> None:
+        def describe(x: object) -> str:
+            return f"{x.dtype} of shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+
+        if not isinstance(text_ids, torch.Tensor) or text_ids.dtype != torch.long or text_ids.dim() != 2:
+            raise ValueError(f"text_ids: expected torch.long tensor of shape (B, L), got {describe(text_ids)}")
+        if not isinstance(visual_ids, torch.Tensor) or visual_ids.dtype != torch.long or visual_ids.dim() != 4:
+            raise ValueError(f"visual_ids: expected torch.long tensor of shape (B, T, h, w), got {describe(visual_ids)}")
+        if visual_ids.shape[0] != text_ids.shape[0] or visual_ids[0].numel() == 0:
+            raise ValueError(f"visual_ids: expected a non-empty (B={text_ids.shape[0]}, T, h, w) grid, got shape {tuple(visual_ids.shape)}")
+        if text_mask is not None and (not isinstance(text_mask, torch.Tensor) or text_mask.dtype != torch.bool
+                                      or text_mask.shape != text_ids.shape):
+            raise ValueError(f"text_mask: expected torch.bool tensor of shape {tuple(text_ids.shape)}, got {describe(text_mask)}")
+        for name, ids, high in (("text_ids", text_ids, self.config.text_vocab_size),
+                                ("visual_ids", visual_ids, self.num_visual_inputs)):
+            if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= high):
+                raise ValueError(f"{name}: expected ids in [0, {high}), got values in [{int(ids.min())}, {int(ids.max())}]")
+
+    def forward(self, text_ids: torch.Tensor, visual_ids: torch.Tensor,
+                text_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """text_ids long (B, L), visual_ids long (B, T, h, w) in [0, num_visual_inputs),
+        text_mask bool (B, L) (True = real token) -> logits float32 (B, T, h, w, K)."""
+        self._validate(text_ids, visual_ids, text_mask)
+        batch, length = text_ids.shape
+        latent_shape = tuple(visual_ids.shape[1:])
+        if text_mask is None:
+            text_mask = torch.ones_like(text_ids, dtype=torch.bool)
+        bov = torch.full((batch, 1), self.bov_id, dtype=torch.long, device=text_ids.device)
+        input_ids = torch.cat([text_ids, bov, visual_ids.flatten(1) + self.config.text_vocab_size], dim=1)
+        positions = mrope_positions(text_mask, latent_shape)
+        attention_mask = None  # None + is_causal=False -> full bidirectional attention (flash-eligible)
+        if not bool(text_mask.all()):
+            keys = torch.cat([text_mask, text_mask.new_ones(batch, input_ids.shape[1] - length)], dim=1)
+            attention_mask = keys[:, None, None, :]  # (B, 1, 1, S) bool: padded keys are never attended
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
+                               use_cache=False).last_hidden_state
+        logits = self.head(hidden[:, length + 1:])  # head only at visual positions
+        return logits.float().view(batch, *latent_shape, self.config.visual_vocab_size)
+
+    def count_parameters(self, non_embedding: bool = True) -> int:
+        """Number of parameters; non_embedding=True excludes the vocabulary-sized matrices,
+        the input embedding table and the head, as Qwen3's published non-embedding counts do
+        (its LM head is tied to, i.e. is, the embedding matrix)."""
+        skip = {id(self.backbone.embed_tokens.weight), id(self.head.weight)} if non_embedding else set()
+        return sum(p.numel() for p in self.parameters() if id(p) not in skip)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write config.json and model.safetensors into `directory`, each atomically."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        _atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"}))
+        text = json.dumps(self.config.to_dict(), indent=2, sort_keys=True)
+        _atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(text))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> URSAModel:
+        """Load a model written by `save_pretrained`; ValueError names a missing or bad file."""
+        directory = Path(directory)
+        for name in (CONFIG_NAME, WEIGHTS_NAME):
+            if not (directory / name).is_file():
+                raise ValueError(f"from_pretrained: expected file {str(directory / name)!r}, got nothing there")
+        try:
+            config = URSAConfig.from_dict(json.loads((directory / CONFIG_NAME).read_text()))
+        except (ValueError, TypeError) as err:  # bad JSON, unknown or invalid fields
+            raise ValueError(f"from_pretrained: expected a valid URSAConfig in {str(directory / CONFIG_NAME)!r}, got {err}") from err
+        with torch.device("meta"):
+            model = cls(config, seed=None)
+        state = load_file(str(directory / WEIGHTS_NAME), device=str(device or "cpu"))
+        missing = set(model.state_dict()) ^ set(state)
+        if missing:
+            raise ValueError(f"from_pretrained: expected weights for {WEIGHTS_NAME} matching the config, "
+                             f"got mismatched keys {sorted(missing)[:5]}")
+        model.load_state_dict(state, assign=True)
+        model.backbone.rotary_emb = type(model.backbone.rotary_emb)(model.backbone.config).to(device or "cpu")
+        return model
+
+
+def check_tokenizer(model: URSAModel, visual_tokenizer) -> None:
+    """Raise ValueError unless the tokenizer's codebook size equals the model head's K."""
+    if visual_tokenizer.vocab_size != model.config.visual_vocab_size:
+        raise ValueError(f"visual_tokenizer.vocab_size: expected {model.config.visual_vocab_size} (model head K), "
+                         f"got {visual_tokenizer.vocab_size}")
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path) on a temp file in path's directory, then os.replace it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
