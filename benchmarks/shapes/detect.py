@@ -1,0 +1,140 @@
+"""Exact object detector for decoded shapes-world clips.
+
+Colours come from a known palette, so each pixel is labelled with its nearest palette entry;
+per frame and colour the largest 8-connected component is the candidate object. Its
+bounding box gives the size, its fill ratio and top/bottom balance the shape (a square fills
+its box, a disc ~0.8-0.9 of it, an apex-up triangle is bottom-heavy), and its centroid track
+the motion. A candidate counts as an object only if it is plausible (size within the world's
+range, little other pixel mass of that colour in the frame), so noise does not read as objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from benchmarks.shapes.world import COLOUR_NAMES, MOTIONS, SHAPES, SIZES, WorldConfig, palette_labels
+
+MIN_AREA = 8  # pixels; the smallest silhouette (small triangle) has 24
+SIDE_RANGE = (4, 13)  # plausible bounding-box sides (world: 6 and 10)
+MAX_CLUTTER = 0.25  # other same-colour pixels in the frame, as a fraction of the object's area
+SIZE_SPLIT = sum(SIZES.values()) / len(SIZES)  # box side separating small from large
+SQUARE_FILL = 0.94  # squares fill 1.0 of their box, discs <= 0.89
+TRIANGLE_BALANCE = 0.75  # top-half / bottom-half area: triangles <= 0.5, symmetric shapes 1.0
+_FRAME_ONLY = np.zeros((3, 3, 3), dtype=bool)
+_FRAME_ONLY[1] = True  # 8-connectivity inside a frame, none across frames
+
+
+@dataclass
+class Detections:
+    """Per clip n, colour c (COLOUR_NAMES order) and frame f:
+
+    present bool (N, C, F), centre float (N, C, F, 2) as (x, y) (nan where absent),
+    area int (N, C, F), shape int (N, C, F) index into SHAPES (-1 absent), side float (N, C, F);
+    and per clip and colour: exists bool (N, C), shape_of, size_of, motion_of int (N, C)
+    (indices into SHAPES, SIZES, MOTIONS; -1 when the object does not exist / has no motion)."""
+
+    present: np.ndarray
+    centre: np.ndarray
+    area: np.ndarray
+    shape: np.ndarray
+    side: np.ndarray
+    exists: np.ndarray
+    shape_of: np.ndarray
+    size_of: np.ndarray
+    motion_of: np.ndarray
+
+    def count(self) -> np.ndarray:
+        """int (N,) number of detected objects per clip."""
+        return self.exists.sum(1)
+
+
+def _largest_components(mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Per frame of bool (G, H, W): the largest component's features (arrays of shape (G,))."""
+    g, h, w = mask.shape
+    lab, n = ndimage.label(mask, structure=_FRAME_ONLY)
+    total = mask.reshape(g, -1).sum(1)
+    best = np.full(g, -1, dtype=np.int64)
+    if n:
+        areas = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+        # labels are numbered in scan order, so each frame owns a contiguous label range
+        last = np.maximum.accumulate(lab.reshape(g, -1).max(1))
+        frame_of = np.searchsorted(last, np.arange(1, n + 1))
+        order = np.lexsort((-areas, frame_of))
+        frames, first = np.unique(frame_of[order], return_index=True)
+        best[frames] = order[first] + 1
+    sel = lab == best[:, None, None]  # (G, H, W)
+    area = sel.reshape(g, -1).sum(1)
+    rows, cols = sel.any(2), sel.any(1)  # (G, H), (G, W)
+    ys, xs = np.arange(h), np.arange(w)
+    y0 = np.where(rows.any(1), rows.argmax(1), 0)
+    y1 = np.where(rows.any(1), h - 1 - rows[:, ::-1].argmax(1), -1)
+    x0 = np.where(cols.any(1), cols.argmax(1), 0)
+    x1 = np.where(cols.any(1), w - 1 - cols[:, ::-1].argmax(1), -1)
+    bh, bw = y1 - y0 + 1, x1 - x0 + 1
+    safe = np.maximum(area, 1)
+    cy = (sel.sum(2) * ys).sum(1) / safe
+    cx = (sel.sum(1) * xs).sum(1) / safe
+    mid = (y0 + y1) / 2
+    per_row = sel.sum(2)  # (G, H)
+    top = (per_row * (ys[None] < mid[:, None])).sum(1)
+    bottom = (per_row * (ys[None] > mid[:, None])).sum(1)
+    return {"area": area, "clutter": total - area, "bh": bh, "bw": bw, "cx": cx, "cy": cy,
+            "fill": area / np.maximum(bh * bw, 1), "balance": top / np.maximum(bottom, 1)}
+
+
+def detect(videos: np.ndarray, cfg: WorldConfig) -> Detections:
+    """Detect the objects of uint8 (N, F, H, W, 3) clips made in world `cfg`."""
+    n, f = videos.shape[:2]
+    labels = palette_labels(videos)[0].reshape(n * f, *videos.shape[2:4])
+    c = len(COLOUR_NAMES)
+    present = np.zeros((n, c, f), dtype=bool)
+    centre = np.full((n, c, f, 2), np.nan)
+    area = np.zeros((n, c, f), dtype=np.int64)
+    shape = np.full((n, c, f), -1, dtype=np.int64)
+    side = np.zeros((n, c, f))
+    for k in range(c):
+        comp = _largest_components(labels == k + 1)
+        s = np.maximum(comp["bh"], comp["bw"])
+        ok = (comp["area"] >= MIN_AREA) & (comp["clutter"] <= MAX_CLUTTER * comp["area"])
+        ok &= (s >= SIDE_RANGE[0]) & (s <= SIDE_RANGE[1])
+        kind = np.where(comp["balance"] < TRIANGLE_BALANCE, SHAPES.index("triangle"),
+                        np.where(comp["fill"] >= SQUARE_FILL, SHAPES.index("square"), SHAPES.index("circle")))
+        present[:, k] = ok.reshape(n, f)
+        centre[:, k] = np.where(ok[:, None], np.stack([comp["cx"], comp["cy"]], 1), np.nan).reshape(n, f, 2)
+        area[:, k] = np.where(ok, comp["area"], 0).reshape(n, f)
+        shape[:, k] = np.where(ok, kind, -1).reshape(n, f)
+        side[:, k] = np.where(ok, s, 0).reshape(n, f)
+    exists = present.sum(2) >= (f + 1) // 2  # an object must be visible in at least half the frames
+    shape_of = np.where(exists, _majority(shape, len(SHAPES)), -1)
+    frames_seen = np.maximum(present.sum(2), 1)
+    median_side = np.where(exists, (side * present).sum(2) / frames_seen, 0)
+    size_of = np.where(exists, (median_side >= SIZE_SPLIT).astype(np.int64), -1)  # SIZES order: small, large
+    motion_of = np.where(exists, _motion(present, centre, cfg), -1) if f > 1 else np.full((n, c), -1)
+    return Detections(present, centre, area, shape, side, exists, shape_of, size_of, motion_of)
+
+
+def _majority(values: np.ndarray, k: int) -> np.ndarray:
+    """int (N, C, F) class indices (-1 ignored) -> most frequent class (N, C), ties to lowest."""
+    votes = np.stack([(values == j).sum(-1) for j in range(k)], -1)
+    return votes.argmax(-1)
+
+
+def _motion(present: np.ndarray, centre: np.ndarray, cfg: WorldConfig) -> np.ndarray:
+    """int (N, C) index into MOTIONS from the centroid velocity between the first and last
+    frames where the object is present; 'still' when slower than half the world's speed."""
+    f = present.shape[-1]
+    idx = np.arange(f)
+    first = np.where(present.any(-1), np.where(present, idx, f).min(-1), 0)
+    last = np.where(present.any(-1), np.where(present, idx, -1).max(-1), 0)
+    c_first = np.take_along_axis(centre, first[..., None, None].repeat(2, -1), 2)[..., 0, :]
+    c_last = np.take_along_axis(centre, last[..., None, None].repeat(2, -1), 2)[..., 0, :]
+    v = np.nan_to_num((c_last - c_first) / np.maximum(last - first, 1)[..., None])  # (N, C, 2) px/frame
+    vx, vy = v[..., 0], v[..., 1]
+    names = list(MOTIONS)
+    horizontal = np.where(vx < 0, names.index("left"), names.index("right"))
+    vertical = np.where(vy < 0, names.index("up"), names.index("down"))
+    moving = np.maximum(np.abs(vx), np.abs(vy)) >= cfg.speed / 2
+    return np.where(moving, np.where(np.abs(vx) >= np.abs(vy), horizontal, vertical), names.index("still"))
