@@ -1,0 +1,155 @@
+"""`python -m harness {run,validate,report,check,status,ls}`.
+
+run, report, status and check all take --profile and --runs-root, so a report or a check reads
+exactly the runs that `run` made. Exit codes: 0 ok, 1 a run failed / a check regressed,
+2 a spec or argument error (printed as one paragraph, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from harness.spec import PROFILES, Spec, SpecError, load_spec
+
+
+def _common(p: argparse.ArgumentParser, runs: bool = True) -> None:
+    p.add_argument("spec", help="ablation spec YAML")
+    p.add_argument("--profile", default="default", choices=PROFILES)
+    if runs:
+        p.add_argument("--runs-root", default="runs", type=Path, help="run store root (default: runs/)")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run every missing stage of every run of a spec, then report")
+    _common(run)
+    run.add_argument("--executor", choices=("inprocess", "local", "slurm"), help="override executor.kind")
+    run.add_argument("--max-parallel", type=int, help="override executor.max_parallel")
+    run.add_argument("--retry-failed", action="store_true", help="rerun runs whose last attempt failed")
+    run.add_argument("--force", action="store_true", help="delete and recompute every run of the spec")
+    run.add_argument("--storage", help="Optuna storage URL for search: blocks (e.g. postgresql://...)")
+    run.add_argument("--no-report", action="store_true")
+    run.add_argument("--no-progress", action="store_true")
+    run.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    val = sub.add_parser("validate", help="validate a spec (no compute) and print its run count")
+    _common(val, runs=False)
+    rep = sub.add_parser("report", help="render reports/<spec>/report.md, report.html, results.csv")
+    _common(rep)
+    rep.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    chk = sub.add_parser("check", help="compare the latest results with a baseline")
+    _common(chk)
+    chk.add_argument("--baseline", type=Path, required=True)
+    chk.add_argument("--tolerance", type=float, default=None, help="relative tolerance (default: the checker's)")
+    chk.add_argument("--update-baseline", action="store_true")
+    st = sub.add_parser("status", help="runs of a spec: states, stages, key metrics")
+    _common(st)
+    ls = sub.add_parser("ls", help="specs and their runs in the run store")
+    ls.add_argument("--runs-root", default="runs", type=Path)
+    return ap
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from harness.expand import apply_profile, expand
+
+    start = time.perf_counter()
+    spec = load_spec(args.spec)
+    runs = expand(spec, args.profile)
+    resolved, _ = apply_profile(spec, args.profile)
+    trials = f" + {resolved.search.n_trials} search trials" if resolved.search else ""
+    print(f"{args.spec}: OK ({spec.name}, profile {args.profile}: {len(runs)} runs{trials}; "
+          f"{time.perf_counter() - start:.2f} s)")
+    return 0
+
+
+def _report(spec: Spec, args: argparse.Namespace) -> Path:
+    from harness.report import render_report
+
+    return render_report(spec, args.runs_root, args.profile, args.reports_dir / spec.name)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from harness.runner import run_spec
+
+    spec = load_spec(args.spec)
+    start = time.perf_counter()
+    outcome = run_spec(spec, args.profile, args.runs_root, executor_kind=args.executor,
+                       max_parallel=args.max_parallel, retry_failed=args.retry_failed, force=args.force,
+                       progress=not args.no_progress)
+    results = list(outcome.results)
+    if spec.search is not None:
+        from harness.expand import apply_profile
+        from harness.search import run_search
+
+        resolved, _ = apply_profile(spec, args.profile)
+        executor = resolved.executor.model_copy(update={"kind": args.executor} if args.executor else {})
+        results += run_search(spec, args.runs_root, args.profile, args.storage, executor,
+                              max_parallel=args.max_parallel, retry_failed=args.retry_failed,
+                              progress=not args.no_progress)
+    failed = [r for r in results if r.get("state") != "done"]
+    print(f"{spec.name}/{args.profile}: {len(results) - len(failed)} done, {len(failed)} not done, "
+          f"{outcome.computed} dispatched, {time.perf_counter() - start:.1f} s")
+    for r in failed:
+        print(f"  {r.get('state')}: {r.get('arm')} seed={r.get('seed')} {r.get('run_id')}: "
+              f"{(r.get('error') or {}).get('message', '')}", file=sys.stderr)
+    if not args.no_report:
+        print(f"report: {_report(spec, args)}")
+    return 1 if failed else 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from harness.check import check
+
+    spec = load_spec(args.spec)
+    return check(spec, args.runs_root, args.profile, args.baseline, args.tolerance, args.update_baseline)
+
+
+def _status(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from harness.store import load_results, stage_done
+
+    spec = load_spec(args.spec)
+    df = load_results(args.runs_root, spec.name, args.profile)
+    if df.empty:
+        print(f"{spec.name}/{args.profile}: no runs under {args.runs_root}")
+        return 0
+    df["stages"] = [",".join(s for s in ("train", "sample", "score", "reference") if stage_done(Path(d), s))
+                    for d in df["run_dir"]]
+    metrics = [c for c in df.columns if c.startswith("metric.")][:4]
+    cols = ["arm", "seed", "state", "stages", "run_id", *metrics]
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 40):
+        print(df[cols].to_string(index=False))
+    print(df["state"].value_counts().to_string())
+    return 0
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from harness.store import query_index
+
+    idx = query_index(args.runs_root)
+    if idx.empty:
+        print(f"no runs under {args.runs_root}")
+        return 0
+    counts = idx.groupby(["spec", "profile", "state"]).size().unstack(fill_value=0)
+    print(counts.to_string())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    handlers = {"run": _run, "validate": _validate, "report": lambda a: print(_report(load_spec(a.spec), a)) or 0,
+                "check": _check, "status": _status, "ls": _ls}
+    try:
+        return handlers[args.command](args)
+    except SpecError as exc:
+        print(f"spec error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

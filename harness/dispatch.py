@@ -1,0 +1,150 @@
+"""Dispatch runs through submitit: in-process, local subprocesses, or SLURM job arrays.
+
+submitit's local executor starts every job at once and has no concurrency cap, so the harness
+keeps at most `max_parallel` jobs in flight itself and sets `timeout_min` explicitly. On SLURM
+runs go out as one job array (array parallelism passed through); the submitted callable is
+Checkpointable, so a timed-out or preempted run is requeued and resumes from its training
+checkpoint (every stage is idempotent and train resumes from `stages/train/checkpoint`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import submitit
+from submitit.helpers import Checkpointable, DelayedSubmission
+from tqdm import tqdm
+
+from harness.spec import ExecutorConfig
+from harness.store import read_result, write_result
+
+EXECUTORS = ("inprocess", "local", "slurm")
+
+
+class RunTask(Checkpointable):
+    """Execute every missing stage of one run directory; picklable (paths and ints only)."""
+
+    def __init__(self, runs_root: str | Path, run_dir: str | Path, threads: int = 0, progress: bool = False) -> None:
+        self.runs_root = str(runs_root)
+        self.run_dir = str(run_dir)
+        self.threads = threads
+        self.progress = progress
+
+    def __call__(self) -> dict[str, Any]:
+        from harness.stages import run_stages
+
+        if self.threads:  # a worker process owns its share of the cores, set here (not in library code)
+            import torch
+
+            torch.set_num_threads(self.threads)
+        return run_stages(self.runs_root, Path(self.run_dir), progress=self.progress)
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission:
+        """On timeout / preemption: resubmit this task; stages resume from their on-disk state."""
+        return DelayedSubmission(RunTask(self.runs_root, self.run_dir, self.threads, self.progress))
+
+
+def _threads_per_job(max_parallel: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max_parallel)
+
+
+def _settle(task: RunTask, job: Any | None, exc: BaseException | None) -> dict[str, Any]:
+    """The run's final result; a job that died without writing one is recorded as failed / cancelled."""
+    rdir = Path(task.run_dir)
+    result = read_result(rdir) or {}
+    if result.get("state") == "done" or (exc is None and result.get("state") == "failed"):
+        return result
+    state = "failed"
+    if job is not None and str(getattr(job, "state", "")).upper().startswith("CANCELLED"):
+        state = "cancelled"
+    message = f"{type(exc).__name__}: {exc}" if exc else "job ended without a result"
+    tb = "".join(traceback.format_exception(exc)) if exc else ""
+    result.update(state=state, error={"message": message.strip()[:2000], "traceback": tb[-20000:]})
+    write_result(task.runs_root, rdir, result)
+    return result
+
+
+def _wait(jobs: list[tuple[RunTask, Any]], bar: tqdm) -> list[dict[str, Any]]:
+    out = []
+    for task, job in jobs:
+        try:
+            job.result()
+            out.append(_settle(task, job, None))
+        except Exception as exc:  # noqa: BLE001 - a failed job must not stop the others
+            out.append(_settle(task, job, exc))
+        bar.update(1)
+    return out
+
+
+def dispatch(tasks: list[RunTask], config: ExecutorConfig, folder: str | Path, *,
+             max_parallel: int | None = None, progress: bool = True) -> list[dict[str, Any]]:
+    """Run every task with the configured executor; returns the final result of each, in order."""
+    if config.kind not in EXECUTORS:
+        raise ValueError(f"executor.kind: expected one of {EXECUTORS}, got {config.kind!r}")
+    cap = max_parallel or config.max_parallel
+    if cap < 1:
+        raise ValueError(f"max_parallel: expected an integer >= 1, got {cap!r}")
+    folder = Path(folder)
+    bar = tqdm(total=len(tasks), desc=f"runs ({config.kind})", disable=not progress, unit="run")
+    try:
+        if config.kind == "inprocess":
+            results = []
+            for task in tasks:
+                try:
+                    task()
+                    results.append(_settle(task, None, None))
+                except Exception as exc:  # noqa: BLE001
+                    results.append(_settle(task, None, exc))
+                bar.update(1)
+            return results
+        if config.kind == "local":
+            return _dispatch_local(tasks, config, folder, cap, bar)
+        return _dispatch_slurm(tasks, config, folder, cap, bar)
+    finally:
+        bar.close()
+
+
+def _dispatch_local(tasks: list[RunTask], config: ExecutorConfig, folder: Path, cap: int,
+                    bar: tqdm) -> list[dict[str, Any]]:
+    """Local subprocesses, at most `cap` in flight (a sliding window, not waves)."""
+    executor = submitit.LocalExecutor(folder=folder, max_num_timeout=3)
+    executor.update_parameters(timeout_min=config.timeout_min)
+    threads = _threads_per_job(cap)
+    results: dict[int, dict[str, Any]] = {}
+    pending = list(enumerate(tasks))
+    running: list[tuple[int, RunTask, Any]] = []
+    while pending or running:
+        while pending and len(running) < cap:
+            i, task = pending.pop(0)
+            task.threads = task.threads or threads
+            running.append((i, task, executor.submit(task)))
+        for item in [r for r in running if r[2].done()]:
+            running.remove(item)
+            i, task, job = item
+            results[i] = _wait([(task, job)], bar)[0]
+        time.sleep(0.2)
+    return [results[i] for i in range(len(tasks))]
+
+
+def _dispatch_slurm(tasks: list[RunTask], config: ExecutorConfig, folder: Path, cap: int,
+                    bar: tqdm) -> list[dict[str, Any]]:
+    """One SLURM job array; array parallelism = min(spec's array_parallelism, max_parallel)."""
+    s = config.slurm
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=s.max_requeue)
+    params: dict[str, Any] = dict(timeout_min=int(config.timeout_min), gpus_per_node=s.gpus_per_node,
+                                  cpus_per_task=s.cpus_per_task, mem_gb=s.mem_gb, nodes=1, tasks_per_node=1,
+                                  slurm_array_parallelism=min(s.array_parallelism, cap))
+    if s.partition:
+        params["slurm_partition"] = s.partition
+    if s.additional:
+        params["slurm_additional_parameters"] = dict(s.additional)
+    executor.update_parameters(**params)
+    for task in tasks:
+        task.threads = task.threads or s.cpus_per_task
+    with executor.batch():
+        jobs = [executor.submit(task) for task in tasks]
+    return _wait(list(zip(tasks, jobs)), bar)

@@ -1,0 +1,68 @@
+"""Run ids: stable across key order and processes, sensitive to every value that matters."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+from harness.expand import expand, make_run
+from harness.identity import assign_ids, canonical_json, identity_config, run_id
+from harness.spec import parse_spec
+
+SPEC = {"name": "ids", "base": {"train": {"steps": 3}, "path": {"kind": "metric"}},
+        "grid": {"path.kind": ["metric", "masked"]}, "seeds": [0, 1]}
+FP = "data-fp"
+CODE = {"package": "0.1.0", "commit": "abc", "dirty": False}
+
+
+def _ids(data: dict, code=CODE, fp=FP) -> list[str]:
+    return [run_id(r, fp, code) for r in expand(parse_spec(data), "default")]
+
+
+def test_stable_across_key_order_and_calls() -> None:
+    reordered = {"seeds": [0, 1], "grid": {"path.kind": ["metric", "masked"]},
+                 "base": {"path": {"kind": "metric"}, "train": {"steps": 3}}, "name": "ids"}
+    assert _ids(SPEC) == _ids(reordered) == _ids(copy.deepcopy(SPEC))
+    assert canonical_json({"b": 1, "a": {"d": 2, "c": 3}}) == canonical_json({"a": {"c": 3, "d": 2}, "b": 1})
+    assert len(set(_ids(SPEC))) == 4  # 2 arms x 2 seeds, all distinct
+
+
+def test_sensitive_to_config_code_and_data() -> None:
+    base = _ids(SPEC)
+    for key, value in [("train", {"steps": 4}), ("sample", {"steps": 7}), ("tokenizer", {"codebook_size": 129}),
+                       ("benchmark", {"eval_size": 3}), ("score", {"seed": 1})]:
+        changed = copy.deepcopy(SPEC)
+        changed["base"][key] = value
+        assert set(_ids(changed)).isdisjoint(base), key
+    assert set(_ids(SPEC, code={**CODE, "dirty": True})).isdisjoint(base)
+    assert set(_ids(SPEC, code={**CODE, "commit": "abd"})).isdisjoint(base)
+    assert set(_ids(SPEC, fp="other-tokenizer")).isdisjoint(base)
+
+
+def test_irrelevant_settings_do_not_change_the_id() -> None:
+    """c / alpha do not exist for the masked path: changing them keeps masked ids, changes metric ids."""
+    spec = parse_spec(SPEC)
+    runs = {r.arm: r for r in expand(spec, "default") if r.seed == 0}
+    other = parse_spec({**SPEC, "base": {**SPEC["base"], "path": {"kind": "metric", "c": 5.0}}})
+    runs2 = {r.arm: r for r in expand(other, "default") if r.seed == 0}
+    assert run_id(runs["path.kind=masked"], FP, CODE) == run_id(runs2["path.kind=masked"], FP, CODE)
+    assert run_id(runs["path.kind=metric"], FP, CODE) != run_id(runs2["path.kind=metric"], FP, CODE)
+    assert "c" not in identity_config(runs["path.kind=masked"])["path"]
+
+
+def test_thousand_run_grid_expands_and_validates_within_two_seconds() -> None:
+    data = {"name": "big", "grid": {"train.shift": [0.5 + 0.1 * i for i in range(10)],
+                                    "sample.steps": list(range(1, 11)), "path.c": [1.0, 2.0, 3.0, 4.0, 5.0]},
+            "seeds": [0, 1]}
+    parse_spec(data)  # warm imports (torch, world validation) outside the timed region
+    start = time.perf_counter()
+    runs = assign_ids(expand(parse_spec(data), "default"), lambda d: FP)
+    elapsed = time.perf_counter() - start
+    assert len(runs) == 1000 and len({r.run_id for r in runs}) == 1000
+    assert elapsed <= 2.0, f"1,000-run expansion + validation + ids took {elapsed:.2f} s (budget 2 s)"
+
+
+def test_make_run_sets_seed_on_train_and_sample() -> None:
+    spec = parse_spec(SPEC)
+    run = make_run(spec, "default", spec.base.model_dump(), {"train.steps": 9}, seed=5)
+    assert (run.config.train.seed, run.config.sample.seed, run.config.train.steps, run.arm) == (5, 5, 9, "train.steps=9")
