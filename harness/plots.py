@@ -1,0 +1,142 @@
+"""Report plots (matplotlib, Agg backend): metric vs an axis, loss curves, Optuna history and
+(c, alpha) contour, and mean corruption distance vs t per path (linearity).
+
+Every function returns a `Figure` (or None when there is nothing to draw); `to_png` renders it.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: reports render on CI machines and cluster nodes
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def to_png(fig: Figure, dpi: int = 110) -> bytes:
+    """Render and close a figure; returns PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _grid(n: int, width: float = 4.2, height: float = 3.2) -> tuple[Figure, list[Any]]:
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def metric_vs_param(summary: pd.DataFrame, x: str, metrics: list[str]) -> Figure | None:
+    """Mean +- 95% CI of each metric against numeric axis `x` (a `param.<key>` column), one line per
+    value of the other axes; reference rows drawn as horizontal dashed lines."""
+    col = f"param.{x}"
+    if col not in summary or not metrics:
+        return None
+    trained = summary[summary["role"] == "arm"].copy()
+    trained[col] = pd.to_numeric(trained[col], errors="coerce")
+    trained = trained.dropna(subset=[col])
+    if trained.empty:
+        return None
+    others = [c for c in summary.columns if c.startswith("param.") and c != col and trained[c].nunique() > 1]
+    refs = summary[summary["role"] != "arm"]
+    fig, axes = _grid(len(metrics))
+    for ax, m in zip(axes, metrics):
+        for key, group in (trained.groupby(others, dropna=False) if others else [((), trained)]):
+            group = group.sort_values(col)
+            label = ", ".join(f"{o[6:]}={v}" for o, v in zip(others, key if isinstance(key, tuple) else (key,)))
+            err = group[f"{m}.ci95"].fillna(0.0)
+            ax.errorbar(group[col], group[f"{m}.mean"], yerr=err, marker="o", capsize=3, label=label or None)
+        for _, ref in refs.iterrows():
+            if math.isfinite(ref[f"{m}.mean"]):
+                ax.axhline(ref[f"{m}.mean"], ls="--", lw=0.8, color="grey")
+                ax.annotate(ref["arm"], (1.0, ref[f"{m}.mean"]), xycoords=("axes fraction", "data"),
+                            fontsize=7, color="grey", ha="right", va="bottom")
+        ax.set_xlabel(x)
+        ax.set_title(m, fontsize=9)
+        ax.grid(alpha=0.3)
+        if others:
+            ax.legend(fontsize=7)
+    fig.suptitle(f"metrics vs {x} (mean ± 95% CI over seeds)", fontsize=10)
+    return fig
+
+
+def read_losses(run_dir: str | Path) -> pd.DataFrame | None:
+    """`<run_dir>/stages/train/losses.csv` (columns step, loss) or None if absent/unreadable."""
+    path = Path(run_dir) / "stages" / "train" / "losses.csv"
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    return frame if {"step", "loss"} <= set(frame.columns) and len(frame) else None
+
+
+def loss_curves(runs: pd.DataFrame, smooth: int = 10) -> Figure | None:
+    """Training loss vs step per run (running mean over `smooth` steps), one colour per arm."""
+    curves = [(r["arm"], r["seed"], read_losses(r["run_dir"])) for _, r in runs.iterrows() if r.get("run_dir")]
+    curves = [c for c in curves if c[2] is not None]
+    if not curves:
+        return None
+    arms = list(dict.fromkeys(arm for arm, _, _ in curves))
+    colours = {arm: plt.get_cmap("tab10")(i % 10) for i, arm in enumerate(arms)}
+    fig, ax = plt.subplots(figsize=(7, 4))
+    labelled: set[str] = set()
+    for arm, seed, frame in curves:
+        loss = frame["loss"].rolling(max(1, min(smooth, len(frame) // 5 or 1)), min_periods=1).mean()
+        ax.plot(frame["step"], loss, color=colours[arm], lw=1.2, alpha=0.85, label=None if arm in labelled else arm)
+        labelled.add(arm)
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy loss")
+    ax.set_title("training loss (running mean)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def optuna_figures(study: Any, params: tuple[str, str] | None = None) -> dict[str, Figure]:
+    """Optimisation history and, with >= 2 parameters, the contour of the first two (or `params`)."""
+    import optuna
+    from optuna.visualization import matplotlib as ovm
+
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not finished:
+        return {}
+    figs: dict[str, Figure] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # optuna.visualization.matplotlib is flagged experimental
+        figs["optimization_history"] = ovm.plot_optimization_history(study).figure
+        names = sorted({p for t in finished for p in t.params})
+        pair = list(params) if params else names[:2]
+        if len(pair) == 2 and set(pair) <= set(names) and len(finished) >= 2:
+            ax = ovm.plot_contour(study, params=pair)
+            figs["contour"] = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
+    for fig in figs.values():
+        fig.set_size_inches(7, 4.5)
+    return figs
+
+
+def linearity(curves: dict[str, tuple[list[float], list[float]]]) -> Figure | None:
+    """Mean corruption distance E d(x_t, x_1) vs t per path, with the ideal linear reference."""
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, (t, d) in curves.items():
+        ax.plot(t, d, marker=".", label=label)
+    d0 = max(d[0] for _, d in curves.values())
+    ax.plot([0, 1], [d0, 0], ls="--", color="grey", lw=0.8, label="linear in t")
+    ax.set_xlabel("t")
+    ax.set_ylabel("mean distance d(x_t, x_1)")
+    ax.set_title("corruption distance vs t (linearity)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig

@@ -1,0 +1,106 @@
+"""harness.report / harness.tables: CI math, report files, every arm present, failed runs shown."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from harness import tables
+from harness.report import render_report
+from harness.spec import parse_spec
+from harness.store import atomic_write_bytes, atomic_write_json, write_manifest, write_result
+
+SPEC = {"name": "timestep_shift", "description": "Shift ablation (test fixture).",
+        "grid": {"train.shift": [1.0, 3.0]}, "seeds": [0, 1, 2]}
+# arm -> per-seed (state, alignment, train_loss); NaN marks a failed run
+RUNS = {
+    "train.shift=1": [("done", 0.5, 2.0), ("done", 0.6, 1.9), ("done", 0.7, 1.8)],
+    "train.shift=3": [("done", 0.8, 1.7), ("done", 0.9, 1.6), ("failed", math.nan, math.nan)],
+    "ref:real": [("done", 0.95, math.nan)],
+    "ref:random": [("done", 0.05, math.nan)],
+}
+
+
+def write_runs(runs_root: Path, runs: dict = RUNS, spec: str = "timestep_shift", profile: str = "smoke") -> list[str]:
+    """The harness results contract, written through harness.store: config.json, result.json,
+    losses.csv, a frame strip per trained run, and the manifest."""
+    ids = []
+    for a, (arm, seeds) in enumerate(runs.items()):
+        for seed, (state, align, loss) in enumerate(seeds):
+            rid = f"{a:02d}{seed:02d}" + "ab" * 6
+            rdir = runs_root / spec / profile / rid
+            params = {} if arm.startswith("ref:") else {"train.shift": float(arm.split("=")[1])}
+            atomic_write_json(rdir / "config.json", {"run": {"run_id": rid, "arm": arm, "seed": seed, "params": params},
+                                                     "config": {"train": {"seed": seed}},
+                                                     "code": {"package": "0.1", "commit": "c0ffee" * 4, "dirty": False},
+                                                     "data": "f1f2f3f4"})
+            metrics = {} if state != "done" else {"alignment": align, **({} if math.isnan(loss) else {"train_loss": loss})}
+            error = {"message": "RuntimeError: boom"} if state == "failed" else None
+            write_result(runs_root, rdir, {"run_id": rid, "spec": spec, "profile": profile, "arm": arm, "seed": seed,
+                                           "state": state, "metrics": metrics, "params": params, "error": error})
+            if not arm.startswith("ref:") and state == "done":
+                steps = np.arange(0, 40)
+                frame = pd.DataFrame({"step": steps, "loss": loss + 3.0 * np.exp(-steps / 10)})
+                atomic_write_bytes(rdir / "stages" / "train" / "losses.csv", frame.to_csv(index=False).encode())
+                (rdir / "stages" / "sample").mkdir(parents=True, exist_ok=True)
+                Image.fromarray(np.full((16, 64, 3), 40 * a, np.uint8)).save(rdir / "stages" / "sample" / "strip_t2v.png")
+            ids.append(rid)
+    write_manifest(runs_root, spec, profile, ids)
+    return ids
+
+
+def test_mean_ci_matches_hand_computation() -> None:
+    # values 0.5, 0.6, 0.7: mean 0.6, s = 0.1, t_{0.975, 2} = 4.302652729911275 (t table)
+    mean, half, n = tables.mean_ci([0.5, 0.6, 0.7])
+    assert n == 3 and mean == pytest.approx(0.6, abs=1e-12)
+    assert half == pytest.approx(4.302652729911275 * 0.1 / math.sqrt(3), rel=1e-9)
+    # n = 1: mean, no CI; NaN values are dropped
+    mean, half, n = tables.mean_ci([0.4, math.nan])
+    assert (mean, n) == (0.4, 1) and math.isnan(half)
+    assert tables.fmt_mean_ci(0.4, half) == "0.4"
+    assert math.isnan(tables.mean_ci([])[0])
+
+
+def test_summarise_orders_arms_and_skips_failed_runs(tmp_path: Path) -> None:
+    from harness.store import load_results
+
+    write_runs(tmp_path)
+    summary = tables.summarise(load_results(tmp_path, "timestep_shift", "smoke"))
+    assert list(summary["arm"]) == ["train.shift=1", "train.shift=3", "ref:real", "ref:random"]
+    shift3 = summary.set_index("arm").loc["train.shift=3"]
+    assert shift3["runs"] == "2/3" and shift3["failed"] == 1 and shift3["alignment.n"] == 2
+    assert shift3["alignment.mean"] == pytest.approx(0.85, abs=1e-12)
+    assert summary.set_index("arm").loc["ref:random", "role"].startswith("floor")
+    assert summary.set_index("arm").loc["ref:real", "role"].startswith("ceiling")
+
+
+def test_report_files_exist_and_contain_every_arm(tmp_path: Path) -> None:
+    write_runs(tmp_path / "runs")
+    spec = parse_spec(SPEC)
+    md = render_report(spec, tmp_path / "runs", "smoke", tmp_path / "reports" / "timestep_shift")
+    out = md.parent
+    for name in ("report.md", "report.html", "results.csv", "results.parquet", "summary.csv",
+                 "plots/metric_vs_param.png", "plots/loss_curves.png"):
+        assert (out / name).is_file(), name
+    text, page = md.read_text(), (out / "report.html").read_text()
+    for arm in RUNS:
+        assert arm in text and arm in page, arm
+    assert "failed" in text and "RuntimeError: boom" in text
+    assert "0.6 ± 0.25" in text  # shift=1: 0.6 +- 0.248 (see the CI test)
+    assert "81.2" in text and "paper, full scale" in text  # the paper's shift-3 figure, labelled
+    assert "c0ffee" in text and "f1f2f3f4" in text  # code version and data fingerprint per run
+    assert "<img" in page and "src='plots/" not in page and page.count("data:image/png;base64,") >= 4
+    assert len(pd.read_csv(out / "results.csv")) == sum(len(v) for v in RUNS.values())
+    assert len(list((out / "strips").glob("*.png"))) == 2  # one strip per trained arm
+
+
+def test_report_without_runs_or_axis_still_renders(tmp_path: Path) -> None:
+    spec = parse_spec({"name": "empty_spec", "seeds": [0]})
+    md = render_report(spec, tmp_path / "runs", "smoke", tmp_path / "out")
+    assert md.is_file() and (md.parent / "report.html").is_file()
+    assert "Runs: 0" in md.read_text()
