@@ -1,0 +1,62 @@
+"""Runs inside the vbench env (numpy<2, transformers 4.33): evaluate, merge, write results.
+
+Invoked as `python -P` (so the sibling vbench.py does not shadow the package) by
+benchmarks.scorers.vbench.run_vbench; imports nothing from this project.
+Each dimension is evaluated in its own VBench call (standard mode reads `{videos}/{dimension}/`);
+the per-dimension results are merged into `{name}_eval_results.json`, written atomically last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--videos-path", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--mode", choices=("vbench_standard", "custom_input", "i2v"), required=True)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--resolution", default="1-1")
+    parser.add_argument("--prompt-file", default=None)
+    parser.add_argument("--dimensions", nargs="+", required=True)
+    args = parser.parse_args()
+
+    if args.mode == "i2v":
+        import vbench2_beta_i2v
+        from vbench2_beta_i2v import VBenchI2V
+        info = Path(vbench2_beta_i2v.__file__).parent / "vbench2_i2v_full_info.json"
+        bench = VBenchI2V(args.device, str(info), args.output)
+    else:
+        import vbench
+        from vbench import VBench
+        info = Path(vbench.__file__).parent / "VBench_full_info.json"
+        bench = VBench(args.device, str(info), args.output)
+    prompts = json.loads(Path(args.prompt_file).read_text()) if args.prompt_file else []
+
+    merged = {}
+    for dim in args.dimensions:
+        part = f"{args.name}.{dim}"
+        if args.mode == "i2v":
+            bench.evaluate(videos_path=args.videos_path, name=part, dimension_list=[dim],
+                           local=True, resolution=args.resolution)
+        else:
+            videos = os.path.join(args.videos_path, dim) if args.mode == "vbench_standard" \
+                else args.videos_path
+            bench.evaluate(videos_path=videos, name=part, dimension_list=[dim], local=True,
+                           mode=args.mode, prompt_list=prompts)
+        merged.update(json.loads((Path(args.output) / f"{part}_eval_results.json").read_text()))
+
+    final = Path(args.output) / f"{args.name}_eval_results.json"
+    tmp = final.with_name(final.name + ".tmp")
+    tmp.write_text(json.dumps(merged, indent=2))
+    os.replace(tmp, final)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,241 @@
+"""VBench and VBench-I2V (VBench++): run the official package in its own env, then score.
+
+Scores follow the official scripts (VBench scripts/cal_final_score.py, cal_i2v_final_score.py):
+each dimension is normalised (x - min) / (max - min) and weighted; group scores are weighted
+means; VBench Total = (4 Quality + Semantic) / 5, VBench-I2V Total = (Quality + I2V) / 2.
+Values are reported on the leaderboard's 0-100 scale.
+
+Missing dimensions: the official scripts substitute a raw score of 0 (so a missing
+temporal_flickering contributes (0 - 0.6293) / 0.3707 < 0). We report group scores over the
+dimensions present, list the missing ones, and put the official-script figure beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from benchmarks.scorers.envs import env_python, require_env, site_packages
+from benchmarks.scorers.resources import Resource, require
+
+# name: (min, max, weight) -- VBench scripts/constant.py NORMALIZE_DIC / DIM_WEIGHT.
+VBENCH_DIMENSIONS: dict[str, tuple[float, float, float]] = {
+    "subject_consistency": (0.1462, 1.0, 1.0),
+    "background_consistency": (0.2615, 1.0, 1.0),
+    "temporal_flickering": (0.6293, 1.0, 1.0),
+    "motion_smoothness": (0.706, 0.9975, 1.0),
+    "dynamic_degree": (0.0, 1.0, 0.5),
+    "aesthetic_quality": (0.0, 1.0, 1.0),
+    "imaging_quality": (0.0, 1.0, 1.0),
+    "object_class": (0.0, 1.0, 1.0),
+    "multiple_objects": (0.0, 1.0, 1.0),
+    "human_action": (0.0, 1.0, 1.0),
+    "color": (0.0, 1.0, 1.0),
+    "spatial_relationship": (0.0, 1.0, 1.0),
+    "scene": (0.0, 0.8222, 1.0),
+    "appearance_style": (0.0009, 0.2855, 1.0),
+    "temporal_style": (0.0, 0.364, 1.0),
+    "overall_consistency": (0.0, 0.364, 1.0),
+}
+QUALITY = ("subject_consistency", "background_consistency", "temporal_flickering",
+           "motion_smoothness", "aesthetic_quality", "imaging_quality", "dynamic_degree")
+SEMANTIC = ("object_class", "multiple_objects", "human_action", "color", "spatial_relationship",
+            "scene", "appearance_style", "temporal_style", "overall_consistency")
+
+# NORMALIZE_DIC_I2V / DIM_WEIGHT_I2V, keyed by the eval-results names (I2VKEY).
+I2V_DIMENSIONS: dict[str, tuple[float, float, float]] = {
+    "camera_motion": (0.0, 1.0, 0.1),
+    "i2v_subject": (0.1462, 1.0, 1.0),
+    "i2v_background": (0.2615, 1.0, 1.0),
+    "subject_consistency": (0.1462, 1.0, 1.0),
+    "background_consistency": (0.2615, 1.0, 1.0),
+    "motion_smoothness": (0.706, 0.9975, 1.0),
+    "dynamic_degree": (0.0, 1.0, 0.5),
+    "aesthetic_quality": (0.0, 1.0, 1.0),
+    "imaging_quality": (0.0, 1.0, 1.0),
+}
+I2V = ("camera_motion", "i2v_subject", "i2v_background")
+I2V_QUALITY = ("subject_consistency", "background_consistency", "motion_smoothness",
+               "dynamic_degree", "aesthetic_quality", "imaging_quality")
+
+
+def load_eval_results(path: Path | str) -> dict[str, float]:
+    """`{name}_eval_results.json` ({dimension: [score, per-video rows]}) -> {dimension: score}."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"eval results: expected a JSON file written by VBench, got {path} (missing)")
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict) or not all(isinstance(v, list) and v for v in data.values()):
+        raise ValueError(f"{path}: expected {{dimension: [score, rows]}}, got {type(data).__name__}")
+    return {dim: float(value[0]) for dim, value in data.items()}
+
+
+def _normalise(raw: float, table: dict[str, tuple[float, float, float]], dim: str) -> float:
+    lo, hi, _ = table[dim]
+    return (raw - lo) / (hi - lo)
+
+
+def _weighted_mean(values: dict[str, float], dims: tuple[str, ...],
+                   table: dict[str, tuple[float, float, float]]) -> float | None:
+    present = [d for d in dims if d in values]
+    if not present:
+        return None
+    return sum(values[d] * table[d][2] for d in present) / sum(table[d][2] for d in present)
+
+
+def _summarise(raw: dict[str, float], table: dict[str, tuple[float, float, float]],
+               groups: dict[str, tuple[str, ...]], total_weights: dict[str, float]) -> dict:
+    unknown = sorted(set(raw) - set(table))
+    if unknown:
+        raise ValueError(f"eval results: unknown dimension(s) {unknown}; expected names from {sorted(table)}")
+    normalised = {d: _normalise(v, table, d) for d, v in raw.items()}
+    # Official figure: a missing dimension scored as raw 0.
+    official_norm = {d: normalised.get(d, _normalise(0.0, table, d)) for d in table}
+
+    def combine(values: dict[str, float]) -> dict[str, float | None]:
+        out = {g: _weighted_mean(values, dims, table) for g, dims in groups.items()}
+        if all(out[g] is not None for g in groups):
+            out["total"] = sum(out[g] * w for g, w in total_weights.items()) / sum(total_weights.values())
+        else:
+            out["total"] = None
+        return {k: None if v is None else 100.0 * v for k, v in out.items()}
+
+    ours = combine(normalised)
+    missing = [d for dims in groups.values() for d in dims if d not in raw]
+    return {**ours, "complete": not missing, "missing": missing,
+            "dimensions": {d: 100.0 * normalised[d] for d in table if d in normalised},
+            "raw": dict(raw), "official": combine(official_norm)}
+
+
+def summarize(path: Path | str) -> dict:
+    """VBench scores from `{name}_eval_results.json`, 0-100.
+
+    Returns {"quality", "semantic", "total" (None unless both groups have a dimension),
+    "complete", "missing": [dims], "dimensions": {dim: normalised 0-100}, "raw": {dim: raw},
+    "official": {"quality", "semantic", "total"} with missing dims scored as raw 0}.
+    """
+    return _summarise(load_eval_results(path), VBENCH_DIMENSIONS,
+                      {"quality": QUALITY, "semantic": SEMANTIC}, {"quality": 4.0, "semantic": 1.0})
+
+
+def summarize_i2v(path: Path | str) -> dict:
+    """VBench-I2V scores, 0-100: keys "i2v", "quality", "total" plus the fields of summarize()."""
+    return _summarise(load_eval_results(path), I2V_DIMENSIONS,
+                      {"i2v": I2V, "quality": I2V_QUALITY}, {"i2v": 1.0, "quality": 1.0})
+
+
+def vbench_cache_dir() -> Path:
+    """$VBENCH_CACHE_DIR, else ~/.cache/vbench (where vbench itself looks)."""
+    return Path(os.environ.get("VBENCH_CACHE_DIR") or Path.home() / ".cache" / "vbench")
+
+
+_HF = "https://huggingface.co/OpenGVLab/VBench_Used_Models/resolve/main/"
+_CLIP = "https://openaipublic.azureedge.net/clip/models/"
+# dimension -> [(path under the cache dir, URL / how, is_dir)], as vbench.utils.init_submodules
+# expects them with local=True (we never let vbench download during a scoring run).
+_WEIGHTS: dict[str, list[tuple[str, str, bool]]] = {
+    "temporal_flickering": [],
+    "subject_consistency": [
+        ("dino_model/facebookresearch_dino_main", "git clone https://github.com/facebookresearch/dino", True),
+        ("dino_model/dino_vitbase16_pretrain.pth",
+         "https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth", False)],
+    "background_consistency": [("clip_model/ViT-B-32.pt", _CLIP + "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt", False)],
+    "appearance_style": [("clip_model/ViT-B-32.pt", _CLIP + "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt", False)],
+    "aesthetic_quality": [
+        ("clip_model/ViT-L-14.pt", _CLIP + "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt", False),
+        ("aesthetic_model/emb_reader/sa_0_4_vit_l_14_linear.pth",
+         "https://github.com/LAION-AI/aesthetic-predictor/raw/main/sa_0_4_vit_l_14_linear.pth", False)],
+    "imaging_quality": [("pyiqa_model/musiq_spaq_ckpt-358bb6af.pth",
+                         "https://github.com/chaofengc/IQA-PyTorch/releases/download/v0.1-weights/musiq_spaq_ckpt-358bb6af.pth", False)],
+    "motion_smoothness": [("amt_model/amt-s.pth", "https://huggingface.co/lalala125/AMT/resolve/main/amt-s.pth", False)],
+    "dynamic_degree": [("raft_model/models/raft-things.pth",
+                        "unzip https://dl.dropboxusercontent.com/s/4j4z58wuv8o0mfz/models.zip into raft_model/", False)],
+    "human_action": [("umt_model/l16_ptk710_ftk710_ftk400_f16_res224.pth", _HF + "l16_ptk710_ftk710_ftk400_f16_res224.pth", False)],
+    "scene": [("caption_model/tag2text_swin_14m.pth",
+               "https://huggingface.co/spaces/xinyu1205/recognize-anything/resolve/main/tag2text_swin_14m.pth", False)],
+    **{d: [("grit_model/grit_b_densecap_objectdet.pth",
+            "https://datarelease.blob.core.windows.net/grit/models/grit_b_densecap_objectdet.pth "
+            "(also needs detectron2 installed in the vbench env)", False)]
+       for d in ("object_class", "multiple_objects", "color", "spatial_relationship")},
+    **{d: [("ViCLIP/ViClip-InternVid-10M-FLT.pth", _HF + "ViClip-InternVid-10M-FLT.pth", False),
+           ("ViCLIP/bpe_simple_vocab_16e6.txt.gz",
+            "https://github.com/openai/CLIP/raw/main/clip/bpe_simple_vocab_16e6.txt.gz", False)]
+       for d in ("temporal_style", "overall_consistency")},
+}
+
+
+def required_resources(dimensions: list[str], cache_dir: Path | None = None) -> list[Resource]:
+    """Every weight file the given VBench dimensions read, under the vbench cache dir."""
+    unknown = [d for d in dimensions if d not in _WEIGHTS]
+    if unknown:
+        raise ValueError(f"dimensions: unknown {unknown}; expected names from {sorted(_WEIGHTS)}")
+    root = cache_dir or vbench_cache_dir()
+    return [Resource(root / rel, f"{how}  [cache dir: $VBENCH_CACHE_DIR={root}]", is_dir)
+            for d in dimensions for rel, how, is_dir in _WEIGHTS[d]]
+
+
+def vbench_prompts(dimension: str, env_path: Path | str | None = None) -> list[str]:
+    """The standard-suite prompts of one dimension, from the env's VBench_full_info.json."""
+    info = site_packages(require_env("vbench", env_path)) / "vbench" / "VBench_full_info.json"
+    return [e["prompt_en"] for e in json.loads(info.read_text()) if dimension in e["dimension"]]
+
+
+def _required_videos(videos_path: Path, dimensions: list[str], env_path: Path | str | None,
+                     samples_per_prompt: int = 5) -> list[Resource]:
+    how = "sample it and write it with benchmarks.scorers.export.export_vbench_standard"
+    return [Resource(videos_path / d / f"{p}-{i}.mp4", how) for d in dimensions
+            for p in vbench_prompts(d, env_path) for i in range(samples_per_prompt)]
+
+
+def run_vbench(videos_path: Path | str, output_dir: Path | str, name: str,
+               dimensions: list[str], *, mode: str = "vbench_standard", device: str = "cpu",
+               env_path: Path | str | None = None, prompt_file: Path | str | None = None,
+               i2v_repo: Path | str | None = None, resolution: str = "1-1",
+               timeout: float | None = None) -> Path:
+    """Run VBench (or VBench-I2V) in its env; returns `{output_dir}/{name}_eval_results.json`.
+
+    mode: "vbench_standard" (videos_path = export root with `{dimension}/` folders),
+    "custom_input" (flat folder; prompt_file = the exporter's prompts.json), or "i2v"
+    (flat folder of the I2V suite; i2v_repo = a checkout of github.com/Vchitect/VBench, whose
+    `vbench2_beta_i2v` package is not on PyPI). Before starting, checks the env, every weight
+    file and (standard mode) every expected video, raising one MissingResourceError for all.
+    """
+    modes = ("vbench_standard", "custom_input", "i2v")
+    if mode not in modes:
+        raise ValueError(f"mode: expected one of {modes}, got {mode!r}")
+    table = I2V_DIMENSIONS if mode == "i2v" else VBENCH_DIMENSIONS
+    if not dimensions or any(d not in table for d in dimensions):
+        raise ValueError(f"dimensions: expected a non-empty list from {sorted(table)}, got {dimensions}")
+    env = require_env("vbench", env_path)
+    videos_path, output_dir = Path(videos_path), Path(output_dir)
+    needed = required_resources([d for d in dimensions if d in _WEIGHTS])
+    if mode == "vbench_standard":
+        needed += _required_videos(videos_path, dimensions, env)
+    elif not videos_path.is_dir():
+        needed.append(Resource(videos_path, "export the samples there first", is_dir=True))
+    if mode == "i2v":
+        needed.append(Resource(Path(i2v_repo or "<i2v_repo not given>") / "vbench2_beta_i2v",
+                               "git clone https://github.com/Vchitect/VBench and pass i2v_repo=",
+                               is_dir=True))
+    require(f"VBench {mode} run", needed)
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    result = output_dir / f"{name}_eval_results.json"
+    result.unlink(missing_ok=True)  # never leave an old result looking like this run's
+    # -P: keep this folder (which has its own vbench.py) off sys.path in the worker.
+    cmd = [str(env_python(env)), "-P", str(Path(__file__).with_name("_vbench_worker.py")),
+           "--videos-path", str(videos_path), "--output", str(output_dir), "--name", name,
+           "--mode", mode, "--device", device, "--resolution", resolution,
+           "--dimensions", *dimensions]
+    if prompt_file:
+        cmd += ["--prompt-file", str(prompt_file)]
+    env_vars = dict(os.environ, VBENCH_CACHE_DIR=str(vbench_cache_dir()))
+    if i2v_repo:
+        env_vars["PYTHONPATH"] = os.pathsep.join(filter(None, [str(i2v_repo), env_vars.get("PYTHONPATH")]))
+    proc = subprocess.run(cmd, env=env_vars, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0 or not result.is_file():
+        raise RuntimeError(f"VBench worker failed (exit {proc.returncode}); command: {' '.join(cmd)}\n"
+                           f"{(proc.stdout + proc.stderr)[-4000:]}")
+    return result

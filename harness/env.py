@@ -1,0 +1,156 @@
+"""Separate Python environments for external evaluators: `python -m harness env vbench`.
+
+vbench 0.1.5 pins transformers 4.33.2 and numpy < 2, which cannot live beside this project's
+transformers 5 / numpy 2, so it gets its own venv. The scorers in `benchmarks.scorers` talk to
+that venv only through a subprocess and JSON files.
+
+Torch comes from this machine's disk, never from a download:
+- `torch_from="link"` (default): the torch stack of the running interpreter (torch, torchvision,
+  triton, nvidia-*/cuda-* wheels) is exposed to the new venv through a `.pth` file pointing at a
+  folder of symlinks. No multi-GB copy, and torch/torchvision are a matching pair by construction.
+- `torch_from="pip"`: `pip install torch==<this torch> torchvision==<this torchvision>`, which
+  pip resolves from the local wheel folders configured on the machine.
+
+An env counts as built only once `ursa-env.json` is written, last, after an import check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata as metadata
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.scorers.envs import MARKER, default_env_path, env_python, is_built, site_packages
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What one evaluator environment needs.
+
+    build: installed first and kept in the final install (openai-clip's setup.py imports
+        pkg_resources, which setuptools >= 81 no longer ships; sdists build without isolation).
+    requirements: the evaluator itself.
+    check: Python code that must run in the finished env.
+    """
+
+    build: tuple[str, ...]
+    requirements: tuple[str, ...]
+    check: str
+
+
+ENVS: dict[str, EnvSpec] = {
+    "vbench": EnvSpec(
+        build=("setuptools<81", "wheel", "cython"),
+        requirements=("vbench==0.1.5",),
+        check="import torch, torchvision, numpy, cv2, decord, clip, transformers, vbench; "
+        "from vbench import VBench; import vbench.temporal_flickering",
+    ),
+}
+
+# Distributions shared from the running interpreter when torch_from="link".
+_SHARED_NAMES = ("torch", "torchvision", "triton")
+_SHARED_PREFIXES = ("nvidia-", "cuda-")
+
+
+def _run(cmd: list[str], progress: bool) -> None:
+    if progress:
+        print("+", " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, stdout=None if progress else subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        tail = "" if progress else "\n" + (proc.stdout or "")[-4000:]
+        raise RuntimeError(f"command failed (exit {proc.returncode}): {' '.join(cmd)}{tail}")
+
+
+def _shared_torch_distributions() -> list[metadata.Distribution]:
+    seen: dict[str, metadata.Distribution] = {}
+    for dist in metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if name in _SHARED_NAMES or name.startswith(_SHARED_PREFIXES):
+            seen.setdefault(name, dist)
+    if "torch" not in seen or "torchvision" not in seen:
+        raise ValueError("torch_from='link' needs torch and torchvision installed in the running "
+                         f"interpreter ({sys.executable}); got {sorted(seen)}; use torch_from='pip'")
+    return list(seen.values())
+
+
+def _link_torch(path: Path) -> dict[str, str]:
+    """Symlink the running interpreter's torch stack into <path>/shared-torch + a .pth file."""
+    shared = path / "shared-torch"
+    shared.mkdir(exist_ok=True)
+    versions: dict[str, str] = {}
+    for dist in _shared_torch_distributions():
+        versions[dist.metadata["Name"]] = dist.version
+        site = Path(dist.locate_file(""))
+        tops = {Path(f).parts[0] for f in dist.files or [] if not str(f).startswith("..")}
+        for top in tops:
+            target, link = site / top, shared / top
+            if target.exists() and not link.exists() and not top.endswith(".pth"):
+                link.symlink_to(target)
+    (site_packages(path) / "ursa-shared-torch.pth").write_text(f"{shared}\n")
+    return versions
+
+
+def create_env(name: str, path: Path | str | None = None, *, torch_from: str = "link",
+               force: bool = False, progress: bool = True) -> Path:
+    """Create (or reuse) the venv for evaluator `name`; returns its path.
+
+    A reused env must carry the marker file; an unmarked folder (a failed earlier build) is
+    rebuilt in place. Raises ValueError for an unknown name/torch_from, RuntimeError when a
+    build step fails (with the failing command).
+    """
+    if name not in ENVS:
+        raise ValueError(f"env name: expected one of {sorted(ENVS)}, got {name!r}")
+    if torch_from not in ("link", "pip"):
+        raise ValueError(f"torch_from: expected 'link' or 'pip', got {torch_from!r}")
+    spec, path = ENVS[name], Path(path) if path else default_env_path(name)
+    if is_built(path) and not force:
+        return path
+    (path / MARKER).unlink(missing_ok=True)
+    start = time.monotonic()
+    _run([sys.executable, "-m", "venv", *(["--clear"] if force else []), str(path)], progress)
+    pip = [str(env_python(path)), "-m", "pip", "install", "--disable-pip-version-check"]
+    _run(pip + list(spec.build), progress)
+    if torch_from == "link":
+        torch_versions = _link_torch(path)
+    else:
+        torch_versions = {"torch": metadata.version("torch"),
+                          "torchvision": metadata.version("torchvision")}
+        _run(pip + [f"{k}=={v.split('+')[0]}" for k, v in torch_versions.items()], progress)
+    # build pins repeated so torch's own `setuptools>=77` cannot lift setuptools past 80.
+    _run(pip + ["--no-build-isolation", *spec.requirements, *spec.build], progress)
+    _run([str(env_python(path)), "-c", spec.check], progress)
+    record = {"name": name, "requirements": list(spec.requirements), "build": list(spec.build),
+              "torch_from": torch_from, "torch": torch_versions, "python": sys.version.split()[0],
+              "build_seconds": round(time.monotonic() - start, 1)}
+    tmp = path / (MARKER + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, path / MARKER)
+    return path
+
+
+def main_env(argv: list[str] | None = None) -> int:
+    """CLI: `python -m harness env NAME [--path P] [--torch-from link|pip] [--force] [--quiet]`."""
+    parser = argparse.ArgumentParser(prog="python -m harness env",
+                                     description="Create an evaluator's separate environment.")
+    parser.add_argument("name", choices=sorted(ENVS))
+    parser.add_argument("--path", type=Path, default=None,
+                        help="default: $URSA_<NAME>_ENV or <repo>/.cache/envs/<name>")
+    parser.add_argument("--torch-from", choices=("link", "pip"), default="link")
+    parser.add_argument("--force", action="store_true", help="rebuild even if already built")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    path = create_env(args.name, args.path, torch_from=args.torch_from, force=args.force,
+                      progress=not args.quiet)
+    print(json.loads((path / MARKER).read_text()) | {"path": str(path)})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main_env())
