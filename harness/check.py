@@ -1,0 +1,124 @@
+"""`python -m harness check SPEC --baseline FILE`: regression gate on the latest results.
+
+Baseline JSON: {"spec", "profile", "code", "metrics": {name: {"direction": "higher"|"lower",
+"tolerance": float, "arms": {arm: value}}}}. A metric regresses on an arm when it is worse
+than the baseline by more than tolerance * max(|baseline|, 1) (relative for large metrics
+such as FID, absolute for metrics in [0, 1]). An arm or metric of the baseline that the
+results lack, or an arm whose runs all failed, is a failure too. Values are per-arm means
+over finished runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness import tables
+from harness.spec import Spec, load_spec
+from harness.store import atomic_write_json, load_results
+
+DEFAULT_TOLERANCE = 0.05
+LOWER_IS_BETTER = ("fid", "kid", "loss", "drift", "error", "distance", "mse")
+
+
+def direction_of(metric: str) -> str:
+    """"lower" for losses, distances, drifts and FID/KID-like metrics, else "higher"."""
+    words = set(re.split(r"[._\-]", metric.lower()))
+    return "lower" if words & set(LOWER_IS_BETTER) else "higher"
+
+
+def arm_means(df: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """{metric: {arm: mean over finished runs}} (NaN when an arm has no finished run with the metric)."""
+    summary = tables.summarise(df)
+    if summary.empty:
+        return {}
+    return {m: dict(zip(summary["arm"].astype(str), summary[f"{m}.mean"].astype(float)))
+            for m in tables.metric_columns(df)}
+
+
+def make_baseline(spec: Spec, profile: str, df: pd.DataFrame, tolerance: float | None) -> dict[str, Any]:
+    from harness.identity import code_version
+
+    means = arm_means(df)
+    return {"spec": spec.name, "profile": profile, "code": code_version(),
+            "metrics": {m: {"direction": direction_of(m), "tolerance": tolerance if tolerance is not None
+                            else DEFAULT_TOLERANCE, "arms": {a: v for a, v in per_arm.items() if math.isfinite(v)}}
+                        for m, per_arm in sorted(means.items())}}
+
+
+def read_baseline(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"--baseline: expected an existing baseline JSON file, got missing {str(path)!r} "
+                         "(create one with --update-baseline)") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--baseline {path}: expected JSON, got a parse error: {exc}") from None
+    metrics = data.get("metrics") if isinstance(data, dict) else None
+    if not isinstance(metrics, dict):
+        raise ValueError(f"--baseline {path}: expected an object with a 'metrics' mapping, got {type(data).__name__}")
+    for name, entry in metrics.items():
+        if not (isinstance(entry, dict) and entry.get("direction") in ("higher", "lower")
+                and isinstance(entry.get("arms"), dict)):
+            raise ValueError(f"--baseline {path}: metrics.{name}: expected {{'direction': 'higher'|'lower', "
+                             f"'tolerance': float, 'arms': {{arm: value}}}}, got {entry!r}")
+    return data
+
+
+def compare(baseline: dict[str, Any], means: dict[str, dict[str, float]], tolerance: float | None) -> pd.DataFrame:
+    """One row per (metric, arm) of the baseline: baseline, current, delta, allowed, status."""
+    rows = []
+    for metric, entry in sorted(baseline["metrics"].items()):
+        tol = tolerance if tolerance is not None else float(entry.get("tolerance", DEFAULT_TOLERANCE))
+        sign = 1.0 if entry["direction"] == "higher" else -1.0
+        for arm, base in sorted(entry["arms"].items()):
+            current = means.get(metric, {}).get(arm, math.nan)
+            allowed = tol * max(abs(base), 1.0)
+            if metric not in means:
+                status = "missing metric"
+            elif arm not in means[metric]:
+                status = "missing arm"
+            elif not math.isfinite(current):
+                status = "no finished run"
+            else:
+                status = "regressed" if sign * (current - base) < -allowed else "ok"
+            rows.append({"metric": metric, "arm": arm, "direction": entry["direction"], "baseline": base,
+                         "current": current, "delta": current - base, "allowed": allowed, "status": status})
+    return pd.DataFrame(rows, columns=["metric", "arm", "direction", "baseline", "current", "delta", "allowed",
+                                       "status"])
+
+
+def check(spec: Spec | str | Path, runs_root: str | Path, profile: str, baseline_path: str | Path,
+          tolerance: float | None = None, update_baseline: bool = False) -> int:
+    """0 when every baseline (metric, arm) is within tolerance, else 1 (the failures are printed).
+
+    With `update_baseline`, write the current per-arm means as the new baseline (atomically) and return 0.
+    """
+    spec = spec if isinstance(spec, Spec) else load_spec(spec)
+    if tolerance is not None and not (isinstance(tolerance, (int, float)) and tolerance >= 0):
+        raise ValueError(f"--tolerance: expected a number >= 0, got {tolerance!r}")
+    df = load_results(runs_root, spec.name, profile)
+    baseline_path = Path(baseline_path)
+    if update_baseline:
+        if df.empty or not (df["state"] == "done").any():
+            raise ValueError(f"--update-baseline: expected finished runs of {spec.name}/{profile} under "
+                             f"{runs_root}, got none")
+        atomic_write_json(baseline_path, make_baseline(spec, profile, df, tolerance))
+        print(f"baseline written: {baseline_path}")
+        return 0
+    table = compare(read_baseline(baseline_path), arm_means(df), tolerance)
+    bad = table[table["status"] != "ok"]
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
+        if bad.empty:
+            print(f"check {spec.name}/{profile}: OK ({len(table)} metric x arm values within tolerance "
+                  f"of {baseline_path})")
+            return 0
+        print(f"check {spec.name}/{profile}: {len(bad)} of {len(table)} metric x arm values FAILED "
+              f"against {baseline_path}:")
+        print(bad.to_string(index=False))
+    return 1
