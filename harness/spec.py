@@ -49,7 +49,7 @@ class BenchmarkConfig(_Strict):
 
 class TokenizerConfig(_Strict):
     kind: Literal["shapes"] = "shapes"
-    codebook_size: int = Field(64, ge=2)
+    codebook_size: int = Field(65, ge=2)
     seed: int = 0
 
 
@@ -57,6 +57,13 @@ class ModelConfig(_Strict):
     preset: Literal["tiny", "small", "base", "0.6B", "1.7B"] = "tiny"
     overrides: dict[str, Any] = Field(default_factory=dict)
     init_from: str | None = None
+
+    @field_validator("init_from")
+    @classmethod
+    def _checkpoint_exists(cls, path: str | None) -> str | None:
+        if path is not None and not (Path(path) / "config.json").is_file():
+            raise ValueError(f"a saved URSAModel directory (with config.json), got missing path {path!r}")
+        return path
 
 
 class PathConfig(_Strict):
@@ -131,6 +138,17 @@ def _world_problem(world_json: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=64)
+def _codebook_problem(size: int) -> str | None:
+    """The shapes tokenizer needs K = 1 + C * (M - 1) (C colours, M >= 2 patch masks)."""
+    from benchmarks.shapes.world import PALETTE  # numpy only: validation must not wait for torch
+
+    NUM_COLOURS = len(PALETTE) - 1  # noqa: N806 - as benchmarks.shapes.tokenizer.NUM_COLOURS
+    if size < 1 + NUM_COLOURS or (size - 1) % NUM_COLOURS:
+        return f"tokenizer.codebook_size = 1 + {NUM_COLOURS} * (M - 1) with M >= 2 (e.g. 65, 129, 509), got {size}"
+    return None
+
+
 class RunConfig(_Strict):
     """One fully described run."""
 
@@ -147,6 +165,9 @@ class RunConfig(_Strict):
         problem = _world_problem(json.dumps(self.benchmark.world, sort_keys=True, default=str))
         if problem:
             raise ValueError(f"benchmark.world to be a valid shapes world: {problem}")
+        problem = _codebook_problem(self.tokenizer.codebook_size)
+        if problem:
+            raise ValueError(problem)
         head = self.model.overrides.get("visual_vocab_size")
         if head is not None and head != self.tokenizer.codebook_size:
             raise ValueError(f"model.overrides.visual_vocab_size ({head!r}) must equal the tokenizer's "
@@ -314,7 +335,9 @@ def deep_merge(base: dict, top: dict) -> dict:
 
 
 def read_yaml(path: Path, stack: tuple[Path, ...] = ()) -> dict:
-    """Read a spec file with its `include:` chain merged (relative paths, cycles detected)."""
+    """Read a spec file with its `include:` chain merged (relative paths, cycles detected).
+
+    base / executor / report / profiles merge recursively; grid, zip, seeds, search replace."""
     source = str(path)
     if path in stack:
         chain = " -> ".join(str(p) for p in (*stack, path))
@@ -342,8 +365,19 @@ def read_yaml(path: Path, stack: tuple[Path, ...] = ()) -> dict:
         raise SpecError(f"{source}: include: expected a file path or a list of file paths, got {_short(includes)}.")
     merged: dict = {}
     for inc in includes:
-        merged = deep_merge(merged, read_yaml((path.parent / inc).resolve(), (*stack, path)))
-    return deep_merge(merged, data)
+        merged = _merge_spec(merged, read_yaml((path.parent / inc).resolve(), (*stack, path)))
+    return _merge_spec(merged, data)
+
+
+MERGED_KEYS = ("base", "executor", "report", "profiles")  # deep-merged on include; other keys are replaced
+
+
+def _merge_spec(base: dict, top: dict) -> dict:
+    """Include semantics: sections describing one run merge recursively, axes (grid, zip, seeds, search) replace."""
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = deep_merge(out[k], v) if k in MERGED_KEYS and isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def parse_spec(data: Any, source: str = "<memory>") -> Spec:

@@ -60,6 +60,8 @@ def test_valid_spec_and_shipped_ablations_load(tmp_path: Path) -> None:
     (lambda d: d["profiles"]["smoke"].update({"train.stepz": 1}), ["profiles.smoke", "train.stepz"]),
     (lambda d: d.update(zip=[{"train.shift": [1, 2], "sample.shift": [1]}]), ["zip", "equal non-zero lengths"]),
     (lambda d: d["base"]["benchmark"]["world"].update(hieght=32), ["benchmark.world", "Did you mean 'height'"]),
+    (lambda d: d["base"].update(tokenizer={"codebook_size": 64}), ["codebook_size", "got 64"]),
+    (lambda d: d["base"].update(model={"init_from": "/no/such/ckpt"}), ["base.model.init_from", "/no/such/ckpt"]),
 ])
 def test_errors_name_file_key_and_expectation(tmp_path: Path, mutate, needles: list[str]) -> None:
     data = copy.deepcopy(VALID)
@@ -87,6 +89,9 @@ def test_include_merges_relative_and_detects_cycles(tmp_path: Path) -> None:
     write(tmp_path / "sub", {"base": {"train": {"steps": 7, "lr": 0.01}}}, "common.yaml")
     spec = load_spec(write(tmp_path, {"include": "sub/common.yaml", "name": "x", "base": {"train": {"steps": 3}}}))
     assert (spec.base.train.steps, spec.base.train.lr) == (3, 0.01)
+    write(tmp_path, {"name": "p", "grid": {"train.steps": [1, 2]}, "base": {"train": {"lr": 0.5}}}, "parent.yaml")
+    child = load_spec(write(tmp_path, {"include": "parent.yaml", "name": "c", "grid": {}}, "child.yaml"))
+    assert child.grid == {} and child.base.train.lr == 0.5  # axes replace, base merges
     write(tmp_path, {"include": "b.yaml", "name": "a"}, "a.yaml")
     write(tmp_path, {"include": "a.yaml"}, "b.yaml")
     with pytest.raises(SpecError, match="cycle"):
