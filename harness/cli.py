@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as exc:
         print(f"spec error: {exc}", file=sys.stderr)
         return 2
+    except ValueError as exc:  # bad arguments (e.g. --tolerance), reported before any compute
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ report has its floors and ceilings. A failure is caught here and written to resu
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from pathlib import Path
@@ -184,7 +185,8 @@ def run_stages(runs_root: str | Path, rdir: Path, progress: bool = False) -> dic
     runs_root = Path(runs_root)
     meta = read_json(rdir / "config.json")
     config = RunConfig.model_validate(meta["config"])
-    result = {**meta["run"], "state": "running", "metrics": {}, "error": None, "timings": {}}
+    result = {**meta["run"], "state": "running", "metrics": {}, "error": None, "timings": {},
+              "started": time.time(), "pid": os.getpid()}
     write_result(runs_root, rdir, result)
     try:
         bench = bench_for(config, runs_root)
@@ -210,5 +212,6 @@ def run_stages(runs_root: str | Path, rdir: Path, progress: bool = False) -> dic
     except Exception as exc:  # noqa: BLE001 - record and let the other runs go on
         result["state"] = "failed"
         result["error"] = {"message": f"{type(exc).__name__}: {exc}"[:2000], "traceback": traceback.format_exc()}
+    result["finished"] = time.time()
     write_result(runs_root, rdir, result)
     return result
