@@ -1,0 +1,184 @@
+"""EulerSampler and the generation tasks, driven by an oracle denoiser and the real tiny model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from ursa.model import URSAConfig, URSAModel
+from ursa.paths import build_path
+from ursa.sample import (
+    EulerSampler,
+    categorical,
+    SamplerConfig,
+    extrapolate,
+    image_to_video,
+    interpolate,
+    long_video,
+    text_to_image,
+)
+
+K, B, SHAPE = 64, 2, (3, 6, 6)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny matmuls: intra-op threads only add sync cost (25x slower on a loaded 2-core box)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+class Oracle(nn.Module):
+    """URSAModel-shaped denoiser whose logits put ~all mass on a fixed x1 (B, T, h, w); records inputs."""
+
+    def __init__(self, x1: torch.Tensor, peak: float = 40.0) -> None:
+        super().__init__()
+        self.x1, self.peak, self.calls = x1, peak, []
+
+    def forward(self, text_ids, visual_ids, text_mask=None):
+        self.calls.append(visual_ids.clone())
+        x1 = self.x1.repeat(visual_ids.shape[0] // self.x1.shape[0], 1, 1, 1)[:, : visual_ids.shape[1]]
+        return self.peak * nn.functional.one_hot(x1, K).float()
+
+
+def make_path(kind: str):
+    emb = torch.randn(K, 8, generator=torch.Generator().manual_seed(0))
+    return build_path(kind, vocab_size=K, embeddings=emb if kind == "metric" else None)
+
+
+def text(batch: int = B, length: int = 5):
+    return torch.randint(0, 32, (batch, length), generator=torch.Generator().manual_seed(1)), torch.ones(batch, length, dtype=torch.bool)
+
+
+def x1_target(seed: int = 2) -> torch.Tensor:
+    return torch.randint(0, K, (B, *SHAPE), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("kind", ["metric", "mixture", "masked"])
+def test_oracle_reaches_x1_with_falling_distance(kind):
+    path, x1 = make_path(kind), x1_target()
+    oracle = Oracle(x1)
+    out = EulerSampler(oracle, path, SamplerConfig(steps=25)).sample(*text(), SHAPE, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, x1)
+    assert len(oracle.calls) == 25
+
+    def dist(x):  # metric: codebook distance; mixture/masked: fraction of tokens not at x1 (mask counts as wrong)
+        return path.distance(x, x1).mean().item() if kind == "metric" else (x != x1).float().mean().item()
+
+    d = [dist(x) for x in oracle.calls] + [dist(out)]
+    # With x1_hat == x1 every jump lands closer to x1 (metric) or on x1 (mixture/masked): exact monotonicity.
+    assert all(b <= a + 1e-6 for a, b in zip(d, d[1:])), d
+    assert d[0] > 0.5 * (2.0 if kind == "metric" else 1.0) and d[-1] == 0.0
+    # The input to the last model call (t_24 = 0.96) is already >= 90% at x1: expected ~96% for
+    # mixture/masked (sd ~1.2% over 216 tokens), ~100% for metric.
+    assert (oracle.calls[-1] == x1).float().mean() >= 0.9
+
+
+def test_condition_frames_held_fixed_every_step():
+    path, x1 = make_path("metric"), x1_target()
+    cond = x1_target(seed=9)  # differs from the oracle's x1, so unheld frames would drift to x1
+    frames = torch.tensor([[True, False, True], [False, True, False]])
+    oracle = Oracle(x1)
+    out = EulerSampler(oracle, path, SamplerConfig(steps=10)).sample(
+        *text(), SHAPE, condition_ids=cond, condition_frames=frames, generator=torch.Generator().manual_seed(0))
+    for x in oracle.calls + [out]:
+        assert torch.equal(x[frames], cond[frames])
+    assert torch.equal(out[~frames], x1[~frames])
+
+
+def tiny_model(k: int = K) -> URSAModel:
+    return URSAModel(URSAConfig.preset("tiny", text_vocab_size=32, visual_vocab_size=k), seed=0).eval()
+
+
+def test_determinism_under_seed():
+    sampler = EulerSampler(tiny_model(), make_path("mixture"), SamplerConfig(steps=4))
+    run = lambda s: sampler.sample(*text(), (2, 4, 4), generator=torch.Generator().manual_seed(s))  # noqa: E731
+    assert torch.equal(run(0), run(0))
+    assert not torch.equal(run(0), run(1))
+
+
+def test_cfg_scale_one_equals_no_cfg_and_formula():
+    model, path = tiny_model(), make_path("metric")
+    ids, mask = text()
+    u_ids, u_mask = torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 3, dtype=torch.bool)
+    plain = EulerSampler(model, path, SamplerConfig(steps=3)).sample(ids, mask, (2, 4, 4), generator=torch.Generator().manual_seed(0))
+    one = EulerSampler(model, path, SamplerConfig(steps=3, cfg_scale=1.0)).sample(
+        ids, mask, (2, 4, 4), uncond_ids=u_ids, uncond_mask=u_mask, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(plain, one)
+    # Guided logits from the batched (cond + right-padded uncond) forward equal
+    # z_u + s (z_c - z_u) from separate forwards, to 1e-4 (float32 attention with/without padding).
+    sampler = EulerSampler(model, path, SamplerConfig(cfg_scale=4.0))
+    x = torch.randint(0, K, (B, 2, 4, 4), generator=torch.Generator().manual_seed(3))
+    z = sampler._logits(ids, mask, x, (u_ids.expand(B, -1), u_mask.expand(B, -1)))
+    with torch.no_grad():
+        zc, zu = model(ids, x, mask), model(u_ids.expand(B, -1), x, u_mask.expand(B, -1))
+    torch.testing.assert_close(z, zu + 4.0 * (zc - zu), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("trunc", [0.0, 0.5, 1.0])
+def test_cfg_truncation(trunc):
+    oracle, cfg = Oracle(x1_target()), SamplerConfig(steps=8, cfg_scale=3.0, cfg_trunc=trunc)
+    u_ids, u_mask = torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 3, dtype=torch.bool)
+    EulerSampler(oracle, make_path("mixture"), cfg).sample(
+        *text(), SHAPE, uncond_ids=u_ids, uncond_mask=u_mask, generator=torch.Generator().manual_seed(0))
+    guided = [x.shape[0] == 2 * B for x in oracle.calls]
+    assert guided == [t < trunc for t in cfg.time_grid()[:-1].tolist()]
+    assert any(guided) == (trunc > 0.0)
+
+
+def test_tasks_shapes_and_given_frames():
+    x1 = x1_target()
+    sampler = EulerSampler(Oracle(x1), make_path("masked"), SamplerConfig(steps=5))
+    ids, mask = text()
+    first, last = x1_target(5)[:, 0], x1_target(6)[:, 0]
+    out = image_to_video(sampler, ids, mask, first, 3)
+    assert out.shape == (B, *SHAPE) and torch.equal(out[:, 0], first)
+    out = interpolate(sampler, ids, mask, first, last, 3)
+    assert torch.equal(out[:, 0], first) and torch.equal(out[:, 2], last) and torch.equal(out[:, 1], x1[:, 1])
+    ctx = x1_target(7)[:, :2]
+    assert torch.equal(extrapolate(sampler, ids, mask, ctx, 3)[:, :2], ctx)
+    assert text_to_image(sampler, ids, mask, (6, 6)).shape == (B, 1, 6, 6)
+
+
+def test_long_video_window_stitching():
+    x1, T, c = x1_target(), SHAPE[0], 1
+    oracle = Oracle(x1)
+    sampler = EulerSampler(oracle, make_path("metric"), SamplerConfig(steps=4))
+    out = long_video(sampler, *text(), SHAPE, num_windows=3, context_frames=c, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (B, T + 2 * (T - c), 6, 6)
+    windows = [out[:, :T], out[:, T - c: 2 * T - c], out[:, 2 * T - 2 * c:]]
+    for n in (1, 2):  # every model input of window n carries window n-1's last c frames
+        for x in oracle.calls[4 * n: 4 * (n + 1)]:
+            assert torch.equal(x[:, :c], windows[n - 1][:, -c:])
+        assert torch.equal(windows[n][:, c:], x1[:, c:])
+
+
+def test_categorical_matches_softmax():
+    logits = torch.tensor([0.0, 1.0, -1.0, float("-inf"), 2.0]).expand(20_000, 5)
+    draws = categorical(logits, torch.Generator().manual_seed(0), chunk_size=3000)
+    freq = torch.bincount(draws, minlength=5).float() / 20_000
+    # 20k draws: sd of each frequency <= 0.0036; tolerance 0.015 (> 4 sd). Zero-probability id never drawn.
+    torch.testing.assert_close(freq, torch.softmax(logits[0], -1), atol=0.015, rtol=0)
+    assert freq[3] == 0
+
+
+def test_bad_input_raises_value_error_naming_argument():
+    sampler = EulerSampler(Oracle(x1_target()), make_path("mixture"), SamplerConfig(steps=2))
+    ids, mask = text()
+    with pytest.raises(ValueError, match="steps"):
+        SamplerConfig(steps=0)
+    with pytest.raises(ValueError, match="text_ids"):
+        sampler.sample(ids.float(), mask, SHAPE)
+    with pytest.raises(ValueError, match="text_mask"):
+        sampler.sample(ids, mask[:, :2], SHAPE)
+    with pytest.raises(ValueError, match="latent_shape"):
+        sampler.sample(ids, mask, (3, 6))
+    with pytest.raises(ValueError, match="uncond_ids"):
+        EulerSampler(sampler.model, sampler.path, SamplerConfig(cfg_scale=2.0)).sample(ids, mask, SHAPE)
+    with pytest.raises(ValueError, match="condition_frames"):
+        sampler.sample(ids, mask, SHAPE, condition_ids=x1_target(), condition_frames=torch.ones(B, 2, dtype=torch.bool))
+    with pytest.raises(ValueError, match="context_frames"):
+        long_video(sampler, ids, mask, SHAPE, num_windows=2, context_frames=3)

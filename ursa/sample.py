@@ -1,0 +1,252 @@
+"""Euler sampling of the URSA continuous-time Markov chain, and the generation tasks built on it.
+
+N steps on the grid t_k = shift_time(k / N), h_k = t_{k+1} - t_k (../shared/URSA_MATH.md,
+"Sampling"). Each step: logits z = model(x_t) (classifier-free guidance on logits while
+t < cfg_trunc), one draw x1_hat ~ Categorical(softmax(z)) per token, then path.step jumps each
+token with probability 1 - exp(-h r) towards x1_hat. The last step returns x1_hat itself (or
+argmax z). Tokens of condition frames are reset to the given ids before every model call and
+after every jump, i.e. held clean (t = 1) throughout.
+
+t = 0: with alpha < 1 the metric path's beta_dot is infinite at t = 0. The grid starts at exactly
+t_0 = 0 because MetricPath.step replaces h * beta_dot_0 by its finite integral beta_h - beta_0,
+so the first step from pure noise already moves tokens (the authors' first step moves nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ursa.paths import ProbPath
+from ursa.schedule import shift_time
+
+
+@dataclass
+class SamplerConfig:
+    """steps N >= 1; shift lambda > 0; CFG scale s applied while t < cfg_trunc."""
+
+    steps: int = 25
+    shift: float = 1.0
+    cfg_scale: float = 1.0
+    cfg_trunc: float = 0.9
+    argmax_last: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"SamplerConfig.steps: expected an integer >= 1, got {self.steps!r}")
+        if not self.shift > 0:
+            raise ValueError(f"SamplerConfig.shift: expected > 0, got {self.shift!r}")
+        if not 0.0 <= self.cfg_trunc <= 1.0:
+            raise ValueError(f"SamplerConfig.cfg_trunc: expected in [0, 1], got {self.cfg_trunc!r}")
+
+    def time_grid(self) -> Tensor:
+        """float64 (steps + 1,) times t_k = shift_time(k / N): 0 = t_0 < ... < t_N = 1."""
+        return shift_time(torch.arange(self.steps + 1, dtype=torch.float64) / self.steps, self.shift)
+
+
+def _describe(x: object) -> str:
+    return f"{x.dtype} of shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
+
+
+def _check(name: str, x: object, dtype: torch.dtype, shape: Sequence[int | None]) -> None:
+    """ValueError unless x is a `dtype` tensor matching `shape` (None = any size)."""
+    ok = isinstance(x, Tensor) and x.dtype == dtype and x.dim() == len(shape)
+    ok = ok and all(s is None or s == n for s, n in zip(shape, x.shape))
+    if not ok:
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"{name}: expected {dtype} tensor of shape {want}, got {_describe(x)}")
+
+
+def _pad_to(ids: Tensor, mask: Tensor, length: int) -> tuple[Tensor, Tensor]:
+    """Right-pad text (B, L) to `length` with id 0 and mask False (padding is never attended)."""
+    pad = length - ids.shape[1]
+    return torch.nn.functional.pad(ids, (0, pad)), torch.nn.functional.pad(mask, (0, pad), value=False)
+
+
+def categorical(logits: Tensor, generator: torch.Generator | None = None, chunk_size: int = 4096) -> Tensor:
+    """One draw per row of softmax(logits (..., K)) -> long (...), by inverse CDF.
+
+    Rows are processed chunk_size at a time (memory chunk x K). Inverse CDF with
+    searchsorted(right=True) never returns a zero-probability id and is ~8x faster than
+    torch.multinomial on CPU at K = 64000.
+    """
+    flat = logits.reshape(-1, logits.shape[-1])
+    u = torch.rand(flat.shape[0], 1, generator=generator, device=flat.device)
+    out = []
+    for rows, u_rows in zip(flat.split(chunk_size), u.split(chunk_size)):
+        cdf = torch.softmax(rows.float(), dim=-1).cumsum_(-1)
+        out.append(torch.searchsorted(cdf, u_rows * cdf[:, -1:], right=True).clamp_max_(flat.shape[-1] - 1))
+    return torch.cat(out).view(logits.shape[:-1])
+
+
+class EulerSampler:
+    """Sample visual ids (B, T, h, w) from `model` along `path` with `config`."""
+
+    def __init__(self, model: nn.Module, path: ProbPath, config: SamplerConfig | None = None) -> None:
+        self.model = model
+        self.path = path
+        self.config = config or SamplerConfig()
+
+    def _logits(self, text: Tensor, mask: Tensor, x: Tensor, uncond: tuple[Tensor, Tensor] | None) -> Tensor:
+        """Guided logits float32 (B, T, h, w, K); cond and uncond share one batched forward."""
+        if uncond is None:
+            return self.model(text, x, mask).float()
+        u_ids, u_mask = uncond
+        length = max(text.shape[1], u_ids.shape[1])
+        text, mask = _pad_to(text, mask, length)
+        u_ids, u_mask = _pad_to(u_ids, u_mask, length)
+        z = self.model(torch.cat([text, u_ids]), torch.cat([x, x]), torch.cat([mask, u_mask])).float()
+        z_cond, z_uncond = z.chunk(2)
+        return z_uncond + self.config.cfg_scale * (z_cond - z_uncond)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        text_ids: Tensor,
+        text_mask: Tensor,
+        latent_shape: tuple[int, int, int],
+        *,
+        uncond_ids: Tensor | None = None,
+        uncond_mask: Tensor | None = None,
+        condition_ids: Tensor | None = None,
+        condition_frames: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> Tensor:
+        """text_ids long (B, L), text_mask bool (B, L), latent_shape (T, h, w) -> ids long (B, T, h, w).
+
+        uncond_ids long (B or 1, L'), uncond_mask bool (same): the negative / empty prompt, needed
+        when cfg_scale != 1. condition_ids long (B, T, h, w) with condition_frames bool (B, T):
+        frames marked True are given and held fixed.
+        """
+        cfg = self.config
+        _check("text_ids", text_ids, torch.long, (None, None))
+        batch, device = text_ids.shape[0], text_ids.device
+        _check("text_mask", text_mask, torch.bool, tuple(text_ids.shape))
+        if len(latent_shape) != 3 or not all(isinstance(n, int) and n >= 1 for n in latent_shape):
+            raise ValueError(f"latent_shape: expected three positive ints (T, h, w), got {latent_shape!r}")
+        shape = (batch, *latent_shape)
+        use_cfg = cfg.cfg_scale != 1.0
+        uncond = None
+        if use_cfg:
+            if uncond_ids is None or uncond_mask is None:
+                raise ValueError(f"uncond_ids: expected negative-prompt ids and mask when cfg_scale={cfg.cfg_scale} != 1, got None")
+            _check("uncond_ids", uncond_ids, torch.long, (None, None))
+            if uncond_ids.shape[0] not in (1, batch):
+                raise ValueError(f"uncond_ids: expected batch 1 or {batch}, got shape {tuple(uncond_ids.shape)}")
+            _check("uncond_mask", uncond_mask, torch.bool, tuple(uncond_ids.shape))
+            uncond = (uncond_ids.expand(batch, -1).to(device), uncond_mask.expand(batch, -1).to(device))
+        if (condition_ids is None) != (condition_frames is None):
+            raise ValueError("condition_frames: expected condition_ids and condition_frames both given or both None, "
+                             f"got {_describe(condition_ids)} and {_describe(condition_frames)}")
+        held = None
+        if condition_ids is not None:
+            _check("condition_ids", condition_ids, torch.long, shape)
+            _check("condition_frames", condition_frames, torch.bool, shape[:2])
+            if int(condition_ids.min()) < 0 or int(condition_ids.max()) >= self.path.vocab_size:
+                raise ValueError(f"condition_ids: expected ids in [0, {self.path.vocab_size}), got values in "
+                                 f"[{int(condition_ids.min())}, {int(condition_ids.max())}]")
+            held = condition_frames[:, :, None, None].expand(shape).to(device)
+            condition_ids = condition_ids.to(device)
+
+        def hold(x: Tensor) -> Tensor:
+            return x if held is None else torch.where(held, condition_ids, x)
+
+        K = self.path.vocab_size
+        if self.path.num_states > K:  # masked path: the source is all-mask (id K)
+            x = torch.full(shape, K, dtype=torch.long, device=device)
+        else:  # uniform source
+            x = torch.randint(K, shape, generator=generator, device=device)
+        grid = cfg.time_grid().tolist()
+        for k in tqdm(range(cfg.steps), disable=not progress, desc="sample"):
+            t, h = grid[k], grid[k + 1] - grid[k]
+            x = hold(x)
+            z = self._logits(text_ids, text_mask, x, uncond if use_cfg and t < cfg.cfg_trunc else None)
+            if z.shape != (*shape, K):
+                raise ValueError(f"model: expected logits of shape {(*shape, K)}, got {tuple(z.shape)}")
+            last = k == cfg.steps - 1
+            if last and cfg.argmax_last:
+                x1_hat = z.argmax(-1)
+            else:
+                x1_hat = categorical(z, generator).view(shape)
+            x1_hat = hold(x1_hat)
+            x = x1_hat if last else self.path.step(x, x1_hat, t, h, generator=generator)
+        return hold(x)
+
+
+# ---- tasks ---------------------------------------------------------------------------------
+
+
+def _given(sampler: EulerSampler, text_ids: Tensor, text_mask: Tensor, num_frames: int,
+           frames: dict[int, Tensor], **kwargs) -> Tensor:
+    """Sample (B, num_frames, h, w) with frames[i] (long (B, h, w)) given at latent index i."""
+    first = next(iter(frames.values()))
+    _check("frames", first, torch.long, (text_ids.shape[0], None, None))
+    batch, h, w = first.shape
+    if not all(0 <= i < num_frames for i in frames):
+        raise ValueError(f"num_frames: expected > every given frame index {sorted(frames)}, got {num_frames}")
+    ids = torch.zeros(batch, num_frames, h, w, dtype=torch.long, device=first.device)
+    given = torch.zeros(batch, num_frames, dtype=torch.bool, device=first.device)
+    for i, frame in frames.items():
+        _check(f"frames[{i}]", frame, torch.long, (batch, h, w))
+        ids[:, i], given[:, i] = frame, True
+    return sampler.sample(text_ids, text_mask, (num_frames, h, w), condition_ids=ids, condition_frames=given, **kwargs)
+
+
+def text_to_image(sampler: EulerSampler, text_ids: Tensor, text_mask: Tensor, latent_hw: tuple[int, int],
+                  **kwargs) -> Tensor:
+    """One latent frame from text: ids long (B, 1, h, w). kwargs go to EulerSampler.sample."""
+    return sampler.sample(text_ids, text_mask, (1, *latent_hw), **kwargs)
+
+
+def text_to_video(sampler: EulerSampler, text_ids: Tensor, text_mask: Tensor, latent_shape: tuple[int, int, int],
+                  **kwargs) -> Tensor:
+    """All T latent frames from noise: ids long (B, T, h, w)."""
+    return sampler.sample(text_ids, text_mask, latent_shape, **kwargs)
+
+
+def image_to_video(sampler: EulerSampler, text_ids: Tensor, text_mask: Tensor, first_frame: Tensor,
+                   num_frames: int, **kwargs) -> Tensor:
+    """first_frame long (B, h, w) given as latent frame 0 -> ids long (B, num_frames, h, w)."""
+    return _given(sampler, text_ids, text_mask, num_frames, {0: first_frame}, **kwargs)
+
+
+def interpolate(sampler: EulerSampler, text_ids: Tensor, text_mask: Tensor, first_frame: Tensor,
+                last_frame: Tensor, num_frames: int, **kwargs) -> Tensor:
+    """First and last latent frames (B, h, w) given -> ids long (B, num_frames, h, w), num_frames >= 2."""
+    if num_frames < 2:
+        raise ValueError(f"num_frames: expected >= 2 for interpolation, got {num_frames}")
+    return _given(sampler, text_ids, text_mask, num_frames, {0: first_frame, num_frames - 1: last_frame}, **kwargs)
+
+
+def extrapolate(sampler: EulerSampler, text_ids: Tensor, text_mask: Tensor, context: Tensor,
+                num_frames: int, **kwargs) -> Tensor:
+    """context long (B, k, h, w) given as the first k latent frames -> ids long (B, num_frames, h, w)."""
+    _check("context", context, torch.long, (text_ids.shape[0], None, None, None))
+    if not 1 <= context.shape[1] < num_frames:
+        raise ValueError(f"context: expected 1 <= k < num_frames={num_frames} frames, got k={context.shape[1]}")
+    return _given(sampler, text_ids, text_mask, num_frames, dict(enumerate(context.unbind(1))), **kwargs)
+
+
+def long_video(sampler: EulerSampler, text_ids: Tensor, text_mask: Tensor, latent_shape: tuple[int, int, int],
+               num_windows: int, context_frames: int, **kwargs) -> Tensor:
+    """Sliding windows of T latent frames; window n > 0 is conditioned on the last `context_frames`
+    frames of window n - 1 and adds T - context_frames new ones.
+
+    Returns ids long (B, T + (num_windows - 1) * (T - context_frames), h, w).
+    """
+    T = latent_shape[0]
+    if not isinstance(num_windows, int) or num_windows < 1:
+        raise ValueError(f"num_windows: expected an integer >= 1, got {num_windows!r}")
+    if not isinstance(context_frames, int) or not 1 <= context_frames < T:
+        raise ValueError(f"context_frames: expected an integer in [1, T={T}), got {context_frames!r}")
+    window = text_to_video(sampler, text_ids, text_mask, latent_shape, **kwargs)
+    pieces = [window]
+    for _ in range(num_windows - 1):
+        window = extrapolate(sampler, text_ids, text_mask, window[:, -context_frames:], T, **kwargs)
+        pieces.append(window[:, context_frames:])
+    return torch.cat(pieces, dim=1)

@@ -1,0 +1,339 @@
+"""Training for the URSA denoiser: corrupt x1 along a probability path, predict x1 back.
+
+One step (see ../shared/URSA_MATH.md, "Frame-wise asynchronous timesteps" and "Model"):
+  t ~ frame_timesteps (B, T)      one time per latent frame (async) or per clip (sync), shifted;
+                                  condition frames held clean at t = 1
+  x_t ~ p_t(. | x1)                path.sample with t broadcast per frame (B, T, 1, 1)
+  loss = CE(model(text, x_t), x1)  fp32 logits, mean over visual tokens of the noisy frames
+
+Choice: tokens of frames held clean (t = 1) are left out of the loss. The authors average over
+every visual token, but a clean frame is given to the model as input, so predicting it is
+copying, carries no learning signal and only dilutes the gradient of the frames being denoised.
+
+The loop is resumable bit-for-bit on CPU: a checkpoint holds the model, AdamW, the LR schedule,
+every RNG state (torch, python, numpy and the two generators driving timesteps and corruption),
+the step and the data position (a seeded permutation per epoch, so the position is the count of
+samples consumed). Checkpoints are written to a temporary directory and moved into place.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ursa.paths import ProbPath
+from ursa.schedule import frame_timesteps
+
+CHECKPOINT = "checkpoint"
+LOSSES = "losses.csv"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; raised before the optimiser steps."""
+
+
+@dataclass
+class TokenDataset:
+    """Pre-tokenised training clips.
+
+    text_ids long (N, L), text_mask bool (N, L) (True = real token), visual_ids long (N, T, h, w).
+    """
+
+    text_ids: Tensor
+    text_mask: Tensor
+    visual_ids: Tensor
+
+    def __post_init__(self) -> None:
+        _check_tensor("text_ids", self.text_ids, (torch.int64,), 2)
+        _check_tensor("text_mask", self.text_mask, (torch.bool,), 2)
+        _check_tensor("visual_ids", self.visual_ids, (torch.int64,), 4)
+        n = self.text_ids.shape[0]
+        if self.text_mask.shape != self.text_ids.shape:
+            raise ValueError(f"text_mask: expected shape {tuple(self.text_ids.shape)}, got {tuple(self.text_mask.shape)}")
+        if self.visual_ids.shape[0] != n:
+            raise ValueError(f"visual_ids: expected {n} clips (as text_ids), got {self.visual_ids.shape[0]}")
+
+    def __len__(self) -> int:
+        return self.text_ids.shape[0]
+
+    def select(self, index: Tensor) -> TokenDataset:
+        """The clips at `index` (long (B,)) as a batch."""
+        return TokenDataset(self.text_ids[index], self.text_mask[index], self.visual_ids[index])
+
+    def to(self, device: torch.device | str) -> TokenDataset:
+        return TokenDataset(self.text_ids.to(device), self.text_mask.to(device), self.visual_ids.to(device))
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and timestep-schedule settings (frame_schedule: "async" | "sync")."""
+
+    steps: int
+    batch_size: int
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    shift: float = 1.0
+    frame_schedule: str = "async"
+    p_first: float = 0.0
+    p_first_last: float = 0.0
+    p_first_k: float = 0.0
+    seed: int = 0
+    checkpoint_every: int = 500
+    device: str = "cpu"
+    bf16: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"TrainConfig.{name}: expected an integer >= 1, got {getattr(self, name)!r}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"TrainConfig.warmup_steps: expected >= 0, got {self.warmup_steps!r}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"TrainConfig.min_lr_ratio: expected in [0, 1], got {self.min_lr_ratio!r}")
+        if self.frame_schedule not in ("async", "sync"):
+            raise ValueError(f"TrainConfig.frame_schedule: expected 'async' or 'sync', got {self.frame_schedule!r}")
+        if self.lr <= 0 or self.grad_clip <= 0 or self.shift <= 0:
+            raise ValueError(
+                f"TrainConfig: expected lr, grad_clip, shift > 0, got {self.lr!r}, {self.grad_clip!r}, {self.shift!r}"
+            )
+
+
+@dataclass
+class TrainResult:
+    """losses: one float per step from step 1 (including steps before a resume)."""
+
+    losses: list[float]
+    steps: int
+    checkpoint_dir: Path
+
+
+def _check_tensor(name: str, x: object, dtypes: tuple[torch.dtype, ...], dim: int) -> None:
+    if not isinstance(x, Tensor) or x.dtype not in dtypes or x.dim() != dim:
+        got = f"{x.dtype} of shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{name}: expected a {'/'.join(map(str, dtypes))} tensor with {dim} dims, got {got}")
+
+
+def training_loss(
+    model: nn.Module, path: ProbPath, batch: TokenDataset, t: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
+    """Mean cross-entropy of the model's x1 prediction over visual tokens of frames with t < 1.
+
+    batch: B clips with visual_ids (B, T, h, w); t: float (B, T) per-frame times in [0, 1].
+    Returns a scalar fp32 loss (0 with zero gradient if every frame is clean).
+    """
+    x1 = batch.visual_ids
+    if not isinstance(t, Tensor) or not t.is_floating_point() or t.shape != x1.shape[:2]:
+        got = f"{t.dtype} of shape {tuple(t.shape)}" if isinstance(t, Tensor) else type(t).__name__
+        raise ValueError(f"t: expected a float tensor of shape {tuple(x1.shape[:2])}, got {got}")
+    t = t.to(x1.device)
+    t_tok = t[:, :, None, None]
+    x_t = torch.where(t_tok >= 1.0, x1, path.sample(x1, t_tok, generator=generator))
+    logits = model(batch.text_ids, x_t, batch.text_mask).float()
+    ce = F.cross_entropy(logits.flatten(0, -2), x1.flatten(), reduction="none").view_as(x1)
+    weight = (t_tok < 1.0).expand_as(x1).to(ce.dtype)
+    return (ce * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def _lr_factor(step: int, config: TrainConfig) -> float:
+    """Linear warmup over warmup_steps, then cosine from 1 to min_lr_ratio at the last step."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    span = max(config.steps - config.warmup_steps, 1)
+    progress = min((step - config.warmup_steps) / span, 1.0)
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (norm gains and biases are not decayed)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95))
+
+
+def _batch_index(position: int, batch_size: int, num_clips: int, seed: int) -> Tensor:
+    """Indices of the batch_size clips after `position` in the stream of per-epoch permutations."""
+    index, perm_epoch, perm = [], -1, None
+    for pos in range(position, position + batch_size):
+        epoch = pos // num_clips
+        if epoch != perm_epoch:
+            perm = torch.randperm(num_clips, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+            perm_epoch = epoch
+        index.append(int(perm[pos % num_clips]))
+    return torch.tensor(index, dtype=torch.long)
+
+
+def _rng_state(t_gen: torch.Generator, x_gen: torch.Generator) -> dict:
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "timestep_generator": t_gen.get_state(),
+        "corruption_generator": x_gen.get_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict, t_gen: torch.Generator, x_gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    t_gen.set_state(state["timestep_generator"])
+    x_gen.set_state(state["corruption_generator"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_checkpoint(out_dir: Path, model: nn.Module, state: dict) -> Path:
+    """Write model (save_pretrained) + state.pt to a temp dir, then move it to out_dir/checkpoint."""
+    final, old = out_dir / CHECKPOINT, out_dir / f"{CHECKPOINT}.old"
+    tmp = out_dir / f".{CHECKPOINT}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    torch.save(state, tmp / "state.pt")
+    # A directory cannot be os.replace'd over a non-empty one: park the previous checkpoint,
+    # move the new one in, then drop the old (resume falls back to .old if killed in between).
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _find_checkpoint(out_dir: Path) -> Path | None:
+    for name in (CHECKPOINT, f"{CHECKPOINT}.old"):
+        if (out_dir / name / "state.pt").is_file():
+            return out_dir / name
+    return None
+
+
+def _write_losses(out_dir: Path, losses: list[float]) -> None:
+    """Rewrite losses.csv atomically with rows step = 1..len(losses)."""
+    tmp = out_dir / f".{LOSSES}.tmp-{os.getpid()}"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["step", "loss"])
+        writer.writerows((i + 1, repr(loss)) for i, loss in enumerate(losses))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out_dir / LOSSES)
+
+
+def train(
+    model: nn.Module,
+    path: ProbPath,
+    data: TokenDataset,
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+    on_step: Callable[[int, float], None] | None = None,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train `model` to denoise `data` along `path`; resume from out_dir/checkpoint if present.
+
+    Writes out_dir/checkpoint every config.checkpoint_every steps and at the end, and
+    out_dir/losses.csv (step, loss). `stop_after=n` returns right after global step n without
+    writing a checkpoint, as a kill would (tests resume from the last periodic checkpoint).
+    on_step(step, loss) is called after every optimiser step.
+    """
+    if not isinstance(data, TokenDataset):
+        raise ValueError(f"data: expected a TokenDataset, got {type(data).__name__}")
+    if stop_after is not None and stop_after < 1:
+        raise ValueError(f"stop_after: expected None or an integer >= 1, got {stop_after!r}")
+    if int(data.visual_ids.max()) >= path.vocab_size or int(data.visual_ids.min()) < 0:
+        raise ValueError(f"data.visual_ids: expected ids in [0, {path.vocab_size}), got range "
+                         f"[{int(data.visual_ids.min())}, {int(data.visual_ids.max())}]")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(config.device)
+    model.to(device)
+    model.train()
+    optimizer = _optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
+    # Timesteps are drawn on CPU; corruption on the training device (generators are per device).
+    t_gen = torch.Generator().manual_seed(config.seed)
+    x_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
+    torch.manual_seed(config.seed)
+
+    step, losses = 0, []
+    found = _find_checkpoint(out_dir)
+    if found is not None:
+        state = torch.load(found / "state.pt", map_location="cpu", weights_only=False)
+        model.load_state_dict(load_file(found / "model.safetensors", device=str(device)))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"], t_gen, x_gen)
+        step, losses = state["step"], list(state["losses"])
+        if state["data_position"] != step * config.batch_size:
+            raise ValueError(f"{found}: data_position {state['data_position']} does not match step {step} "
+                             f"x batch_size {config.batch_size}")
+    _write_losses(out_dir, losses)  # drops rows logged after the checkpoint by a killed run
+
+    use_bf16 = config.bf16 and device.type == "cuda"
+    last = config.steps if stop_after is None else min(config.steps, stop_after)
+    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="train")
+    with open(out_dir / LOSSES, "a", newline="") as log:
+        while step < last:
+            index = _batch_index(step * config.batch_size, config.batch_size, len(data), config.seed)
+            batch = data.select(index).to(device)
+            T = batch.visual_ids.shape[1]
+            t = frame_timesteps(
+                config.batch_size, T, mode=config.frame_schedule, shift=config.shift, p_first=config.p_first,
+                p_first_last=config.p_first_last, p_first_k=config.p_first_k, generator=t_gen,
+            )
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                loss = training_loss(model, path, batch, t, generator=x_gen)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(f"training loss is {loss.item()} at step {step + 1}; stopped before the update")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            losses.append(loss.item())
+            log.write(f"{step},{losses[-1]!r}\n")
+            log.flush()
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if on_step is not None:
+                on_step(step, losses[-1])
+            if stop_after is not None and step >= stop_after and step < config.steps:
+                bar.close()
+                return TrainResult(losses, step, out_dir / CHECKPOINT)
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                os.fsync(log.fileno())
+                state = {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": _rng_state(t_gen, x_gen),
+                    "step": step,
+                    "data_position": step * config.batch_size,
+                    "losses": losses,
+                    "config": asdict(config),
+                }
+                _save_checkpoint(out_dir, model, state)
+    bar.close()
+    return TrainResult(losses, step, out_dir / CHECKPOINT)
