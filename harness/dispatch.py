@@ -48,8 +48,9 @@ class RunTask(Checkpointable):
         return DelayedSubmission(RunTask(self.runs_root, self.run_dir, self.threads, self.progress))
 
 
-def _threads_per_job(max_parallel: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max_parallel)
+def _threads_per_job(config: ExecutorConfig, max_parallel: int) -> int:
+    """Torch threads per run: explicit, or the cores shared out (oversubscription is much slower)."""
+    return config.threads or max(1, (os.cpu_count() or 1) // max_parallel)
 
 
 def _settle(task: RunTask, job: Any | None, exc: BaseException | None) -> dict[str, Any]:
@@ -94,6 +95,7 @@ def dispatch(tasks: list[RunTask], config: ExecutorConfig, folder: str | Path, *
         if config.kind == "inprocess":
             results = []
             for task in tasks:
+                task.threads = task.threads or _threads_per_job(config, 1)
                 try:
                     task()
                     results.append(_settle(task, None, None))
@@ -113,7 +115,7 @@ def _dispatch_local(tasks: list[RunTask], config: ExecutorConfig, folder: Path, 
     """Local subprocesses, at most `cap` in flight (a sliding window, not waves)."""
     executor = submitit.LocalExecutor(folder=folder, max_num_timeout=3)
     executor.update_parameters(timeout_min=config.timeout_min)
-    threads = _threads_per_job(cap)
+    threads = _threads_per_job(config, cap)
     results: dict[int, dict[str, Any]] = {}
     pending = list(enumerate(tasks))
     running: list[tuple[int, RunTask, Any]] = []
@@ -144,7 +146,7 @@ def _dispatch_slurm(tasks: list[RunTask], config: ExecutorConfig, folder: Path, 
         params["slurm_additional_parameters"] = dict(s.additional)
     executor.update_parameters(**params)
     for task in tasks:
-        task.threads = task.threads or s.cpus_per_task
+        task.threads = task.threads or config.threads or s.cpus_per_task
     with executor.batch():
         jobs = [executor.submit(task) for task in tasks]
     return _wait(list(zip(tasks, jobs)), bar)

@@ -226,6 +226,7 @@ class ExecutorConfig(_Strict):
     kind: Literal["inprocess", "local", "slurm"] = "local"
     max_parallel: int = Field(2, ge=1)
     timeout_min: float = Field(60, gt=0)
+    threads: int = Field(0, ge=0)  # torch threads per run; 0 = cores // max_parallel
     folder: str | None = None
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
 
