@@ -17,7 +17,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from benchmarks.scorers.envs import env_python, require_env, site_packages
+from benchmarks.scorers.envs import (MARKER, default_env_path, env_python, is_built,
+                                     require_env, site_packages)
 from benchmarks.scorers.resources import Resource, require
 
 # name: (min, max, weight) -- VBench scripts/constant.py NORMALIZE_DIC / DIM_WEIGHT.
@@ -200,7 +201,8 @@ def run_vbench(videos_path: Path | str, output_dir: Path | str, name: str,
     "custom_input" (flat folder; prompt_file = the exporter's prompts.json), or "i2v"
     (flat folder of the I2V suite; i2v_repo = a checkout of github.com/Vchitect/VBench, whose
     `vbench2_beta_i2v` package is not on PyPI). Before starting, checks the env, every weight
-    file and (standard mode) every expected video, raising one MissingResourceError for all.
+    file and (standard mode) every expected video, raising one MissingResourceError for all;
+    an earlier `{name}_eval_results.json` is removed first so a failed run leaves none.
     """
     modes = ("vbench_standard", "custom_input", "i2v")
     if mode not in modes:
@@ -208,10 +210,11 @@ def run_vbench(videos_path: Path | str, output_dir: Path | str, name: str,
     table = I2V_DIMENSIONS if mode == "i2v" else VBENCH_DIMENSIONS
     if not dimensions or any(d not in table for d in dimensions):
         raise ValueError(f"dimensions: expected a non-empty list from {sorted(table)}, got {dimensions}")
-    env = require_env("vbench", env_path)
+    env = Path(env_path) if env_path else default_env_path("vbench")
     videos_path, output_dir = Path(videos_path), Path(output_dir)
-    needed = required_resources([d for d in dimensions if d in _WEIGHTS])
-    if mode == "vbench_standard":
+    needed = [Resource(env / MARKER, "python -m harness env vbench  (or set $URSA_VBENCH_ENV)")]
+    needed += required_resources([d for d in dimensions if d in _WEIGHTS])
+    if mode == "vbench_standard" and is_built(env):  # the prompt list lives in the env
         needed += _required_videos(videos_path, dimensions, env)
     elif not videos_path.is_dir():
         needed.append(Resource(videos_path, "export the samples there first", is_dir=True))

@@ -1,0 +1,88 @@
+"""Inception FID / KID / IS through torch-fidelity, with the Inception weights read from disk.
+
+torch-fidelity downloads its Inception-v3 weights on first use; offline machines must point it
+at a local copy (feature_extractor_weights_path). We look, in order, at the `weights_path`
+argument, $URSA_INCEPTION_WEIGHTS, and torch hub's checkpoint folder (where torch-fidelity's own
+download lands), and fail with one clear error before any compute when none exists.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch_fidelity
+from torch.utils.data import Dataset
+
+from benchmarks.scorers.resources import Resource, require
+
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
+
+
+def inception_weights_path(weights_path: Path | str | None = None) -> Path:
+    """Where the Inception weights are expected (argument > $URSA_INCEPTION_WEIGHTS > torch hub)."""
+    if weights_path:
+        return Path(weights_path)
+    if os.environ.get("URSA_INCEPTION_WEIGHTS"):
+        return Path(os.environ["URSA_INCEPTION_WEIGHTS"])
+    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+
+
+class ImageTensorDataset(Dataset):
+    """uint8 (N,H,W,3) -> items uint8 (3,H,W), the form torch-fidelity accepts."""
+
+    def __init__(self, images: torch.Tensor):
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"images: expected uint8 (N,H,W,3), got {images.dtype} {tuple(images.shape)}")
+        self.images = images
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i].permute(2, 0, 1).contiguous()
+
+
+def _as_input(x: Path | str | torch.Tensor, name: str) -> tuple[str | Dataset, int]:
+    if isinstance(x, torch.Tensor):
+        return ImageTensorDataset(x), x.shape[0]
+    folder = Path(x)
+    files = [p for p in folder.glob("*.png")] if folder.is_dir() else []
+    if not files:
+        raise ValueError(f"{name}: expected a folder of .png images (export_image_folder) or a "
+                         f"uint8 tensor (N,H,W,3), got {folder} with no .png files")
+    return str(folder), len(files)
+
+
+def inception_metrics(generated: Path | str | torch.Tensor,
+                      reference: Path | str | torch.Tensor | None = None, *,
+                      fid: bool = True, kid: bool = True, isc: bool = True,
+                      weights_path: Path | str | None = None, device: str = "cpu",
+                      batch_size: int = 32, kid_subset_size: int = 1000,
+                      seed: int = 0) -> dict[str, float]:
+    """FID/KID between generated and reference, IS of generated.
+
+    Returns torch-fidelity's keys: frechet_inception_distance, kernel_inception_distance_mean/
+    _std, inception_score_mean/_std (those requested). kid_subset_size is capped at the smaller
+    set size (torch-fidelity requires subset <= samples). No cache is written.
+    """
+    if (fid or kid) and reference is None:
+        raise ValueError("reference: FID/KID need a reference set, got None")
+    if not (fid or kid or isc):
+        raise ValueError("fid/kid/isc: expected at least one metric, got none")
+    weights = inception_weights_path(weights_path)
+    require("Inception-v3 (torch-fidelity) weights", [Resource(
+        weights, f"download {INCEPTION_URL} there, or set $URSA_INCEPTION_WEIGHTS / weights_path")])
+    input1, n1 = _as_input(generated, "generated")
+    kwargs: dict = {}
+    if reference is not None and (fid or kid):
+        kwargs["input2"], n2 = _as_input(reference, "reference")
+        kwargs["kid_subset_size"] = min(kid_subset_size, n1, n2)
+    metrics = torch_fidelity.calculate_metrics(
+        input1=input1, fid=fid, kid=kid, isc=isc, cuda=device.startswith("cuda"),
+        batch_size=batch_size, feature_extractor="inception-v3-compat",
+        feature_extractor_weights_path=str(weights), rng_seed=seed, cache=False,
+        verbose=False, save_cpu_ram=True, **kwargs)
+    return {k: float(v) for k, v in metrics.items()}
