@@ -113,7 +113,7 @@ def dispatch(tasks: list[RunTask], config: ExecutorConfig, folder: str | Path, *
 def _dispatch_local(tasks: list[RunTask], config: ExecutorConfig, folder: Path, cap: int,
                     bar: tqdm) -> list[dict[str, Any]]:
     """Local subprocesses, at most `cap` in flight (a sliding window, not waves)."""
-    executor = submitit.LocalExecutor(folder=folder, max_num_timeout=3)
+    executor = submitit.LocalExecutor(folder=folder, max_num_timeout=config.max_requeue)
     executor.update_parameters(timeout_min=config.timeout_min)
     threads = _threads_per_job(config, cap)
     results: dict[int, dict[str, Any]] = {}
@@ -136,7 +136,7 @@ def _dispatch_slurm(tasks: list[RunTask], config: ExecutorConfig, folder: Path, 
                     bar: tqdm) -> list[dict[str, Any]]:
     """One SLURM job array; array parallelism = min(spec's array_parallelism, max_parallel)."""
     s = config.slurm
-    executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=s.max_requeue)
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=config.max_requeue)
     params: dict[str, Any] = dict(timeout_min=int(config.timeout_min), gpus_per_node=s.gpus_per_node,
                                   cpus_per_task=s.cpus_per_task, mem_gb=s.mem_gb, nodes=1, tasks_per_node=1,
                                   slurm_array_parallelism=min(s.array_parallelism, cap))

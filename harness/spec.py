@@ -218,7 +218,6 @@ class SlurmConfig(_Strict):
     cpus_per_task: int = Field(2, ge=1)
     mem_gb: float = Field(8, gt=0)
     array_parallelism: int = Field(16, ge=1)
-    max_requeue: int = Field(3, ge=0)
     additional: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -227,6 +226,7 @@ class ExecutorConfig(_Strict):
     max_parallel: int = Field(2, ge=1)
     timeout_min: float = Field(60, gt=0)
     threads: int = Field(0, ge=0)  # torch threads per run; 0 = cores // max_parallel
+    max_requeue: int = Field(3, ge=0)  # timeouts / preemptions a run may resume from (local and slurm)
     folder: str | None = None
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
 
