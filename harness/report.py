@@ -173,8 +173,8 @@ def corruption_curves(embeddings: Any, metric_params: set[tuple[float, float]], 
 def _linearity(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame, study: Any) -> tuple[dict, str]:
     """Corruption curves on the tokenizer of the spec's runs (read from the run cache, never fitted
     here) for masked, mixture and every metric (c, alpha) of the spec and of the best trial."""
-    if not (df["state"] == "done").any() or not (runs_root / "_cache").is_dir():
-        return {}, "linearity plot skipped: no finished run with a cached tokenizer"
+    if df.empty or not (runs_root / "_cache").is_dir():
+        return {}, "linearity plot skipped: no runs, so no cached tokenizer to measure the paths on"
     try:
         from harness.bench import bench_for
         from harness.expand import expand
@@ -238,6 +238,12 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         blocks += [Block("h2", f"Paper reference figures ({tables.PAPER_NOTE})"),
                    Block("table", table=tables.paper_table(figures))]
 
+    # report.plots, when the spec sets it, picks the plots; otherwise every plot the data allows
+    chosen = set(spec.report.plots) if "plots" in spec.report.model_fields_set else None
+
+    def wanted(kind: str) -> bool:
+        return chosen is None or kind in chosen
+
     def add_plot(name: str, fig: Any, caption: str) -> None:
         if fig is None:
             return
@@ -247,20 +253,25 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
 
     blocks.append(Block("h2", "Plots"))
     x = _axis(spec, summary)
-    if x:
+    if x and wanted("metric_vs_param"):
         add_plot("metric_vs_param", plots.metric_vs_param(summary, x, metrics), f"metrics vs {x}")
     study = _study(spec, runs_root, profile)
-    if study is not None:
+    if study is not None and (wanted("optimization_history") or wanted("contour")):
         for name, fig in plots.optuna_figures(study, ("path.c", "path.alpha")
                                               if {"path.c", "path.alpha"} <= set(spec.search.params) else None).items():
-            add_plot(name, fig, f"Optuna {name.replace('_', ' ')} ({study.study_name})")
-    curves, why = _linearity(spec, runs_root, profile, df, study)
-    add_plot("linearity", plots.linearity(curves), "mean corruption distance vs t per path")
-    if why:
-        blocks.append(Block("p", why))
-    add_plot("loss_curves", plots.loss_curves(df), "training loss per run")
+            if wanted(name):
+                add_plot(name, fig, f"Optuna {name.replace('_', ' ')} ({study.study_name})")
+            else:
+                plots.plt.close(fig)
+    if wanted("linearity"):
+        curves, why = _linearity(spec, runs_root, profile, df, study)
+        add_plot("linearity", plots.linearity(curves), "mean corruption distance vs t per path")
+        if why:
+            blocks.append(Block("p", why))
+    if wanted("loss_curves"):
+        add_plot("loss_curves", plots.loss_curves(df), "training loss per run")
 
-    strips = _strips(df)
+    strips = _strips(df) if wanted("frame_strips") else []
     if strips:
         blocks.append(Block("h2", "Samples (frame strips, first finished seed per arm)"))
         (out / "strips").mkdir(exist_ok=True)

@@ -104,3 +104,34 @@ def test_report_without_runs_or_axis_still_renders(tmp_path: Path) -> None:
     md = render_report(spec, tmp_path / "runs", "smoke", tmp_path / "out")
     assert md.is_file() and (md.parent / "report.html").is_file()
     assert "Runs: 0" in md.read_text()
+
+
+def test_report_with_a_study_has_optuna_plots(tmp_path: Path) -> None:
+    import optuna
+    from test_harness_search import Recorder, make_spec  # objective with a known optimum (same tests dir)
+
+    from harness.search import optimize
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    spec = make_spec(n_trials=4)
+    optimize(spec, tmp_path / "runs", "smoke", Recorder(), progress=False)
+    md = render_report(spec, tmp_path / "runs", "smoke", tmp_path / "out")
+    assert (md.parent / "plots" / "optimization_history.png").is_file()
+    assert (md.parent / "plots" / "contour.png").is_file()
+    assert "Optuna optimization history" in md.read_text()
+
+
+def test_corruption_curves_run_from_full_noise_to_clean() -> None:
+    import torch
+
+    from harness.report import corruption_curves
+
+    emb = torch.randn(24, 3, generator=torch.Generator().manual_seed(0))
+    curves = corruption_curves(emb, {(3.0, 0.9)}, n=512)
+    assert set(curves) == {"masked", "mixture", "metric c=3 alpha=0.9"}
+    starts = [d[0] for _, d in curves.values()]
+    for label, (t, d) in curves.items():
+        assert t[0] == 0.0 and t[-1] == 1.0 and len(d) == 11
+        assert d[-1] == pytest.approx(0.0, abs=1e-9), label  # t = 1 is the clean token
+    # every path starts at the uniform mean distance D(0); Monte Carlo over 512 ids: within 15%
+    assert max(starts) / min(starts) < 1.15
