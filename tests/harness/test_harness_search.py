@@ -129,3 +129,32 @@ def test_bad_search_settings_are_clear_errors(tmp_path: Path) -> None:
                  tmp_path, "smoke", Recorder(), progress=False)
     with pytest.raises(ValueError, match="expected an RDB URL"):
         optimize(make_spec(), tmp_path, "smoke", Recorder(), storage="redis://x", progress=False)
+
+
+def test_run_search_goes_through_the_run_store_and_reuses_a_repeated_point(tmp_path: Path, tmp_path_factory) -> None:
+    from harness_fixtures import seeded_runs_root, tiny_spec  # the harness tests' seconds-sized spec
+
+    from harness.search import run_search
+    from harness.spec import load_spec
+    from harness.store import load_results, run_dir
+
+    search = {"params": {"path.c": {"type": "float", "low": 0.5, "high": 5.0},
+                         "path.alpha": {"type": "float", "low": 0.3, "high": 2.0}},
+              "n_trials": 2, "objective": "alignment", "enqueue": [{"path.c": 2.0, "path.alpha": 1.5}]}
+    spec = load_spec(tiny_spec(tmp_path / "tiny.yaml", search=search))
+    root = seeded_runs_root(tmp_path, tmp_path_factory)
+    results = run_search(spec, root, "default", progress=False)
+    study = open_study(spec, root, "default")
+    ids = [t.user_attrs["run_ids"][0] for t in study.trials]
+    assert len(study.trials) == 2 and [r["run_id"] for r in results] == ids
+    for trial, result in zip(study.trials, results):  # the trial's state follows its run's state
+        done = result["state"] == "done"
+        assert (trial.state == optuna.trial.TrialState.COMPLETE) == done, result.get("error")
+        assert result["trial"] == trial.number
+    assert set(ids) <= set(load_results(root, spec.name, "default")["run_id"])  # the report sees the trials
+
+    # the same point in a second study (another storage) is the same run: nothing is recomputed
+    first = run_dir(root, spec.name, "default", ids[0]) / "result.json"
+    stamp = first.stat().st_mtime_ns
+    other = run_search(spec, root, "default", storage=f"sqlite:///{tmp_path / 'other.db'}", progress=False)
+    assert other[0]["run_id"] == ids[0] and first.stat().st_mtime_ns == stamp
