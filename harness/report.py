@@ -13,7 +13,6 @@ import base64
 import html
 import json
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -277,8 +276,9 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         (out / "strips").mkdir(exist_ok=True)
         for arm, task, png_path in strips:
             name = f"{''.join(ch if ch.isalnum() else '_' for ch in arm)}_{task}.png"
-            shutil.copyfile(png_path, out / "strips" / name)
-            blocks.append(Block("img", f"{arm} — {task}", png=png_path.read_bytes(), file=f"strips/{name}"))
+            png = png_path.read_bytes()
+            atomic_write_bytes(out / "strips" / name, png)
+            blocks.append(Block("img", f"{arm} — {task}", png=png, file=f"strips/{name}"))
 
     run_table, configs = _run_table(df, runs_root)
     blocks += [Block("h2", "Runs (config, code version, data fingerprint)"), Block("table", table=run_table), *configs]

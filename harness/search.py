@@ -2,12 +2,14 @@
 
 - Storage: RDB, `sqlite:///<runs_root>/<spec>/<profile>/optuna.db` by default (one writer at a
   time), or `--storage postgresql://...` for several workers; `load_if_exists` resumes.
-  Heartbeats mark the trial of a killed worker stale and re-queue its point.
+  Heartbeats mark the trial of a killed worker stale (after a 120 s grace period) and re-queue
+  its point.
 - Sampler: TPE (default), random or grid, seeded with `sampler_seed`. GridSampler gives trial
   number i grid point i, so workers sharing a study never run one point twice.
 - Fixed points (`enqueue`, and the calibrated (c, alpha) of `ursa.schedule.calibrate_metric_path`
   on the spec's tokenizer) are enqueued once, so on a new study they are trials 0, 1, ...
-- Budget: exactly `n_trials` trials in total, across resumes and workers. A trial counts unless
+- Budget: exactly `n_trials` trials in total (at most the grid size for the grid sampler),
+  across resumes and workers. A trial counts unless
   it was re-queued after going stale or is a surplus trial started in a race at the end
   (marked with user attr `surplus` and pruned).
 - Objective: `objective(params, trial_number) -> TrialOutcome` (`optimize`); `run_search` uses
