@@ -22,6 +22,7 @@ SIDE_RANGE = (4, 13)  # plausible bounding-box sides (world: 6 and 10)
 MAX_CLUTTER = 0.25  # other same-colour pixels in the frame, as a fraction of the object's area
 SIZE_SPLIT = sum(SIZES.values()) / len(SIZES)  # box side separating small from large
 SQUARE_FILL = 0.94  # squares fill 1.0 of their box, discs <= 0.89
+PALETTE_TOLERANCE = 24  # max RGB L2 distance of an on-palette pixel (palette colours are >= 100 apart)
 TRIANGLE_BALANCE = 0.75  # top-half / bottom-half area: triangles <= 0.5, symmetric shapes 1.0
 _FRAME_ONLY = np.zeros((3, 3, 3), dtype=bool)
 _FRAME_ONLY[1] = True  # 8-connectivity inside a frame, none across frames
@@ -34,7 +35,9 @@ class Detections:
     present bool (N, C, F), centre float (N, C, F, 2) as (x, y) (nan where absent),
     area int (N, C, F), shape int (N, C, F) index into SHAPES (-1 absent), side float (N, C, F);
     and per clip and colour: exists bool (N, C), shape_of, size_of, motion_of int (N, C)
-    (indices into SHAPES, SIZES, MOTIONS; -1 when the object does not exist / has no motion)."""
+    (indices into SHAPES, SIZES, MOTIONS; -1 when the object does not exist / has no motion);
+    foreground int (N, F) non-background pixels per frame; on_palette float (N,) fraction of
+    pixels within PALETTE_TOLERANCE of a palette colour."""
 
     present: np.ndarray
     centre: np.ndarray
@@ -45,6 +48,8 @@ class Detections:
     shape_of: np.ndarray
     size_of: np.ndarray
     motion_of: np.ndarray
+    foreground: np.ndarray
+    on_palette: np.ndarray
 
     def count(self) -> np.ndarray:
         """int (N,) number of detected objects per clip."""
@@ -88,7 +93,10 @@ def _largest_components(mask: np.ndarray) -> dict[str, np.ndarray]:
 def detect(videos: np.ndarray, cfg: WorldConfig) -> Detections:
     """Detect the objects of uint8 (N, F, H, W, 3) clips made in world `cfg`."""
     n, f = videos.shape[:2]
-    labels = palette_labels(videos)[0].reshape(n * f, *videos.shape[2:4])
+    labels, dist2 = palette_labels(videos)
+    on_palette = (dist2 <= PALETTE_TOLERANCE**2).reshape(n, -1).mean(1)
+    foreground = (labels > 0).reshape(n, f, -1).sum(2)
+    labels = labels.reshape(n * f, *videos.shape[2:4])
     c = len(COLOUR_NAMES)
     present = np.zeros((n, c, f), dtype=bool)
     centre = np.full((n, c, f, 2), np.nan)
@@ -107,13 +115,13 @@ def detect(videos: np.ndarray, cfg: WorldConfig) -> Detections:
         area[:, k] = np.where(ok, comp["area"], 0).reshape(n, f)
         shape[:, k] = np.where(ok, kind, -1).reshape(n, f)
         side[:, k] = np.where(ok, s, 0).reshape(n, f)
-    exists = present.sum(2) >= (f + 1) // 2  # an object must be visible in at least half the frames
+    exists = present.sum(2) >= f // 2 + 1  # visible in a strict majority of frames (held condition frames alone do not count)
     shape_of = np.where(exists, _majority(shape, len(SHAPES)), -1)
     frames_seen = np.maximum(present.sum(2), 1)
     median_side = np.where(exists, (side * present).sum(2) / frames_seen, 0)
     size_of = np.where(exists, (median_side >= SIZE_SPLIT).astype(np.int64), -1)  # SIZES order: small, large
     motion_of = np.where(exists, _motion(present, centre, cfg), -1) if f > 1 else np.full((n, c), -1)
-    return Detections(present, centre, area, shape, side, exists, shape_of, size_of, motion_of)
+    return Detections(present, centre, area, shape, side, exists, shape_of, size_of, motion_of, foreground, on_palette)
 
 
 def _majority(values: np.ndarray, k: int) -> np.ndarray:

@@ -82,7 +82,8 @@ def empty_detections(n: int, frames: int) -> Detections:
     c = len(COLOUR_NAMES)
     none = np.full((n, c), -1)
     return Detections(np.zeros((n, c, frames), bool), np.full((n, c, frames, 2), np.nan), np.zeros((n, c, frames), np.int64),
-                      np.full((n, c, frames), -1), np.zeros((n, c, frames)), np.zeros((n, c), bool), none, none, none)
+                      np.full((n, c, frames), -1), np.zeros((n, c, frames)), np.zeros((n, c), bool), none, none, none,
+                      np.zeros((n, frames), np.int64), np.ones(n))
 
 
 def chance_alignment(prompts: list[Prompt]) -> float:
