@@ -1,0 +1,47 @@
+"""Dispatch: the local executor's concurrency cap and time limit, and Checkpointable requeue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness_fixtures import seeded_runs_root, tiny_spec
+from submitit.helpers import DelayedSubmission
+
+from harness.dispatch import RunTask, dispatch
+from harness.runner import plan, prepare_run_dir
+from harness.spec import ExecutorConfig, load_spec
+
+
+def test_checkpoint_resubmits_the_same_run(tmp_path: Path) -> None:
+    task = RunTask(tmp_path, tmp_path / "run", threads=1)
+    delayed = task.checkpoint()
+    assert isinstance(delayed, DelayedSubmission)
+    assert isinstance(delayed.function, RunTask) and delayed.function.run_dir == task.run_dir
+
+
+def test_local_executor_caps_parallelism_and_records_results(tmp_path: Path, tmp_path_factory) -> None:
+    root = seeded_runs_root(tmp_path, tmp_path_factory)
+    spec = load_spec(tiny_spec(tmp_path / "s.yaml", steps=2, seeds=[0, 1, 2]))
+    runs = plan(spec, "default", root, references=False)
+    tasks = [RunTask(root, prepare_run_dir(r, root)) for r in runs]
+    results = dispatch(tasks, ExecutorConfig(kind="local", max_parallel=1, timeout_min=10), tmp_path / "jobs",
+                       progress=False)
+    assert [r["state"] for r in results] == ["done"] * 3, [r.get("error") for r in results]
+    spans = sorted((r["started"], r["finished"]) for r in results)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), f"runs overlapped with max_parallel=1: {spans}"
+    assert len({r["pid"] for r in results}) == 3  # each run in its own subprocess
+
+
+@pytest.mark.slow  # ~30 s: submitit's local controller takes its time to notice and kill a timed-out job
+def test_local_timeout_marks_run_failed(tmp_path: Path, tmp_path_factory) -> None:
+    """A run killed by the executor's time limit leaves state 'failed', not 'running'."""
+    root = seeded_runs_root(tmp_path, tmp_path_factory)
+    spec = load_spec(tiny_spec(tmp_path / "s.yaml", steps=10_000))
+    run = plan(spec, "default", root, references=False)[0]
+    task = RunTask(root, prepare_run_dir(run, root))
+    # 0.05 min = 3 s, no requeue (with max_requeue > 0 the Checkpointable is resubmitted and resumes)
+    result = dispatch([task], ExecutorConfig(kind="local", timeout_min=0.05, max_requeue=0), tmp_path / "jobs",
+                      progress=False)[0]
+    assert result["state"] == "failed" and result["error"]["message"]
