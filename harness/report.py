@@ -189,6 +189,14 @@ def _linearity(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame, stud
         return {}, f"linearity plot unavailable: {type(exc).__name__}: {exc}"
 
 
+def trial_table(study: Any) -> pd.DataFrame:
+    """One row per Optuna trial: number, state, objective value, parameters, source, run ids."""
+    rows = [{"trial": t.number, "state": t.state.name, "value": t.value, **t.params,
+             "source": t.user_attrs.get("source", "sampler"), "runs": ", ".join(t.user_attrs.get("run_ids", [])),
+             "error": t.user_attrs.get("error", "")} for t in study.trials]
+    return pd.DataFrame(rows)
+
+
 def _best_params(study: Any) -> dict[str, Any] | None:
     try:
         return dict(study.best_params) if study is not None else None
@@ -255,6 +263,10 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
     if x and wanted("metric_vs_param"):
         add_plot("metric_vs_param", plots.metric_vs_param(summary, x, metrics), f"metrics vs {x}")
     study = _study(spec, runs_root, profile)
+    if study is not None:
+        blocks += [Block("p", f"Optuna study {study.study_name} ({spec.search.sampler} sampler, seed "
+                              f"{spec.search.sampler_seed}; objective {spec.search.objective}, {spec.search.direction}):"),
+                   Block("table", table=trial_table(study))]
     if study is not None and (wanted("optimization_history") or wanted("contour")):
         for name, fig in plots.optuna_figures(study, ("path.c", "path.alpha")
                                               if {"path.c", "path.alpha"} <= set(spec.search.params) else None).items():

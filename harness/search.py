@@ -125,6 +125,20 @@ def open_study(spec: Spec, runs_root: str | Path, profile: str, storage: str | N
                                load_if_exists=True)
 
 
+def _note_code_version(study: optuna.Study) -> None:
+    """Record the code version on a new study; warn when a resumed one was started by other code
+    (its earlier trials' runs then have ids of that code version)."""
+    from harness.identity import code_version
+
+    now = code_version()
+    before = study.user_attrs.get("code")
+    if before is None:
+        study.set_user_attr("code", now)
+    elif before != now:
+        warnings.warn(f"study {study.study_name!r} was started with code {before}, resumed with {now}; "
+                      "use a new study_name or --storage to start afresh", stacklevel=3)
+
+
 def load_existing_study(spec: Spec, runs_root: str | Path, profile: str, storage: str | None = None) -> optuna.Study | None:
     """The spec's study if its storage already holds it (never creates a database)."""
     if spec.search is None:
@@ -176,7 +190,7 @@ def optimize(spec: Spec, runs_root: str | Path, profile: str, objective: Objecti
         raise ValueError(f"{spec.source}: search: expected a search block, got none")
     from harness.expand import apply_profile
 
-    resolved = apply_profile(spec, profile)[0]
+    resolved = apply_profile(spec, profile)[0] if profile in spec.profiles else spec
     search = resolved.search
     target = n_trials if n_trials is not None else budget(search)
     if target < 1:
@@ -187,6 +201,7 @@ def optimize(spec: Spec, runs_root: str | Path, profile: str, objective: Objecti
     study = open_study(resolved, runs_root, profile, storage)
     if not study.trials:
         enqueue_fixed(study, points)
+    _note_code_version(study)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # a killed worker's trial, once its heartbeat is stale

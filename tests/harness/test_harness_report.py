@@ -118,7 +118,8 @@ def test_report_with_a_study_has_optuna_plots(tmp_path: Path) -> None:
     md = render_report(spec, tmp_path / "runs", "smoke", tmp_path / "out")
     assert (md.parent / "plots" / "optimization_history.png").is_file()
     assert (md.parent / "plots" / "contour.png").is_file()
-    assert "Optuna optimization history" in md.read_text()
+    text = md.read_text()
+    assert "Optuna optimization history" in text and "| trial | state | value |" in text
 
 
 def test_corruption_curves_run_from_full_noise_to_clean() -> None:

@@ -103,15 +103,16 @@ def grid_spec():
                              "path.alpha": {"type": "categorical", "choices": [0.5, 1.0]}})
 
 
-def _grid_worker(root: str, n_trials: int | None) -> None:
-    optimize(grid_spec(), root, "smoke", Recorder(), n_trials=n_trials, progress=False)
+def _grid_worker(spec: Any, root: str, n_trials: int | None) -> None:
+    optimize(spec, root, "smoke", Recorder(), n_trials=n_trials, progress=False)
 
 
 def test_grid_two_processes_never_repeat_a_point(tmp_path: Path) -> None:
-    assert grid_space(grid_spec().search.params) == {"path.c": [1.0, 2.0, 3.0], "path.alpha": [0.5, 1.0]}
+    spec = grid_spec()  # validated here and pickled to the workers (validation imports the benchmark)
+    assert grid_space(spec.search.params) == {"path.c": [1.0, 2.0, 3.0], "path.alpha": [0.5, 1.0]}
     ctx = mp.get_context("spawn")
     for n in (4, None):  # worker 1 runs 4 trials, worker 2 (a new process) the rest of the 6-point grid
-        proc = ctx.Process(target=_grid_worker, args=(str(tmp_path), n))
+        proc = ctx.Process(target=_grid_worker, args=(spec, str(tmp_path), n))
         proc.start()
         proc.join(120)
         assert proc.exitcode == 0
@@ -158,3 +159,12 @@ def test_run_search_goes_through_the_run_store_and_reuses_a_repeated_point(tmp_p
     stamp = first.stat().st_mtime_ns
     other = run_search(spec, root, "default", storage=f"sqlite:///{tmp_path / 'other.db'}", progress=False)
     assert other[0]["run_id"] == ids[0] and first.stat().st_mtime_ns == stamp
+
+
+def test_resuming_a_study_started_by_other_code_warns(tmp_path: Path) -> None:
+    spec = make_spec(n_trials=1)
+    study = optimize(spec, tmp_path, "smoke", Recorder(), progress=False)
+    assert "commit" in study.user_attrs["code"]
+    study.set_user_attr("code", {"package": "0.0", "commit": "0" * 40, "dirty": False})
+    with pytest.warns(UserWarning, match="was started with code"):
+        optimize(spec, tmp_path, "smoke", Recorder(), n_trials=2, progress=False)
