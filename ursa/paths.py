@@ -1,0 +1,375 @@
+"""Discrete probability paths p_t(x | x1) for URSA training corruption and CTMC sampling.
+
+- `MetricPath`: p_t(x | x1) = softmax_x(-beta_t d(x, x1)), d = squared distance between
+  L2-normalised codebook rows, with the kinetic-optimal velocity
+  u(x) = beta_dot_t p_t(x | x1) max(0, d(x_t, x1) - d(x, x1)).
+- `MixturePath`: keep x1 w.p. kappa_t = t^n, else a uniform id; u = kappa_dot/(1-kappa) on x1.
+- `MaskedPath`: keep x1 w.p. kappa_t, else the mask id K; only masked tokens move.
+
+Time: t = 0 noise, t = 1 clean (t = 1 exactly: sample returns x1, velocity is 0, step keeps x_t).
+Randomness: every method draws its per-token uniforms for the whole batch first, so results do
+not depend on how MetricPath chunks tokens (chunked == unchunked, bitwise).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+
+from ursa.schedule import beta, beta_dot
+
+_ROW_PAD = 8  # BLAS picks kernels by row count; padding rows keeps per-row results chunk-independent
+
+
+def _check_ids(name: str, x: torch.Tensor, high: int) -> torch.Tensor:
+    """Integer tensor with values in [0, high) -> long tensor."""
+    if not isinstance(x, torch.Tensor) or x.dtype not in (torch.int64, torch.int32):
+        got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name}: expected an int64 tensor of ids, got {got}")
+    if x.numel() and (int(x.min()) < 0 or int(x.max()) >= high):
+        raise ValueError(f"{name}: expected ids in [0, {high}), got values in [{int(x.min())}, {int(x.max())}]")
+    return x.long()
+
+
+def _check_time(name: str, t: float | torch.Tensor, shape: torch.Size, device: torch.device) -> torch.Tensor:
+    """t (float, or float tensor broadcastable to shape, values in [0, 1]) -> float64 (N,) flat."""
+    if isinstance(t, torch.Tensor):
+        if not t.is_floating_point():
+            raise ValueError(f"{name}: expected a float tensor or float, got dtype {t.dtype}")
+        try:
+            ok = torch.broadcast_shapes(t.shape, shape) == shape
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise ValueError(f"{name}: expected a shape broadcastable to {tuple(shape)}, got {tuple(t.shape)}")
+        tt = t.to(device=device, dtype=torch.float64)
+    elif isinstance(t, (int, float)) and not isinstance(t, bool):
+        tt = torch.tensor(float(t), dtype=torch.float64, device=device)
+    else:
+        raise ValueError(f"{name}: expected a float tensor or float, got {type(t).__name__}")
+    if tt.numel() and not bool(((tt >= 0) & (tt <= 1)).all()):
+        lo, hi = float(tt.min()), float(tt.max())
+        raise ValueError(f"{name}: expected values in [0, 1], got values in [{lo}, {hi}]")
+    return tt.expand(shape).reshape(-1)
+
+
+def _check_same_shape(x_t: torch.Tensor, x1: torch.Tensor) -> None:
+    if x_t.shape != x1.shape:
+        raise ValueError(f"x_t: expected the shape of x1 {tuple(x1.shape)}, got {tuple(x_t.shape)}")
+
+
+class ProbPath(ABC):
+    """A probability path over `num_states` token states for ids in [0, vocab_size).
+
+    Shapes: x1, x_t long (...); t float or float tensor broadcastable to x1 (e.g. one value
+    per frame); velocity -> float32 (..., num_states).
+    """
+
+    vocab_size: int
+    num_states: int
+
+    @abstractmethod
+    def sample(self, x1: torch.Tensor, t: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x_t ~ p_t(. | x1), long (...)."""
+
+    @abstractmethod
+    def velocity(self, x_t: torch.Tensor, x1: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+        """Jump rates out of x_t towards x1, float32 (..., num_states), >= 0, 0 at x_t."""
+
+    @abstractmethod
+    def step(
+        self,
+        x_t: torch.Tensor,
+        x1: torch.Tensor,
+        t: float | torch.Tensor,
+        h: float | torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """One Euler CTMC step t -> t + h: jump w.p. 1 - exp(-h r), r = total rate, to a state
+        drawn from u / r. Tokens with t >= 1 do not move. Returns long (...)."""
+
+    def _check_step(
+        self, x_t: torch.Tensor, x1: torch.Tensor, t: float | torch.Tensor, h: float | torch.Tensor, x_t_high: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Validate step inputs -> flat (x_t, x1, t, h)."""
+        x1 = _check_ids("x1", x1, self.vocab_size)
+        x_t = _check_ids("x_t", x_t, x_t_high)
+        _check_same_shape(x_t, x1)
+        tt = _check_time("t", t, x1.shape, x1.device)
+        hh = _check_time("h", h, x1.shape, x1.device)
+        over = (tt < 1) & (tt + hh > 1 + 1e-9)  # clean tokens (t = 1) may take any h: they stay
+        if bool(over.any()):
+            raise ValueError(f"h: expected t + h <= 1 where t < 1, got t + h up to {float((tt + hh)[over].max())}")
+        return x_t.reshape(-1), x1.reshape(-1), tt, hh
+
+
+class MetricPath(ProbPath):
+    """URSA's metric path over K codebook states (see module docstring).
+
+    Works on `chunk_size` tokens at a time: working memory is at most 2 float32 buffers of
+    (chunk_size, K) besides outputs that are (..., K) by definition (velocity, probs,
+    distances_to). Distances are one (chunk, D) x (D, K) matmul: d = 2 - 2 cos, clamped to
+    [0, 4], with d(x1, x1) = 0 exactly. Categorical draws use inverse CDFs from a sequential
+    float32 cumsum (row-order-independent; relative error of the CDF <~ K * 2^-24).
+    """
+
+    def __init__(self, embeddings: torch.Tensor, c: float = 3.0, alpha: float = 0.9, chunk_size: int = 4096) -> None:
+        if not isinstance(embeddings, torch.Tensor) or not embeddings.is_floating_point() or embeddings.dim() != 2:
+            got = (f"{embeddings.dtype} of shape {tuple(embeddings.shape)}" if isinstance(embeddings, torch.Tensor)
+                   else type(embeddings).__name__)
+            raise ValueError(f"embeddings: expected a 2-D float tensor (K, D), got {got}")
+        if embeddings.shape[0] < 2 or embeddings.shape[1] < 1:
+            raise ValueError(f"embeddings: expected K >= 2 rows and D >= 1 columns, got {tuple(embeddings.shape)}")
+        norms = embeddings.to(torch.float64).norm(dim=1)
+        if not bool(torch.isfinite(embeddings).all()) or not bool((norms > 0).all()):
+            raise ValueError("embeddings: expected finite rows with non-zero norm, got zero or non-finite rows")
+        for name, v in (("c", c), ("alpha", alpha)):
+            if not isinstance(v, (int, float)) or not v > 0:
+                raise ValueError(f"{name}: expected a number > 0, got {v!r}")
+        if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+            raise ValueError(f"chunk_size: expected an int >= 1, got {chunk_size!r}")
+        self.embeddings = (embeddings.to(torch.float64) / norms[:, None]).to(torch.float32).contiguous()
+        self._e_t = self.embeddings.T.contiguous()  # (D, K)
+        self.c, self.alpha, self.chunk_size = float(c), float(alpha), chunk_size
+        self.vocab_size = self.num_states = embeddings.shape[0]
+
+    # -- distances ---------------------------------------------------------------------------
+    def _dist_rows(self, x1: torch.Tensor) -> torch.Tensor:
+        """d(x, x1[i]) for all K states: float32 (len(x1), K)."""
+        m = x1.shape[0]
+        rows = self.embeddings.new_zeros(-(-m // _ROW_PAD) * _ROW_PAD, self._e_t.shape[0])
+        rows[:m] = self.embeddings[x1]
+        d = (rows @ self._e_t)[:m]
+        d.mul_(-2).add_(2).clamp_(0, 4)
+        return d.scatter_(1, x1[:, None], 0.0)
+
+    def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """d(x, y) elementwise, float32 (...) for ids x, y long (...) of the same shape."""
+        x, y = _check_ids("x", x, self.vocab_size), _check_ids("y", y, self.vocab_size)
+        if x.shape != y.shape:
+            raise ValueError(f"y: expected the shape of x {tuple(x.shape)}, got {tuple(y.shape)}")
+        cos = (self.embeddings[x] * self.embeddings[y]).sum(-1)
+        return torch.where(x == y, 0.0, (2 - 2 * cos).clamp(0, 4))
+
+    def distances_to(self, x1: torch.Tensor) -> torch.Tensor:
+        """d(x, x1) for every state x, float32 (..., K)."""
+        x1 = _check_ids("x1", x1, self.vocab_size)
+        flat = x1.reshape(-1)
+        out = self.embeddings.new_empty(flat.shape[0], self.vocab_size)
+        for s in range(0, flat.shape[0], self.chunk_size):
+            out[s:s + self.chunk_size] = self._dist_rows(flat[s:s + self.chunk_size])
+        return out.view(*x1.shape, self.vocab_size)
+
+    def uniform_distance(self) -> float:
+        """D(0) = E d(x, y) for x, y uniform ids = 2 - 2 |mean_x e(x)|^2."""
+        mean = self.embeddings.to(torch.float64).mean(0)
+        return float(2 - 2 * mean.dot(mean))
+
+    # -- path ----------------------------------------------------------------------------------
+    def _chunks(self, active: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Indices of active tokens, chunk_size at a time."""
+        idx = active.nonzero().squeeze(1)
+        return idx.split(self.chunk_size)
+
+    def probs(self, x1: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+        """p_t(x | x1), float32 (..., K); one-hot x1 where t = 1."""
+        x1 = _check_ids("x1", x1, self.vocab_size)
+        flat, tt = x1.reshape(-1), _check_time("t", t, x1.shape, x1.device)
+        out = torch.nn.functional.one_hot(flat, self.vocab_size).to(torch.float32)
+        b = beta(tt, self.c, self.alpha).to(torch.float32)
+        for idx in self._chunks(tt < 1):
+            w = self._dist_rows(flat[idx]).mul_(-b[idx, None]).exp_()  # max logit 0 at x1: stable
+            z = w.cumsum(1)[:, -1:]
+            out[idx] = w.div_(z)
+        return out.view(*x1.shape, self.vocab_size)
+
+    def sample(self, x1: torch.Tensor, t: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        x1 = _check_ids("x1", x1, self.vocab_size)
+        flat, tt = x1.reshape(-1), _check_time("t", t, x1.shape, x1.device)
+        u = torch.rand(flat.shape, generator=generator, dtype=torch.float64, device=flat.device)
+        b = beta(tt, self.c, self.alpha).to(torch.float32)
+        out = flat.clone()
+        for idx in self._chunks(tt < 1):
+            cdf = self._dist_rows(flat[idx]).mul_(-b[idx, None]).exp_().cumsum_(1)
+            out[idx] = _inverse_cdf(cdf, u[idx])
+        return out.view(x1.shape)
+
+    def _rate_weights(self, x_t: torch.Tensor, x1: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(p_t(x|x1) * Z * max(0, d(x_t,x1) - d(x,x1)) float32 (m, K), Z float32 (m, 1)): the
+        unnormalised kinetic-optimal weights; u = beta_dot * weights / Z."""
+        d = self._dist_rows(x1)
+        w = torch.exp(d * -b[:, None])
+        d0 = d.gather(1, x_t[:, None])
+        weights = d.neg_().add_(d0).clamp_(min=0).mul_(w)  # exactly 0 at x_t
+        return weights, w.cumsum_(1)[:, -1:]
+
+    def velocity(self, x_t: torch.Tensor, x1: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+        """Kinetic-optimal rates, float32 (..., K). Where beta_dot is infinite (t = 0 with
+        alpha < 1) the rates towards closer states are +inf; use `step`, which integrates them."""
+        x1 = _check_ids("x1", x1, self.vocab_size)
+        x_t = _check_ids("x_t", x_t, self.vocab_size)
+        _check_same_shape(x_t, x1)
+        flat, zf, tt = x1.reshape(-1), x_t.reshape(-1), _check_time("t", t, x1.shape, x1.device)
+        b, bd = beta(tt, self.c, self.alpha).to(torch.float32), beta_dot(tt, self.c, self.alpha)
+        out = self.embeddings.new_zeros(flat.shape[0], self.vocab_size)
+        for idx in self._chunks(tt < 1):
+            weights, z = self._rate_weights(zf[idx], flat[idx], b[idx])
+            scale = (bd[idx, None] / z).to(torch.float32)
+            if bool(torch.isinf(scale).any()):  # inf * 0 would be NaN: 0-weight states keep rate 0
+                out[idx] = torch.where(weights > 0, weights * scale, 0.0)
+            else:
+                out[idx] = weights.mul_(scale)
+        return out.view(*x1.shape, self.vocab_size)
+
+    def step(
+        self,
+        x_t: torch.Tensor,
+        x1: torch.Tensor,
+        t: float | torch.Tensor,
+        h: float | torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Euler step with hazard h * beta_dot_t * sum_x weights / Z; where beta_dot_t is
+        infinite (t = 0, alpha < 1) h * beta_dot_t is replaced by its exact integral
+        beta_{t+h} - beta_t (finite), so the first step from pure noise is well defined."""
+        zf, flat, tt, hh = self._check_step(x_t, x1, t, h, self.vocab_size)
+        u = torch.rand((2, flat.shape[0]), generator=generator, dtype=torch.float64, device=flat.device)
+        b = beta(tt, self.c, self.alpha)
+        bd = beta_dot(tt, self.c, self.alpha)
+        scale = torch.where(torch.isfinite(bd), hh * bd, beta((tt + hh).clamp(max=1), self.c, self.alpha) - b)
+        out = zf.clone()
+        for idx in self._chunks((tt < 1) & (hh > 0) & (zf != flat)):
+            weights, z = self._rate_weights(zf[idx], flat[idx], b[idx].to(torch.float32))
+            cdf = weights.cumsum_(1)
+            total = cdf[:, -1].to(torch.float64)
+            hazard = torch.where(total > 0, scale[idx] * total / z[:, 0].to(torch.float64), 0.0)
+            jump = u[0, idx] < -torch.expm1(-hazard)
+            out[idx] = torch.where(jump, _inverse_cdf(cdf, u[1, idx]), zf[idx])
+        return out.view(x_t.shape)
+
+
+def _inverse_cdf(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Index of the first entry of each row of cdf (float32 (m, K), non-decreasing, unnormalised)
+    exceeding u * total, u float64 (m,) in [0, 1): a draw from the row's weights. Zero-weight
+    states are never drawn."""
+    total = cdf[:, -1:]
+    v = (u[:, None] * total).to(cdf.dtype)
+    v = torch.minimum(v, torch.nextafter(total, torch.zeros_like(total)))  # keep v < total after rounding
+    return torch.searchsorted(cdf, v, right=True).squeeze(1)
+
+
+class _KappaPath(ProbPath):
+    """Shared kappa_t = t^exponent machinery of the mixture and masked paths."""
+
+    def __init__(self, vocab_size: int, exponent: float = 1.0) -> None:
+        if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 2:
+            raise ValueError(f"vocab_size: expected an int >= 2, got {vocab_size!r}")
+        if not isinstance(exponent, (int, float)) or not exponent > 0:
+            raise ValueError(f"exponent: expected a number > 0, got {exponent!r}")
+        self.vocab_size, self.exponent = vocab_size, float(exponent)
+
+    def kappa(self, t: torch.Tensor) -> torch.Tensor:
+        return t.pow(self.exponent)
+
+    def rate(self, t: torch.Tensor) -> torch.Tensor:
+        """kappa_dot / (1 - kappa), float64; inf at t = 1 (and t = 0 if exponent < 1)."""
+        return self.exponent * t.pow(self.exponent - 1) / (1 - self.kappa(t))
+
+    @abstractmethod
+    def _noise(self, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+        """n source-distribution ids, long (n,)."""
+
+    @abstractmethod
+    def _movable(self, x_t: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+        """bool mask of tokens with a non-zero rate towards x1."""
+
+    def sample(self, x1: torch.Tensor, t: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        x1 = _check_ids("x1", x1, self.vocab_size)
+        flat, tt = x1.reshape(-1), _check_time("t", t, x1.shape, x1.device)
+        keep = torch.rand(flat.shape, generator=generator, dtype=torch.float64, device=flat.device) < self.kappa(tt)
+        return torch.where(keep, flat, self._noise(flat.shape[0], generator, flat.device)).view(x1.shape)
+
+    def velocity(self, x_t: torch.Tensor, x1: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+        """kappa_dot / (1 - kappa) on x1 for movable tokens (+inf at t = 0 if exponent < 1),
+        0 elsewhere and where t = 1. float32 (..., num_states)."""
+        x1 = _check_ids("x1", x1, self.vocab_size)
+        x_t = _check_ids("x_t", x_t, self.num_states)
+        _check_same_shape(x_t, x1)
+        flat, zf, tt = x1.reshape(-1), x_t.reshape(-1), _check_time("t", t, x1.shape, x1.device)
+        r = torch.where(self._movable(zf, flat) & (tt < 1), self.rate(tt), 0.0).to(torch.float32)
+        out = torch.zeros(flat.shape[0], self.num_states, device=flat.device)
+        out.scatter_(1, flat[:, None], r[:, None])
+        return out.view(*x1.shape, self.num_states)
+
+    def step(
+        self,
+        x_t: torch.Tensor,
+        x1: torch.Tensor,
+        t: float | torch.Tensor,
+        h: float | torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Euler step with hazard h * rate; where the rate is infinite at t = 0 (exponent < 1)
+        the exact integral log((1 - kappa_t) / (1 - kappa_{t+h})) is used."""
+        zf, flat, tt, hh = self._check_step(x_t, x1, t, h, self.num_states)
+        u = torch.rand(flat.shape, generator=generator, dtype=torch.float64, device=flat.device)
+        exact = torch.log1p(-self.kappa(tt)) - torch.log1p(-self.kappa((tt + hh).clamp(max=1)))
+        hazard = torch.where(torch.isfinite(self.rate(tt)), hh * self.rate(tt), exact)
+        jump = self._movable(zf, flat) & (tt < 1) & (hh > 0) & (u < -torch.expm1(-hazard))
+        return torch.where(jump, flat, zf).view(x_t.shape)
+
+
+class MixturePath(_KappaPath):
+    """Uniform-source mixture path: x_t = x1 w.p. kappa_t, else a uniform id in [0, K)."""
+
+    def __init__(self, vocab_size: int, exponent: float = 1.0) -> None:
+        super().__init__(vocab_size, exponent)
+        self.num_states = vocab_size
+
+    def _noise(self, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+        return torch.randint(self.vocab_size, (n,), generator=generator, device=device)
+
+    def _movable(self, x_t: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+        return x_t != x1
+
+
+class MaskedPath(_KappaPath):
+    """Absorbing path: x_t = x1 w.p. kappa_t, else the mask id K (= vocab_size); only masked
+    tokens move."""
+
+    def __init__(self, vocab_size: int, exponent: float = 1.0) -> None:
+        super().__init__(vocab_size, exponent)
+        self.mask_id = vocab_size
+        self.num_states = vocab_size + 1
+
+    def _noise(self, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+        return torch.full((n,), self.mask_id, dtype=torch.long, device=device)
+
+    def _movable(self, x_t: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+        return x_t == self.mask_id
+
+
+def build_path(
+    kind: str,
+    *,
+    vocab_size: int,
+    embeddings: torch.Tensor | None = None,
+    c: float = 3.0,
+    alpha: float = 0.9,
+    exponent: float = 1.0,
+    chunk_size: int = 4096,
+) -> ProbPath:
+    """Construct a path by name: "metric" (needs embeddings (vocab_size, D)), "mixture", "masked"."""
+    if kind == "metric":
+        if embeddings is None:
+            raise ValueError("embeddings: expected a (vocab_size, D) float tensor for kind='metric', got None")
+        path = MetricPath(embeddings, c=c, alpha=alpha, chunk_size=chunk_size)
+        if path.vocab_size != vocab_size:
+            raise ValueError(f"embeddings: expected {vocab_size} rows (vocab_size), got {path.vocab_size}")
+        return path
+    if kind == "mixture":
+        return MixturePath(vocab_size, exponent)
+    if kind == "masked":
+        return MaskedPath(vocab_size, exponent)
+    raise ValueError(f"kind: expected 'metric', 'mixture' or 'masked', got {kind!r}")
