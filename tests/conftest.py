@@ -1,0 +1,16 @@
+"""Test-wide settings.
+
+One intra-op thread: the tiny models here are dominated by thread synchronisation when
+several threads fight over 2 cores (observed 25-100x slowdowns), and one thread keeps CPU
+results bitwise reproducible across machines with different core counts. Subprocesses the
+tests start (harness local executor, SLURM jobs) inherit the environment variable.
+"""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
