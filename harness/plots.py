@@ -31,7 +31,7 @@ def to_png(fig: Figure, dpi: int = 110) -> bytes:
 def _grid(n: int, width: float = 4.2, height: float = 3.2) -> tuple[Figure, list[Any]]:
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained")
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n])
@@ -48,25 +48,30 @@ def metric_vs_param(summary: pd.DataFrame, x: str, metrics: list[str]) -> Figure
     trained = trained.dropna(subset=[col])
     if trained.empty:
         return None
-    others = [c for c in summary.columns if c.startswith("param.") and c != col and trained[c].nunique() > 1]
+    # separate lines only for axes that vary at a fixed x (zip partners of x move with it)
+    others = [c for c in summary.columns if c.startswith("param.") and c != col
+              and trained.groupby(col)[c].nunique(dropna=False).max() > 1]
     refs = summary[summary["role"] != "arm"]
+    ref_styles = [(":", "0.35"), ("--", "0.5"), ("-.", "0.6"), ((0, (1, 3)), "0.7")]
     fig, axes = _grid(len(metrics))
     for ax, m in zip(axes, metrics):
         for key, group in (trained.groupby(others, dropna=False) if others else [((), trained)]):
             group = group.sort_values(col)
             label = ", ".join(f"{o[6:]}={v}" for o, v in zip(others, key if isinstance(key, tuple) else (key,)))
             err = group[f"{m}.ci95"].fillna(0.0)
-            ax.errorbar(group[col], group[f"{m}.mean"], yerr=err, marker="o", capsize=3, label=label or None)
-        for _, ref in refs.iterrows():
+            ax.errorbar(group[col], group[f"{m}.mean"], yerr=err, marker="o", capsize=3, label=label or "trained")
+        for (_, ref), (ls, grey) in zip(refs.iterrows(), ref_styles):
             if math.isfinite(ref[f"{m}.mean"]):
-                ax.axhline(ref[f"{m}.mean"], ls="--", lw=0.8, color="grey")
-                ax.annotate(ref["arm"], (1.0, ref[f"{m}.mean"]), xycoords=("axes fraction", "data"),
-                            fontsize=7, color="grey", ha="right", va="bottom")
-        ax.set_xlabel(x)
+                ax.axhline(ref[f"{m}.mean"], ls=ls, lw=1.0, color=grey, label=f"{ref['arm']} ({ref['role']})")
+        ax.set_xlabel(x, fontsize=8)
         ax.set_title(m, fontsize=9)
+        ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-        if others:
-            ax.legend(fontsize=7)
+    handles = {}
+    for ax in axes:  # one legend for the figure: a metric may lack a reference row
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(3, len(handles)), fontsize=7)
     fig.suptitle(f"metrics vs {x} (mean ± 95% CI over seeds)", fontsize=10)
     return fig
 

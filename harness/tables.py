@@ -45,7 +45,8 @@ PAPER_FIGURES: dict[str, tuple[PaperFigure, ...]] = {
     "path_shape": (PaperFigure(_T2V, 69.0, "path.kind=masked", "masked diffusion (approx.)"),
                    PaperFigure(_T2V, 82.4, "path.kind=metric", "metric path (URSA)"),
                    PaperFigure("mixture vs masked", math.nan, "path.kind=mixture", "mixture path > masked (no figure)")),
-    "timestep_shift": (PaperFigure(_T2V, 81.2, "train.shift=3", "shift lambda = 3"), *_MAIN[:1]),
+    "timestep_shift": (PaperFigure(_T2V, 81.2, "train.shift=3, train.shift_rule=fixed", "shift lambda = 3"),
+                       *_MAIN[:1]),
     "path_search": _MAIN[:1],
     "model_scale": (*_MAIN[:1], PaperFigure(_T2V, 80.5, note="4B model (scaling helps semantics)")),
     "frame_schedule": (PaperFigure(_T2V, 82.4, "train.frame_schedule=async", "URSA, async frame timesteps"),
@@ -114,6 +115,11 @@ def paper_figures(spec_name: str, configured: dict[str, dict[str, float]] | None
     return list(PAPER_FIGURES.get(spec_name, ()))
 
 
+def arm_matches(pattern: str, arm: str) -> bool:
+    """True when every "key=value" part of `pattern` is a part of `arm` ("a=1" matches "a=1, b=2")."""
+    return set(pattern.split(", ")) <= set(arm.split(", "))
+
+
 def with_paper(summary: pd.DataFrame, figures: list[PaperFigure]) -> pd.DataFrame:
     """Append one `<label> (paper, full scale)` column per label with an arm-matched finite figure."""
     out = summary.copy()
@@ -121,8 +127,9 @@ def with_paper(summary: pd.DataFrame, figures: list[PaperFigure]) -> pd.DataFram
         return out
     matched = [f for f in figures if f.arm is not None and math.isfinite(f.value)]
     for label in dict.fromkeys(f.label for f in matched):
-        per_arm = {f.arm: f.value for f in matched if f.label == label}
-        out[f"{label} (paper, full scale; not comparable)"] = [per_arm.get(str(a), math.nan) for a in out["arm"]]
+        column = [next((f.value for f in matched if f.label == label and arm_matches(f.arm, str(a))), math.nan)
+                  for a in out["arm"]]
+        out[f"{label} (paper, full scale; not comparable)"] = column
     return out
 
 

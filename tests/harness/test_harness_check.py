@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-from test_harness_report import RUNS, SPEC, write_runs  # the results-contract fixture (same tests dir)
+from test_harness_report import A1, A3, RUNS, SPEC, write_runs  # the results-contract fixture (same tests dir)
 
 from harness.check import check, direction_of
 from harness.spec import parse_spec
@@ -28,7 +28,7 @@ def test_update_baseline_roundtrip_and_equal_results_pass(setup: tuple, capsys: 
     data = json.loads(baseline.read_text())
     assert data["metrics"]["alignment"]["direction"] == "higher"
     assert data["metrics"]["train_loss"]["direction"] == "lower"
-    assert data["metrics"]["alignment"]["arms"]["train.shift=1"] == pytest.approx(0.6, abs=1e-12)
+    assert data["metrics"]["alignment"]["arms"][A1] == pytest.approx(0.6, abs=1e-12)
     assert set(data["metrics"]["alignment"]["arms"]) == set(RUNS)
     assert check(spec, runs, "smoke", baseline) == 0
     assert "OK" in capsys.readouterr().out
@@ -45,26 +45,26 @@ def _degrade(runs: Path, arm: str, alignment: float) -> None:
 
 def test_degraded_metric_fails_with_a_table(setup: tuple, capsys: pytest.CaptureFixture) -> None:
     spec, runs, baseline = setup
-    _degrade(runs, "train.shift=1", 0.2)  # arm mean 0.6 -> 0.5: drop 0.1 > 0.05 * max(0.6, 1)
+    _degrade(runs, A1, 0.2)  # arm mean 0.6 -> 0.5: drop 0.1 > 0.05 * max(0.6, 1)
     assert check(spec, runs, "smoke", baseline) == 1
     out = capsys.readouterr().out
-    assert "regressed" in out and "train.shift=1" in out and "alignment" in out
+    assert "regressed" in out and A1 in out and "alignment" in out
     # a looser tolerance on the command line lets the same drop pass
     assert check(spec, runs, "smoke", baseline, tolerance=0.2) == 0
 
 
 def test_improvement_and_small_noise_pass(setup: tuple) -> None:
     spec, runs, baseline = setup
-    _degrade(runs, "train.shift=1", 0.9)  # higher is better: an improvement never fails
+    _degrade(runs, A1, 0.9)  # higher is better: an improvement never fails
     assert check(spec, runs, "smoke", baseline) == 0
-    _degrade(runs, "train.shift=1", 0.47)  # mean -0.01, within 0.05
+    _degrade(runs, A1, 0.47)  # mean -0.01, within 0.05
     assert check(spec, runs, "smoke", baseline) == 0
 
 
 def test_missing_arm_and_failed_arm_are_failures(setup: tuple, capsys: pytest.CaptureFixture) -> None:
     spec, runs, baseline = setup
     table = {k: v for k, v in RUNS.items() if k != "ref:random"}
-    table["train.shift=3"] = [("failed", math.nan, math.nan)] * 3
+    table[A3] = [("failed", math.nan, math.nan)] * 3
     write_runs(runs, table)
     assert check(spec, runs, "smoke", baseline) == 1
     out = capsys.readouterr().out

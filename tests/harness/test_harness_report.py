@@ -16,11 +16,12 @@ from harness.spec import parse_spec
 from harness.store import atomic_write_bytes, atomic_write_json, write_manifest, write_result
 
 SPEC = {"name": "timestep_shift", "description": "Shift ablation (test fixture).",
-        "grid": {"train.shift": [1.0, 3.0]}, "seeds": [0, 1, 2]}
+        "grid": {"train.shift": [1.0, 3.0], "train.shift_rule": ["fixed"]}, "seeds": [0, 1, 2]}
+A1, A3 = "train.shift=1, train.shift_rule=fixed", "train.shift=3, train.shift_rule=fixed"
 # arm -> per-seed (state, alignment, train_loss); NaN marks a failed run
 RUNS = {
-    "train.shift=1": [("done", 0.5, 2.0), ("done", 0.6, 1.9), ("done", 0.7, 1.8)],
-    "train.shift=3": [("done", 0.8, 1.7), ("done", 0.9, 1.6), ("failed", math.nan, math.nan)],
+    A1: [("done", 0.5, 2.0), ("done", 0.6, 1.9), ("done", 0.7, 1.8)],
+    A3: [("done", 0.8, 1.7), ("done", 0.9, 1.6), ("failed", math.nan, math.nan)],
     "ref:real": [("done", 0.95, math.nan)],
     "ref:random": [("done", 0.05, math.nan)],
 }
@@ -34,7 +35,8 @@ def write_runs(runs_root: Path, runs: dict = RUNS, spec: str = "timestep_shift",
         for seed, (state, align, loss) in enumerate(seeds):
             rid = f"{a:02d}{seed:02d}" + "ab" * 6
             rdir = runs_root / spec / profile / rid
-            params = {} if arm.startswith("ref:") else {"train.shift": float(arm.split("=")[1])}
+            params = {} if arm.startswith("ref:") else {k: v for k, v in (p.split("=") for p in arm.split(", "))}
+            params = {k: float(v) if k == "train.shift" else v for k, v in params.items()}
             atomic_write_json(rdir / "config.json", {"run": {"run_id": rid, "arm": arm, "seed": seed, "params": params},
                                                      "config": {"train": {"seed": seed}},
                                                      "code": {"package": "0.1", "commit": "c0ffee" * 4, "dirty": False},
@@ -71,8 +73,8 @@ def test_summarise_orders_arms_and_skips_failed_runs(tmp_path: Path) -> None:
 
     write_runs(tmp_path)
     summary = tables.summarise(load_results(tmp_path, "timestep_shift", "smoke"))
-    assert list(summary["arm"]) == ["train.shift=1", "train.shift=3", "ref:real", "ref:random"]
-    shift3 = summary.set_index("arm").loc["train.shift=3"]
+    assert list(summary["arm"]) == [A1, A3, "ref:real", "ref:random"]
+    shift3 = summary.set_index("arm").loc[A3]
     assert shift3["runs"] == "2/3" and shift3["failed"] == 1 and shift3["alignment.n"] == 2
     assert shift3["alignment.mean"] == pytest.approx(0.85, abs=1e-12)
     assert summary.set_index("arm").loc["ref:random", "role"].startswith("floor")
@@ -93,10 +95,18 @@ def test_report_files_exist_and_contain_every_arm(tmp_path: Path) -> None:
     assert "failed" in text and "RuntimeError: boom" in text
     assert "0.6 ± 0.25" in text  # shift=1: 0.6 +- 0.248 (see the CI test)
     assert "81.2" in text and "paper, full scale" in text  # the paper's shift-3 figure, labelled
+    summary = pd.read_csv(out / "summary.csv").set_index("arm")
+    paper = summary["VBench T2V total (paper, full scale; not comparable)"]
+    assert paper[A3] == 81.2 and math.isnan(paper[A1]) and math.isnan(paper["ref:real"])
     assert "c0ffee" in text and "f1f2f3f4" in text  # code version and data fingerprint per run
     assert "<img" in page and "src='plots/" not in page and page.count("data:image/png;base64,") >= 4
     assert len(pd.read_csv(out / "results.csv")) == sum(len(v) for v in RUNS.values())
     assert len(list((out / "strips").glob("*.png"))) == 2  # one strip per trained arm
+
+
+def test_paper_arm_patterns_match_subsets_of_arm_parts() -> None:
+    assert tables.arm_matches("train.shift=3", A3) and tables.arm_matches(A3, A3)
+    assert not tables.arm_matches("train.shift=3", A1) and not tables.arm_matches("train.shift=3", "train.shift=30")
 
 
 def test_report_without_runs_or_axis_still_renders(tmp_path: Path) -> None:
