@@ -108,7 +108,7 @@ class MetricPath(ProbPath):
     """URSA's metric path over K codebook states (see module docstring).
 
     Works on `chunk_size` tokens at a time: working memory is at most 2 float32 buffers of
-    (chunk_size, K) besides outputs that are (..., K) by definition (velocity, probs,
+    (chunk_size, K) (3 in velocity at t = 0 with alpha < 1) besides outputs that are (..., K) by definition (velocity, probs,
     distances_to). Distances are one (chunk, D) x (D, K) matmul: d = 2 - 2 cos, clamped to
     [0, 4], with d(x1, x1) = 0 exactly. Categorical draws use inverse CDFs from a sequential
     float32 cumsum (row-order-independent; relative error of the CDF <~ K * 2^-24).
@@ -172,6 +172,40 @@ class MetricPath(ProbPath):
         idx = active.nonzero().squeeze(1)
         return idx.split(self.chunk_size)
 
+    # Per-chunk work lives in helpers so each chunk's (m, K) buffers are freed on return,
+    # before the next chunk allocates.
+    def _probs_rows(self, x1: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        w = self._dist_rows(x1).mul_(-b[:, None]).exp_()  # max logit is 0 at x1: stable softmax
+        return w.div_(w.cumsum(1)[:, -1:])
+
+    def _sample_rows(self, x1: torch.Tensor, b: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return _inverse_cdf(self._dist_rows(x1).mul_(-b[:, None]).exp_().cumsum_(1), u)
+
+    def _rate_weights(self, x_t: torch.Tensor, x1: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(p_t(x|x1) * Z * max(0, d(x_t,x1) - d(x,x1)) float32 (m, K), Z float32 (m, 1)): the
+        unnormalised kinetic-optimal weights; u = beta_dot * weights / Z."""
+        d = self._dist_rows(x1)
+        w = d.mul(-b[:, None]).exp_()
+        d0 = d.gather(1, x_t[:, None])
+        weights = d.neg_().add_(d0).clamp_(min=0).mul_(w)  # exactly 0 at x_t
+        return weights, w.cumsum_(1)[:, -1:].clone()
+
+    def _velocity_rows(self, x_t: torch.Tensor, x1: torch.Tensor, b: torch.Tensor, bd: torch.Tensor) -> torch.Tensor:
+        weights, z = self._rate_weights(x_t, x1, b)
+        scale = (bd[:, None] / z).to(torch.float32)
+        if bool(torch.isinf(scale).any()):  # inf * 0 would be NaN: 0-weight states keep rate 0
+            return torch.where(weights > 0, weights * scale, 0.0)
+        return weights.mul_(scale)
+
+    def _step_rows(self, x_t: torch.Tensor, x1: torch.Tensor, b: torch.Tensor, scale: torch.Tensor,
+                   u: torch.Tensor) -> torch.Tensor:
+        weights, z = self._rate_weights(x_t, x1, b)
+        cdf = weights.cumsum_(1)
+        total = cdf[:, -1].to(torch.float64)
+        hazard = torch.where(total > 0, scale * total / z[:, 0].to(torch.float64), 0.0)
+        jump = u[0] < -torch.expm1(-hazard)
+        return torch.where(jump, _inverse_cdf(cdf, u[1]), x_t)
+
     def probs(self, x1: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
         """p_t(x | x1), float32 (..., K); one-hot x1 where t = 1."""
         x1 = _check_ids("x1", x1, self.vocab_size)
@@ -179,9 +213,7 @@ class MetricPath(ProbPath):
         out = torch.nn.functional.one_hot(flat, self.vocab_size).to(torch.float32)
         b = beta(tt, self.c, self.alpha).to(torch.float32)
         for idx in self._chunks(tt < 1):
-            w = self._dist_rows(flat[idx]).mul_(-b[idx, None]).exp_()  # max logit 0 at x1: stable
-            z = w.cumsum(1)[:, -1:]
-            out[idx] = w.div_(z)
+            out[idx] = self._probs_rows(flat[idx], b[idx])
         return out.view(*x1.shape, self.vocab_size)
 
     def sample(self, x1: torch.Tensor, t: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -191,18 +223,8 @@ class MetricPath(ProbPath):
         b = beta(tt, self.c, self.alpha).to(torch.float32)
         out = flat.clone()
         for idx in self._chunks(tt < 1):
-            cdf = self._dist_rows(flat[idx]).mul_(-b[idx, None]).exp_().cumsum_(1)
-            out[idx] = _inverse_cdf(cdf, u[idx])
+            out[idx] = self._sample_rows(flat[idx], b[idx], u[idx])
         return out.view(x1.shape)
-
-    def _rate_weights(self, x_t: torch.Tensor, x1: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(p_t(x|x1) * Z * max(0, d(x_t,x1) - d(x,x1)) float32 (m, K), Z float32 (m, 1)): the
-        unnormalised kinetic-optimal weights; u = beta_dot * weights / Z."""
-        d = self._dist_rows(x1)
-        w = torch.exp(d * -b[:, None])
-        d0 = d.gather(1, x_t[:, None])
-        weights = d.neg_().add_(d0).clamp_(min=0).mul_(w)  # exactly 0 at x_t
-        return weights, w.cumsum_(1)[:, -1:]
 
     def velocity(self, x_t: torch.Tensor, x1: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
         """Kinetic-optimal rates, float32 (..., K). Where beta_dot is infinite (t = 0 with
@@ -214,12 +236,7 @@ class MetricPath(ProbPath):
         b, bd = beta(tt, self.c, self.alpha).to(torch.float32), beta_dot(tt, self.c, self.alpha)
         out = self.embeddings.new_zeros(flat.shape[0], self.vocab_size)
         for idx in self._chunks(tt < 1):
-            weights, z = self._rate_weights(zf[idx], flat[idx], b[idx])
-            scale = (bd[idx, None] / z).to(torch.float32)
-            if bool(torch.isinf(scale).any()):  # inf * 0 would be NaN: 0-weight states keep rate 0
-                out[idx] = torch.where(weights > 0, weights * scale, 0.0)
-            else:
-                out[idx] = weights.mul_(scale)
+            out[idx] = self._velocity_rows(zf[idx], flat[idx], b[idx], bd[idx])
         return out.view(*x1.shape, self.vocab_size)
 
     def step(
@@ -238,14 +255,10 @@ class MetricPath(ProbPath):
         b = beta(tt, self.c, self.alpha)
         bd = beta_dot(tt, self.c, self.alpha)
         scale = torch.where(torch.isfinite(bd), hh * bd, beta((tt + hh).clamp(max=1), self.c, self.alpha) - b)
+        b = b.to(torch.float32)
         out = zf.clone()
         for idx in self._chunks((tt < 1) & (hh > 0) & (zf != flat)):
-            weights, z = self._rate_weights(zf[idx], flat[idx], b[idx].to(torch.float32))
-            cdf = weights.cumsum_(1)
-            total = cdf[:, -1].to(torch.float64)
-            hazard = torch.where(total > 0, scale[idx] * total / z[:, 0].to(torch.float64), 0.0)
-            jump = u[0, idx] < -torch.expm1(-hazard)
-            out[idx] = torch.where(jump, _inverse_cdf(cdf, u[1, idx]), zf[idx])
+            out[idx] = self._step_rows(zf[idx], flat[idx], b[idx], scale[idx], u[:, idx])
         return out.view(x_t.shape)
 
 
