@@ -108,8 +108,8 @@ class MetricPath(ProbPath):
     """URSA's metric path over K codebook states (see module docstring).
 
     Works on `chunk_size` tokens at a time: working memory is at most 2 float32 buffers of
-    (chunk_size, K) (3 in velocity at t = 0 with alpha < 1) besides outputs that are (..., K) by definition (velocity, probs,
-    distances_to). Distances are one (chunk, D) x (D, K) matmul: d = 2 - 2 cos, clamped to
+    (chunk_size, K) (3 in velocity at t = 0 with alpha < 1) besides outputs that are (..., K)
+    by definition (velocity, probs, distances_to). Distances are one (chunk, D) x (D, K) matmul: d = 2 - 2 cos, clamped to
     [0, 4], with d(x1, x1) = 0 exactly. Categorical draws use inverse CDFs from a sequential
     float32 cumsum (row-order-independent; relative error of the CDF <~ K * 2^-24).
     """
@@ -122,8 +122,10 @@ class MetricPath(ProbPath):
         if embeddings.shape[0] < 2 or embeddings.shape[1] < 1:
             raise ValueError(f"embeddings: expected K >= 2 rows and D >= 1 columns, got {tuple(embeddings.shape)}")
         norms = embeddings.to(torch.float64).norm(dim=1)
-        if not bool(torch.isfinite(embeddings).all()) or not bool((norms > 0).all()):
-            raise ValueError("embeddings: expected finite rows with non-zero norm, got zero or non-finite rows")
+        bad = (~torch.isfinite(embeddings).all(1) | (norms == 0)).nonzero().flatten()
+        if len(bad):  # rows are L2-normalised: a zero row has no direction
+            raise ValueError(f"embeddings: expected finite rows with non-zero norm, got {len(bad)} zero or "
+                             f"non-finite rows (first: row {int(bad[0])})")
         for name, v in (("c", c), ("alpha", alpha)):
             if not isinstance(v, (int, float)) or not v > 0:
                 raise ValueError(f"{name}: expected a number > 0, got {v!r}")
