@@ -110,7 +110,7 @@ class MetricPath(ProbPath):
     Works on `chunk_size` tokens at a time: working memory is at most 2 float32 buffers of
     (chunk_size, K) (3 in velocity at t = 0 with alpha < 1) besides outputs that are (..., K)
     by definition (velocity, probs, distances_to). Distances are one (chunk, D) x (D, K) matmul: d = 2 - 2 cos, clamped to
-    [0, 4], with d(x1, x1) = 0 exactly. Categorical draws use inverse CDFs from a sequential
+    [0, 4], with d(x1, x1) = 0 exactly. Zero rows are allowed (cos = 0 with everything). Categorical draws use inverse CDFs from a sequential
     float32 cumsum (row-order-independent; relative error of the CDF <~ K * 2^-24).
     """
 
@@ -122,16 +122,20 @@ class MetricPath(ProbPath):
         if embeddings.shape[0] < 2 or embeddings.shape[1] < 1:
             raise ValueError(f"embeddings: expected K >= 2 rows and D >= 1 columns, got {tuple(embeddings.shape)}")
         norms = embeddings.to(torch.float64).norm(dim=1)
-        bad = (~torch.isfinite(embeddings).all(1) | (norms == 0)).nonzero().flatten()
-        if len(bad):  # rows are L2-normalised: a zero row has no direction
-            raise ValueError(f"embeddings: expected finite rows with non-zero norm, got {len(bad)} zero or "
-                             f"non-finite rows (first: row {int(bad[0])})")
+        bad = (~torch.isfinite(embeddings).all(1)).nonzero().flatten()
+        if len(bad) or not bool((norms > 0).any()):
+            first = f" (first: row {int(bad[0])})" if len(bad) else ""
+            raise ValueError(f"embeddings: expected finite rows, at least one with non-zero norm, got "
+                             f"{len(bad)} non-finite rows{first} and {int((norms == 0).sum())} zero rows")
         for name, v in (("c", c), ("alpha", alpha)):
             if not isinstance(v, (int, float)) or not v > 0:
                 raise ValueError(f"{name}: expected a number > 0, got {v!r}")
         if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
             raise ValueError(f"chunk_size: expected an int >= 1, got {chunk_size!r}")
-        self.embeddings = (embeddings.to(torch.float64) / norms[:, None]).to(torch.float32).contiguous()
+        # F.normalize semantics: a zero row (FSQ grids contain the all-zero code) stays zero, so
+        # cos = 0 and d = 2 to every other state: it is equidistant, having no direction.
+        self.embeddings = (embeddings.to(torch.float64) / norms.clamp_min(1e-12)[:, None]).to(torch.float32).contiguous()
+        self._num_zero_rows = int((norms == 0).sum())
         self._e_t = self.embeddings.T.contiguous()  # (D, K)
         self.c, self.alpha, self.chunk_size = float(c), float(alpha), chunk_size
         self.vocab_size = self.num_states = embeddings.shape[0]
@@ -164,9 +168,10 @@ class MetricPath(ProbPath):
         return out.view(*x1.shape, self.vocab_size)
 
     def uniform_distance(self) -> float:
-        """D(0) = E d(x, y) for x, y uniform ids = 2 - 2 |mean_x e(x)|^2."""
+        """D(0) = E d(x, y) for x, y uniform ids = 2 - 2 |mean_x e(x)|^2, less the 2 / K^2 that
+        formula charges for d(z, z) = 0 of each zero row z."""
         mean = self.embeddings.to(torch.float64).mean(0)
-        return float(2 - 2 * mean.dot(mean))
+        return float(2 - 2 * mean.dot(mean) - 2 * self._num_zero_rows / self.vocab_size**2)
 
     # -- path ----------------------------------------------------------------------------------
     def _chunks(self, active: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -30,9 +30,7 @@ C, ALPHA = 3.0, 0.9
 
 
 def fsq_grid() -> torch.Tensor:
-    """FSQ grid codebook float32 (64000, 6) (the model-agent's helper, else the same grid here),
-    its all-zero code nudged off the origin: rows are L2-normalised, so a zero row has no
-    direction (MetricPath rejects it); timing and memory do not depend on where it points."""
+    """FSQ grid codebook float32 (64000, 6), all-zero code included (MetricPath keeps it zero)."""
     try:
         from ursa.tokenizers.fsq import fsq_codebook
     except ImportError:  # keep the benchmark usable without the tokenizer module

@@ -105,8 +105,7 @@ def train_overhead(latent: tuple[int, int, int], batch: int, steps: int, device:
 
 
 def _fsq_embeddings() -> torch.Tensor:
-    """FSQ grid codebook (64000, 6) with its all-zero code nudged off the origin: MetricPath
-    L2-normalises rows and rejects a zero row (timing is unaffected by which direction it gets)."""
+    """FSQ grid codebook (64000, 6), all-zero code included (MetricPath keeps it zero)."""
     codes = fsq_codebook()
     zero = codes.norm(dim=1) == 0
     codes[zero] = 1e-3

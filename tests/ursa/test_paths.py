@@ -194,6 +194,7 @@ def test_bad_input_raises_value_error() -> None:
     _raises(lambda: MetricPath(torch.randn(10)), "embeddings", "2-D")
     _raises(lambda: MetricPath(torch.randint(5, (10, 3))), "embeddings")
     _raises(lambda: MetricPath(torch.zeros(10, 3)), "embeddings", "non-zero")
+    _raises(lambda: MetricPath(torch.full((10, 3), float("nan"))), "embeddings", "non-finite")
     _raises(lambda: MetricPath(codebook(50), chunk_size=0), "chunk_size")
     _raises(lambda: build_path("metric", vocab_size=60, embeddings=codebook(50)), "embeddings", "60")
     _raises(lambda: build_path("diffusion", vocab_size=50), "kind")
@@ -205,3 +206,22 @@ def test_build_path_kinds() -> None:
     mix, masked = build_path("mixture", vocab_size=50), build_path("masked", vocab_size=50)
     assert isinstance(mix, MixturePath) and mix.num_states == 50
     assert isinstance(masked, MaskedPath) and masked.num_states == 51 and masked.mask_id == 50
+
+
+def test_zero_row_is_equidistant_like_f_normalize():
+    """FSQ grids contain the all-zero code: it stays zero after normalisation (F.normalize
+    semantics), so d(zero, y) = 2 for every y != zero, d(zero, zero) = 0, and D(0) stays exact."""
+    from ursa.tokenizers.fsq import fsq_codebook
+
+    codes = fsq_codebook((4, 3))  # K = 12, contains the all-zero code
+    zero = int((codes.norm(dim=1) == 0).nonzero())
+    path = MetricPath(codes)
+    d = path.distances_to(torch.tensor([zero]))[0]
+    others = torch.arange(12) != zero
+    assert torch.equal(d[others], torch.full((11,), 2.0)) and d[zero] == 0
+    # exact D(0) against brute force over all K^2 pairs (float32 distances: tolerance 1e-6)
+    brute = path.distances_to(torch.arange(12)).double().mean()
+    assert abs(path.uniform_distance() - float(brute)) < 1e-6
+    # the path still concentrates on the zero code near t = 1 (>= 99% of 20k draws)
+    x1 = torch.full((20_000,), zero)
+    assert (path.sample(x1, 0.999, generator=gen(3)) == zero).float().mean() > 0.99
