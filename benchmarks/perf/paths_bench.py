@@ -13,7 +13,6 @@ memory = naive / ours (higher is better).
 
 from __future__ import annotations
 
-import itertools
 import re
 import statistics
 import time
@@ -24,23 +23,15 @@ import torch
 
 from ursa.paths import MetricPath
 from ursa.schedule import beta, beta_dot
+from ursa.tokenizers.fsq import fsq_codebook
 
 LEVELS = (8, 8, 8, 5, 5, 5)
 C, ALPHA = 3.0, 0.9
 
 
 def fsq_grid() -> torch.Tensor:
-    """FSQ grid codebook float32 (64000, 6), all-zero code included (MetricPath keeps it zero)."""
-    try:
-        from ursa.tokenizers.fsq import fsq_codebook
-    except ImportError:  # keep the benchmark usable without the tokenizer module
-        axes = [torch.arange(n) / (n // 2) - 1 for n in LEVELS]
-        codes = torch.tensor(list(itertools.product(*[a.tolist() for a in reversed(axes)])))[:, ::-1]
-    else:
-        codes = fsq_codebook(LEVELS)
-    codes = codes.to(torch.float32).contiguous()
-    codes[codes.norm(dim=1) == 0] = 1e-3
-    return codes
+    """Cosmos-sized FSQ grid codebook float32 (64000, 6), its all-zero code included."""
+    return fsq_codebook(LEVELS).to(torch.float32).contiguous()
 
 
 # -- the naive reference: everything (N, K) at once ---------------------------------------------

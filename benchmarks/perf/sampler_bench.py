@@ -106,10 +106,7 @@ def train_overhead(latent: tuple[int, int, int], batch: int, steps: int, device:
 
 def _fsq_embeddings() -> torch.Tensor:
     """FSQ grid codebook (64000, 6), all-zero code included (MetricPath keeps it zero)."""
-    codes = fsq_codebook()
-    zero = codes.norm(dim=1) == 0
-    codes[zero] = 1e-3
-    return codes
+    return fsq_codebook()
 
 
 def run(quick: bool = True, device: str = "cpu") -> dict:
