@@ -3,7 +3,7 @@
 A cache keyed on less serves one model's numbers for another, so everything that determines a
 run's outputs goes in: the canonical JSON of the resolved config (key order irrelevant, with
 settings that do not apply to the chosen path dropped), the package version, git commit and
-dirty flag, and the data fingerprint (world config + tokenizer fingerprint).
+dirty flag (the commit's code trees, so commits touching only tests or docs keep ids), and the data fingerprint (world config + tokenizer fingerprint).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, Callable
 from harness.expand import RunSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+CODE_DIRS = ("ursa", "benchmarks", "harness")
 
 
 def canonical_json(obj: Any) -> str:
@@ -32,12 +33,12 @@ def sha256_of(obj: Any) -> str:
 
 @functools.cache
 def code_version() -> dict[str, Any]:
-    """{"package": version, "commit": git HEAD or "unknown", "dirty": bool} (cached per process)."""
+    """{"package", "commit" (HEAD, recorded), "tree" (hash of HEAD's code trees), "dirty"} (cached per process)."""
     try:
         version = metadata.version("ursa-bench")
     except metadata.PackageNotFoundError:
         version = "unknown"
-    commit, dirty = "unknown", True
+    commit, tree, dirty = "unknown", "unknown", True
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
@@ -45,11 +46,13 @@ def code_version() -> dict[str, Any]:
 
     try:
         commit = git("rev-parse", "HEAD")
+        # content of the code that produces results: commits elsewhere (tests, reports, docs) keep ids
+        tree = sha256_of(git("rev-parse", *(f"HEAD:{d}" for d in CODE_DIRS)).split())[:16]
         # untracked files under runs/ or reports/ do not make the code dirty; tracked edits do
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", "ursa", "benchmarks", "harness"))
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", *CODE_DIRS))
     except (OSError, subprocess.SubprocessError):
         pass
-    return {"package": version, "commit": commit, "dirty": dirty}
+    return {"package": version, "commit": commit, "tree": tree, "dirty": dirty}
 
 
 def identity_config(run: RunSpec) -> dict[str, Any]:
@@ -69,7 +72,8 @@ def data_config(run: RunSpec) -> dict[str, Any]:
 
 def run_id(run: RunSpec, data_fingerprint: str, code: dict[str, Any] | None = None) -> str:
     """First 16 hex digits of sha256(config, code version, data fingerprint)."""
-    payload = {"config": identity_config(run), "code": code or code_version(), "data": data_fingerprint}
+    code = {k: v for k, v in (code or code_version()).items() if k != "commit"}  # the code tree identifies it
+    payload = {"config": identity_config(run), "code": code, "data": data_fingerprint}
     return sha256_of(payload)[:16]
 
 

@@ -44,7 +44,8 @@ def reference_runs(spec: Spec, profile: str, runs_root: str | Path) -> list[RunS
                       config=config)
         data = data_config(run)
         payload = {"reference": name, **data, "score": config.score.model_dump(mode="json"),
-                   "code": code_version(), "data": data_fingerprint(runs_root)(data)}
+                   "code": {k: v for k, v in code_version().items() if k != "commit"},
+                   "data": data_fingerprint(runs_root)(data)}
         run.run_id = sha256_of(payload)[:16]
         runs.append(run)
     return runs

@@ -12,7 +12,7 @@ from harness.spec import parse_spec
 SPEC = {"name": "ids", "base": {"train": {"steps": 3}, "path": {"kind": "metric"}},
         "grid": {"path.kind": ["metric", "masked"]}, "seeds": [0, 1]}
 FP = "data-fp"
-CODE = {"package": "0.1.0", "commit": "abc", "dirty": False}
+CODE = {"package": "0.1.0", "commit": "abc", "tree": "t1", "dirty": False}
 
 
 def _ids(data: dict, code=CODE, fp=FP) -> list[str]:
@@ -35,7 +35,8 @@ def test_sensitive_to_config_code_and_data() -> None:
         changed["base"][key] = value
         assert set(_ids(changed)).isdisjoint(base), key
     assert set(_ids(SPEC, code={**CODE, "dirty": True})).isdisjoint(base)
-    assert set(_ids(SPEC, code={**CODE, "commit": "abd"})).isdisjoint(base)
+    assert set(_ids(SPEC, code={**CODE, "tree": "t2"})).isdisjoint(base)
+    assert _ids(SPEC, code={**CODE, "commit": "abd"}) == base  # a commit that leaves the code trees alone
     assert set(_ids(SPEC, fp="other-tokenizer")).isdisjoint(base)
 
 
