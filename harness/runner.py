@@ -44,6 +44,7 @@ def reference_runs(spec: Spec, profile: str, runs_root: str | Path) -> list[RunS
                       config=config)
         data = data_config(run)
         payload = {"reference": name, **data, "score": config.score.model_dump(mode="json"),
+                   "tasks": config.sample.tasks,
                    "code": {k: v for k, v in code_version().items() if k != "commit"},
                    "data": data_fingerprint(runs_root)(data)}
         run.run_id = sha256_of(payload)[:16]

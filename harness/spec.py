@@ -110,7 +110,6 @@ class SampleConfig(_Strict):
     argmax_last: bool = False
     batch_size: int = Field(16, ge=1)
     tasks: list[Literal[TASKS]] = Field(default_factory=lambda: ["t2v"], min_length=1)  # type: ignore[valid-type]
-    num_windows: int = Field(2, ge=1)
     context_frames: int = Field(1, ge=1)
     seed: int = 0  # set from the spec's `seeds` axis
 
@@ -136,6 +135,14 @@ def _world_problem(world_json: str) -> str | None:
     except ValueError as exc:
         return str(exc)
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _world_frames(world_json: str) -> int:
+    """Frames per clip of a valid world (a long video's sliding-window length)."""
+    from benchmarks.shapes.world import WorldConfig
+
+    return WorldConfig(**json.loads(world_json)).frames
 
 
 @functools.lru_cache(maxsize=64)
@@ -172,6 +179,10 @@ class RunConfig(_Strict):
         if head is not None and head != self.tokenizer.codebook_size:
             raise ValueError(f"model.overrides.visual_vocab_size ({head!r}) must equal the tokenizer's "
                              f"K = tokenizer.codebook_size ({self.tokenizer.codebook_size})")
+        frames = _world_frames(json.dumps(self.benchmark.world, sort_keys=True, default=str))
+        if "long" in self.sample.tasks and not self.sample.context_frames < frames:
+            raise ValueError(f"sample.context_frames ({self.sample.context_frames}) must be < the window length "
+                             f"benchmark.world.frames ({frames}) for the long task")
         pinned = self.model.overrides.get("mask_token")
         if pinned is not None and bool(pinned) != (self.path.kind == "masked"):
             raise ValueError(f"model.overrides.mask_token={pinned!r} contradicts path.kind={self.path.kind!r} "

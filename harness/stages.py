@@ -88,6 +88,14 @@ def stage_train(config: RunConfig, bench: Bench, rdir: Path, runs_root: Path, pr
     mark_stage_done(rdir, "train", {"steps": result.steps, "final_loss": sum(tail) / len(tail), "shift": tc.shift})
 
 
+def long_windows(length: int, window: int, context_frames: int) -> int:
+    """Fewest windows n with window + (n - 1) * (window - context_frames) >= length (latent frames)."""
+    if not 1 <= context_frames < window:
+        raise ValueError(f"sample.context_frames: expected an integer in [1, {window}) (the window's latent "
+                         f"frames), got {context_frames}")
+    return 1 + max(0, -(-(length - window) // (window - context_frames)))
+
+
 def _sample_task(task: str, sampler, config: RunConfig, bench: Bench, prompts: list, generator) -> torch.Tensor:
     """ids long (B, T', h, w) for one batch of prompts of `task`."""
     from benchmarks.shapes.prompts import real_videos
@@ -102,9 +110,13 @@ def _sample_task(task: str, sampler, config: RunConfig, bench: Bench, prompts: l
         return S.text_to_video(sampler, text_ids, text_mask, (T, h, w), **kw)
     if task == "t2i":
         return S.text_to_image(sampler, text_ids, text_mask, (h, w), **kw)
-    if task == "long":
-        return S.long_video(sampler, text_ids, text_mask, (T, h, w), num_windows=prompts[0].num_windows,
-                            context_frames=config.sample.context_frames, **kw)
+    if task == "long":  # as many sliding windows as cover the suite's clip, cut to its length
+        cfg = prompts[0].cfg  # the suite's clip geometry (LONG_WINDOWS x the world's frames)
+        length = bench.tokenizer.latent_shape(cfg.frames, cfg.height, cfg.width)[0]
+        c = config.sample.context_frames
+        ids = S.long_video(sampler, text_ids, text_mask, (T, h, w), num_windows=long_windows(length, T, c),
+                           context_frames=c, **kw)
+        return ids[:, :length]
     real = bench.tokenizer.encode(real_videos(prompts))  # (B, F, h, w): the frames the task gives
     if task == "i2v":
         return S.image_to_video(sampler, text_ids, text_mask, real[:, 0], real.shape[1], **kw)
@@ -167,14 +179,17 @@ def stage_score(config: RunConfig, bench: Bench, rdir: Path) -> dict[str, float]
 
 
 def stage_reference(config: RunConfig, bench: Bench, rdir: Path, name: str) -> dict[str, float]:
-    """Reference clips (real / reconstruction / shuffled / random) on the t2v eval suite, scored."""
+    """Reference clips (real / reconstruction / shuffled / random) on every sampled task's suite, scored
+    like the samples (condition frames taken from the real clips), so task metrics get floors and ceilings."""
     from benchmarks.shapes import generate_reference
 
     out = stage_dir(rdir, "reference")
-    prompts = suite(config, bench, "t2v")
-    videos = generate_reference(name, prompts, bench.tokenizer, bench.world, config.score.seed)
-    media.write_strip(out / "strip_t2v.png", videos)
-    metrics = score_videos(config, bench, "t2v", videos, prompts)
+    metrics: dict[str, float] = {}
+    for task in config.sample.tasks:
+        prompts = suite(config, bench, task)
+        videos = generate_reference(name, prompts, bench.tokenizer, bench.world, config.score.seed)
+        media.write_strip(out / f"strip_{task}.png", videos)
+        metrics.update(score_videos(config, bench, task, videos, prompts))
     atomic_write_json(out / "scores.json", metrics)
     mark_stage_done(rdir, "reference")
     return metrics
