@@ -1,4 +1,4 @@
-"""`python -m harness {run,validate,report,check,status,ls}`.
+"""`python -m harness {run,validate,report,check,status,ls,env}`.
 
 run, report, status and check all take --profile and --runs-root, so a report or a check reads
 exactly the runs that `run` made. Exit codes: 0 ok, 1 a run failed / a check regressed,
@@ -48,6 +48,8 @@ def parser() -> argparse.ArgumentParser:
     chk.add_argument("--update-baseline", action="store_true")
     st = sub.add_parser("status", help="runs of a spec: states, stages, key metrics")
     _common(st)
+    sub.add_parser("env", add_help=False, help="create an evaluator's separate environment "
+                   "(python -m harness env NAME; see python -m harness env --help)")
     ls = sub.add_parser("ls", help="specs and their runs in the run store")
     ls.add_argument("--runs-root", default="runs", type=Path)
     return ap
@@ -90,6 +92,7 @@ def _run(args: argparse.Namespace) -> int:
         results += run_search(spec, args.runs_root, args.profile, args.storage, executor,
                               max_parallel=args.max_parallel, retry_failed=args.retry_failed,
                               progress=not args.no_progress)
+        results = list({r.get("run_id"): r for r in results}.values())  # a trial may reuse a grid run
     failed = [r for r in results if r.get("state") != "done"]
     print(f"{spec.name}/{args.profile}: {len(results) - len(failed)} done, {len(failed)} not done, "
           f"{outcome.computed} dispatched, {time.perf_counter() - start:.1f} s")
@@ -141,10 +144,15 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     handlers = {"run": _run, "validate": _validate, "report": lambda a: print(_report(load_spec(a.spec), a)) or 0,
                 "check": _check, "status": _status, "ls": _ls}
     try:
+        if argv[:1] == ["env"]:  # evaluator environments have their own parser (harness.env)
+            from harness.env import main_env
+
+            return main_env(argv[1:])
+        args = parser().parse_args(argv)
         return handlers[args.command](args)
     except SpecError as exc:
         print(f"spec error: {exc}", file=sys.stderr)

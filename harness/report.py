@@ -106,29 +106,14 @@ def _axis(spec: Spec, summary: pd.DataFrame) -> str | None:
     return next((k for k in numeric if "shift" in k), numeric[0] if numeric else None)
 
 
-def _data_fingerprint(cfg: dict[str, Any], runs_root: Path) -> str:
-    """config.json's "data" entry, else recomputed from the cached tokenizer (never fitted here)."""
-    if cfg.get("data"):
-        return str(cfg["data"])
-    run_cfg = cfg.get("config") or {}
-    if not (runs_root / "_cache").is_dir() or "benchmark" not in run_cfg:
-        return ""
-    try:
-        from harness.bench import load_bench
-
-        return load_bench({"benchmark": run_cfg["benchmark"], "tokenizer": run_cfg["tokenizer"]}, runs_root).fingerprint
-    except Exception:  # noqa: BLE001 - provenance column stays blank rather than failing the report
-        return ""
-
-
-def _run_table(df: pd.DataFrame, runs_root: Path) -> tuple[pd.DataFrame, list[Block]]:
+def _run_table(df: pd.DataFrame) -> tuple[pd.DataFrame, list[Block]]:
     """Per-run provenance (code version, data fingerprint, error) and each run's config."""
     rows, configs = [], []
     for _, r in df.iterrows():
         cfg_path = Path(str(r.get("run_dir") or "")) / "config.json"
         cfg = read_json(cfg_path) if cfg_path.is_file() else {}
         code = cfg.get("code") or {}
-        data = _data_fingerprint(cfg, runs_root)
+        data = cfg.get("data") or ""  # written by harness.runner.prepare_run_dir
         commit = str(code.get("commit", ""))[:10] + ("+dirty" if code.get("dirty") else "") if code else ""
         rows.append({"run_id": r["run_id"], "arm": r["arm"], "seed": r.get("seed"), "state": r["state"],
                      "code": f"{code.get('package', '')} {commit}".strip(), "data": str(data)[:16],
@@ -292,7 +277,7 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
             atomic_write_bytes(out / "strips" / name, png)
             blocks.append(Block("img", f"{arm} — {task}", png=png, file=f"strips/{name}"))
 
-    run_table, configs = _run_table(df, runs_root)
+    run_table, configs = _run_table(df)
     blocks += [Block("h2", "Runs (config, code version, data fingerprint)"), Block("table", table=run_table), *configs]
     perf = out.parent / "perf"
     if perf.is_dir() and any(perf.iterdir()):

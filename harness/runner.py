@@ -66,7 +66,8 @@ def prepare_run_dir(run: RunSpec, runs_root: str | Path, force: bool = False) ->
     if not (rdir / "config.json").exists():
         meta = {"run": {"run_id": run.run_id, "spec": run.spec, "profile": run.profile, "arm": run.arm,
                         "seed": run.seed, "params": run.params, **run.extra},
-                "config": run.config.model_dump(mode="json"), "code": code_version()}
+                "config": run.config.model_dump(mode="json"), "code": code_version(),
+                "data": data_fingerprint(runs_root)(data_config(run))}  # world + tokenizer, as in the id
         atomic_write_json(rdir / "config.json", meta)
     if read_result(rdir) is None:
         write_result(runs_root, rdir, {**_head(run), "state": "pending", "metrics": {}, "error": None})

@@ -76,3 +76,45 @@ def _shift_first_metric(baseline: dict) -> None:
 def test_status_and_ls_on_empty_store(tmp_path: Path, args: list[str]) -> None:
     res = harness(*args, "--runs-root", str(tmp_path))
     assert res.returncode == 0 and "no runs" in res.stdout
+
+
+def test_env_is_wired_to_harness_env(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:  # argparse --help of harness.env.main_env
+        main(["env", "--help"])
+    assert exit_info.value.code == 0 and "vbench" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"metrics": {"alignment": 3}}', None])
+def test_check_with_a_bad_baseline_is_one_clean_error(tmp_path: Path, content: str | None,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    baseline = tmp_path / "baseline.json"
+    if content is not None:  # None: the file does not exist
+        baseline.write_text(content)
+    code = main(["check", "ablations/path_shape.yaml", "--runs-root", str(tmp_path / "runs"),
+                 "--baseline", str(baseline)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--baseline" in err and "Traceback" not in err, err
+
+
+def test_search_trial_reusing_a_grid_run_is_counted_once(tmp_path: Path, tmp_path_factory,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The enqueued trial is the base point itself, so its run is the grid run: 1 + 4 references, not 6."""
+    from harness_fixtures import seeded_runs_root, tiny_spec
+
+    from harness.cli import main
+
+    root = seeded_runs_root(tmp_path, tmp_path_factory)
+    search = {"params": {"path.c": {"type": "float", "low": 1.0, "high": 5.0}}, "n_trials": 1,
+              "objective": "alignment", "direction": "maximize", "enqueue": [{"path.c": 3.0}]}
+    spec = tiny_spec(tmp_path / "s.yaml", steps=2, search=search)
+    code = main(["run", str(spec), "--runs-root", str(root), "--no-report", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0 and "5 done, 0 not done" in out, out
+    meta = json.loads(next((root / "tiny" / "default").glob("*/config.json")).read_text())
+    from harness.bench import load_bench  # config.json records the data fingerprint that entered the id
+
+    assert meta["data"] == load_bench({k: meta["config"][k] for k in ("benchmark", "tokenizer")}, root).fingerprint
