@@ -12,7 +12,6 @@ from benchmarks.shapes.detect import detect
 from benchmarks.shapes.prompts import Prompt, check_prompts, real_videos, replace_positions
 from benchmarks.shapes.scorers.alignment import score_alignment
 from benchmarks.shapes.scorers.extractor import load_or_train_extractor
-from benchmarks.shapes.scorers.fidelity import score_fidelity
 from benchmarks.shapes.scorers.quality import score_quality
 from benchmarks.shapes.scorers.tasks import score_tasks
 
@@ -74,6 +73,10 @@ def score(videos: torch.Tensor, prompts: list[Prompt], which: tuple[str, ...] = 
         for row, extra in zip(rows, r):
             row.update(extra)
     if "fidelity" in which:
+        # imported here: torch-fidelity pulls in torchvision and torch._dynamo (seconds), which every
+        # `import benchmarks.shapes...` (spec validation, a rerun that computes nothing) would otherwise pay
+        from benchmarks.shapes.scorers.fidelity import score_fidelity
+
         _, weights = load_or_train_extractor(cache_dir, cfg, progress=progress)
         metrics.update(score_fidelity(videos, heldout_reference(prompts, seed), weights, seed))
     return ScoreReport(metrics, rows)

@@ -32,9 +32,8 @@ def test_failure_isolation_then_skip_completed_and_retry(tmp_path: Path, tmp_pat
     bad = next(r for r in first.results if r["state"] == "failed")
     assert "head_dim" in bad["error"]["message"] and "Traceback" in bad["error"]["traceback"]
 
-    start = time.perf_counter()
     again = run_spec(spec, "default", root, progress=False)
-    assert again.computed == 0 and time.perf_counter() - start < 5.0  # nothing recomputed, failed not retried
+    assert again.computed == 0  # nothing recomputed, failed not retried
     assert [r["run_id"] for r in again.results] == [r["run_id"] for r in first.results]
 
     retry = run_spec(spec, "default", root, retry_failed=True, progress=False)
