@@ -10,6 +10,7 @@ checkpoint (every stage is idempotent and train resumes from `stages/train/check
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 import traceback
 from pathlib import Path
@@ -53,16 +54,19 @@ def _threads_per_job(config: ExecutorConfig, max_parallel: int) -> int:
     return config.threads or max(1, (os.cpu_count() or 1) // max_parallel)
 
 
-def _settle(task: RunTask, job: Any | None, exc: BaseException | None) -> dict[str, Any]:
-    """The run's final result; a job that died without writing one is recorded as failed / cancelled."""
+def _settle(task: RunTask, job: Any | None, exc: BaseException | None, *, lost: bool = False) -> dict[str, Any]:
+    """The run's final result; a job that died without writing one is recorded as failed, and as
+    cancelled when SLURM says so or the job vanished from the queue (`lost`)."""
     rdir = Path(task.run_dir)
     result = read_result(rdir) or {}
-    if result.get("state") == "done" or (exc is None and result.get("state") == "failed"):
+    if result.get("state") == "done" or (exc is None and not lost and result.get("state") == "failed"):
         return result
     state = "failed"
-    if job is not None and str(getattr(job, "state", "")).upper().startswith("CANCELLED"):
+    if lost or (job is not None and str(getattr(job, "state", "")).upper().startswith("CANCELLED")):
         state = "cancelled"
-    message = f"{type(exc).__name__}: {exc}" if exc else "job ended without a result"
+    message = f"{type(exc).__name__}: {exc}" if exc else (
+        "job vanished from the SLURM queue without an accounting record (cancelled while pending)" if lost
+        else "job ended without a result")
     tb = "".join(traceback.format_exception(exc)) if exc else ""
     result.update(state=state, error={"message": message.strip()[:2000], "traceback": tb[-20000:]})
     write_result(task.runs_root, rdir, result)
@@ -79,6 +83,40 @@ def _wait(jobs: list[tuple[RunTask, Any]], bar: tqdm) -> list[dict[str, Any]]:
             out.append(_settle(task, job, exc))
         bar.update(1)
     return out
+
+
+def _in_squeue(job_id: str) -> bool:
+    """Whether SLURM still lists the job (pending or running)."""
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", str(job_id)], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return True  # cannot tell: keep waiting rather than declare it lost
+    return out.returncode == 0 and bool(out.stdout.strip())
+
+
+def _wait_slurm(jobs: list[tuple[RunTask, Any]], bar: tqdm, poll_s: float = 2.0) -> list[dict[str, Any]]:
+    """Poll every job until it is done or lost. An array task cancelled while still pending gets no
+    accounting record (Slurm 22.05), so submitit would report UNKNOWN forever and a blocking
+    `job.result()` would hang: such a job is settled as cancelled once it has been absent from
+    squeue for $URSA_SLURM_LOST_AFTER_S seconds (default 60; accounting may lag squeue)."""
+    lost_after = float(os.environ.get("URSA_SLURM_LOST_AFTER_S", "60"))
+    results: dict[int, dict[str, Any]] = {}
+    missing_since: dict[int, float] = {}
+    while len(results) < len(jobs):
+        for i, (task, job) in enumerate(jobs):
+            if i in results:
+                continue
+            if job.done():
+                results[i] = _wait([(task, job)], bar)[0]
+            elif str(job.state).upper() == "UNKNOWN" and not _in_squeue(job.job_id):
+                if time.monotonic() - missing_since.setdefault(i, time.monotonic()) > lost_after:
+                    results[i] = _settle(task, job, None, lost=True)
+                    bar.update(1)
+            else:
+                missing_since.pop(i, None)
+        if len(results) < len(jobs):
+            time.sleep(poll_s)
+    return [results[i] for i in range(len(jobs))]
 
 
 def dispatch(tasks: list[RunTask], config: ExecutorConfig, folder: str | Path, *,
@@ -149,4 +187,4 @@ def _dispatch_slurm(tasks: list[RunTask], config: ExecutorConfig, folder: Path, 
         task.threads = task.threads or config.threads or s.cpus_per_task
     with executor.batch():
         jobs = [executor.submit(task) for task in tasks]
-    return _wait(list(zip(tasks, jobs)), bar)
+    return _wait_slurm(list(zip(tasks, jobs)), bar)

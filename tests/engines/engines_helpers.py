@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -43,10 +44,11 @@ def harness(*args: str | Path, timeout: float = 600) -> subprocess.CompletedProc
                           timeout=timeout, cwd=REPO)
 
 
-def harness_popen(*args: str | Path) -> subprocess.Popen:
-    """`python -m harness ...` in the background, for tests that act on SLURM while it runs."""
+def harness_popen(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`python -m harness ...` in the background, for tests that act on SLURM while it runs;
+    `env` adds variables to the inherited environment."""
     return subprocess.Popen([sys.executable, "-m", "harness", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=REPO)
+                            stderr=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, **(env or {})})
 
 
 def finish(proc: subprocess.Popen, timeout: float) -> tuple[int, str, str]:
@@ -96,13 +98,17 @@ def wait_for_jobs(folder: Path, count: int, timeout: float = 120) -> dict[str, P
     raise AssertionError(f"expected {count} jobs submitted into {folder} within {timeout} s")
 
 
+def squeue_state(job_id: str) -> str:
+    """The job's state in squeue ("PENDING", "RUNNING", ...), "" once it has left the queue."""
+    return subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True,
+                          timeout=60).stdout.strip()
+
+
 def wait_until_running(job_id: str, timeout: float = 120) -> None:
     """Poll squeue until the job (e.g. an array task "12_0") is RUNNING."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True,
-                               timeout=60).stdout.strip()
-        if state == "RUNNING":
+        if squeue_state(job_id) == "RUNNING":
             return
         time.sleep(0.3)
     raise AssertionError(f"job {job_id} did not start running within {timeout} s")

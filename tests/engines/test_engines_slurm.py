@@ -15,8 +15,8 @@ import pandas as pd
 import yaml
 
 from engines_helpers import (describe, final_states, finish, harness, harness_popen, losses, results_table,
-                             sacct_states, submitit_folder, submitted_runs, tiny_spec, wait_for_jobs,
-                             wait_until_running)
+                             sacct_states, squeue_state, submitit_folder, submitted_runs, tiny_spec,
+                             wait_for_jobs, wait_until_running)
 
 PATH_SHAPE = "ablations/path_shape.yaml"
 
@@ -106,26 +106,30 @@ def test_timed_out_run_checkpoints_requeues_and_matches_uninterrupted(slurm_clus
     pd.testing.assert_frame_equal(trained, losses(ref_root, "eng_requeue", "default", ref_rid), check_exact=True)
 
 
-def test_scancel_records_cancelled_and_rerun_completes_only_it(slurm_cluster, tmp_path: Path) -> None:
-    """scancel one running job: that run is 'cancelled', the others finish; a rerun computes only it."""
-    # (A still-pending array task is not used: SLURM 22.05 keeps no accounting record for it once
-    # cancelled, so sacct never reports it and submitit waits for it forever.)
+def test_scancel_records_cancelled_and_rerun_completes_only_them(slurm_cluster, tmp_path: Path) -> None:
+    """scancel one running and one still-pending array task: both runs are 'cancelled' (the pending
+    one leaves no accounting record, so the harness must notice it left the queue instead of
+    waiting forever), the others finish; a rerun computes only the two cancelled runs."""
     spec = tiny_spec(tmp_path / "cancel.yaml", "eng_cancel", steps=100, checkpoint_every=50,
                      grid={"path.kind": ["masked", "metric"]})
     root = tmp_path / "runs"
     folder = submitit_folder(root, "eng_cancel", "default")
-    proc = harness_popen("run", spec, "--runs-root", root, "--max-parallel", "2", "--no-report", "--no-progress")
-    jobs = wait_for_jobs(folder, count=6)  # 2 grid runs + 4 reference runs, one array
-    victim = min(jobs, key=lambda j: int(j.split("_")[1]))  # the first grid run
+    proc = harness_popen("run", spec, "--runs-root", root, "--max-parallel", "2", "--no-report", "--no-progress",
+                         env={"URSA_SLURM_LOST_AFTER_S": "5"})
+    jobs = wait_for_jobs(folder, count=6)  # 2 grid runs + 4 reference runs, one array of parallelism 2
+    order = sorted(jobs, key=lambda j: int(j.split("_")[1]))
+    victim, pending = order[0], order[-1]  # the first grid run; the last array task waits its turn
     wait_until_running(victim)
+    assert squeue_state(pending) == "PENDING", squeue_state(pending)
+    subprocess.run(["scancel", pending], check=True, timeout=60)
     subprocess.run(["scancel", victim], check=True, timeout=60)
     first = finish(proc, timeout=600)
     assert first[0] == 1, f"a cancelled run must make `run` exit 1; {describe(first)}"
 
     table = results_table(root, "eng_cancel", "default").set_index("run_id")
-    cancelled_id = jobs[victim].name
-    assert table.loc[cancelled_id, "state"] == "cancelled", table[["arm", "state"]]
-    others = table.drop(index=cancelled_id)
+    cancelled = [jobs[victim].name, jobs[pending].name]
+    assert (table.loc[cancelled, "state"] == "cancelled").all(), table[["arm", "state"]]
+    others = table.drop(index=cancelled)
     assert (others["state"] == "done").all(), others[["arm", "state"]]
     assert final_states([victim])[victim] == ["CANCELLED"]
     finished_at = {rid: (root / "eng_cancel" / "default" / rid / "result.json").stat().st_mtime_ns
@@ -133,9 +137,9 @@ def test_scancel_records_cancelled_and_rerun_completes_only_it(slurm_cluster, tm
 
     second = harness("run", spec, "--runs-root", root, "--no-report", "--no-progress")
     assert second.returncode == 0, describe(second)
-    assert " 1 dispatched" in second.stdout, second.stdout
+    assert " 2 dispatched" in second.stdout, second.stdout
     table = results_table(root, "eng_cancel", "default").set_index("run_id")
     assert (table["state"] == "done").all(), table[["arm", "state"]]
     for rid, mtime in finished_at.items():  # the runs that had finished were not touched
         assert (root / "eng_cancel" / "default" / rid / "result.json").stat().st_mtime_ns == mtime, rid
-    assert len(submitted_runs(folder)) == 7, "the rerun must submit exactly one job"
+    assert len(submitted_runs(folder)) == 8, "the rerun must submit exactly the two cancelled runs"
