@@ -36,6 +36,14 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true")
     run.add_argument("--no-progress", action="store_true")
     run.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    srch = sub.add_parser("search", help="be one worker of a spec's search: block (no grid, no reference "
+                                         "runs); start several against one --storage to share the study")
+    _common(srch)
+    srch.add_argument("--executor", choices=("inprocess", "local", "slurm"), help="override executor.kind")
+    srch.add_argument("--max-parallel", type=int, help="override executor.max_parallel")
+    srch.add_argument("--retry-failed", action="store_true", help="rerun runs whose last attempt failed")
+    srch.add_argument("--storage", help="Optuna storage URL (default: SQLite in the run store)")
+    srch.add_argument("--no-progress", action="store_true")
     val = sub.add_parser("validate", help="validate a spec (no compute) and print its run count")
     _common(val, runs=False)
     rep = sub.add_parser("report", help="render reports/<spec>/report.md, report.html, results.csv")
@@ -84,14 +92,7 @@ def _run(args: argparse.Namespace) -> int:
                        progress=not args.no_progress)
     results = list(outcome.results)
     if spec.search is not None:
-        from harness.expand import apply_profile
-        from harness.search import run_search
-
-        resolved, _ = apply_profile(spec, args.profile)
-        executor = resolved.executor.model_copy(update={"kind": args.executor} if args.executor else {})
-        results += run_search(spec, args.runs_root, args.profile, args.storage, executor,
-                              max_parallel=args.max_parallel, retry_failed=args.retry_failed,
-                              progress=not args.no_progress)
+        results += _search_trials(spec, args)
         results = list({r.get("run_id"): r for r in results}.values())  # a trial may reuse a grid run
     failed = [r for r in results if r.get("state") != "done"]
     print(f"{spec.name}/{args.profile}: {len(results) - len(failed)} done, {len(failed)} not done, "
@@ -101,6 +102,27 @@ def _run(args: argparse.Namespace) -> int:
               f"{(r.get('error') or {}).get('message', '')}", file=sys.stderr)
     if not args.no_report:
         print(f"report: {_report(spec, args)}")
+    return 1 if failed else 0
+
+
+def _search_trials(spec: Spec, args: argparse.Namespace) -> list[dict]:
+    """Run this worker's share of the spec's Optuna study; the results of its trials' runs."""
+    from harness.expand import apply_profile
+    from harness.search import run_search
+
+    resolved, _ = apply_profile(spec, args.profile)
+    executor = resolved.executor.model_copy(update={"kind": args.executor} if args.executor else {})
+    return run_search(spec, args.runs_root, args.profile, args.storage, executor, max_parallel=args.max_parallel,
+                      retry_failed=args.retry_failed, progress=not args.no_progress)
+
+
+def _search(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    if spec.search is None:
+        raise ValueError(f"{args.spec}: expected a spec with a 'search:' block for `search`, got none")
+    results = _search_trials(spec, args)
+    failed = [r for r in results if r.get("state") != "done"]
+    print(f"{spec.name}/{args.profile} search worker: {len(results)} trial runs, {len(failed)} not done")
     return 1 if failed else 0
 
 
@@ -145,7 +167,7 @@ def _ls(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    handlers = {"run": _run, "validate": _validate, "report": lambda a: print(_report(load_spec(a.spec), a)) or 0,
+    handlers = {"run": _run, "search": _search, "validate": _validate, "report": lambda a: print(_report(load_spec(a.spec), a)) or 0,
                 "check": _check, "status": _status, "ls": _ls}
     try:
         if argv[:1] == ["env"]:  # evaluator environments have their own parser (harness.env)

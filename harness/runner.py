@@ -96,7 +96,8 @@ def execute_runs(runs: list[RunSpec], runs_root: str | Path, executor: ExecutorC
         results.append(None)
         todo.append((i, RunTask(runs_root, rdir, progress=progress and executor.kind == "inprocess")))
     if todo:
-        folder = runs_root / runs[0].spec / runs[0].profile / "_submitit"
+        # submitit's job folder: must be on a filesystem the compute nodes share (SLURM)
+        folder = runs_root / (executor.folder or Path(runs[0].spec) / runs[0].profile / "_submitit")
         for (i, _), res in zip(todo, dispatch([t for _, t in todo], executor, folder, max_parallel=max_parallel,
                                               progress=progress)):
             results[i] = res

@@ -238,7 +238,7 @@ class ExecutorConfig(_Strict):
     timeout_min: float = Field(60, gt=0)
     threads: int = Field(0, ge=0)  # torch threads per run; 0 = cores // max_parallel
     max_requeue: int = Field(3, ge=0)  # timeouts / preemptions a run may resume from (local and slurm)
-    folder: str | None = None
+    folder: str | None = None  # submitit job folder, relative to the runs root (default <spec>/<profile>/_submitit)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
 
 
