@@ -3,7 +3,8 @@
 A cache keyed on less serves one model's numbers for another, so everything that determines a
 run's outputs goes in: the canonical JSON of the resolved config (key order irrelevant, with
 settings that do not apply to the chosen path dropped), the package version, git commit and
-dirty flag (the commit's code trees, so commits touching only tests or docs keep ids), and the data fingerprint (world config + tokenizer fingerprint).
+dirty flag of the code that produces results (CODE_DIRS: commits touching only tests, docs,
+reports or dispatch keep ids), and the data fingerprint (world config + tokenizer fingerprint).
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ from typing import Any, Callable
 from harness.expand import RunSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CODE_DIRS = ("ursa", "benchmarks", "harness")
+# The code that can change a run's outputs (model, benchmark, and the harness's stages and config
+# resolution). Reports, checks, dispatch, the CLI, perf benchmarks and official-scorer adapters
+# are left out, so editing them does not recompute every run.
+CODE_DIRS = ("ursa", "benchmarks/shapes", "harness/stages.py", "harness/bench.py", "harness/media.py",
+             "harness/spec.py", "harness/expand.py")
 
 
 def canonical_json(obj: Any) -> str:
@@ -46,7 +51,7 @@ def code_version() -> dict[str, Any]:
 
     try:
         commit = git("rev-parse", "HEAD")
-        # content of the code that produces results: commits elsewhere (tests, reports, docs) keep ids
+        # content of the code that produces results: commits elsewhere (tests, reports, docs, CLI) keep ids
         tree = sha256_of(git("rev-parse", *(f"HEAD:{d}" for d in CODE_DIRS)).split())[:16]
         # untracked files under runs/ or reports/ do not make the code dirty; tracked edits do
         dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", *CODE_DIRS))
