@@ -88,6 +88,7 @@ class TrainConfig(_Strict):
     p_first: float = Prob()
     p_first_last: float = Prob()
     p_first_k: float = Prob()
+    p_uncond: float = Prob()  # caption dropout, for classifier-free guidance (sample.cfg_scale > 1)
     checkpoint_every: int = Field(50, ge=1)
     seed: int = 0  # set from the spec's `seeds` axis
     device: str = "cpu"

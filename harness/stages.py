@@ -78,7 +78,7 @@ def stage_train(config: RunConfig, bench: Bench, rdir: Path, runs_root: Path, pr
                      warmup_steps=t.warmup_steps, min_lr_ratio=t.min_lr_ratio, grad_clip=t.grad_clip,
                      shift=_shift(t.shift_rule, t.shift, int(torch.tensor(latent_shape(bench)).prod())),
                      frame_schedule=t.frame_schedule, p_first=t.p_first, p_first_last=t.p_first_last,
-                     p_first_k=t.p_first_k, seed=t.seed, checkpoint_every=t.checkpoint_every, device=t.device,
+                     p_first_k=t.p_first_k, p_uncond=t.p_uncond, seed=t.seed, checkpoint_every=t.checkpoint_every, device=t.device,
                      bf16=t.bf16)
     model = build_model(config, bench)
     result = train(model, build_path(config, bench, rdir), training_tokens(config, bench, runs_root), tc, out,

@@ -93,6 +93,7 @@ class TrainConfig:
     p_first: float = 0.0
     p_first_last: float = 0.0
     p_first_k: float = 0.0
+    p_uncond: float = 0.0  # caption dropout: the unconditional branch classifier-free guidance needs
     seed: int = 0
     checkpoint_every: int = 500
     device: str = "cpu"
@@ -106,6 +107,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.warmup_steps: expected >= 0, got {self.warmup_steps!r}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError(f"TrainConfig.min_lr_ratio: expected in [0, 1], got {self.min_lr_ratio!r}")
+        if not 0.0 <= self.p_uncond <= 1.0:
+            raise ValueError(f"TrainConfig.p_uncond: expected in [0, 1], got {self.p_uncond!r}")
         if self.frame_schedule not in ("async", "sync"):
             raise ValueError(f"TrainConfig.frame_schedule: expected 'async' or 'sync', got {self.frame_schedule!r}")
         if self.lr <= 0 or self.grad_clip <= 0 or self.shift <= 0:
@@ -303,6 +306,10 @@ def train(
                 config.batch_size, T, mode=config.frame_schedule, shift=config.shift, p_first=config.p_first,
                 p_first_last=config.p_first_last, p_first_k=config.p_first_k, generator=t_gen,
             )
+            if config.p_uncond > 0:  # drawn only when enabled, so p_uncond = 0 keeps the RNG stream
+                drop = torch.rand(config.batch_size, generator=t_gen) < config.p_uncond
+                # an all-padding caption is the empty prompt the sampler's unconditional branch uses
+                batch = TokenDataset(batch.text_ids, batch.text_mask & ~drop[:, None].to(device), batch.visual_ids)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 loss = training_loss(model, path, batch, t, generator=x_gen)
             if not torch.isfinite(loss):

@@ -111,3 +111,25 @@ def test_bad_input_raises_value_error_naming_argument(tmp_path):
     with pytest.raises(ValueError, match="visual_ids"):
         bad = TokenDataset(data.text_ids, data.text_mask, data.visual_ids + K)
         train(model(), path(), bad, TrainConfig(steps=1, batch_size=2), tmp_path, progress=False)
+
+
+def _trained_parameters(data: TokenDataset, p_uncond: float, out) -> dict[str, torch.Tensor]:
+    m = model()
+    train(m, path(), data, TrainConfig(steps=6, batch_size=3, p_uncond=p_uncond, checkpoint_every=6), out,
+          progress=False)
+    return {k: v.clone() for k, v in m.state_dict().items()}
+
+
+def test_caption_dropout_trains_the_unconditional_branch(tmp_path):
+    """p_uncond = 1 drops every caption: training cannot depend on the text, so two data sets that
+    differ only in captions give bit-identical weights; with p_uncond = 0 they differ."""
+    data = dataset()
+    other = TokenDataset((data.text_ids + 1) % 16, data.text_mask, data.visual_ids)
+    a = _trained_parameters(data, 1.0, tmp_path / "a")
+    b = _trained_parameters(other, 1.0, tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c = _trained_parameters(data, 0.0, tmp_path / "c")
+    d = _trained_parameters(other, 0.0, tmp_path / "d")
+    assert not all(torch.equal(c[k], d[k]) for k in c)
+    with pytest.raises(ValueError, match="p_uncond"):
+        TrainConfig(steps=1, batch_size=2, p_uncond=1.5)
