@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from benchmarks.shapes.world import COLOUR_NAMES, MOTIONS, SHAPES, SIZES, parse_caption
+from ursa.tokenizers.text import pad_batch
 
 VOCAB: tuple[str, ...] = ("<pad>", "a", "and", "moving", "staying", *SIZES, *COLOUR_NAMES, *SHAPES, *MOTIONS)
 
@@ -39,11 +40,4 @@ class CaptionTokenizer:
             raise ValueError(f"captions: expected a list of str, got {type(captions).__name__}")
         if max_length is not None and max_length < 1:
             raise ValueError(f"max_length: expected None or >= 1, got {max_length}")
-        rows = [self.encode(c)[:max_length] for c in captions]
-        length = max_length or max((len(r) for r in rows), default=0)
-        ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), length), dtype=torch.bool)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[i, : len(row)] = True
-        return ids, mask
+        return pad_batch([self.encode(c)[:max_length] for c in captions], self.pad_id, max_length)

@@ -22,14 +22,6 @@ from ursa.sample import (
 K, B, SHAPE = 64, 2, (3, 6, 6)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matmuls: intra-op threads only add sync cost (25x slower on a loaded 2-core box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 class Oracle(nn.Module):
     """URSAModel-shaped denoiser whose logits put ~all mass on a fixed x1 (B, T, h, w); records inputs."""

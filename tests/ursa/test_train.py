@@ -14,14 +14,6 @@ from ursa.train import NonFiniteLossError, TokenDataset, TrainConfig, train, tra
 K = 32
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matmuls: intra-op threads only add sync cost (25x slower on a loaded 2-core box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def dataset(n: int = 6, seed: int = 0) -> TokenDataset:
     """n clips of (2, 4, 4) ids with a per-clip structure (a constant frame pattern) to learn."""

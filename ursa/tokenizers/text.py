@@ -38,11 +38,15 @@ class HFTextTokenizer:
         self.pad_id = int(pad if pad is not None else (self._tok.eos_token_id or 0))
 
     def __call__(self, captions: list[str], max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = [self._tok.encode(c, add_special_tokens=False)[:max_length] for c in captions]
-        length = max((len(r) for r in rows), default=0)
-        ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), length), dtype=torch.bool)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[i, : len(row)] = True
-        return ids, mask
+        return pad_batch([self._tok.encode(c, add_special_tokens=False)[:max_length] for c in captions], self.pad_id)
+
+
+def pad_batch(rows: list[list[int]], pad_id: int, length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad id rows to `length` (default: the longest row) -> (ids long (B, L), mask bool (B, L))."""
+    length = length if length is not None else max((len(r) for r in rows), default=0)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), length), dtype=torch.bool)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = True
+    return ids, mask
