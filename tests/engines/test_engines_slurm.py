@@ -63,10 +63,12 @@ def _arm(run_dir: Path) -> str:
 def test_timed_out_run_checkpoints_requeues_and_matches_uninterrupted(slurm_cluster, tmp_path: Path) -> None:
     """A 1-minute time limit on a longer training: USR2 -> checkpoint -> requeue -> same result."""
     # slurmctld checks time limits every 30 s: with a 60 s limit and USR2 20 s before it, the
-    # signal reaches a job 10-40 s after it starts (after submitit installed its handler), so a
-    # training of >= 40 s even on an idle core is always interrupted. Once SLURM shows the job
-    # requeued, the test raises its limit (as an operator would) so the resumed attempt finishes.
-    steps = 2000
+    # signal reaches a job 10-40 s after it starts (after submitit installed its handler), so the
+    # training must outlast 40 s on an idle core: 8,000 steps take ~80 s there (measured: 2,000
+    # steps in ~20 s on an idle 2-core CI machine, which finished before the signal). Once SLURM
+    # shows the job requeued, the test raises its limit (as an operator would) so the resumed
+    # attempt finishes.
+    steps = 8000
     spec = tiny_spec(tmp_path / "requeue.yaml", "eng_requeue", steps=steps, checkpoint_every=50)
     data = yaml.safe_load(spec.read_text())
     data["executor"].update(timeout_min=1, max_requeue=5)
