@@ -224,8 +224,12 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
                          f"Spec: {spec.source}. Runs root: {runs_root}.")]
     blocks += [Block("h2", "Results per arm (mean ± 95% CI over seeds, t-distribution; blank CI for one seed)"),
                Block("p", "Rows ref:* are the reference generators: real clips and tokenizer reconstructions are "
-                          "ceilings, shuffled prompts and random tokens are floors."),
-               Block("table", table=tables.display_table(summary, metrics))]
+                          "ceilings, shuffled prompts and random tokens are floors.")]
+    groups = tables.metric_groups(metrics)
+    for i, (task, names) in enumerate(groups.items()):  # one table per sampled task keeps each readable
+        if len(groups) > 1:
+            blocks.append(Block("p", f"Task: {task}"))
+        blocks.append(Block("table", table=tables.display_table(summary, names, paper=i == 0)))
     if figures:
         blocks += [Block("h2", f"Paper reference figures ({tables.PAPER_NOTE})"),
                    Block("table", table=tables.paper_table(figures))]

@@ -148,14 +148,25 @@ def fmt_mean_ci(mean: float, half: float, digits: int = 4) -> str:
     return text if half is None or not math.isfinite(half) else f"{text} ± {half:.2g}"
 
 
-def display_table(summary: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """Human table: arm, role, runs, then one "mean ± ci" cell per metric and the paper columns."""
+def metric_groups(metrics: list[str]) -> dict[str, list[str]]:
+    """Metrics by task, in order: "i2v.alignment" -> "i2v"; unprefixed names are text-to-video
+    (the stages prefix every other task) or training metrics, grouped as "t2v"."""
+    groups: dict[str, list[str]] = {}
+    for m in metrics:
+        task, _, _ = m.rpartition(".")
+        groups.setdefault(task or "t2v", []).append(m)
+    return groups
+
+
+def display_table(summary: pd.DataFrame, metrics: list[str], paper: bool = True) -> pd.DataFrame:
+    """Human table: arm, role, runs, then one "mean ± ci" cell per metric and (paper=True) the
+    paper columns."""
     if summary.empty:
         return pd.DataFrame(columns=["arm", "role", "runs"])
     out = summary[["arm", "role", "runs"]].copy()
     for m in metrics:
         out[m] = [fmt_mean_ci(a, b) for a, b in zip(summary[f"{m}.mean"], summary[f"{m}.ci95"])]
-    for col in summary.columns:
+    for col in summary.columns if paper else []:
         if "(paper, full scale" in col:
             out[col] = [("" if not math.isfinite(v) else f"{v:g}") for v in summary[col]]
     return out

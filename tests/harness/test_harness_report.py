@@ -146,3 +146,11 @@ def test_corruption_curves_run_from_full_noise_to_clean() -> None:
         assert d[-1] == pytest.approx(0.0, abs=1e-9), label  # t = 1 is the clean token
     # every path starts at the uniform mean distance D(0); Monte Carlo over 512 ids: within 15%
     assert max(starts) / min(starts) < 1.15
+
+
+def test_metric_groups_split_by_task_prefix() -> None:
+    from harness.tables import metric_groups
+
+    groups = metric_groups(["alignment", "train_loss", "i2v.alignment", "long.long_drift", "i2v.first_frame_fidelity"])
+    assert groups == {"t2v": ["alignment", "train_loss"], "i2v": ["i2v.alignment", "i2v.first_frame_fidelity"],
+                      "long": ["long.long_drift"]}
