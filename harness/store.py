@@ -20,8 +20,6 @@ from typing import Any
 
 import pandas as pd
 
-STATES = ("pending", "running", "done", "failed", "cancelled")
-
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temp file in the same directory, fsync, then os.replace (readers never see half a file)."""

@@ -106,11 +106,6 @@ def train_overhead(latent: tuple[int, int, int], batch: int, steps: int, device:
             "train_step_ms": 1e3 * train_s, "bare_fwd_bwd_ms": 1e3 * bare_s, "overhead_ratio": train_s / bare_s - 1}
 
 
-def _fsq_embeddings() -> torch.Tensor:
-    """FSQ grid codebook (64000, 6), all-zero code included (MetricPath keeps it zero)."""
-    return fsq_codebook()
-
-
 def run(quick: bool = True, device: str = "cpu") -> dict:
     """All three measurements side by side in this process; quick uses fewer steps/tokens."""
     dev = torch.device(device)
@@ -120,10 +115,10 @@ def run(quick: bool = True, device: str = "cpu") -> dict:
     out = {
         "device": str(dev),
         "sampler_k512": sampler_overhead(512, emb512, latent, batch, steps, dev),
-        "sampler_k64000": sampler_overhead(64000, _fsq_embeddings(), latent, batch, steps, dev),
+        "sampler_k64000": sampler_overhead(64000, fsq_codebook(), latent, batch, steps, dev),
         "train": train_overhead(latent, 2 * batch, 3 if quick else 10, dev),
     }
     if not quick:  # the real 0.6B backbone (28 layers, hidden 1024) at K = 64000, 256 tokens
-        out["sampler_0.6B_k64000"] = sampler_overhead(64000, _fsq_embeddings(), (1, 16, 16), 1, 2, dev,
+        out["sampler_0.6B_k64000"] = sampler_overhead(64000, fsq_codebook(), (1, 16, 16), 1, 2, dev,
                                                       preset="0.6B")
     return out
