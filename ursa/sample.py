@@ -15,37 +15,38 @@ so the first step from pure noise already moves tokens (the authors' first step 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+import math
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ursa.paths import ProbPath
-from ursa.schedule import shift_time
+from ursa.schedule import ShiftRule, resolve_shift, shift_time
 
 
-@dataclass
-class SamplerConfig:
-    """steps N >= 1; shift lambda > 0; CFG scale s applied while t < cfg_trunc."""
+class SamplerConfig(BaseModel):
+    """steps N >= 1; shift lambda > 0 (resolved by `shift_rule`, as in training); CFG scale s
+    applied while t < cfg_trunc. The harness's `sample:` section extends this model."""
 
-    steps: int = 25
-    shift: float = 1.0
-    cfg_scale: float = 1.0
-    cfg_trunc: float = 0.9
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    steps: int = Field(25, ge=1)
+    shift: float = Field(1.0, gt=0)
+    shift_rule: ShiftRule = "fixed"
+    cfg_scale: float = Field(1.0, ge=0)
+    cfg_trunc: float = Field(0.9, ge=0, le=1)
     argmax_last: bool = False
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"SamplerConfig.steps: expected an integer >= 1, got {self.steps!r}")
-        if not self.shift > 0:
-            raise ValueError(f"SamplerConfig.shift: expected > 0, got {self.shift!r}")
-        if not 0.0 <= self.cfg_trunc <= 1.0:
-            raise ValueError(f"SamplerConfig.cfg_trunc: expected in [0, 1], got {self.cfg_trunc!r}")
+    def shift_for(self, num_tokens: int) -> float:
+        """The shift lambda used for clips of `num_tokens` visual tokens."""
+        return resolve_shift(self.shift, self.shift_rule, num_tokens)
 
-    def time_grid(self) -> Tensor:
-        """float64 (steps + 1,) times t_k = shift_time(k / N): 0 = t_0 < ... < t_N = 1."""
-        return shift_time(torch.arange(self.steps + 1, dtype=torch.float64) / self.steps, self.shift)
+    def time_grid(self, num_tokens: int = 1) -> Tensor:
+        """float64 (steps + 1,) times t_k = shift_time(k / N): 0 = t_0 < ... < t_N = 1
+        (`num_tokens` matters only under the "resolution" shift rule)."""
+        return shift_time(torch.arange(self.steps + 1, dtype=torch.float64) / self.steps, self.shift_for(num_tokens))
 
 
 def _describe(x: object) -> str:
@@ -161,7 +162,7 @@ class EulerSampler:
             x = torch.full(shape, K, dtype=torch.long, device=device)
         else:  # uniform source
             x = torch.randint(K, shape, generator=generator, device=device)
-        grid = cfg.time_grid().tolist()
+        grid = cfg.time_grid(math.prod(latent_shape)).tolist()
         for k in tqdm(range(cfg.steps), disable=not progress, desc="sample"):
             t, h = grid[k], grid[k + 1] - grid[k]
             x = hold(x)

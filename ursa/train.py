@@ -24,18 +24,20 @@ import os
 import random
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Literal
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from safetensors.torch import load_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ursa.paths import ProbPath
-from ursa.schedule import frame_timesteps
+from ursa.schedule import ShiftRule, frame_timesteps, resolve_shift
 
 CHECKPOINT = "checkpoint"
 LOSSES = "losses.csv"
@@ -77,44 +79,41 @@ class TokenDataset:
         return TokenDataset(self.text_ids.to(device), self.text_mask.to(device), self.visual_ids.to(device))
 
 
-@dataclass
-class TrainConfig:
-    """Optimisation and timestep-schedule settings (frame_schedule: "async" | "sync")."""
+class TrainConfig(BaseModel):
+    """Optimisation and timestep-schedule settings: the one schema of a run's `train:` section.
 
-    steps: int
-    batch_size: int
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
-    shift: float = 1.0
-    frame_schedule: str = "async"
-    p_first: float = 0.0
-    p_first_last: float = 0.0
-    p_first_k: float = 0.0
-    p_uncond: float = 0.0  # caption dropout: the unconditional branch classifier-free guidance needs
+    The harness validates specs with this same model, so a field added here is a spec key at once.
+    `shift_rule` "resolution" replaces `shift` by `ursa.schedule.shift_for_tokens` of the training
+    clips' token count (T * h * w); "fixed" uses `shift` as given.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, validate_assignment=True)
+
+    steps: int = Field(200, ge=0)  # 0: no update (an evaluation-only run of a loaded model)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_steps: int = Field(10, ge=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    grad_clip: float = Field(1.0, gt=0)
+    shift: float = Field(1.0, gt=0)
+    shift_rule: ShiftRule = "fixed"
+    frame_schedule: Literal["async", "sync"] = "async"
+    p_first: float = Field(0.0, ge=0, le=1)
+    p_first_last: float = Field(0.0, ge=0, le=1)
+    p_first_k: float = Field(0.0, ge=0, le=1)
+    p_uncond: float = Field(0.0, ge=0, le=1)  # caption dropout: the unconditional branch CFG needs
     seed: int = 0
-    checkpoint_every: int = 500
+    checkpoint_every: int = Field(50, ge=1)
     device: str = "cpu"
     bf16: bool = False
 
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "checkpoint_every"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"TrainConfig.{name}: expected an integer >= 1, got {getattr(self, name)!r}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"TrainConfig.warmup_steps: expected >= 0, got {self.warmup_steps!r}")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ValueError(f"TrainConfig.min_lr_ratio: expected in [0, 1], got {self.min_lr_ratio!r}")
-        if not 0.0 <= self.p_uncond <= 1.0:
-            raise ValueError(f"TrainConfig.p_uncond: expected in [0, 1], got {self.p_uncond!r}")
-        if self.frame_schedule not in ("async", "sync"):
-            raise ValueError(f"TrainConfig.frame_schedule: expected 'async' or 'sync', got {self.frame_schedule!r}")
-        if self.lr <= 0 or self.grad_clip <= 0 or self.shift <= 0:
-            raise ValueError(
-                f"TrainConfig: expected lr, grad_clip, shift > 0, got {self.lr!r}, {self.grad_clip!r}, {self.shift!r}"
-            )
+    @model_validator(mode="after")
+    def _probabilities_sum(self) -> TrainConfig:
+        total = self.p_first + self.p_first_last + self.p_first_k
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"p_first + p_first_last + p_first_k must be <= 1, got {total:g}")
+        return self
 
 
 @dataclass
@@ -124,6 +123,7 @@ class TrainResult:
     losses: list[float]
     steps: int
     checkpoint_dir: Path
+    shift: float  # the shift lambda used (config.shift resolved by config.shift_rule)
 
 
 def _check_tensor(name: str, x: object, dtypes: tuple[torch.dtype, ...], dim: int) -> None:
@@ -294,6 +294,7 @@ def train(
                              f"x batch_size {config.batch_size}")
     _write_losses(out_dir, losses)  # drops rows logged after the checkpoint by a killed run
 
+    shift = resolve_shift(config.shift, config.shift_rule, math.prod(data.visual_ids.shape[1:]))
     use_bf16 = config.bf16 and device.type == "cuda"
     last = config.steps if stop_after is None else min(config.steps, stop_after)
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="train")
@@ -303,7 +304,7 @@ def train(
             batch = data.select(index).to(device)
             T = batch.visual_ids.shape[1]
             t = frame_timesteps(
-                config.batch_size, T, mode=config.frame_schedule, shift=config.shift, p_first=config.p_first,
+                config.batch_size, T, mode=config.frame_schedule, shift=shift, p_first=config.p_first,
                 p_first_last=config.p_first_last, p_first_k=config.p_first_k, generator=t_gen,
             )
             if config.p_uncond > 0:  # drawn only when enabled, so p_uncond = 0 keeps the RNG stream
@@ -329,7 +330,7 @@ def train(
                 on_step(step, losses[-1])
             if stop_after is not None and step >= stop_after and step < config.steps:
                 bar.close()
-                return TrainResult(losses, step, out_dir / CHECKPOINT)
+                return TrainResult(losses, step, out_dir / CHECKPOINT, shift)
             if step % config.checkpoint_every == 0 or step == config.steps:
                 os.fsync(log.fileno())
                 state = {
@@ -339,8 +340,8 @@ def train(
                     "step": step,
                     "data_position": step * config.batch_size,
                     "losses": losses,
-                    "config": asdict(config),
+                    "config": config.model_dump(),
                 }
                 _save_checkpoint(out_dir, model, state)
     bar.close()
-    return TrainResult(losses, step, out_dir / CHECKPOINT)
+    return TrainResult(losses, step, out_dir / CHECKPOINT, shift)

@@ -174,3 +174,13 @@ def test_bad_input_raises_value_error_naming_argument():
         sampler.sample(ids, mask, SHAPE, condition_ids=x1_target(), condition_frames=torch.ones(B, 2, dtype=torch.bool))
     with pytest.raises(ValueError, match="context_frames"):
         long_video(sampler, ids, mask, SHAPE, num_windows=2, context_frames=3)
+
+
+def test_resolution_shift_rule_follows_the_generated_token_count():
+    from ursa.schedule import shift_for_tokens, shift_time
+
+    cfg = SamplerConfig(steps=4, shift=7.0, shift_rule="resolution")
+    assert cfg.shift_for(64) == shift_for_tokens(64)
+    want = shift_time(torch.arange(5, dtype=torch.float64) / 4, shift_for_tokens(20_000))
+    torch.testing.assert_close(cfg.time_grid(20_000), want)
+    assert SamplerConfig(steps=4, shift=7.0).shift_for(20_000) == 7.0

@@ -91,7 +91,7 @@ def test_clean_frames_are_left_out_of_the_loss():
 def test_bad_input_raises_value_error_naming_argument(tmp_path):
     data = dataset()
     with pytest.raises(ValueError, match="steps"):
-        TrainConfig(steps=0, batch_size=2)
+        TrainConfig(steps=-1, batch_size=2)
     with pytest.raises(ValueError, match="frame_schedule"):
         TrainConfig(steps=1, batch_size=2, frame_schedule="random")
     with pytest.raises(ValueError, match="visual_ids"):
@@ -125,3 +125,21 @@ def test_caption_dropout_trains_the_unconditional_branch(tmp_path):
     assert not all(torch.equal(c[k], d[k]) for k in c)
     with pytest.raises(ValueError, match="p_uncond"):
         TrainConfig(steps=1, batch_size=2, p_uncond=1.5)
+
+
+def test_shift_rule_resolves_from_the_training_clips_token_count(tmp_path):
+    from ursa.schedule import shift_for_tokens
+
+    fixed = train(model(), path(), dataset(), TrainConfig(steps=1, batch_size=2, shift=2.5), tmp_path / "a",
+                  progress=False)
+    assert fixed.shift == 2.5
+    rule = TrainConfig(steps=1, batch_size=2, shift=2.5, shift_rule="resolution")
+    assert train(model(), path(), dataset(), rule, tmp_path / "b", progress=False).shift == shift_for_tokens(2 * 4 * 4)
+
+
+def test_zero_steps_leaves_the_model_untouched(tmp_path):
+    m = model()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    res = train(m, path(), dataset(), TrainConfig(steps=0, batch_size=2), tmp_path, progress=False)
+    assert res.steps == 0 and res.losses == []
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
