@@ -66,7 +66,7 @@ def test_tpe_seed_is_pinned(tmp_path: Path) -> None:
 def test_calibrated_point_is_enqueued_first(tmp_path: Path) -> None:
     import torch  # imported here: the grid test's spawned workers import this module
 
-    from ursa.schedule import calibrate_metric_path
+    from ursa.calibration import calibrate_metric_path
 
     emb = torch.randn(32, 4, generator=torch.Generator().manual_seed(0))  # a small real codebook
     c, alpha = calibrate_metric_path(emb)

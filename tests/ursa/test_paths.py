@@ -8,8 +8,9 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
+from ursa.calibration import mean_corruption_distance
 from ursa.paths import MaskedPath, MetricPath, MixturePath, build_path
-from ursa.schedule import beta_dot, mean_corruption_distance, shift_time
+from ursa.schedule import beta_dot, shift_time
 
 N_DRAWS = 20_000
 
