@@ -1,5 +1,5 @@
 """Calibration of the metric path's (c, alpha): the "linearised" path whose mean corruption
-distance D(t) falls linearly from D(0) to 0.
+distance D(t) falls linearly from D(0) to 0 (docs/math.md, "Linearised metric path").
 
 D(t) = E_{x1, x ~ p_t(.|x1)} d(x, x1) depends on t only through beta_t, so it is tabulated
 exactly as a function of beta (`expected_distance`) and (c, alpha) are fitted to it.

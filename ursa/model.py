@@ -11,7 +11,7 @@ Embedding table rows (size `text_vocab_size + num_visual_inputs + 1`):
     V + K             mask id K (only when mask_token=True; visual input id K)
     last row          the begin-of-vision (BOV) token, an extra row after everything else
 
-Positions (3, B, S) follow URSA_MATH.md: real text token number i (counted per sample over
+Positions (3, B, S) follow docs/math.md, "Model inputs and positions": real text token number i (counted per sample over
 `text_mask`, so padding never shifts positions) -> (i, i, i); BOV -> (n, n, n) with n the
 sample's real text length; visual token at latent (t, y, x) -> (n + 1 + t, y, x).
 """

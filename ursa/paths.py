@@ -1,4 +1,5 @@
-"""Discrete probability paths p_t(x | x1) for URSA training corruption and CTMC sampling.
+"""Discrete probability paths p_t(x | x1) for URSA training corruption and CTMC sampling
+(docs/math.md, "Probability paths" and "Velocity and the Euler sampler").
 
 - `MetricPath`: p_t(x | x1) = softmax_x(-beta_t d(x, x1)), d = squared distance between
   L2-normalised codebook rows, with the kinetic-optimal velocity

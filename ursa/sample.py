@@ -1,7 +1,7 @@
 """Euler sampling of the URSA continuous-time Markov chain, and the generation tasks built on it.
 
-N steps on the grid t_k = shift_time(k / N), h_k = t_{k+1} - t_k (../shared/URSA_MATH.md,
-"Sampling"). Each step: logits z = model(x_t) (classifier-free guidance on logits while
+N steps on the grid t_k = shift_time(k / N), h_k = t_{k+1} - t_k (docs/math.md, "Velocity and
+the Euler sampler"). Each step: logits z = model(x_t) (classifier-free guidance on logits while
 t < cfg_trunc), one draw x1_hat ~ Categorical(softmax(z)) per token, then path.step jumps each
 token with probability 1 - exp(-h r) towards x1_hat. The last step returns x1_hat itself (or
 argmax z). Tokens of condition frames are reset to the given ids before every model call and

@@ -1,5 +1,6 @@
 """Time schedules for URSA: the metric path's beta_t, timestep shifting and per-frame training
-timesteps (see URSA_MATH.md). Calibrating the metric path's (c, alpha) is `ursa.calibration`.
+timesteps (see docs/math.md, "Metric path", "Timestep shift" and "Frame-wise asynchronous
+timesteps"). Calibrating the metric path's (c, alpha) is `ursa.calibration`.
 
 Time convention: t = 0 is pure noise, t = 1 is clean data.
 """

@@ -1,6 +1,6 @@
 """Training for the URSA denoiser: corrupt x1 along a probability path, predict x1 back.
 
-One step (see ../shared/URSA_MATH.md, "Frame-wise asynchronous timesteps" and "Model"):
+One step (see docs/math.md, "Frame-wise asynchronous timesteps" and "Training loss"):
   t ~ frame_timesteps (B, T)      one time per latent frame (async) or per clip (sync), shifted;
                                   condition frames held clean at t = 1
   x_t ~ p_t(. | x1)                path.sample with t broadcast per frame (B, T, 1, 1)
