@@ -12,24 +12,28 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from harness import tables
-from harness.spec import Spec, load_spec
-from harness.store import atomic_write_json, load_results
+from harness.plugins import metric_info
+from harness.spec import Spec
+from harness.specfile import load_spec
+from harness.store import load_results
+from ursa.io import atomic_write_json
 
 DEFAULT_TOLERANCE = 0.05
-LOWER_IS_BETTER = ("fid", "kid", "loss", "drift", "error", "distance", "mse")
 
 
 def direction_of(metric: str) -> str:
-    """"lower" for losses, distances, drifts and FID/KID-like metrics, else "higher"."""
-    words = set(re.split(r"[._\-]", metric.lower()))
-    return "lower" if words & set(LOWER_IS_BETTER) else "higher"
+    """"higher" or "lower": which way is better, as the scorer that reports `metric` declares it."""
+    info = metric_info(metric)
+    if info is None:
+        raise ValueError(f"metric {metric!r}: expected a metric some registered scorer declares (its direction "
+                         f"decides what a regression is), got an undeclared one")
+    return "higher" if info.higher_is_better else "lower"
 
 
 def arm_means(df: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -39,6 +43,14 @@ def arm_means(df: pd.DataFrame) -> dict[str, dict[str, float]]:
         return {}
     return {m: dict(zip(summary["arm"].astype(str), summary[f"{m}.mean"].astype(float)))
             for m in tables.metric_columns(df)}
+
+
+def require_runs(df: pd.DataFrame, spec: Spec, runs_root: str | Path, profile: str) -> None:
+    """ValueError (exit 2) when spec+profile has no runs under runs_root: nothing to report or check."""
+    if df.empty:
+        raise ValueError(f"{spec.source}: no runs of {spec.name!r} (profile {profile}) under runs root {runs_root}; "
+                         f"expected the runs of `python -m harness run {spec.source} --profile {profile} "
+                         f"--runs-root {runs_root}`")
 
 
 def make_baseline(spec: Spec, profile: str, df: pd.DataFrame, tolerance: float | None) -> dict[str, Any]:
@@ -103,6 +115,7 @@ def check(spec: Spec | str | Path, runs_root: str | Path, profile: str, baseline
     if tolerance is not None and not (isinstance(tolerance, (int, float)) and tolerance >= 0):
         raise ValueError(f"--tolerance: expected a number >= 0, got {tolerance!r}")
     df = load_results(runs_root, spec.name, profile)
+    require_runs(df, spec, runs_root, profile)
     baseline_path = Path(baseline_path)
     if update_baseline:
         if df.empty or not (df["state"] == "done").any():

@@ -1,4 +1,4 @@
-"""`python -m harness {run,validate,report,check,status,ls,env}`.
+"""`python -m harness {run,search,validate,report,check,status,ls,plugins,env}`.
 
 run, report, status and check all take --profile and --runs-root, so a report or a check reads
 exactly the runs that `run` made. Exit codes: 0 ok, 1 a run failed / a check regressed,
@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from harness.spec import PROFILES, Spec, SpecError, load_spec
+from harness.spec import PROFILES, Spec, SpecError
+from harness.specfile import load_spec
 
 
 def _common(p: argparse.ArgumentParser, runs: bool = True) -> None:
@@ -28,7 +29,7 @@ def parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run every missing stage of every run of a spec, then report")
     _common(run)
-    run.add_argument("--executor", choices=("inprocess", "local", "slurm"), help="override executor.kind")
+    run.add_argument("--executor", help="override executor.kind (inprocess, local, slurm or a registered one)")
     run.add_argument("--max-parallel", type=int, help="override executor.max_parallel")
     run.add_argument("--retry-failed", action="store_true", help="rerun runs whose last attempt failed")
     run.add_argument("--force", action="store_true", help="delete and recompute every run of the spec")
@@ -39,14 +40,14 @@ def parser() -> argparse.ArgumentParser:
     srch = sub.add_parser("search", help="be one worker of a spec's search: block (no grid, no reference "
                                          "runs); start several against one --storage to share the study")
     _common(srch)
-    srch.add_argument("--executor", choices=("inprocess", "local", "slurm"), help="override executor.kind")
+    srch.add_argument("--executor", help="override executor.kind (inprocess, local, slurm or a registered one)")
     srch.add_argument("--max-parallel", type=int, help="override executor.max_parallel")
     srch.add_argument("--retry-failed", action="store_true", help="rerun runs whose last attempt failed")
     srch.add_argument("--storage", help="Optuna storage URL (default: SQLite in the run store)")
     srch.add_argument("--no-progress", action="store_true")
     val = sub.add_parser("validate", help="validate a spec (no compute) and print its run count")
     _common(val, runs=False)
-    rep = sub.add_parser("report", help="render reports/<spec>/report.md, report.html, results.csv")
+    rep = sub.add_parser("report", help="render reports/<spec>/<profile>/report.md, report.html, results.csv")
     _common(rep)
     rep.add_argument("--reports-dir", type=Path, default=Path("reports"))
     chk = sub.add_parser("check", help="compare the latest results with a baseline")
@@ -60,6 +61,9 @@ def parser() -> argparse.ArgumentParser:
                    "(python -m harness env NAME; see python -m harness env --help)")
     ls = sub.add_parser("ls", help="specs and their runs in the run store")
     ls.add_argument("--runs-root", default="runs", type=Path)
+    plg = sub.add_parser("plugins", help="registered benchmarks, tokenizers, scorers, tasks and executors, "
+                                         "with their options and defaults")
+    plg.add_argument("spec", nargs="?", help="also import the modules this spec names under plugins:")
     return ap
 
 
@@ -79,7 +83,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _report(spec: Spec, args: argparse.Namespace) -> Path:
     from harness.report import render_report
 
-    return render_report(spec, args.runs_root, args.profile, args.reports_dir / spec.name)
+    return render_report(spec, args.runs_root, args.profile, args.reports_dir / spec.name / args.profile)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -93,13 +97,12 @@ def _run(args: argparse.Namespace) -> int:
     results = list(outcome.results)
     if spec.search is not None:
         results += _search_trials(spec, args)
-        results = list({r.get("run_id"): r for r in results}.values())  # a trial may reuse a grid run
-    failed = [r for r in results if r.get("state") != "done"]
+        results = list({r.run_id: r for r in results}.values())  # a trial may reuse a grid run
+    failed = [r for r in results if not r.done]
     print(f"{spec.name}/{args.profile}: {len(results) - len(failed)} done, {len(failed)} not done, "
           f"{outcome.computed} dispatched, {time.perf_counter() - start:.1f} s")
     for r in failed:
-        print(f"  {r.get('state')}: {r.get('arm')} seed={r.get('seed')} {r.get('run_id')}: "
-              f"{(r.get('error') or {}).get('message', '')}", file=sys.stderr)
+        print(f"  {r.state}: {r.arm} seed={r.seed} {r.run_id}: {(r.error or {}).get('message', '')}", file=sys.stderr)
     if not args.no_report:
         print(f"report: {_report(spec, args)}")
     return 1 if failed else 0
@@ -121,7 +124,7 @@ def _search(args: argparse.Namespace) -> int:
     if spec.search is None:
         raise ValueError(f"{args.spec}: expected a spec with a 'search:' block for `search`, got none")
     results = _search_trials(spec, args)
-    failed = [r for r in results if r.get("state") != "done"]
+    failed = [r for r in results if not r.done]
     print(f"{spec.name}/{args.profile} search worker: {len(results)} trial runs, {len(failed)} not done")
     return 1 if failed else 0
 
@@ -138,11 +141,11 @@ def _status(args: argparse.Namespace) -> int:
 
     from harness.store import load_results, stage_done
 
+    from harness.check import require_runs
+
     spec = load_spec(args.spec)
     df = load_results(args.runs_root, spec.name, args.profile)
-    if df.empty:
-        print(f"{spec.name}/{args.profile}: no runs under {args.runs_root}")
-        return 0
+    require_runs(df, spec, args.runs_root, args.profile)
     df["stages"] = [",".join(s for s in ("train", "sample", "score", "reference") if stage_done(Path(d), s))
                     for d in df["run_dir"]]
     metrics = [c for c in df.columns if c.startswith("metric.")][:4]
@@ -165,10 +168,19 @@ def _ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plugins(args: argparse.Namespace) -> int:
+    from harness.plugins import REGISTRIES, describe_registries
+
+    if args.spec:
+        load_spec(args.spec)  # imports its plugins: modules
+    print(describe_registries(REGISTRIES))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     handlers = {"run": _run, "search": _search, "validate": _validate, "report": lambda a: print(_report(load_spec(a.spec), a)) or 0,
-                "check": _check, "status": _status, "ls": _ls}
+                "check": _check, "status": _status, "ls": _ls, "plugins": _plugins}
     try:
         if argv[:1] == ["env"]:  # evaluator environments have their own parser (harness.env)
             from harness.env import main_env

@@ -20,10 +20,10 @@ import submitit
 from submitit.helpers import Checkpointable, DelayedSubmission
 from tqdm import tqdm
 
+from harness.plugins import EXECUTORS
 from harness.spec import ExecutorConfig
-from harness.store import read_result, write_result
-
-EXECUTORS = ("inprocess", "local", "slurm")
+from harness.records import RunResult, RunState
+from harness.store import read_json, read_result, write_result
 
 
 class RunTask(Checkpointable):
@@ -35,7 +35,7 @@ class RunTask(Checkpointable):
         self.threads = threads
         self.progress = progress
 
-    def __call__(self) -> dict[str, Any]:
+    def __call__(self) -> RunResult:
         from harness.stages import run_stages
 
         if self.threads:  # a worker process owns its share of the cores, set here (not in library code)
@@ -54,26 +54,26 @@ def _threads_per_job(config: ExecutorConfig, max_parallel: int) -> int:
     return config.threads or max(1, (os.cpu_count() or 1) // max_parallel)
 
 
-def _settle(task: RunTask, job: Any | None, exc: BaseException | None, *, lost: bool = False) -> dict[str, Any]:
+def _settle(task: RunTask, job: Any | None, exc: BaseException | None, *, lost: bool = False) -> RunResult:
     """The run's final result; a job that died without writing one is recorded as failed, and as
     cancelled when SLURM says so or the job vanished from the queue (`lost`)."""
     rdir = Path(task.run_dir)
-    result = read_result(rdir) or {}
-    if result.get("state") == "done" or (exc is None and not lost and result.get("state") == "failed"):
+    result = read_result(rdir) or RunResult.from_json(read_json(rdir / "config.json")["run"])
+    if result.done or (exc is None and not lost and result.state == RunState.FAILED):
         return result
-    state = "failed"
+    state = RunState.FAILED
     if lost or (job is not None and str(getattr(job, "state", "")).upper().startswith("CANCELLED")):
-        state = "cancelled"
+        state = RunState.CANCELLED
     message = f"{type(exc).__name__}: {exc}" if exc else (
         "job vanished from the SLURM queue without an accounting record (cancelled while pending)" if lost
         else "job ended without a result")
     tb = "".join(traceback.format_exception(exc)) if exc else ""
-    result.update(state=state, error={"message": message.strip()[:2000], "traceback": tb[-20000:]})
+    result.fail(state, message, tb)
     write_result(task.runs_root, rdir, result)
     return result
 
 
-def _wait(jobs: list[tuple[RunTask, Any]], bar: tqdm) -> list[dict[str, Any]]:
+def _wait(jobs: list[tuple[RunTask, Any]], bar: tqdm) -> list[RunResult]:
     out = []
     for task, job in jobs:
         try:
@@ -94,13 +94,13 @@ def _in_squeue(job_id: str) -> bool:
     return out.returncode == 0 and bool(out.stdout.strip())
 
 
-def _wait_slurm(jobs: list[tuple[RunTask, Any]], bar: tqdm, poll_s: float = 2.0) -> list[dict[str, Any]]:
+def _wait_slurm(jobs: list[tuple[RunTask, Any]], bar: tqdm, poll_s: float = 2.0) -> list[RunResult]:
     """Poll every job until it is done or lost. An array task cancelled while still pending gets no
     accounting record (Slurm 22.05), so submitit would report UNKNOWN forever and a blocking
     `job.result()` would hang: such a job is settled as cancelled once it has been absent from
     squeue for $URSA_SLURM_LOST_AFTER_S seconds (default 60; accounting may lag squeue)."""
     lost_after = float(os.environ.get("URSA_SLURM_LOST_AFTER_S", "60"))
-    results: dict[int, dict[str, Any]] = {}
+    results: dict[int, RunResult] = {}
     missing_since: dict[int, float] = {}
     while len(results) < len(jobs):
         for i, (task, job) in enumerate(jobs):
@@ -120,41 +120,46 @@ def _wait_slurm(jobs: list[tuple[RunTask, Any]], bar: tqdm, poll_s: float = 2.0)
 
 
 def dispatch(tasks: list[RunTask], config: ExecutorConfig, folder: str | Path, *,
-             max_parallel: int | None = None, progress: bool = True) -> list[dict[str, Any]]:
-    """Run every task with the configured executor; returns the final result of each, in order."""
-    if config.kind not in EXECUTORS:
-        raise ValueError(f"executor.kind: expected one of {EXECUTORS}, got {config.kind!r}")
+             max_parallel: int | None = None, progress: bool = True) -> list[RunResult]:
+    """Run every task with the registered executor `config.kind`; returns the final result of each, in order.
+
+    An executor is `fn(tasks, config, folder, cap, bar) -> results` registered in plugins.EXECUTORS."""
+    run_all = EXECUTORS.get(config.kind)
     cap = max_parallel or config.max_parallel
     if cap < 1:
         raise ValueError(f"max_parallel: expected an integer >= 1, got {cap!r}")
     folder = Path(folder)
     bar = tqdm(total=len(tasks), desc=f"runs ({config.kind})", disable=not progress, unit="run")
     try:
-        if config.kind == "inprocess":
-            results = []
-            for task in tasks:
-                task.threads = task.threads or _threads_per_job(config, 1)
-                try:
-                    task()
-                    results.append(_settle(task, None, None))
-                except Exception as exc:  # noqa: BLE001
-                    results.append(_settle(task, None, exc))
-                bar.update(1)
-            return results
-        if config.kind == "local":
-            return _dispatch_local(tasks, config, folder, cap, bar)
-        return _dispatch_slurm(tasks, config, folder, cap, bar)
+        return run_all(tasks, config, folder, cap, bar)
     finally:
         bar.close()
 
 
+@EXECUTORS.register("inprocess")
+def _dispatch_inprocess(tasks: list[RunTask], config: ExecutorConfig, folder: Path, cap: int,
+                        bar: tqdm) -> list[RunResult]:
+    """One after the other in this process (debugging, tests, tiny grids)."""
+    results = []
+    for task in tasks:
+        task.threads = task.threads or _threads_per_job(config, 1)
+        try:
+            task()
+            results.append(_settle(task, None, None))
+        except Exception as exc:  # noqa: BLE001
+            results.append(_settle(task, None, exc))
+        bar.update(1)
+    return results
+
+
+@EXECUTORS.register("local")
 def _dispatch_local(tasks: list[RunTask], config: ExecutorConfig, folder: Path, cap: int,
-                    bar: tqdm) -> list[dict[str, Any]]:
+                    bar: tqdm) -> list[RunResult]:
     """Local subprocesses, at most `cap` in flight (a sliding window, not waves)."""
     executor = submitit.LocalExecutor(folder=folder, max_num_timeout=config.max_requeue)
     executor.update_parameters(timeout_min=config.timeout_min)
     threads = _threads_per_job(config, cap)
-    results: dict[int, dict[str, Any]] = {}
+    results: dict[int, RunResult] = {}
     pending = list(enumerate(tasks))
     running: list[tuple[int, RunTask, Any]] = []
     while pending or running:
@@ -170,8 +175,9 @@ def _dispatch_local(tasks: list[RunTask], config: ExecutorConfig, folder: Path, 
     return [results[i] for i in range(len(tasks))]
 
 
+@EXECUTORS.register("slurm")
 def _dispatch_slurm(tasks: list[RunTask], config: ExecutorConfig, folder: Path, cap: int,
-                    bar: tqdm) -> list[dict[str, Any]]:
+                    bar: tqdm) -> list[RunResult]:
     """One SLURM job array; array parallelism = min(spec's array_parallelism, max_parallel)."""
     s = config.slurm
     executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=config.max_requeue)

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from harness.spec import PROFILES, RunConfig, Spec, SpecError, format_error
+from harness.spec import PROFILES, RunConfig, Section, Spec, SpecError, _suggest, format_error, resolve_run
 
 SPEC_LEVEL = ("seeds", "grid", "search", "executor")
 
@@ -29,13 +29,16 @@ class RunSpec:
     seed: int
     params: dict[str, Any]
     config: RunConfig
-    run_id: str = ""
+    run_id: str = ""  # the score-stage id (harness.identity.stage_ids)
+    stage_ids: dict[str, str] = field(default_factory=dict)  # {"train", "sample", "score"}
+    reference: str | None = None  # a reference generator's name for floor / ceiling rows
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. search trial number
 
 
-def _is_open_dict(model: type[BaseModel], name: str) -> bool:
+def _is_open(model: type[BaseModel], name: str) -> bool:
+    """Keys below an open mapping or a plug-in section are checked when the run is resolved."""
     ann = model.model_fields[name].annotation
-    return getattr(ann, "__origin__", None) is dict
+    return getattr(ann, "__origin__", None) is dict or ann is Section
 
 
 def check_key(key: str, where: str, source: str) -> None:
@@ -44,13 +47,11 @@ def check_key(key: str, where: str, source: str) -> None:
     parts = key.split(".")
     for i, part in enumerate(parts):
         if part not in model.model_fields:
-            from harness.spec import _suggest
-
             prefix = ".".join(parts[:i])
             options = [f"{prefix}.{f}" if prefix else f for f in model.model_fields]
             raise SpecError(f"{source}: {where}: unknown run-config key {key!r}.{_suggest('.'.join(parts[:i + 1]), options)} "
                             f"Expected a dotted key such as {', '.join(options[:4])}.")
-        if _is_open_dict(model, part):  # world / overrides: any key below is accepted here
+        if _is_open(model, part):  # plug-in options / overrides: validated with the whole run
             return
         ann = model.model_fields[part].annotation
         if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
@@ -72,10 +73,7 @@ def set_dotted(d: dict, key: str, value: Any) -> None:
 
 
 def _validate_run(cfg: dict, source: str, where: str) -> RunConfig:
-    try:
-        return RunConfig.model_validate(cfg)
-    except ValidationError as err:
-        raise format_error(source, where, err, RunConfig) from None
+    return resolve_run(cfg, source, where)
 
 
 def check_axes(spec: Spec) -> None:

@@ -4,7 +4,11 @@ A cache keyed on less serves one model's numbers for another, so everything that
 run's outputs goes in: the canonical JSON of the resolved config (key order irrelevant, with
 settings that do not apply to the chosen path dropped), the package version, git commit and
 dirty flag of the code that produces results (CODE_DIRS: commits touching only tests, docs,
-reports or dispatch keep ids), and the data fingerprint (world config + tokenizer fingerprint).
+reports or dispatch keep ids), and the data fingerprint (benchmark + tokenizer fingerprints).
+
+Identity is per stage: the train id hashes only what affects training, the sample id adds the
+sampling settings, the score id (the run id) adds the scorers, so arms that share a stage share
+its outputs instead of recomputing them.
 """
 
 from __future__ import annotations
@@ -15,16 +19,18 @@ import json
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from harness.expand import RunSpec
+if TYPE_CHECKING:
+    from harness.expand import RunSpec
+    from harness.spec import RunConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The code that can change a run's outputs (model, benchmark, and the harness's stages and config
 # resolution). Reports, checks, dispatch, the CLI, perf benchmarks and official-scorer adapters
 # are left out, so editing them does not recompute every run.
-CODE_DIRS = ("ursa", "benchmarks/shapes", "harness/stages.py", "harness/bench.py", "harness/media.py",
-             "harness/spec.py", "harness/expand.py")
+CODE_DIRS = ("ursa", "benchmarks/shapes", "harness/stages.py", "harness/data.py", "harness/tasks.py",
+             "harness/media.py", "harness/spec.py", "harness/expand.py", "harness/plugins.py")
 
 
 def canonical_json(obj: Any) -> str:
@@ -60,34 +66,59 @@ def code_version() -> dict[str, Any]:
     return {"package": version, "commit": commit, "tree": tree, "dirty": dirty}
 
 
-def identity_config(run: RunSpec) -> dict[str, Any]:
-    """The resolved config as it enters the hash; metric-path knobs vanish for other paths."""
-    cfg = run.config.model_dump(mode="json")
+DATA_SECTIONS = ("benchmark", "tokenizer", "text_tokenizer")
+# What each stage adds to the identity of the stage before it (train hashes the data as well).
+STAGE_SECTIONS = {"train": (*DATA_SECTIONS, "model", "path", "train"), "sample": ("sample",), "score": ("score",)}
+
+
+def identity_config(config: RunConfig) -> dict[str, Any]:
+    """The resolved config as it enters the hashes; metric-path knobs vanish for other paths."""
+    cfg = config.model_dump(mode="json")
     if cfg["path"]["kind"] != "metric":
         for key in ("c", "alpha", "calibrate"):
             cfg["path"].pop(key)
     return cfg
 
 
-def data_config(run: RunSpec) -> dict[str, Any]:
-    """The part of the config that determines the data and the tokenizer."""
-    cfg = run.config.model_dump(mode="json")
-    return {"benchmark": cfg["benchmark"], "tokenizer": cfg["tokenizer"]}
+def data_config(config: RunConfig) -> dict[str, Any]:
+    """The sections that determine the data and the tokenizers."""
+    cfg = config.model_dump(mode="json")
+    return {k: cfg[k] for k in DATA_SECTIONS}
 
 
-def run_id(run: RunSpec, data_fingerprint: str, code: dict[str, Any] | None = None) -> str:
-    """First 16 hex digits of sha256(config, code version, data fingerprint)."""
+def directory_fingerprint(path: str | Path) -> str:
+    """Content fingerprint of a saved model directory: config.json text + every file's name and size."""
+    root = Path(path)
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    config = (root / "config.json").read_text() if (root / "config.json").is_file() else ""
+    return sha256_of({"config": config, "files": [(str(p.relative_to(root)), p.stat().st_size) for p in files]})[:16]
+
+
+def stage_ids(config: RunConfig, data_fingerprint: str, code: dict[str, Any] | None = None) -> dict[str, str]:
+    """{"train", "sample", "score"}: 16-hex ids, each hashing its own sections plus the id before it.
+
+    Arms that differ only in sampling settings share a train id (one trained model); arms that
+    differ only in scorers share a sample id. The score id is the run id."""
     code = {k: v for k, v in (code or code_version()).items() if k != "commit"}  # the code tree identifies it
-    payload = {"config": identity_config(run), "code": code, "data": data_fingerprint}
-    return sha256_of(payload)[:16]
+    cfg = identity_config(config)
+    payload: dict[str, Any] = {"code": code, "data": data_fingerprint,
+                               **{k: cfg[k] for k in STAGE_SECTIONS["train"]}}
+    if config.model.init_from:  # the weights it starts from, not just their path
+        payload["init_from"] = directory_fingerprint(config.model.init_from)
+    ids = {"train": sha256_of(payload)[:16]}
+    ids["sample"] = sha256_of({"train": ids["train"], "sample": cfg["sample"]})[:16]
+    ids["score"] = sha256_of({"sample": ids["sample"], "score": cfg["score"]})[:16]
+    return ids
 
 
 def assign_ids(runs: list[RunSpec], fingerprint: Callable[[dict[str, Any]], str]) -> list[RunSpec]:
-    """Set run.run_id for every run; `fingerprint(data_config)` is called once per distinct data config."""
+    """Set run.run_id and run.stage_ids for every run; `fingerprint(data_config)` is called once per
+    distinct data config."""
     cache: dict[str, str] = {}
     for run in runs:
-        key = canonical_json(data_config(run))
+        key = canonical_json(data_config(run.config))
         if key not in cache:
-            cache[key] = fingerprint(data_config(run))
-        run.run_id = run_id(run, cache[key])
+            cache[key] = fingerprint(data_config(run.config))
+        run.stage_ids = stage_ids(run.config, cache[key])
+        run.run_id = run.stage_ids["score"]
     return runs

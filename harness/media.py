@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from harness.store import atomic_write_bytes
+from ursa.io import atomic_write_bytes
 
 
 def strip(videos: torch.Tensor, max_rows: int = 4, scale: int = 4) -> np.ndarray:

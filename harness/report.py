@@ -1,6 +1,6 @@
 """`python -m harness report SPEC`: tables, plots and samples of one spec + profile.
 
-Writes `reports/<spec>/` (or `out_dir`): `report.md` (plots and strips as files beside it),
+Writes `reports/<spec>/<profile>/` (or `out_dir`; a smoke run never overwrites the default report): `report.md` (plots and strips as files beside it),
 a self-contained `report.html` (images embedded as base64 PNG), `results.csv` / `.parquet`
 (one row per run) and `summary.csv` (one row per arm: mean, 95% CI and n per metric).
 Missing pieces (no study, no numeric axis, no losses, failed runs) shrink the report; they
@@ -20,8 +20,10 @@ from typing import Any
 import pandas as pd
 
 from harness import plots, tables
-from harness.spec import Spec, load_spec
-from harness.store import atomic_write_bytes, export_results, load_results, read_json
+from harness.spec import Spec
+from harness.specfile import load_spec
+from harness.store import export_results, load_results, read_json
+from ursa.io import atomic_write_bytes
 
 
 @dataclass
@@ -106,6 +108,18 @@ def _axis(spec: Spec, summary: pd.DataFrame) -> str | None:
     return next((k for k in numeric if "shift" in k), numeric[0] if numeric else None)
 
 
+def shared_models(df: pd.DataFrame) -> list[str]:
+    """"model <id>: arm a, arm b (seed s)" for every trained model that more than one arm uses."""
+    out = []
+    runs = df[df["model"].notna() & df["reference"].isna()] if "model" in df else df.iloc[:0]
+    for model, group in runs.groupby("model", sort=True):
+        arms = sorted(set(group["arm"].astype(str)))
+        if len(arms) > 1:
+            seeds = ", ".join(str(s) for s in sorted(set(group["seed"])))
+            out.append(f"model {model} (seed {seeds}): {', '.join(arms)}")
+    return out
+
+
 def _run_table(df: pd.DataFrame) -> tuple[pd.DataFrame, list[Block]]:
     """Per-run provenance (code version, data fingerprint, error) and each run's config."""
     rows, configs = [], []
@@ -116,6 +130,7 @@ def _run_table(df: pd.DataFrame) -> tuple[pd.DataFrame, list[Block]]:
         data = cfg.get("data") or ""  # written by harness.runner.prepare_run_dir
         commit = str(code.get("commit", ""))[:10] + ("+dirty" if code.get("dirty") else "") if code else ""
         rows.append({"run_id": r["run_id"], "arm": r["arm"], "seed": r.get("seed"), "state": r["state"],
+                     "model": r.get("model") or "",
                      "code": f"{code.get('package', '')} {commit}".strip(), "data": str(data)[:16],
                      "error": (r.get("error") or "")[:160] if r["state"] != "done" else ""})
         if cfg:
@@ -141,7 +156,7 @@ def corruption_curves(embeddings: Any, metric_params: set[tuple[float, float]], 
     import torch
 
     from ursa.paths import build_path
-    from ursa.schedule import mean_corruption_distance
+    from ursa.calibration import mean_corruption_distance
 
     t = torch.linspace(0, 1, 11)
     paths = [("masked", {}), ("mixture", {})] + [("metric", {"c": c, "alpha": a}) for c, a in sorted(metric_params)]
@@ -160,11 +175,11 @@ def _linearity(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame, stud
     if df.empty or not (runs_root / "_cache").is_dir():
         return {}, "linearity plot skipped: no runs, so no cached tokenizer to measure the paths on"
     try:
-        from harness.bench import bench_for
+        from harness.data import data_for
         from harness.expand import expand
 
         runs = expand(spec, profile)
-        emb = bench_for(runs[0].config, runs_root).tokenizer.codebook_embeddings().float()
+        emb = data_for(runs[0].config, runs_root).tokenizer.codebook_embeddings().float()
         params = {(r.config.path.c, r.config.path.alpha) for r in runs if r.config.path.kind == "metric"}
         best = _best_params(study)
         if best and {"path.c", "path.alpha"} <= set(best):
@@ -205,11 +220,14 @@ def _strips(df: pd.DataFrame) -> list[tuple[str, str, Path]]:
 def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
                   out_dir: str | Path | None = None) -> Path:
     """Render the report of `spec` under `profile`; returns the path of report.md."""
+    from harness.check import require_runs
+
     spec = as_spec(spec)
     runs_root = Path(runs_root)
-    out = Path(out_dir) if out_dir is not None else Path("reports") / spec.name
-    (out / "plots").mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir) if out_dir is not None else Path("reports") / spec.name / profile
     df = load_results(runs_root, spec.name, profile)
+    require_runs(df, spec, runs_root, profile)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
     metrics = spec.report.metrics or tables.metric_columns(df)
     summary = tables.summarise(df, metrics)
     figures = tables.paper_figures(spec.name, spec.report.paper)
@@ -225,6 +243,10 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
     blocks += [Block("h2", "Results per arm (mean ± 95% CI over seeds, t-distribution; blank CI for one seed)"),
                Block("p", "Rows ref:* are the reference generators: real clips and tokenizer reconstructions are "
                           "ceilings, shuffled prompts and random tokens are floors.")]
+    shared = shared_models(df)
+    if shared:
+        blocks.append(Block("p", "Arms sharing one trained model (they differ only in sampling or scoring "
+                                 "settings, so the model was trained once): " + "; ".join(shared) + "."))
     groups = tables.metric_groups(metrics)
     for i, (task, names) in enumerate(groups.items()):  # one table per sampled task keeps each readable
         if len(groups) > 1:
@@ -283,10 +305,10 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
 
     run_table, configs = _run_table(df)
     blocks += [Block("h2", "Runs (config, code version, data fingerprint)"), Block("table", table=run_table), *configs]
-    perf = out.parent / "perf"
+    perf = out.parent.parent / "perf"
     if perf.is_dir() and any(perf.iterdir()):
         blocks += [Block("h2", "Performance benchmarks"),
-                   Block("p", "See " + ", ".join(f"../perf/{p.name}" for p in sorted(perf.iterdir()) if p.is_file()))]
+                   Block("p", "See " + ", ".join(f"../../perf/{p.name}" for p in sorted(perf.iterdir()) if p.is_file()))]
 
     title = f"{spec.name} — {profile}"
     atomic_write_bytes(out / "report.md", to_markdown(title, blocks).encode())

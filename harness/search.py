@@ -29,6 +29,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from harness.records import RunResult
 from harness.spec import ExecutorConfig, SearchConfig, SearchParam, Spec
 
 
@@ -242,13 +243,13 @@ def optimize(spec: Spec, runs_root: str | Path, profile: str, objective: Objecti
 
 def calibrated_point(spec: Spec, runs_root: str | Path, profile: str) -> dict[str, float]:
     """{"path.c", "path.alpha"} from calibrate_metric_path on the codebook of the spec's tokenizer."""
-    from harness.bench import bench_for
+    from harness.data import data_for
     from harness.expand import apply_profile, make_run
-    from ursa.schedule import calibrate_metric_path
+    from ursa.calibration import calibrate_metric_path
 
     spec_p, base = apply_profile(spec, profile)
     run = make_run(spec_p, profile, base, {}, spec_p.seeds[0])
-    emb = bench_for(run.config, runs_root).tokenizer.codebook_embeddings().float()
+    emb = data_for(run.config, runs_root).tokenizer.codebook_embeddings().float()
     c, alpha = calibrate_metric_path(emb)
     return {"path.c": c, "path.alpha": alpha}
 
@@ -257,7 +258,7 @@ def harness_objective(spec: Spec, runs_root: str | Path, profile: str, executor:
                       max_parallel: int | None = None, retry_failed: bool = False, progress: bool = False) -> Objective:
     """Objective running one point, for every seed of the spec, as harness runs (cached by run id);
     the value is the mean of the objective metric over seeds."""
-    from harness.bench import data_fingerprint
+    from harness.data import data_fingerprint
     from harness.expand import apply_profile, make_run
     from harness.identity import assign_ids
     from harness.runner import execute_runs, register_runs
@@ -270,17 +271,17 @@ def harness_objective(spec: Spec, runs_root: str | Path, profile: str, executor:
         for run in runs:
             run.extra["trial"] = number
         assign_ids(runs, data_fingerprint(runs_root))
-        register_runs(runs, runs_root)
+        register_runs(runs, runs_root, spec.source)
         results = execute_runs(runs, runs_root, executor, max_parallel=max_parallel, retry_failed=retry_failed,
                                progress=progress).results
         ids = [r.run_id for r in runs]
-        failed = [r for r in results if r.get("state") != "done"]
+        failed = [r for r in results if not r.done]
         if failed:
-            return TrialOutcome(None, ids, f"{len(failed)} run(s) failed: {(failed[0].get('error') or {}).get('message')}")
-        values = [r.get("metrics", {}).get(metric) for r in results]
+            return TrialOutcome(None, ids, f"{len(failed)} run(s) failed: {(failed[0].error or {}).get('message')}")
+        values = [r.metrics.get(metric) for r in results]
         if any(v is None for v in values):
             return TrialOutcome(None, ids, f"objective metric {metric!r} missing from the results "
-                                           f"(metrics: {sorted(results[0].get('metrics', {}))})")
+                                           f"(metrics: {sorted(results[0].metrics)})")
         return TrialOutcome(sum(values) / len(values), ids)
 
     return objective
@@ -288,7 +289,7 @@ def harness_objective(spec: Spec, runs_root: str | Path, profile: str, executor:
 
 def run_search(spec: Spec, runs_root: str | Path, profile: str, storage: str | None = None,
                executor: ExecutorConfig | None = None, *, max_parallel: int | None = None,
-               retry_failed: bool = False, progress: bool = True) -> list[dict[str, Any]]:
+               retry_failed: bool = False, progress: bool = True) -> list[RunResult]:
     """Run the spec's search through the harness; returns the result of every run of every counted trial."""
     from harness.expand import apply_profile
     from harness.store import add_to_manifest, read_result, run_dir
@@ -298,6 +299,6 @@ def run_search(spec: Spec, runs_root: str | Path, profile: str, storage: str | N
                                   retry_failed=retry_failed, progress=progress and executor.kind == "inprocess")
     study = optimize(spec, runs_root, profile, objective, storage=storage, progress=progress)
     ids = list(dict.fromkeys(i for t in counted(study.get_trials(deepcopy=False)) for i in t.user_attrs.get("run_ids", [])))
-    add_to_manifest(runs_root, spec.name, profile, ids)  # `run` rewrites the manifest; trials stay in it
+    add_to_manifest(runs_root, spec.name, profile, ids, spec.source)  # `run` rewrites the manifest; trials stay in it
     results = [read_result(run_dir(runs_root, spec.name, profile, i)) for i in ids]
     return [r for r in results if r is not None]

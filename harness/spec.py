@@ -1,25 +1,31 @@
-"""Ablation specs: YAML -> validated pydantic models, with errors a human can act on.
+"""Ablation specs: the schema of a run config and of a spec, with errors a human can act on.
 
 A spec declares one fully described run (`base`), the axes that vary (`grid`, `zip`, `seeds`,
 `search`), how to dispatch (`executor`), what to report (`report`) and size `profiles`
-(smoke / default / full) given as dotted-key overrides. `include:` starts from other files.
-Every problem raises `SpecError` (a ValueError) naming the file, the dotted key path, what was
-expected and what was got, before any compute.
+(smoke / default / full) given as dotted-key overrides. Reading YAML files (`include:`,
+`plugins:`) is harness/specfile.py; expanding axes is harness/expand.py.
+
+Each setting is declared once: `train:` is `ursa.train.TrainConfig` itself and `sample:` extends
+`ursa.sample.SamplerConfig`, so the spec validator and the code that consumes a setting share
+one schema. `benchmark:`, `tokenizer:` and `text_tokenizer:` are plug-in sections: `name` picks a
+registered component (harness/plugins.py) and every other key is one of that component's typed
+options, validated by `resolve_run`. Every problem raises `SpecError` (a ValueError) naming the
+file, the dotted key path, what was expected and what was got, before any compute.
 """
 
 from __future__ import annotations
 
 import difflib
-import functools
-import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from harness import plugins
+from ursa.sample import SamplerConfig
+from ursa.train import TrainConfig
+
 PROFILES = ("smoke", "default", "full")
-TASKS = ("t2v", "t2i", "i2v", "interpolation", "extrapolation", "long")
 
 
 class SpecError(ValueError):
@@ -30,33 +36,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+class Section(BaseModel):
+    """A plug-in section: `name` picks a registered component, the other keys are its options."""
 
-def Prob(default: float = 0.0) -> Any:  # noqa: N802 - reads like a type in field declarations
-    """A probability field in [0, 1]."""
-    return Field(default, ge=0.0, le=1.0)
+    model_config = ConfigDict(extra="allow")
 
+    name: str | None = None
 
-class BenchmarkConfig(_Strict):
-    """The embedded shapes benchmark: world (kwargs of benchmarks.shapes.WorldConfig) and suite sizes."""
-
-    name: Literal["shapes"] = "shapes"
-    world: dict[str, Any] = Field(default_factory=dict)
-    train_size: int = Field(256, ge=1)
-    eval_size: int = Field(16, ge=1)
-    task_size: int = Field(8, ge=1)
-    seed: int = 0
-
-
-class TokenizerConfig(_Strict):
-    kind: Literal["shapes"] = "shapes"
-    codebook_size: int = Field(65, ge=2)
-    seed: int = 0
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
 
 
 class ModelConfig(_Strict):
     preset: Literal["tiny", "small", "base", "0.6B", "1.7B"] = "tiny"
     overrides: dict[str, Any] = Field(default_factory=dict)
-    init_from: str | None = None
+    init_from: str | None = None  # a saved URSAModel directory; with train.steps 0 the run only evaluates it
 
     @field_validator("init_from")
     @classmethod
@@ -74,121 +68,53 @@ class PathConfig(_Strict):
     calibrate: bool = False
 
 
-class TrainConfig(_Strict):
-    steps: int = Field(200, ge=1)
+class SampleConfig(SamplerConfig):
+    """`ursa.sample.SamplerConfig` plus the evaluation protocol: which tasks, batch, long-video context."""
+
     batch_size: int = Field(16, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_steps: int = Field(10, ge=0)
-    min_lr_ratio: float = Prob(0.1)
-    grad_clip: float = Field(1.0, gt=0)
-    shift: float = Field(1.0, gt=0)
-    shift_rule: Literal["fixed", "resolution"] = "fixed"
-    frame_schedule: Literal["async", "sync"] = "async"
-    p_first: float = Prob()
-    p_first_last: float = Prob()
-    p_first_k: float = Prob()
-    p_uncond: float = Prob()  # caption dropout, for classifier-free guidance (sample.cfg_scale > 1)
-    checkpoint_every: int = Field(50, ge=1)
+    tasks: list[str] = Field(default_factory=lambda: ["t2v"], min_length=1)  # registered generation tasks
+    context_frames: int = Field(1, ge=1)  # latent frames carried between long-video windows
     seed: int = 0  # set from the spec's `seeds` axis
-    device: str = "cpu"
-    bf16: bool = False
 
-    @model_validator(mode="after")
-    def _probabilities_sum(self) -> TrainConfig:
-        total = self.p_first + self.p_first_last + self.p_first_k
-        if total > 1.0 + 1e-9:
-            raise ValueError(f"p_first + p_first_last + p_first_k must be <= 1, got {total:g}")
-        return self
-
-
-class SampleConfig(_Strict):
-    steps: int = Field(25, ge=1)
-    shift: float = Field(1.0, gt=0)
-    shift_rule: Literal["fixed", "resolution"] = "fixed"
-    cfg_scale: float = Field(1.0, ge=0)
-    cfg_trunc: float = Prob(0.9)
-    argmax_last: bool = False
-    batch_size: int = Field(16, ge=1)
-    tasks: list[Literal[TASKS]] = Field(default_factory=lambda: ["t2v"], min_length=1)  # type: ignore[valid-type]
-    context_frames: int = Field(1, ge=1)
-    seed: int = 0  # set from the spec's `seeds` axis
+    def sampler_config(self) -> SamplerConfig:
+        """The part ursa's sampler consumes (every SamplerConfig field, nothing else)."""
+        return SamplerConfig(**self.model_dump(include=set(SamplerConfig.model_fields)))
 
 
 class ScoreConfig(_Strict):
-    which: list[Literal["alignment", "quality", "fidelity", "tasks"]] = Field(
-        default_factory=lambda: ["alignment", "quality", "tasks"], min_length=1)
+    which: list[str] = Field(min_length=1)  # registered scorers
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # scorer name -> its options
     seed: int = 0
 
 
-@functools.lru_cache(maxsize=256)
-def _world_problem(world_json: str) -> str | None:
-    """Why benchmarks.shapes.WorldConfig(**world) is invalid, or None (cached: grids repeat worlds)."""
-    from benchmarks.shapes.world import WorldConfig
-
-    try:
-        WorldConfig(**json.loads(world_json))
-    except TypeError as exc:
-        fields = list(WorldConfig.__dataclass_fields__)
-        bad = [k for k in json.loads(world_json) if k not in fields]
-        hint = _suggest(bad[0], fields) if bad else ""
-        return f"keys among {', '.join(fields)}.{hint} ({exc})"
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
-@functools.lru_cache(maxsize=256)
-def _world_frames(world_json: str) -> int:
-    """Frames per clip of a valid world (a long video's sliding-window length)."""
-    from benchmarks.shapes.world import WorldConfig
-
-    return WorldConfig(**json.loads(world_json)).frames
-
-
-@functools.lru_cache(maxsize=64)
-def _codebook_problem(size: int) -> str | None:
-    """The shapes tokenizer needs K = 1 + C * (M - 1) (C colours, M >= 2 patch masks)."""
-    from benchmarks.shapes.world import PALETTE  # numpy only: validation must not wait for torch
-
-    NUM_COLOURS = len(PALETTE) - 1  # noqa: N806 - as benchmarks.shapes.tokenizer.NUM_COLOURS
-    if size < 1 + NUM_COLOURS or (size - 1) % NUM_COLOURS:
-        return f"tokenizer.codebook_size = 1 + {NUM_COLOURS} * (M - 1) with M >= 2 (e.g. 65, 129, 509), got {size}"
-    return None
-
-
 class RunConfig(_Strict):
-    """One fully described run."""
+    """One fully described run (plug-in sections resolved by `resolve_run`)."""
 
-    benchmark: BenchmarkConfig = Field(default_factory=BenchmarkConfig)
-    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    benchmark: Section
+    tokenizer: Section = Field(default_factory=Section)
+    text_tokenizer: Section = Field(default_factory=Section)
     model: ModelConfig = Field(default_factory=ModelConfig)
     path: PathConfig = Field(default_factory=PathConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     sample: SampleConfig = Field(default_factory=SampleConfig)
-    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    score: ScoreConfig
 
     @model_validator(mode="after")
     def _combinations(self) -> RunConfig:
-        problem = _world_problem(json.dumps(self.benchmark.world, sort_keys=True, default=str))
-        if problem:
-            raise ValueError(f"benchmark.world to be a valid shapes world: {problem}")
-        problem = _codebook_problem(self.tokenizer.codebook_size)
-        if problem:
-            raise ValueError(problem)
-        head = self.model.overrides.get("visual_vocab_size")
-        if head is not None and head != self.tokenizer.codebook_size:
-            raise ValueError(f"model.overrides.visual_vocab_size ({head!r}) must equal the tokenizer's "
-                             f"K = tokenizer.codebook_size ({self.tokenizer.codebook_size})")
-        frames = _world_frames(json.dumps(self.benchmark.world, sort_keys=True, default=str))
-        if "long" in self.sample.tasks and not self.sample.context_frames < frames:
-            raise ValueError(f"sample.context_frames ({self.sample.context_frames}) must be < the window length "
-                             f"benchmark.world.frames ({frames}) for the long task")
         pinned = self.model.overrides.get("mask_token")
         if pinned is not None and bool(pinned) != (self.path.kind == "masked"):
             raise ValueError(f"model.overrides.mask_token={pinned!r} contradicts path.kind={self.path.kind!r} "
                              "(the mask token exists exactly for the masked path; leave it unset)")
+        if self.train.steps == 0 and not self.model.init_from:
+            raise ValueError("train.steps 0 (evaluation only) to come with model.init_from (the model to evaluate)")
+        if len(set(self.sample.tasks)) != len(self.sample.tasks):
+            raise ValueError(f"sample.tasks without duplicates, got {self.sample.tasks}")
         return self
+
+    @property
+    def evaluation_only(self) -> bool:
+        """No training stage: the run samples and scores `model.init_from` as it is."""
+        return self.train.steps == 0 and self.model.init_from is not None
 
 
 class SearchParam(_Strict):
@@ -234,13 +160,19 @@ class SlurmConfig(_Strict):
 
 
 class ExecutorConfig(_Strict):
-    kind: Literal["inprocess", "local", "slurm"] = "local"
+    kind: str = "local"  # a registered executor: inprocess, local, slurm (harness/dispatch.py)
     max_parallel: int = Field(2, ge=1)
     timeout_min: float = Field(60, gt=0)
     threads: int = Field(0, ge=0)  # torch threads per run; 0 = cores // max_parallel
     max_requeue: int = Field(3, ge=0)  # timeouts / preemptions a run may resume from (local and slurm)
     folder: str | None = None  # submitit job folder, relative to the runs root (default <spec>/<profile>/_submitit)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
+
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, kind: str) -> str:
+        plugins.EXECUTORS.get(kind)  # PluginError (a ValueError) names the registered ones
+        return kind
 
 
 class ReportConfig(_Strict):
@@ -256,7 +188,8 @@ class Spec(_Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
-    base: RunConfig = Field(default_factory=RunConfig)
+    plugins: list[str] = Field(default_factory=list)  # modules to import first (they register components)
+    base: RunConfig
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     zip: list[dict[str, list[Any]]] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -284,7 +217,9 @@ class Spec(_Strict):
         return groups
 
 
-# ----------------------------------------------------------------------------- loading
+
+
+# ----------------------------------------------------------------------------- errors
 
 def _suggest(name: str, options: list[str]) -> str:
     close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
@@ -308,15 +243,25 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def format_error(source: str, prefix: str, err: ValidationError, model: type[BaseModel]) -> SpecError:
-    """Turn the first pydantic error into one paragraph: file, dotted key, expected, got."""
+def format_error(source: str, prefix: str, err: ValidationError, model: type[BaseModel],
+                 section: tuple[str, ...] = ()) -> SpecError:
+    """Turn the first pydantic error into one paragraph: file, dotted key, expected, got.
+
+    `section`: the key path of `model` inside the run config (a plug-in's options live under
+    e.g. ("benchmark",)), prepended to the error's location."""
     e = err.errors()[0]
     loc = tuple(p for p in e["loc"] if p not in ("function-after",))
+    if section:
+        hint_model, hint_loc = model, loc
+        loc = section + loc
+    else:
+        hint_model, hint_loc = model, loc
     dotted = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
     path = f"{prefix} (run-config key {dotted})" if prefix and dotted else prefix or dotted
     if e["type"] == "extra_forbidden":
-        hint = _suggest(str(loc[-1]), _fields_at(model, loc[:-1]))
-        return SpecError(f"{source}: unknown key {path!r}.{hint} Expected one of: {', '.join(_fields_at(model, loc[:-1]))}.")
+        fields = _fields_at(hint_model, hint_loc[:-1])
+        hint = _suggest(str(loc[-1]), fields)
+        return SpecError(f"{source}: unknown key {path!r}.{hint} Expected one of: {', '.join(fields)}.")
     if e["type"] == "missing":
         return SpecError(f"{source}: {path or '<top level>'}: required key is missing.")
     msg = e["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
@@ -326,91 +271,76 @@ def format_error(source: str, prefix: str, err: ValidationError, model: type[Bas
     return SpecError(f"{source}: {path or '<top level>'}: expected {msg}{got}.{more}")
 
 
-def _check_keys(node: Any, source: str, path: str = "") -> None:
-    """YAML allows non-string mapping keys; specs do not."""
-    if isinstance(node, dict):
-        for k, v in node.items():
-            if not isinstance(k, str):
-                raise SpecError(f"{source}: {path or '<top level>'}: expected string keys, got key {_short(k)} "
-                                f"of type {type(k).__name__}.")
-            _check_keys(v, source, f"{path}.{k}" if path else k)
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            _check_keys(v, source, f"{path}[{i}]")
+# ----------------------------------------------------------------------------- plug-in sections
 
-
-def deep_merge(base: dict, top: dict) -> dict:
-    """Recursively merge mappings; `top` wins, lists and scalars are replaced."""
-    out = dict(base)
-    for k, v in top.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def read_yaml(path: Path, stack: tuple[Path, ...] = ()) -> dict:
-    """Read a spec file with its `include:` chain merged (relative paths, cycles detected).
-
-    base / executor / report / profiles merge recursively; grid, zip, seeds, search replace."""
-    source = str(path)
-    if path in stack:
-        chain = " -> ".join(str(p) for p in (*stack, path))
-        raise SpecError(f"{source}: include: expected an acyclic include chain, got a cycle: {chain}.")
-    if not path.is_file():
-        where = f"{stack[-1]}: include" if stack else "spec"
-        raise SpecError(f"{where}: expected an existing YAML file, got missing path {source!r}.")
+def _resolve_section(config: RunConfig, key: str, registry: plugins.Registry, default: str | None,
+                     source: str, where: str) -> type[plugins.Component]:
+    """Look up the component a section names and replace its options by the validated, defaulted
+    ones (so an option left at its default and one spelled out give the same run id)."""
+    section: Section = getattr(config, key)
+    name = section.name or default
+    if name is None:
+        raise SpecError(f"{source}: {where or key}: {key}.name: expected the name of a registered "
+                        f"{registry.kind} ({', '.join(registry.names()) or 'none'}), got none.")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{source}: expected valid YAML, got a parse error: {' '.join(str(exc).split())}") from None
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"{source}: expected UTF-8 text, got undecodable bytes ({exc.reason}).") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise SpecError(f"{source}: <top level>: expected a mapping of spec keys, got {type(data).__name__}.")
-    _check_keys(data, source)
-    includes = data.pop("include", None)
-    if includes is None:
-        return data
-    if isinstance(includes, str):
-        includes = [includes]
-    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
-        raise SpecError(f"{source}: include: expected a file path or a list of file paths, got {_short(includes)}.")
-    merged: dict = {}
-    for inc in includes:
-        merged = _merge_spec(merged, read_yaml((path.parent / inc).resolve(), (*stack, path)))
-    return _merge_spec(merged, data)
-
-
-MERGED_KEYS = ("base", "executor", "report", "profiles")  # deep-merged on include; other keys are replaced
-
-
-def _merge_spec(base: dict, top: dict) -> dict:
-    """Include semantics: sections describing one run merge recursively, axes (grid, zip, seeds, search) replace."""
-    out = dict(base)
-    for k, v in top.items():
-        out[k] = deep_merge(out[k], v) if k in MERGED_KEYS and isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def parse_spec(data: Any, source: str = "<memory>") -> Spec:
-    """Validate an already-loaded mapping (includes resolved) into a Spec, or raise SpecError."""
-    if not isinstance(data, dict):
-        raise SpecError(f"{source}: <top level>: expected a mapping of spec keys, got {type(data).__name__}.")
-    _check_keys(data, source)
-    if "include" in data:
-        raise SpecError(f"{source}: include: only allowed in spec files (resolved by load_spec).")
+        component = registry.get(name)
+    except plugins.PluginError as exc:
+        raise SpecError(f"{source}: {where + ': ' if where else ''}{exc}") from None
     try:
-        spec = Spec.model_validate({**data, "source": source})
+        options = component.Options.model_validate(section.options())
     except ValidationError as err:
-        raise format_error(source, "", err, Spec) from None
-    from harness.expand import check_axes  # axes are checked against RunConfig by the expander
-
-    check_axes(spec)
-    return spec
+        raise format_error(source, where, err, component.Options, section=(key,)) from None
+    setattr(config, key, Section(name=name, **options.model_dump(mode="json")))
+    return component
 
 
-def load_spec(path: str | Path) -> Spec:
-    """Load, merge includes, and validate a spec file."""
-    p = Path(path).resolve()
-    return parse_spec(read_yaml(p), source=str(Path(path)))
+def resolve_run(data: dict[str, Any], source: str = "<memory>", where: str = "") -> RunConfig:
+    """Validate one run config: schema, then every plug-in it names (registered, options valid,
+    applicable to the benchmark and tasks), then checks across sections. Raises SpecError."""
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise format_error(source, where, err, RunConfig) from None
+    here = f"{where}: " if where else ""
+    bench = _resolve_section(config, "benchmark", plugins.BENCHMARKS, None, source, where)
+    tok = _resolve_section(config, "tokenizer", plugins.VISUAL_TOKENIZERS, bench.default_tokenizer, source, where)
+    _resolve_section(config, "text_tokenizer", plugins.TEXT_TOKENIZERS, bench.default_text_tokenizer, source, where)
+    for task in config.sample.tasks:
+        try:
+            plugins.TASKS.get(task)
+        except plugins.PluginError as exc:
+            raise SpecError(f"{source}: {here}{exc}") from None
+        if task not in bench.tasks:
+            raise SpecError(f"{source}: {here}sample.tasks: expected tasks benchmark {config.benchmark.name!r} has "
+                            f"suites for ({', '.join(bench.tasks)}), got {task!r}.")
+    options: dict[str, dict[str, Any]] = {}
+    for name in config.score.which:
+        try:
+            scorer = plugins.SCORERS.get(name)
+        except plugins.PluginError as exc:
+            raise SpecError(f"{source}: {here}{exc}") from None
+        if scorer.benchmarks is not None and config.benchmark.name not in scorer.benchmarks:
+            raise SpecError(f"{source}: {here}score.which: scorer {name!r} applies to benchmark(s) "
+                            f"{', '.join(scorer.benchmarks)}, not {config.benchmark.name!r}.")
+        bad = [t for t in config.sample.tasks if scorer.tasks is not None and t not in scorer.tasks]
+        if bad:
+            raise SpecError(f"{source}: {here}score.which: scorer {name!r} applies to task(s) "
+                            f"{', '.join(scorer.tasks)}, but sample.tasks has {', '.join(bad)}.")
+        try:
+            options[name] = scorer.Options.model_validate(config.score.options.get(name, {})).model_dump(mode="json")
+        except ValidationError as err:
+            raise format_error(source, where, err, scorer.Options, section=("score", "options", name)) from None
+    unknown = sorted(set(config.score.options) - set(config.score.which))
+    if unknown:
+        raise SpecError(f"{source}: {here}score.options.{unknown[0]}: expected options only for scorers in "
+                        f"score.which ({', '.join(config.score.which)}), got {unknown[0]!r}.")
+    config.score.options = {k: v for k, v in options.items() if v}
+    problem = bench.check_run(bench.Options.model_validate(config.benchmark.options()), config)
+    vocab = tok.vocab_size(tok.Options.model_validate(config.tokenizer.options()))
+    head = config.model.overrides.get("visual_vocab_size")
+    if problem is None and vocab is not None and head is not None and head != vocab:
+        problem = (f"model.overrides.visual_vocab_size ({head!r}) to equal the tokenizer's K ({vocab}, from "
+                   f"tokenizer {config.tokenizer.name!r})")
+    if problem:
+        raise SpecError(f"{source}: {where or '<run config>'}: expected {problem}.")
+    return config

@@ -1,45 +1,39 @@
 """The pipeline of one run: train -> sample -> score, each skipped once its done-marker exists.
 
-Reference runs (arm "ref:<name>") have a single `reference` stage: generate the reference
-clips for the eval suite (real / reconstruction / shuffled / random) and score them, so every
-report has its floors and ceilings. A failure is caught here and written to result.json
-(state "failed", message and traceback); the caller moves on to the next run.
+Train and sample stages live in shared directories keyed by their stage ids (harness.identity),
+linked into the run directory, and are computed under a lock: arms that differ only in sampling
+settings train one model, arms that differ only in scorers sample once. An evaluation-only run
+(`model.init_from` with `train.steps: 0`) has no training: its train stage records the model it
+evaluates. Reference runs have a single `reference` stage: the benchmark's reference clips (floors
+and ceilings) for every sampled task, scored like samples. A failure is caught here and written
+to result.json (state failed, message and traceback); the caller moves on to the next run.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import traceback
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import save_file
 
-from harness import media
-from harness.bench import Bench, bench_for, suite, training_tokens
+from harness import media, plugins
+from harness.data import Data, cache_dir, data_for, training_tokens
+from harness.records import RunResult, RunState
 from harness.spec import RunConfig
-from harness.store import atomic_write_bytes, atomic_write_json, mark_stage_done, read_json, stage_dir, stage_done, \
-    write_result
+from harness.store import (link_stage, mark_stage_done, read_json, shared_stage_dir, stage_dir, stage_done,
+                           stage_lock, write_result)
+from harness.tasks import TaskContext
+from ursa.io import atomic_write_bytes, atomic_write_json
 
 STAGES = ("train", "sample", "score")
+SHARED = ("train", "sample")  # stages keyed by their own id and shared between runs
 
 
-def _shift(rule: str, shift: float, num_tokens: int) -> float:
-    if rule == "resolution":  # the paper's resolution rule: larger token counts need a larger shift
-        from ursa.schedule import shift_for_tokens
-
-        return float(shift_for_tokens(num_tokens))
-    return shift
-
-
-def latent_shape(bench: Bench) -> tuple[int, int, int]:
-    w = bench.world
-    return bench.tokenizer.latent_shape(w.frames, w.height, w.width)
-
-
-def build_path(config: RunConfig, bench: Bench, rdir: Path):
+def build_path(config: RunConfig, data: Data, rdir: Path):
     """The probability path; a calibrated metric path stores its (c, alpha) in stages/train/path.json."""
     from ursa.paths import build_path as ursa_build_path
 
@@ -50,183 +44,159 @@ def build_path(config: RunConfig, bench: Bench, rdir: Path):
         if record.exists():
             c, alpha = read_json(record)["c"], read_json(record)["alpha"]
         else:
-            from ursa.schedule import calibrate_metric_path
+            from ursa.calibration import calibrate_metric_path
 
-            c, alpha = map(float, calibrate_metric_path(bench.tokenizer.codebook_embeddings()))
+            c, alpha = map(float, calibrate_metric_path(data.tokenizer.codebook_embeddings()))
             atomic_write_json(record, {"c": c, "alpha": alpha})
-    return ursa_build_path(p.kind, vocab_size=bench.tokenizer.vocab_size,
-                           embeddings=bench.tokenizer.codebook_embeddings(), c=c, alpha=alpha, exponent=p.exponent)
+    return ursa_build_path(p.kind, vocab_size=data.tokenizer.vocab_size,
+                           embeddings=data.tokenizer.codebook_embeddings(), c=c, alpha=alpha, exponent=p.exponent)
 
 
-def build_model(config: RunConfig, bench: Bench):
+def build_model(config: RunConfig, data: Data):
     from ursa.model import URSAConfig, URSAModel
 
     m = config.model
     if m.init_from:
         return URSAModel.from_pretrained(m.init_from)
-    overrides = {"text_vocab_size": bench.text.vocab_size, "visual_vocab_size": bench.tokenizer.vocab_size,
+    overrides = {"text_vocab_size": data.text.vocab_size, "visual_vocab_size": data.tokenizer.vocab_size,
                  "mask_token": config.path.kind == "masked", **m.overrides}
     return URSAModel(URSAConfig.preset(m.preset, **overrides), seed=config.train.seed)
 
 
-def stage_train(config: RunConfig, bench: Bench, rdir: Path, runs_root: Path, progress: bool) -> None:
-    from ursa.train import TrainConfig, train
+def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path, progress: bool) -> None:
+    """Train (or, evaluation-only, just record the model to evaluate) into stages/train."""
+    from ursa.train import train
 
     out = stage_dir(rdir, "train")
-    t = config.train
-    tc = TrainConfig(steps=t.steps, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,
-                     warmup_steps=t.warmup_steps, min_lr_ratio=t.min_lr_ratio, grad_clip=t.grad_clip,
-                     shift=_shift(t.shift_rule, t.shift, int(torch.tensor(latent_shape(bench)).prod())),
-                     frame_schedule=t.frame_schedule, p_first=t.p_first, p_first_last=t.p_first_last,
-                     p_first_k=t.p_first_k, p_uncond=t.p_uncond, seed=t.seed, checkpoint_every=t.checkpoint_every, device=t.device,
-                     bf16=t.bf16)
-    model = build_model(config, bench)
-    result = train(model, build_path(config, bench, rdir), training_tokens(config, bench, runs_root), tc, out,
-                   progress=progress)
+    path = build_path(config, data, rdir)
+    if config.evaluation_only:
+        mark_stage_done(rdir, "train", {"steps": 0, "model": str(Path(config.model.init_from).resolve())})
+        return
+    model = build_model(config, data)
+    result = train(model, path, training_tokens(data, runs_root), config.train, out, progress=progress)
     model.save_pretrained(out / "model")
     tail = result.losses[-max(1, len(result.losses) // 10):]
-    mark_stage_done(rdir, "train", {"steps": result.steps, "final_loss": sum(tail) / len(tail), "shift": tc.shift})
+    mark_stage_done(rdir, "train", {"steps": result.steps, "final_loss": sum(tail) / max(len(tail), 1),
+                                    "shift": result.shift, "model": "model"})
 
 
-def long_windows(length: int, window: int, context_frames: int) -> int:
-    """Fewest windows n with window + (n - 1) * (window - context_frames) >= length (latent frames)."""
-    if not 1 <= context_frames < window:
-        raise ValueError(f"sample.context_frames: expected an integer in [1, {window}) (the window's latent "
-                         f"frames), got {context_frames}")
-    return 1 + max(0, -(-(length - window) // (window - context_frames)))
+def trained_model_dir(rdir: Path) -> Path:
+    """The model a run samples from: its train stage's model, or the evaluated one."""
+    return stage_dir(rdir, "train") / read_json(stage_dir(rdir, "train") / "done.json")["model"]
 
 
-def _sample_task(task: str, sampler, config: RunConfig, bench: Bench, prompts: list, generator) -> torch.Tensor:
-    """ids long (B, T', h, w) for one batch of prompts of `task`."""
-    from benchmarks.shapes.prompts import real_videos
-    from ursa import sample as S
-
-    text_ids, text_mask = bench.text([p.caption for p in prompts])
-    kw: dict[str, Any] = {"generator": generator}
-    if config.sample.cfg_scale != 1.0:  # unconditional branch: text fully masked out
-        kw.update(uncond_ids=torch.zeros_like(text_ids[:, :1]), uncond_mask=torch.zeros_like(text_mask[:, :1]))
-    T, h, w = latent_shape(bench)
-    if task == "t2v":
-        return S.text_to_video(sampler, text_ids, text_mask, (T, h, w), **kw)
-    if task == "t2i":
-        return S.text_to_image(sampler, text_ids, text_mask, (h, w), **kw)
-    if task == "long":  # as many sliding windows as cover the suite's clip, cut to its length
-        cfg = prompts[0].cfg  # the suite's clip geometry (LONG_WINDOWS x the world's frames)
-        length = bench.tokenizer.latent_shape(cfg.frames, cfg.height, cfg.width)[0]
-        c = config.sample.context_frames
-        ids = S.long_video(sampler, text_ids, text_mask, (T, h, w), num_windows=long_windows(length, T, c),
-                           context_frames=c, **kw)
-        return ids[:, :length]
-    real = bench.tokenizer.encode(real_videos(prompts))  # (B, F, h, w): the frames the task gives
-    if task == "i2v":
-        return S.image_to_video(sampler, text_ids, text_mask, real[:, 0], real.shape[1], **kw)
-    if task == "interpolation":
-        return S.interpolate(sampler, text_ids, text_mask, real[:, 0], real[:, -1], real.shape[1], **kw)
-    k = len(prompts[0].condition_frames)
-    return S.extrapolate(sampler, text_ids, text_mask, real[:, :k], real.shape[1], **kw)
-
-
-def stage_sample(config: RunConfig, bench: Bench, rdir: Path, progress: bool) -> None:
+def stage_sample(config: RunConfig, data: Data, rdir: Path, progress: bool) -> None:
     from tqdm import tqdm
 
     from ursa.model import URSAModel
-    from ursa.sample import EulerSampler, SamplerConfig
+    from ursa.sample import EulerSampler
 
     out = stage_dir(rdir, "sample")
     s = config.sample
-    model = URSAModel.from_pretrained(stage_dir(rdir, "train") / "model").eval()
-    shift = _shift(s.shift_rule, s.shift, int(torch.tensor(latent_shape(bench)).prod()))
-    sampler = EulerSampler(model, build_path(config, bench, rdir),
-                           SamplerConfig(steps=s.steps, shift=shift, cfg_scale=s.cfg_scale, cfg_trunc=s.cfg_trunc,
-                                         argmax_last=s.argmax_last))
-    generator = torch.Generator().manual_seed(s.seed)
+    model = URSAModel.from_pretrained(trained_model_dir(rdir)).eval()
+    sampler = EulerSampler(model, build_path(config, data, rdir), s.sampler_config())
+    ctx = TaskContext(sampler, data, s, torch.Generator().manual_seed(s.seed))
     videos: dict[str, torch.Tensor] = {}
     for task in tqdm(s.tasks, desc="sample", disable=not progress):
-        prompts = suite(config, bench, task)
+        generate = plugins.TASKS.get(task)
+        prompts = data.benchmark.suite(task)
         with torch.no_grad():
-            ids = torch.cat([_sample_task(task, sampler, config, bench, prompts[i:i + s.batch_size], generator)
-                             for i in range(0, len(prompts), s.batch_size)])
-        videos[task] = bench.tokenizer.decode(ids)
+            ids = torch.cat([generate(ctx, prompts[i:i + s.batch_size]) for i in range(0, len(prompts), s.batch_size)])
+        videos[task] = data.tokenizer.decode(ids)
         media.write_strip(out / f"strip_{task}.png", videos[task])
         media.write_gif(out / f"{task}.gif", videos[task])
     tmp = out / ".samples.safetensors.tmp"
     save_file({k: v.contiguous() for k, v in videos.items()}, str(tmp))
     atomic_write_bytes(out / "samples.safetensors", tmp.read_bytes())
     tmp.unlink()
-    mark_stage_done(rdir, "sample", {"tasks": list(videos), "shift": shift})
+    mark_stage_done(rdir, "sample", {"tasks": list(videos), "shift": s.shift_for(math.prod(data.latent_shape()))})
 
 
-def score_videos(config: RunConfig, bench: Bench, task: str, videos: torch.Tensor, prompts: list) -> dict[str, float]:
-    """Scores of one task's videos; t2v metrics keep their names, other tasks get a `<task>.` prefix."""
-    from benchmarks.shapes import score
-
-    report = score(videos, prompts, which=tuple(config.score.which), seed=config.score.seed)
+def score_videos(config: RunConfig, data: Data, runs_root: Path, task: str, videos: torch.Tensor,
+                 prompts: list) -> dict[str, float]:
+    """Every scorer of `score.which` on one task's videos; t2v metrics keep their names, other
+    tasks' get a `<task>.` prefix."""
+    metrics: dict[str, float] = {}
+    for name in config.score.which:
+        cls = plugins.SCORERS.get(name)
+        scorer = cls(cls.Options.model_validate(config.score.options.get(name, {})), data.benchmark,
+                     cache_dir(runs_root))
+        metrics.update(scorer.score(videos, prompts, task, config.score.seed))
     prefix = "" if task == "t2v" else f"{task}."
-    return {f"{prefix}{k}": float(v) for k, v in report.metrics.items()}
+    return {f"{prefix}{k}": float(v) for k, v in metrics.items()}
 
 
-def stage_score(config: RunConfig, bench: Bench, rdir: Path) -> dict[str, float]:
+def stage_score(config: RunConfig, data: Data, rdir: Path, runs_root: Path) -> dict[str, float]:
     from safetensors.torch import load_file
 
     videos = load_file(stage_dir(rdir, "sample") / "samples.safetensors")
     metrics: dict[str, float] = {}
     for task in config.sample.tasks:
-        metrics.update(score_videos(config, bench, task, videos[task], suite(config, bench, task)))
-    metrics["train_loss"] = float(read_json(stage_dir(rdir, "train") / "done.json")["final_loss"])
+        metrics.update(score_videos(config, data, runs_root, task, videos[task], data.benchmark.suite(task)))
+    trained = read_json(stage_dir(rdir, "train") / "done.json")
+    if "final_loss" in trained:
+        metrics["train_loss"] = float(trained["final_loss"])
     atomic_write_json(stage_dir(rdir, "score") / "scores.json", metrics)
     mark_stage_done(rdir, "score")
     return metrics
 
 
-def stage_reference(config: RunConfig, bench: Bench, rdir: Path, name: str) -> dict[str, float]:
-    """Reference clips (real / reconstruction / shuffled / random) on every sampled task's suite, scored
-    like the samples (condition frames taken from the real clips), so task metrics get floors and ceilings."""
-    from benchmarks.shapes import generate_reference
-
+def stage_reference(config: RunConfig, data: Data, rdir: Path, runs_root: Path, name: str) -> dict[str, float]:
+    """Reference clips of generator `name` on every sampled task's suite, scored like the samples
+    (condition frames taken from the real clips), so task metrics get floors and ceilings."""
     out = stage_dir(rdir, "reference")
     metrics: dict[str, float] = {}
     for task in config.sample.tasks:
-        prompts = suite(config, bench, task)
-        videos = generate_reference(name, prompts, bench.tokenizer, bench.world, config.score.seed)
+        prompts = data.benchmark.suite(task)
+        videos = data.benchmark.generate_reference(name, prompts, data.tokenizer, config.score.seed)
         media.write_strip(out / f"strip_{task}.png", videos)
-        metrics.update(score_videos(config, bench, task, videos, prompts))
+        metrics.update(score_videos(config, data, runs_root, task, videos, prompts))
     atomic_write_json(out / "scores.json", metrics)
     mark_stage_done(rdir, "reference")
     return metrics
 
 
-def run_stages(runs_root: str | Path, rdir: Path, progress: bool = False) -> dict[str, Any]:
+def link_shared_stages(runs_root: Path, rdir: Path, stage_ids: dict[str, str]) -> None:
+    """rdir/stages/{train,sample} -> the shared stage directories of this run's stage ids."""
+    for stage in SHARED:
+        if stage in stage_ids:
+            link_stage(rdir, stage, shared_stage_dir(runs_root, stage, stage_ids[stage]))
+
+
+def run_stages(runs_root: str | Path, rdir: Path, progress: bool = False) -> RunResult:
     """Run every missing stage of the run in `rdir`; always leaves a final result.json."""
     runs_root = Path(runs_root)
     meta = read_json(rdir / "config.json")
     config = RunConfig.model_validate(meta["config"])
-    result = {**meta["run"], "state": "running", "metrics": {}, "error": None, "timings": {},
-              "started": time.time(), "pid": os.getpid()}
+    result = RunResult.from_json({**meta["run"], "state": RunState.RUNNING, "started": time.time(),
+                                  "pid": os.getpid()})
     write_result(runs_root, rdir, result)
     try:
-        bench = bench_for(config, runs_root)
-        ref = meta["run"]["arm"].removeprefix("ref:") if meta["run"]["arm"].startswith("ref:") else None
-        if ref is not None:
+        data = data_for(config, runs_root)
+        if result.reference is not None:
             if not stage_done(rdir, "reference"):
-                stage_reference(config, bench, rdir, ref)
-            result["metrics"] = read_json(stage_dir(rdir, "reference") / "scores.json")
+                stage_reference(config, data, rdir, runs_root, result.reference)
+            result.metrics = read_json(stage_dir(rdir, "reference") / "scores.json")
         else:
+            link_shared_stages(runs_root, rdir, result.stage_ids)
             for stage in STAGES:
                 if stage_done(rdir, stage):
                     continue
                 start = time.perf_counter()
-                if stage == "train":
-                    stage_train(config, bench, rdir, runs_root, progress)
-                elif stage == "sample":
-                    stage_sample(config, bench, rdir, progress)
-                else:
-                    stage_score(config, bench, rdir)
-                result["timings"][stage] = round(time.perf_counter() - start, 3)
-            result["metrics"] = read_json(stage_dir(rdir, "score") / "scores.json")
-        result["state"] = "done"
+                with stage_lock(stage_dir(rdir, stage).resolve()):
+                    if stage_done(rdir, stage):  # another worker computed the shared stage meanwhile
+                        continue
+                    if stage == "train":
+                        stage_train(config, data, rdir, runs_root, progress)
+                    elif stage == "sample":
+                        stage_sample(config, data, rdir, progress)
+                    else:
+                        stage_score(config, data, rdir, runs_root)
+                result.timings[stage] = round(time.perf_counter() - start, 3)
+            result.metrics = read_json(stage_dir(rdir, "score") / "scores.json")
+        result.state = RunState.DONE
     except Exception as exc:  # noqa: BLE001 - record and let the other runs go on
-        result["state"] = "failed"
-        result["error"] = {"message": f"{type(exc).__name__}: {exc}"[:2000], "traceback": traceback.format_exc()}
-    result["finished"] = time.time()
+        result.fail(RunState.FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+    result.finished = time.time()
     write_result(runs_root, rdir, result)
     return result

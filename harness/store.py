@@ -5,40 +5,29 @@ Layout (the results contract): `<runs_root>/<spec>/<profile>/<run_id>/` holds `c
 `<runs_root>/<spec>/<profile>/manifest.json` lists the run ids of the latest expansion and
 `<runs_root>/index.sqlite` (table `runs`) indexes every run of every spec. result.json is the
 source of truth; the index is rebuilt from it on every write of that run.
+
+Stages that several runs share (a trained model, a set of samples) live once under
+`<runs_root>/_stages/<stage>/<stage_id>/`; a run's `stages/train` and `stages/sample` are
+relative symlinks to them, so every reader sees one run directory. A shared stage is computed
+under an exclusive file lock, so two workers never compute it at once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
-import tempfile
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temp file in the same directory, fsync, then os.replace (readers never see half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+from harness.records import RunResult
+from ursa.io import atomic_write_bytes, atomic_write_json
 
 
 def read_json(path: str | Path) -> Any:
@@ -65,10 +54,40 @@ def mark_stage_done(rdir: Path, stage: str, info: dict[str, Any] | None = None) 
     atomic_write_json(stage_dir(rdir, stage) / "done.json", {"finished": time.time(), **(info or {})})
 
 
-def read_result(rdir: Path) -> dict[str, Any] | None:
+def shared_stage_dir(runs_root: str | Path, stage: str, stage_id: str) -> Path:
+    return Path(runs_root) / "_stages" / stage / stage_id
+
+
+def link_stage(rdir: Path, stage: str, target: Path) -> None:
+    """Make rdir/stages/<stage> a relative symlink to the shared stage directory `target`."""
+    target.mkdir(parents=True, exist_ok=True)
+    link = stage_dir(rdir, stage)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    rel = os.path.relpath(target, link.parent)
+    if link.is_symlink() and os.readlink(link) == rel:
+        return
+    tmp = link.parent / f".{stage}.link.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(rel, target_is_directory=True)
+    os.replace(tmp, link)  # atomic: a reader sees the old link or the new one
+
+
+@contextmanager
+def stage_lock(directory: Path) -> Iterator[None]:
+    """Exclusive lock on a stage directory (blocks while another process computes that stage)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def read_result(rdir: Path) -> RunResult | None:
     try:
-        return read_json(rdir / "result.json")
-    except (FileNotFoundError, json.JSONDecodeError):
+        return RunResult.from_json(read_json(rdir / "result.json"))
+    except (FileNotFoundError, json.JSONDecodeError, TypeError, ValueError):
         return None
 
 
@@ -89,18 +108,18 @@ def _connect(runs_root: str | Path) -> sqlite3.Connection:
     return con
 
 
-def index_result(runs_root: str | Path, result: dict[str, Any], rdir: Path) -> None:
+def index_result(runs_root: str | Path, result: RunResult, rdir: Path) -> None:
     """Upsert one result into `<runs_root>/index.sqlite`."""
-    row = (result["spec"], result["profile"], result["run_id"], result.get("arm"), result.get("seed"),
-           result.get("state"), json.dumps(result.get("params", {}), default=str),
-           json.dumps(result.get("metrics", {})), (result.get("error") or {}).get("message"), str(rdir), time.time())
+    row = (result.spec, result.profile, result.run_id, result.arm, result.seed, result.state.value,
+           json.dumps(result.params, default=str), json.dumps(result.metrics), (result.error or {}).get("message"),
+           str(rdir), time.time())
     with closing(_connect(runs_root)) as con, con:
         con.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)", row)
 
 
-def write_result(runs_root: str | Path, rdir: Path, result: dict[str, Any]) -> None:
+def write_result(runs_root: str | Path, rdir: Path, result: RunResult) -> None:
     """Atomically write result.json, then index it."""
-    atomic_write_json(rdir / "result.json", result)
+    atomic_write_json(rdir / "result.json", result.to_json())
     index_result(runs_root, result, rdir)
 
 
@@ -121,24 +140,43 @@ def query_index(runs_root: str | Path, spec: str | None = None, profile: str | N
 
 # ----------------------------------------------------------------------------- results
 
-def write_manifest(runs_root: str | Path, spec: str, profile: str, run_ids: list[str]) -> None:
-    """Record which runs make up the latest expansion of spec+profile (older code versions drop out)."""
+def check_owner(runs_root: str | Path, spec: str, profile: str, source: str) -> None:
+    """ValueError when another spec file with the same `name:` already owns spec+profile here."""
+    path = profile_dir(runs_root, spec, profile) / "manifest.json"
+    owner = read_json(path).get("source") if path.exists() else None
+    if owner is not None and owner != spec_source(source):
+        raise ValueError(f"{source}: name: {spec!r} is already the name of spec file {owner!r} under runs root "
+                         f"{runs_root} (profile {profile}); expected a name no other spec uses there. Rename one "
+                         f"of them, or use another --runs-root.")
+
+
+def spec_source(source: str) -> str:
+    """The identity of a spec file in a manifest: its absolute path (a spec made in memory keeps its label)."""
+    return source if source.startswith("<") else os.path.abspath(source)
+
+
+def write_manifest(runs_root: str | Path, spec: str, profile: str, run_ids: list[str], source: str) -> None:
+    """Record which runs make up the latest expansion of spec+profile (older code versions drop out)
+    and which spec file they belong to."""
+    check_owner(runs_root, spec, profile, source)
     path = profile_dir(runs_root, spec, profile) / "manifest.json"
     old = read_json(path)["run_ids"] if path.exists() else []
-    atomic_write_json(path, {"run_ids": sorted(set(run_ids)), "previous": sorted(set(old) - set(run_ids))})
+    atomic_write_json(path, {"run_ids": sorted(set(run_ids)), "previous": sorted(set(old) - set(run_ids)),
+                             "source": spec_source(source)})
 
 
-def add_to_manifest(runs_root: str | Path, spec: str, profile: str, run_ids: list[str]) -> None:
+def add_to_manifest(runs_root: str | Path, spec: str, profile: str, run_ids: list[str], source: str) -> None:
     path = profile_dir(runs_root, spec, profile) / "manifest.json"
     current = read_json(path)["run_ids"] if path.exists() else []
-    write_manifest(runs_root, spec, profile, current + list(run_ids))
+    write_manifest(runs_root, spec, profile, current + list(run_ids), source)
 
 
 def load_results(runs_root: str | Path, spec_name: str, profile: str) -> pd.DataFrame:
     """One row per run of the latest expansion (plus reference rows).
 
-    Columns: run_id, spec, profile, arm, seed, state, run_dir, error, then `param.<dotted key>`
-    for every axis and `metric.<name>` for every metric (NaN where a run lacks it).
+    Columns: run_id, spec, profile, arm, seed, state, reference, model (the train-stage id, shared
+    by arms that reuse one trained model), run_dir, error, then `param.<dotted key>` for every
+    axis and `metric.<name>` for every metric (NaN where a run lacks it).
     """
     pdir = profile_dir(runs_root, spec_name, profile)
     manifest = pdir / "manifest.json"
@@ -148,15 +186,15 @@ def load_results(runs_root: str | Path, spec_name: str, profile: str) -> pd.Data
         res = read_result(pdir / rid)
         if res is None:
             continue
-        row = {k: res.get(k) for k in ("run_id", "spec", "profile", "arm", "seed", "state")}
-        row["run_dir"] = str(pdir / rid)
-        row["error"] = (res.get("error") or {}).get("message")
-        row.update({f"param.{k}": v for k, v in res.get("params", {}).items()})
-        row.update({f"metric.{k}": v for k, v in res.get("metrics", {}).items()})
-        if "trial" in res:
-            row["trial"] = res["trial"]
+        row = {"run_id": res.run_id, "spec": res.spec, "profile": res.profile, "arm": res.arm, "seed": res.seed,
+               "state": res.state.value, "reference": res.reference, "model": res.stage_ids.get("train"),
+               "run_dir": str(pdir / rid), "error": (res.error or {}).get("message")}
+        row.update({f"param.{k}": v for k, v in res.params.items()})
+        row.update({f"metric.{k}": v for k, v in res.metrics.items()})
+        if res.trial is not None:
+            row["trial"] = res.trial
         rows.append(row)
-    base = ["run_id", "spec", "profile", "arm", "seed", "state", "run_dir", "error"]
+    base = ["run_id", "spec", "profile", "arm", "seed", "state", "reference", "model", "run_dir", "error"]
     df = pd.DataFrame(rows, columns=None if rows else base)
     rest = sorted(c for c in df.columns if c not in base)
     return df[base + rest].sort_values(["arm", "seed"], na_position="first", kind="stable").reset_index(drop=True)

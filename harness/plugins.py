@@ -1,0 +1,306 @@
+"""Plug-in points: benchmarks, visual and text tokenizers, scorers, generation tasks, executors.
+
+Each kind of component has a `Registry`; a component registers under a name with a decorator
+and declares its typed options as a pydantic model (`Options`), so a spec section such as
+`benchmark: {name: shapes, train_size: 512}` is validated by the named component with the same
+one-paragraph errors as the rest of the spec. Components come from three places:
+- the harness itself (generation tasks, executors, the local Hugging Face text tokenizer);
+- installed packages, through the entry-point group `ursa_bench.plugins`: each entry point
+  names a module that registers its components when imported (the embedded shapes benchmark
+  registers this way, from this project's own pyproject.toml);
+- modules a spec names under `plugins:` (imported before the spec is validated).
+
+The harness never names a particular benchmark, tokenizer or scorer: everything it knows about
+one comes through the interfaces below.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    import torch
+
+ENTRY_POINT_GROUP = "ursa_bench.plugins"
+T = TypeVar("T")
+
+
+class PluginError(ValueError):
+    """A component is unknown, misdeclared or failed to load; the message says which and why."""
+
+
+class NoOptions(BaseModel):
+    """Options of a component that has none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def did_you_mean(name: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(name), list(options), n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+class Registry(Generic[T]):
+    """Named components of one kind. `register(name)` is a decorator; `get(name)` looks one up."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        self.kind = kind  # "benchmark", "scorer", ...
+        self.key = key  # the spec key that names one ("benchmark.name", "score.which", ...)
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        if not isinstance(name, str) or not name or any(c.isspace() for c in name):
+            raise PluginError(f"{self.kind} name: expected a non-empty string without spaces, got {name!r}")
+
+        def add(item: T) -> T:
+            old = self._items.get(name)
+            if old is not None and _qualname(old) != _qualname(item):
+                raise PluginError(f"{self.kind} {name!r}: already registered by {_qualname(old)}; "
+                                  f"{_qualname(item)} cannot take the name")
+            self._items[name] = item
+            return item
+
+        return add
+
+    def get(self, name: str) -> T:
+        load_plugins()
+        if name not in self._items:
+            known = ", ".join(sorted(self._items)) or "none"
+            raise PluginError(f"{self.key}: expected a registered {self.kind} ({known}), got {name!r}."
+                              f"{did_you_mean(name, self._items)} Third-party {self.kind}s register through "
+                              f"the '{ENTRY_POINT_GROUP}' entry point or a spec's 'plugins:' list "
+                              f"(python -m harness plugins lists what is registered).")
+        return self._items[name]
+
+    def names(self) -> list[str]:
+        load_plugins()
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        load_plugins()
+        return name in self._items
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
+
+
+BUILTIN_MODULES = ("harness.tasks", "harness.dispatch", "harness.text")
+
+
+@functools.cache
+def load_plugins() -> None:
+    """Import the harness's own components and every module of the `ursa_bench.plugins`
+    entry-point group, once per process."""
+    for name in BUILTIN_MODULES:
+        importlib.import_module(name)
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as exc:  # noqa: BLE001 - one broken plug-in must name itself, not crash the CLI
+            raise PluginError(f"entry point {ep.name!r} ({ep.value}) of group {ENTRY_POINT_GROUP!r}: failed to "
+                              f"import: {type(exc).__name__}: {exc}") from None
+
+
+def import_modules(modules: Sequence[str], where: str = "plugins") -> None:
+    """Import the modules a spec names under `plugins:` (each registers its components)."""
+    for i, name in enumerate(modules):
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - reported as a spec error
+            raise PluginError(f"{where}[{i}]: expected an importable module that registers components, got "
+                              f"{name!r} ({type(exc).__name__}: {exc})") from None
+
+
+# ----------------------------------------------------------------------------- interfaces
+
+class Prompt(Protocol):
+    """What the harness reads of an evaluation prompt (a benchmark may carry more)."""
+
+    caption: str
+    task: str
+    condition_frames: tuple[int, ...]  # frame indices given to the sampler (i2v, interpolation, ...)
+
+
+class Component:
+    """Base of every registered class: typed `Options` and a `describe()` line for `plugins`."""
+
+    Options: ClassVar[type[BaseModel]] = NoOptions
+
+    @classmethod
+    def describe(cls) -> str:
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+
+class Benchmark(Component, ABC):
+    """Training data, evaluation prompt suites and reference generators of one data world.
+
+    `tasks` are the generation tasks it has suites for; `references` the reference generators
+    (floors and ceilings) it can produce; `default_tokenizer` / `default_text_tokenizer` name
+    the components used when a spec leaves `tokenizer.name` / `text_tokenizer.name` unset."""
+
+    tasks: ClassVar[tuple[str, ...]] = ("t2v",)
+    references: ClassVar[tuple[str, ...]] = ()
+    default_tokenizer: ClassVar[str | None] = None
+    default_text_tokenizer: ClassVar[str | None] = None
+
+    def __init__(self, options: BaseModel, cache_dir: Path) -> None:
+        self.options = options
+        self.cache_dir = Path(cache_dir)
+
+    @classmethod
+    def check_run(cls, options: BaseModel, config: Any) -> str | None:
+        """A problem of the whole run config that only this benchmark can see ("expected ..."), or None."""
+        return None
+
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """A short stable hash of everything that determines the data (enters run ids)."""
+
+    @abstractmethod
+    def geometry(self) -> tuple[int, int, int]:
+        """(F, H, W) pixels of a training / t2v clip."""
+
+    @abstractmethod
+    def training_set(self) -> tuple[list[str], torch.Tensor]:
+        """(captions, videos uint8 (N, F, H, W, 3)) of the training split, deterministic."""
+
+    @abstractmethod
+    def suite(self, task: str) -> list[Prompt]:
+        """The prompts `task` is sampled and scored on, deterministic."""
+
+    @abstractmethod
+    def real_videos(self, prompts: list[Prompt]) -> torch.Tensor:
+        """uint8 (N, F, H, W, 3): the real clips of `prompts` (condition frames come from them)."""
+
+    def generate_reference(self, name: str, prompts: list[Prompt], tokenizer: Any, seed: int) -> torch.Tensor:
+        """uint8 (N, F, H, W, 3) clips of reference generator `name` (one of `references`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no reference generators")
+
+
+class VisualTokenizerPlugin(Component, ABC):
+    """Builds an `ursa.tokenizers.base.VisualTokenizer` (fitted on the benchmark if it needs to be)."""
+
+    @classmethod
+    def vocab_size(cls, options: BaseModel) -> int | None:
+        """K known from the options alone (checked against model.overrides before any compute), or None."""
+        return None
+
+    @classmethod
+    @abstractmethod
+    def build(cls, options: BaseModel, benchmark: Benchmark, cache_dir: Path) -> Any:
+        """The tokenizer (a VisualTokenizer: encode, decode, codebook_embeddings, fingerprint)."""
+
+
+class TextTokenizerPlugin(Component, ABC):
+    """Builds an `ursa.tokenizers.text.TextTokenizer` (captions -> ids, mask) with `vocab_size`."""
+
+    @classmethod
+    @abstractmethod
+    def build(cls, options: BaseModel, benchmark: Benchmark, cache_dir: Path) -> Any:
+        """The tokenizer; it must have `vocab_size` and `__call__(captions) -> (ids, mask)`."""
+
+    @classmethod
+    def fingerprint(cls, tokenizer: Any) -> str:
+        return str(getattr(tokenizer, "fingerprint", lambda: type(tokenizer).__qualname__)())
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric a scorer reports: its range and which way is better (used by checks and reports)."""
+
+    name: str
+    low: float = 0.0
+    high: float = 1.0
+    higher_is_better: bool = True
+
+
+class Scorer(Component, ABC):
+    """Scores decoded samples of one task. `metrics` declares every name `score` may return;
+    `benchmarks` / `tasks` restrict where it applies (None = everywhere)."""
+
+    metrics: ClassVar[tuple[Metric, ...]] = ()
+    benchmarks: ClassVar[tuple[str, ...] | None] = None
+    tasks: ClassVar[tuple[str, ...] | None] = None
+
+    def __init__(self, options: BaseModel, benchmark: Benchmark, cache_dir: Path) -> None:
+        self.options = options
+        self.benchmark = benchmark
+        self.cache_dir = Path(cache_dir)
+
+    @abstractmethod
+    def score(self, videos: torch.Tensor, prompts: list[Prompt], task: str, seed: int) -> dict[str, float]:
+        """videos uint8 (N, F, H, W, 3), clip n generated for prompts[n] -> {metric name: value}."""
+
+
+# A generation task: (context, prompts) -> ids long (B, T, h, w). See harness/tasks.py.
+Task = Callable[..., "torch.Tensor"]
+
+BENCHMARKS: Registry[type[Benchmark]] = Registry("benchmark", "benchmark.name")
+VISUAL_TOKENIZERS: Registry[type[VisualTokenizerPlugin]] = Registry("visual tokenizer", "tokenizer.name")
+TEXT_TOKENIZERS: Registry[type[TextTokenizerPlugin]] = Registry("text tokenizer", "text_tokenizer.name")
+SCORERS: Registry[type[Scorer]] = Registry("scorer", "score.which")
+TASKS: Registry[Task] = Registry("generation task", "sample.tasks")
+EXECUTORS: Registry[Callable[..., Any]] = Registry("executor", "executor.kind")
+REGISTRIES = (BENCHMARKS, VISUAL_TOKENIZERS, TEXT_TOKENIZERS, SCORERS, TASKS, EXECUTORS)
+
+# Metrics every trained run reports besides its scorers'.
+BUILTIN_METRICS = (Metric("train_loss", 0.0, float("inf"), higher_is_better=False),)
+
+
+def metric_info(name: str) -> Metric | None:
+    """The declaration of a result column: `<metric>` or `<task>.<metric>`, from any registered scorer."""
+    head, _, rest = name.partition(".")
+    bare = rest if rest and head in TASKS else name
+    for metric in BUILTIN_METRICS:
+        if metric.name == bare:
+            return metric
+    for scorer_name in SCORERS.names():
+        for metric in SCORERS.get(scorer_name).metrics:
+            if metric.name == bare:
+                return metric
+    return None
+
+
+def _options_lines(options: type[BaseModel]) -> list[str]:
+    lines = []
+    for name, f in options.model_fields.items():
+        default = "required" if f.is_required() else (
+            f"default {f.default_factory()!r}" if f.default_factory is not None else f"default {f.default!r}")
+        ann = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
+        doc = f" - {f.description}" if f.description else ""
+        lines.append(f"      {name}: {ann} ({default}){doc}")
+    return lines
+
+
+def describe_registries(registries: Sequence[Registry]) -> str:
+    """What `python -m harness plugins` prints: each registered component, its origin and options."""
+    out = []
+    for reg in registries:
+        out.append(f"{reg.kind}s ({reg.key}):")
+        for name in reg.names():
+            item = reg.get(name)
+            doc = item.describe() if isinstance(item, type) and issubclass(item, Component) else (
+                (item.__doc__ or "").strip().splitlines()[0] if item.__doc__ else "")
+            out.append(f"  {name}  [{getattr(item, '__module__', '?')}]  {doc}".rstrip())
+            if isinstance(item, type) and issubclass(item, Component):
+                extra = []
+                if issubclass(item, Benchmark):
+                    extra.append(f"      tasks: {', '.join(item.tasks)}; references: {', '.join(item.references) or 'none'}")
+                if issubclass(item, Scorer):
+                    extra.append("      metrics: " + ", ".join(
+                        f"{m.name} [{m.low:g}, {m.high:g}] {'higher' if m.higher_is_better else 'lower'} is better"
+                        for m in item.metrics))
+                out += extra + _options_lines(item.Options)
+        out.append("")
+    return "\n".join(out).rstrip()

@@ -1,0 +1,66 @@
+"""Typed run records: the state of a run and its result.json, read and written in one place."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
+from typing import Any
+
+
+class RunState(str, Enum):
+    """pending -> running -> done | failed | cancelled (a killed run is resumed from `running`)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class RunResult:
+    """One run's result.json: identity, axis values, state, metrics and, on failure, the error.
+
+    `reference` names the reference generator of a floor / ceiling row (None for trained or
+    evaluated arms); `stage_ids` the shared train / sample stages it used."""
+
+    run_id: str
+    spec: str
+    profile: str
+    arm: str
+    seed: int
+    params: dict[str, Any] = field(default_factory=dict)
+    state: RunState = RunState.PENDING
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: dict[str, str] | None = None  # {"message", "traceback"}
+    reference: str | None = None
+    stage_ids: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    trial: int | None = None  # Optuna trial number of a search run
+    started: float | None = None
+    finished: float | None = None
+    pid: int | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state == RunState.DONE
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["state"] = self.state.value
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunResult:
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["state"] = RunState(kwargs.get("state", RunState.PENDING))
+        return cls(**kwargs)
+
+    def fail(self, state: RunState, message: str, traceback: str = "") -> RunResult:
+        self.state = state
+        self.error = {"message": message.strip()[:2000], "traceback": traceback[-20000:]}
+        return self

@@ -1,0 +1,105 @@
+"""Generation tasks: how one batch of prompts becomes visual ids, registered by name (`sample.tasks`).
+
+Each task is `fn(ctx, prompts) -> ids long (B, T', h, w)`; conditioned tasks take their given
+frames from the benchmark's real clips (tokenised), as the paper's I2V / interpolation /
+extrapolation settings do. A benchmark says which tasks it has suites for (`Benchmark.tasks`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from harness.data import Data
+from harness.plugins import TASKS, Prompt
+from harness.spec import SampleConfig
+
+
+@dataclass
+class TaskContext:
+    """What a task needs besides its prompts: the sampler, the data components, the settings."""
+
+    sampler: Any  # ursa.sample.EulerSampler
+    data: Data
+    config: SampleConfig
+    generator: torch.Generator
+
+    def text(self, prompts: list[Prompt]) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """(text_ids (B, L), text_mask (B, L), sampler keywords: generator and, with CFG, the empty prompt)."""
+        text_ids, text_mask = self.data.text([p.caption for p in prompts])
+        kw: dict[str, Any] = {"generator": self.generator}
+        if self.config.cfg_scale != 1.0:  # unconditional branch: text fully masked out
+            kw.update(uncond_ids=torch.zeros_like(text_ids[:, :1]), uncond_mask=torch.zeros_like(text_mask[:, :1]))
+        return text_ids, text_mask, kw
+
+    def real_ids(self, prompts: list[Prompt]) -> torch.Tensor:
+        """long (B, T', h, w): the prompts' real clips, tokenised (the frames a task gives)."""
+        return self.data.tokenizer.encode(self.data.benchmark.real_videos(prompts))
+
+
+def long_windows(length: int, window: int, context_frames: int) -> int:
+    """Fewest windows n with window + (n - 1) * (window - context_frames) >= length (latent frames)."""
+    if not 1 <= context_frames < window:
+        raise ValueError(f"sample.context_frames: expected an integer in [1, {window}) (the window's latent "
+                         f"frames), got {context_frames}")
+    return 1 + max(0, -(-(length - window) // (window - context_frames)))
+
+
+@TASKS.register("t2v")
+def text_to_video(ctx: TaskContext, prompts: list[Prompt]) -> torch.Tensor:
+    from ursa import sample as S
+
+    text_ids, text_mask, kw = ctx.text(prompts)
+    return S.text_to_video(ctx.sampler, text_ids, text_mask, ctx.data.latent_shape(), **kw)
+
+
+@TASKS.register("t2i")
+def text_to_image(ctx: TaskContext, prompts: list[Prompt]) -> torch.Tensor:
+    from ursa import sample as S
+
+    text_ids, text_mask, kw = ctx.text(prompts)
+    return S.text_to_image(ctx.sampler, text_ids, text_mask, ctx.data.latent_shape()[1:], **kw)
+
+
+@TASKS.register("long")
+def long_video(ctx: TaskContext, prompts: list[Prompt]) -> torch.Tensor:
+    """As many sliding windows as cover the suite's clip, cut to its length."""
+    from ursa import sample as S
+
+    text_ids, text_mask, kw = ctx.text(prompts)
+    T, h, w = ctx.data.latent_shape()
+    length = ctx.data.tokenizer.latent_shape(*ctx.data.benchmark.real_videos(prompts[:1]).shape[1:4])[0]
+    c = ctx.config.context_frames
+    ids = S.long_video(ctx.sampler, text_ids, text_mask, (T, h, w), num_windows=long_windows(length, T, c),
+                       context_frames=c, **kw)
+    return ids[:, :length]
+
+
+@TASKS.register("i2v")
+def image_to_video(ctx: TaskContext, prompts: list[Prompt]) -> torch.Tensor:
+    from ursa import sample as S
+
+    text_ids, text_mask, kw = ctx.text(prompts)
+    real = ctx.real_ids(prompts)
+    return S.image_to_video(ctx.sampler, text_ids, text_mask, real[:, 0], real.shape[1], **kw)
+
+
+@TASKS.register("interpolation")
+def interpolation(ctx: TaskContext, prompts: list[Prompt]) -> torch.Tensor:
+    from ursa import sample as S
+
+    text_ids, text_mask, kw = ctx.text(prompts)
+    real = ctx.real_ids(prompts)
+    return S.interpolate(ctx.sampler, text_ids, text_mask, real[:, 0], real[:, -1], real.shape[1], **kw)
+
+
+@TASKS.register("extrapolation")
+def extrapolation(ctx: TaskContext, prompts: list[Prompt]) -> torch.Tensor:
+    from ursa import sample as S
+
+    text_ids, text_mask, kw = ctx.text(prompts)
+    real = ctx.real_ids(prompts)
+    k = len(prompts[0].condition_frames)
+    return S.extrapolate(ctx.sampler, text_ids, text_mask, real[:, :k], real.shape[1], **kw)
