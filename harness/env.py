@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import importlib.metadata as metadata
 import json
-import os
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.scorers.envs import MARKER, default_env_path, env_python, is_built, site_packages
+from ursa.io import atomic_write_json
 
 
 @dataclass(frozen=True)
@@ -129,9 +129,7 @@ def create_env(name: str, path: Path | str | None = None, *, torch_from: str = "
     record = {"name": name, "requirements": list(spec.requirements), "build": list(spec.build),
               "torch_from": torch_from, "torch": torch_versions, "python": sys.version.split()[0],
               "build_seconds": round(time.monotonic() - start, 1)}
-    tmp = path / (MARKER + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, path / MARKER)
+    atomic_write_json(path / MARKER, record)
     return path
 
 

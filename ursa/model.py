@@ -19,8 +19,6 @@ sample's real text length; visual token at latent (t, y, x) -> (n + 1 + t, y, x)
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,6 +26,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLTextConfig, Qwen3VLTextModel
+
+from ursa.io import atomic_write, atomic_write_json
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -211,9 +211,8 @@ class URSAModel(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        _atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"}))
-        text = json.dumps(self.config.to_dict(), indent=2, sort_keys=True)
-        _atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(text))
+        atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"}))
+        atomic_write_json(directory / CONFIG_NAME, self.config.to_dict())
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> URSAModel:
@@ -243,15 +242,3 @@ def check_tokenizer(model: URSAModel, visual_tokenizer) -> None:
     if visual_tokenizer.vocab_size != model.config.visual_vocab_size:
         raise ValueError(f"visual_tokenizer.vocab_size: expected {model.config.visual_vocab_size} (model head K), "
                          f"got {visual_tokenizer.vocab_size}")
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path) on a temp file in path's directory, then os.replace it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

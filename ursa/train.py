@@ -36,6 +36,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ursa.io import atomic_write
 from ursa.paths import ProbPath
 from ursa.schedule import ShiftRule, frame_timesteps, resolve_shift
 
@@ -233,14 +234,14 @@ def _find_checkpoint(out_dir: Path) -> Path | None:
 
 def _write_losses(out_dir: Path, losses: list[float]) -> None:
     """Rewrite losses.csv atomically with rows step = 1..len(losses)."""
-    tmp = out_dir / f".{LOSSES}.tmp-{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["step", "loss"])
-        writer.writerows((i + 1, repr(loss)) for i, loss in enumerate(losses))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, out_dir / LOSSES)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["step", "loss"])
+            writer.writerows((i + 1, repr(loss)) for i, loss in enumerate(losses))
+
+    atomic_write(out_dir / LOSSES, write)
 
 
 def train(

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from ursa.io import atomic_write_bytes
+
 # suite name -> module with `run(quick: bool, device: str) -> dict`
 SUITES = {
     "paths": "benchmarks.perf.paths_bench",
@@ -62,13 +64,6 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
     return out
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.perf", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke check")
@@ -84,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(SUITES[name])
         print(f"[perf] {name} ...", file=sys.stderr, flush=True)
         results["suites"][name] = module.run(quick=args.quick, device=args.device)
-    _write_atomic(args.json, json.dumps(results, indent=2) + "\n")
-    _write_atomic(args.json.with_suffix(".md"), to_markdown(results))
+    atomic_write_bytes(args.json, (json.dumps(results, indent=2) + "\n").encode())
+    atomic_write_bytes(args.json.with_suffix(".md"), to_markdown(results).encode())
     print(json.dumps(results, indent=2))
     return 0
 

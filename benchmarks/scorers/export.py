@@ -1,6 +1,6 @@
 """Write samples in the layout each external benchmark reads.
 
-All writers take uint8 tensors, write each file atomically (temp name + os.replace) and write
+All writers take uint8 tensors, write each file atomically (`ursa.io`) and write
 `export.json` last, so a folder without it is an interrupted export, never a complete one.
 
 - VBench standard: `{out}/{dimension}/{prompt}-{i}.mp4`, 5 samples per prompt.
@@ -12,8 +12,6 @@ All writers take uint8 tensors, write each file atomically (temp name + os.repla
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -21,6 +19,8 @@ import imageio.v2 as imageio
 import numpy as np
 import torch
 from PIL import Image
+
+from ursa.io import atomic_write, atomic_write_json
 
 MANIFEST = "export.json"
 _MAX_NAME_BYTES = 255  # common filesystem limit on one path component
@@ -68,24 +68,22 @@ def write_video(frames: np.ndarray, path: Path, fps: int = 8) -> None:
     """Encode uint8 (F,H,W,3) to H.264 mp4 atomically; H and W must be even (yuv420p)."""
     if frames.shape[1] % 2 or frames.shape[2] % 2:
         raise ValueError(f"{path.name}: H and W must be even for yuv420p, got {frames.shape[1:3]}")
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=9, macro_block_size=1,
-                            pixelformat="yuv420p", format="FFMPEG") as writer:
-        for frame in frames:
-            writer.append_data(frame)
-    os.replace(tmp, path)
+
+    def encode(tmp: Path) -> None:
+        with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=9, macro_block_size=1,
+                                pixelformat="yuv420p", format="FFMPEG") as writer:
+            for frame in frames:
+                writer.append_data(frame)
+
+    atomic_write(path, encode, suffix=".tmp" + path.suffix)  # ffmpeg picks the container from it
 
 
 def _write_png(image: np.ndarray, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    Image.fromarray(image).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))
 
 
 def _write_manifest(out_dir: Path, record: dict) -> None:
-    tmp = out_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, out_dir / MANIFEST)
+    atomic_write_json(out_dir / MANIFEST, record)
 
 
 def _write_prompt_videos(videos: np.ndarray, prompts: list[str], out_dir: Path, fps: int,
@@ -120,9 +118,7 @@ def export_vbench_custom(videos: torch.Tensor, prompts: list[str], out_dir: Path
     array = _check_videos(videos)
     folder = Path(out_dir)
     files = _write_prompt_videos(array, prompts, folder, fps, None)
-    tmp = folder / "prompts.json.tmp"
-    tmp.write_text(json.dumps(files, indent=2))
-    os.replace(tmp, folder / "prompts.json")
+    atomic_write_json(folder / "prompts.json", files)
     _write_manifest(folder, {"layout": "vbench_custom", "fps": fps, "files": files})
     return folder
 

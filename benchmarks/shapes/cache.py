@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable
 
 import torch
 from safetensors.torch import load_file, safe_open, save_file
+
+from ursa.io import atomic_write
 
 CODE_VERSION = "shapes-1"  # bump when fitting or encode/decode semantics change
 
@@ -39,16 +40,9 @@ def fingerprint(payload: dict) -> str:
 
 
 def save_atomic(path: Path, tensors: dict[str, torch.Tensor], fp: str) -> None:
-    """Write tensors + {"fingerprint": fp} to `path` via a temp file and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata={"fingerprint": fp})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Write tensors + {"fingerprint": fp} to `path` atomically (ursa.io.atomic_write)."""
+    atomic_write(path, lambda tmp: save_file({k: v.contiguous() for k, v in tensors.items()}, tmp,
+                                             metadata={"fingerprint": fp}))
 
 
 def load_or_build(path: Path, fp: str, keys: tuple[str, ...], build: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
