@@ -10,14 +10,15 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.spec import SpecError, load_spec, parse_spec
+from harness.spec import SpecError
+from harness.specfile import load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
 VALID = {
     "name": "demo",
     "base": {"path": {"kind": "metric", "c": 3.0, "alpha": 0.9}, "train": {"steps": 5, "batch_size": 4},
-             "benchmark": {"world": {"frames": 4}}},
+             "benchmark": {"name": "shapes", "world": {"frames": 4}}, "score": {"which": ["alignment"]}},
     "grid": {"path.kind": ["masked", "mixture", "metric"]},
     "seeds": [0, 1],
     "profiles": {"smoke": {"train.steps": 2, "seeds": [0]}},
@@ -49,13 +50,14 @@ def test_valid_spec_and_shipped_ablations_load(tmp_path: Path) -> None:
     (lambda d: d["base"]["train"].update(shift=0), ["base.train.shift", "greater than 0", "got 0"]),
     (lambda d: d["base"]["path"].update(alpha=-1), ["base.path.alpha", "greater than 0"]),
     (lambda d: d["base"]["path"].update(c=0.0), ["base.path.c", "greater than 0"]),
-    (lambda d: d["base"]["train"].update(steps=0), ["base.train.steps", "greater than or equal to 1"]),
+    (lambda d: d["base"]["train"].update(steps=-1), ["base.train.steps", "greater than or equal to 0"]),
+    (lambda d: d["base"]["train"].update(steps=0), ["base", "train.steps 0", "model.init_from"]),
     (lambda d: d["base"]["train"].update(p_first=1.5), ["base.train.p_first", "less than or equal to 1"]),
     (lambda d: d["base"]["train"].update(p_first=0.6, p_first_last=0.6), ["p_first + p_first_last"]),
     (lambda d: d["base"]["train"].update(steps="many"), ["base.train.steps", "integer", "'many'"]),
     (lambda d: d["grid"].update({"train.shift": [1.0, -2.0]}), ["grid.train.shift[1]", "greater than 0"]),
     (lambda d: d["grid"].update({"train.shfit": [1.0]}), ["grid.train.shfit", "Did you mean 'train.shift'"]),
-    (lambda d: d["base"].update(model={"overrides": {"visual_vocab_size": 99}}), ["visual_vocab_size", "codebook_size"]),
+    (lambda d: d["base"].update(model={"overrides": {"visual_vocab_size": 99}}), ["visual_vocab_size", "tokenizer's K (65"]),
     (lambda d: d["profiles"].update(huge={}), ["profiles.huge", "'smoke', 'default' or 'full'"]),
     (lambda d: d["profiles"]["smoke"].update({"train.stepz": 1}), ["profiles.smoke", "train.stepz"]),
     (lambda d: d.update(zip=[{"train.shift": [1, 2], "sample.shift": [1]}]), ["zip", "equal non-zero lengths"]),
@@ -86,10 +88,12 @@ def test_masked_path_gets_mask_token_and_contradiction_is_caught(tmp_path: Path)
 
 def test_include_merges_relative_and_detects_cycles(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
-    write(tmp_path / "sub", {"base": {"train": {"steps": 7, "lr": 0.01}}}, "common.yaml")
+    data = {"benchmark": {"name": "shapes"}, "score": {"which": ["alignment"]}}  # every run config names them
+    write(tmp_path / "sub", {"base": {**data, "train": {"steps": 7, "lr": 0.01}}}, "common.yaml")
     spec = load_spec(write(tmp_path, {"include": "sub/common.yaml", "name": "x", "base": {"train": {"steps": 3}}}))
     assert (spec.base.train.steps, spec.base.train.lr) == (3, 0.01)
-    write(tmp_path, {"name": "p", "grid": {"train.steps": [1, 2]}, "base": {"train": {"lr": 0.5}}}, "parent.yaml")
+    write(tmp_path, {"name": "p", "grid": {"train.steps": [1, 2]}, "base": {**data, "train": {"lr": 0.5}}},
+          "parent.yaml")
     child = load_spec(write(tmp_path, {"include": "parent.yaml", "name": "c", "grid": {}}, "child.yaml"))
     assert child.grid == {} and child.base.train.lr == 0.5  # axes replace, base merges
     write(tmp_path, {"include": "b.yaml", "name": "a"}, "a.yaml")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from harness.records import RunResult, RunState
 from harness.store import (atomic_write_bytes, atomic_write_json, export_results, load_results, query_index,
                            read_json, run_dir, write_manifest, write_result)
 
@@ -34,8 +35,8 @@ def _writer(root: str, worker: int) -> None:
     for i in range(20):
         rid = f"w{worker}-{i}"
         write_result(root, run_dir(root, "s", "smoke", rid),
-                     {"run_id": rid, "spec": "s", "profile": "smoke", "arm": f"a{worker}", "seed": i,
-                      "state": "done", "metrics": {"m": float(i)}, "params": {"train.shift": worker}})
+                     RunResult(run_id=rid, spec="s", profile="smoke", arm=f"a{worker}", seed=i,
+                               state=RunState.DONE, metrics={"m": float(i)}, params={"train.shift": worker}))
 
 
 def test_index_survives_concurrent_writers(tmp_path: Path) -> None:
@@ -51,7 +52,7 @@ def test_index_survives_concurrent_writers(tmp_path: Path) -> None:
 
 def test_load_results_follows_manifest_and_exports(tmp_path: Path) -> None:
     _writer(str(tmp_path), 0)
-    write_manifest(tmp_path, "s", "smoke", ["w0-1", "w0-2"])
+    write_manifest(tmp_path, "s", "smoke", ["w0-1", "w0-2"], "<memory>")
     df = load_results(tmp_path, "s", "smoke")
     assert list(df["run_id"]) == ["w0-1", "w0-2"]
     for col in ("run_id", "spec", "profile", "arm", "seed", "state", "param.train.shift", "metric.m"):
