@@ -6,13 +6,19 @@ import copy
 import time
 
 from harness.expand import expand, make_run
-from harness.identity import assign_ids, canonical_json, identity_config, run_id
-from harness.spec import parse_spec
+from harness.identity import assign_ids, canonical_json, identity_config, stage_ids
+from harness.specfile import parse_spec
 
-SPEC = {"name": "ids", "base": {"train": {"steps": 3}, "path": {"kind": "metric"}},
+DATA = {"benchmark": {"name": "shapes"}, "score": {"which": ["alignment"]}}  # every run config names them
+SPEC = {"name": "ids", "base": {**DATA, "train": {"steps": 3}, "path": {"kind": "metric"}},
         "grid": {"path.kind": ["metric", "masked"]}, "seeds": [0, 1]}
 FP = "data-fp"
 CODE = {"package": "0.1.0", "commit": "abc", "tree": "t1", "dirty": False}
+
+
+def run_id(run, fp: str, code: dict) -> str:
+    """The run id is the score-stage id."""
+    return stage_ids(run.config, fp, code)["score"]
 
 
 def _ids(data: dict, code=CODE, fp=FP) -> list[str]:
@@ -21,7 +27,8 @@ def _ids(data: dict, code=CODE, fp=FP) -> list[str]:
 
 def test_stable_across_key_order_and_calls() -> None:
     reordered = {"seeds": [0, 1], "grid": {"path.kind": ["metric", "masked"]},
-                 "base": {"path": {"kind": "metric"}, "train": {"steps": 3}}, "name": "ids"}
+                 "base": {"path": {"kind": "metric"}, "score": {"which": ["alignment"]}, "train": {"steps": 3},
+                          "benchmark": {"name": "shapes"}}, "name": "ids"}
     assert _ids(SPEC) == _ids(reordered) == _ids(copy.deepcopy(SPEC))
     assert canonical_json({"b": 1, "a": {"d": 2, "c": 3}}) == canonical_json({"a": {"c": 3, "d": 2}, "b": 1})
     assert len(set(_ids(SPEC))) == 4  # 2 arms x 2 seeds, all distinct
@@ -32,7 +39,7 @@ def test_sensitive_to_config_code_and_data() -> None:
     for key, value in [("train", {"steps": 4}), ("sample", {"steps": 7}), ("tokenizer", {"codebook_size": 129}),
                        ("benchmark", {"eval_size": 3}), ("score", {"seed": 1})]:
         changed = copy.deepcopy(SPEC)
-        changed["base"][key] = value
+        changed["base"][key] = {**SPEC["base"].get(key, {}), **value}
         assert set(_ids(changed)).isdisjoint(base), key
     assert set(_ids(SPEC, code={**CODE, "dirty": True})).isdisjoint(base)
     assert set(_ids(SPEC, code={**CODE, "tree": "t2"})).isdisjoint(base)
@@ -48,24 +55,24 @@ def test_irrelevant_settings_do_not_change_the_id() -> None:
     runs2 = {r.arm: r for r in expand(other, "default") if r.seed == 0}
     assert run_id(runs["path.kind=masked"], FP, CODE) == run_id(runs2["path.kind=masked"], FP, CODE)
     assert run_id(runs["path.kind=metric"], FP, CODE) != run_id(runs2["path.kind=metric"], FP, CODE)
-    assert "c" not in identity_config(runs["path.kind=masked"])["path"]
+    assert "c" not in identity_config(runs["path.kind=masked"].config)["path"]
 
 
 def test_thousand_run_grid_expands_with_unique_ids_and_validates_each_world_once() -> None:
-    """1,000 runs, 1,000 ids; the costly checks (world, codebook) run once per distinct value, not per run
-    (what keeps expansion of a 1,000-run grid near 1 s; the wall time is printed, not asserted)."""
-    from harness.spec import _codebook_problem, _world_problem
+    """1,000 runs, 1,000 ids; the costly check (building the shapes world) runs once per distinct world, not
+    per run (what keeps expansion of a 1,000-run grid near 1 s; the wall time is printed, not asserted)."""
+    from benchmarks.shapes.plugin import _world  # the cached shapes-world construction its Options validate with
 
-    data = {"name": "big", "grid": {"train.shift": [0.5 + 0.1 * i for i in range(10)],
+    data = {"name": "big", "base": DATA, "grid": {"train.shift": [0.5 + 0.1 * i for i in range(10)],
                                     "sample.steps": list(range(1, 11)), "path.c": [1.0, 2.0, 3.0, 4.0, 5.0]},
             "seeds": [0, 1]}
     parse_spec(data)  # warm imports and the per-world caches
-    misses = (_world_problem.cache_info().misses, _codebook_problem.cache_info().misses)
+    misses = _world.cache_info().misses
     start = time.perf_counter()
     runs = assign_ids(expand(parse_spec(data), "default"), lambda d: FP)
     print(f"1,000-run expansion + validation + ids: {time.perf_counter() - start:.2f} s")
     assert len(runs) == 1000 and len({r.run_id for r in runs}) == 1000
-    assert (_world_problem.cache_info().misses, _codebook_problem.cache_info().misses) == misses
+    assert _world.cache_info().misses == misses
 
 
 def test_make_run_sets_seed_on_train_and_sample() -> None:
