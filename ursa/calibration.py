@@ -13,8 +13,8 @@ import torch
 from scipy.interpolate import PchipInterpolator
 from scipy.optimize import least_squares, minimize
 
+from ursa.checks import check_time
 from ursa.paths import MetricPath, ProbPath
-from ursa.schedule import _as_time
 
 
 def mean_corruption_distance(
@@ -33,7 +33,7 @@ def mean_corruption_distance(
         raise ValueError(f"embeddings: expected {path.vocab_size} rows (path.vocab_size), got {metric.vocab_size}")
     if x1 is None:
         x1 = torch.randint(path.vocab_size, (n,), generator=generator, device=metric.embeddings.device)
-    grid = _as_time(torch.as_tensor(t_grid, dtype=torch.float64), "t_grid").flatten()
+    grid = check_time("t_grid", torch.as_tensor(t_grid, dtype=torch.float64)).flatten()
     out = torch.empty(len(grid), dtype=torch.float64)
     for i, t in enumerate(grid.tolist()):
         xt = path.sample(x1, t, generator=generator)

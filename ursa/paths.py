@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
+from ursa.checks import check_ids, check_time
 from ursa.schedule import beta, beta_dot
 
 _ROW_PAD = 8  # BLAS picks kernels by row count; padding rows keeps per-row results chunk-independent
@@ -25,33 +26,18 @@ _ROW_PAD = 8  # BLAS picks kernels by row count; padding rows keeps per-row resu
 
 def _check_ids(name: str, x: torch.Tensor, high: int) -> torch.Tensor:
     """Integer tensor with values in [0, high) -> long tensor."""
-    if not isinstance(x, torch.Tensor) or x.dtype not in (torch.int64, torch.int32):
-        got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name}: expected an int64 tensor of ids, got {got}")
-    if x.numel() and (int(x.min()) < 0 or int(x.max()) >= high):
-        raise ValueError(f"{name}: expected ids in [0, {high}), got values in [{int(x.min())}, {int(x.max())}]")
-    return x.long()
+    return check_ids(name, x, high).long()
 
 
 def _check_time(name: str, t: float | torch.Tensor, shape: torch.Size, device: torch.device) -> torch.Tensor:
     """t (float, or float tensor broadcastable to shape, values in [0, 1]) -> float64 (N,) flat."""
-    if isinstance(t, torch.Tensor):
-        if not t.is_floating_point():
-            raise ValueError(f"{name}: expected a float tensor or float, got dtype {t.dtype}")
-        try:
-            ok = torch.broadcast_shapes(t.shape, shape) == shape
-        except RuntimeError:
-            ok = False
-        if not ok:
-            raise ValueError(f"{name}: expected a shape broadcastable to {tuple(shape)}, got {tuple(t.shape)}")
-        tt = t.to(device=device, dtype=torch.float64)
-    elif isinstance(t, (int, float)) and not isinstance(t, bool):
-        tt = torch.tensor(float(t), dtype=torch.float64, device=device)
-    else:
-        raise ValueError(f"{name}: expected a float tensor or float, got {type(t).__name__}")
-    if tt.numel() and not bool(((tt >= 0) & (tt <= 1)).all()):
-        lo, hi = float(tt.min()), float(tt.max())
-        raise ValueError(f"{name}: expected values in [0, 1], got values in [{lo}, {hi}]")
+    tt = check_time(name, t, device)
+    try:
+        ok = torch.broadcast_shapes(tt.shape, shape) == shape
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name}: expected a shape broadcastable to {tuple(shape)}, got {tuple(tt.shape)}")
     return tt.expand(shape).reshape(-1)
 
 

@@ -14,7 +14,6 @@ so the first step from pure noise already moves tokens (the authors' first step 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import math
 
 import torch
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ursa.checks import check_tensor, describe
 from ursa.paths import ProbPath
 from ursa.schedule import ShiftRule, resolve_shift, shift_time
 
@@ -47,19 +47,6 @@ class SamplerConfig(BaseModel):
         """float64 (steps + 1,) times t_k = shift_time(k / N): 0 = t_0 < ... < t_N = 1
         (`num_tokens` matters only under the "resolution" shift rule)."""
         return shift_time(torch.arange(self.steps + 1, dtype=torch.float64) / self.steps, self.shift_for(num_tokens))
-
-
-def _describe(x: object) -> str:
-    return f"{x.dtype} of shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
-
-
-def _check(name: str, x: object, dtype: torch.dtype, shape: Sequence[int | None]) -> None:
-    """ValueError unless x is a `dtype` tensor matching `shape` (None = any size)."""
-    ok = isinstance(x, Tensor) and x.dtype == dtype and x.dim() == len(shape)
-    ok = ok and all(s is None or s == n for s, n in zip(shape, x.shape))
-    if not ok:
-        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
-        raise ValueError(f"{name}: expected {dtype} tensor of shape {want}, got {_describe(x)}")
 
 
 def _pad_to(ids: Tensor, mask: Tensor, length: int) -> tuple[Tensor, Tensor]:
@@ -125,9 +112,9 @@ class EulerSampler:
         frames marked True are given and held fixed.
         """
         cfg = self.config
-        _check("text_ids", text_ids, torch.long, (None, None))
+        check_tensor("text_ids", text_ids, torch.long, ("B", "L"))
         batch, device = text_ids.shape[0], text_ids.device
-        _check("text_mask", text_mask, torch.bool, tuple(text_ids.shape))
+        check_tensor("text_mask", text_mask, torch.bool, tuple(text_ids.shape))
         if len(latent_shape) != 3 or not all(isinstance(n, int) and n >= 1 for n in latent_shape):
             raise ValueError(f"latent_shape: expected three positive ints (T, h, w), got {latent_shape!r}")
         shape = (batch, *latent_shape)
@@ -136,18 +123,18 @@ class EulerSampler:
         if use_cfg:
             if uncond_ids is None or uncond_mask is None:
                 raise ValueError(f"uncond_ids: expected negative-prompt ids and mask when cfg_scale={cfg.cfg_scale} != 1, got None")
-            _check("uncond_ids", uncond_ids, torch.long, (None, None))
+            check_tensor("uncond_ids", uncond_ids, torch.long, ("B", "L"))
             if uncond_ids.shape[0] not in (1, batch):
                 raise ValueError(f"uncond_ids: expected batch 1 or {batch}, got shape {tuple(uncond_ids.shape)}")
-            _check("uncond_mask", uncond_mask, torch.bool, tuple(uncond_ids.shape))
+            check_tensor("uncond_mask", uncond_mask, torch.bool, tuple(uncond_ids.shape))
             uncond = (uncond_ids.expand(batch, -1).to(device), uncond_mask.expand(batch, -1).to(device))
         if (condition_ids is None) != (condition_frames is None):
             raise ValueError("condition_frames: expected condition_ids and condition_frames both given or both None, "
-                             f"got {_describe(condition_ids)} and {_describe(condition_frames)}")
+                             f"got {describe(condition_ids)} and {describe(condition_frames)}")
         held = None
         if condition_ids is not None:
-            _check("condition_ids", condition_ids, torch.long, shape)
-            _check("condition_frames", condition_frames, torch.bool, shape[:2])
+            check_tensor("condition_ids", condition_ids, torch.long, shape)
+            check_tensor("condition_frames", condition_frames, torch.bool, shape[:2])
             if int(condition_ids.min()) < 0 or int(condition_ids.max()) >= self.path.vocab_size:
                 raise ValueError(f"condition_ids: expected ids in [0, {self.path.vocab_size}), got values in "
                                  f"[{int(condition_ids.min())}, {int(condition_ids.max())}]")
@@ -186,14 +173,14 @@ def _given(sampler: EulerSampler, text_ids: Tensor, text_mask: Tensor, num_frame
            frames: dict[int, Tensor], **kwargs) -> Tensor:
     """Sample (B, num_frames, h, w) with frames[i] (long (B, h, w)) given at latent index i."""
     first = next(iter(frames.values()))
-    _check("frames", first, torch.long, (text_ids.shape[0], None, None))
+    check_tensor("frames", first, torch.long, (text_ids.shape[0], "h", "w"))
     batch, h, w = first.shape
     if not all(0 <= i < num_frames for i in frames):
         raise ValueError(f"num_frames: expected > every given frame index {sorted(frames)}, got {num_frames}")
     ids = torch.zeros(batch, num_frames, h, w, dtype=torch.long, device=first.device)
     given = torch.zeros(batch, num_frames, dtype=torch.bool, device=first.device)
     for i, frame in frames.items():
-        _check(f"frames[{i}]", frame, torch.long, (batch, h, w))
+        check_tensor(f"frames[{i}]", frame, torch.long, (batch, h, w))
         ids[:, i], given[:, i] = frame, True
     return sampler.sample(text_ids, text_mask, (num_frames, h, w), condition_ids=ids, condition_frames=given, **kwargs)
 
@@ -227,7 +214,7 @@ def interpolate(sampler: EulerSampler, text_ids: Tensor, text_mask: Tensor, firs
 def extrapolate(sampler: EulerSampler, text_ids: Tensor, text_mask: Tensor, context: Tensor,
                 num_frames: int, **kwargs) -> Tensor:
     """context long (B, k, h, w) given as the first k latent frames -> ids long (B, num_frames, h, w)."""
-    _check("context", context, torch.long, (text_ids.shape[0], None, None, None))
+    check_tensor("context", context, torch.long, (text_ids.shape[0], "k", "h", "w"))
     if not 1 <= context.shape[1] < num_frames:
         raise ValueError(f"context: expected 1 <= k < num_frames={num_frames} frames, got k={context.shape[1]}")
     return _given(sampler, text_ids, text_mask, num_frames, dict(enumerate(context.unbind(1))), **kwargs)

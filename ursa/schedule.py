@@ -12,25 +12,9 @@ from typing import Literal
 
 import torch
 
+from ursa.checks import check_time
+
 Number = float | torch.Tensor
-
-
-def _as_time(t: Number, name: str = "t") -> torch.Tensor:
-    """t (float or float tensor, values in [0, 1]) -> float64 tensor."""
-    if isinstance(t, torch.Tensor):
-        if not t.is_floating_point():
-            raise ValueError(f"{name}: expected a float tensor or float in [0, 1], got dtype {t.dtype}")
-        tt = t.to(torch.float64)
-    elif isinstance(t, (int, float)) and not isinstance(t, bool):
-        tt = torch.tensor(float(t), dtype=torch.float64)
-    else:
-        raise ValueError(f"{name}: expected a float tensor or float in [0, 1], got {type(t).__name__}")
-    if tt.numel() and not bool(((tt >= 0) & (tt <= 1)).all()):
-        raise ValueError(
-            f"{name}: expected values in [0, 1], got values in [{float(tt.min())}, {float(tt.max())}]"
-            if not bool(tt.isnan().any()) else f"{name}: expected values in [0, 1], got NaN"
-        )
-    return tt
 
 
 def _check_positive(name: str, value: float) -> None:
@@ -45,7 +29,7 @@ def beta(t: Number, c: float, alpha: float) -> torch.Tensor:
     """
     _check_positive("c", c)
     _check_positive("alpha", alpha)
-    tt = _as_time(t)
+    tt = check_time("t", t)
     return c * (tt / (1 - tt)).pow(alpha)  # 1/0 -> inf at t = 1, as intended
 
 
@@ -57,7 +41,7 @@ def beta_dot(t: Number, c: float, alpha: float) -> torch.Tensor:
     """
     _check_positive("c", c)
     _check_positive("alpha", alpha)
-    tt = _as_time(t)
+    tt = check_time("t", t)
     return c * alpha * tt.pow(alpha - 1) / (1 - tt).pow(alpha + 1)
 
 
@@ -66,9 +50,9 @@ def shift_time(t: Number, shift: float) -> Number:
     time towards noise (t' <= t). Float in -> float out, tensor in -> tensor (same dtype) out."""
     _check_positive("shift", shift)
     if isinstance(t, torch.Tensor):
-        _as_time(t)
+        check_time("t", t)
         return t if shift == 1 else t / (t + shift * (1 - t))
-    tt = float(_as_time(t))
+    tt = float(check_time("t", t))
     return tt if shift == 1 else tt / (tt + shift * (1 - tt))
 
 

@@ -36,6 +36,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ursa.checks import FLOAT, check_tensor
 from ursa.io import atomic_write
 from ursa.paths import ProbPath
 from ursa.schedule import ShiftRule, frame_timesteps, resolve_shift
@@ -60,9 +61,9 @@ class TokenDataset:
     visual_ids: Tensor
 
     def __post_init__(self) -> None:
-        _check_tensor("text_ids", self.text_ids, (torch.int64,), 2)
-        _check_tensor("text_mask", self.text_mask, (torch.bool,), 2)
-        _check_tensor("visual_ids", self.visual_ids, (torch.int64,), 4)
+        check_tensor("text_ids", self.text_ids, torch.int64, ("N", "L"))
+        check_tensor("text_mask", self.text_mask, torch.bool, ("N", "L"))
+        check_tensor("visual_ids", self.visual_ids, torch.int64, ("N", "T", "h", "w"))
         n = self.text_ids.shape[0]
         if self.text_mask.shape != self.text_ids.shape:
             raise ValueError(f"text_mask: expected shape {tuple(self.text_ids.shape)}, got {tuple(self.text_mask.shape)}")
@@ -127,12 +128,6 @@ class TrainResult:
     shift: float  # the shift lambda used (config.shift resolved by config.shift_rule)
 
 
-def _check_tensor(name: str, x: object, dtypes: tuple[torch.dtype, ...], dim: int) -> None:
-    if not isinstance(x, Tensor) or x.dtype not in dtypes or x.dim() != dim:
-        got = f"{x.dtype} of shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"{name}: expected a {'/'.join(map(str, dtypes))} tensor with {dim} dims, got {got}")
-
-
 def training_loss(
     model: nn.Module, path: ProbPath, batch: TokenDataset, t: Tensor, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -142,9 +137,7 @@ def training_loss(
     Returns a scalar fp32 loss (0 with zero gradient if every frame is clean).
     """
     x1 = batch.visual_ids
-    if not isinstance(t, Tensor) or not t.is_floating_point() or t.shape != x1.shape[:2]:
-        got = f"{t.dtype} of shape {tuple(t.shape)}" if isinstance(t, Tensor) else type(t).__name__
-        raise ValueError(f"t: expected a float tensor of shape {tuple(x1.shape[:2])}, got {got}")
+    check_tensor("t", t, FLOAT, tuple(x1.shape[:2]))
     t = t.to(x1.device)
     t_tok = t[:, :, None, None]
     x_t = torch.where(t_tok >= 1.0, x1, path.sample(x1, t_tok, generator=generator))

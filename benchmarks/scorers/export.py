@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ursa.checks import check_tensor
 from ursa.io import atomic_write, atomic_write_json
 
 MANIFEST = "export.json"
@@ -27,10 +28,7 @@ _MAX_NAME_BYTES = 255  # common filesystem limit on one path component
 
 
 def _check_videos(videos: torch.Tensor, name: str = "videos") -> np.ndarray:
-    if not isinstance(videos, torch.Tensor) or videos.dtype != torch.uint8 or videos.ndim != 5 \
-            or videos.shape[-1] != 3:
-        got = f"{videos.dtype} {tuple(videos.shape)}" if isinstance(videos, torch.Tensor) else type(videos).__name__
-        raise ValueError(f"{name}: expected uint8 tensor (N,F,H,W,3), got {got}")
+    check_tensor(name, videos, torch.uint8, ("N", "F", "H", "W", 3))
     return videos.cpu().numpy()
 
 
@@ -143,10 +141,7 @@ def tile_2x2(images: np.ndarray) -> np.ndarray:
 
 def export_dpg(images: torch.Tensor, prompt_ids: list[str], out_dir: Path | str) -> Path:
     """images uint8 (N,4,H,W,3), 4 samples of prompt prompt_ids[n] -> `{out}/{prompt_id}.png`."""
-    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 5 \
-            or images.shape[1] != 4 or images.shape[-1] != 3:
-        got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images: expected uint8 tensor (N,4,H,W,3), got {got}")
+    check_tensor("images", images, torch.uint8, ("N", 4, "H", "W", 3))
     if len(prompt_ids) != len(images) or len(set(prompt_ids)) != len(prompt_ids):
         raise ValueError(f"prompt_ids: expected {len(images)} unique ids, got {len(prompt_ids)} "
                          f"({len(set(prompt_ids))} unique)")

@@ -14,6 +14,7 @@ from benchmarks.shapes.scorers.alignment import score_alignment
 from benchmarks.shapes.scorers.extractor import load_or_train_extractor
 from benchmarks.shapes.scorers.quality import score_quality
 from benchmarks.shapes.scorers.tasks import score_tasks
+from ursa.checks import check_tensor
 
 SCORERS: tuple[str, ...] = ("alignment", "quality", "fidelity", "tasks")
 
@@ -31,9 +32,7 @@ def check_videos(videos: torch.Tensor, prompts: list[Prompt]) -> None:
     """ValueError unless `videos` is uint8 (len(prompts), F, H, W, 3) matching the prompts' geometry."""
     cfg = prompts[0].cfg
     want = (len(prompts), cfg.frames, cfg.height, cfg.width, 3)
-    if not isinstance(videos, torch.Tensor) or videos.dtype != torch.uint8 or tuple(videos.shape) != want:
-        got = f"{videos.dtype} {tuple(videos.shape)}" if isinstance(videos, torch.Tensor) else type(videos).__name__
-        raise ValueError(f"videos: expected a uint8 tensor of shape {want} (N, F, H, W, 3), got {got}")
+    check_tensor("videos", videos, torch.uint8, want)
 
 
 def heldout_reference(prompts: list[Prompt], seed: int) -> torch.Tensor:

@@ -11,6 +11,8 @@ from abc import ABC, abstractmethod
 
 import torch
 
+from ursa.checks import check_ids, check_tensor
+
 
 class VisualTokenizer(ABC):
     """Abstract visual tokenizer.
@@ -46,21 +48,8 @@ class VisualTokenizer(ABC):
 
     def validate_video(self, video: torch.Tensor, name: str = "video") -> None:
         """Raise ValueError unless `video` is uint8 (B, F, H, W, 3)."""
-        if not isinstance(video, torch.Tensor):
-            raise ValueError(f"{name}: expected a torch.Tensor uint8 (B, F, H, W, 3), got {type(video).__name__}")
-        if video.dtype != torch.uint8 or video.dim() != 5 or video.shape[-1] != 3:
-            raise ValueError(
-                f"{name}: expected uint8 tensor of shape (B, F, H, W, 3), "
-                f"got {video.dtype} of shape {tuple(video.shape)}"
-            )
+        check_tensor(name, video, torch.uint8, ("B", "F", "H", "W", 3))
 
     def validate_ids(self, ids: torch.Tensor, name: str = "ids") -> None:
-        """Raise ValueError unless `ids` is an integer (B, T, h, w) grid with values in [0, K)."""
-        if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32) or ids.dim() != 4:
-            got = f"{ids.dtype} of shape {tuple(ids.shape)}" if isinstance(ids, torch.Tensor) else type(ids).__name__
-            raise ValueError(f"{name}: expected an integer tensor of shape (B, T, h, w), got {got}")
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size):
-            raise ValueError(
-                f"{name}: expected ids in [0, {self.vocab_size}), got values in "
-                f"[{int(ids.min())}, {int(ids.max())}]"
-            )
+        """Raise ValueError unless `ids` is an int64/int32 (B, T, h, w) grid with values in [0, K)."""
+        check_ids(name, ids, self.vocab_size, ("B", "T", "h", "w"))

@@ -47,7 +47,7 @@ def test_vbench_rejects_unusable_prompt_names(tmp_path, prompt):
 
 
 def test_vbench_rejects_bad_tensors(tmp_path):
-    with pytest.raises(ValueError, match=r"videos: expected uint8 tensor \(N,F,H,W,3\)"):
+    with pytest.raises(ValueError, match=r"videos: expected uint8 tensor of shape \(N, F, H, W, 3\)"):
         export_vbench_custom(_grey_videos([0]).float(), ["p"], tmp_path)
     with pytest.raises(ValueError, match="even"):
         export_vbench_custom(_grey_videos([0], size=15), ["p"], tmp_path)
