@@ -10,7 +10,7 @@ import pytest
 from test_harness_report import A1, A3, RUNS, SPEC, write_runs  # the results-contract fixture (same tests dir)
 
 from harness.check import check, direction_of
-from harness.spec import parse_spec
+from harness.specfile import parse_spec
 
 
 @pytest.fixture
@@ -81,6 +81,9 @@ def test_bad_baseline_is_a_clear_error(setup: tuple, tmp_path: Path) -> None:
         check(spec, runs, "smoke", bad)
 
 
-def test_direction_heuristic() -> None:
-    assert direction_of("fid") == "lower" and direction_of("long.drift") == "lower"
+def test_direction_from_scorer_declarations() -> None:
+    assert direction_of("fid") == "lower" and direction_of("long.long_drift") == "lower"
     assert direction_of("alignment") == "higher" and direction_of("i2v.first_frame_fidelity") == "higher"
+    assert direction_of("train_loss") == "lower"
+    with pytest.raises(ValueError, match="'long.drift'"):  # no scorer declares it: no guessing from the name
+        direction_of("long.drift")

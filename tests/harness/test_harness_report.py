@@ -12,10 +12,12 @@ from PIL import Image
 
 from harness import tables
 from harness.report import render_report
-from harness.spec import parse_spec
+from harness.records import RunResult, RunState
+from harness.specfile import parse_spec
 from harness.store import atomic_write_bytes, atomic_write_json, write_manifest, write_result
 
-SPEC = {"name": "timestep_shift", "description": "Shift ablation (test fixture).",
+BASE = {"benchmark": {"name": "shapes"}, "score": {"which": ["alignment"]}}  # every run config names them
+SPEC = {"name": "timestep_shift", "description": "Shift ablation (test fixture).", "base": BASE,
         "grid": {"train.shift": [1.0, 3.0], "train.shift_rule": ["fixed"]}, "seeds": [0, 1, 2]}
 A1, A3 = "train.shift=1, train.shift_rule=fixed", "train.shift=3, train.shift_rule=fixed"
 # arm -> per-seed (state, alignment, train_loss); NaN marks a failed run
@@ -35,16 +37,17 @@ def write_runs(runs_root: Path, runs: dict = RUNS, spec: str = "timestep_shift",
         for seed, (state, align, loss) in enumerate(seeds):
             rid = f"{a:02d}{seed:02d}" + "ab" * 6
             rdir = runs_root / spec / profile / rid
-            params = {} if arm.startswith("ref:") else {k: v for k, v in (p.split("=") for p in arm.split(", "))}
+            params = {} if "=" not in arm else {k: v for k, v in (p.split("=") for p in arm.split(", "))}
             params = {k: float(v) if k == "train.shift" else v for k, v in params.items()}
             atomic_write_json(rdir / "config.json", {"run": {"run_id": rid, "arm": arm, "seed": seed, "params": params},
                                                      "config": {"train": {"seed": seed}},
                                                      "code": {"package": "0.1", "commit": "c0ffee" * 4, "dirty": False},
                                                      "data": "f1f2f3f4"})
             metrics = {} if state != "done" else {"alignment": align, **({} if math.isnan(loss) else {"train_loss": loss})}
-            error = {"message": "RuntimeError: boom"} if state == "failed" else None
-            write_result(runs_root, rdir, {"run_id": rid, "spec": spec, "profile": profile, "arm": arm, "seed": seed,
-                                           "state": state, "metrics": metrics, "params": params, "error": error})
+            error = {"message": "RuntimeError: boom", "traceback": ""} if state == "failed" else None
+            write_result(runs_root, rdir, RunResult(run_id=rid, spec=spec, profile=profile, arm=arm, seed=seed,
+                                                    state=RunState(state), metrics=metrics, params=params, error=error,
+                                                    reference=arm[len("ref:"):] if arm.startswith("ref:") else None))
             if not arm.startswith("ref:") and state == "done":
                 steps = np.arange(0, 40)
                 frame = pd.DataFrame({"step": steps, "loss": loss + 3.0 * np.exp(-steps / 10)})
@@ -52,7 +55,7 @@ def write_runs(runs_root: Path, runs: dict = RUNS, spec: str = "timestep_shift",
                 (rdir / "stages" / "sample").mkdir(parents=True, exist_ok=True)
                 Image.fromarray(np.full((16, 64, 3), 40 * a, np.uint8)).save(rdir / "stages" / "sample" / "strip_t2v.png")
             ids.append(rid)
-    write_manifest(runs_root, spec, profile, ids)
+    write_manifest(runs_root, spec, profile, ids, "<memory>")
     return ids
 
 
@@ -109,11 +112,16 @@ def test_paper_arm_patterns_match_subsets_of_arm_parts() -> None:
     assert not tables.arm_matches("train.shift=3", A1) and not tables.arm_matches("train.shift=3", "train.shift=30")
 
 
-def test_report_without_runs_or_axis_still_renders(tmp_path: Path) -> None:
-    spec = parse_spec({"name": "empty_spec", "seeds": [0]})
+def test_report_without_runs_is_an_error_and_without_axis_still_renders(tmp_path: Path) -> None:
+    spec = parse_spec({"name": "empty_spec", "base": BASE, "seeds": [0]})
+    with pytest.raises(ValueError, match="no runs") as info:  # nothing to report: a clear error, no empty report
+        render_report(spec, tmp_path / "runs", "smoke", tmp_path / "out")
+    assert str(tmp_path / "runs") in str(info.value) and "profile smoke" in str(info.value)
+    assert not (tmp_path / "out" / "report.md").exists()
+    write_runs(tmp_path / "runs", {"base": [("done", 0.5, 2.0)]}, spec="empty_spec")  # one arm, no axis
     md = render_report(spec, tmp_path / "runs", "smoke", tmp_path / "out")
     assert md.is_file() and (md.parent / "report.html").is_file()
-    assert "Runs: 0" in md.read_text()
+    assert "Runs: 1" in md.read_text()
 
 
 def test_report_with_a_study_has_optuna_plots(tmp_path: Path) -> None:
@@ -125,6 +133,7 @@ def test_report_with_a_study_has_optuna_plots(tmp_path: Path) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = make_spec(n_trials=4)
     optimize(spec, tmp_path / "runs", "smoke", Recorder(), progress=False)
+    write_runs(tmp_path / "runs", spec=spec.name)  # a report needs runs besides the study
     md = render_report(spec, tmp_path / "runs", "smoke", tmp_path / "out")
     assert (md.parent / "plots" / "optimization_history.png").is_file()
     assert (md.parent / "plots" / "contour.png").is_file()

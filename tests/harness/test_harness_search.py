@@ -11,7 +11,8 @@ import optuna
 import pytest
 
 from harness.search import TrialOutcome, counted, grid_space, optimize, open_study
-from harness.spec import SearchParam, parse_spec
+from harness.spec import SearchParam
+from harness.specfile import parse_spec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -20,7 +21,8 @@ def make_spec(**search: Any):
     block = {"params": {"path.c": {"type": "float", "low": 0.5, "high": 5.0},
                         "path.alpha": {"type": "float", "low": 0.3, "high": 2.0}},
              "n_trials": 5, "objective": "score", "direction": "maximize", "sampler_seed": 7, **search}
-    return parse_spec({"name": "path_search_test", "seeds": [0], "search": block})
+    base = {"benchmark": {"name": "shapes"}, "score": {"which": ["alignment"]}}  # every run config names them
+    return parse_spec({"name": "path_search_test", "base": base, "seeds": [0], "search": block})
 
 
 class Recorder:
@@ -136,7 +138,7 @@ def test_run_search_goes_through_the_run_store_and_reuses_a_repeated_point(tmp_p
     from harness_fixtures import seeded_runs_root, tiny_spec  # the harness tests' seconds-sized spec
 
     from harness.search import run_search
-    from harness.spec import load_spec
+    from harness.specfile import load_spec
     from harness.store import load_results, run_dir
 
     search = {"params": {"path.c": {"type": "float", "low": 0.5, "high": 5.0},
@@ -147,18 +149,17 @@ def test_run_search_goes_through_the_run_store_and_reuses_a_repeated_point(tmp_p
     results = run_search(spec, root, "default", progress=False)
     study = open_study(spec, root, "default")
     ids = [t.user_attrs["run_ids"][0] for t in study.trials]
-    assert len(study.trials) == 2 and [r["run_id"] for r in results] == ids
+    assert len(study.trials) == 2 and [r.run_id for r in results] == ids
     for trial, result in zip(study.trials, results):  # the trial's state follows its run's state
-        done = result["state"] == "done"
-        assert (trial.state == optuna.trial.TrialState.COMPLETE) == done, result.get("error")
-        assert result["trial"] == trial.number
+        assert (trial.state == optuna.trial.TrialState.COMPLETE) == result.done, result.error
+        assert result.trial == trial.number
     assert set(ids) <= set(load_results(root, spec.name, "default")["run_id"])  # the report sees the trials
 
     # the same point in a second study (another storage) is the same run: nothing is recomputed
     first = run_dir(root, spec.name, "default", ids[0]) / "result.json"
     stamp = first.stat().st_mtime_ns
     other = run_search(spec, root, "default", storage=f"sqlite:///{tmp_path / 'other.db'}", progress=False)
-    assert other[0]["run_id"] == ids[0] and first.stat().st_mtime_ns == stamp
+    assert other[0].run_id == ids[0] and first.stat().st_mtime_ns == stamp
 
 
 def test_resuming_a_study_started_by_other_code_warns(tmp_path: Path) -> None:
