@@ -79,6 +79,7 @@ def _validate_run(cfg: dict, source: str, where: str) -> RunConfig:
 def check_axes(spec: Spec) -> None:
     """Check every grid / zip / profile / search key and each axis value against the base config."""
     base = spec.base.model_dump()
+    _validate_run(_resolve(copy.deepcopy(base)), spec.source, "base")
     axes = [(f"grid.{k}", k, v) for k, v in spec.grid.items()]
     axes += [(f"zip[{i}].{k}", k, v) for i, g in enumerate(spec.zip) for k, v in g.items()]
     seen: set[str] = set()

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.plugins import (BENCHMARKS, SCORERS, TEXT_TOKENIZERS, VISUAL_TOKENIZERS, Benchmark, Metric, Scorer,
                              TextTokenizerPlugin, VisualTokenizerPlugin)
+from benchmarks.shapes.scorers.alignment import CATEGORIES
+from benchmarks.shapes.scorers.quality import QUALITY_METRICS
 from harness.identity import sha256_of
 
 TASK_SUITE = {"t2v": "eval", "t2i": "t2i", "i2v": "i2v", "interpolation": "interpolation",
@@ -183,7 +185,7 @@ class ShapesAlignment(_ShapesScorer):
     """Exact DPG-style text alignment: every caption question answered from detections."""
 
     which = "alignment"
-    metrics = (Metric("alignment"),)
+    metrics = (Metric("alignment"), *(Metric(f"alignment_{c}") for c in CATEGORIES))
 
 
 @SCORERS.register("quality")
@@ -191,8 +193,7 @@ class ShapesQuality(_ShapesScorer):
     """VBench-style quality dimensions computed exactly from pixels and detections."""
 
     which = "quality"
-    metrics = tuple(Metric(m) for m in ("temporal_flickering", "subject_consistency", "motion_smoothness",
-                                        "dynamic_degree", "palette_fidelity", "clean_fraction"))
+    metrics = tuple(Metric(m) for m in QUALITY_METRICS)
 
 
 @SCORERS.register("fidelity")
