@@ -13,8 +13,9 @@ from pathlib import Path
 from harness_fixtures import seeded_runs_root, tiny_spec
 from safetensors.torch import load_file
 
+from harness.records import RunState
 from harness.runner import run_spec
-from harness.spec import load_spec
+from harness.specfile import load_spec
 from harness.store import load_results, read_result
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,16 +26,16 @@ def test_failure_isolation_then_skip_completed_and_retry(tmp_path: Path, tmp_pat
     # head_dim 15 passes the spec but URSAConfig rejects it at train time: that run fails, the other finishes
     spec = load_spec(tiny_spec(tmp_path / "s.yaml", grid={"model.overrides.head_dim": [16, 15]}))
     first = run_spec(spec, "default", root, progress=False)
-    states = {r["arm"]: r["state"] for r in first.results}
-    assert states["model.overrides.head_dim=15"] == "failed"
-    assert states["model.overrides.head_dim=16"] == "done"
-    assert all(states[f"ref:{n}"] == "done" for n in ("real", "reconstruction", "shuffled", "random"))
-    bad = next(r for r in first.results if r["state"] == "failed")
-    assert "head_dim" in bad["error"]["message"] and "Traceback" in bad["error"]["traceback"]
+    states = {r.arm: r.state for r in first.results}
+    assert states["model.overrides.head_dim=15"] == RunState.FAILED
+    assert states["model.overrides.head_dim=16"] == RunState.DONE
+    assert all(states[f"ref:{n}"] == RunState.DONE for n in ("real", "reconstruction", "shuffled", "random"))
+    bad = next(r for r in first.results if r.state == RunState.FAILED)
+    assert "head_dim" in bad.error["message"] and "Traceback" in bad.error["traceback"]
 
     again = run_spec(spec, "default", root, progress=False)
     assert again.computed == 0  # nothing recomputed, failed not retried
-    assert [r["run_id"] for r in again.results] == [r["run_id"] for r in first.results]
+    assert [r.run_id for r in again.results] == [r.run_id for r in first.results]
 
     retry = run_spec(spec, "default", root, retry_failed=True, progress=False)
     assert retry.computed == 1 and len(retry.failed) == 1  # only the failed run was attempted again
@@ -49,7 +50,7 @@ def test_force_recomputes(tmp_path: Path, tmp_path_factory) -> None:
     first = run_spec(spec, "default", root, progress=False)
     forced = run_spec(spec, "default", root, force=True, progress=False)
     assert forced.computed == len(first.results) == 5
-    assert [r["metrics"] for r in forced.results] == [r["metrics"] for r in first.results]  # deterministic on CPU
+    assert [r.metrics for r in forced.results] == [r.metrics for r in first.results]  # deterministic on CPU
 
 
 def _base_run_dir(root: Path, spec_name: str) -> Path:
@@ -78,14 +79,14 @@ def test_resume_after_kill_gives_the_same_result(tmp_path: Path, tmp_path_factor
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     rdir = list(killed_root.glob(pattern))[0].parents[3]
-    assert read_result(rdir)["state"] in ("running", "pending")
+    assert read_result(rdir).state in (RunState.RUNNING, RunState.PENDING)
 
     resumed = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     clean = run_spec(spec, "default", clean_root, progress=False)
     assert clean.failed == []
     rdir, clean_dir = _base_run_dir(killed_root, spec.name), _base_run_dir(clean_root, spec.name)
-    assert read_result(rdir)["metrics"] == read_result(clean_dir)["metrics"]
+    assert read_result(rdir).metrics == read_result(clean_dir).metrics
     a = load_file(rdir / "stages" / "sample" / "samples.safetensors")["t2v"]
     b = load_file(clean_dir / "stages" / "sample" / "samples.safetensors")["t2v"]
     assert (a == b).all()
