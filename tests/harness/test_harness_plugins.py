@@ -163,3 +163,27 @@ def test_every_scorer_declares_the_metrics_it_returns(tmp_path: Path) -> None:
                 assert metric in declared, (name, metric)
                 assert declared[metric].low <= value <= declared[metric].high, (metric, value)
     assert isinstance(real_videos(prompts), torch.Tensor)
+
+
+def test_the_worked_example_in_docs_plugins_md_works(tmp_path: Path, monkeypatch) -> None:
+    """docs/plugins.md's scorer, as written there, registers through a spec's plugins: list."""
+    import re
+
+    import torch
+
+    doc = (REPO / "docs" / "plugins.md").read_text()
+    code = re.search(r"```python\n(# mypkg/brightness.py\n.*?)```", doc, re.S).group(1)
+    (tmp_path / "doc_brightness.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = parse_spec({"name": "doc", "plugins": ["doc_brightness"], "base": {
+        "benchmark": {"name": "shapes", "world": WORLD},
+        "score": {"which": ["alignment", "brightness"], "options": {"brightness": {"gamma": 2.2}}}}})
+    assert spec.base.score.which == ["alignment", "brightness"]
+    cls = plugins.SCORERS.get("brightness")
+    scorer = cls(cls.Options(gamma=2.2), None, tmp_path)
+    white = torch.full((2, 3, 8, 8, 3), 255, dtype=torch.uint8)
+    assert scorer.score(white, [], "t2v", 0) == {"brightness": 1.0}
+    with pytest.raises(SpecError, match=r"score\.options\.brightness\.gamma"):
+        parse_spec({"name": "doc", "plugins": ["doc_brightness"], "base": {
+            "benchmark": {"name": "shapes", "world": WORLD},
+            "score": {"which": ["brightness"], "options": {"brightness": {"gamma": -1}}}}})
