@@ -1,7 +1,7 @@
 """Separate Python environments for external evaluators: `python -m harness env vbench`.
 
 vbench 0.1.5 pins transformers 4.33.2 and numpy < 2, which cannot live beside this project's
-transformers 5 / numpy 2, so it gets its own venv. The scorers in `benchmarks.scorers` talk to
+transformers 5 / numpy 2, so it gets its own venv. The scorers in `benchmarks.official` talk to
 that venv only through a subprocess and JSON files.
 
 Torch comes from this machine's disk, never from a download:
@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.scorers.envs import MARKER, default_env_path, env_python, is_built, site_packages
+from benchmarks.official.envs import MARKER, default_env_path, env_python, is_built, site_packages
 from ursa.io import atomic_write_json
 
 

@@ -6,8 +6,8 @@ import sys
 import pytest
 import torch
 
-from benchmarks.scorers.envs import MARKER, is_built, require_env
-from benchmarks.scorers.resources import MissingResourceError
+from benchmarks.official.envs import MARKER, is_built, require_env
+from benchmarks.official.resources import MissingResourceError
 from harness.env import _link_torch, create_env
 
 

@@ -1,7 +1,7 @@
 """Runs inside the vbench env (numpy<2, transformers 4.33): evaluate, merge, write results.
 
-Invoked as `python -P` (so the sibling vbench.py does not shadow the package) by
-benchmarks.scorers.vbench.run_vbench; imports nothing from this project.
+Invoked by benchmarks.official.vbench_eval.run_vbench as `python -P <this file>` (-P: this folder,
+whose modules have generic names, stays off sys.path); imports nothing from this project.
 Each dimension is evaluated in its own VBench call (standard mode reads `{videos}/{dimension}/`);
 the per-dimension results are merged into `{name}_eval_results.json`, written atomically last.
 """

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from benchmarks.scorers.inception import (INCEPTION_FILE, ImageTensorDataset,
+from benchmarks.official.inception import (INCEPTION_FILE, ImageTensorDataset,
                                           inception_metrics, inception_weights_path)
-from benchmarks.scorers.resources import MissingResourceError
+from benchmarks.official.resources import MissingResourceError
 
 
 def test_weights_path_precedence(tmp_path, monkeypatch):

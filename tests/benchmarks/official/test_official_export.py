@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks.scorers.export import (MANIFEST, export_dpg, export_image_folder,
+from benchmarks.official.export import (MANIFEST, export_dpg, export_image_folder,
                                        export_vbench_custom, export_vbench_i2v,
                                        export_vbench_standard, tile_2x2)
 

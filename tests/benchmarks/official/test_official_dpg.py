@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks.scorers.dpg import MPLUGBackend, dependency_scores, score_folder
-from benchmarks.scorers.export import export_dpg
-from benchmarks.scorers.resources import MissingResourceError
+from benchmarks.official.dpg import MPLUGBackend, dependency_scores, score_folder
+from benchmarks.official.export import export_dpg
+from benchmarks.official.resources import MissingResourceError
 
 CAT, RED, DOG, LEFT = "is there a cat?", "is the cat red?", "is there a dog?", "is the red cat on the left?"
 ROWS = [  # item_id, proposition_id, dependency, tuple, question

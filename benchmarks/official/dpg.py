@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from benchmarks.scorers.resources import Resource, require
+from benchmarks.official.resources import Resource, require
 
 CSV_URL = "https://github.com/TencentQQGYLab/ELLA/raw/main/dpg_bench/dpg_bench.csv"
 MPLUG_ID = "damo/mplug_visual-question-answering_coco_large_en"

@@ -17,9 +17,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from benchmarks.scorers.envs import (MARKER, default_env_path, env_python, is_built,
+from benchmarks.official.envs import (MARKER, default_env_path, env_python, is_built,
                                      require_env, site_packages)
-from benchmarks.scorers.resources import Resource, require
+from benchmarks.official.resources import Resource, require
 
 # name: (min, max, weight) -- VBench scripts/constant.py NORMALIZE_DIC / DIM_WEIGHT.
 VBENCH_DIMENSIONS: dict[str, tuple[float, float, float]] = {
@@ -185,7 +185,7 @@ def vbench_prompts(dimension: str, env_path: Path | str | None = None) -> list[s
 
 def _required_videos(videos_path: Path, dimensions: list[str], env_path: Path | str | None,
                      samples_per_prompt: int = 5) -> list[Resource]:
-    how = "sample it and write it with benchmarks.scorers.export.export_vbench_standard"
+    how = "sample it and write it with benchmarks.official.export.export_vbench_standard"
     return [Resource(videos_path / d / f"{p}-{i}.mp4", how) for d in dimensions
             for p in vbench_prompts(d, env_path) for i in range(samples_per_prompt)]
 
@@ -227,7 +227,7 @@ def run_vbench(videos_path: Path | str, output_dir: Path | str, name: str,
     output_dir.mkdir(parents=True, exist_ok=True)
     result = output_dir / f"{name}_eval_results.json"
     result.unlink(missing_ok=True)  # never leave an old result looking like this run's
-    # -P: keep this folder (which has its own vbench.py) off sys.path in the worker.
+    # -P: keep this folder off the worker's sys.path (no module here may shadow vbench's imports).
     cmd = [str(env_python(env)), "-P", str(Path(__file__).with_name("_vbench_worker.py")),
            "--videos-path", str(videos_path), "--output", str(output_dir), "--name", name,
            "--mode", mode, "--device", device, "--resolution", resolution,

@@ -15,7 +15,7 @@ import torch
 import torch_fidelity
 from torch.utils.data import Dataset
 
-from benchmarks.scorers.resources import Resource, require
+from benchmarks.official.resources import Resource, require
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"

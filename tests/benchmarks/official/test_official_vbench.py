@@ -1,16 +1,20 @@
 """VBench / VBench-I2V normalisation + weighting, missing-resource errors, one real vbench run."""
 
 import json
+import sys
 import time
+from pathlib import Path
 
 import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
 
-from benchmarks.scorers.export import export_vbench_custom
-from benchmarks.scorers.resources import MissingResourceError
-from benchmarks.scorers.vbench import (I2V_DIMENSIONS, VBENCH_DIMENSIONS, run_vbench, summarize,
+import benchmarks.official
+from benchmarks.official.envs import MARKER
+from benchmarks.official.export import export_vbench_custom
+from benchmarks.official.resources import MissingResourceError
+from benchmarks.official.vbench_eval import (I2V_DIMENSIONS, VBENCH_DIMENSIONS, run_vbench, summarize,
                                        summarize_i2v)
 
 # Chosen normalised values n (raw = min + n * (max - min)), so the expected scores are simple sums.
@@ -89,6 +93,42 @@ def test_run_vbench_lists_every_missing_file_before_running(tmp_path, monkeypatc
         assert expected in message, expected
     assert len(err.value.missing) == 6
     assert not (tmp_path / "out").exists()
+
+
+# A stand-in for the vbench package: evaluate() records where `vbench` was imported from and the
+# worker's sys.path in place of per-video results.
+_STUB_VBENCH = """
+import json, os, sys
+
+class VBench:
+    def __init__(self, device, full_info, output):
+        self.output = output
+
+    def evaluate(self, videos_path, name, dimension_list, local, mode, prompt_list):
+        row = {"video_path": __file__, "video_results": sys.path}
+        with open(os.path.join(self.output, name + "_eval_results.json"), "w") as f:
+            json.dump({d: [0.9, [row]] for d in dimension_list}, f)
+"""
+
+
+def test_worker_imports_the_vbench_package_not_a_sibling_module(tmp_path, monkeypatch):
+    """run_vbench starts _vbench_worker.py with the env's python; its `import vbench` must find the
+    env's package (a stub here), and this package's folder must stay off the worker's sys.path."""
+    env = tmp_path / "env"
+    (env / "bin").mkdir(parents=True)
+    (env / "bin" / "python").symlink_to(sys.executable)
+    (env / MARKER).write_text("{}")
+    (tmp_path / "stub" / "vbench").mkdir(parents=True)
+    (tmp_path / "stub" / "vbench" / "__init__.py").write_text(_STUB_VBENCH)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "stub"))
+    (tmp_path / "videos").mkdir()
+    result = run_vbench(tmp_path / "videos", tmp_path / "out", "stub", ["temporal_flickering"],
+                        mode="custom_input", env_path=env, timeout=120)
+    assert result == tmp_path / "out" / "stub_eval_results.json"
+    score, rows = json.loads(result.read_text())["temporal_flickering"]
+    assert score == 0.9 and rows[0]["video_path"] == str(tmp_path / "stub" / "vbench" / "__init__.py")
+    here = Path(benchmarks.official.__file__).parent
+    assert not any(Path(p or ".").resolve() == here for p in rows[0]["video_results"])
 
 
 @pytest.mark.slow

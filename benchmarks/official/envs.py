@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from benchmarks.scorers.resources import Resource, require
+from benchmarks.official.resources import Resource, require
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MARKER = "ursa-env.json"
