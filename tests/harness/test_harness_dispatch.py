@@ -10,8 +10,10 @@ from harness_fixtures import seeded_runs_root, tiny_spec
 from submitit.helpers import DelayedSubmission
 
 from harness.dispatch import RunTask, dispatch
+from harness.records import RunState
 from harness.runner import plan, prepare_run_dir
-from harness.spec import ExecutorConfig, load_spec
+from harness.spec import ExecutorConfig
+from harness.specfile import load_spec
 
 
 def test_checkpoint_resubmits_the_same_run(tmp_path: Path) -> None:
@@ -28,10 +30,10 @@ def test_local_executor_caps_parallelism_and_records_results(tmp_path: Path, tmp
     tasks = [RunTask(root, prepare_run_dir(r, root)) for r in runs]
     results = dispatch(tasks, ExecutorConfig(kind="local", max_parallel=1, timeout_min=10), tmp_path / "jobs",
                        progress=False)
-    assert [r["state"] for r in results] == ["done"] * 3, [r.get("error") for r in results]
-    spans = sorted((r["started"], r["finished"]) for r in results)
+    assert [r.state for r in results] == [RunState.DONE] * 3, [r.error for r in results]
+    spans = sorted((r.started, r.finished) for r in results)
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), f"runs overlapped with max_parallel=1: {spans}"
-    assert len({r["pid"] for r in results}) == 3  # each run in its own subprocess
+    assert len({r.pid for r in results}) == 3  # each run in its own subprocess
 
 
 @pytest.mark.slow  # ~30 s: submitit's local controller takes its time to notice and kill a timed-out job
@@ -44,4 +46,4 @@ def test_local_timeout_marks_run_failed(tmp_path: Path, tmp_path_factory) -> Non
     # 0.05 min = 3 s, no requeue (with max_requeue > 0 the Checkpointable is resubmitted and resumes)
     result = dispatch([task], ExecutorConfig(kind="local", timeout_min=0.05, max_requeue=0), tmp_path / "jobs",
                       progress=False)[0]
-    assert result["state"] == "failed" and result["error"]["message"]
+    assert result.state == RunState.FAILED and result.error["message"]
