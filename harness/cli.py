@@ -75,9 +75,16 @@ def _validate(args: argparse.Namespace) -> int:
     runs = expand(spec, args.profile)
     resolved, _ = apply_profile(spec, args.profile)
     trials = f" + {resolved.search.n_trials} search trials" if resolved.search else ""
-    print(f"{args.spec}: OK ({spec.name}, profile {args.profile}: {len(runs)} runs{trials}; "
-          f"{time.perf_counter() - start:.2f} s)")
+    print(f"{args.spec}: OK ({spec.name}, profile {args.profile}: {len(runs)} runs, {trained_models(runs)} "
+          f"trained models{trials}; {time.perf_counter() - start:.2f} s)")
     return 0
+
+
+def trained_models(runs: list) -> int:
+    """How many distinct models the runs train (arms differing only in sampling or scoring share one)."""
+    from harness.identity import STAGE_SECTIONS, canonical_json, identity_config
+
+    return len({canonical_json({k: identity_config(r.config)[k] for k in STAGE_SECTIONS["train"]}) for r in runs})
 
 
 def _report(spec: Spec, args: argparse.Namespace) -> Path:

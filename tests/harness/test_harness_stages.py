@@ -89,3 +89,16 @@ def test_each_setting_is_declared_once() -> None:
     assert SampleConfig(**changed, batch_size=3).sampler_config() == SamplerConfig(**changed)
     harness_only = set(SampleConfig.model_fields) - set(SamplerConfig.model_fields)
     assert harness_only == {"batch_size", "tasks", "context_frames", "seed"}
+
+
+def test_a_failed_shared_training_fails_its_followers_without_retraining(tmp_path: Path, tmp_path_factory) -> None:
+    root = seeded_runs_root(tmp_path, tmp_path_factory)
+    data = yaml.safe_load(tiny_spec(tmp_path / "nan.yaml", name="nan", grid={"sample.steps": [1, 2]}).read_text())
+    data["base"]["train"].update(lr=1e30, warmup_steps=0)  # the loss overflows: NonFiniteLossError
+    (tmp_path / "nan.yaml").write_text(yaml.safe_dump(data))
+    out = _results(run_spec(load_spec(tmp_path / "nan.yaml"), "default", root, progress=False))
+    first, second = out["sample.steps=1"], out["sample.steps=2"]
+    assert first.state == second.state == "failed"
+    assert "NonFiniteLossError" in first.error["message"]
+    assert f"shares its stages with run {first.run_id}" in second.error["message"]
+    assert "NonFiniteLossError" in second.error["message"] and "train" not in second.timings
