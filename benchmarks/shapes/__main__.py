@@ -28,9 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--cache-dir", default=None)
     args = parser.parse_args(argv)
     if args.command == "bench":
-        from benchmarks.shapes.bench import run_bench
+        from benchmarks.shapes.speed import measure_speed
 
-        print(json.dumps(run_bench(args.cache_dir), indent=2))
+        print(json.dumps(measure_speed(args.cache_dir), indent=2))
         return 0
     prompts = load_suite(args.suite, args.n, args.seed)
     tokenizer = load_or_fit_tokenizer(args.cache_dir) if args.generator in ("reconstruction", "random") else None

@@ -16,3 +16,12 @@ def test_cli_rejects_unknown_generator():
     out = subprocess.run([sys.executable, "-m", "benchmarks.shapes", "score", "--generator", "noise"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "generator" in out.stderr
+
+
+def test_cli_bench_runs_the_speed_benchmark(monkeypatch, capsys):
+    from benchmarks.shapes import __main__ as cli
+    from benchmarks.shapes import speed
+
+    monkeypatch.setattr(speed, "measure_speed", lambda cache_dir: {"cache_dir": cache_dir})
+    assert cli.main(["bench", "--cache-dir", "somewhere"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"cache_dir": "somewhere"}

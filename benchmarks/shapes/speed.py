@@ -1,5 +1,6 @@
-"""Speed benchmark (not a test): clip generation, tokenizer fit, feature-extractor training and
-scoring with every scorer, on whatever cores this process gets. Run: python -m benchmarks.shapes bench"""
+"""Speed of the shapes benchmark itself (not a test): clip generation, tokenizer fit,
+feature-extractor training and scoring with every scorer, on whatever cores this process gets.
+Run: python -m benchmarks.shapes bench"""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def _timed(fn):
     return out, time.perf_counter() - start
 
 
-def run_bench(cache_dir: str | Path | None = None) -> dict[str, float]:
+def measure_speed(cache_dir: str | Path | None = None) -> dict[str, float]:
     """Seconds for: generating 1,000 eval clips (suite + render), fitting the tokenizer, training
     the fidelity extractor (both in a fresh cache), and scoring 500 eval clips with all scorers."""
     fresh = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="shapes-bench-"))
