@@ -23,7 +23,8 @@ def test_validate_ok_and_bad_spec(tmp_path: Path) -> None:
     ok = harness("validate", "ablations/path_shape.yaml", "--profile", "smoke")
     assert ok.returncode == 0 and "3 runs" in ok.stdout
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: bad\nbase:\n  train: {shfit: 2}\n")
+    bad.write_text("name: bad\nbase:\n  benchmark: {name: shapes}\n  score: {which: [alignment]}\n"
+                   "  train: {shfit: 2}\n")
     res = harness("validate", str(bad))
     assert res.returncode == 2 and "Did you mean 'shift'" in res.stderr and "Traceback" not in res.stderr
 
@@ -36,10 +37,11 @@ def test_smoke_path_shape_matches_baseline(tmp_path: Path) -> None:
                   "--reports-dir", str(reports), "--no-progress")
     elapsed = time.perf_counter() - start
     assert res.returncode == 0, res.stderr[-3000:]
-    report = (reports / "path_shape" / "report.md").read_text()
+    out = reports / "path_shape" / "smoke"  # --reports-dir R -> R/<spec>/<profile>/
+    report = (out / "report.md").read_text()
     for arm in ("path.kind=masked", "path.kind=mixture", "path.kind=metric", "ref:real", "ref:random"):
         assert arm in report, arm
-    assert (reports / "path_shape" / "report.html").exists() and (reports / "path_shape" / "results.csv").exists()
+    assert (out / "report.html").exists() and (out / "results.csv").exists()
     print(f"smoke run + report: {elapsed:.1f} s")
 
     before = _run_files(runs)
@@ -77,10 +79,21 @@ def _shift_first_metric(baseline: dict) -> None:
     entry["arms"][arm] += 10.0 if entry["direction"] == "higher" else -10.0
 
 
-@pytest.mark.parametrize("args", [["status", "ablations/path_shape.yaml"], ["ls"]])
-def test_status_and_ls_on_empty_store(tmp_path: Path, args: list[str]) -> None:
-    res = harness(*args, "--runs-root", str(tmp_path))
+def test_ls_on_empty_store(tmp_path: Path) -> None:
+    res = harness("ls", "--runs-root", str(tmp_path))
     assert res.returncode == 0 and "no runs" in res.stdout
+
+
+@pytest.mark.parametrize("command, extra", [("status", []), ("report", ["--reports-dir", "{tmp}/reports"]),
+                                            ("check", ["--baseline", str(BASELINE)])])
+def test_status_report_check_on_empty_store_are_one_clean_error(tmp_path: Path, command: str,
+                                                                 extra: list[str]) -> None:
+    """Nothing to show, report or check: exit 2 with a message naming the runs root and profile."""
+    res = harness(command, "ablations/path_shape.yaml", *(a.format(tmp=tmp_path) for a in extra),
+                  "--runs-root", str(tmp_path / "runs"), "--profile", "smoke")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "no runs" in res.stderr and str(tmp_path / "runs") in res.stderr and "profile smoke" in res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "reports").exists()
 
 
 def test_env_is_wired_to_harness_env(capsys: pytest.CaptureFixture[str]) -> None:
@@ -94,8 +107,11 @@ def test_env_is_wired_to_harness_env(capsys: pytest.CaptureFixture[str]) -> None
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"metrics": {"alignment": 3}}', None])
 def test_check_with_a_bad_baseline_is_one_clean_error(tmp_path: Path, content: str | None,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from test_harness_report import write_runs  # the results-contract fixture (same tests dir)
+
     from harness.cli import main
 
+    write_runs(tmp_path / "runs", spec="path_shape", profile="default")  # runs to check, so the baseline is read
     baseline = tmp_path / "baseline.json"
     if content is not None:  # None: the file does not exist
         baseline.write_text(content)
@@ -120,6 +136,7 @@ def test_search_trial_reusing_a_grid_run_is_counted_once(tmp_path: Path, tmp_pat
     out = capsys.readouterr().out
     assert code == 0 and "5 done, 0 not done" in out, out
     meta = json.loads(next((root / "tiny" / "default").glob("*/config.json")).read_text())
-    from harness.bench import load_bench  # config.json records the data fingerprint that entered the id
+    from harness.data import data_for  # config.json records the data fingerprint that entered the id
+    from harness.spec import RunConfig
 
-    assert meta["data"] == load_bench({k: meta["config"][k] for k in ("benchmark", "tokenizer")}, root).fingerprint
+    assert meta["data"] == data_for(RunConfig.model_validate(meta["config"]), root).fingerprint
