@@ -12,11 +12,12 @@ from harness_fixtures import seeded_runs_root, tiny_spec
 from safetensors.torch import load_file
 
 from benchmarks.shapes import real_videos
-from harness.bench import bench_for, suite
+from harness.data import data_for
 from harness.runner import run_spec
-from harness.spec import RunConfig, SpecError, load_spec
-from harness.stages import long_windows
+from harness.spec import RunConfig, SpecError
+from harness.specfile import load_spec
 from harness.store import load_results, read_json
+from harness.tasks import long_windows
 
 TASKS = ["t2v", "t2i", "i2v", "interpolation", "extrapolation", "long"]
 TASK_METRICS = {"i2v": ["first_frame_fidelity", "identity_persistence"],
@@ -52,24 +53,24 @@ def test_every_task_through_the_stages(tmp_path: Path, tmp_path_factory) -> None
     spec = load_spec(_spec(tmp_path / "s.yaml", {"tasks": TASKS, "context_frames": 1},
                            {"which": ["alignment", "quality", "tasks"]}))
     outcome = run_spec(spec, "default", root, progress=False)
-    assert not outcome.failed, [r["error"] for r in outcome.failed]
+    assert not outcome.failed, [r.error for r in outcome.failed]
     df = load_results(root, spec.name, "default")
     base = df[df["arm"] == "base"].iloc[0]
     rdir = Path(base["run_dir"])
     cfg = RunConfig.model_validate(read_json(rdir / "config.json")["config"])
-    bench = bench_for(cfg, root)
+    data = data_for(cfg, root)
     videos = load_file(rdir / "stages" / "sample" / "samples.safetensors")
     assert sorted(videos) == sorted(TASKS) and base["state"] == "done"
 
-    world = bench.world
+    world = data.benchmark.world
     for task in TASKS:
-        prompts = suite(cfg, bench, task)
+        prompts = data.benchmark.suite(task)
         frames = {"t2i": 1, "long": 3 * world.frames}.get(task, world.frames)  # long suite: LONG_WINDOWS clips
         assert tuple(videos[task].shape) == (len(prompts), frames, world.height, world.width, 3), task
         assert (rdir / "stages" / "sample" / f"strip_{task}.png").is_file()
         held = list(prompts[0].condition_frames)
         if held:  # condition frames are exactly the tokenised real frames (decode(encode(real)))
-            given = bench.tokenizer.decode(bench.tokenizer.encode(real_videos(prompts)))
+            given = data.tokenizer.decode(data.tokenizer.encode(real_videos(prompts)))
             assert torch.equal(videos[task][:, held], given[:, held]), f"{task}: condition frames {held} not held"
 
     metrics = {k.removeprefix("metric."): float(v) for k, v in base.items() if k.startswith("metric.")}
