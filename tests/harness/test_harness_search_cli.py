@@ -8,7 +8,7 @@ from harness_fixtures import seeded_runs_root, tiny_spec
 
 from harness.cli import main
 from harness.search import open_study
-from harness.spec import load_spec
+from harness.specfile import load_spec
 from harness.store import load_results
 
 
