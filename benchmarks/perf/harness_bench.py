@@ -8,6 +8,7 @@ subprocess a user would type (rerun), so imports count where a user pays for the
 from __future__ import annotations
 
 import copy
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import yaml
 
 from harness.report import render_report
 from harness.runner import plan
-from harness.spec import parse_spec
+from harness.specfile import parse_spec
 from harness.store import load_results, read_result, run_dir, write_manifest, write_result
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,7 +60,7 @@ def noop_rerun(runs_root: Path) -> dict:
 def report_100(runs_root: Path, out: Path) -> dict:
     """Render a report over 100 runs: the smoke runs' result files cloned into 100 seeds per arm
     set (metrics shifted per clone, so tables and CIs have real spread)."""
-    spec = parse_spec(yaml.safe_load(SPEC.read_text()))
+    spec = parse_spec(yaml.safe_load(SPEC.read_text()), str(SPEC))  # the source that owns the smoke manifest
     table = load_results(runs_root, "path_shape", "smoke")
     trained = table[~table["arm"].str.startswith("ref:")]
     refs = list(table.loc[table["arm"].str.startswith("ref:"), "run_id"])
@@ -68,13 +69,13 @@ def report_100(runs_root: Path, out: Path) -> dict:
         src = Path(trained.iloc[i % len(trained)]["run_dir"])
         rid = f"bench{i:011d}"
         dst = run_dir(runs_root, "path_shape", "smoke", rid)
-        shutil.copytree(src, dst, dirs_exist_ok=True)
+        shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)  # clones share the stages, as arms do
         result = read_result(dst)
-        result.update(run_id=rid, seed=i)
-        result["metrics"] = {k: v * (1 + 0.01 * (i % 7)) for k, v in result["metrics"].items()}
+        result = dataclasses.replace(result, run_id=rid, seed=i,
+                                     metrics={k: v * (1 + 0.01 * (i % 7)) for k, v in result.metrics.items()})
         write_result(runs_root, dst, result)
         ids.append(rid)
-    write_manifest(runs_root, "path_shape", "smoke", ids + refs)
+    write_manifest(runs_root, "path_shape", "smoke", ids + refs, spec.source)
     start = time.perf_counter()
     render_report(spec, runs_root, "smoke", out)
     return {"runs": len(ids), "seconds": time.perf_counter() - start}
