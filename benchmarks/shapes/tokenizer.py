@@ -6,8 +6,15 @@ masks seen in real training frames (centroids snapped to their nearest observed 
 code decodes to a clean, on-palette patch); the token vocabulary is the empty patch plus every
 (colour, non-empty mask) pair: K = 1 + C * (M - 1). Temporal compression is 1 (one token grid
 per frame): frames are tokenised independently, so I2V / interpolation conditions are
-frame-exact. codebook_embeddings() are the decoded RGB patches / 255 (K, 48), so Euclidean
-distance between codes is pixel distance between the patches they draw.
+frame-exact.
+
+codebook_embeddings() are the decoded RGB patches / 255 (K, 48), centred on their mean over the
+codebook. The metric path L2-normalises embeddings, and raw RGB rows are all positive, so after
+normalisation direction, not pixel content, would decide distance: the empty patch's nearest
+neighbour became the solid blue patch and a 2-pixel speck sat far from empty. Centring keeps the
+normalised distance faithful to what the patches draw: its Spearman rank correlation with the
+Hamming distance between the patches' palette labels is 0.71 for centred rows against 0.24 for
+raw rows (K = 65, 16x16 world; `pytest tests/benchmarks/shapes/test_shapes_tokenizer.py -k rank`).
 """
 
 from __future__ import annotations
@@ -94,8 +101,9 @@ class ShapesTokenizer(VisualTokenizer):
         return torch.from_numpy(np.ascontiguousarray(video))
 
     def codebook_embeddings(self) -> torch.Tensor:
-        """float (K, 48): decoded patches / 255."""
-        return torch.from_numpy(self._table.reshape(len(self._table), -1).astype(np.float32) / 255.0)
+        """float (K, 48): decoded patches / 255, centred on the codebook mean (see the module docstring)."""
+        rows = self._table.reshape(len(self._table), -1).astype(np.float32) / 255.0
+        return torch.from_numpy(rows - rows.mean(0))
 
     def fingerprint(self) -> str:
         return self._fp

@@ -51,3 +51,26 @@ def test_bad_input(shapes_tokenizer):
         shapes_tokenizer.encode(torch.zeros(1, 8, 30, 32, 3, dtype=torch.uint8))
     with pytest.raises(ValueError, match="ids"):
         shapes_tokenizer.decode(torch.full((1, 8, 8, 8), 509))
+
+
+def test_rank_correlation_of_the_metric_distance_with_pixel_labels(tmp_path):
+    """After the metric path's L2 normalisation, codebook distance must order patches like their
+    pixels do: Spearman rho with the palette-label Hamming distance, measured 0.71 centred (raw RGB
+    rows gave 0.24, with the empty patch's nearest neighbour the solid blue one)."""
+    import torch.nn.functional as F
+    from scipy.stats import spearmanr
+
+    from benchmarks.shapes.world import palette_labels
+
+    cfg = WorldConfig(frames=4, height=16, width=16, max_objects=1, speed=1.0)
+    tok = load_or_fit_tokenizer(tmp_path, cfg, codebook_size=65, seed=0)
+    emb = F.normalize(tok.codebook_embeddings(), dim=-1)
+    labels = torch.from_numpy(palette_labels(tok.decode(torch.arange(65).view(1, 65, 1, 1)).numpy())[0])
+    labels = labels.reshape(65, -1)
+    hamming = (labels[:, None] != labels[None]).sum(-1).float()
+    iu = torch.triu_indices(65, 65, 1)
+    rho = spearmanr(torch.cdist(emb, emb)[iu[0], iu[1]], hamming[iu[0], iu[1]]).correlation
+    assert rho > 0.65, rho
+    nearest_to_empty = torch.cdist(emb[:1], emb)[0, 1:].argmin() + 1
+    empty = labels[0]
+    assert (labels[nearest_to_empty] != empty).sum() <= 4  # a small speck, not a solid patch
