@@ -42,6 +42,7 @@ from ursa.paths import ProbPath
 from ursa.schedule import ShiftRule, frame_timesteps, resolve_shift
 
 CHECKPOINT = "checkpoint"
+SNAPSHOTS = "snapshots"
 LOSSES = "losses.csv"
 
 
@@ -107,11 +108,21 @@ class TrainConfig(BaseModel):
     p_uncond: float = Field(0.0, ge=0, le=1)  # caption dropout: the unconditional branch CFG needs
     seed: int = 0
     checkpoint_every: int = Field(50, ge=1)
+    # fractions of `steps` after which a copy of the weights is kept in out_dir/snapshots/step_<n>/
+    # (the points of a learning curve); 1.0 is the final model
+    snapshots: list[float] = Field(default_factory=list)
     device: str = "cpu"
     bf16: bool = False
 
+    def snapshot_steps(self) -> list[int]:
+        """The distinct steps (>= 1) at which snapshots are kept, ascending."""
+        return sorted({max(1, round(f * self.steps)) for f in self.snapshots}) if self.steps else []
+
     @model_validator(mode="after")
     def _probabilities_sum(self) -> TrainConfig:
+        bad = [f for f in self.snapshots if not 0 < f <= 1]
+        if bad:
+            raise ValueError(f"snapshots: fractions of the training steps in (0, 1], got {bad[0]!r}")
         total = self.p_first + self.p_first_last + self.p_first_k
         if total > 1.0 + 1e-9:
             raise ValueError(f"p_first + p_first_last + p_first_k must be <= 1, got {total:g}")
@@ -145,6 +156,29 @@ def training_loss(
     ce = F.cross_entropy(logits.flatten(0, -2), x1.flatten(), reduction="none").view_as(x1)
     weight = (t_tok < 1.0).expand_as(x1).to(ce.dtype)
     return (ce * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+@torch.no_grad()
+def denoising_loss(model: nn.Module, path: ProbPath, data: TokenDataset, times: list[float],
+                   generator: torch.Generator | None = None, batch_size: int = 64) -> list[float]:
+    """Held-out cross-entropy at fixed noise levels: for each t in `times` (each < 1), every frame
+    of every clip is corrupted to time t and the loss is the mean over clips and visual tokens.
+    How hard a path makes each noise level, and far less noisy than sampled metrics."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for t in times:
+        if not 0 <= t < 1:
+            raise ValueError(f"times: expected values in [0, 1), got {t!r}")
+        total = 0.0
+        for start in range(0, len(data), batch_size):
+            batch = data.select(torch.arange(start, min(start + batch_size, len(data)))).to(device)
+            tt = torch.full(tuple(batch.visual_ids.shape[:2]), float(t))
+            total += training_loss(model, path, batch, tt, generator=generator).item() * len(batch)
+        out.append(total / len(data))
+    model.train(was_training)
+    return out
 
 
 def _lr_factor(step: int, config: TrainConfig) -> float:
@@ -289,6 +323,7 @@ def train(
     _write_losses(out_dir, losses)  # drops rows logged after the checkpoint by a killed run
 
     shift = resolve_shift(config.shift, config.shift_rule, math.prod(data.visual_ids.shape[1:]))
+    snapshot_steps = set(config.snapshot_steps())
     use_bf16 = config.bf16 and device.type == "cuda"
     last = config.steps if stop_after is None else min(config.steps, stop_after)
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="train")
@@ -322,6 +357,8 @@ def train(
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
             if on_step is not None:
                 on_step(step, losses[-1])
+            if step in snapshot_steps:
+                model.save_pretrained(out_dir / SNAPSHOTS / f"step_{step}")  # before the checkpoint of this step
             if stop_after is not None and step >= stop_after and step < config.steps:
                 bar.close()
                 return TrainResult(losses, step, out_dir / CHECKPOINT, shift)

@@ -143,3 +143,34 @@ def test_zero_steps_leaves_the_model_untouched(tmp_path):
     res = train(m, path(), dataset(), TrainConfig(steps=0, batch_size=2), tmp_path, progress=False)
     assert res.steps == 0 and res.losses == []
     assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+
+
+def test_snapshots_keep_the_weights_of_the_curve_points(tmp_path):
+    cfg = TrainConfig(steps=8, batch_size=2, checkpoint_every=3, snapshots=[0.25, 0.5, 1.0])
+    assert cfg.snapshot_steps() == [2, 4, 8]
+    m = model()
+    train(m, path(), dataset(), cfg, tmp_path, progress=False)
+    assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == ["step_2", "step_4", "step_8"]
+    final = URSAModel.from_pretrained(tmp_path / "snapshots" / "step_8")
+    assert all(torch.equal(a, b) for a, b in zip(final.state_dict().values(), m.state_dict().values()))
+    early = URSAModel.from_pretrained(tmp_path / "snapshots" / "step_2")
+    assert not all(torch.equal(a, b) for a, b in zip(early.state_dict().values(), m.state_dict().values()))
+    with pytest.raises(ValueError, match="snapshots"):
+        TrainConfig(snapshots=[0.0])
+
+
+def test_denoising_loss_is_ordered_by_noise_level_after_training(tmp_path):
+    """A trained model finds nearly clean inputs easier than pure noise; an untrained one is at
+    ln K everywhere (uniform logits would be exactly ln K; a random init is within 0.5 nat)."""
+    import math
+
+    from ursa.train import denoising_loss
+
+    data, p = dataset(), path()
+    fresh = denoising_loss(model(), p, data, [0.0, 0.9], generator=torch.Generator().manual_seed(0))
+    assert all(abs(v - math.log(K)) < 0.5 for v in fresh), fresh
+    m = model()
+    train(m, p, data, TrainConfig(steps=60, batch_size=6, lr=3e-3, warmup_steps=5, checkpoint_every=60), tmp_path,
+          progress=False)
+    noisy, clean = denoising_loss(m, p, data, [0.05, 0.95], generator=torch.Generator().manual_seed(0))
+    assert clean < noisy - 0.5, (noisy, clean)
