@@ -224,6 +224,10 @@ class Metric:
     high: float = 1.0
     higher_is_better: bool = True
 
+    def matches(self, name: str) -> bool:
+        """`name` is this metric, or a qualified value of it (`<name>@<qualifier>`, e.g. `denoise_ce@t=0.05`)."""
+        return name == self.name or name.startswith(self.name + "@")
+
 
 class Scorer(Component, ABC):
     """Scores decoded samples of one task. `metrics` declares every name `score` may return;
@@ -242,6 +246,12 @@ class Scorer(Component, ABC):
     def score(self, videos: torch.Tensor, prompts: list[Prompt], task: str, seed: int) -> dict[str, float]:
         """videos uint8 (N, F, H, W, 3), clip n generated for prompts[n] -> {metric name: value}."""
 
+    def evaluate(self, videos: torch.Tensor, prompts: list[Prompt], task: str,
+                 seed: int) -> tuple[dict[str, float], dict[str, list[float]]]:
+        """(metrics, per-clip values {metric: N floats}). Per-clip values let reports bootstrap over
+        prompts as well as seeds; a scorer that has them overrides this, the default has none."""
+        return self.score(videos, prompts, task, seed), {}
+
 
 # A generation task: (context, prompts) -> ids long (B, T, h, w). See harness/tasks.py.
 Task = Callable[..., "torch.Tensor"]
@@ -254,8 +264,10 @@ TASKS: Registry[Task] = Registry("generation task", "sample.tasks")
 EXECUTORS: Registry[Callable[..., Any]] = Registry("executor", "executor.kind")
 REGISTRIES = (BENCHMARKS, VISUAL_TOKENIZERS, TEXT_TOKENIZERS, SCORERS, TASKS, EXECUTORS)
 
-# Metrics every trained run reports besides its scorers'.
-BUILTIN_METRICS = (Metric("train_loss", 0.0, float("inf"), higher_is_better=False),)
+# Metrics the harness itself reports besides the scorers': the final training loss and the
+# held-out denoising cross-entropy (mean over noise levels, and `denoise_ce@t=<t>` per level).
+BUILTIN_METRICS = (Metric("train_loss", 0.0, float("inf"), higher_is_better=False),
+                   Metric("denoise_ce", 0.0, float("inf"), higher_is_better=False))
 
 
 def metric_info(name: str) -> Metric | None:
@@ -263,11 +275,11 @@ def metric_info(name: str) -> Metric | None:
     head, _, rest = name.partition(".")
     bare = rest if rest and head in TASKS else name
     for metric in BUILTIN_METRICS:
-        if metric.name == bare:
+        if metric.matches(bare):
             return metric
     for scorer_name in SCORERS.names():
         for metric in SCORERS.get(scorer_name).metrics:
-            if metric.name == bare:
+            if metric.matches(bare):
                 return metric
     return None
 

@@ -35,6 +35,7 @@ class RunResult:
     params: dict[str, Any] = field(default_factory=dict)
     state: RunState = RunState.PENDING
     metrics: dict[str, float] = field(default_factory=dict)
+    curve: dict[str, dict[str, float]] = field(default_factory=dict)  # training step -> metrics there
     error: dict[str, str] | None = None  # {"message", "traceback"}
     reference: str | None = None
     stage_ids: dict[str, str] = field(default_factory=dict)

@@ -84,6 +84,7 @@ class SampleConfig(SamplerConfig):
 class ScoreConfig(_Strict):
     which: list[str] = Field(min_length=1)  # registered scorers
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # scorer name -> its options
+    denoising_bins: int = Field(0, ge=0, le=100)  # held-out cross-entropy at this many noise levels (0: off)
     seed: int = 0
 
 

@@ -27,7 +27,8 @@ from harness.spec import RunConfig
 from harness.store import (link_stage, mark_stage_done, read_json, shared_stage_dir, stage_dir, stage_done,
                            stage_lock, write_result)
 from harness.tasks import TaskContext
-from ursa.io import atomic_write_bytes, atomic_write_json
+from ursa.io import atomic_write, atomic_write_json
+from ursa.train import SNAPSHOTS
 
 STAGES = ("train", "sample", "score")
 SHARED = ("train", "sample")  # stages keyed by their own id and shared between runs
@@ -76,13 +77,31 @@ def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path, prog
     result = train(model, path, training_tokens(data, runs_root), config.train, out, progress=progress)
     model.save_pretrained(out / "model")
     tail = result.losses[-max(1, len(result.losses) // 10):]
+    curve = [n for n in config.train.snapshot_steps() if n < result.steps]  # the final model is "model"
     mark_stage_done(rdir, "train", {"steps": result.steps, "final_loss": sum(tail) / max(len(tail), 1),
-                                    "shift": result.shift, "model": "model"})
+                                    "shift": result.shift, "model": "model",
+                                    "curve": {str(n): f"{SNAPSHOTS}/step_{n}" for n in curve}})
+
+
+def model_points(rdir: Path) -> dict[int, Path]:
+    """{training step: model directory} of the learning curve's points, the final model last
+    (an evaluation-only run has one point, step 0: the model it evaluates)."""
+    done = read_json(stage_dir(rdir, "train") / "done.json")
+    train = stage_dir(rdir, "train")
+    points = {int(n): train / d for n, d in done.get("curve", {}).items()}
+    points[int(done["steps"])] = train / done["model"]
+    return dict(sorted(points.items()))
 
 
 def trained_model_dir(rdir: Path) -> Path:
-    """The model a run samples from: its train stage's model, or the evaluated one."""
-    return stage_dir(rdir, "train") / read_json(stage_dir(rdir, "train") / "done.json")["model"]
+    """The model a run samples from: its train stage's final model, or the evaluated one."""
+    return list(model_points(rdir).values())[-1]
+
+
+def _sample_dir(rdir: Path, step: int, final: int) -> Path:
+    """Where the samples of one curve point live: stages/sample for the final model."""
+    out = stage_dir(rdir, "sample")
+    return out if step == final else out / "curve" / f"step_{step}"
 
 
 def stage_sample(config: RunConfig, data: Data, rdir: Path, progress: bool) -> None:
@@ -91,52 +110,96 @@ def stage_sample(config: RunConfig, data: Data, rdir: Path, progress: bool) -> N
     from ursa.model import URSAModel
     from ursa.sample import EulerSampler
 
-    out = stage_dir(rdir, "sample")
     s = config.sample
-    model = URSAModel.from_pretrained(trained_model_dir(rdir)).eval()
-    sampler = EulerSampler(model, build_path(config, data, rdir), s.sampler_config())
-    ctx = TaskContext(sampler, data, s, torch.Generator().manual_seed(s.seed))
-    videos: dict[str, torch.Tensor] = {}
-    for task in tqdm(s.tasks, desc="sample", disable=not progress):
-        generate = plugins.TASKS.get(task)
-        prompts = data.benchmark.suite(task)
-        with torch.no_grad():
-            ids = torch.cat([generate(ctx, prompts[i:i + s.batch_size]) for i in range(0, len(prompts), s.batch_size)])
-        videos[task] = data.tokenizer.decode(ids)
-        media.write_strip(out / f"strip_{task}.png", videos[task])
-        media.write_gif(out / f"{task}.gif", videos[task])
-    tmp = out / ".samples.safetensors.tmp"
-    save_file({k: v.contiguous() for k, v in videos.items()}, str(tmp))
-    atomic_write_bytes(out / "samples.safetensors", tmp.read_bytes())
-    tmp.unlink()
-    mark_stage_done(rdir, "sample", {"tasks": list(videos), "shift": s.shift_for(math.prod(data.latent_shape()))})
+    path = build_path(config, data, rdir)
+    points = model_points(rdir)
+    final = max(points)
+    for step, model_dir in points.items():  # every curve point with the same sampler seed
+        out = _sample_dir(rdir, step, final)
+        if (out / "samples.safetensors").is_file():
+            continue
+        model = URSAModel.from_pretrained(model_dir).eval()
+        sampler = EulerSampler(model, path, s.sampler_config())
+        ctx = TaskContext(sampler, data, s, torch.Generator().manual_seed(s.seed))
+        videos: dict[str, torch.Tensor] = {}
+        for task in tqdm(s.tasks, desc=f"sample step {step}", disable=not progress):
+            generate = plugins.TASKS.get(task)
+            prompts = data.benchmark.suite(task)
+            with torch.no_grad():
+                ids = torch.cat([generate(ctx, prompts[i:i + s.batch_size])
+                                 for i in range(0, len(prompts), s.batch_size)])
+            videos[task] = data.tokenizer.decode(ids)
+            if step == final:
+                media.write_strip(out / f"strip_{task}.png", videos[task])
+                media.write_gif(out / f"{task}.gif", videos[task])
+        atomic_write(out / "samples.safetensors",
+                     lambda p: save_file({k: v.contiguous() for k, v in videos.items()}, str(p)))
+    mark_stage_done(rdir, "sample", {"tasks": list(s.tasks), "shift": s.shift_for(math.prod(data.latent_shape())),
+                                     "curve": [n for n in points if n != final]})
 
 
 def score_videos(config: RunConfig, data: Data, runs_root: Path, task: str, videos: torch.Tensor,
-                 prompts: list) -> dict[str, float]:
-    """Every scorer of `score.which` on one task's videos; t2v metrics keep their names, other
-    tasks' get a `<task>.` prefix."""
+                 prompts: list) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Every scorer of `score.which` on one task's videos: (metrics, per-clip values); t2v
+    metrics keep their names, other tasks' get a `<task>.` prefix."""
     metrics: dict[str, float] = {}
+    clips: dict[str, list[float]] = {}
     for name in config.score.which:
         cls = plugins.SCORERS.get(name)
         scorer = cls(cls.Options.model_validate(config.score.options.get(name, {})), data.benchmark,
                      cache_dir(runs_root))
-        metrics.update(scorer.score(videos, prompts, task, config.score.seed))
+        m, c = scorer.evaluate(videos, prompts, task, config.score.seed)
+        metrics.update(m)
+        clips.update(c)
     prefix = "" if task == "t2v" else f"{task}."
-    return {f"{prefix}{k}": float(v) for k, v in metrics.items()}
+    return ({f"{prefix}{k}": float(v) for k, v in metrics.items()},
+            {f"{prefix}{k}": [float(x) for x in v] for k, v in clips.items()})
+
+
+def denoising_metrics(config: RunConfig, data: Data, model_dir: Path, path) -> dict[str, float]:
+    """Held-out cross-entropy per noise level on the t2v suite's real clips (`score.denoising_bins`
+    bins of t in [0, 1), at their centres): `denoise_ce@t=<centre>` and their mean `denoise_ce`."""
+    from ursa.model import URSAModel
+    from ursa.train import TokenDataset, denoising_loss
+
+    bins = config.score.denoising_bins
+    prompts = data.benchmark.suite("t2v")
+    text_ids, text_mask = data.text([p.caption for p in prompts])
+    held_out = TokenDataset(text_ids, text_mask, data.tokenizer.encode(data.benchmark.real_videos(prompts)))
+    times = [(i + 0.5) / bins for i in range(bins)]
+    ce = denoising_loss(URSAModel.from_pretrained(model_dir), path, held_out, times,
+                        generator=torch.Generator().manual_seed(config.score.seed))
+    return {"denoise_ce": sum(ce) / bins, **{f"denoise_ce@t={t:.3g}": v for t, v in zip(times, ce)}}
 
 
 def stage_score(config: RunConfig, data: Data, rdir: Path, runs_root: Path) -> dict[str, float]:
+    """Scores of the final samples (and per-clip values), and of every learning-curve point."""
     from safetensors.torch import load_file
 
-    videos = load_file(stage_dir(rdir, "sample") / "samples.safetensors")
-    metrics: dict[str, float] = {}
-    for task in config.sample.tasks:
-        metrics.update(score_videos(config, data, runs_root, task, videos[task], data.benchmark.suite(task)))
+    points = model_points(rdir)
+    final = max(points)
+    path = build_path(config, data, rdir) if config.score.denoising_bins else None
+    curve: dict[str, dict[str, float]] = {}
+    clips: dict[str, list[float]] = {}
+    for step, model_dir in points.items():
+        videos = load_file(_sample_dir(rdir, step, final) / "samples.safetensors")
+        metrics: dict[str, float] = {}
+        for task in config.sample.tasks:
+            m, c = score_videos(config, data, runs_root, task, videos[task], data.benchmark.suite(task))
+            metrics.update(m)
+            if step == final:
+                clips.update(c)
+        if path is not None:
+            metrics.update(denoising_metrics(config, data, model_dir, path))
+        curve[str(step)] = metrics
+    metrics = dict(curve[str(final)])
     trained = read_json(stage_dir(rdir, "train") / "done.json")
     if "final_loss" in trained:
         metrics["train_loss"] = float(trained["final_loss"])
-    atomic_write_json(stage_dir(rdir, "score") / "scores.json", metrics)
+    out = stage_dir(rdir, "score")
+    atomic_write_json(out / "clips.json", clips)
+    atomic_write_json(out / "curve.json", curve)
+    atomic_write_json(out / "scores.json", metrics)
     mark_stage_done(rdir, "score")
     return metrics
 
@@ -150,7 +213,7 @@ def stage_reference(config: RunConfig, data: Data, rdir: Path, runs_root: Path, 
         prompts = data.benchmark.suite(task)
         videos = data.benchmark.generate_reference(name, prompts, data.tokenizer, config.score.seed)
         media.write_strip(out / f"strip_{task}.png", videos)
-        metrics.update(score_videos(config, data, runs_root, task, videos, prompts))
+        metrics.update(score_videos(config, data, runs_root, task, videos, prompts)[0])
     atomic_write_json(out / "scores.json", metrics)
     mark_stage_done(rdir, "reference")
     return metrics
@@ -194,6 +257,7 @@ def run_stages(runs_root: str | Path, rdir: Path, progress: bool = False) -> Run
                         stage_score(config, data, rdir, runs_root)
                 result.timings[stage] = round(time.perf_counter() - start, 3)
             result.metrics = read_json(stage_dir(rdir, "score") / "scores.json")
+            result.curve = read_json(stage_dir(rdir, "score") / "curve.json")
         result.state = RunState.DONE
     except Exception as exc:  # noqa: BLE001 - record and let the other runs go on
         result.fail(RunState.FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc())

@@ -174,10 +174,17 @@ class _ShapesScorer(Scorer):
     which: str = ""
 
     def score(self, videos: torch.Tensor, prompts: list, task: str, seed: int) -> dict[str, float]:
+        return self.evaluate(videos, prompts, task, seed)[0]
+
+    def evaluate(self, videos: torch.Tensor, prompts: list, task: str,
+                 seed: int) -> tuple[dict[str, float], dict[str, list[float]]]:
         from benchmarks.shapes import score
 
         report = score(videos, prompts, which=(self.which,), seed=seed, cache_dir=self.cache_dir / "shapes")
-        return {k: float(v) for k, v in report.metrics.items()}
+        metrics = {k: float(v) for k, v in report.metrics.items()}
+        per_clip = {k: [float(row[k]) for row in report.rows] for k in metrics
+                    if report.rows and all(k in row for row in report.rows)}
+        return metrics, per_clip
 
 
 @SCORERS.register("alignment")

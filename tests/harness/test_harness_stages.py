@@ -102,3 +102,21 @@ def test_a_failed_shared_training_fails_its_followers_without_retraining(tmp_pat
     assert "NonFiniteLossError" in first.error["message"]
     assert f"shares its stages with run {first.run_id}" in second.error["message"]
     assert "NonFiniteLossError" in second.error["message"] and "train" not in second.timings
+
+
+def test_learning_curve_points_and_denoising_diagnostic(tmp_path: Path, tmp_path_factory) -> None:
+    root = seeded_runs_root(tmp_path, tmp_path_factory)
+    data = yaml.safe_load(tiny_spec(tmp_path / "c.yaml", name="curve", steps=4).read_text())
+    data["base"]["train"]["snapshots"] = [0.5, 1.0]
+    data["base"]["score"]["denoising_bins"] = 2
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+    (run,) = _results(run_spec(load_spec(tmp_path / "c.yaml"), "default", root, progress=False)).values()
+    assert run.done, run.error
+    assert sorted(run.curve, key=int) == ["2", "4"]
+    final = {k: v for k, v in run.metrics.items() if k != "train_loss"}
+    assert run.curve["4"] == final  # the last curve point is the run's result
+    assert set(run.curve["2"]) == set(final) and "denoise_ce@t=0.25" in final and "denoise_ce@t=0.75" in final
+    assert abs(final["denoise_ce"] - (final["denoise_ce@t=0.25"] + final["denoise_ce@t=0.75"]) / 2) < 1e-9
+    rdir = root / "curve" / "default" / run.run_id
+    clips = json.loads((rdir / "stages" / "score" / "clips.json").read_text())
+    assert len(clips["alignment"]) == 4 and abs(sum(clips["alignment"]) / 4 - final["alignment"]) < 1e-9
