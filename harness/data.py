@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from harness import plugins
 from harness.identity import canonical_json, data_config, sha256_of
 from harness.spec import RunConfig
-from ursa.io import atomic_write_bytes
+from ursa.io import atomic_write
 
 
 @dataclass
@@ -87,9 +87,6 @@ def training_tokens(data: Data, runs_root: str | Path):
     captions, videos = data.benchmark.training_set()
     text_ids, text_mask = data.text(captions)
     visual_ids = data.tokenizer.encode(videos)
-    tmp = path.with_suffix(".tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"text_ids": text_ids, "text_mask": text_mask.to(torch.uint8), "visual_ids": visual_ids}, str(tmp))
-    atomic_write_bytes(path, tmp.read_bytes())
-    tmp.unlink()
+    tensors = {"text_ids": text_ids, "text_mask": text_mask.to(torch.uint8), "visual_ids": visual_ids}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))  # a unique temp name per writer
     return TokenDataset(text_ids, text_mask, visual_ids)

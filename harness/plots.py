@@ -58,8 +58,9 @@ def metric_vs_param(summary: pd.DataFrame, x: str, metrics: list[str]) -> Figure
         for key, group in (trained.groupby(others, dropna=False) if others else [((), trained)]):
             group = group.sort_values(col)
             label = ", ".join(f"{o[6:]}={v}" for o, v in zip(others, key if isinstance(key, tuple) else (key,)))
-            err = group[f"{m}.ci95"].fillna(0.0)
-            ax.errorbar(group[col], group[f"{m}.mean"], yerr=err, marker="o", capsize=3, label=label or "trained")
+            mean = group[f"{m}.mean"]
+            err = [(mean - group[f"{m}.low"]).fillna(0.0).clip(lower=0), (group[f"{m}.high"] - mean).fillna(0.0).clip(lower=0)]
+            ax.errorbar(group[col], mean, yerr=err, marker="o", capsize=3, label=label or "trained")
         for (_, ref), (ls, grey) in zip(refs.iterrows(), ref_styles):
             if math.isfinite(ref[f"{m}.mean"]):
                 ax.axhline(ref[f"{m}.mean"], ls=ls, lw=1.0, color=grey, label=f"{ref['arm']} ({ref['role']})")
@@ -72,7 +73,7 @@ def metric_vs_param(summary: pd.DataFrame, x: str, metrics: list[str]) -> Figure
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
     fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(3, len(handles)), fontsize=7)
-    fig.suptitle(f"metrics vs {x} (mean ± 95% CI over seeds)", fontsize=10)
+    fig.suptitle(f"metrics vs {x} (mean, 95% bootstrap interval over seeds)", fontsize=10)
     return fig
 
 
@@ -142,6 +143,45 @@ def linearity(curves: dict[str, tuple[list[float], list[float]]]) -> Figure | No
     ax.set_xlabel("t")
     ax.set_ylabel("mean distance d(x_t, x_1)")
     ax.set_title("corruption distance vs t (linearity)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def learning_curves(summary: pd.DataFrame, metric: str, tokens_per_step: int | None = None) -> Figure | None:
+    """`metric` against training step per arm: mean over seeds with its 95% bootstrap band
+    (frame of harness.compare.curve_summary); a second axis counts visual tokens seen."""
+    if summary.empty or summary["step"].nunique() < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    for i, (arm, g) in enumerate(summary.groupby("arm", sort=False)):
+        colour = plt.get_cmap("tab10")(i % 10)
+        ax.plot(g["step"], g["mean"], marker="o", color=colour, label=f"{arm} ({int(g['seeds'].max())} seeds)")
+        ax.fill_between(g["step"], g["low"].fillna(g["mean"]), g["high"].fillna(g["mean"]), color=colour, alpha=0.15)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(metric)
+    if tokens_per_step:
+        top = ax.secondary_xaxis("top", functions=(lambda s: s * tokens_per_step / 1e6,
+                                                   lambda t: t * 1e6 / tokens_per_step))
+        top.set_xlabel("visual tokens seen (millions)", fontsize=8)
+    ax.set_title(f"{metric} over training (mean, 95% bootstrap band over seeds)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def denoising(table: pd.DataFrame) -> Figure | None:
+    """Held-out cross-entropy against noise level t per arm (frame of harness.compare.denoise_table)."""
+    if table.empty:
+        return None
+    columns = [c for c in table.columns if c.startswith("t=")]
+    ts = [float(c[2:]) for c in columns]
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    for _, row in table.iterrows():
+        ax.plot(ts, [row[c] for c in columns], marker="o", label=row["arm"])
+    ax.set_xlabel("noise level t (0 = pure noise, 1 = clean)")
+    ax.set_ylabel("held-out cross-entropy (nats)")
+    ax.set_title("denoising difficulty per noise level (mean over seeds)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return fig

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness import plots, tables
+from harness import compare, plots, stats, tables
 from harness.spec import Spec
 from harness.specfile import load_spec
 from harness.store import export_results, load_results, read_json
@@ -106,6 +106,15 @@ def _axis(spec: Spec, summary: pd.DataFrame) -> str | None:
     numeric = [k for k in keys if f"param.{k}" in summary
                and pd.to_numeric(summary[f"param.{k}"], errors="coerce").notna().sum() > 1]
     return next((k for k in numeric if "shift" in k), numeric[0] if numeric else None)
+
+
+def _tokens_per_step(df: pd.DataFrame) -> int | None:
+    """Visual tokens one training step sees (batch x tokens per clip), as the train stage recorded it."""
+    for run_dir in df["run_dir"] if "run_dir" in df else []:
+        done = Path(str(run_dir)) / "stages" / "train" / "done.json"
+        if done.is_file() and read_json(done).get("tokens_per_step"):
+            return int(read_json(done)["tokens_per_step"])
+    return None
 
 
 def shared_models(df: pd.DataFrame) -> list[str]:
@@ -231,7 +240,6 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
     metrics = spec.report.metrics or tables.metric_columns(df)
     summary = tables.summarise(df, metrics)
     figures = tables.paper_figures(spec.name, spec.report.paper)
-    summary = tables.with_paper(summary, figures)
     export_results(df, out / "results.csv")
     export_results(df, out / "results.parquet")
     export_results(summary, out / "summary.csv")
@@ -240,7 +248,17 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
     blocks = [Block("p", f"{spec.description.strip()} Profile: {profile}. Runs: {len(df)} "
                          f"({int((df['state'] == 'done').sum()) if len(df) else 0} done, {n_failed} failed). "
                          f"Spec: {spec.source}. Runs root: {runs_root}.")]
-    blocks += [Block("h2", "Results per arm (mean ± 95% CI over seeds, t-distribution; blank CI for one seed)"),
+    headline = spec.report.headline
+    comparison = compare.compare(df, headline, spec.report.baseline) if headline else None
+    if comparison is not None:
+        blocks += [Block("h2", f"Verdict ({headline})"), *[Block("p", v) for v in comparison.verdicts]]
+        if not comparison.per_seed.empty:
+            blocks += [Block("p", f"{headline} per seed (mean over prompts) and the arm's mean with its 95% "
+                                  "bootstrap interval over seeds and prompts:"),
+                       Block("table", table=comparison.per_seed)]
+    else:
+        blocks.append(Block("p", "No verdict: set report.headline (and report.baseline) in the spec."))
+    blocks += [Block("h2", "Results per arm (mean [95% bootstrap interval over seeds]; no interval for one seed)"),
                Block("p", "Rows ref:* are the reference generators: real clips and tokenizer reconstructions are "
                           "ceilings, shuffled prompts and random tokens are floors.")]
     shared = shared_models(df)
@@ -251,7 +269,7 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
     for i, (task, names) in enumerate(groups.items()):  # one table per sampled task keeps each readable
         if len(groups) > 1:
             blocks.append(Block("p", f"Task: {task}"))
-        blocks.append(Block("table", table=tables.display_table(summary, names, paper=i == 0)))
+        blocks.append(Block("table", table=tables.display_table(summary, names)))
     if figures:
         blocks += [Block("h2", f"Paper reference figures ({tables.PAPER_NOTE})"),
                    Block("table", table=tables.paper_table(figures))]
@@ -290,6 +308,20 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         add_plot("linearity", plots.linearity(curves), "mean corruption distance vs t per path")
         if why:
             blocks.append(Block("p", why))
+    if headline and wanted("learning_curves"):
+        curves = compare.curve_summary(compare.curve_frame(df, headline))
+        add_plot("learning_curves", plots.learning_curves(curves, headline, _tokens_per_step(df)),
+                 f"{headline} against training steps per arm")
+        if not curves.empty and curves["step"].nunique() > 1:
+            table = curves.assign(value=[stats.Estimate(m, lo, hi, int(n), 1).fmt() for m, lo, hi, n in
+                                         zip(curves["mean"], curves["low"], curves["high"], curves["seeds"])])
+            blocks.append(Block("table", table=table.pivot(index="arm", columns="step", values="value").reset_index()))
+    denoise = compare.denoise_table(df)
+    if not denoise.empty and wanted("denoising"):
+        blocks += [Block("p", "Held-out cross-entropy of the final model at fixed noise levels (every frame "
+                              "corrupted to t; mean over seeds, nats): how hard each path makes each noise level.")]
+        add_plot("denoising", plots.denoising(denoise), "held-out cross-entropy per noise level")
+        blocks.append(Block("table", table=denoise))
     if wanted("loss_curves"):
         add_plot("loss_curves", plots.loss_curves(df), "training loss per run")
 

@@ -6,7 +6,7 @@
   its point.
 - Sampler: TPE (default), random or grid, seeded with `sampler_seed`. GridSampler gives trial
   number i grid point i, so workers sharing a study never run one point twice.
-- Fixed points (`enqueue`, and the calibrated (c, alpha) of `ursa.schedule.calibrate_metric_path`
+- Fixed points (`enqueue`, and the calibrated (c, alpha) of `ursa.calibration.calibrate_metric_path`
   on the spec's tokenizer) are enqueued once, so on a new study they are trials 0, 1, ...
 - Budget: exactly `n_trials` trials in total (at most the grid size for the grid sampler),
   across resumes and workers. A trial counts unless

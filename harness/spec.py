@@ -177,10 +177,13 @@ class ExecutorConfig(_Strict):
 
 
 class ReportConfig(_Strict):
+    headline: str | None = None  # the metric the verdict is about (e.g. alignment)
+    baseline: str | None = None  # the arm every other arm is paired against (default: the first arm)
     metrics: list[str] = Field(default_factory=list)
     x: str | None = None
     plots: list[Literal["metric_vs_param", "optimization_history", "contour", "linearity",
-                        "loss_curves", "frame_strips"]] = Field(default_factory=lambda: ["loss_curves", "frame_strips"])
+                        "loss_curves", "frame_strips", "learning_curves", "denoising"]] = Field(
+        default_factory=lambda: ["loss_curves", "frame_strips", "learning_curves", "denoising"])
     paper: dict[str, dict[str, float]] = Field(default_factory=dict)
 
 

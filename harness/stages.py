@@ -80,6 +80,7 @@ def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path, prog
     curve = [n for n in config.train.snapshot_steps() if n < result.steps]  # the final model is "model"
     mark_stage_done(rdir, "train", {"steps": result.steps, "final_loss": sum(tail) / max(len(tail), 1),
                                     "shift": result.shift, "model": "model",
+                                    "tokens_per_step": config.train.batch_size * math.prod(data.latent_shape()),
                                     "curve": {str(n): f"{SNAPSHOTS}/step_{n}" for n in curve}})
 
 

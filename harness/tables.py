@@ -2,8 +2,9 @@
 
 Input is the per-run frame of `harness.store.load_results` (columns `arm`, `seed`, `state`,
 `metric.<name>`, `param.<key>`). Only finished runs (state "done") enter the statistics; a
-metric's CI is the two-sided 95% Student-t interval mean +- t_{0.975, n-1} * s / sqrt(n) with
-s the sample standard deviation (ddof=1), blank for n = 1.
+metric's interval is the 95% percentile bootstrap over seeds (harness.stats), which stays inside
+the metric's range; blank for one seed. The headline comparison (harness.compare) also resamples
+prompts and pairs arms.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from scipy import stats
+
+from harness import stats
 
 REFERENCE_ROLES = {
     "ref:real": "ceiling (real clips)",
@@ -60,18 +62,11 @@ def metric_columns(df: pd.DataFrame) -> list[str]:
     return [c[len("metric."):] for c in df.columns if c.startswith("metric.")]
 
 
-def mean_ci(values: pd.Series | list[float], confidence: float = 0.95) -> tuple[float, float, int]:
-    """(mean, CI half-width, n) over the finite values; half-width NaN when n < 2, mean NaN when n = 0."""
+def mean_interval(values: pd.Series | list[float]) -> stats.Estimate:
+    """Mean over the finite values with its seed-level percentile bootstrap interval (inside the
+    values' range; no interval for n = 1, NaN for n = 0)."""
     x = pd.to_numeric(pd.Series(values, dtype=float), errors="coerce").dropna()
-    x = x[x.map(math.isfinite)]
-    n = len(x)
-    if n == 0:
-        return math.nan, math.nan, 0
-    mean = float(x.mean())
-    if n == 1:
-        return mean, math.nan, 1
-    half = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1) * x.std(ddof=1) / math.sqrt(n))
-    return mean, half, n
+    return stats.bootstrap([float(v) for v in x if math.isfinite(v)])
 
 
 def arm_role(arm: str) -> str:
@@ -80,7 +75,8 @@ def arm_role(arm: str) -> str:
 
 
 def summarise(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
-    """One row per arm: role, runs (done / total), failed, params, then `<m>.mean`, `<m>.ci95`, `<m>.n`.
+    """One row per arm: role, runs (done / total), failed, params, then `<m>.mean`, `<m>.low`,
+    `<m>.high` (95% seed-level bootstrap interval) and `<m>.n`.
 
     Trained arms come first in the order they appear, reference rows last (real, reconstruction,
     shuffled, random).
@@ -97,8 +93,8 @@ def summarise(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFram
             row[col] = vals[0] if len(vals) == 1 else None
         for m in metrics:
             col = f"metric.{m}"
-            mean, half, n = mean_ci(done[col]) if col in done else (math.nan, math.nan, 0)
-            row.update({f"{m}.mean": mean, f"{m}.ci95": half, f"{m}.n": n})
+            e = mean_interval(done[col]) if col in done else stats.NAN
+            row.update({f"{m}.mean": e.mean, f"{m}.low": e.low, f"{m}.high": e.high, f"{m}.n": e.seeds})
         rows.append(row)
     out = pd.DataFrame(rows)
     if out.empty:
@@ -120,19 +116,6 @@ def arm_matches(pattern: str, arm: str) -> bool:
     return set(pattern.split(", ")) <= set(arm.split(", "))
 
 
-def with_paper(summary: pd.DataFrame, figures: list[PaperFigure]) -> pd.DataFrame:
-    """Append one `<label> (paper, full scale)` column per label with an arm-matched finite figure."""
-    out = summary.copy()
-    if out.empty:
-        return out
-    matched = [f for f in figures if f.arm is not None and math.isfinite(f.value)]
-    for label in dict.fromkeys(f.label for f in matched):
-        column = [next((f.value for f in matched if f.label == label and arm_matches(f.arm, str(a))), math.nan)
-                  for a in out["arm"]]
-        out[f"{label} (paper, full scale; not comparable)"] = column
-    return out
-
-
 def paper_table(figures: list[PaperFigure]) -> pd.DataFrame:
     """The paper's figures as their own table (figure, value, matching arm, note)."""
     return pd.DataFrame([{"figure": f.label, "value (paper, full scale)": "" if math.isnan(f.value) else f"{f.value:g}",
@@ -140,33 +123,28 @@ def paper_table(figures: list[PaperFigure]) -> pd.DataFrame:
                         columns=["figure", "value (paper, full scale)", "arm", "note"])
 
 
-def fmt_mean_ci(mean: float, half: float, digits: int = 4) -> str:
-    """"0.512 ± 0.031" (CI blank for n = 1, "—" for no value)."""
-    if mean is None or not math.isfinite(mean):
-        return "—"
-    text = f"{mean:.{digits}g}"
-    return text if half is None or not math.isfinite(half) else f"{text} ± {half:.2g}"
-
-
 def metric_groups(metrics: list[str]) -> dict[str, list[str]]:
     """Metrics by task, in order: "i2v.alignment" -> "i2v"; unprefixed names are text-to-video
-    (the stages prefix every other task) or training metrics, grouped as "t2v"."""
+    (the stages prefix every other task) or training metrics, grouped as "t2v". Qualified values
+    (`denoise_ce@t=0.05`) are left out: they have tables of their own."""
+    from harness.plugins import TASKS
+
     groups: dict[str, list[str]] = {}
     for m in metrics:
-        task, _, _ = m.rpartition(".")
-        groups.setdefault(task or "t2v", []).append(m)
+        if "@" in m:
+            continue
+        head, _, rest = m.partition(".")
+        groups.setdefault(head if rest and head in TASKS else "t2v", []).append(m)
     return groups
 
 
-def display_table(summary: pd.DataFrame, metrics: list[str], paper: bool = True) -> pd.DataFrame:
-    """Human table: arm, role, runs, then one "mean ± ci" cell per metric and (paper=True) the
-    paper columns."""
+def display_table(summary: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """Human table: arm, role, runs, then one "mean [low, high]" cell per metric (measured values
+    only: the paper's figures have their own table)."""
     if summary.empty:
         return pd.DataFrame(columns=["arm", "role", "runs"])
     out = summary[["arm", "role", "runs"]].copy()
     for m in metrics:
-        out[m] = [fmt_mean_ci(a, b) for a, b in zip(summary[f"{m}.mean"], summary[f"{m}.ci95"])]
-    for col in summary.columns if paper else []:
-        if "(paper, full scale" in col:
-            out[col] = [("" if not math.isfinite(v) else f"{v:g}") for v in summary[col]]
+        out[m] = [stats.Estimate(a, lo, hi, int(n), 1).fmt(4) for a, lo, hi, n in
+                  zip(summary[f"{m}.mean"], summary[f"{m}.low"], summary[f"{m}.high"], summary[f"{m}.n"])]
     return out

@@ -59,16 +59,16 @@ def write_runs(runs_root: Path, runs: dict = RUNS, spec: str = "timestep_shift",
     return ids
 
 
-def test_mean_ci_matches_hand_computation() -> None:
-    # values 0.5, 0.6, 0.7: mean 0.6, s = 0.1, t_{0.975, 2} = 4.302652729911275 (t table)
-    mean, half, n = tables.mean_ci([0.5, 0.6, 0.7])
-    assert n == 3 and mean == pytest.approx(0.6, abs=1e-12)
-    assert half == pytest.approx(4.302652729911275 * 0.1 / math.sqrt(3), rel=1e-9)
-    # n = 1: mean, no CI; NaN values are dropped
-    mean, half, n = tables.mean_ci([0.4, math.nan])
-    assert (mean, n) == (0.4, 1) and math.isnan(half)
-    assert tables.fmt_mean_ci(0.4, half) == "0.4"
-    assert math.isnan(tables.mean_ci([])[0])
+def test_mean_interval_is_a_seed_bootstrap_inside_the_values_range() -> None:
+    # values 0.5, 0.6, 0.7: every resample of three draws has its mean in [0.5, 0.7], and all-0.5 /
+    # all-0.7 resamples have probability 1/27 > 2.5% each, so the percentile interval is [0.5, 0.7]
+    e = tables.mean_interval([0.5, 0.6, 0.7])
+    assert e.seeds == 3 and e.mean == pytest.approx(0.6, abs=1e-12)
+    assert (e.low, e.high) == (pytest.approx(0.5), pytest.approx(0.7))
+    # n = 1: mean, no interval; NaN values are dropped
+    e = tables.mean_interval([0.4, math.nan])
+    assert (e.mean, e.seeds) == (0.4, 1) and math.isnan(e.low) and e.fmt(4) == "0.4"
+    assert math.isnan(tables.mean_interval([]).mean)
 
 
 def test_summarise_orders_arms_and_skips_failed_runs(tmp_path: Path) -> None:
@@ -96,11 +96,10 @@ def test_report_files_exist_and_contain_every_arm(tmp_path: Path) -> None:
     for arm in RUNS:
         assert arm in text and arm in page, arm
     assert "failed" in text and "RuntimeError: boom" in text
-    assert "0.6 ± 0.25" in text  # shift=1: 0.6 +- 0.248 (see the CI test)
-    assert "81.2" in text and "paper, full scale" in text  # the paper's shift-3 figure, labelled
+    assert "0.6 [0.5, 0.7]" in text  # shift=1: seed bootstrap (see the interval test)
+    assert "81.2" in text and "paper, full scale" in text  # the paper's shift-3 figure, in its own table
     summary = pd.read_csv(out / "summary.csv").set_index("arm")
-    paper = summary["VBench T2V total (paper, full scale; not comparable)"]
-    assert paper[A3] == 81.2 and math.isnan(paper[A1]) and math.isnan(paper["ref:real"])
+    assert not [c for c in summary.columns if "paper" in c]  # never a column of the measured results
     assert "c0ffee" in text and "f1f2f3f4" in text  # code version and data fingerprint per run
     assert "<img" in page and "src='plots/" not in page and page.count("data:image/png;base64,") >= 4
     assert len(pd.read_csv(out / "results.csv")) == sum(len(v) for v in RUNS.values())
