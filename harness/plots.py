@@ -164,7 +164,8 @@ def learning_curves(summary: pd.DataFrame, metric: str, tokens_per_step: int | N
         top = ax.secondary_xaxis("top", functions=(lambda s: s * tokens_per_step / 1e6,
                                                    lambda t: t * 1e6 / tokens_per_step))
         top.set_xlabel("visual tokens seen (millions)", fontsize=8)
-    ax.set_title(f"{metric} over training (mean, 95% bootstrap band over seeds)", fontsize=10)
+    ax.set_title(f"{metric} over training (mean, 95% bootstrap band over seeds)", fontsize=10,
+                 pad=30 if tokens_per_step else 6)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return fig
