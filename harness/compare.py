@@ -18,6 +18,7 @@ import pandas as pd
 
 from harness import stats
 from harness.plugins import metric_info
+from harness.tables import arm_matches
 
 DENOISE = "denoise_ce@t="
 
@@ -81,6 +82,7 @@ class Comparison:
     verdicts: list[str]
     per_seed: pd.DataFrame
     estimates: dict[str, stats.Estimate]
+    diffs: dict[str, stats.Estimate]  # each arm minus the baseline, paired
 
 
 def compare(df: pd.DataFrame, metric: str, baseline: str | None) -> Comparison:
@@ -92,7 +94,7 @@ def compare(df: pd.DataFrame, metric: str, baseline: str | None) -> Comparison:
     if not values:
         return Comparison([f"No finished run reports the headline metric {metric!r}."], pd.DataFrame(), {})
     arms = list(values)
-    base = baseline if baseline in values else arms[0]
+    base = next((a for a in arms if baseline and arm_matches(baseline, a)), arms[0])
     final = {a: stats.bootstrap(list(v.values())) for a, v in values.items()}
     diffs = {a: stats.paired_difference(values[a], values[base]) for a in arms if a != base}
     verdicts = [stats.verdict_sentence(metric, higher, final, base, diffs, "End of training")]
@@ -110,7 +112,50 @@ def compare(df: pd.DataFrame, metric: str, baseline: str | None) -> Comparison:
     seeds = sorted({s for v in values.values() for s in v})
     per_seed = pd.DataFrame([{"arm": a, **{f"seed {s}": float(np.mean(values[a][s])) if s in values[a] else math.nan
                                            for s in seeds}, "mean [95% CI]": final[a].fmt()} for a in arms])
-    return Comparison(verdicts, per_seed, final)
+    return Comparison(verdicts, per_seed, final, diffs)
+
+
+def compare_within(df: pd.DataFrame, metric: str, baseline: str | None, key: str,
+                   partners: tuple[str, ...] = ()) -> Comparison:
+    """`compare` separately for each value of axis `key` (e.g. clip length), then one sentence on
+    how each arm's paired difference against the baseline moves along that axis (`partners`: the
+    axes zipped with `key`, left out of the arm names that sentence follows)."""
+    col = f"param.{key}"
+    if col not in df:
+        return compare(df, metric, baseline)
+    trained = _trained(df)
+    levels = list(dict.fromkeys(int(v) if isinstance(v, float) and v.is_integer() else v
+                                for v in trained[col] if v is not None and v == v))
+    try:
+        levels.sort()
+    except TypeError:
+        pass
+    verdicts, tables, estimates, gaps = [], [], {}, {}
+    for level in levels:
+        part = compare(df[(df[col] == level) | df["reference"].notna()], metric, baseline)
+        verdicts += [f"{key}={level}. {v}" for v in part.verdicts]
+        tables.append(part.per_seed)
+        estimates.update(part.estimates)
+        for arm, d in part.diffs.items():
+            gaps.setdefault(_without(arm, (key, *partners)), {})[level] = d
+    for arm, by_level in gaps.items():
+        ends = [by_level[lv] for lv in levels if lv in by_level]
+        trend = ""
+        if len(ends) >= 2:
+            first, last = ends[0], ends[-1]
+            overlap = first.low <= last.high and last.low <= first.high
+            trend = (" The intervals at the two ends overlap: no evidence that the gap changes with "
+                     f"{key}." if overlap else f" The intervals at the two ends do not overlap: the gap changes "
+                     f"with {key}.")
+        verdicts.append(f"Paired difference of {arm} against the baseline along {key}: " + "; ".join(
+            f"{lv}: {d.fmt(signed=True)}" for lv, d in by_level.items()) + "." + trend)
+    per_seed = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    return Comparison(verdicts, per_seed, estimates, {})
+
+
+def _without(arm: str, keys: tuple[str, ...]) -> str:
+    """An arm label without the `key=value` parts of `keys` ("path.kind=metric, frames=8" -> "path.kind=metric")."""
+    return ", ".join(p for p in arm.split(", ") if p.split("=")[0] not in keys) or arm
 
 
 def denoise_table(df: pd.DataFrame) -> pd.DataFrame:

@@ -8,13 +8,15 @@ A profile (smoke / default / full) overrides run-config keys and may also set `s
 from __future__ import annotations
 
 import copy
+import difflib
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from harness.spec import PROFILES, RunConfig, Section, Spec, SpecError, _suggest, format_error, resolve_run
+from harness import plugins
+from harness.spec import PROFILES, RunConfig, Section, Spec, SpecError, resolve_run, validate_model
 
 SPEC_LEVEL = ("seeds", "grid", "search", "executor")
 
@@ -41,6 +43,45 @@ def _is_open(model: type[BaseModel], name: str) -> bool:
     return getattr(ann, "__origin__", None) is dict or ann is Section
 
 
+def _model_of(ann: Any) -> type[BaseModel] | None:
+    ann = next((a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)), ann)
+    return ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+
+
+def dotted_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
+    """Every dotted key of the schema below `model`: one per value (inherited fields included), plus
+    the open sections (plug-in sections, `model.overrides`, `score.options`), whose keys are checked
+    with the whole run."""
+    keys = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        sub = _model_of(field.annotation)
+        if sub is Section:
+            keys += [key, f"{key}.name"]
+        elif sub is not None:
+            keys += dotted_keys(sub, f"{key}.")
+        else:
+            keys.append(key)
+    return keys
+
+
+def _did_you_mean(key: str, keys: list[str]) -> str:
+    """" Did you mean ...?" over every dotted key of the run config: close as a whole, or by the last
+    part (`sample.temperature` finds nothing, `trian.steps` finds train.steps, `sample.stpes` finds
+    sample.steps and train.steps...)."""
+    close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+    by_last: dict[str, list[str]] = {}
+    for k in keys:
+        by_last.setdefault(k.rsplit(".", 1)[-1], []).append(k)
+    for name in difflib.get_close_matches(key.rsplit(".", 1)[-1], list(by_last), n=2, cutoff=0.8):
+        close += by_last[name]
+    close = list(dict.fromkeys(close))[:4]
+    if not close:
+        return ""
+    others = f" (also close: {', '.join(close[1:])})" if len(close) > 1 else ""
+    return f" Did you mean {close[0]!r}?{others}"
+
+
 def check_key(key: str, where: str, source: str) -> None:
     """Raise SpecError unless `key` is a dotted path into RunConfig."""
     model: type[BaseModel] = RunConfig
@@ -49,8 +90,9 @@ def check_key(key: str, where: str, source: str) -> None:
         if part not in model.model_fields:
             prefix = ".".join(parts[:i])
             options = [f"{prefix}.{f}" if prefix else f for f in model.model_fields]
-            raise SpecError(f"{source}: {where}: unknown run-config key {key!r}.{_suggest('.'.join(parts[:i + 1]), options)} "
-                            f"Expected a dotted key such as {', '.join(options[:4])}.")
+            raise SpecError(f"{source}: {where}: unknown run-config key {key!r}.{_did_you_mean(key, dotted_keys())} "
+                            f"Expected a dotted key such as {', '.join(options[:6])}"
+                            f"{', ...' if len(options) > 6 else ''}.")
         if _is_open(model, part):  # plug-in options / overrides: validated with the whole run
             return
         ann = model.model_fields[part].annotation
@@ -76,25 +118,80 @@ def _validate_run(cfg: dict, source: str, where: str) -> RunConfig:
     return resolve_run(cfg, source, where)
 
 
+SEED_KEYS = ("train.seed", "sample.seed")  # set from the spec's `seeds` for every run
+
+
+def count_runs(spec: Spec) -> int:
+    """grid x zip x seeds, counted without building a run."""
+    n = len(spec.seeds)
+    for values in spec.grid.values():
+        n *= len(values)
+    for group in spec.zip:
+        n *= len(next(iter(group.values()), []))
+    return n
+
+
+def check_run_count(spec: Spec, where: str = "") -> None:
+    """Refuse, before any run is built, a spec that expands to more than its `max_runs`.
+
+    `where` prefixes the key named (a profile); the key is the axis with the most values."""
+    n = count_runs(spec)
+    if n > spec.max_runs:
+        factors = [(f"grid.{k}", len(v), f"{len(v):,} ({k})") for k, v in spec.grid.items()]
+        factors += [(f"zip[{i}]", len(next(iter(g.values()), [])), f"{len(next(iter(g.values()), [])):,} (zip[{i}])")
+                    for i, g in enumerate(spec.zip)]
+        factors.append(("seeds", len(spec.seeds), f"{len(spec.seeds):,} seed{'s' * (len(spec.seeds) != 1)}"))
+        text = " x ".join(f[2] for f in factors)
+        text = text if len(text) <= 200 else text[:197] + "..."
+        key = max(factors, key=lambda f: f[1])[0]
+        raise SpecError(f"{spec.source}: {where + '.' if where else ''}{key}: expected at most max_runs = "
+                        f"{spec.max_runs:,} runs, got {n:,} ({text}); drop values, or raise the limit with a "
+                        f"top-level `max_runs: {n}` if you mean it.")
+    if spec.search and spec.search.n_trials * len(spec.seeds) > spec.max_runs:
+        n = spec.search.n_trials * len(spec.seeds)
+        raise SpecError(f"{spec.source}: search.n_trials: expected at most max_runs = {spec.max_runs:,} runs, got "
+                        f"{n:,} ({spec.search.n_trials:,} trials x {len(spec.seeds)} seeds); lower n_trials, or raise "
+                        f"the limit with a top-level `max_runs: {n}` if you mean it.")
+
+
+def _check_seed_key(key: str, where: str, source: str) -> None:
+    if key in SEED_KEYS:
+        raise SpecError(f"{source}: {where}: expected a key the spec may vary, got {key!r}, which every run takes "
+                        f"from the spec's seeds (train.seed = sample.seed = the run's seed); list the seeds under "
+                        f"`seeds:` instead.")
+
+
 def check_axes(spec: Spec) -> None:
-    """Check every grid / zip / profile / search key and each axis value against the base config."""
+    """Check every grid / zip / profile / search key and each axis value against the base config,
+    the run count, and the names report / search refer to (axes, metrics)."""
+    check_run_count(spec)
+    for key in SEED_KEYS:
+        section, field = key.split(".")
+        if field in getattr(spec.base, section).model_fields_set:
+            _check_seed_key(key, f"base.{key}", spec.source)
     base = spec.base.model_dump()
-    _validate_run(_resolve(copy.deepcopy(base)), spec.source, "base")
-    axes = [(f"grid.{k}", k, v) for k, v in spec.grid.items()]
-    axes += [(f"zip[{i}].{k}", k, v) for i, g in enumerate(spec.zip) for k, v in g.items()]
+    configs = [_validate_run(_resolve(copy.deepcopy(base)), spec.source, "base")]
+    # (where, key, values, group): a zip axis's j-th value is checked together with its partners' j-th
+    # values (they only ever occur together: frames=16 may need speed=0.2 beside it)
+    axes = [(f"grid.{k}", k, v, {k: v}) for k, v in spec.grid.items()]
+    axes += [(f"zip[{i}].{k}", k, v, g) for i, g in enumerate(spec.zip) for k, v in g.items()]
     seen: set[str] = set()
-    for where, key, values in axes:
+    for where, key, values, group in axes:
         check_key(key, where, spec.source)
+        _check_seed_key(key, where, spec.source)
         if key in seen:
             raise SpecError(f"{spec.source}: {where}: key {key!r} appears on more than one axis; expected each key once.")
         seen.add(key)
-        for j, value in enumerate(values):
+        for j in range(len(values)):
             cfg = copy.deepcopy(base)
-            set_dotted(cfg, key, value)
-            _validate_run(_resolve(cfg), spec.source, f"{where}[{j}]")
+            for partner, partner_values in group.items():
+                if j < len(partner_values):
+                    set_dotted(cfg, partner, partner_values[j])
+            configs.append(_validate_run(_resolve(cfg), spec.source, f"{where}[{j}]"))
     if spec.search:
         for key in spec.search.params:
             check_key(key, f"search.params.{key}", spec.source)
+            _check_seed_key(key, f"search.params.{key}", spec.source)
             if key in seen:
                 raise SpecError(f"{spec.source}: search.params.{key}: also a grid/zip axis; expected each key once.")
         for j, point in enumerate(spec.search.enqueue):
@@ -102,8 +199,55 @@ def check_axes(spec: Spec) -> None:
                 if key not in spec.search.params:
                     raise SpecError(f"{spec.source}: search.enqueue[{j}].{key}: expected one of the search params "
                                     f"{sorted(spec.search.params)}, got {key!r}.")
+            cfg = copy.deepcopy(base)
+            for key, value in point.items():
+                set_dotted(cfg, key, value)
+            configs.append(_validate_run(_resolve(cfg), spec.source, f"search.enqueue[{j}]"))
     for profile in spec.profiles:
-        apply_profile(spec, profile)
+        _, profile_base = apply_profile(spec, profile)
+        configs.append(_validate_run(_resolve(profile_base), spec.source, f"profiles.{profile}"))
+    check_names(spec, configs)
+
+
+def metric_names(configs: list[RunConfig]) -> list[str]:
+    """The result columns the runs of these configs can have: the harness's own metrics and every
+    scorer's declared metrics per task (`<task>.<metric>` except for t2v, as harness.stages names them)."""
+    names = [m.name for m in plugins.BUILTIN_METRICS]
+    for config in configs:
+        for task in config.sample.tasks:
+            prefix = "" if task == "t2v" else f"{task}."
+            for scorer in config.score.which:
+                names += [prefix + m.name for m in plugins.SCORERS.get(scorer).metrics]
+    return list(dict.fromkeys(names))
+
+
+def _check_metric(name: str, names: list[str], where: str, spec: Spec) -> None:
+    if any(name == n or name.startswith(n + "@") for n in names):  # `denoise_ce@t=0.05`: one level of a metric
+        return
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
+    raise SpecError(f"{spec.source}: {where}: expected a metric the runs report ({shown}), got {name!r}.{hint} "
+                    f"Scorers declare their metrics (python -m harness plugins lists them); tasks other than t2v "
+                    f"prefix theirs with '<task>.'.")
+
+
+def check_names(spec: Spec, configs: list[RunConfig]) -> None:
+    """report.x names an axis; report.metrics, report.headline and search.objective name metrics the runs report."""
+    axes = [*spec.grid, *(k for g in spec.zip for k in g), *(spec.search.params if spec.search else ())]
+    x = spec.report.x
+    if x is not None and x not in axes:
+        close = difflib.get_close_matches(x, axes, n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise SpecError(f"{spec.source}: report.x: expected a key the spec varies (a grid, zip or search key: "
+                        f"{', '.join(axes) or 'this spec varies none'}), got {x!r}.{hint}")
+    names = metric_names(configs)
+    for i, metric in enumerate(spec.report.metrics):
+        _check_metric(metric, names, f"report.metrics[{i}]", spec)
+    if getattr(spec.report, "headline", None):
+        _check_metric(spec.report.headline, names, "report.headline", spec)
+    if spec.search:
+        _check_metric(spec.search.objective, names, "search.objective", spec)
 
 
 def apply_profile(spec: Spec, profile: str) -> tuple[Spec, dict]:
@@ -129,11 +273,11 @@ def apply_profile(spec: Spec, profile: str) -> tuple[Spec, dict]:
                 set_dotted(data, key, value)
         else:
             check_key(key, where, spec.source)
+            _check_seed_key(key, where, spec.source)
             set_dotted(base, key, value)
-    try:
-        new = Spec.model_validate({**data, "base": base})
-    except ValidationError as err:
-        raise format_error(spec.source, f"profiles.{profile}", err, Spec) from None
+    new = validate_model(Spec, {**data, "base": base}, spec.source, f"profiles.{profile}")
+    if overrides:
+        check_run_count(new, f"profiles.{profile}")
     _validate_run(_resolve(copy.deepcopy(base)), spec.source, f"profiles.{profile}")
     return new, base
 
@@ -162,8 +306,11 @@ def make_run(spec: Spec, profile: str, base: dict, params: dict[str, Any], seed:
 
 
 def expand(spec: Spec, profile: str = "default") -> list[RunSpec]:
-    """All grid x zip x seed runs of `spec` under `profile` (search trials are made by the search)."""
+    """All grid x zip x seed runs of `spec` under `profile` (search trials are made by the search).
+
+    Refuses more than `max_runs` runs (counted first), and arms that resolve to the same run."""
     spec, base = apply_profile(spec, profile)
+    check_run_count(spec, f"profiles.{profile}" if profile in spec.profiles else "")
     grid_axes = [[(k, v) for v in values] for k, values in spec.grid.items()]
     zip_axes = [[tuple(zip(g.keys(), vals)) for vals in zip(*g.values())] for g in spec.zip]
     runs = []
@@ -173,4 +320,35 @@ def expand(spec: Spec, profile: str = "default") -> list[RunSpec]:
             for group in zip_point:
                 params.update(group)
             runs += [make_run(spec, profile, base, params, seed) for seed in spec.seeds]
+    check_distinct(spec, runs)
     return runs
+
+
+# settings harness.identity drops for paths other than metric (they do not change such a run)
+METRIC_ONLY = ("path.c", "path.alpha", "path.calibrate")
+
+
+def check_distinct(spec: Spec, runs: list[RunSpec]) -> None:
+    """Two arms whose runs resolve to the same identity (same config as hashed, same seed) would be
+    one run in the store under two labels, so validate and run would disagree on what runs: an error
+    naming the axes that change nothing there and the arms that merge."""
+    from harness.identity import canonical_json, identity_config
+
+    where = {k: f"grid.{k}" for k in spec.grid} | {k: f"zip[{i}].{k}" for i, g in enumerate(spec.zip) for k in g}
+    seen: dict[tuple[int, str], RunSpec] = {}
+    for run in runs:
+        first = seen.setdefault((run.seed, canonical_json(identity_config(run.config))), run)
+        if first is run or first.arm == run.arm:
+            continue
+        differ = [k for k in run.params if canonical_json(run.params[k]) != canonical_json(first.params.get(k))]
+        kind = run.config.path.kind
+        if differ and set(differ) <= set(METRIC_ONLY) and kind != "metric":
+            why = (f"{', '.join(METRIC_ONLY)} apply only to the metric path and a run's identity drops them for "
+                   f"path.kind {kind!r}; vary them only on metric-path arms (e.g. a zip of path.kind with "
+                   f"{differ[0]}, or a separate spec for the metric path)")
+        else:
+            why = (f"{' and '.join(differ) or 'their settings'} resolve to the same config for both "
+                   f"(e.g. 1 and 1.0, or a setting that does not apply to these arms); keep one of the values")
+        axes = ", ".join(where.get(k, k) for k in differ) or "grid"
+        raise SpecError(f"{spec.source}: {axes}: expected every arm to be a different run, got arms {first.arm!r} and "
+                        f"{run.arm!r} that are the same run (seed {run.seed}), so they would merge into one: {why}.")

@@ -249,7 +249,11 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
                          f"({int((df['state'] == 'done').sum()) if len(df) else 0} done, {n_failed} failed). "
                          f"Spec: {spec.source}. Runs root: {runs_root}.")]
     headline = spec.report.headline
-    comparison = compare.compare(df, headline, spec.report.baseline) if headline else None
+    within = spec.report.compare_within
+    partners = next((tuple(g) for g in spec.zip if within in g), ())
+    comparison = None if not headline else (
+        compare.compare_within(df, headline, spec.report.baseline, within, partners) if within
+        else compare.compare(df, headline, spec.report.baseline))
     if comparison is not None:
         blocks += [Block("h2", f"Verdict ({headline})"), *[Block("p", v) for v in comparison.verdicts]]
         if not comparison.per_seed.empty:

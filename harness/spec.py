@@ -16,6 +16,11 @@ file, the dotted key path, what was expected and what was got, before any comput
 from __future__ import annotations
 
 import difflib
+import json
+import math
+import re
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +31,10 @@ from ursa.sample import SamplerConfig
 from ursa.train import TrainConfig
 
 PROFILES = ("smoke", "default", "full")
+SEED_BOUND = 2**63  # seeds are in [0, SEED_BOUND): what torch.manual_seed takes
+MAX_RUNS = 10_000  # default of a spec's `max_runs`
+MAX_NAME = 64  # characters of a spec name (it names directories under the runs and reports roots)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class SpecError(ValueError):
@@ -33,7 +42,7 @@ class SpecError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 class Section(BaseModel):
@@ -59,6 +68,47 @@ class ModelConfig(_Strict):
             raise ValueError(f"a saved URSAModel directory (with config.json), got missing path {path!r}")
         return path
 
+    @field_validator("overrides")
+    @classmethod
+    def _overrides(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        check_model_overrides(overrides)
+        return overrides
+
+
+def _ursa_fields() -> dict[str, str]:
+    """{field: type} of ursa.model.URSAConfig (imported only when a spec overrides a field: it loads transformers)."""
+    import dataclasses
+
+    from ursa.model import URSAConfig
+
+    return {f.name: str(f.type) for f in dataclasses.fields(URSAConfig)}
+
+
+def check_model_overrides(overrides: dict[str, Any]) -> None:
+    """`model.overrides` are URSAConfig fields: sizes and counts positive integers, floats finite
+    and positive, mask_token a boolean. Raises ValueError ("... got ...") on the first bad one."""
+    for key, value in overrides.items():
+        if key == "mask_token":
+            if not isinstance(value, bool):
+                raise ValueError(f"model.overrides.mask_token to be true or false, got {value!r}")
+            continue
+        kinds = _ursa_fields()
+        if key not in kinds:
+            hint = _suggest(str(key), list(kinds))
+            raise ValueError(f"model.overrides keys that are fields of ursa.model.URSAConfig ({', '.join(kinds)}), "
+                             f"got {key!r}.{hint}")
+        kind = kinds[key]
+        if kind == "int" or key.endswith("_size") or key.startswith("num_"):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"model.overrides.{key} to be a positive integer (a size or count), got {value!r}")
+        elif kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"model.overrides.{key} to be a finite number > 0, got {value!r}")
+        elif key == "mrope_section" and value is not None and not (
+                isinstance(value, list) and len(value) == 3
+                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)):
+            raise ValueError(f"model.overrides.mrope_section to be null or 3 non-negative integers, got {value!r}")
+
 
 class PathConfig(_Strict):
     kind: Literal["metric", "mixture", "masked"] = "metric"
@@ -74,7 +124,7 @@ class SampleConfig(SamplerConfig):
     batch_size: int = Field(16, ge=1)
     tasks: list[str] = Field(default_factory=lambda: ["t2v"], min_length=1)  # registered generation tasks
     context_frames: int = Field(1, ge=1)  # latent frames carried between long-video windows
-    seed: int = 0  # set from the spec's `seeds` axis
+    seed: int = Field(0, ge=0, lt=SEED_BOUND)  # set from the spec's `seeds` axis
 
     def sampler_config(self) -> SamplerConfig:
         """The part ursa's sampler consumes (every SamplerConfig field, nothing else)."""
@@ -85,7 +135,7 @@ class ScoreConfig(_Strict):
     which: list[str] = Field(min_length=1)  # registered scorers
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # scorer name -> its options
     denoising_bins: int = Field(0, ge=0, le=100)  # held-out cross-entropy at this many noise levels (0: off)
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=SEED_BOUND)
 
 
 class RunConfig(_Strict):
@@ -110,6 +160,11 @@ class RunConfig(_Strict):
             raise ValueError("train.steps 0 (evaluation only) to come with model.init_from (the model to evaluate)")
         if len(set(self.sample.tasks)) != len(self.sample.tasks):
             raise ValueError(f"sample.tasks without duplicates, got {self.sample.tasks}")
+        if self.sample.cfg_scale != 1.0 and self.train.p_uncond == 0 and not self.model.init_from:
+            raise ValueError(f"sample.cfg_scale {self.sample.cfg_scale:g} (classifier-free guidance) to come with "
+                             f"train.p_uncond > 0: with p_uncond 0 the captions are never dropped in training, so "
+                             f"the model has no unconditional prediction for guidance to push away from; set "
+                             f"train.p_uncond (e.g. 0.1), or sample.cfg_scale 1 for no guidance")
         return self
 
     @property
@@ -142,7 +197,7 @@ class SearchConfig(_Strict):
     params: dict[str, SearchParam] = Field(min_length=1)
     n_trials: int = Field(20, ge=1)
     sampler: Literal["tpe", "grid", "random"] = "tpe"
-    sampler_seed: int = 0
+    sampler_seed: int = Field(0, ge=0, lt=2**32)  # numpy's seed range (Optuna's samplers)
     objective: str
     direction: Literal["maximize", "minimize"] = "maximize"
     storage: str | None = None
@@ -178,7 +233,8 @@ class ExecutorConfig(_Strict):
 
 class ReportConfig(_Strict):
     headline: str | None = None  # the metric the verdict is about (e.g. alignment)
-    baseline: str | None = None  # the arm every other arm is paired against (default: the first arm)
+    baseline: str | None = None  # the arm every other arm is paired against: a label or "key=value" parts
+    compare_within: str | None = None  # an axis: the verdict is given per value of it (e.g. clip length)
     metrics: list[str] = Field(default_factory=list)
     x: str | None = None
     plots: list[Literal["metric_vs_param", "optimization_history", "contour", "linearity",
@@ -190,18 +246,44 @@ class ReportConfig(_Strict):
 class Spec(_Strict):
     """A validated ablation spec; `source` is the YAML file it came from."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str  # one path component: runs/<name>/, reports/<name>/
     description: str = ""
     plugins: list[str] = Field(default_factory=list)  # modules to import first (they register components)
     base: RunConfig
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     zip: list[dict[str, list[Any]]] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    max_runs: int = Field(MAX_RUNS, ge=1)  # grid x zip x seeds (and search trials x seeds) may not exceed it
     search: SearchConfig | None = None
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     profiles: dict[Literal[PROFILES], dict[str, Any]] = Field(default_factory=dict)  # type: ignore[valid-type]
     source: str = "<memory>"
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        if len(name) > MAX_NAME:
+            raise ValueError(f"a spec name of at most {MAX_NAME} characters (it names directories), got "
+                             f"{len(name)} characters")
+        if not _NAME.fullmatch(name):
+            raise ValueError("a spec name that is one safe path component: letters, digits, '_', '.' and '-', "
+                             "starting with a letter or digit (not '.', '..', a path, or '_...', which the run "
+                             "store keeps for _stages, _cache and _submitit)")
+        if name.lower().startswith("index.sqlite"):
+            raise ValueError("a spec name other than the run store's index (index.sqlite at the runs root)")
+        return name
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        bad = next((s for s in seeds if not 0 <= s < SEED_BOUND), None)
+        if bad is not None:
+            raise ValueError(f"seeds in [0, 2**63) (what torch.manual_seed takes), got {bad}")
+        twice = _first_repeat(seeds)
+        if twice is not None:
+            raise ValueError(f"distinct seeds (a repeated seed repeats the same runs), got {seeds[twice]} twice")
+        return seeds
 
     @field_validator("grid")
     @classmethod
@@ -209,18 +291,43 @@ class Spec(_Strict):
         for key, values in grid.items():
             if not values:
                 raise ValueError(f"grid axis {key!r} needs at least one value, got an empty list")
+            twice = _first_repeat(values)
+            if twice is not None:
+                raise ValueError(f"distinct values on grid axis {key!r} (a repeated value repeats its arm), got "
+                                 f"{_short(values[twice])} twice")
         return grid
 
     @field_validator("zip")
     @classmethod
     def _zip_lengths(cls, groups: list[dict[str, list[Any]]]) -> list[dict[str, list[Any]]]:
         for i, group in enumerate(groups):
+            if not group:
+                raise ValueError(f"zip[{i}]: at least one axis (dotted key: list of values) in each group, got an "
+                                 f"empty group (it would expand to no runs at all)")
             lengths = {k: len(v) for k, v in group.items()}
             if len(set(lengths.values())) > 1 or 0 in lengths.values():
                 raise ValueError(f"zip[{i}]: axes that move together need equal non-zero lengths, got {lengths}")
+            points = list(zip(*group.values()))
+            twice = _first_repeat(points)
+            if twice is not None:
+                point = ", ".join(f"{k}={_short(v)}" for k, v in zip(group, points[twice]))
+                raise ValueError(f"zip[{i}]: distinct points (a repeated point repeats its arm), got ({point}) "
+                                 f"twice")
         return groups
 
 
+def _first_repeat(values: list) -> int | None:
+    """Index of the first value equal to an earlier one (compared as JSON, so lists and mappings count)."""
+    seen: set[str] = set()
+    for i, value in enumerate(values):
+        try:
+            key = json.dumps(value, sort_keys=True, default=repr)
+        except (TypeError, ValueError):
+            key = repr(value)
+        if key in seen:
+            return i
+        seen.add(key)
+    return None
 
 
 # ----------------------------------------------------------------------------- errors
@@ -247,6 +354,57 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _key_path(prefix: str, loc: tuple) -> str:
+    """`base.train.lr`, or `grid.train.lr[1] (run-config key train.lr)` when `prefix` says where a run came from."""
+    dotted = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+    return f"{prefix} (run-config key {dotted})" if prefix and dotted else prefix or dotted
+
+
+def _bool_for_number(ann: Any, value: Any, loc: tuple = ()) -> tuple | None:
+    """Where the first YAML boolean stands in for a number in `value` checked against the type
+    `ann` (pydantic would read `true` as 1), or None. Walks models, lists and mappings."""
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if origin is typing.Annotated:
+        return _bool_for_number(args[0], value, loc)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        if isinstance(value, bool):
+            return loc if bool not in options and any(a in (int, float) for a in options) else None
+        return next((hit for a in options if (hit := _bool_for_number(a, value, loc)) is not None), None)
+    if isinstance(value, bool):
+        return loc if ann in (int, float) else None
+    if origin in (list, tuple, set, frozenset) and isinstance(value, list) and args:
+        items = args if origin is tuple and Ellipsis not in args else (args[0],) * len(value)
+        return next((hit for i, (a, v) in enumerate(zip(items, value))
+                     if (hit := _bool_for_number(a, v, (*loc, i))) is not None), None)
+    if origin is dict and isinstance(value, dict) and len(args) == 2:
+        return next((hit for k, v in value.items() if (hit := _bool_for_number(args[1], v, (*loc, k))) is not None),
+                    None)
+    if isinstance(ann, type) and issubclass(ann, BaseModel) and isinstance(value, dict):
+        fields = ann.model_fields
+        return next((hit for k, v in value.items()
+                     if k in fields and (hit := _bool_for_number(fields[k].annotation, v, (*loc, k))) is not None),
+                    None)
+    return None
+
+
+def validate_model(model: type[BaseModel], data: Any, source: str, where: str = "",
+                   section: tuple[str, ...] = ()) -> Any:
+    """`model.model_validate(data)` with its errors as one SpecError paragraph (see format_error), and
+    numbers strict: a YAML boolean (true / yes / on) where a number is expected is an error, not 1."""
+    loc = _bool_for_number(model, data)
+    if loc is not None:
+        value = data
+        for part in loc:
+            value = value[part]
+        raise SpecError(f"{source}: {_key_path(where, section + loc)}: expected a number, got {value!r} (YAML reads "
+                        f"true/false, yes/no and on/off as booleans).")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise format_error(source, where, err, model, section=section) from None
+
+
 def format_error(source: str, prefix: str, err: ValidationError, model: type[BaseModel],
                  section: tuple[str, ...] = ()) -> SpecError:
     """Turn the first pydantic error into one paragraph: file, dotted key, expected, got.
@@ -260,8 +418,7 @@ def format_error(source: str, prefix: str, err: ValidationError, model: type[Bas
         loc = section + loc
     else:
         hint_model, hint_loc = model, loc
-    dotted = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
-    path = f"{prefix} (run-config key {dotted})" if prefix and dotted else prefix or dotted
+    path = _key_path(prefix, loc)
     if e["type"] == "extra_forbidden":
         fields = _fields_at(hint_model, hint_loc[:-1])
         hint = _suggest(str(loc[-1]), fields)
@@ -290,10 +447,7 @@ def _resolve_section(config: RunConfig, key: str, registry: plugins.Registry, de
         component = registry.get(name)
     except plugins.PluginError as exc:
         raise SpecError(f"{source}: {where + ': ' if where else ''}{exc}") from None
-    try:
-        options = component.Options.model_validate(section.options())
-    except ValidationError as err:
-        raise format_error(source, where, err, component.Options, section=(key,)) from None
+    options = validate_model(component.Options, section.options(), source, where, section=(key,))
     setattr(config, key, Section(name=name, **options.model_dump(mode="json")))
     return component
 
@@ -301,10 +455,7 @@ def _resolve_section(config: RunConfig, key: str, registry: plugins.Registry, de
 def resolve_run(data: dict[str, Any], source: str = "<memory>", where: str = "") -> RunConfig:
     """Validate one run config: schema, then every plug-in it names (registered, options valid,
     applicable to the benchmark and tasks), then checks across sections. Raises SpecError."""
-    try:
-        config = RunConfig.model_validate(data)
-    except ValidationError as err:
-        raise format_error(source, where, err, RunConfig) from None
+    config = validate_model(RunConfig, data, source, where)
     here = f"{where}: " if where else ""
     bench = _resolve_section(config, "benchmark", plugins.BENCHMARKS, None, source, where)
     tok = _resolve_section(config, "tokenizer", plugins.VISUAL_TOKENIZERS, bench.default_tokenizer, source, where)
@@ -330,10 +481,8 @@ def resolve_run(data: dict[str, Any], source: str = "<memory>", where: str = "")
         if bad:
             raise SpecError(f"{source}: {here}score.which: scorer {name!r} applies to task(s) "
                             f"{', '.join(scorer.tasks)}, but sample.tasks has {', '.join(bad)}.")
-        try:
-            options[name] = scorer.Options.model_validate(config.score.options.get(name, {})).model_dump(mode="json")
-        except ValidationError as err:
-            raise format_error(source, where, err, scorer.Options, section=("score", "options", name)) from None
+        options[name] = validate_model(scorer.Options, config.score.options.get(name, {}), source, where,
+                                       section=("score", "options", name)).model_dump(mode="json")
     unknown = sorted(set(config.score.options) - set(config.score.which))
     if unknown:
         raise SpecError(f"{source}: {here}score.options.{unknown[0]}: expected options only for scorers in "

@@ -63,3 +63,26 @@ def test_verdict_names_the_leader_and_says_no_significant_difference() -> None:
     text = stats.verdict_sentence("fid", False, arms, "masked",
                                   {"metric": stats.Estimate(0.05, 0.01, 0.12, 5, 40)}, "End")
     assert "masked has the lowest mean fid" in text and "(worse, significant)" in text
+
+
+def test_compare_within_gives_a_verdict_per_level_and_the_gap_along_it() -> None:
+    """Result rows without clip files fall back to one value per seed; the gap sentence follows
+    the metric arm (zip partner `speed` stripped from its name) across the three lengths."""
+    import pandas as pd
+
+    from harness import compare
+
+    rows = []
+    for frames, speed, gap in ((4, 1.0, 0.0), (8, 0.5, 0.1), (16, 0.25, 0.3)):
+        for kind in ("masked", "metric"):
+            for seed in range(5):
+                value = 0.4 + (gap if kind == "metric" else 0.0) + 0.01 * seed
+                rows.append({"arm": f"path.kind={kind}, frames={frames}, speed={speed:g}", "seed": seed,
+                             "state": "done", "reference": None, "run_dir": "/nonexistent",
+                             "param.frames": float(frames), "metric.alignment": value})
+    out = compare.compare_within(pd.DataFrame(rows), "alignment", "path.kind=masked", "frames", ("speed",))
+    assert [v.split(".")[0] for v in out.verdicts[:1]] == ["frames=4"]
+    gap = out.verdicts[-1]
+    assert gap.startswith("Paired difference of path.kind=metric against the baseline along frames: 4: +0 [+0, +0]; "
+                          "8: +0.1 [+0.1, +0.1]; 16: +0.3 [+0.3, +0.3].")
+    assert gap.endswith("do not overlap: the gap changes with frames.")
