@@ -23,7 +23,7 @@ def tiny_spec(path: Path, name: str, *, steps: int = 4, checkpoint_every: int = 
     data = {
         "name": name,
         "base": {
-            "benchmark": {"world": WORLD, "train_size": 16, "eval_size": 4, "task_size": 2},
+            "benchmark": {"name": "shapes", "world": WORLD, "train_size": 16, "eval_size": 4, "task_size": 2},
             "tokenizer": {"codebook_size": 65},
             "model": {"preset": "tiny"},
             "train": {"steps": steps, "batch_size": 4, "checkpoint_every": checkpoint_every, "warmup_steps": 1},

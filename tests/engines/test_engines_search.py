@@ -22,17 +22,19 @@ GRID = {"path.c": {"type": "float", "low": 1.0, "high": 4.0, "step": 1.0},  # 4 
 WORKER = """
 import sys
 from harness.search import run_search
-from harness.spec import ExecutorConfig, load_spec
+from harness.spec import ExecutorConfig
+from harness.specfile import load_spec
 run_search(load_spec(sys.argv[1]), sys.argv[2], "default", sys.argv[3], ExecutorConfig(kind="inprocess", threads=1),
            progress=False)
 """
 
 
 def test_two_processes_and_two_slurm_jobs_share_one_postgres_study(slurm_cluster, postgres_url, tmp_path: Path) -> None:
-    from harness.bench import bench_for, training_tokens
+    from harness.data import data_for, training_tokens
     from harness.expand import apply_profile, make_run
     from harness.search import counted, open_study, run_search
-    from harness.spec import ExecutorConfig, load_spec
+    from harness.spec import ExecutorConfig
+    from harness.specfile import load_spec
 
     url = postgres_url.address
     spec_path = tiny_spec(tmp_path / "search.yaml", "eng_search",
@@ -43,7 +45,7 @@ def test_two_processes_and_two_slurm_jobs_share_one_postgres_study(slurm_cluster
     # Fit the tokenizer and tokenise the data once, so the four workers start from a warm cache.
     resolved, base = apply_profile(spec, "default")
     config = make_run(resolved, "default", base, {}, 0).config
-    training_tokens(config, bench_for(config, root), root)
+    training_tokens(data_for(config, root), root)
 
     # Hold every worker at its first read of the study until all four are connected, so that
     # both kinds of worker take trials (else the first to start can finish the budget alone).
