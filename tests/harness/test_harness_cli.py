@@ -20,8 +20,12 @@ def harness(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 
 
 def test_validate_ok_and_bad_spec(tmp_path: Path) -> None:
+    from harness.expand import expand
+    from harness.specfile import load_spec
+
     ok = harness("validate", "ablations/path_shape.yaml", "--profile", "smoke")
-    assert ok.returncode == 0 and "3 runs" in ok.stdout
+    n_runs = len(expand(load_spec(ROOT / "ablations" / "path_shape.yaml"), "smoke"))  # the spec's grid x seeds
+    assert ok.returncode == 0 and f" {n_runs} runs" in ok.stdout, ok.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nbase:\n  benchmark: {name: shapes}\n  score: {which: [alignment]}\n"
                    "  train: {shfit: 2}\n")
