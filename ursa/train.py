@@ -18,7 +18,6 @@ samples consumed). Checkpoints are written to a temporary directory and moved in
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import random
@@ -37,7 +36,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ursa.checks import FLOAT, check_tensor
-from ursa.io import atomic_write
+from ursa.io import atomic_write, disk_error, temp_tag
 from ursa.paths import ProbPath
 from ursa.schedule import ShiftRule, frame_timesteps, resolve_shift
 
@@ -236,16 +235,31 @@ def _set_rng_state(state: dict, t_gen: torch.Generator, x_gen: torch.Generator) 
 
 
 def _save_checkpoint(out_dir: Path, model: nn.Module, state: dict) -> Path:
-    """Write model (save_pretrained) + state.pt to a temp dir, then move it to out_dir/checkpoint."""
+    """Write model (save_pretrained) + state.pt to a temp dir, then move it to out_dir/checkpoint.
+
+    Every name this writes besides the two final ones is unique to the writing process
+    (`ursa.io.temp_tag`), so two writers never share a temp directory and a sweep can tell a
+    killed writer's leftovers; a failed write removes its temp directory (a full disk raises
+    OSError(ENOSPC) naming the checkpoint)."""
     final, old = out_dir / CHECKPOINT, out_dir / f"{CHECKPOINT}.old"
-    tmp = out_dir / f".{CHECKPOINT}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    torch.save(state, tmp / "state.pt")
+    tmp = out_dir / f".{CHECKPOINT}.tmp-{temp_tag()}"
+    try:
+        model.save_pretrained(tmp)
+        torch.save(state, tmp / "state.pt")
+    except BaseException as exc:
+        err = disk_error(exc, final)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if err is exc:
+            raise
+        raise err from exc
     # A directory cannot be os.replace'd over a non-empty one: park the previous checkpoint,
     # move the new one in, then drop the old (resume falls back to .old if killed in between).
+    # A leftover .old is first renamed to a name of its own, so it never blocks the rename.
     if final.exists():
-        shutil.rmtree(old, ignore_errors=True)
+        if old.exists():
+            trash = out_dir / f".{CHECKPOINT}.old.tmp-{temp_tag()}"
+            os.replace(old, trash)
+            shutil.rmtree(trash, ignore_errors=True)
         os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
@@ -259,16 +273,60 @@ def _find_checkpoint(out_dir: Path) -> Path | None:
     return None
 
 
+def _load_checkpoint(out_dir: Path, model: nn.Module, device: torch.device) -> tuple[Path, dict] | None:
+    """(checkpoint dir, state) of the newest readable checkpoint, its weights loaded into `model`;
+    a damaged one (truncated file, bad state) is reported, removed and the next one tried, so a
+    damaged checkpoint costs the steps since the previous one (or a restart), never the run."""
+    import sys
+
+    for name in (CHECKPOINT, f"{CHECKPOINT}.old"):
+        found = out_dir / name
+        if not (found / "state.pt").is_file():
+            continue
+        try:
+            state = torch.load(found / "state.pt", map_location="cpu", weights_only=False)
+            weights = load_file(found / "model.safetensors", device=str(device))
+            missing = {"optimizer", "scheduler", "rng", "step", "losses", "data_position"} - set(state)
+            if missing:
+                raise ValueError(f"state.pt lacks {sorted(missing)}")
+            model.load_state_dict(weights)
+        except Exception as exc:  # noqa: BLE001 - any damage: fall back to an older checkpoint
+            print(f"{found}: damaged checkpoint ({type(exc).__name__}: {str(exc)[:200]}); removed, "
+                  f"resuming from an older one or from the start", file=sys.stderr)
+            trash = out_dir / f".{name}.tmp-{temp_tag()}"
+            os.replace(found, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+            continue
+        return found, state
+    return None
+
+
+def _loss_row(step: int, loss: float) -> str:
+    """One row of losses.csv; the single formatter of its rows (always '\n' line endings)."""
+    return f"{step},{loss!r}\n"
+
+
 def _write_losses(out_dir: Path, losses: list[float]) -> None:
     """Rewrite losses.csv atomically with rows step = 1..len(losses)."""
 
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["step", "loss"])
-            writer.writerows((i + 1, repr(loss)) for i, loss in enumerate(losses))
+            f.write("step,loss\n")
+            f.writelines(_loss_row(i + 1, loss) for i, loss in enumerate(losses))
 
     atomic_write(out_dir / LOSSES, write)
+
+
+def _append_loss(log, path: Path, step: int, loss: float) -> None:
+    """Append one row to the open losses.csv (flushed); a full disk names the file."""
+    try:
+        log.write(_loss_row(step, loss))
+        log.flush()
+    except OSError as exc:
+        err = disk_error(exc, path)
+        if err is exc:
+            raise
+        raise err from exc
 
 
 def train(
@@ -309,10 +367,9 @@ def train(
     torch.manual_seed(config.seed)
 
     step, losses = 0, []
-    found = _find_checkpoint(out_dir)
-    if found is not None:
-        state = torch.load(found / "state.pt", map_location="cpu", weights_only=False)
-        model.load_state_dict(load_file(found / "model.safetensors", device=str(device)))
+    loaded = _load_checkpoint(out_dir, model, device)
+    if loaded is not None:
+        found, state = loaded
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"], t_gen, x_gen)
@@ -351,8 +408,7 @@ def train(
             scheduler.step()
             step += 1
             losses.append(loss.item())
-            log.write(f"{step},{losses[-1]!r}\n")
-            log.flush()
+            _append_loss(log, out_dir / LOSSES, step, losses[-1])
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
             if on_step is not None:
