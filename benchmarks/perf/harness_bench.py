@@ -40,6 +40,7 @@ def grid_1000(runs_root: Path) -> dict:
     data = yaml.safe_load(SPEC.read_text())
     data["grid"] = {"path.kind": ["metric"], "path.c": [0.5 * i for i in range(1, 11)],
                     "path.alpha": [0.2 * i for i in range(1, 11)]}
+    data["zip"] = []  # the grid replaces the spec's own axes
     data["seeds"] = list(range(10))
     plan(parse_spec(copy.deepcopy(data)), "default", runs_root, references=False)  # warm: fit the tokenizer once
     start = time.perf_counter()
