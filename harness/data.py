@@ -82,8 +82,14 @@ def training_tokens(data: Data, runs_root: str | Path):
 
     path = cache_dir(runs_root) / "data" / f"train-{data.fingerprint}.safetensors"
     if path.exists():
-        t = load_file(path)
-        return TokenDataset(t["text_ids"], t["text_mask"].bool(), t["visual_ids"])
+        try:
+            t = load_file(path)
+            return TokenDataset(t["text_ids"], t["text_mask"].bool(), t["visual_ids"])
+        except Exception as exc:  # noqa: BLE001 - truncated or damaged: rebuilt below, like the tokenizer cache
+            import sys
+
+            print(f"{path}: damaged training-data cache ({type(exc).__name__}: {str(exc)[:200]}); rebuilding it",
+                  file=sys.stderr)
     captions, videos = data.benchmark.training_set()
     text_ids, text_mask = data.text(captions)
     visual_ids = data.tokenizer.encode(videos)

@@ -8,13 +8,22 @@ from typing import Any
 
 
 class RunState(str, Enum):
-    """pending -> running -> done | failed | cancelled (a killed run is resumed from `running`)."""
+    """pending -> running -> done | failed | cancelled | interrupted.
+
+    A killed run is resumed from `running`; `cancelled` (SLURM) and `interrupted` (Ctrl-C during
+    `harness run`) are resumed the same way by the next run; `failed` only with --retry-failed."""
 
     PENDING = "pending"
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def final(self) -> bool:
+        """done or failed: a run in this state is not resumed without --retry-failed / --force."""
+        return self in (RunState.DONE, RunState.FAILED)
 
     def __str__(self) -> str:
         return self.value

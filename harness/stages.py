@@ -24,8 +24,8 @@ from harness import media, plugins
 from harness.data import Data, cache_dir, data_for, training_tokens
 from harness.records import RunResult, RunState
 from harness.spec import RunConfig
-from harness.store import (link_stage, mark_stage_done, read_json, shared_stage_dir, stage_dir, stage_done,
-                           stage_lock, write_result)
+from harness.store import (invalidate_stage, link_stage, mark_stage_done, read_json, read_json_or_none, record_result,
+                           shared_stage_dir, stage_dir, stage_done, stage_lock, sweep_temps, write_result)
 from harness.tasks import TaskContext
 from ursa.io import atomic_write, atomic_write_json
 from ursa.train import SNAPSHOTS
@@ -228,17 +228,23 @@ def link_shared_stages(runs_root: Path, rdir: Path, stage_ids: dict[str, str]) -
 
 
 def run_stages(runs_root: str | Path, rdir: Path, progress: bool = False) -> RunResult:
-    """Run every missing stage of the run in `rdir`; always leaves a final result.json."""
+    """Run every missing stage of the run in `rdir`; always leaves a final result.json (or says on
+    stderr why it could not: the returned result then says so too). Ctrl-C records the run as
+    interrupted (resumable) and re-raises."""
     runs_root = Path(runs_root)
-    meta = read_json(rdir / "config.json")
+    meta = read_json_or_none(rdir / "config.json", "expected the runner to rewrite it from the plan")
+    if not isinstance(meta, dict) or "config" not in meta or "run" not in meta:
+        raise ValueError(f"{rdir / 'config.json'}: unreadable or incomplete; expected the config.json `harness run` "
+                         f"writes (rerun `python -m harness run` to rewrite it from the plan)")
     config = RunConfig.model_validate(meta["config"])
     result = RunResult.from_json({**meta["run"], "state": RunState.RUNNING, "started": time.time(),
                                   "pid": os.getpid()})
-    write_result(runs_root, rdir, result)
     try:
+        write_result(runs_root, rdir, result)
         data = data_for(config, runs_root)
         if result.reference is not None:
             if not stage_done(rdir, "reference"):
+                invalidate_stage(rdir, "reference")
                 stage_reference(config, data, rdir, runs_root, result.reference)
             result.metrics = read_json(stage_dir(rdir, "reference") / "scores.json")
         else:
@@ -250,6 +256,9 @@ def run_stages(runs_root: str | Path, rdir: Path, progress: bool = False) -> Run
                 with stage_lock(stage_dir(rdir, stage).resolve()):
                     if stage_done(rdir, stage):  # another worker computed the shared stage meanwhile
                         continue
+                    # the stage is ours now: leftovers of killed writers and damaged outputs go
+                    sweep_temps(stage_dir(rdir, stage).resolve(), locked=True)
+                    invalidate_stage(rdir, stage)
                     if stage == "train":
                         stage_train(config, data, rdir, runs_root, progress)
                     elif stage == "sample":
@@ -260,8 +269,15 @@ def run_stages(runs_root: str | Path, rdir: Path, progress: bool = False) -> Run
             result.metrics = read_json(stage_dir(rdir, "score") / "scores.json")
             result.curve = read_json(stage_dir(rdir, "score") / "curve.json")
         result.state = RunState.DONE
+    except KeyboardInterrupt:
+        result.fail(RunState.INTERRUPTED, "interrupted (Ctrl-C) while running; the next `harness run` resumes it")
+        result.finished = time.time()
+        record_result(runs_root, rdir, result)
+        raise
     except Exception as exc:  # noqa: BLE001 - record and let the other runs go on
         result.fail(RunState.FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc())
     result.finished = time.time()
-    write_result(runs_root, rdir, result)
+    unrecorded = record_result(runs_root, rdir, result)
+    if unrecorded is not None and result.state != RunState.FAILED:
+        result.fail(RunState.FAILED, f"could not record its result: {unrecorded}")
     return result
