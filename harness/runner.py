@@ -5,25 +5,43 @@ A run whose result says done is never recomputed; failed runs are retried only w
 else (absent, pending, running after a kill, cancelled) resumes from its on-disk stage state.
 Runs that share a stage go out in waves: the first run of each shared train / sample stage
 computes it, the runs that reuse it follow once it exists, so no worker waits on another's lock.
+
+Several `harness run`s may share a runs root: a run another live process owns (harness.store
+.acquire_run) is not dispatched again but waited for after this process's own runs, and taken
+over if its owner stops before finishing it. Every run first reconciles the index of its
+spec+profile with the result files and repairs what it finds damaged (an unreadable config.json
+is rewritten from the plan, an unreadable result.json means "not done"). Ctrl-C stops the workers,
+records every unfinished run as interrupted and raises `Interrupted`.
 """
 
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.data import data_fingerprint
-from harness.dispatch import RunTask, dispatch
+from harness.data import cache_dir, data_fingerprint
+from harness.dispatch import RunTask, dispatch, sigint_ignored
 from harness.expand import RunSpec, apply_profile, expand
 from harness.identity import assign_ids, code_version, data_config, sha256_of
 from harness.plugins import BENCHMARKS
 from harness.records import RunResult, RunState
 from harness.spec import ExecutorConfig, Spec
 from harness.stages import SHARED, link_shared_stages
-from harness.store import (add_to_manifest, read_result, run_dir, shared_stage_dir, stage_done, write_manifest,
-                           write_result)
+from harness.store import (acquire_run, add_to_manifest, owner_of, profile_dir, read_json_or_none, read_result,
+                           reconcile_index, record_result, run_dir, shared_stage_dir, stage_busy, stage_done,
+                           sweep_temps, wait_for_owner, warn, write_manifest, write_result)
 from ursa.io import atomic_write_json
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during `execute_runs`: the workers were stopped and `unfinished` (each recorded as
+    interrupted, resumable by the next run) lists the runs that had not finished."""
+
+    def __init__(self, unfinished: list[RunResult]) -> None:
+        super().__init__(f"{len(unfinished)} run(s) not finished")
+        self.unfinished = unfinished
 
 
 @dataclass
@@ -70,20 +88,68 @@ def _head(run: RunSpec) -> RunResult:
                      trial=run.extra.get("trial"))
 
 
+def check_runs_root(runs_root: str | Path) -> Path:
+    """The runs root as a Path; ValueError when it exists and is not a directory."""
+    root = Path(runs_root)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--runs-root {str(root)!r}: expected a directory (or a path to create one at), got a file")
+    return root
+
+
+def submitit_folder(runs_root: str | Path, executor: ExecutorConfig, spec: str, profile: str) -> Path:
+    """submitit's job folder: `executor.folder` under the runs root (default <spec>/<profile>/_submitit);
+    ValueError when it is absolute or leaves the runs root ('..', '~', a symlink out)."""
+    root = Path(runs_root)
+    if executor.folder is None:
+        return root / spec / profile / "_submitit"
+    rel = Path(executor.folder)
+    escapes = (not str(executor.folder).strip() or rel.is_absolute() or ".." in rel.parts
+               or (rel.parts and rel.parts[0].startswith("~")))
+    if not escapes:
+        try:
+            escapes = not (root / rel).resolve().is_relative_to(root.resolve())
+        except (OSError, RuntimeError):
+            escapes = True
+    if escapes:
+        raise ValueError(f"executor.folder: expected a path relative to the runs root {str(root)!r} that stays inside "
+                         f"it (no leading '/', '~' or '..', no symlink out of it), e.g. 'jobs' or "
+                         f"'{spec}/{profile}/_submitit'; got {executor.folder!r}")
+    return root / rel
+
+
+def _config_meta(run: RunSpec, runs_root: Path) -> dict:
+    return {"run": _head(run).to_json(), "config": run.config.model_dump(mode="json"), "code": code_version(),
+            "data": data_fingerprint(runs_root)(data_config(run.config))}  # as in the ids
+
+
 def prepare_run_dir(run: RunSpec, runs_root: str | Path, force: bool = False) -> Path:
-    """Create the run directory with config.json (written once: the id is the content hash) and
-    links to its shared stages."""
+    """Create the run directory with config.json (written once: the id is the content hash; an
+    unreadable or foreign one is rewritten from the plan) and links to its shared stages; a missing
+    or unreadable result.json becomes a pending one. `force` deletes the run and its shared stages
+    first (ValueError if a live process owns the run or computes one of those stages)."""
     runs_root = Path(runs_root)
     rdir = run_dir(runs_root, run.spec, run.profile, run.run_id)
     if force:
+        owner = owner_of(rdir)
+        shared = [shared_stage_dir(runs_root, s, run.stage_ids[s]) for s in SHARED if s in run.stage_ids]
+        busy = next((d for d in shared if stage_busy(d)), None)
+        if owner is not None or busy is not None:
+            raise ValueError(f"--force: run {run.run_id} ({run.arm}, seed {run.seed}) is being computed "
+                             f"{f'by {owner}' if owner else f'(stage {busy})'}; expected no live process on the "
+                             f"runs it deletes (wait for it, or stop it first)")
         shutil.rmtree(rdir, ignore_errors=True)
-        for stage in SHARED:
-            if stage in run.stage_ids:
-                shutil.rmtree(shared_stage_dir(runs_root, stage, run.stage_ids[stage]), ignore_errors=True)
-    if not (rdir / "config.json").exists():
-        meta = {"run": _head(run).to_json(), "config": run.config.model_dump(mode="json"), "code": code_version(),
-                "data": data_fingerprint(runs_root)(data_config(run.config))}  # as in the ids
-        atomic_write_json(rdir / "config.json", meta)
+        for d in shared:
+            shutil.rmtree(d, ignore_errors=True)
+    cfg = rdir / "config.json"
+    if cfg.exists() or cfg.is_symlink():
+        meta = read_json_or_none(cfg, "rewritten from the plan (it is content-addressed)")
+        ok = isinstance(meta, dict) and isinstance(meta.get("run"), dict) and "config" in meta
+        if meta is not None and not (ok and meta["run"].get("run_id") == run.run_id):
+            warn(f"{cfg}: not the config of run {run.run_id}; rewritten from the plan")
+        if not (ok and meta["run"].get("run_id") == run.run_id):
+            atomic_write_json(cfg, _config_meta(run, runs_root))
+    else:
+        atomic_write_json(cfg, _config_meta(run, runs_root))
     link_shared_stages(runs_root, rdir, run.stage_ids)
     if read_result(rdir) is None:
         write_result(runs_root, rdir, _head(run))
@@ -105,57 +171,135 @@ def _waves(todo: list[tuple[int, RunSpec, Path]]) -> list[list[tuple[int, RunSpe
     return waves
 
 
+def _record_interrupted(todo: list[tuple[int, RunSpec, Path, float | None]], results: list[RunResult | None],
+                        runs_root: Path) -> list[RunResult]:
+    """After Ctrl-C (workers stopped): every run of `todo` without a final result is recorded as
+    interrupted, unless another live process owns it (that process goes on with it)."""
+    unfinished = []
+    for i, run, rdir, _ in todo:
+        current = read_result(rdir)
+        if current is not None and current.state.final:
+            results[i] = current
+            continue
+        hold = acquire_run(rdir, wait=False)
+        if hold is None:
+            continue
+        with hold:
+            current = read_result(rdir) or _head(run)
+            if current.state != RunState.INTERRUPTED:
+                current.fail(RunState.INTERRUPTED, "interrupted (Ctrl-C) before it finished; the next "
+                                                   "`harness run` resumes it")
+                record_result(runs_root, rdir, current)
+        results[i] = current
+        unfinished.append(current)
+    return unfinished
+
+
 def execute_runs(runs: list[RunSpec], runs_root: str | Path, executor: ExecutorConfig, *,
                  max_parallel: int | None = None, retry_failed: bool = False, force: bool = False,
                  progress: bool = True) -> Outcome:
-    """Dispatch the runs that are not finished; returns every run's final result (in order)."""
+    """Dispatch the runs that are not finished; returns every run's final result (in order).
+
+    A run whose directory cannot be written (disk full) fails alone; a run another live process
+    owns is waited for once this process's own runs are done."""
     runs_root = Path(runs_root)
-    todo: list[tuple[int, RunSpec, Path]] = []
-    results: list[RunResult | None] = []
+    # submitit's job folder: must be on a filesystem the compute nodes share (SLURM)
+    folder = submitit_folder(runs_root, executor, runs[0].spec, runs[0].profile) if runs else runs_root
+    todo: list[tuple[int, RunSpec, Path, float | None]] = []
+    results: list[RunResult | None] = [None] * len(runs)
     for i, run in enumerate(runs):
-        rdir = prepare_run_dir(run, runs_root, force=force)
+        try:
+            rdir = prepare_run_dir(run, runs_root, force=force)
+        except OSError as exc:  # its directory cannot be written: this run fails, the others go on
+            rdir = run_dir(runs_root, run.spec, run.profile, run.run_id)
+            results[i] = _head(run).fail(RunState.FAILED, f"could not prepare its run directory {rdir}: "
+                                                          f"{type(exc).__name__}: {exc}")
+            record_result(runs_root, rdir, results[i])
+            continue
         result = read_result(rdir)
         if result is not None and (result.done or (result.state == RunState.FAILED and not retry_failed)):
-            results.append(result)
+            results[i] = result
             continue
-        results.append(None)
-        todo.append((i, run, rdir))
-    # submitit's job folder: must be on a filesystem the compute nodes share (SLURM)
-    folder = runs_root / (executor.folder or Path(runs[0].spec) / runs[0].profile / "_submitit") if runs else runs_root
+        todo.append((i, run, rdir, result.finished if result is not None and result.state == RunState.FAILED
+                     else None))
+    computed = len(todo)
     failed_stage: dict[tuple[str, str], RunResult] = {}
-    for wave in _waves(todo):
-        go = []
-        for i, run, rdir in wave:
-            blocker = next((failed_stage[(s, run.stage_ids[s])] for s in SHARED if (s, run.stage_ids.get(s)) in
-                            failed_stage and not stage_done(rdir, s)), None)
-            if blocker is None:
-                go.append((i, run, rdir))
-                continue
-            msg = (f"shares its stages with run {blocker.run_id} ({blocker.arm}, seed {blocker.seed}), which failed: "
-                   f"{(blocker.error or {}).get('message', '')}")
-            results[i] = _head(run).fail(RunState.FAILED, msg)
-            write_result(runs_root, rdir, results[i])
-        tasks = [RunTask(runs_root, rdir, progress=progress and executor.kind == "inprocess") for _, _, rdir in go]
-        for (i, run, rdir), res in zip(go, dispatch(tasks, executor, folder, max_parallel=max_parallel,
-                                                    progress=progress) if tasks else []):
-            results[i] = res
-            if not res.done:
-                for s in SHARED:
-                    if s in run.stage_ids and not stage_done(rdir, s):
-                        failed_stage[(s, run.stage_ids[s])] = res
-    return Outcome([r or _head(run) for r, run in zip(results, runs)], computed=len(todo))
+    announced: set[int] = set()
+    pending = list(todo)
+    try:
+        while pending:
+            deferred = []
+            for wave in _waves([(i, run, rdir) for i, run, rdir, _ in pending]):
+                go = []
+                seen = {i: f for i, _, _, f in pending}
+                for i, run, rdir in wave:
+                    blocker = next((failed_stage[(s, run.stage_ids[s])] for s in SHARED if (s, run.stage_ids.get(s))
+                                    in failed_stage and not stage_done(rdir, s)), None)
+                    if blocker is not None:
+                        msg = (f"shares its stages with run {blocker.run_id} ({blocker.arm}, seed {blocker.seed}), "
+                               f"which failed: {(blocker.error or {}).get('message', '')}")
+                        results[i] = _head(run).fail(RunState.FAILED, msg)
+                        record_result(runs_root, rdir, results[i])
+                        continue
+                    owner = owner_of(rdir)
+                    if owner is not None:  # another process is computing it: not twice
+                        if i not in announced:
+                            warn(f"run {run.run_id} ({run.arm}, seed {run.seed}): owned by {owner}; waiting for it")
+                            announced.add(i)
+                        deferred.append((i, run, rdir, seen[i]))
+                        continue
+                    go.append((i, run, rdir))
+                tasks = [RunTask(runs_root, rdir, progress=progress and executor.kind == "inprocess",
+                                 head=_head(run).to_json(), seen_finished=seen[i]) for i, run, rdir in go]
+                for (i, run, rdir), res in zip(go, dispatch(tasks, executor, folder, max_parallel=max_parallel,
+                                                            progress=progress) if tasks else []):
+                    results[i] = res
+                    if not res.done:
+                        for s in SHARED:
+                            if s in run.stage_ids and not stage_done(rdir, s):
+                                failed_stage[(s, run.stage_ids[s])] = res
+            pending = []
+            for i, run, rdir, seen_finished in deferred:
+                wait_for_owner(rdir)
+                res = read_result(rdir)
+                if res is not None and res.state.final:
+                    results[i] = res
+                else:  # its owner stopped before finishing it: this process takes it over
+                    pending.append((i, run, rdir, seen_finished))
+    except KeyboardInterrupt:
+        with sigint_ignored():
+            unfinished = _record_interrupted(todo, results, runs_root)
+        raise Interrupted(unfinished) from None
+    return Outcome([r or _head(run) for r, run in zip(results, runs)], computed=computed)
 
 
 def run_spec(spec: Spec, profile: str, runs_root: str | Path, *, executor_kind: str | None = None,
              max_parallel: int | None = None, retry_failed: bool = False, force: bool = False,
              progress: bool = True) -> Outcome:
-    """Plan, record the manifest, and execute every grid / reference run of spec+profile."""
+    """Plan, record the manifest, reconcile the index, and execute every grid / reference run of spec+profile."""
+    runs_root = check_runs_root(runs_root)
     resolved, _ = apply_profile(spec, profile)
     executor = resolved.executor.model_copy(update={"kind": executor_kind} if executor_kind else {})
+    submitit_folder(runs_root, executor, spec.name, profile)  # a bad folder is an error before any compute
     runs = plan(spec, profile, runs_root)
     write_manifest(runs_root, spec.name, profile, [r.run_id for r in runs], spec.source)
-    return execute_runs(runs, runs_root, executor, max_parallel=max_parallel, retry_failed=retry_failed,
-                        force=force, progress=progress)
+    for directory in (profile_dir(runs_root, spec.name, profile), cache_dir(runs_root) / "data"):
+        if directory.is_dir():  # temp files of killed writers outside run directories (manifest, data cache)
+            sweep_temps(directory, locked=False, recursive=directory.name == "data")
+    _reconcile(runs_root, spec.name, profile)
+    outcome = execute_runs(runs, runs_root, executor, max_parallel=max_parallel, retry_failed=retry_failed,
+                           force=force, progress=progress)
+    _reconcile(runs_root, spec.name, profile)
+    return outcome
+
+
+def _reconcile(runs_root: Path, spec: str, profile: str) -> None:
+    """reconcile_index; an index that cannot be written is reported (result.json stays the truth)."""
+    try:
+        reconcile_index(runs_root, spec, profile)
+    except (sqlite3.Error, OSError) as exc:
+        warn(f"{runs_root / 'index.sqlite'}: could not reconcile {spec}/{profile} ({exc}); "
+             f"`python -m harness reindex --runs-root {runs_root}` rebuilds it")
 
 
 def register_runs(runs: list[RunSpec], runs_root: str | Path, source: str) -> None:
