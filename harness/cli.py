@@ -1,14 +1,17 @@
-"""`python -m harness {run,search,validate,report,check,status,ls,plugins,env}`.
+"""`python -m harness {run,search,validate,report,check,status,ls,reindex,reset,plugins,env}`.
 
 run, report, status and check all take --profile and --runs-root, so a report or a check reads
 exactly the runs that `run` made. Exit codes: 0 ok, 1 a run failed / a check regressed,
-2 a spec or argument error (printed as one paragraph, no traceback).
+2 a spec or argument error, or a file the command needs that cannot be read or written (printed
+as one paragraph, no traceback), 130 interrupted (Ctrl-C; the runs it stopped are recorded as
+interrupted and resume on the next `run`), 141 the reader of stdout went away (`| head`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -61,6 +64,13 @@ def parser() -> argparse.ArgumentParser:
                    "(python -m harness env NAME; see python -m harness env --help)")
     ls = sub.add_parser("ls", help="specs and their runs in the run store")
     ls.add_argument("--runs-root", default="runs", type=Path)
+    rix = sub.add_parser("reindex", help="rebuild <runs-root>/index.sqlite from every result.json (a corrupt "
+                                         "index is moved aside first)")
+    rix.add_argument("--runs-root", default="runs", type=Path)
+    rst = sub.add_parser("reset", help="delete one run's directory (and the shared stage outputs only it uses) "
+                                       "so the next `run` recomputes it")
+    _common(rst)
+    rst.add_argument("--run", required=True, metavar="RUN_ID", help="the run id (or a unique prefix of it)")
     plg = sub.add_parser("plugins", help="registered benchmarks, tokenizers, scorers, tasks and executors, "
                                          "with their options and defaults")
     plg.add_argument("spec", nargs="?", help="also import the modules this spec names under plugins:")
@@ -164,14 +174,48 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _ls(args: argparse.Namespace) -> int:
-    from harness.store import query_index
+    from harness.store import INDEX, query_index, reindex
 
-    idx = query_index(args.runs_root)
+    idx = query_index(args.runs_root)  # a corrupt index is moved aside and rebuilt here
+    files = sum(1 for p in args.runs_root.glob("*/*/*/result.json") if not p.parts[-4].startswith("_"))
+    if len(idx) != files:  # a deleted, emptied or stale index: rebuilt from the result files
+        what = "missing" if not (args.runs_root / INDEX).exists() else f"out of date ({len(idx)} rows)"
+        n = reindex(args.runs_root)
+        print(f"{args.runs_root / INDEX}: {what}; rebuilt from {n} result.json files", file=sys.stderr)
+        idx = query_index(args.runs_root)
     if idx.empty:
         print(f"no runs under {args.runs_root}")
         return 0
     counts = idx.groupby(["spec", "profile", "state"]).size().unstack(fill_value=0)
     print(counts.to_string())
+    return 0
+
+
+def _reindex(args: argparse.Namespace) -> int:
+    from harness.store import INDEX, reindex
+
+    n = reindex(args.runs_root)
+    print(f"{args.runs_root / INDEX}: rebuilt from {n} result.json files")
+    return 0
+
+
+def _reset(args: argparse.Namespace) -> int:
+    from harness.store import profile_dir, reset_run
+
+    spec = load_spec(args.spec)
+    pdir = profile_dir(args.runs_root, spec.name, args.profile)
+    ids = sorted(p.name for p in pdir.iterdir()
+                 if p.is_dir() and not p.name.startswith("_") and p.name.startswith(args.run)) if pdir.is_dir() else []
+    if len(ids) != 1:
+        found = f"{len(ids)} matches ({', '.join(ids[:5])})" if ids else "none"
+        raise ValueError(f"--run {args.run!r}: expected the id (or a unique prefix) of one run of {spec.name!r} "
+                         f"(profile {args.profile}) under {pdir}, got {found}; `python -m harness status "
+                         f"{args.spec} --profile {args.profile} --runs-root {args.runs_root}` lists them")
+    deleted = reset_run(args.runs_root, spec.name, args.profile, ids[0])
+    for path in deleted:
+        print(f"deleted {path}")
+    print(f"run {ids[0]} reset: the next `python -m harness run {args.spec} --profile {args.profile} "
+          f"--runs-root {args.runs_root}` recomputes it")
     return 0
 
 
@@ -187,18 +231,49 @@ def _plugins(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     handlers = {"run": _run, "search": _search, "validate": _validate, "report": lambda a: print(_report(load_spec(a.spec), a)) or 0,
-                "check": _check, "status": _status, "ls": _ls, "plugins": _plugins}
+                "check": _check, "status": _status, "ls": _ls, "plugins": _plugins, "reindex": _reindex,
+                "reset": _reset}
+    args = None
     try:
         if argv[:1] == ["env"]:  # evaluator environments have their own parser (harness.env)
             from harness.env import main_env
 
             return main_env(argv[1:])
         args = parser().parse_args(argv)
-        return handlers[args.command](args)
+        root = getattr(args, "runs_root", None)
+        if root is not None and root.exists() and not root.is_dir():
+            raise ValueError(f"--runs-root {str(root)!r}: expected a directory (or a path to create one at), "
+                             f"got a file")
+        code = handlers[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
     except SpecError as exc:
         print(f"spec error: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # bad arguments (e.g. --tolerance), reported before any compute
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `... | head`: the reader left; exit quietly
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout at exit
+        except OSError:
+            pass
+        return 141  # 128 + SIGPIPE, as a tool killed by the broken pipe would
+    except KeyboardInterrupt as exc:
+        from harness.runner import Interrupted
+
+        where = ""
+        if args is not None and getattr(args, "command", None) in ("run", "search"):
+            where = (f"; rerun `python -m harness {args.command} {args.spec} --profile {args.profile} "
+                     f"--runs-root {args.runs_root}` to resume")
+        if isinstance(exc, Interrupted):
+            print(f"interrupted: workers stopped, {len(exc.unfinished)} unfinished run(s) recorded as interrupted"
+                  f"{where}", file=sys.stderr)
+        else:
+            print(f"interrupted{where}", file=sys.stderr)
+        return 130
+    except OSError as exc:  # a file or directory the command needs cannot be read or written
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
