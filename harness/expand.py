@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from harness import plugins
-from harness.spec import PROFILES, RunConfig, Section, Spec, SpecError, resolve_run, validate_model
+from harness.spec import PROFILES, RunConfig, Section, Spec, SpecError, _short, resolve_run, validate_model
 
 SPEC_LEVEL = ("seeds", "grid", "search", "executor")
 
@@ -226,10 +226,14 @@ def _check_metric(name: str, names: list[str], where: str, spec: Spec) -> None:
         return
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
-    raise SpecError(f"{spec.source}: {where}: expected a metric the runs report ({shown}), got {name!r}.{hint} "
+    shown = _listing(names)
+    raise SpecError(f"{spec.source}: {where}: expected a metric the runs report ({shown}), got {_short(name)}.{hint} "
                     f"Scorers declare their metrics (python -m harness plugins lists them); tasks other than t2v "
                     f"prefix theirs with '<task>.'.")
+
+
+def _listing(items: list[str], n: int = 12) -> str:
+    return ", ".join(items[:n]) + (f", ... ({len(items)} in all)" if len(items) > n else "")
 
 
 def check_names(spec: Spec, configs: list[RunConfig]) -> None:
@@ -240,7 +244,7 @@ def check_names(spec: Spec, configs: list[RunConfig]) -> None:
         close = difflib.get_close_matches(x, axes, n=1, cutoff=0.6)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise SpecError(f"{spec.source}: report.x: expected a key the spec varies (a grid, zip or search key: "
-                        f"{', '.join(axes) or 'this spec varies none'}), got {x!r}.{hint}")
+                        f"{_listing(axes) or 'this spec varies none'}), got {_short(x)}.{hint}")
     names = metric_names(configs)
     for i, metric in enumerate(spec.report.metrics):
         _check_metric(metric, names, f"report.metrics[{i}]", spec)
@@ -338,7 +342,7 @@ def check_distinct(spec: Spec, runs: list[RunSpec]) -> None:
     seen: dict[tuple[int, str], RunSpec] = {}
     for run in runs:
         first = seen.setdefault((run.seed, canonical_json(identity_config(run.config))), run)
-        if first is run or first.arm == run.arm:
+        if first is run:
             continue
         differ = [k for k in run.params if canonical_json(run.params[k]) != canonical_json(first.params.get(k))]
         kind = run.config.path.kind
@@ -349,6 +353,7 @@ def check_distinct(spec: Spec, runs: list[RunSpec]) -> None:
         else:
             why = (f"{' and '.join(differ) or 'their settings'} resolve to the same config for both "
                    f"(e.g. 1 and 1.0, or a setting that does not apply to these arms); keep one of the values")
-        axes = ", ".join(where.get(k, k) for k in differ) or "grid"
-        raise SpecError(f"{spec.source}: {axes}: expected every arm to be a different run, got arms {first.arm!r} and "
-                        f"{run.arm!r} that are the same run (seed {run.seed}), so they would merge into one: {why}.")
+        axes = _listing([where.get(k, k) for k in differ]) or "grid"
+        raise SpecError(f"{spec.source}: {axes}: expected every arm to be a different run, got arms "
+                        f"{_short(first.arm, 160)} and {_short(run.arm, 160)} that are the same run (seed {run.seed}), "
+                        f"so they would merge into one: {why}.")

@@ -15,7 +15,10 @@ file, the dotted key path, what was expected and what was got, before any comput
 
 from __future__ import annotations
 
+import ast
 import difflib
+import functools
+import importlib.util
 import json
 import math
 import re
@@ -75,8 +78,20 @@ class ModelConfig(_Strict):
         return overrides
 
 
+@functools.cache
 def _ursa_fields() -> dict[str, str]:
-    """{field: type} of ursa.model.URSAConfig (imported only when a spec overrides a field: it loads transformers)."""
+    """{field: annotation} of ursa.model.URSAConfig, read from its source: importing ursa.model loads
+    transformers (seconds), which validating a spec does not need. The import is the fallback."""
+    try:
+        origin = importlib.util.find_spec("ursa.model").origin
+        tree = ast.parse(Path(origin).read_text())
+        cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "URSAConfig")
+        fields = {n.target.id: ast.unparse(n.annotation) for n in cls.body
+                  if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+        if fields:
+            return fields
+    except (AttributeError, OSError, StopIteration, SyntaxError, ValueError):
+        pass
     import dataclasses
 
     from ursa.model import URSAConfig
@@ -90,7 +105,7 @@ def check_model_overrides(overrides: dict[str, Any]) -> None:
     for key, value in overrides.items():
         if key == "mask_token":
             if not isinstance(value, bool):
-                raise ValueError(f"model.overrides.mask_token to be true or false, got {value!r}")
+                raise ValueError(f"model.overrides.mask_token to be true or false, got {_short(value)}")
             continue
         kinds = _ursa_fields()
         if key not in kinds:
@@ -100,14 +115,16 @@ def check_model_overrides(overrides: dict[str, Any]) -> None:
         kind = kinds[key]
         if kind == "int" or key.endswith("_size") or key.startswith("num_"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"model.overrides.{key} to be a positive integer (a size or count), got {value!r}")
+                raise ValueError(f"model.overrides.{key} to be a positive integer (a size or count), got "
+                                 f"{_short(value)}")
         elif kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"model.overrides.{key} to be a finite number > 0, got {value!r}")
+                raise ValueError(f"model.overrides.{key} to be a finite number > 0, got {_short(value)}")
         elif key == "mrope_section" and value is not None and not (
                 isinstance(value, list) and len(value) == 3
                 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)):
-            raise ValueError(f"model.overrides.mrope_section to be null or 3 non-negative integers, got {value!r}")
+            raise ValueError(f"model.overrides.mrope_section to be null or 3 non-negative integers, got "
+                             f"{_short(value)}")
 
 
 class PathConfig(_Strict):
@@ -159,7 +176,7 @@ class RunConfig(_Strict):
         if self.train.steps == 0 and not self.model.init_from:
             raise ValueError("train.steps 0 (evaluation only) to come with model.init_from (the model to evaluate)")
         if len(set(self.sample.tasks)) != len(self.sample.tasks):
-            raise ValueError(f"sample.tasks without duplicates, got {self.sample.tasks}")
+            raise ValueError(f"sample.tasks without duplicates, got {_short(self.sample.tasks)}")
         if self.sample.cfg_scale != 1.0 and self.train.p_uncond == 0 and not self.model.init_from:
             raise ValueError(f"sample.cfg_scale {self.sample.cfg_scale:g} (classifier-free guidance) to come with "
                              f"train.p_uncond > 0: with p_uncond 0 the captions are never dropped in training, so "
@@ -349,9 +366,9 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
     return list(model.model_fields)
 
 
-def _short(value: Any) -> str:
+def _short(value: Any, width: int = 80) -> str:
     text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _key_path(prefix: str, loc: tuple) -> str:
