@@ -30,7 +30,7 @@ class SamplerConfig(BaseModel):
     """steps N >= 1; shift lambda > 0 (resolved by `shift_rule`, as in training); CFG scale s
     applied while t < cfg_trunc. The harness's `sample:` section extends this model."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
     steps: int = Field(25, ge=1)
     shift: float = Field(1.0, gt=0)

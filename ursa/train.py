@@ -89,7 +89,7 @@ class TrainConfig(BaseModel):
     clips' token count (T * h * w); "fixed" uses `shift` as given.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_default=True, validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, validate_assignment=True, allow_inf_nan=False)
 
     steps: int = Field(200, ge=0)  # 0: no update (an evaluation-only run of a loaded model)
     batch_size: int = Field(16, ge=1)
@@ -105,7 +105,7 @@ class TrainConfig(BaseModel):
     p_first_last: float = Field(0.0, ge=0, le=1)
     p_first_k: float = Field(0.0, ge=0, le=1)
     p_uncond: float = Field(0.0, ge=0, le=1)  # caption dropout: the unconditional branch CFG needs
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**63)  # torch.manual_seed's range
     checkpoint_every: int = Field(50, ge=1)
     # fractions of `steps` after which a copy of the weights is kept in out_dir/snapshots/step_<n>/
     # (the points of a learning curve); 1.0 is the final model
