@@ -50,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
     srch.add_argument("--no-progress", action="store_true")
     val = sub.add_parser("validate", help="validate a spec (no compute) and print its run count")
     _common(val, runs=False)
+    val.add_argument("--show", action="store_true", help="also print every arm and seed, and the resolved "
+                                                        "config of the first run (YAML)")
     rep = sub.add_parser("report", help="render reports/<spec>/<profile>/report.md, report.html, results.csv")
     _common(rep)
     rep.add_argument("--reports-dir", type=Path, default=Path("reports"))
@@ -78,15 +80,29 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    """Everything `run` would check, no compute: prints the runs `run` makes (grid x zip x seeds, plus
+    one reference run per reference generator of the benchmark, as harness.runner.plan makes them)."""
     from harness.expand import apply_profile, expand
+    from harness.plugins import BENCHMARKS
 
     start = time.perf_counter()
     spec = load_spec(args.spec)
     runs = expand(spec, args.profile)
     resolved, _ = apply_profile(spec, args.profile)
+    references = len(BENCHMARKS.get(resolved.base.benchmark.name).references)
+    refs = f" + {references} reference{'s' * (references != 1)}" if references else ""
     trials = f" + {resolved.search.n_trials} search trials" if resolved.search else ""
-    print(f"{args.spec}: OK ({spec.name}, profile {args.profile}: {len(runs)} runs, {trained_models(runs)} "
-          f"trained models{trials}; {time.perf_counter() - start:.2f} s)")
+    print(f"{args.spec}: OK ({spec.name}, profile {args.profile}: {len(runs)} run{'s' * (len(runs) != 1)}{refs}, "
+          f"{trained_models(runs)} trained models{trials}; {time.perf_counter() - start:.2f} s)")
+    if args.show:
+        import yaml
+
+        width = max(len(r.arm) for r in runs)
+        print(f"\n{'arm'.ljust(width)}  seed")
+        for r in runs:
+            print(f"{r.arm.ljust(width)}  {r.seed}")
+        print(f"\nresolved config of the first run ({runs[0].arm}, seed {runs[0].seed}):")
+        print(yaml.safe_dump(runs[0].config.model_dump(mode="json"), sort_keys=False).rstrip())
     return 0
 
 
