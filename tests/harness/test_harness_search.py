@@ -20,7 +20,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 def make_spec(**search: Any):
     block = {"params": {"path.c": {"type": "float", "low": 0.5, "high": 5.0},
                         "path.alpha": {"type": "float", "low": 0.3, "high": 2.0}},
-             "n_trials": 5, "objective": "score", "direction": "maximize", "sampler_seed": 7, **search}
+             "n_trials": 5, "objective": "alignment", "direction": "maximize", "sampler_seed": 7, **search}
     base = {"benchmark": {"name": "shapes"}, "score": {"which": ["alignment"]}}  # every run config names them
     return parse_spec({"name": "path_search_test", "base": base, "seeds": [0], "search": block})
 
