@@ -7,7 +7,8 @@ seconds to import), then forks one child per case that runs `python -m harness v
 (harness/__main__.py through runpy) under an address-space limit and a timeout, so the whole
 corpus takes seconds. The inputs the hardening issue reported taking minutes and gigabytes
 (alias bomb, 10^6-run grid, 50 MB spec) also run through a fresh interpreter each
-(`test_reported_cases_through_a_fresh_interpreter`).
+(`test_reported_cases_through_a_fresh_interpreter`), and `python -m harness run` refuses a sample
+of them the same way without writing anything (`test_run_refuses_them_before_any_compute`).
 """
 
 from __future__ import annotations
@@ -43,16 +44,14 @@ BASE = {
 }
 
 
-def spec(*edits: tuple[str, object], drop: tuple[str, ...] = ()) -> str:
-    """BASE with dotted-path edits (`base.train.lr`, value), as YAML text."""
+def spec(*edits: tuple[str, object]) -> str:
+    """BASE with (dotted path, value) edits, e.g. ("base.train.lr", 0.1), as YAML text."""
     data = json.loads(json.dumps(BASE))
     for key, value in edits:
-        node, parts = data, key.split("/") if "/" in key else key.split(".")
+        node, parts = data, key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
-    for key in drop:
-        data.pop(key)
     return yaml.safe_dump(data, sort_keys=False)
 
 
@@ -69,7 +68,7 @@ def bomb(levels: int = 9, width: int = 10) -> str:
 def include_chain(n: int) -> Callable[[Path, Path], None]:
     """spec -> inc_1.yaml -> ... -> inc_n.yaml (the last one holds BASE)."""
     def write(tmp: Path, path: Path) -> None:
-        path.write_text(f"include: inc_1.yaml\nname: adv\n")
+        path.write_text("include: inc_1.yaml\nname: adv\n")
         for i in range(1, n):
             (tmp / f"inc_{i}.yaml").write_text(f"include: inc_{i + 1}.yaml\n")
         (tmp / f"inc_{n}.yaml").write_text(BASE_YAML)
@@ -283,7 +282,7 @@ DRIVER = textwrap.dedent(r'''
             os.dup2(os.open(case["path"] + ".stdout", os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 1)
             vm = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0]) * 1024
             resource.setrlimit(resource.RLIMIT_AS, (vm + extra, vm + extra))
-            sys.argv = ["python -m harness", "validate", case["path"]]
+            sys.argv = ["python -m harness", *case["argv"]]
             runpy.run_module("harness", run_name="__main__", alter_sys=True)
             code = 0
         except SystemExit as exc:
@@ -330,7 +329,7 @@ def _env() -> dict[str, str]:
 
 def _write(case: Case, tmp: Path) -> Path:
     folder = tmp / case.id
-    folder.mkdir()
+    folder.mkdir(parents=True)
     path = folder / f"{case.id}.yaml"
     if callable(case.text):
         case.text(folder, path)
@@ -339,17 +338,40 @@ def _write(case: Case, tmp: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def corpus_results(tmp_path_factory) -> dict[str, dict]:
-    tmp = tmp_path_factory.mktemp("adversarial")
-    cases = [{"id": c.id, "path": str(_write(c, tmp))} for c in CORPUS]
-    res = subprocess.run([sys.executable, "-c", DRIVER], input=json.dumps([cases, EXTRA_MEMORY, TIMEOUT_S]),
-                         capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=TIMEOUT_S * len(CORPUS))
+RUN_TOO = ("bomb-grid-values", "grid-1e6-runs", "include-chain-1500", "name-dotdot", "steps-true",
+           "duplicate-key", "cfg-without-uncond", "kind-x-c-merges", "report-metric-typo")
+
+
+def run_corpus(tmp: Path) -> dict[str, dict]:
+    """{case id: rc, seconds, stderr, stdout, path} of `python -m harness validate FILE` for every case,
+    and under "run:<case id>" of `python -m harness run FILE` (runs root tmp/runs) for RUN_TOO."""
+    todo = []
+    for c in CORPUS:
+        path = str(_write(c, tmp / "validate"))
+        todo.append({"id": c.id, "path": path, "argv": ["validate", path]})
+    for c in CORPUS:
+        if c.id in RUN_TOO:
+            path = str(_write(c, tmp / "run"))
+            todo.append({"id": f"run:{c.id}", "path": path,
+                         "argv": ["run", path, "--runs-root", str(tmp / "runs"), "--reports-dir",
+                                  str(tmp / "reports"), "--no-progress"]})
+    res = subprocess.run([sys.executable, "-c", DRIVER], input=json.dumps([todo, EXTRA_MEMORY, TIMEOUT_S]),
+                         capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=TIMEOUT_S * len(todo))
     assert res.returncode == 0, res.stderr[-3000:]
     results = json.loads(res.stdout)
-    for c in cases:
+    for c in todo:
         results[c["id"]]["path"] = c["path"]
     return results
+
+
+@pytest.fixture(scope="module")
+def corpus_tmp(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("adversarial")
+
+
+@pytest.fixture(scope="module")
+def corpus_results(corpus_tmp: Path) -> dict[str, dict]:
+    return run_corpus(corpus_tmp)
 
 
 def _check_one_paragraph(case: Case, path: Path, rc: int | None, stderr: str, seconds: float) -> None:
@@ -371,6 +393,14 @@ def _check_one_paragraph(case: Case, path: Path, rc: int | None, stderr: str, se
 def test_adversarial_spec_is_one_clean_error(case: Case, corpus_results: dict[str, dict]) -> None:
     r = corpus_results[case.id]
     _check_one_paragraph(case, Path(r["path"]), r["rc"], r["stderr"], r["seconds"])
+
+
+def test_run_refuses_them_before_any_compute(corpus_results: dict[str, dict], corpus_tmp: Path) -> None:
+    """`python -m harness run` checks the same way: exit 2, one paragraph, nothing written."""
+    for case in [c for c in CORPUS if c.id in RUN_TOO]:
+        r = corpus_results[f"run:{case.id}"]
+        _check_one_paragraph(case, Path(r["path"]), r["rc"], r["stderr"], r["seconds"])
+    assert not (corpus_tmp / "runs").exists() and not (corpus_tmp / "reports").exists()
 
 
 def test_corpus_covers_every_item() -> None:
