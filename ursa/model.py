@@ -19,110 +19,18 @@ sample's real text length; visual token at latent (t, y, x) -> (n + 1 + t, y, x)
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLTextConfig, Qwen3VLTextModel
+from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLTextModel
 
+from ursa.config import URSAConfig
 from ursa.io import atomic_write, atomic_write_json
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-
-QWEN_TEXT_VOCAB = 151_669  # Qwen3 tokenizer size (URSA's text vocabulary)
-COSMOS_FSQ_VOCAB = 64_000  # FSQ levels (8, 8, 8, 5, 5, 5)
-
-_PRESETS: dict[str, dict] = {
-    "tiny": dict(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=16, intermediate_size=128),
-    "small": dict(hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=2, head_dim=32, intermediate_size=384),
-    "base": dict(hidden_size=192, num_layers=6, num_heads=6, num_kv_heads=3, head_dim=32, intermediate_size=576),
-    # Qwen3-0.6B / Qwen3-1.7B backbone shapes with URSA's vocabulary layout.
-    "0.6B": dict(hidden_size=1024, num_layers=28, num_heads=16, num_kv_heads=8, head_dim=128, intermediate_size=3072,
-                 text_vocab_size=QWEN_TEXT_VOCAB, visual_vocab_size=COSMOS_FSQ_VOCAB, max_position_embeddings=40960),
-    "1.7B": dict(hidden_size=2048, num_layers=28, num_heads=16, num_kv_heads=8, head_dim=128, intermediate_size=6144,
-                 text_vocab_size=QWEN_TEXT_VOCAB, visual_vocab_size=COSMOS_FSQ_VOCAB, max_position_embeddings=40960),
-}
-
-
-def default_mrope_section(head_dim: int) -> tuple[int, int, int]:
-    """(t, h, w) rotary-pair split; Qwen3-VL's (24, 20, 20) for head_dim 128, scaled down otherwise."""
-    half = head_dim // 2
-    spatial = half * 20 // 64
-    return (half - 2 * spatial, spatial, spatial)
-
-
-@dataclass
-class URSAConfig:
-    """Backbone shape and vocabulary layout of an URSA denoiser."""
-
-    hidden_size: int
-    num_layers: int
-    num_heads: int
-    num_kv_heads: int
-    head_dim: int
-    intermediate_size: int
-    text_vocab_size: int = 256
-    visual_vocab_size: int = 64
-    mask_token: bool = False
-    rope_theta: float = 1e6
-    rms_norm_eps: float = 1e-6
-    mrope_section: tuple[int, int, int] | None = None  # None -> default_mrope_section(head_dim)
-    max_position_embeddings: int = 8192
-    initializer_range: float = 0.02
-
-    def __post_init__(self) -> None:
-        for name in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim",
-                     "intermediate_size", "text_vocab_size", "visual_vocab_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"URSAConfig.{name}: expected a positive int, got {value!r}")
-        if self.num_heads % self.num_kv_heads:
-            raise ValueError(f"URSAConfig.num_heads: expected a multiple of num_kv_heads={self.num_kv_heads}, got {self.num_heads}")
-        if self.head_dim % 2:
-            raise ValueError(f"URSAConfig.head_dim: expected an even int, got {self.head_dim}")
-        section = default_mrope_section(self.head_dim) if self.mrope_section is None else tuple(self.mrope_section)
-        if len(section) != 3 or sum(section) != self.head_dim // 2 or 3 * max(section[1:]) > self.head_dim // 2:
-            raise ValueError(f"URSAConfig.mrope_section: expected 3 ints summing to head_dim/2={self.head_dim // 2} "
-                             f"with 3*max(h, w) <= head_dim/2, got {section}")
-        self.mrope_section = tuple(int(s) for s in section)
-
-    @classmethod
-    def preset(cls, name: str, **overrides) -> URSAConfig:
-        """A named size ("tiny", "small", "base", "0.6B", "1.7B") with field overrides."""
-        if name not in _PRESETS:
-            raise ValueError(f"preset name: expected one of {sorted(_PRESETS)}, got {name!r}")
-        return cls(**{**_PRESETS[name], **overrides})
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["mrope_section"] = list(self.mrope_section)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> URSAConfig:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"URSAConfig keys: expected a subset of {sorted(cls.__dataclass_fields__)}, got unknown {sorted(unknown)}")
-        return cls(**d)
-
-    def backbone_config(self) -> Qwen3VLTextConfig:
-        """The transformers config of the Qwen3-VL text backbone (sdpa attention, no KV cache)."""
-        cfg = Qwen3VLTextConfig(
-            vocab_size=self.text_vocab_size + self.visual_vocab_size + int(self.mask_token) + 1,
-            hidden_size=self.hidden_size, intermediate_size=self.intermediate_size,
-            num_hidden_layers=self.num_layers, num_attention_heads=self.num_heads,
-            num_key_value_heads=self.num_kv_heads, head_dim=self.head_dim,
-            max_position_embeddings=self.max_position_embeddings, rms_norm_eps=self.rms_norm_eps,
-            initializer_range=self.initializer_range, use_cache=False,
-            rope_parameters={"rope_type": "default", "rope_theta": self.rope_theta,
-                             "mrope_section": list(self.mrope_section), "mrope_interleaved": True},
-        )
-        cfg._attn_implementation = "sdpa"
-        cfg.is_causal = False  # transformers' switch from causal to bidirectional mask creation
-        return cfg
 
 
 def mrope_positions(text_mask: torch.Tensor, latent_shape: tuple[int, int, int]) -> torch.Tensor:
