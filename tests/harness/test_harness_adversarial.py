@@ -492,15 +492,21 @@ def test_loader_keeps_what_yaml_allows(tmp_path: Path) -> None:
     assert spec_.profiles["default"] == {"train.steps": 1, "sample.steps": 3}
 
 
-def test_override_fields_read_from_source_match_the_dataclass() -> None:
-    """model.overrides are checked against URSAConfig's fields read from ursa/model.py's source
-    (importing it loads transformers, seconds); they must be the dataclass's own."""
-    import dataclasses
-
-    from harness.spec import _ursa_fields
-    from ursa.model import URSAConfig
-
-    assert _ursa_fields() == {f.name: str(f.type) for f in dataclasses.fields(URSAConfig)}
+def test_overrides_are_checked_against_ursa_config_without_loading_transformers(tmp_path: Path) -> None:
+    """model.overrides are checked against URSAConfig's own fields, and validating a spec that has
+    some (path_shape's default profile) does not import transformers (seconds of start-up)."""
+    script = textwrap.dedent("""
+        import dataclasses, sys
+        from harness.cli import main
+        from harness.spec import _ursa_fields
+        assert main(["validate", "ablations/path_shape.yaml"]) == 0
+        assert "transformers" not in sys.modules, "validate imported transformers"
+        from ursa.model import URSAConfig
+        assert _ursa_fields() == {f.name: str(f.type) for f in dataclasses.fields(URSAConfig)}
+    """)
+    res = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=_env(), capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
 
 
 def test_shipped_specs_still_validate() -> None:
