@@ -15,10 +15,8 @@ file, the dotted key path, what was expected and what was got, before any comput
 
 from __future__ import annotations
 
-import ast
 import difflib
 import functools
-import importlib.util
 import json
 import math
 import re
@@ -80,21 +78,10 @@ class ModelConfig(_Strict):
 
 @functools.cache
 def _ursa_fields() -> dict[str, str]:
-    """{field: annotation} of ursa.model.URSAConfig, read from its source: importing ursa.model loads
-    transformers (seconds), which validating a spec does not need. The import is the fallback."""
-    try:
-        origin = importlib.util.find_spec("ursa.model").origin
-        tree = ast.parse(Path(origin).read_text())
-        cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "URSAConfig")
-        fields = {n.target.id: ast.unparse(n.annotation) for n in cls.body
-                  if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
-        if fields:
-            return fields
-    except (AttributeError, OSError, StopIteration, SyntaxError, ValueError):
-        pass
+    """{field: annotation} of ursa.config.URSAConfig (a module that does not import transformers)."""
     import dataclasses
 
-    from ursa.model import URSAConfig
+    from ursa.config import URSAConfig
 
     return {f.name: str(f.type) for f in dataclasses.fields(URSAConfig)}
 
@@ -110,7 +97,7 @@ def check_model_overrides(overrides: dict[str, Any]) -> None:
         kinds = _ursa_fields()
         if key not in kinds:
             hint = _suggest(str(key), list(kinds))
-            raise ValueError(f"model.overrides keys that are fields of ursa.model.URSAConfig ({', '.join(kinds)}), "
+            raise ValueError(f"model.overrides keys that are fields of ursa.config.URSAConfig ({', '.join(kinds)}), "
                              f"got {key!r}.{hint}")
         kind = kinds[key]
         if kind == "int" or key.endswith("_size") or key.startswith("num_"):
