@@ -13,6 +13,7 @@ import base64
 import html
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,22 @@ def _tokens_per_step(df: pd.DataFrame) -> int | None:
         if done.is_file() and read_json(done).get("tokens_per_step"):
             return int(read_json(done)["tokens_per_step"])
     return None
+
+
+def wall_time(df: pd.DataFrame) -> str:
+    """"N runs computed in M min (first start to last finish)", from the runs' result.json."""
+    spans = []
+    for d in df["run_dir"] if len(df) else []:
+        try:
+            r = read_json(Path(str(d)) / "result.json")
+        except (OSError, ValueError):
+            continue
+        if r.get("started") and r.get("finished"):
+            spans.append((float(r["started"]), float(r["finished"])))
+    if not spans:
+        return ""
+    start, end = min(s for s, _ in spans), max(e for _, e in spans)
+    return f" Compute: {len(spans)} runs, {(end - start) / 60:.1f} min from the first start to the last finish."
 
 
 def shared_models(df: pd.DataFrame) -> list[str]:
@@ -240,14 +257,16 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
     metrics = spec.report.metrics or tables.metric_columns(df)
     summary = tables.summarise(df, metrics)
     figures = tables.paper_figures(spec.name, spec.report.paper)
-    export_results(df, out / "results.csv")
-    export_results(df, out / "results.parquet")
+    # run directories relative to the runs root: a committed report names no path of the machine that made it
+    portable = df.assign(run_dir=[os.path.relpath(d, runs_root) for d in df["run_dir"]]) if len(df) else df
+    export_results(portable, out / "results.csv")
+    export_results(portable, out / "results.parquet")
     export_results(summary, out / "summary.csv")
 
     n_failed = int((df["state"] == "failed").sum()) if len(df) else 0
     blocks = [Block("p", f"{spec.description.strip()} Profile: {profile}. Runs: {len(df)} "
                          f"({int((df['state'] == 'done').sum()) if len(df) else 0} done, {n_failed} failed). "
-                         f"Spec: {spec.source}. Runs root: {runs_root}.")]
+                         f"Spec: {spec.source}. Runs root: {runs_root}.{wall_time(df)}")]
     headline = spec.report.headline
     within = spec.report.compare_within
     partners = next((tuple(g) for g in spec.zip if within in g), ())
