@@ -478,16 +478,25 @@ def _recover_index(runs_root: Path, exc: BaseException) -> None:
 
 
 def _index_op(runs_root: str | Path, op: Callable[[sqlite3.Connection], Any]) -> Any:
-    """op(connection), repairing a corrupt index once (moved aside, rebuilt) and retrying."""
+    """op(connection), repairing a corrupt index once (moved aside, rebuilt) and retrying. A busy
+    database is retried for up to ~30 s: switching to WAL takes a lock that SQLite does not wait
+    for, so concurrent first writers can get "database is locked" at once despite busy_timeout."""
     runs_root = Path(runs_root)
-    for attempt in (0, 1):
+    repaired, deadline = False, time.monotonic() + 30.0
+    while True:
         try:
             with closing(_connect(runs_root)) as con:
                 return op(con)
+        except sqlite3.OperationalError as exc:
+            busy = any(s in str(exc).lower() for s in ("locked", "busy"))
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
         except sqlite3.DatabaseError as exc:
-            if attempt or not _corrupt(exc):
+            if repaired or not _corrupt(exc):
                 raise
             _recover_index(runs_root, exc)
+            repaired = True
 
 
 def _row(result: RunResult, rdir: Path) -> tuple:
