@@ -124,7 +124,13 @@ def check(spec: Spec | str | Path, runs_root: str | Path, profile: str, baseline
         atomic_write_json(baseline_path, make_baseline(spec, profile, df, tolerance))
         print(f"baseline written: {baseline_path}")
         return 0
-    table = compare(read_baseline(baseline_path), arm_means(df), tolerance)
+    baseline = read_baseline(baseline_path)
+    made_for = (baseline.get("spec"), baseline.get("profile"))
+    if made_for != (spec.name, profile) and all(made_for):
+        raise ValueError(f"--baseline {baseline_path}: expected a baseline of {spec.name}/{profile}, got one made "
+                         f"for {made_for[0]}/{made_for[1]} (pass that spec and --profile, or make one with "
+                         f"--update-baseline)")
+    table = compare(baseline, arm_means(df), tolerance)
     bad = table[table["status"] != "ok"]
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         if bad.empty:

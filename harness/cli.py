@@ -27,8 +27,18 @@ def _common(p: argparse.ArgumentParser, runs: bool = True) -> None:
         p.add_argument("--runs-root", default="runs", type=Path, help="run store root (default: runs/)")
 
 
+def _version() -> str:
+    """"ursa-bench <package version> (<commit>)": what `--version` prints."""
+    from harness.identity import code_version
+
+    code = code_version()
+    dirty = "+dirty" if code["dirty"] else ""
+    return f"ursa-bench {code['package']} ({str(code['commit'])[:10]}{dirty})"
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
+    ap.add_argument("--version", action="version", version=_version())
     sub = ap.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run every missing stage of every run of a spec, then report")
     _common(run)

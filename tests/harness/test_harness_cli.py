@@ -144,3 +144,24 @@ def test_search_trial_reusing_a_grid_run_is_counted_once(tmp_path: Path, tmp_pat
     from harness.spec import RunConfig
 
     assert meta["data"] == data_for(RunConfig.model_validate(meta["config"]), root).fingerprint
+
+
+def test_version_and_a_baseline_of_another_profile_are_one_line(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-m", "harness", "--version"], cwd=repo, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith("ursa-bench ")
+    from harness.check import check
+    from harness.specfile import load_spec
+
+    spec = load_spec(repo / "ablations" / "path_shape.yaml")
+    runs = tmp_path / "runs"
+    from harness.records import RunResult, RunState
+    from harness.store import write_manifest, write_result
+
+    rdir = runs / "path_shape" / "default" / "r1"
+    write_result(runs, rdir, RunResult(run_id="r1", spec="path_shape", profile="default", arm="a", seed=0,
+                                       state=RunState.DONE, metrics={"alignment": 0.5}))
+    write_manifest(runs, "path_shape", "default", ["r1"], spec.source)
+    with pytest.raises(ValueError, match="expected a baseline of path_shape/default, got one made for path_shape/smoke"):
+        check(spec, runs, "default", repo / "reports" / "baselines" / "path_shape.json")
