@@ -113,8 +113,9 @@ def _tokens_per_step(df: pd.DataFrame) -> int | None:
     """Visual tokens one training step sees (batch x tokens per clip), as the train stage recorded it."""
     for run_dir in df["run_dir"] if "run_dir" in df else []:
         done = Path(str(run_dir)) / "stages" / "train" / "done.json"
-        if done.is_file() and read_json(done).get("tokens_per_step"):
-            return int(read_json(done)["tokens_per_step"])
+        tokens = read_json(done).get("tokens_per_step") if done.is_file() else None
+        if tokens:
+            return int(tokens)
     return None
 
 

@@ -416,15 +416,11 @@ def format_error(source: str, prefix: str, err: ValidationError, model: type[Bas
     `section`: the key path of `model` inside the run config (a plug-in's options live under
     e.g. ("benchmark",)), prepended to the error's location."""
     e = err.errors()[0]
-    loc = tuple(p for p in e["loc"] if p not in ("function-after",))
-    if section:
-        hint_model, hint_loc = model, loc
-        loc = section + loc
-    else:
-        hint_model, hint_loc = model, loc
+    own = tuple(p for p in e["loc"] if p not in ("function-after",))  # inside `model`
+    loc = section + own
     path = _key_path(prefix, loc)
     if e["type"] == "extra_forbidden":
-        fields = _fields_at(hint_model, hint_loc[:-1])
+        fields = _fields_at(model, own[:-1])
         hint = _suggest(str(loc[-1]), fields)
         return SpecError(f"{source}: unknown key {path!r}.{hint} Expected one of: {', '.join(fields)}.")
     if e["type"] == "missing":

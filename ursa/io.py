@@ -140,20 +140,7 @@ def disk_error(exc: BaseException, path: str | Path) -> BaseException:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` atomically (temp file in the same directory, fsync, os.replace)."""
-    path = Path(path)
-    fd, tmp = _open_temp(path, ".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        err = disk_error(exc, path)  # before the unlink frees the space that tells a full disk
-        tmp.unlink(missing_ok=True)
-        if err is exc:
-            raise
-        raise err from exc
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
