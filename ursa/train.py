@@ -24,7 +24,7 @@ import random
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +79,33 @@ class TokenDataset:
 
     def to(self, device: torch.device | str) -> TokenDataset:
         return TokenDataset(self.text_ids.to(device), self.text_mask.to(device), self.visual_ids.to(device))
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """(T, h, w) of every clip's id grid."""
+        return tuple(self.visual_ids.shape[1:])
+
+    def id_range(self) -> tuple[int, int]:
+        """(min, max) visual id over the data set."""
+        return int(self.visual_ids.min()), int(self.visual_ids.max())
+
+
+@runtime_checkable
+class ClipSource(Protocol):
+    """What `train` reads: N tokenised clips with random access by index.
+
+    TokenDataset holds them in memory (the shapes world); a streaming source (token shards on
+    disk) implements the same four members and reads only the clips a batch selects.
+    """
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]: ...
+
+    def __len__(self) -> int: ...
+
+    def select(self, index: Tensor) -> TokenDataset: ...
+
+    def id_range(self) -> tuple[int, int]: ...
 
 
 class TrainConfig(BaseModel):
@@ -158,7 +185,7 @@ def training_loss(
 
 
 @torch.no_grad()
-def denoising_loss(model: nn.Module, path: ProbPath, data: TokenDataset, times: list[float],
+def denoising_loss(model: nn.Module, path: ProbPath, data: ClipSource, times: list[float],
                    generator: torch.Generator | None = None, batch_size: int = 64) -> list[float]:
     """Held-out cross-entropy at fixed noise levels: for each t in `times` (each < 1), every frame
     of every clip is corrupted to time t and the loss is the mean over clips and visual tokens.
@@ -332,7 +359,7 @@ def _append_loss(log, path: Path, step: int, loss: float) -> None:
 def train(
     model: nn.Module,
     path: ProbPath,
-    data: TokenDataset,
+    data: ClipSource,
     config: TrainConfig,
     out_dir: str | Path,
     *,
@@ -347,13 +374,13 @@ def train(
     writing a checkpoint, as a kill would (tests resume from the last periodic checkpoint).
     on_step(step, loss) is called after every optimiser step.
     """
-    if not isinstance(data, TokenDataset):
-        raise ValueError(f"data: expected a TokenDataset, got {type(data).__name__}")
+    if not isinstance(data, ClipSource):
+        raise ValueError(f"data: expected a ClipSource (e.g. a TokenDataset), got {type(data).__name__}")
     if stop_after is not None and stop_after < 1:
         raise ValueError(f"stop_after: expected None or an integer >= 1, got {stop_after!r}")
-    if int(data.visual_ids.max()) >= path.vocab_size or int(data.visual_ids.min()) < 0:
-        raise ValueError(f"data.visual_ids: expected ids in [0, {path.vocab_size}), got range "
-                         f"[{int(data.visual_ids.min())}, {int(data.visual_ids.max())}]")
+    low, high = data.id_range()
+    if high >= path.vocab_size or low < 0:
+        raise ValueError(f"data.visual_ids: expected ids in [0, {path.vocab_size}), got range [{low}, {high}]")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(config.device)
@@ -379,7 +406,7 @@ def train(
                              f"x batch_size {config.batch_size}")
     _write_losses(out_dir, losses)  # drops rows logged after the checkpoint by a killed run
 
-    shift = resolve_shift(config.shift, config.shift_rule, math.prod(data.visual_ids.shape[1:]))
+    shift = resolve_shift(config.shift, config.shift_rule, math.prod(data.latent_shape))
     snapshot_steps = set(config.snapshot_steps())
     use_bf16 = config.bf16 and device.type == "cuda"
     last = config.steps if stop_after is None else min(config.steps, stop_after)
