@@ -39,6 +39,19 @@ class PluginError(ValueError):
     """A component is unknown, misdeclared or failed to load; the message says which and why."""
 
 
+class BadClip(ValueError):
+    """One training item of a streaming benchmark cannot be used; the message is the reason
+    (recorded in skipped.jsonl by harness.tokenize, never raised to the user)."""
+
+
+@dataclass(frozen=True)
+class ClipItem:
+    """One training clip of a streaming benchmark before decoding: a stable key (its path) and caption."""
+
+    key: str
+    caption: str
+
+
 class NoOptions(BaseModel):
     """Options of a component that has none."""
 
@@ -153,6 +166,9 @@ class Benchmark(Component, ABC):
     references: ClassVar[tuple[str, ...]] = ()
     default_tokenizer: ClassVar[str | None] = None
     default_text_tokenizer: ClassVar[str | None] = None
+    # True: training data is too large for memory; harness.tokenize writes `training_clips()` into
+    # token shards once and training streams them (ursa.shards). False: `training_set()` in memory.
+    streams: ClassVar[bool] = False
 
     def __init__(self, options: BaseModel, cache_dir: Path) -> None:
         self.options = options
@@ -186,6 +202,15 @@ class Benchmark(Component, ABC):
     def generate_reference(self, name: str, prompts: list[Prompt], tokenizer: Any, seed: int) -> torch.Tensor:
         """uint8 (N, F, H, W, 3) clips of reference generator `name` (one of `references`)."""
         raise NotImplementedError(f"{type(self).__name__} has no reference generators")
+
+    def training_clips(self) -> tuple[list[ClipItem], list[dict[str, str]]]:
+        """Streaming benchmarks: (the training items in a fixed order, the items already known to be
+        unusable as {"key", "reason"} rows)."""
+        raise NotImplementedError(f"{type(self).__name__} does not stream (streams = False)")
+
+    def load_clip(self, item: ClipItem) -> torch.Tensor:
+        """Streaming benchmarks: uint8 (F, H, W, 3) of one item, or BadClip(reason); safe to call from threads."""
+        raise NotImplementedError(f"{type(self).__name__} does not stream (streams = False)")
 
 
 class VisualTokenizerPlugin(Component, ABC):
