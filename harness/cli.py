@@ -191,8 +191,12 @@ def _status(args: argparse.Namespace) -> int:
     require_runs(df, spec, args.runs_root, args.profile)
     df["stages"] = [",".join(s for s in ("train", "sample", "score", "reference") if stage_done(Path(d), s))
                     for d in df["run_dir"]]
+    from harness import progress
+
+    live = [progress.read(d) if state == "running" else None for d, state in zip(df["run_dir"], df["state"])]
+    df["progress"] = [progress.describe(p) if p else "" for p in live]
     metrics = [c for c in df.columns if c.startswith("metric.")][:4]
-    cols = ["arm", "seed", "state", "stages", "run_id", *metrics]
+    cols = ["arm", "seed", "state", "stages", *(["progress"] if any(live) else []), "run_id", *metrics]
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 40):
         print(df[cols].to_string(index=False))
     print(df["state"].value_counts().to_string())

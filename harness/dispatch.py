@@ -36,6 +36,7 @@ from submitit.local.local import LocalJob
 from tqdm import tqdm
 
 from harness.plugins import EXECUTORS
+from harness.progress import PROGRESS, Monitor
 from harness.records import RunResult, RunState
 from harness.spec import ExecutorConfig
 from harness.store import acquire_run, read_json_or_none, read_result, record_result, sweep_temps, warn
@@ -110,13 +111,12 @@ class RunTask(Checkpointable):
     a run another process finished since is returned as it is, not computed again; `watch`
     (pid, start time) is the local `harness run` the worker must not outlive."""
 
-    def __init__(self, runs_root: str | Path, run_dir: str | Path, threads: int = 0, progress: bool = False,
+    def __init__(self, runs_root: str | Path, run_dir: str | Path, threads: int = 0,
                  head: dict | None = None, seen_finished: float | None = None,
                  watch: tuple[int, str | None] | None = None) -> None:
         self.runs_root = str(runs_root)
         self.run_dir = str(run_dir)
         self.threads = threads
-        self.progress = progress
         self.head = head
         self.seen_finished = seen_finished
         self.watch = watch
@@ -140,7 +140,7 @@ class RunTask(Checkpointable):
                 import torch
 
                 torch.set_num_threads(self.threads)
-            return run_stages(self.runs_root, rdir, progress=self.progress)
+            return run_stages(self.runs_root, rdir)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission:
         """On timeout / preemption: resubmit this task; stages resume from their on-disk state."""
@@ -242,11 +242,30 @@ def dispatch(tasks: list[RunTask], config: ExecutorConfig, folder: str | Path, *
     if cap < 1:
         raise ValueError(f"max_parallel: expected an integer >= 1, got {cap!r}")
     folder = Path(folder)
-    bar = tqdm(total=len(tasks), desc=f"runs ({config.kind})", disable=not progress, unit="run")
+    tty = sys.stderr.isatty()
+    # a bar only on a terminal: in a log, tqdm's carriage returns are noise; the monitor writes lines
+    bar = tqdm(total=len(tasks), desc=f"runs ({config.kind})", disable=not (progress and tty), unit="run")
+
+    def active() -> list[tuple[str, Path]]:
+        return [(_label(task), Path(task.run_dir)) for task in tasks if (Path(task.run_dir) / PROGRESS).exists()]
+
+    def log(line: str) -> None:
+        print(f"[runs] {bar.n}/{len(tasks)} finished; {line}", file=sys.stderr, flush=True)
+
     try:
-        return run_all(tasks, config, folder, cap, bar)
+        if not progress:
+            return run_all(tasks, config, folder, cap, bar)
+        with Monitor(active, tty=tty, set_postfix=lambda text: bar.set_postfix_str(text, refresh=True), log=log,
+                     log_every_s=float(os.environ.get("URSA_PROGRESS_LOG_S", "30"))):
+            return run_all(tasks, config, folder, cap, bar)
     finally:
         bar.close()
+
+
+def _label(task: RunTask) -> str:
+    """'arm s<seed>' of a task (its run id prefix when the plan's head is not at hand)."""
+    head = task.head or {}
+    return f"{head['arm']} s{head['seed']}" if "arm" in head and "seed" in head else Path(task.run_dir).name[:10]
 
 
 @EXECUTORS.register("inprocess")

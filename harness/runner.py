@@ -249,8 +249,7 @@ def execute_runs(runs: list[RunSpec], runs_root: str | Path, executor: ExecutorC
                         deferred.append((i, run, rdir, seen[i]))
                         continue
                     go.append((i, run, rdir))
-                tasks = [RunTask(runs_root, rdir, progress=progress and executor.kind == "inprocess",
-                                 head=_head(run).to_json(), seen_finished=seen[i]) for i, run, rdir in go]
+                tasks = [RunTask(runs_root, rdir, head=_head(run).to_json(), seen_finished=seen[i]) for i, run, rdir in go]
                 for (i, run, rdir), res in zip(go, dispatch(tasks, executor, folder, max_parallel=max_parallel,
                                                             progress=progress) if tasks else []):
                     results[i] = res

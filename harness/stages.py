@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from harness import media, plugins
+from harness import media, plugins, progress
 from harness.data import Data, cache_dir, data_for, training_tokens
 from harness.records import RunResult, RunState
 from harness.spec import RunConfig
@@ -64,7 +64,7 @@ def build_model(config: RunConfig, data: Data):
     return URSAModel(URSAConfig.preset(m.preset, **overrides), seed=config.train.seed)
 
 
-def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path, progress: bool) -> None:
+def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path) -> None:
     """Train (or, evaluation-only, just record the model to evaluate) into stages/train."""
     from ursa.train import train
 
@@ -74,7 +74,8 @@ def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path, prog
         mark_stage_done(rdir, "train", {"steps": 0, "model": str(Path(config.model.init_from).resolve())})
         return
     model = build_model(config, data)
-    result = train(model, path, training_tokens(data, runs_root), config.train, out, progress=progress)
+    result = train(model, path, training_tokens(data, runs_root), config.train, out, progress=False,
+                   on_step=lambda step, loss: progress.update("train", step, config.train.steps, loss))
     model.save_pretrained(out / "model")
     tail = result.losses[-max(1, len(result.losses) // 10):]
     curve = [n for n in config.train.snapshot_steps() if n < result.steps]  # the final model is "model"
@@ -105,9 +106,7 @@ def _sample_dir(rdir: Path, step: int, final: int) -> Path:
     return out if step == final else out / "curve" / f"step_{step}"
 
 
-def stage_sample(config: RunConfig, data: Data, rdir: Path, progress: bool) -> None:
-    from tqdm import tqdm
-
+def stage_sample(config: RunConfig, data: Data, rdir: Path) -> None:
     from ursa.model import URSAModel
     from ursa.sample import EulerSampler
 
@@ -123,7 +122,8 @@ def stage_sample(config: RunConfig, data: Data, rdir: Path, progress: bool) -> N
         sampler = EulerSampler(model, path, s.sampler_config())
         ctx = TaskContext(sampler, data, s, torch.Generator().manual_seed(s.seed))
         videos: dict[str, torch.Tensor] = {}
-        for task in tqdm(s.tasks, desc=f"sample step {step}", disable=not progress):
+        for k, task in enumerate(s.tasks):
+            progress.update(f"sample (model of step {step})", k, len(s.tasks))
             generate = plugins.TASKS.get(task)
             prompts = data.benchmark.suite(task)
             with torch.no_grad():
@@ -227,10 +227,15 @@ def link_shared_stages(runs_root: Path, rdir: Path, stage_ids: dict[str, str]) -
             link_stage(rdir, stage, shared_stage_dir(runs_root, stage, stage_ids[stage]))
 
 
-def run_stages(runs_root: str | Path, rdir: Path, progress: bool = False) -> RunResult:
+def run_stages(runs_root: str | Path, rdir: Path) -> RunResult:
     """Run every missing stage of the run in `rdir`; always leaves a final result.json (or says on
     stderr why it could not: the returned result then says so too). Ctrl-C records the run as
-    interrupted (resumable) and re-raises."""
+    interrupted (resumable) and re-raises. Progress is reported in `rdir`/progress.json meanwhile."""
+    with progress.reporting(rdir):
+        return _run_stages(runs_root, rdir)
+
+
+def _run_stages(runs_root: str | Path, rdir: Path) -> RunResult:
     runs_root = Path(runs_root)
     meta = read_json_or_none(rdir / "config.json", "expected the runner to rewrite it from the plan")
     if not isinstance(meta, dict) or "config" not in meta or "run" not in meta:
@@ -260,10 +265,11 @@ def run_stages(runs_root: str | Path, rdir: Path, progress: bool = False) -> Run
                     sweep_temps(stage_dir(rdir, stage).resolve(), locked=True)
                     invalidate_stage(rdir, stage)
                     if stage == "train":
-                        stage_train(config, data, rdir, runs_root, progress)
+                        stage_train(config, data, rdir, runs_root)
                     elif stage == "sample":
-                        stage_sample(config, data, rdir, progress)
+                        stage_sample(config, data, rdir)
                     else:
+                        progress.update("score", 0, 1)
                         stage_score(config, data, rdir, runs_root)
                 result.timings[stage] = round(time.perf_counter() - start, 3)
             result.metrics = read_json(stage_dir(rdir, "score") / "scores.json")
