@@ -26,6 +26,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -702,7 +703,18 @@ def load_results(runs_root: str | Path, spec_name: str, profile: str) -> pd.Data
     base = ["run_id", "spec", "profile", "arm", "seed", "state", "reference", "model", "run_dir", "error"]
     df = pd.DataFrame(rows, columns=None if rows else base)
     rest = sorted(c for c in df.columns if c not in base)
-    return df[base + rest].sort_values(["arm", "seed"], na_position="first", kind="stable").reset_index(drop=True)
+    order = sorted(range(len(df)), key=lambda i: (natural_key(str(df["arm"].iat[i])), df["seed"].iat[i]))
+    return df[base + rest].iloc[order].reset_index(drop=True)
+
+
+_NUMBER = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key reading the numbers in `text` as numbers: "shift=2" < "shift=10" < "shift=10.5".
+    (text, number) chunks alternate, so any two keys compare position by position."""
+    parts = _NUMBER.split(text)
+    return tuple(float(p) if i % 2 else p for i, p in enumerate(parts))
 
 
 def export_results(df: pd.DataFrame, path: str | Path) -> Path:

@@ -65,3 +65,19 @@ def test_load_results_follows_manifest_and_exports(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="csv or .parquet"):
         export_results(df, tmp_path / "r.txt")
     assert os.path.exists(tmp_path / "index.sqlite")
+
+
+def test_arms_sort_numerically(tmp_path: Path) -> None:
+    arms = ["shift=10", "shift=2", "shift=1.5", "shift=1e-3", "c=10, alpha=0.9", "c=3, alpha=0.9", "c=3, alpha=0.25"]
+    ids = []
+    for i, arm in enumerate(arms):
+        for seed in (1, 0):
+            rid = f"r{i}-{seed}"
+            ids.append(rid)
+            write_result(tmp_path, run_dir(tmp_path, "s", "smoke", rid),
+                         RunResult(run_id=rid, spec="s", profile="smoke", arm=arm, seed=seed, state=RunState.DONE))
+    write_manifest(tmp_path, "s", "smoke", ids, "<memory>")
+    df = load_results(tmp_path, "s", "smoke")
+    assert list(dict.fromkeys(df["arm"])) == ["c=3, alpha=0.25", "c=3, alpha=0.9", "c=10, alpha=0.9",
+                                              "shift=1e-3", "shift=1.5", "shift=2", "shift=10"]
+    assert list(df["seed"][:2]) == [0, 1]
