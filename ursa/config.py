@@ -27,6 +27,9 @@ _PRESETS: dict[str, dict] = {
 }
 
 
+_CONVENTIONS = ("bov_token_id", "text_padding", "head_shift", "rope_layout", "max_prompt_length")
+
+
 def default_mrope_section(head_dim: int) -> tuple[int, int, int]:
     """(t, h, w) rotary-pair split; Qwen3-VL's (24, 20, 20) for head_dim 128, scaled down otherwise."""
     half = head_dim // 2
@@ -52,6 +55,13 @@ class URSAConfig:
     mrope_section: tuple[int, int, int] | None = None  # None -> default_mrope_section(head_dim)
     max_position_embeddings: int = 8192
     initializer_range: float = 0.02
+    # Layout conventions. The defaults are this project's layout; a model loaded from the
+    # authors' release records theirs (ursa/release.py, docs/release.md).
+    bov_token_id: int | None = None  # None: BOV is an extra last embedding row; int: a text id (release: 151652)
+    text_padding: str = "masked"  # "masked": pads unattended, real tokens numbered; "attended": every slot is a token at its index
+    head_shift: bool = False  # True: the hidden state at position p predicts the visual token at p + 1
+    rope_layout: str = "mrope_interleaved"  # rotary frequency layout, a key of ursa.model.ROPE_LAYOUTS
+    max_prompt_length: int | None = None  # the text length the model was trained with (release: 320, left-padded)
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim",
@@ -68,6 +78,17 @@ class URSAConfig:
             raise ValueError(f"URSAConfig.mrope_section: expected 3 ints summing to head_dim/2={self.head_dim // 2} "
                              f"with 3*max(h, w) <= head_dim/2, got {section}")
         self.mrope_section = tuple(int(s) for s in section)
+        if self.bov_token_id is not None and not (isinstance(self.bov_token_id, int) and 0 <= self.bov_token_id < self.text_vocab_size):
+            raise ValueError(f"URSAConfig.bov_token_id: expected None or a text id in [0, {self.text_vocab_size}), got {self.bov_token_id!r}")
+        if self.text_padding not in ("masked", "attended"):
+            raise ValueError(f"URSAConfig.text_padding: expected 'masked' or 'attended', got {self.text_padding!r}")
+        if self.rope_layout not in ("mrope_interleaved", "ursa_release"):
+            raise ValueError(f"URSAConfig.rope_layout: expected 'mrope_interleaved' or 'ursa_release', got {self.rope_layout!r}")
+        if self.rope_layout == "ursa_release" and (self.head_dim // 2 - 3 * (self.head_dim // 8)) % 2:
+            raise ValueError(f"URSAConfig.head_dim: the 'ursa_release' rotary layout needs head_dim/2 - 3*(head_dim//8) "
+                             f"even (its (t, h, w) x head_dim//8 + (h, w) cycle fills head_dim/2 slots), got {self.head_dim}")
+        if self.max_prompt_length is not None and (not isinstance(self.max_prompt_length, int) or self.max_prompt_length < 1):
+            raise ValueError(f"URSAConfig.max_prompt_length: expected None or a positive int, got {self.max_prompt_length!r}")
 
     @classmethod
     def preset(cls, name: str, **overrides) -> URSAConfig:
@@ -77,8 +98,13 @@ class URSAConfig:
         return cls(**{**_PRESETS[name], **overrides})
 
     def to_dict(self) -> dict:
+        """Every field, except layout conventions left at their defaults (a project model's
+        config.json stays as it was before the conventions existed)."""
         d = asdict(self)
         d["mrope_section"] = list(self.mrope_section)
+        for name in _CONVENTIONS:
+            if d[name] == self.__dataclass_fields__[name].default:
+                del d[name]
         return d
 
     @classmethod
@@ -88,12 +114,18 @@ class URSAConfig:
             raise ValueError(f"URSAConfig keys: expected a subset of {sorted(cls.__dataclass_fields__)}, got unknown {sorted(unknown)}")
         return cls(**d)
 
+    @property
+    def embedding_rows(self) -> int:
+        """Rows of the embedding table: text, visual (and mask) ids, and an extra BOV row unless
+        the BOV id is a text id."""
+        return self.text_vocab_size + self.visual_vocab_size + int(self.mask_token) + int(self.bov_token_id is None)
+
     def backbone_config(self) -> Qwen3VLTextConfig:
         """The transformers config of the Qwen3-VL text backbone (sdpa attention, no KV cache)."""
         from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLTextConfig
 
         cfg = Qwen3VLTextConfig(
-            vocab_size=self.text_vocab_size + self.visual_vocab_size + int(self.mask_token) + 1,
+            vocab_size=self.embedding_rows,
             hidden_size=self.hidden_size, intermediate_size=self.intermediate_size,
             num_hidden_layers=self.num_layers, num_attention_heads=self.num_heads,
             num_key_value_heads=self.num_kv_heads, head_dim=self.head_dim,

@@ -24,13 +24,26 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLTextModel
+from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLTextModel, Qwen3VLTextRotaryEmbedding
 
 from ursa.config import URSAConfig
 from ursa.io import atomic_write, atomic_write_json
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+
+
+def _release_rope(config: URSAConfig) -> nn.Module:
+    from ursa.release import ReleaseRotaryEmbedding  # lazy: ursa.release imports this module
+
+    return ReleaseRotaryEmbedding(config.head_dim, config.rope_theta)
+
+
+# URSAConfig.rope_layout -> rotary module (forward(x, position_ids (3, B, S)) -> cos, sin (B, S, head_dim)).
+ROPE_LAYOUTS = {
+    "mrope_interleaved": lambda config: Qwen3VLTextRotaryEmbedding(config.backbone_config()),  # Qwen3-VL
+    "ursa_release": _release_rope,  # the authors' FlexRotaryEmbedding layout (ursa/release.py)
+}
 
 
 def mrope_positions(text_mask: torch.Tensor, latent_shape: tuple[int, int, int]) -> torch.Tensor:
@@ -58,13 +71,16 @@ class URSAModel(nn.Module):
         super().__init__()
         self.config = config
         self.num_visual_inputs = config.visual_vocab_size + int(config.mask_token)
-        self.bov_id = config.text_vocab_size + self.num_visual_inputs
+        # BOV: an extra last embedding row (project) or a text id (the authors' release)
+        self.bov_id = config.text_vocab_size + self.num_visual_inputs if config.bov_token_id is None else config.bov_token_id
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
             if seed is not None:
                 torch.manual_seed(seed)
             self.backbone = Qwen3VLTextModel(config.backbone_config())
             self.head = nn.Linear(config.hidden_size, config.visual_vocab_size, bias=False)
             nn.init.normal_(self.head.weight, std=config.initializer_range)
+        if config.rope_layout != "mrope_interleaved":
+            self.backbone.rotary_emb = ROPE_LAYOUTS[config.rope_layout](config)
         for layer in self.backbone.layers:  # sdpa must never fall back to is_causal=True
             layer.self_attn.is_causal = False
 
@@ -93,7 +109,7 @@ class URSAModel(nn.Module):
         self._validate(text_ids, visual_ids, text_mask)
         batch, length = text_ids.shape
         latent_shape = tuple(visual_ids.shape[1:])
-        if text_mask is None:
+        if text_mask is None or self.config.text_padding == "attended":  # attended: pads are tokens too
             text_mask = torch.ones_like(text_ids, dtype=torch.bool)
         bov = torch.full((batch, 1), self.bov_id, dtype=torch.long, device=text_ids.device)
         input_ids = torch.cat([text_ids, bov, visual_ids.flatten(1) + self.config.text_vocab_size], dim=1)
@@ -104,7 +120,8 @@ class URSAModel(nn.Module):
             attention_mask = keys[:, None, None, :]  # (B, 1, 1, S) bool: padded keys are never attended
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
                                use_cache=False).last_hidden_state
-        logits = self.head(hidden[:, length + 1:])  # head only at visual positions
+        # head only at visual positions, or (head_shift) at the positions just before them: [BOV, v_0..v_{N-2}]
+        logits = self.head(hidden[:, length:-1] if self.config.head_shift else hidden[:, length + 1:])
         return logits.float().view(batch, *latent_shape, self.config.visual_vocab_size)
 
     def count_parameters(self, non_embedding: bool = True) -> int:
@@ -121,6 +138,14 @@ class URSAModel(nn.Module):
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"}))
         atomic_write_json(directory / CONFIG_NAME, self.config.to_dict())
+
+    @classmethod
+    def from_release(cls, directory: str | Path, dtype: torch.dtype = torch.float32,
+                     device: str | torch.device | None = None) -> URSAModel:
+        """The transformer of the authors' released pipeline folder (see ursa.release.load_transformer)."""
+        from ursa.release import load_transformer
+
+        return load_transformer(directory, dtype=dtype, device=device)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> URSAModel:
@@ -141,7 +166,7 @@ class URSAModel(nn.Module):
             raise ValueError(f"from_pretrained: expected weights for {WEIGHTS_NAME} matching the config, "
                              f"got mismatched keys {sorted(missing)[:5]}")
         model.load_state_dict(state, assign=True)
-        model.backbone.rotary_emb = type(model.backbone.rotary_emb)(model.backbone.config).to(device or "cpu")
+        model.backbone.rotary_emb = ROPE_LAYOUTS[config.rope_layout](config).to(device or "cpu")  # meta buffers
         return model
 
 

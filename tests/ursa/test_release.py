@@ -1,0 +1,144 @@
+"""ursa.release: the authors' release folders load exactly (logits, path), in the dtype asked,
+with one clear error for every kind of bad folder."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from test_release_helpers import TINY, fsq_codebook, make_release, reference_logits, release_state
+
+from ursa.model import URSAModel
+from ursa.paths import MetricPath, MixturePath
+from ursa.release import build_release_path, load_scheduler
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    return make_release(tmp_path_factory.mktemp("release"))
+
+
+@pytest.fixture(scope="module")
+def model(release):
+    return URSAModel.from_release(release)
+
+
+def _inputs(seed, batch, length, shape):
+    g = torch.Generator().manual_seed(seed)
+    text = torch.randint(0, TINY["lm_vocab_size"], (batch, length), generator=g)
+    return text, torch.randint(0, TINY["lm_head_size"], (batch, *shape), generator=g)
+
+
+@pytest.mark.parametrize("length,shape", [(1, (1, 2, 3)), (7, (1, 3, 2)), (12, (3, 2, 2)), (20, (2, 4, 3))])
+def test_logits_match_reference_forward(model, length, shape):
+    text, visual = _inputs(length, 2, length, shape)
+    with torch.no_grad():
+        ours = model(text, visual)
+    ref = reference_logits(release_state(TINY), TINY, text, visual)
+    assert ours.shape == ref.shape == (2, *shape, TINY["lm_head_size"])
+    assert (ours - ref).abs().max() < 1e-5
+
+
+def test_text_mask_is_ignored_pads_attended(model):
+    # The release attends to its left padding: a mask must not change the logits.
+    text, visual = _inputs(1, 2, 6, (1, 2, 2))
+    mask = torch.tensor([[False] * 3 + [True] * 3, [True] * 6])
+    with torch.no_grad():
+        assert torch.equal(model(text, visual, mask), model(text, visual))
+
+
+def test_sharded_weights_and_dtype(tmp_path, model):
+    sharded = URSAModel.from_release(make_release(tmp_path, shards=3), dtype=torch.bfloat16)
+    assert all(p.dtype == torch.bfloat16 for p in sharded.parameters())
+    assert torch.equal(sharded.head.weight, model.head.weight.bfloat16())
+    text, visual = _inputs(3, 1, 5, (2, 2, 2))
+    with torch.no_grad():
+        assert (sharded(text, visual) - model(text, visual)).abs().max() < 0.5  # bf16 rounding only
+
+
+def test_roundtrip_save_pretrained_keeps_conventions(tmp_path, model):
+    model.save_pretrained(tmp_path / "saved")
+    saved = json.loads((tmp_path / "saved" / "config.json").read_text())
+    assert saved["bov_token_id"] == 37 and saved["text_padding"] == "attended" and saved["head_shift"] is True
+    assert saved["rope_layout"] == "ursa_release" and saved["max_prompt_length"] == 320
+    again = URSAModel.from_pretrained(tmp_path / "saved")
+    text, visual = _inputs(4, 2, 9, (2, 3, 2))
+    with torch.no_grad():
+        assert torch.equal(again(text, visual), model(text, visual))
+
+
+def test_project_config_json_unchanged_by_conventions():
+    from ursa.config import URSAConfig
+
+    d = URSAConfig.preset("tiny").to_dict()
+    assert not {"bov_token_id", "text_padding", "head_shift", "rope_layout", "max_prompt_length"} & set(d)
+
+
+def test_scheduler_metric_and_mixture(tmp_path, release):
+    s = load_scheduler(release)
+    assert (s.kind, s.c, s.alpha, s.shift, s.eps) == ("metric", 3.0, 0.9, 3.0, 1e-5)
+    path = build_release_path(release)
+    assert isinstance(path, MetricPath) and path.vocab_size == 27
+    # the path's distances are those of the L2-normalised codebook. (Not for FSQ's all-zero code,
+    # id 13 here: ursa.paths gives it d = 2 to every code, the authors' |e_x - e_y|^2 gives 1;
+    # docs/release.md, "Known differences".)
+    e = torch.nn.functional.normalize(fsq_codebook().half().float(), dim=-1, eps=1e-5)
+    x, y = torch.tensor([1, 5, 12, 26]), torch.tensor([2, 5, 0, 3])
+    assert torch.allclose(path.distance(x, y), (e[x] - e[y]).pow(2).sum(-1), atol=1e-6)
+    mix = make_release(tmp_path / "mix", alpha=None)
+    assert isinstance(build_release_path(mix), MixturePath) and load_scheduler(mix).kind == "mixture"
+
+
+def _copy(release, tmp_path):
+    return shutil.copytree(release, tmp_path / "copy")
+
+
+def test_missing_files_listed_in_one_message(tmp_path, release):
+    bad = _copy(release, tmp_path)
+    (bad / "transformer" / "diffusion_pytorch_model.safetensors").unlink()
+    (bad / "scheduler" / "scheduler_model.pth").unlink()
+    from ursa.release import check_release
+
+    with pytest.raises(ValueError) as err:
+        check_release(bad, ("transformer", "scheduler"))
+    msg = str(err.value)
+    assert "2 missing" in msg and "diffusion_pytorch_model.safetensors" in msg and "scheduler_model.pth" in msg
+    assert "codebook" in msg and str(bad) in msg
+
+
+def test_missing_shard_named(tmp_path):
+    root = make_release(tmp_path, shards=2)
+    (root / "transformer" / "diffusion_pytorch_model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(ValueError, match="00002-of-00002.safetensors .a weight shard"):
+        URSAModel.from_release(root)
+
+
+def test_shape_mismatch_and_unknown_architecture(tmp_path, release):
+    bad = _copy(release, tmp_path)
+    cfg = dict(TINY, intermediate_size=64)
+    (bad / "transformer" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match=r"mlp.gate_proj.weight' has shape \(48, 32\), the config implies \(64, 32\)"):
+        URSAModel.from_release(bad)
+    (bad / "transformer" / "config.json").write_text(json.dumps(dict(TINY, _class_name="NovaTransformer3DModel")))
+    with pytest.raises(ValueError, match="_class_name.*NovaTransformer3DModel"):
+        URSAModel.from_release(bad)
+    (bad / "transformer" / "config.json").write_text(json.dumps(dict(TINY, vocab_size=70)))
+    with pytest.raises(ValueError, match="vocab_size = lm_vocab_size \\+ lm_head_size"):
+        URSAModel.from_release(bad)
+    (bad / "transformer" / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="transformer/config.json to be a JSON object"):
+        URSAModel.from_release(bad)
+
+
+def test_bad_scheduler_files(tmp_path, release):
+    bad = _copy(release, tmp_path)
+    (bad / "scheduler" / "scheduler_config.json").write_text(json.dumps({"alpha": 0.9, "c": "three"}))
+    with pytest.raises(ValueError, match="'c' a finite number > 0"):
+        load_scheduler(bad)
+    (bad / "scheduler" / "scheduler_config.json").write_text(json.dumps({"alpha": 0.9, "c": 3}))
+    torch.save({"path.emb": torch.zeros(4, 2), "extra": object()}, bad / "scheduler" / "scheduler_model.pth")
+    with pytest.raises(ValueError, match="weights_only=True"):
+        load_scheduler(bad)
+    (bad / "scheduler" / "scheduler_model.pth").write_bytes(b"truncated")
+    with pytest.raises(ValueError, match="scheduler_model.pth to be a torch file"):
+        load_scheduler(bad)

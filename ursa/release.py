@@ -1,0 +1,277 @@
+"""The authors' released URSA pipeline folders (baaivision/URSA) loaded into this project's model
+and paths, exactly: same logits, same probability path.
+
+A release is a diffusers-style folder (docs/release.md has the layout and where each convention
+was confirmed in the authors' code):
+
+    transformer/config.json                       URSATransformer3DModel (Qwen3 sizes + vocab layout)
+    transformer/diffusion_pytorch_model.safetensors   (or a sharded set with its .index.json)
+    scheduler/scheduler_config.json               KineticOptimalScheduler: c, alpha (null: mixture), shift, eps
+    scheduler/scheduler_model.pth                 {"path.emb": codebook (K, D)}
+    tokenizer/                                    the Qwen3 tokenizer files
+
+Their forward conventions become URSAConfig fields, not a second model: the BOV id is a text id
+(`bov_token_id`), visual ids are offset by `lm_vocab_size` (= text_vocab_size here), text pads
+are ordinary attended tokens (`text_padding="attended"`), the head is next-position shifted
+(`head_shift`) and the rotary frequencies follow their FlexRotaryEmbedding (`rope_layout=
+"ursa_release"`, `ReleaseRotaryEmbedding` below).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ursa.config import URSAConfig
+
+TRANSFORMER_CLASSES = ("URSATransformer3DModel",)  # architectures this loader reproduces
+SCHEDULER_CLASSES = ("KineticOptimalScheduler",)
+WEIGHTS = "diffusion_pytorch_model.safetensors"  # diffusers' SAFETENSORS_WEIGHTS_NAME
+WEIGHTS_INDEX = WEIGHTS + ".index.json"  # diffusers' SAFE_WEIGHTS_INDEX_NAME (sharded weights)
+
+# part -> {file: what it is}; the transformer's weights are checked apart (single or sharded)
+RELEASE_FILES: dict[str, dict[str, str]] = {
+    "transformer": {"transformer/config.json": "the denoiser's configuration (URSATransformer3DModel)"},
+    "scheduler": {"scheduler/scheduler_config.json": "the path parameters c, alpha, shift, eps (KineticOptimalScheduler)",
+                  "scheduler/scheduler_model.pth": "the codebook embedding the metric path uses (entry 'path.emb')"},
+    "tokenizer": {"tokenizer/tokenizer_config.json": "the Qwen3 text tokenizer's configuration",
+                  "tokenizer/tokenizer.json": "the Qwen3 text tokenizer's vocabulary and merges"},
+}
+# The authors' URSATransformer3DModel.__init__ defaults (1.7B), used where config.json omits a key.
+_TRANSFORMER_DEFAULTS = dict(hidden_size=2048, intermediate_size=6144, num_attention_heads=16, num_key_value_heads=8,
+                             num_hidden_layers=28, rope_theta=1_000_000.0, vocab_size=215_669, lm_vocab_size=151_669,
+                             lm_head_size=64_000, bov_token_id=151_652)
+# Qwen3Config defaults for the keys that pass through (their Qwen3Model is built from the same dict).
+_QWEN3_DEFAULTS = dict(head_dim=128, rms_norm_eps=1e-6, max_position_embeddings=32_768, attention_bias=False)
+MAX_PROMPT_LENGTH = 320  # URSAPipeline.__call__(max_prompt_length=320)
+
+
+def _fail(directory: Path, what: str) -> ValueError:
+    return ValueError(f"release folder {str(directory)!r}: {what}")
+
+
+def _weight_files(directory: Path) -> tuple[dict[str, Path] | None, list[str]]:
+    """{parameter name: safetensors file} of transformer/, or (None, [missing file descriptions])."""
+    tdir = directory / "transformer"
+    if (tdir / WEIGHTS).is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(tdir / WEIGHTS), framework="pt") as f:
+            return {k: tdir / WEIGHTS for k in f.keys()}, []
+    if not (tdir / WEIGHTS_INDEX).is_file():
+        return None, [f"transformer/{WEIGHTS} (the denoiser's weights; or a sharded set listed in transformer/{WEIGHTS_INDEX})"]
+    try:
+        weight_map = json.loads((tdir / WEIGHTS_INDEX).read_text())["weight_map"]
+        if not isinstance(weight_map, dict):
+            raise TypeError(f"weight_map is a {type(weight_map).__name__}")
+    except (ValueError, KeyError, TypeError) as err:
+        raise _fail(directory, f"expected transformer/{WEIGHTS_INDEX} to be JSON with a 'weight_map' object "
+                               f"{{parameter: shard file}}, got {err!r}") from err
+    missing = sorted({f for f in weight_map.values() if not (tdir / f).is_file()})
+    return ({k: tdir / f for k, f in weight_map.items()} if not missing else None,
+            [f"transformer/{f} (a weight shard listed in {WEIGHTS_INDEX})" for f in missing])
+
+
+def check_release(directory: str | Path, parts: tuple[str, ...] = ("transformer", "scheduler")) -> Path:
+    """Raise one ValueError listing every missing file of `parts` (what each is); return the folder."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise _fail(directory, "expected a directory (the authors' pipeline folder: transformer/, scheduler/, "
+                               "tokenizer/, vae/), got nothing there")
+    missing = [f"{name} ({what})" for part in parts for name, what in RELEASE_FILES[part].items()
+               if not (directory / name).is_file()]
+    if "transformer" in parts:
+        missing += _weight_files(directory)[1]
+    if missing:
+        raise _fail(directory, f"expected every file of {', '.join(parts)}, got {len(missing)} missing: "
+                               + "; ".join(missing))
+    return directory
+
+
+def read_transformer_config(directory: str | Path) -> URSAConfig:
+    """transformer/config.json -> the URSAConfig with the release's conventions."""
+    directory = Path(directory)
+    file = directory / "transformer" / "config.json"
+    try:
+        raw = json.loads(file.read_text())
+        if not isinstance(raw, dict):
+            raise TypeError(f"a JSON {type(raw).__name__}")
+    except (OSError, ValueError, TypeError) as err:
+        raise _fail(directory, f"expected transformer/config.json to be a JSON object, got {err}") from err
+    name = raw.get("_class_name", TRANSFORMER_CLASSES[0])
+    if name not in TRANSFORMER_CLASSES:
+        raise _fail(directory, f"expected transformer/config.json '_class_name' in {list(TRANSFORMER_CLASSES)}, got "
+                               f"{name!r} (an architecture this loader does not reproduce)")
+    c = {**_TRANSFORMER_DEFAULTS, **_QWEN3_DEFAULTS, **raw}
+    if c["attention_bias"] or c.get("use_sliding_window"):
+        raise _fail(directory, "expected a Qwen3 backbone without attention bias or sliding window, got "
+                               f"attention_bias={c['attention_bias']!r}, use_sliding_window={c.get('use_sliding_window')!r}")
+    if c["vocab_size"] != c["lm_vocab_size"] + c["lm_head_size"]:
+        raise _fail(directory, f"expected transformer/config.json vocab_size = lm_vocab_size + lm_head_size = "
+                               f"{c['lm_vocab_size']} + {c['lm_head_size']} (text ids, then the visual codes), got {c['vocab_size']}")
+    try:
+        return URSAConfig(hidden_size=c["hidden_size"], num_layers=c["num_hidden_layers"], num_heads=c["num_attention_heads"],
+                          num_kv_heads=c["num_key_value_heads"], head_dim=c["head_dim"],
+                          intermediate_size=c["intermediate_size"], text_vocab_size=c["lm_vocab_size"],
+                          visual_vocab_size=c["lm_head_size"], rope_theta=float(c["rope_theta"]),
+                          rms_norm_eps=float(c["rms_norm_eps"]), max_position_embeddings=c["max_position_embeddings"],
+                          bov_token_id=c["bov_token_id"], text_padding="attended", head_shift=True,
+                          rope_layout="ursa_release", max_prompt_length=MAX_PROMPT_LENGTH)
+    except (ValueError, TypeError) as err:
+        raise _fail(directory, f"expected transformer/config.json to describe a valid model, got {err}") from err
+
+
+def release_to_project_key(key: str) -> str:
+    """Their parameter name -> this project's: model.* -> backbone.*, lm_head.weight -> head.weight."""
+    if key.startswith("model."):
+        return "backbone." + key[len("model."):]
+    return "head.weight" if key == "lm_head.weight" else key
+
+
+def project_to_release_key(key: str) -> str:
+    """Inverse of release_to_project_key."""
+    if key.startswith("backbone."):
+        return "model." + key[len("backbone."):]
+    return "lm_head.weight" if key == "head.weight" else key
+
+
+def load_transformer(directory: str | Path, dtype: torch.dtype = torch.float32,
+                     device: str | torch.device | None = None):
+    """The released denoiser as a URSAModel, in `dtype` on `device`.
+
+    The model is built on the meta device and each tensor is read from its safetensors file,
+    cast and moved on its own, then assigned: peak memory is the model in `dtype` plus one tensor.
+    Every name and shape is checked against the config before anything is read.
+    """
+    from safetensors import safe_open
+
+    from ursa.model import ROPE_LAYOUTS, URSAModel
+
+    directory = check_release(directory, ("transformer",))
+    config = read_transformer_config(directory)
+    device = torch.device(device or "cpu")
+    with torch.device("meta"):
+        model = URSAModel(config, seed=None)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    files, _ = _weight_files(directory)
+    ours = {release_to_project_key(k): k for k in files}
+    problems = [f"missing {project_to_release_key(k)!r}" for k in sorted(set(expected) - set(ours))]
+    problems += [f"unexpected {k!r}" for k in sorted(set(ours.values())) if release_to_project_key(k) not in expected]
+    handles: dict[Path, object] = {}
+    try:
+        for name in sorted(set(expected) & set(ours)):
+            file = files[ours[name]]
+            if file not in handles:
+                handles[file] = safe_open(str(file), framework="pt", device="cpu")
+            shape = tuple(handles[file].get_slice(ours[name]).get_shape())
+            if shape != expected[name]:
+                problems.append(f"{ours[name]!r} has shape {shape}, the config implies {expected[name]}")
+        if problems:
+            raise _fail(directory, f"expected transformer weights matching transformer/config.json, got "
+                                   f"{len(problems)} problems: " + "; ".join(problems[:8]) + (" ..." if len(problems) > 8 else ""))
+        state = {name: handles[files[ours[name]]].get_tensor(ours[name]).to(device=device, dtype=dtype)
+                 for name in expected}
+    finally:
+        handles.clear()
+    model.load_state_dict(state, assign=True)
+    model.backbone.rotary_emb = ROPE_LAYOUTS[config.rope_layout](config).to(device)  # buffers were on meta
+    return model.eval()
+
+
+class ReleaseRotaryEmbedding(nn.Module):
+    """The authors' rotary layout (FlexRotaryEmbedding.get_func): head_dim/2 frequency slots j
+    with inverse frequency theta^(-2j/head_dim); the first 3*(head_dim//8) slots take the position
+    axes in the cycle (t, h, w, t, h, w, ...), the rest the cycle (h, w, h, w, ...).
+
+    forward(x, position_ids long (3, B, S)) -> (cos, sin), each (B, S, head_dim) in x's dtype, in
+    the rotate-half form transformers' Qwen3-VL attention applies. (Theirs writes each rotated pair
+    next to each other; q and k are permuted alike, so every attention score is the same.)
+    """
+
+    def __init__(self, head_dim: int, theta: float) -> None:
+        super().__init__()
+        half, rep1 = head_dim // 2, head_dim // 8
+        axes = [j % 3 for j in range(3 * rep1)] + [1 + j % 2 for j in range(half - 3 * rep1)]
+        self.register_buffer("axis", torch.tensor(axes, dtype=torch.long), persistent=False)  # (head_dim/2,)
+        inv = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        self.register_buffer("inv_freq", inv, persistent=False)  # (head_dim/2,)
+
+    def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pos = position_ids.expand(3, -1, -1).float()[self.axis.to(position_ids.device)]  # (head_dim/2, B, S)
+        freqs = pos.permute(1, 2, 0) * self.inv_freq.to(x.device)  # (B, S, head_dim/2)
+        emb = torch.cat([freqs, freqs], dim=-1)
+        return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+
+
+@dataclass(frozen=True)
+class ReleaseScheduler:
+    """scheduler/: the path parameters and the codebook (K, D) float32 it is built on."""
+
+    c: float | None
+    alpha: float | None  # None: the mixture path
+    shift: float
+    eps: float
+    codebook: torch.Tensor
+
+    @property
+    def kind(self) -> str:
+        return "mixture" if self.alpha is None else "metric"
+
+
+def _number(directory: Path, raw: dict, key: str, default: float | None, allow_none: bool = False) -> float | None:
+    value = raw.get(key, default)
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise _fail(directory, f"expected scheduler/scheduler_config.json {key!r} a finite number > 0"
+                               f"{' or null' if allow_none else ''}, got {value!r}")
+    return float(value)
+
+
+def load_scheduler(directory: str | Path, trust_pickle: bool = False) -> ReleaseScheduler:
+    """scheduler/scheduler_config.json + scheduler_model.pth -> ReleaseScheduler.
+
+    The .pth is read with torch.load(weights_only=True): a plain {name: tensor} pickle loads that
+    way and nothing in it can run code. The authors read it with weights_only=False; a file that
+    needs that (pickled objects besides tensors) is refused unless `trust_pickle=True`.
+    """
+    directory = check_release(directory, ("scheduler",))
+    try:
+        raw = json.loads((directory / "scheduler" / "scheduler_config.json").read_text())
+        if not isinstance(raw, dict):
+            raise TypeError(f"a JSON {type(raw).__name__}")
+    except (OSError, ValueError, TypeError) as err:
+        raise _fail(directory, f"expected scheduler/scheduler_config.json to be a JSON object, got {err}") from err
+    name = raw.get("_class_name", SCHEDULER_CLASSES[0])
+    if name not in SCHEDULER_CLASSES:
+        raise _fail(directory, f"expected scheduler/scheduler_config.json '_class_name' in {list(SCHEDULER_CLASSES)}, got {name!r}")
+    alpha = _number(directory, raw, "alpha", None, allow_none=True)
+    c = _number(directory, raw, "c", None, allow_none=alpha is None)
+    shift, eps = _number(directory, raw, "shift", 1.0), _number(directory, raw, "eps", 1e-5)
+    file = directory / "scheduler" / "scheduler_model.pth"
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=not trust_pickle)
+    except Exception as err:  # UnpicklingError, or a corrupt / truncated archive
+        raise _fail(directory, f"expected scheduler/scheduler_model.pth to be a torch file of tensors (read with "
+                               f"weights_only=True; pass trust_pickle=True only for a file you trust), got "
+                               f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from err
+    emb = state.get("path.emb") if isinstance(state, dict) else None
+    if not isinstance(emb, torch.Tensor) or emb.dim() != 2 or not emb.is_floating_point():
+        got = f"{emb.dtype} {tuple(emb.shape)}" if isinstance(emb, torch.Tensor) else type(emb).__name__
+        raise _fail(directory, f"expected scheduler/scheduler_model.pth entry 'path.emb' a float (K, D) codebook, got {got}")
+    return ReleaseScheduler(c=c, alpha=alpha, shift=shift, eps=eps, codebook=emb.float())
+
+
+def build_release_path(directory: str | Path, chunk_size: int = 4096, trust_pickle: bool = False):
+    """The release's probability path as a ursa.paths ProbPath: MetricPath(codebook, c, alpha),
+    or MixturePath(K) when alpha is null (KineticOptimalScheduler.load_pretrained)."""
+    from ursa.paths import build_path
+
+    s = load_scheduler(directory, trust_pickle=trust_pickle)
+    return build_path(s.kind, vocab_size=s.codebook.shape[0], embeddings=s.codebook,
+                      c=s.c or 0.0, alpha=s.alpha or 0.0, chunk_size=chunk_size)
