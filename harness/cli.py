@@ -74,8 +74,10 @@ def parser() -> argparse.ArgumentParser:
     _common(st)
     sub.add_parser("env", add_help=False, help="create an evaluator's separate environment "
                    "(python -m harness env NAME; see python -m harness env --help)")
-    ls = sub.add_parser("ls", help="specs and their runs in the run store")
-    ls.add_argument("--runs-root", default="runs", type=Path)
+    ls = sub.add_parser("ls", help="the spec files under --specs and the runs each has in the run store")
+    ls.add_argument("--runs-root", default="runs", type=Path, help="run store root (default: runs/)")
+    ls.add_argument("--specs", default="ablations", type=Path,
+                    help="folder searched (recursively) for spec files (default: ablations/)")
     rix = sub.add_parser("reindex", help="rebuild <runs-root>/index.sqlite from every result.json (a corrupt "
                                          "index is moved aside first)")
     rix.add_argument("--runs-root", default="runs", type=Path)
@@ -213,12 +215,38 @@ def _ls(args: argparse.Namespace) -> int:
         n = reindex(args.runs_root)
         print(f"{args.runs_root / INDEX}: {what}; rebuilt from {n} result.json files", file=sys.stderr)
         idx = query_index(args.runs_root)
+    files = _spec_files(args.specs)
+    if files:
+        print(f"spec files under {args.specs}/:")
+        width = max(len(str(p)) for p in files)
+        for path, name in files.items():
+            mine = idx[idx["spec"] == name] if not idx.empty else idx
+            stored = "; ".join(f"{prof}: " + ", ".join(f"{n} {state}" for state, n in g["state"].value_counts().items())
+                               for prof, g in mine.groupby("profile")) if len(mine) else "no stored runs"
+            print(f"  {str(path).ljust(width)}  {name}  ({stored})")
+        print()
     if idx.empty:
         print(f"no runs under {args.runs_root}")
         return 0
     counts = idx.groupby(["spec", "profile", "state"]).size().unstack(fill_value=0)
     print(counts.to_string())
     return 0
+
+
+def _spec_files(folder: Path) -> dict[Path, str]:
+    """{spec file: its `name:`} of the YAML files under `folder` (the file stem where a file has no
+    readable name: `ls` lists, it does not validate)."""
+    from harness.specfile import load_yaml_text
+
+    out = {}
+    for path in sorted([*folder.rglob("*.yaml"), *folder.rglob("*.yml")]) if folder.is_dir() else []:
+        try:  # the spec loader's bounded YAML (no alias bombs), on at most a megabyte
+            data = load_yaml_text(path.read_text(), str(path)) if path.stat().st_size < 1_000_000 else None
+        except (OSError, SpecError, UnicodeDecodeError):
+            data = None
+        name = data.get("name") if isinstance(data, dict) else None
+        out[path] = name if isinstance(name, str) else path.stem
+    return out
 
 
 def _reindex(args: argparse.Namespace) -> int:

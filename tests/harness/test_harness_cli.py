@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.records import RunResult, RunState
+from harness.store import run_dir, write_result
+
 ROOT = Path(__file__).resolve().parents[2]
 BASELINE = ROOT / "reports" / "baselines" / "path_shape.json"
 
@@ -86,6 +89,23 @@ def _shift_first_metric(baseline: dict) -> None:
 def test_ls_on_empty_store(tmp_path: Path) -> None:
     res = harness("ls", "--runs-root", str(tmp_path))
     assert res.returncode == 0 and "no runs" in res.stdout
+    # the repository's spec files are listed, each with its (absent) stored runs
+    assert "ablations/path_shape.yaml" in res.stdout and "path_shape  (no stored runs)" in res.stdout
+
+
+def test_ls_lists_spec_files_with_their_runs(tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    (specs / "sub").mkdir(parents=True)
+    (specs / "a.yaml").write_text("name: alpha\n")
+    (specs / "sub" / "b.yml").write_text("a: &x [*x]\n")  # unreadable as a spec: listed by its stem
+    root = tmp_path / "runs"
+    write_result(root, run_dir(root, "alpha", "smoke", "r1"),
+                 RunResult(run_id="r1", spec="alpha", profile="smoke", arm="a", seed=0, state=RunState.DONE))
+    res = harness("ls", "--runs-root", str(root), "--specs", str(specs))
+    assert res.returncode == 0, res.stderr
+    lines = [" ".join(line.split()) for line in res.stdout.splitlines()]
+    assert f"{specs / 'a.yaml'} alpha (smoke: 1 done)" in lines
+    assert f"{specs / 'sub' / 'b.yml'} b (no stored runs)" in lines
 
 
 @pytest.mark.parametrize("command, extra", [("status", []), ("report", ["--reports-dir", "{tmp}/reports"]),
