@@ -275,3 +275,51 @@ def build_release_path(directory: str | Path, chunk_size: int = 4096, trust_pick
     s = load_scheduler(directory, trust_pickle=trust_pickle)
     return build_path(s.kind, vocab_size=s.codebook.shape[0], embeddings=s.codebook,
                       c=s.c or 0.0, alpha=s.alpha or 0.0, chunk_size=chunk_size)
+
+
+# ---- text ----------------------------------------------------------------------------------
+VBENCH_NEGATIVE_PROMPT = ("worst quality, low quality, inconsistent motion, static, still, blurry, jittery, "
+                          "distorted, ugly")  # evaluations/vbench/sample.py
+
+
+def motion_prefix(score: float) -> str:
+    """The video prompts' prefix, "motion=9.0, " for score 9 (evaluations/vbench/sample.py)."""
+    return f"motion={score:.1f}, "
+
+
+class ReleaseTextTokenizer:
+    """The release's Qwen3 tokenizer (tokenizer/) with its padding convention: every caption is
+    `prefix + caption`, truncated and left-padded to `max_length` (URSAPipeline.encode_prompt:
+    padding="max_length", padding_side="left", truncation=True, max_length=320).
+
+    __call__(captions) -> (ids long (B, max_length), mask bool (B, max_length)); a release model
+    (text_padding="attended") attends to the pads anyway, the mask only says where they are.
+    `uncond(batch)` is the negative prompt the same way (default "", as the pipeline's).
+    """
+
+    def __init__(self, path: str | Path, max_length: int = MAX_PROMPT_LENGTH, prefix: str = "",
+                 negative_prompt: str = "") -> None:
+        from transformers import AutoTokenizer
+
+        path = Path(path)
+        missing = [f for f in ("tokenizer_config.json", "tokenizer.json") if not (path / f).is_file()]
+        if missing:
+            raise ValueError(f"release tokenizer {str(path)!r}: expected the Qwen3 tokenizer files, got missing {missing}")
+        if not isinstance(max_length, int) or max_length < 1:
+            raise ValueError(f"release tokenizer max_length: expected a positive int, got {max_length!r}")
+        self._tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        if self._tok.pad_token_id is None:
+            raise ValueError(f"release tokenizer {str(path)!r}: expected a pad token in tokenizer_config.json, got none")
+        self.vocab_size, self.pad_id = len(self._tok), int(self._tok.pad_token_id)
+        self.max_length, self.prefix, self.negative_prompt = max_length, prefix, negative_prompt
+
+    def __call__(self, captions: list[str], max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = self._tok([self.prefix + c for c in captions], padding="max_length", padding_side="left",
+                        truncation=True, max_length=max_length or self.max_length, return_tensors="pt")
+        return enc.input_ids.long(), enc.attention_mask.bool()
+
+    def uncond(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The negative prompt, no prefix (the pipeline tokenises it as given): (B, max_length) twice."""
+        enc = self._tok([self.negative_prompt] * batch, padding="max_length", padding_side="left",
+                        truncation=True, max_length=self.max_length, return_tensors="pt")
+        return enc.input_ids.long(), enc.attention_mask.bool()

@@ -129,3 +129,19 @@ def reference_logits(state: dict, cfg: dict, text_ids: torch.Tensor, visual_ids:
         x = x + (torch.nn.functional.silu(m @ p("mlp.gate_proj.weight").T) * (m @ p("mlp.up_proj.weight").T)) @ p("mlp.down_proj.weight").T
     z = _rms(x, state["model.norm.weight"]) @ state["lm_head.weight"].T
     return z[:, -(N + 1):-1].float().reshape(B, *shape, -1)
+
+
+WORDS = ["<|endoftext|>", "motion=9.0,", "a", "red", "blue", "circle", "square", "moving", "left", "right", "up",
+         "down", "worst", "quality,", "<unk>"]
+
+
+def make_tokenizer(folder: Path) -> Path:
+    """A tiny word-level tokenizer saved like the release's tokenizer/ (tokenizer.json +
+    tokenizer_config.json, pad token <|endoftext|>): ids are positions in WORDS."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|endoftext|>", unk_token="<unk>").save_pretrained(str(folder))
+    return folder
