@@ -76,9 +76,17 @@ def data_fingerprint(runs_root: str | Path):
     return lambda config: load_data(config, runs_root).fingerprint
 
 
-def training_tokens(data: Data, runs_root: str | Path):
-    """The tokenised training set (ursa.train.TokenDataset), cached per data fingerprint."""
+def training_tokens(data: Data, runs_root: str | Path, device: str = "cpu", progress: bool = False):
+    """The tokenised training set, cached per data fingerprint: a ursa.shards.ShardDataset read
+    lazily from token shards for a benchmark that `streams` (harness.tokenize writes them on first
+    use, encoding on `device`), else an in-memory ursa.train.TokenDataset."""
     from ursa.train import TokenDataset
+
+    if data.benchmark.streams:
+        from harness.tokenize import tokenize
+        from ursa.shards import ShardDataset
+
+        return ShardDataset(tokenize(data, runs_root, device=device, progress=progress))
 
     path = cache_dir(runs_root) / "data" / f"train-{data.fingerprint}.safetensors"
     if path.exists():

@@ -1,0 +1,1 @@
+"""Bring your own data: a folder of captioned videos / images as a streaming benchmark (see docs/data.md)."""

@@ -1,0 +1,135 @@
+"""Token shards on disk and `ShardDataset`, the streaming `ursa.train.ClipSource` over them.
+
+Layout of a shard directory (written by harness.tokenize, readable by anyone with numpy):
+  index.json         {"format", "num_clips", "text_length" L, "latent_shape" [T, h, w], "id_range",
+                      "shards": [{"file", "count"}, ...], ...}; written last: its presence means complete
+  shard-00000.npy    int32 (n, 2L + T*h*w): per clip its text ids (L), text mask (L, 0/1) and visual
+                     ids (T*h*w, row-major), one contiguous row so a clip is one read
+  captions.jsonl     {"key", "caption"} per clip, in clip order
+A shard is a single .npy written atomically (ursa.io), so a killed writer leaves whole shards and
+temp files, never half a shard. Rows are read through numpy memory maps: `select` touches only
+the rows of the batch, and the page cache, not the process, holds the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ursa.io import atomic_write
+
+FORMAT = "ursa-shards/1"
+INDEX = "index.json"
+DTYPE = np.int32
+
+
+def shard_name(k: int) -> str:
+    return f"shard-{k:05d}.npy"
+
+
+def pack_rows(text_ids: Tensor, text_mask: Tensor, visual_ids: Tensor) -> np.ndarray:
+    """(N, L) ids, (N, L) mask, (N, T, h, w) ids -> int32 (N, 2L + T*h*w) shard rows."""
+    n = visual_ids.shape[0]
+    if visual_ids.numel() and int(visual_ids.max()) > np.iinfo(DTYPE).max:
+        raise ValueError(f"visual_ids: expected ids below 2**31 for int32 shards, got {int(visual_ids.max())}")
+    return np.concatenate([text_ids.reshape(n, -1).numpy(), text_mask.reshape(n, -1).to(torch.int64).numpy(),
+                           visual_ids.reshape(n, -1).numpy()], axis=1).astype(DTYPE)
+
+
+def write_shard(path: Path, rows: np.ndarray) -> None:
+    """Write int32 (n, D) rows to `path` atomically (unique temp name, fsync, rename)."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, np.ascontiguousarray(rows, dtype=DTYPE))
+
+    atomic_write(path, write)
+
+
+def read_shard(path: Path, width: int) -> np.ndarray | None:
+    """The memory-mapped int32 (n, width) rows of a complete shard, or None if it is missing or damaged."""
+    try:
+        rows = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    if rows.dtype != DTYPE or rows.ndim != 2 or rows.shape[1] != width:
+        return None
+    return rows
+
+
+class ShardDataset:
+    """N tokenised clips in memory-mapped shards; a `ursa.train.ClipSource`.
+
+    `select(index)` reads the rows of `index` (long (B,)) from their shards and returns a
+    `TokenDataset` batch: text_ids long (B, L), text_mask bool (B, L), visual_ids long (B, T, h, w).
+    Memory is the batch, whatever N is."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        path = self.directory / INDEX
+        try:
+            index = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: expected the index of a complete shard directory, got "
+                             f"{type(exc).__name__}: {exc}") from None
+        if index.get("format") != FORMAT:
+            raise ValueError(f"{path}: format: expected {FORMAT!r}, got {index.get('format')!r}")
+        self.index = index
+        self.text_length = int(index["text_length"])
+        self._latent = tuple(int(x) for x in index["latent_shape"])
+        self._width = 2 * self.text_length + int(np.prod(self._latent))
+        counts = [int(s["count"]) for s in index["shards"]]
+        self._files = [self.directory / s["file"] for s in index["shards"]]
+        self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)  # clip offset of each shard
+        if int(self._starts[-1]) != int(index["num_clips"]):
+            raise ValueError(f"{path}: num_clips {index['num_clips']} does not match the shards' counts "
+                             f"({int(self._starts[-1])})")
+        self._maps: dict[int, np.ndarray] = {}
+
+    def _shard(self, k: int) -> np.ndarray:
+        if k not in self._maps:
+            rows = read_shard(self._files[k], self._width)
+            want = int(self._starts[k + 1] - self._starts[k])
+            if rows is None or rows.shape[0] != want:
+                raise ValueError(f"{self._files[k]}: expected a shard of {want} rows x {self._width} int32, got a "
+                                 f"missing or damaged file (rerun `python -m harness tokenize` to rebuild it)")
+            self._maps[k] = rows
+        return self._maps[k]
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """(T, h, w) of every clip's id grid."""
+        return self._latent
+
+    def id_range(self) -> tuple[int, int]:
+        """(min, max) visual id over the data set (recorded at tokenisation, not re-read)."""
+        low, high = self.index["id_range"]
+        return int(low), int(high)
+
+    def captions(self) -> list[str]:
+        """Every clip's caption, in clip order."""
+        lines = (self.directory / "captions.jsonl").read_text().splitlines()
+        return [json.loads(line)["caption"] for line in lines if line.strip()]
+
+    def select(self, index: Tensor):
+        """The clips at `index` (long (B,)) as a TokenDataset batch."""
+        from ursa.train import TokenDataset
+
+        idx = [int(i) for i in index.reshape(-1)]
+        n = len(self)
+        bad = [i for i in idx if not 0 <= i < n]
+        if bad:
+            raise IndexError(f"index: expected clip indices in [0, {n}), got {bad[0]}")
+        rows = np.empty((len(idx), self._width), dtype=DTYPE)
+        for j, i in enumerate(idx):
+            k = int(np.searchsorted(self._starts, i, side="right")) - 1
+            rows[j] = self._shard(k)[i - self._starts[k]]
+        t = torch.from_numpy(rows).long()
+        L = self.text_length
+        return TokenDataset(t[:, :L], t[:, L:2 * L].bool(), t[:, 2 * L:].reshape(len(idx), *self._latent))
