@@ -1,4 +1,4 @@
-"""`python -m harness {run,search,validate,report,check,status,ls,reindex,reset,plugins,env}`.
+"""`python -m harness {run,search,validate,report,check,status,ls,reindex,reset,tokenize,plugins,env}`.
 
 run, report, status and check all take --profile and --runs-root, so a report or a check reads
 exactly the runs that `run` made. Exit codes: 0 ok, 1 a run failed / a check regressed,
@@ -85,6 +85,12 @@ def parser() -> argparse.ArgumentParser:
                                        "so the next `run` recomputes it")
     _common(rst)
     rst.add_argument("--run", required=True, metavar="RUN_ID", help="the run id (or a unique prefix of it)")
+    tok = sub.add_parser("tokenize", help="pre-tokenise the training data of every data config of a spec into "
+                                          "token shards (benchmarks that stream; resumable)")
+    _common(tok)
+    tok.add_argument("--workers", type=int, help="decode threads (default: min(4, CPUs))")
+    tok.add_argument("--device", help="encode on this device (default: the spec's train.device)")
+    tok.add_argument("--no-progress", action="store_true")
     plg = sub.add_parser("plugins", help="registered benchmarks, tokenizers, scorers, tasks and executors, "
                                          "with their options and defaults")
     plg.add_argument("spec", nargs="?", help="also import the modules this spec names under plugins:")
@@ -277,6 +283,13 @@ def _reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tokenize(args: argparse.Namespace) -> int:
+    from harness.tokenize import tokenize_spec
+
+    return tokenize_spec(load_spec(args.spec), args.profile, args.runs_root, workers=args.workers, device=args.device,
+                         progress=not args.no_progress)
+
+
 def _plugins(args: argparse.Namespace) -> int:
     from harness.plugins import REGISTRIES, describe_registries
 
@@ -290,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     handlers = {"run": _run, "search": _search, "validate": _validate, "report": lambda a: print(_report(load_spec(a.spec), a)) or 0,
                 "check": _check, "status": _status, "ls": _ls, "plugins": _plugins, "reindex": _reindex,
-                "reset": _reset}
+                "reset": _reset, "tokenize": _tokenize}
     args = None
     try:
         if argv[:1] == ["env"]:  # evaluator environments have their own parser (harness.env)

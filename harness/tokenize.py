@@ -161,3 +161,30 @@ def _finish(data: Data, out: Path, metas: list[dict], known_bad: list[dict], lat
     print(f"tokenize: {num} clips in {len(metas)} shards, {len(skipped)} skipped (reasons: {out / 'skipped.jsonl'}); "
           f"{decoded} decoded in {seconds:.1f} s ({rate:.1f} clips/s) -> {out}", file=sys.stderr)
     return out
+
+
+def tokenize_spec(spec, profile: str, runs_root: str | Path, *, workers: int | None = None,
+                  device: str | None = None, progress: bool = True) -> int:
+    """`python -m harness tokenize`: build the shards of every distinct data config of `spec`
+    (benchmarks that keep their training set in memory are listed and left alone). Returns 0."""
+    from harness.data import load_data
+    from harness.expand import expand
+    from harness.identity import canonical_json, data_config
+
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers: expected an integer >= 1, got {workers}")
+    configs: dict[str, tuple[dict, str]] = {}
+    for run in expand(spec, profile):
+        cfg = data_config(run.config)
+        configs.setdefault(canonical_json(cfg), (cfg, run.config.train.device))
+    for cfg, train_device in configs.values():
+        data = load_data(cfg, runs_root)
+        name = cfg["benchmark"]["name"]
+        if not data.benchmark.streams:
+            print(f"{name} (data {data.fingerprint}): keeps its training set in memory; nothing to tokenise")
+            continue
+        out = tokenize(data, runs_root, device=device or train_device, workers=workers, progress=progress)
+        index = json.loads((out / INDEX).read_text())
+        print(f"{name} (data {data.fingerprint}): {index['num_clips']} clips in {len(index['shards'])} shards, "
+              f"{index['skipped']} skipped -> {out}")
+    return 0
