@@ -3,7 +3,7 @@
 run, report, status and check all take --profile and --runs-root, so a report or a check reads
 exactly the runs that `run` made. Exit codes: 0 ok, 1 a run failed / a check regressed,
 2 a spec or argument error, or a file the command needs that cannot be read or written (printed
-as one paragraph, no traceback), 130 interrupted (Ctrl-C; the runs it stopped are recorded as
+as one paragraph, no traceback), 130 interrupted (Ctrl-C or SIGTERM; the runs it stopped are recorded as
 interrupted and resume on the next `run`), 141 the reader of stdout went away (`| head`).
 """
 
@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +24,8 @@ from harness.specfile import load_spec
 
 def _common(p: argparse.ArgumentParser, runs: bool = True) -> None:
     p.add_argument("spec", help="ablation spec YAML")
-    p.add_argument("--profile", default="default", choices=PROFILES)
+    p.add_argument("--profile", default="default", choices=PROFILES,
+                   help="which of the spec's profiles (default: default; smoke is the seconds-sized CI check)")
     if runs:
         p.add_argument("--runs-root", default="runs", type=Path, help="run store root (default: runs/)")
 
@@ -47,9 +50,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--retry-failed", action="store_true", help="rerun runs whose last attempt failed")
     run.add_argument("--force", action="store_true", help="delete and recompute every run of the spec")
     run.add_argument("--storage", help="Optuna storage URL for search: blocks (e.g. postgresql://...)")
-    run.add_argument("--no-report", action="store_true")
-    run.add_argument("--no-progress", action="store_true")
-    run.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    run.add_argument("--no-report", action="store_true", help="do not render the report when the runs end")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar or [progress] lines")
+    run.add_argument("--reports-dir", type=Path, default=Path("reports"),
+                     help="reports go to <dir>/<spec>/<profile>/ (default: reports/)")
     srch = sub.add_parser("search", help="be one worker of a spec's search: block (no grid, no reference "
                                          "runs); start several against one --storage to share the study")
     _common(srch)
@@ -57,19 +61,22 @@ def parser() -> argparse.ArgumentParser:
     srch.add_argument("--max-parallel", type=int, help="override executor.max_parallel")
     srch.add_argument("--retry-failed", action="store_true", help="rerun runs whose last attempt failed")
     srch.add_argument("--storage", help="Optuna storage URL (default: SQLite in the run store)")
-    srch.add_argument("--no-progress", action="store_true")
+    srch.add_argument("--no-progress", action="store_true", help="no progress bar or [progress] lines")
     val = sub.add_parser("validate", help="validate a spec (no compute) and print its run count")
     _common(val, runs=False)
     val.add_argument("--show", action="store_true", help="also print every arm and seed, and the resolved "
                                                         "config of the first run (YAML)")
     rep = sub.add_parser("report", help="render reports/<spec>/<profile>/report.md, report.html, results.csv")
     _common(rep)
-    rep.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    rep.add_argument("--reports-dir", type=Path, default=Path("reports"),
+                     help="reports go to <dir>/<spec>/<profile>/ (default: reports/)")
     chk = sub.add_parser("check", help="compare the latest results with a baseline")
     _common(chk)
-    chk.add_argument("--baseline", type=Path, required=True)
+    chk.add_argument("--baseline", type=Path, required=True,
+                     help="baseline JSON (as written by --update-baseline), e.g. reports/baselines/path_shape.json")
     chk.add_argument("--tolerance", type=float, default=None, help="relative tolerance (default: the checker's)")
-    chk.add_argument("--update-baseline", action="store_true")
+    chk.add_argument("--update-baseline", action="store_true",
+                     help="write the current results as the new baseline instead of comparing")
     st = sub.add_parser("status", help="runs of a spec: states, stages, key metrics")
     _common(st)
     sub.add_parser("env", add_help=False, help="create an evaluator's separate environment "
@@ -80,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
                     help="folder searched (recursively) for spec files (default: ablations/)")
     rix = sub.add_parser("reindex", help="rebuild <runs-root>/index.sqlite from every result.json (a corrupt "
                                          "index is moved aside first)")
-    rix.add_argument("--runs-root", default="runs", type=Path)
+    rix.add_argument("--runs-root", default="runs", type=Path, help="run store root (default: runs/)")
     rst = sub.add_parser("reset", help="delete one run's directory (and the shared stage outputs only it uses) "
                                        "so the next `run` recomputes it")
     _common(rst)
@@ -90,7 +97,7 @@ def parser() -> argparse.ArgumentParser:
     _common(tok)
     tok.add_argument("--workers", type=int, help="decode threads (default: min(4, CPUs))")
     tok.add_argument("--device", help="encode on this device (default: the spec's train.device)")
-    tok.add_argument("--no-progress", action="store_true")
+    tok.add_argument("--no-progress", action="store_true", help="no progress bar")
     plg = sub.add_parser("plugins", help="registered benchmarks, tokenizers, scorers, tasks and executors, "
                                          "with their options and defaults")
     plg.add_argument("spec", nargs="?", help="also import the modules this spec names under plugins:")
@@ -299,18 +306,24 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     handlers = {"run": _run, "search": _search, "validate": _validate, "report": lambda a: print(_report(load_spec(a.spec), a)) or 0,
                 "check": _check, "status": _status, "ls": _ls, "plugins": _plugins, "reindex": _reindex,
                 "reset": _reset, "tokenize": _tokenize}
-    args = None
+    args, previous = None, None
     try:
         if argv[:1] == ["env"]:  # evaluator environments have their own parser (harness.env)
             from harness.env import main_env
 
             return main_env(argv[1:])
         args = parser().parse_args(argv)
+        if args.command in ("run", "search") and threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _interrupt)  # a `kill` or a scheduler's stop: as Ctrl-C
         root = getattr(args, "runs_root", None)
         if root is not None and root.exists() and not root.is_dir():
             raise ValueError(f"--runs-root {str(root)!r}: expected a directory (or a path to create one at), "
@@ -347,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a file or directory the command needs cannot be read or written
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

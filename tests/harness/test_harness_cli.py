@@ -185,3 +185,25 @@ def test_version_and_a_baseline_of_another_profile_are_one_line(tmp_path: Path) 
     write_manifest(runs, "path_shape", "default", ["r1"], spec.source)
     with pytest.raises(ValueError, match="expected a baseline of path_shape/default, got one made for path_shape/smoke"):
         check(spec, runs, "default", repo / "reports" / "baselines" / "path_shape.json")
+
+
+def test_every_option_has_help() -> None:
+    """`--help` of every subcommand explains every option (no bare flags)."""
+    import argparse
+
+    from harness.cli import parser
+
+    def options(p: argparse.ArgumentParser, where: str) -> list[tuple[str, argparse.Action]]:
+        out = []
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    out += options(sub, f"{where} {name}")
+            elif not isinstance(action, argparse._HelpAction):
+                out.append((f"{where} {'/'.join(action.option_strings) or action.dest}", action))
+        return out
+
+    found = options(parser(), "harness")
+    assert len(found) > 30
+    bare = [name for name, action in found if not action.help or action.help == argparse.SUPPRESS]
+    assert not bare, f"options without help text: {bare}"

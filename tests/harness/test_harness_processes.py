@@ -140,8 +140,10 @@ def test_two_harness_runs_at_once_compute_every_run_once(tmp_path: Path, tmp_pat
     assert set(query_index(root)["state"]) == {"done"}
 
 
-@pytest.mark.parametrize("kind", ["inprocess", "local"])
-def test_ctrl_c_stops_workers_records_interrupted_and_exits_130(kind: str, tmp_path: Path, tmp_path_factory) -> None:
+@pytest.mark.parametrize("kind, sig", [("inprocess", signal.SIGINT), ("local", signal.SIGTERM)])
+def test_ctrl_c_stops_workers_records_interrupted_and_exits_130(kind: str, sig: int, tmp_path: Path,
+                                                                tmp_path_factory) -> None:
+    """Ctrl-C (SIGINT) and SIGTERM (a `kill`, a scheduler stopping the job) alike."""
     root = seeded_runs_root(tmp_path, tmp_path_factory)
     spec_path = tiny_spec(tmp_path / "s.yaml", steps=5000, checkpoint_every=50,
                           executor={"kind": kind, "threads": 1, "max_parallel": 2, "timeout_min": 20})
@@ -151,7 +153,7 @@ def test_ctrl_c_stops_workers_records_interrupted_and_exits_130(kind: str, tmp_p
     try:
         wait_for(lambda: any(losses_rows(p) >= 2 for p in root.glob("_stages/train/*/losses.csv")), 240, proc,
                  "training")
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, err[-3000:]
         assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
