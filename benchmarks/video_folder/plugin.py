@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from harness.identity import sha256_of
 from harness.plugins import (BENCHMARKS, TEXT_TOKENIZERS, VISUAL_TOKENIZERS, BadClip, Benchmark, ClipItem,
@@ -51,19 +51,29 @@ class VideoFolderOptions(BaseModel):
     def resolve(self, name: str) -> Path:
         return self.folder() / Path(name).expanduser()
 
+    @field_validator("root")
+    @classmethod
+    def _folder(cls, root: str) -> str:
+        if not Path(root).expanduser().is_dir():
+            raise ValueError("a folder of videos and images (this is not a directory)")
+        return root
+
+    @field_validator("manifest", "eval_prompts")
+    @classmethod
+    def _in_folder(cls, name: str | None, info: ValidationInfo) -> str | None:
+        root = info.data.get("root")
+        if name is None or root is None:  # root already failed
+            return name
+        path = Path(root).expanduser().resolve() / Path(name).expanduser()
+        if not path.is_file():
+            raise ValueError(f"a file in the folder (relative to root) or an absolute path (no file {path})")
+        return name
+
     @model_validator(mode="after")
     def _usable(self) -> VideoFolderOptions:
         if self.fps is not None and self.frame_stride != 1:
             raise ValueError(f"either fps or frame_stride, not both (got fps={self.fps}, "
                              f"frame_stride={self.frame_stride})")
-        if not self.folder().is_dir():
-            raise ValueError(f"root: a folder of videos and images, got {self.root!r} (not a directory)")
-        if not self.resolve(self.manifest).is_file():
-            raise ValueError(f"manifest: a CSV or JSONL caption file in the folder, got {self.manifest!r} "
-                             f"(no file {self.resolve(self.manifest)})")
-        if self.eval_prompts is not None and not self.resolve(self.eval_prompts).is_file():
-            raise ValueError(f"eval_prompts: a text file of prompts, got {self.eval_prompts!r} "
-                             f"(no file {self.resolve(self.eval_prompts)})")
         try:
             split = folder_split(self)
         except ManifestError as exc:
