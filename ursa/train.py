@@ -14,14 +14,27 @@ The loop is resumable bit-for-bit on CPU: a checkpoint holds the model, AdamW, t
 every RNG state (torch, python, numpy and the two generators driving timesteps and corruption),
 the step and the data position (a seeded permutation per epoch, so the position is the count of
 samples consumed). Checkpoints are written to a temporary directory and moved into place.
+
+Scale (see ursa/distributed.py): the same loop runs on N processes (DDP, or FSDP2 with
+`parallel: fsdp`) with `grad_accum` micro-batches per process; the global batch is always
+`batch_size` clips, every process draws the step's timesteps and per-clip noise seeds for the
+whole global batch from the same generators and keeps its slice, and each micro-batch's loss is
+its token sum over the token count of the global batch, so N processes x grad_accum give the
+optimisation of one process with the whole batch (up to float summation order). Checkpoints hold
+full (unsharded) state gathered with torch.distributed.checkpoint's state-dict API, written by
+rank 0 in the single-process format, so a run resumes exactly on any number of processes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import math
 import os
 import random
 import shutil
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
@@ -33,7 +46,14 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from safetensors.torch import load_file
 from torch import Tensor, nn
+from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
+                                                     set_state_dict)
+from torch.distributed.tensor import DTensor, distribute_tensor
 from tqdm.auto import tqdm
+
+from ursa import distributed
+from ursa.distributed import Rank
+from ursa.ema import EMA
 
 from ursa.checks import FLOAT, check_tensor
 from ursa.io import atomic_write, disk_error, temp_tag
@@ -43,6 +63,7 @@ from ursa.schedule import ShiftRule, frame_timesteps, resolve_shift
 CHECKPOINT = "checkpoint"
 SNAPSHOTS = "snapshots"
 LOSSES = "losses.csv"
+TENSORBOARD = "tensorboard"
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -139,6 +160,17 @@ class TrainConfig(BaseModel):
     snapshots: list[float] = Field(default_factory=list)
     device: str = "cpu"
     bf16: bool = False
+    # Scale. The global batch stays `batch_size` clips whatever the number of processes W:
+    # each process runs grad_accum micro-batches of batch_size / (W * grad_accum) clips.
+    grad_accum: int = Field(1, ge=1)
+    parallel: Literal["ddp", "fsdp"] = "ddp"  # how W > 1 processes share the model (fsdp: FSDP2 fully_shard)
+    activation_checkpointing: bool = False  # recompute each layer's activations in backward (memory for compute)
+    compile: bool = False  # torch.compile the model
+    ema_decay: float = Field(0.0, ge=0, lt=1)  # > 0: keep an EMA of the weights; sampling then uses it
+    # losses are kept on the device and read back (one host sync) every log_every steps, at every
+    # checkpoint and snapshot; losses.csv still gets one row per step
+    log_every: int = Field(1, ge=1)
+    tensorboard: bool = False  # also write loss, lr, tokens/s and memory as TensorBoard events in out_dir/tensorboard
 
     def snapshot_steps(self) -> list[int]:
         """The distinct steps (>= 1) at which snapshots are kept, ascending."""
@@ -163,6 +195,18 @@ class TrainResult:
     steps: int
     checkpoint_dir: Path
     shift: float  # the shift lambda used (config.shift resolved by config.shift_rule)
+    ema: dict[str, Tensor] | None = None  # EMA weights (full, CPU; rank 0) when config.ema_decay > 0
+
+
+def token_loss_sum(model: nn.Module, batch: TokenDataset, x_t: Tensor, t: Tensor) -> Tensor:
+    """Sum of the cross-entropy of the x1 prediction over visual tokens of frames with t < 1.
+
+    batch: B clips (visual_ids (B, T, h, w) = x1); x_t long (B, T, h, w); t float (B, T), all on
+    the model's device. Returns a scalar fp32 sum (the loss before dividing by the token count)."""
+    x1 = batch.visual_ids
+    logits = model(batch.text_ids, x_t, batch.text_mask).float()
+    ce = F.cross_entropy(logits.flatten(0, -2), x1.flatten(), reduction="none").view_as(x1)
+    return (ce * (t[:, :, None, None] < 1.0).to(ce.dtype)).sum()
 
 
 def training_loss(
@@ -178,10 +222,8 @@ def training_loss(
     t = t.to(x1.device)
     t_tok = t[:, :, None, None]
     x_t = torch.where(t_tok >= 1.0, x1, path.sample(x1, t_tok, generator=generator))
-    logits = model(batch.text_ids, x_t, batch.text_mask).float()
-    ce = F.cross_entropy(logits.flatten(0, -2), x1.flatten(), reduction="none").view_as(x1)
-    weight = (t_tok < 1.0).expand_as(x1).to(ce.dtype)
-    return (ce * weight).sum() / weight.sum().clamp_min(1.0)
+    count = (t_tok < 1.0).expand_as(x1).sum().clamp_min(1)
+    return token_loss_sum(model, batch, x_t, t) / count
 
 
 @torch.no_grad()
@@ -223,7 +265,8 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95))
+    fused = {"fused": True} if params and params[0].device.type == "cuda" else {}  # one kernel per step on GPU
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95), **fused)
 
 
 def _batch_index(position: int, batch_size: int, num_clips: int, seed: int) -> Tensor:
@@ -261,8 +304,117 @@ def _set_rng_state(state: dict, t_gen: torch.Generator, x_gen: torch.Generator) 
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _save_checkpoint(out_dir: Path, model: nn.Module, state: dict) -> Path:
-    """Write model (save_pretrained) + state.pt to a temp dir, then move it to out_dir/checkpoint.
+def _corrupt(path: ProbPath, x1: Tensor, t: Tensor, seeds: list[int]) -> Tensor:
+    """x_t ~ p_t(. | x1) for clips x1 long (b, T, h, w) at per-frame times t (b, T) (on x1's device);
+    frames with t = 1 stay clean. Clip i's noise comes from a generator seeded seeds[i], so a clip's
+    x_t does not depend on how the global batch is split over processes and micro-batches."""
+    t_tok = t[:, :, None, None]
+    noisy = []
+    for i, seed in enumerate(seeds):
+        g = torch.Generator(device=x1.device).manual_seed(seed)
+        noisy.append(path.sample(x1[i:i + 1], t_tok[i:i + 1], generator=g))
+    return torch.where(t_tok >= 1.0, x1, torch.cat(noisy))
+
+
+def _micro_batch(config: TrainConfig, rank: Rank) -> int:
+    """Clips per micro-batch: batch_size / (processes x grad_accum), which must divide evenly."""
+    parts = rank.world * config.grad_accum
+    if config.batch_size % parts:
+        raise ValueError(f"train.batch_size: expected a multiple of processes x grad_accum = {rank.world} x "
+                         f"{config.grad_accum} = {parts} (the global batch is split evenly), got {config.batch_size}")
+    return config.batch_size // parts
+
+
+def _enable_activation_checkpointing(model: nn.Module) -> None:
+    """Recompute activations in backward: the transformers backbone's own switch (non-reentrant)."""
+    for module in model.modules():
+        if hasattr(module, "gradient_checkpointing_enable") and getattr(module, "supports_gradient_checkpointing", 0):
+            enable = getattr(module, "activation_checkpointing_enable", module.gradient_checkpointing_enable)
+            enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            return
+    raise ValueError(f"train.activation_checkpointing: expected a model with a transformers backbone, "
+                     f"got {type(model).__name__} without one")
+
+
+def _blocks(model: nn.Module) -> list[nn.Module]:
+    """The repeated transformer blocks (members of every nn.ModuleList): FSDP2's shard units."""
+    return [block for module in model.modules() if isinstance(module, nn.ModuleList) for block in module]
+
+
+def _wrap(model: nn.Module, config: TrainConfig, rank: Rank, device: torch.device) -> tuple[nn.Module, nn.Module | None]:
+    """(the module the loop calls, the DDP wrapper or None). FSDP2 shards `model` in place."""
+    if config.activation_checkpointing:
+        _enable_activation_checkpointing(model)
+    ddp = None
+    net = model
+    if rank.world > 1 and config.parallel == "fsdp":
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = init_device_mesh(device.type, (rank.world,))
+        for block in _blocks(model):
+            fully_shard(block, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+    elif rank.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile:
+        net = torch.compile(net)
+    return net, ddp
+
+
+def _grad_sync(model: nn.Module, ddp: nn.Module | None, sync: bool):
+    """Context of one micro-batch: gradients are reduced across processes only when `sync` (the last)."""
+    if ddp is not None and not sync:
+        return ddp.no_sync()
+    if hasattr(model, "set_requires_gradient_sync"):  # FSDP2
+        model.set_requires_gradient_sync(sync)
+    return contextlib.nullcontext()
+
+
+_FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+def _full_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """(model, optimizer) state gathered in full on rank 0's CPU (empty elsewhere); the optimizer's
+    keyed by parameter name, so it loads into any sharding. A collective under FSDP: every rank calls it."""
+    return get_state_dict(model, optimizer, options=_FULL)
+
+
+def _full_weights(model: nn.Module) -> dict[str, Tensor]:
+    return get_model_state_dict(model, options=_FULL)
+
+
+def _full_ema(ema: EMA) -> dict[str, Tensor]:
+    """The EMA shadow in full on CPU (DTensor shards gathered: a collective under FSDP)."""
+    return {n: (s.full_tensor() if isinstance(s, DTensor) else s).detach().cpu() for n, s in ema.state_dict().items()}
+
+
+def _save_weights(model_cls: type, model: nn.Module, weights: dict[str, Tensor] | None, directory: Path) -> None:
+    """Write `model` as save_pretrained does; `weights` (a full CPU state: FSDP-gathered or EMA)
+    replaces the module's own, through an empty shell of the model's class (no second copy in memory)."""
+    if weights is None:
+        model.save_pretrained(directory)
+        return
+    with torch.device("meta"):
+        shell = model_cls(model.config, seed=None)
+    shell.load_state_dict(weights, assign=True, strict=False)
+    shell.save_pretrained(directory)
+
+
+def export_model(model: nn.Module, result: TrainResult, directory: str | Path) -> None:
+    """Write the model to sample from into `directory` (save_pretrained layout): the EMA weights
+    when training kept them, else the model's own (a single-process or DDP model)."""
+    if result.ema is None:
+        model.save_pretrained(directory)
+    else:
+        _save_weights(type(model), model, result.ema, Path(directory))
+
+
+def _save_checkpoint(out_dir: Path, write_weights: Callable[[Path], None], state: dict) -> Path:
+    """Write the weights (write_weights(dir): save_pretrained layout) + state.pt to a temp dir,
+    then move it to out_dir/checkpoint.
 
     Every name this writes besides the two final ones is unique to the writing process
     (`ursa.io.temp_tag`), so two writers never share a temp directory and a sweep can tell a
@@ -271,7 +423,7 @@ def _save_checkpoint(out_dir: Path, model: nn.Module, state: dict) -> Path:
     final, old = out_dir / CHECKPOINT, out_dir / f"{CHECKPOINT}.old"
     tmp = out_dir / f".{CHECKPOINT}.tmp-{temp_tag()}"
     try:
-        model.save_pretrained(tmp)
+        write_weights(tmp)
         torch.save(state, tmp / "state.pt")
     except BaseException as exc:
         err = disk_error(exc, final)
@@ -300,29 +452,29 @@ def _find_checkpoint(out_dir: Path) -> Path | None:
     return None
 
 
-def _load_checkpoint(out_dir: Path, model: nn.Module, device: torch.device) -> tuple[Path, dict] | None:
-    """(checkpoint dir, state) of the newest readable checkpoint, its weights loaded into `model`;
-    a damaged one (truncated file, bad state) is reported, removed and the next one tried, so a
-    damaged checkpoint costs the steps since the previous one (or a restart), never the run."""
-    import sys
-
+def _load_checkpoint(out_dir: Path, apply: Callable[[dict, dict], None], main: bool = True) -> tuple[Path, dict] | None:
+    """(checkpoint dir, state) of the newest readable checkpoint, after apply(weights, state) loaded
+    it; a damaged one (truncated file, bad state) is reported, removed (by rank 0) and the next one
+    tried, so a damaged checkpoint costs the steps since the previous one (or a restart), never the run."""
     for name in (CHECKPOINT, f"{CHECKPOINT}.old"):
         found = out_dir / name
         if not (found / "state.pt").is_file():
             continue
         try:
             state = torch.load(found / "state.pt", map_location="cpu", weights_only=False)
-            weights = load_file(found / "model.safetensors", device=str(device))
+            weights = load_file(found / "model.safetensors", device="cpu")
             missing = {"optimizer", "scheduler", "rng", "step", "losses", "data_position"} - set(state)
             if missing:
                 raise ValueError(f"state.pt lacks {sorted(missing)}")
-            model.load_state_dict(weights)
+            apply(weights, state)
         except Exception as exc:  # noqa: BLE001 - any damage: fall back to an older checkpoint
-            print(f"{found}: damaged checkpoint ({type(exc).__name__}: {str(exc)[:200]}); removed, "
-                  f"resuming from an older one or from the start", file=sys.stderr)
-            trash = out_dir / f".{name}.tmp-{temp_tag()}"
-            os.replace(found, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            if main:
+                print(f"{found}: damaged checkpoint ({type(exc).__name__}: {str(exc)[:200]}); removed, "
+                      f"resuming from an older one or from the start", file=sys.stderr)
+                trash = out_dir / f".{name}.tmp-{temp_tag()}"
+                with contextlib.suppress(OSError):
+                    os.replace(found, trash)
+                    shutil.rmtree(trash, ignore_errors=True)
             continue
         return found, state
     return None
@@ -356,6 +508,59 @@ def _append_loss(log, path: Path, step: int, loss: float) -> None:
         raise err from exc
 
 
+class _Outputs:
+    """What rank 0 writes while training: losses.csv (one row per step), TensorBoard scalars in
+    out_dir/tensorboard, and W&B when the `wandb` package is installed and WANDB_PROJECT is set.
+    On other ranks every method is a no-op."""
+
+    def __init__(self, out_dir: Path, config: TrainConfig, main: bool) -> None:
+        self.path = out_dir / LOSSES
+        self.csv = open(self.path, "a", newline="") if main else None
+        self.tb = self.wandb = None
+        if main and config.tensorboard:
+            if importlib.util.find_spec("tensorboard") is None:
+                raise ValueError("train.tensorboard: expected the `tensorboard` package (a dependency of "
+                                 "ursa-bench: pip install -e .), got none installed")
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(out_dir / TENSORBOARD))
+        if main and os.environ.get("WANDB_PROJECT") and importlib.util.find_spec("wandb") is not None:
+            import wandb
+
+            self.wandb = wandb.init(project=os.environ["WANDB_PROJECT"], dir=str(out_dir), resume="allow",
+                                    config=config.model_dump(), id=os.environ.get("WANDB_RUN_ID"))
+
+    def losses(self, first_step: int, values: list[float]) -> None:
+        for i, loss in enumerate(values):
+            if self.csv is not None:
+                _append_loss(self.csv, self.path, first_step + i, loss)
+            if self.tb is not None:
+                self.tb.add_scalar("train/loss", loss, first_step + i)
+            if self.wandb is not None:
+                self.wandb.log({"train/loss": loss}, step=first_step + i)
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            if self.tb is not None:
+                self.tb.add_scalar(name, value, step)
+        if self.wandb is not None:
+            self.wandb.log(values, step=step)
+
+    def sync(self) -> None:
+        """Everything logged so far on disk (before a checkpoint records the step)."""
+        if self.csv is not None:
+            os.fsync(self.csv.fileno())
+        if self.tb is not None:
+            self.tb.flush()
+
+    def close(self) -> None:
+        for handle in (self.csv, self.tb):
+            if handle is not None:
+                handle.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
 def train(
     model: nn.Module,
     path: ProbPath,
@@ -372,7 +577,11 @@ def train(
     Writes out_dir/checkpoint every config.checkpoint_every steps and at the end, and
     out_dir/losses.csv (step, loss). `stop_after=n` returns right after global step n without
     writing a checkpoint, as a kill would (tests resume from the last periodic checkpoint).
-    on_step(step, loss) is called after every optimiser step.
+    on_step(step, loss) is called after every optimiser step (reading each loss back: a host sync).
+
+    Run in several processes (WORLD_SIZE > 1 in the environment: torchrun, `ursa.distributed.launch`,
+    submitit), every process calls train() with the same arguments; it joins the process group,
+    trains its share of each global batch, and rank 0 alone writes files and shows progress.
     """
     if not isinstance(data, ClipSource):
         raise ValueError(f"data: expected a ClipSource (e.g. a TokenDataset), got {type(data).__name__}")
@@ -381,81 +590,160 @@ def train(
     low, high = data.id_range()
     if high >= path.vocab_size or low < 0:
         raise ValueError(f"data.visual_ids: expected ids in [0, {path.vocab_size}), got range [{low}, {high}]")
+    rank = distributed.init_from_env(config.device)
+    micro = _micro_batch(config, rank)
+    device = torch.device(config.device)
+    if device.type == "cuda" and device.index is None and rank.world > 1:
+        device = torch.device("cuda", rank.local_rank)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device(config.device)
+    model_cls = type(model)
     model.to(device)
     model.train()
+    net, ddp = _wrap(model, config, rank, device)
+    sharded = rank.world > 1 and config.parallel == "fsdp"
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
-    # Timesteps are drawn on CPU; corruption on the training device (generators are per device).
+    # Both generators live on the CPU and run identically on every rank: timesteps, caption
+    # dropout and one noise seed per clip are drawn for the whole global batch.
     t_gen = torch.Generator().manual_seed(config.seed)
-    x_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
+    x_gen = torch.Generator().manual_seed(config.seed + 1)
     torch.manual_seed(config.seed)
+    saved_ema: dict[str, Tensor] = {}
+
+    def restore(weights: dict, state: dict) -> None:
+        set_state_dict(model, optimizer, model_state_dict=weights, optim_state_dict=state["optimizer"],
+                       options=StateDictOptions(full_state_dict=True))
+        saved_ema.update(state.get("ema") or {})
 
     step, losses = 0, []
-    loaded = _load_checkpoint(out_dir, model, device)
+    loaded = _load_checkpoint(out_dir, restore, rank.main)
     if loaded is not None:
         found, state = loaded
-        optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"], t_gen, x_gen)
         step, losses = state["step"], list(state["losses"])
         if state["data_position"] != step * config.batch_size:
             raise ValueError(f"{found}: data_position {state['data_position']} does not match step {step} "
                              f"x batch_size {config.batch_size}")
-    _write_losses(out_dir, losses)  # drops rows logged after the checkpoint by a killed run
+    ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None  # from the (restored) weights
+    if ema is not None and saved_ema:
+        ema.load_state_dict({n: _like(s, saved_ema[n]) for n, s in ema.state_dict().items()})
+    if rank.main:
+        _write_losses(out_dir, losses)  # drops rows logged after the checkpoint by a killed run
+    distributed.barrier()
 
-    shift = resolve_shift(config.shift, config.shift_rule, math.prod(data.latent_shape))
+    T, h, w = data.latent_shape
+    shift = resolve_shift(config.shift, config.shift_rule, T * h * w)
     snapshot_steps = set(config.snapshot_steps())
     use_bf16 = config.bf16 and device.type == "cuda"
     last = config.steps if stop_after is None else min(config.steps, stop_after)
-    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="train")
-    with open(out_dir / LOSSES, "a", newline="") as log:
+    mine = distributed.shard(torch.arange(config.batch_size), rank).split(micro)
+    bar = tqdm(total=config.steps, initial=step, disable=not (progress and rank.main), desc="train")
+    out = _Outputs(out_dir, config, rank.main)
+    pending: list[Tensor] = []  # per-step losses of this rank's share, on the device, not yet read back
+    clock, clock_step = time.perf_counter(), step
+
+    def weights_for_files() -> dict | None:
+        """Full weights to write (EMA when kept, FSDP-gathered when sharded), None: the model's own."""
+        if ema is not None:
+            return _full_ema(ema)
+        return _full_weights(model) if sharded else None
+
+    try:
         while step < last:
             index = _batch_index(step * config.batch_size, config.batch_size, len(data), config.seed)
-            batch = data.select(index).to(device)
-            T = batch.visual_ids.shape[1]
             t = frame_timesteps(
                 config.batch_size, T, mode=config.frame_schedule, shift=shift, p_first=config.p_first,
                 p_first_last=config.p_first_last, p_first_k=config.p_first_k, generator=t_gen,
             )
-            if config.p_uncond > 0:  # drawn only when enabled, so p_uncond = 0 keeps the RNG stream
-                drop = torch.rand(config.batch_size, generator=t_gen) < config.p_uncond
-                # an all-padding caption is the empty prompt the sampler's unconditional branch uses
-                batch = TokenDataset(batch.text_ids, batch.text_mask & ~drop[:, None].to(device), batch.visual_ids)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = training_loss(model, path, batch, t, generator=x_gen)
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(f"training loss is {loss.item()} at step {step + 1}; stopped before the update")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # drawn only when enabled, so p_uncond = 0 keeps the RNG stream
+            drop = torch.rand(config.batch_size, generator=t_gen) < config.p_uncond if config.p_uncond > 0 else None
+            seeds = torch.randint(0, 2**62, (config.batch_size,), generator=x_gen)
+            count = float((t < 1.0).sum()) * h * w or 1.0  # noisy tokens in the global batch: the loss's denominator
+            step_loss = torch.zeros((), device=device)
+            for k, part in enumerate(mine):
+                batch = data.select(index[part]).to(device)
+                if drop is not None:  # an all-padding caption is the empty prompt of the unconditional branch
+                    batch = TokenDataset(batch.text_ids, batch.text_mask & ~drop[part, None].to(device), batch.visual_ids)
+                tk = t[part].to(device)
+                x_t = _corrupt(path, batch.visual_ids, tk, seeds[part].tolist())
+                with _grad_sync(model, ddp, k == len(mine) - 1):
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                        loss = token_loss_sum(net, batch, x_t, tk) / count
+                    # DDP and FSDP average gradients over ranks; the global loss is their sum
+                    (loss * rank.world).backward()
+                step_loss += loss.detach()
+            pending.append(step_loss)
+            n = step + 1
+            flush = (on_step is not None or n % config.log_every == 0 or n in snapshot_steps or n == last
+                     or n % config.checkpoint_every == 0)
+            values = None
+            if flush:  # one host sync for the steps since the last flush
+                values = distributed.all_reduce_sum(torch.stack(pending)).tolist()
+                pending = []
+                for i, v in enumerate(values):
+                    if not math.isfinite(v):
+                        raise NonFiniteLossError(f"training loss is {v} at step {n - len(values) + 1 + i}; stopped "
+                                                 f"before the update of step {n} and before any checkpoint")
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             scheduler.step()
-            step += 1
-            losses.append(loss.item())
-            _append_loss(log, out_dir / LOSSES, step, losses[-1])
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            if on_step is not None:
-                on_step(step, losses[-1])
-            if step in snapshot_steps:
-                model.save_pretrained(out_dir / SNAPSHOTS / f"step_{step}")  # before the checkpoint of this step
+            optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update(model)
+            step = n
+            if values is not None:
+                first = step - len(values) + 1
+                losses.extend(values)
+                out.losses(first, values)
+                elapsed, done = time.perf_counter() - clock, step - clock_step
+                perf = {"perf/tokens_per_s": done * config.batch_size * T * h * w / max(elapsed, 1e-9),
+                        "train/lr": scheduler.get_last_lr()[0]}
+                if device.type == "cuda":
+                    perf["perf/max_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+                out.scalars(step, perf)
+                clock, clock_step = time.perf_counter(), step
+                bar.update(len(values))
+                bar.set_postfix(loss=f"{values[-1]:.4f}", tok_s=f"{perf['perf/tokens_per_s']:.0f}")
+                if on_step is not None:
+                    for i, v in enumerate(values):
+                        on_step(first + i, v)
+            if step in snapshot_steps:  # before the checkpoint of this step
+                weights = weights_for_files()
+                if rank.main:
+                    _save_weights(model_cls, model, weights, out_dir / SNAPSHOTS / f"step_{step}")
             if stop_after is not None and step >= stop_after and step < config.steps:
-                bar.close()
                 return TrainResult(losses, step, out_dir / CHECKPOINT, shift)
             if step % config.checkpoint_every == 0 or step == config.steps:
-                os.fsync(log.fileno())
-                state = {
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "rng": _rng_state(t_gen, x_gen),
-                    "step": step,
-                    "data_position": step * config.batch_size,
-                    "losses": losses,
-                    "config": config.model_dump(),
-                }
-                _save_checkpoint(out_dir, model, state)
-    bar.close()
-    return TrainResult(losses, step, out_dir / CHECKPOINT, shift)
+                out.sync()
+                model_state, optim_state = _full_state(model, optimizer)
+                ema_state = _full_ema(ema) if ema is not None else None
+                if rank.main:
+                    state = {
+                        "optimizer": optim_state,
+                        "scheduler": scheduler.state_dict(),
+                        "rng": _rng_state(t_gen, x_gen),
+                        "step": step,
+                        "data_position": step * config.batch_size,
+                        "losses": losses,
+                        "config": config.model_dump(),
+                        "world_size": rank.world,
+                    }
+                    if ema_state is not None:
+                        state["ema"] = ema_state
+                    _save_checkpoint(out_dir, lambda d: _save_weights(model_cls, model, model_state if sharded else None, d),
+                                     state)
+                distributed.barrier()  # no rank runs ahead of a checkpoint being written
+    finally:
+        bar.close()
+        out.close()
+    final_ema = _full_ema(ema) if ema is not None else None
+    return TrainResult(losses, step, out_dir / CHECKPOINT, shift, ema=final_ema if rank.main else None)
+
+
+def _like(shadow: Tensor, full: Tensor) -> Tensor:
+    """`full` (a whole CPU tensor) laid out like `shadow`: sharded as it is when it is a DTensor."""
+    if isinstance(shadow, DTensor):
+        return distribute_tensor(full.to(shadow.device), shadow.device_mesh, shadow.placements)
+    return full.to(shadow.device)

@@ -1,0 +1,121 @@
+"""Training on several processes (gloo on CPU): DDP and FSDP2 match one process with the whole
+batch, gradient accumulation too; a killed rank fails the job at once (no hang) and the rerun, in
+one process, resumes from the checkpoint the two processes wrote.
+
+Two launches of 2 processes (the expensive part: each process imports torch and transformers);
+every single-process reference runs in the test process."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch.multiprocessing import ProcessExitedException
+
+from ursa import distributed
+from ursa.model import URSAConfig, URSAModel
+from ursa.paths import build_path
+from ursa.train import TokenDataset, TrainConfig, train
+
+K, STEPS, B = 32, 20, 4
+RTOL = 1e-5  # float summation order differs (per-rank sums, all-reduce); nothing else may (measured: 2e-7)
+CFG = dict(steps=STEPS, batch_size=B, lr=3e-3, warmup_steps=2, checkpoint_every=5, p_first=0.5, p_uncond=0.25,
+           shift=2.0)
+
+
+def dataset(n: int = 7) -> TokenDataset:
+    """n clips of (2, 4, 4) ids (odd n: batches cross epoch boundaries)."""
+    g = torch.Generator().manual_seed(0)
+    frame = torch.randint(0, K, (n, 1, 4, 4), generator=g)
+    return TokenDataset(torch.randint(0, 16, (n, 4), generator=g), torch.ones(n, 4, dtype=torch.bool),
+                        frame.expand(n, 2, 4, 4).contiguous())
+
+
+def model() -> URSAModel:
+    return URSAModel(URSAConfig.preset("tiny", text_vocab_size=16, visual_vocab_size=K), seed=0)
+
+
+def run(out: Path, **overrides) -> list[float]:
+    return train(model(), build_path("mixture", vocab_size=K), dataset(), TrainConfig(**{**CFG, **overrides}), out,
+                 progress=False).losses
+
+
+def read_losses(p: Path) -> list[float]:
+    with open(p) as f:
+        return [float(r["loss"]) for r in csv.DictReader(f)]
+
+
+def close(a: list[float], b: list[float], rtol: float) -> bool:
+    return len(a) == len(b) and all(abs(x - y) <= rtol * abs(y) for x, y in zip(a, b))
+
+
+def _three_runs(root: str) -> None:
+    """Each rank: DDP, DDP with 2 micro-batches per process, FSDP2, one after the other."""
+    root = Path(root)
+    run(root / "ddp")
+    run(root / "ddp_accum", grad_accum=2)
+    run(root / "fsdp", parallel="fsdp")
+
+
+def _killed_at_12(root: str) -> None:
+    """Rank 1 is SIGKILLed after step 12 (checkpoints at 5 and 10); rank 0 blocks in the next all-reduce."""
+    rank = distributed.init_from_env()
+
+    def die(step: int, loss: float) -> None:
+        if rank.rank == 1 and step == 12:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    train(model(), build_path("mixture", vocab_size=K), dataset(), TrainConfig(**CFG), Path(root) / "killed",
+          progress=False, on_step=die)
+
+
+@pytest.fixture(scope="module")
+def two_procs(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("dist")
+    distributed.launch(_three_runs, 2, str(root), start_method="fork")  # fork: no re-import
+    return root
+
+
+@pytest.fixture(scope="module")
+def one_proc(tmp_path_factory) -> list[float]:
+    return run(tmp_path_factory.mktemp("one") / "run")
+
+
+def test_ddp_two_processes_equal_one_process_with_the_whole_batch(two_procs: Path, one_proc: list[float]) -> None:
+    ddp = read_losses(two_procs / "ddp" / "losses.csv")
+    assert len(ddp) == STEPS and close(ddp, one_proc, RTOL), (ddp, one_proc)
+    assert one_proc[-1] < one_proc[0] - 0.5  # it trains: not a constant trajectory compared with itself
+
+
+def test_gradient_accumulation_equals_the_whole_batch(two_procs: Path, one_proc: list[float], tmp_path: Path) -> None:
+    assert close(read_losses(two_procs / "ddp_accum" / "losses.csv"), one_proc, RTOL)  # 2 processes x 2 x B/4
+    assert close(run(tmp_path / "accum", grad_accum=2), one_proc, RTOL)  # 1 process x 2 x B/2
+    with pytest.raises(ValueError, match="batch_size: expected a multiple of processes x grad_accum"):
+        run(tmp_path / "bad", grad_accum=3)
+
+
+def test_fsdp2_matches_ddp(two_procs: Path, one_proc: list[float]) -> None:
+    fsdp = read_losses(two_procs / "fsdp" / "losses.csv")
+    assert close(fsdp, read_losses(two_procs / "ddp" / "losses.csv"), RTOL)
+    assert close(fsdp, one_proc, RTOL)
+    # its checkpoint holds full weights: the single-process format, loadable as a model
+    URSAModel.from_pretrained(two_procs / "fsdp" / "checkpoint")
+
+
+def test_killed_rank_fails_the_job_and_one_process_resumes_its_checkpoint(tmp_path: Path, two_procs: Path,
+                                                                             one_proc: list[float]) -> None:
+    start = time.monotonic()
+    with pytest.raises(ProcessExitedException, match="signal SIGKILL"):
+        distributed.launch(_killed_at_12, 2, str(tmp_path), start_method="fork")
+    assert time.monotonic() - start < 60  # the launcher ends rank 0 at once: no wait for a timeout
+    out = tmp_path / "killed"
+    assert torch.load(out / "checkpoint" / "state.pt", weights_only=False)["step"] == 10
+    resumed = run(out)  # the rerun: one process, from the 2-process checkpoint of step 10
+    assert len(resumed) == STEPS and read_losses(out / "losses.csv") == resumed
+    assert close(resumed, read_losses(two_procs / "ddp" / "losses.csv"), RTOL)
+    assert close(resumed, one_proc, RTOL)
