@@ -25,7 +25,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from harness import plugins
 from ursa.sample import SamplerConfig
@@ -60,12 +60,32 @@ class Section(BaseModel):
 class ModelConfig(_Strict):
     preset: Literal["tiny", "small", "base", "0.6B", "1.7B"] = "tiny"
     overrides: dict[str, Any] = Field(default_factory=dict)
-    init_from: str | None = None  # a saved URSAModel directory; with train.steps 0 the run only evaluates it
+    init_format: Literal["pretrained", "release"] = "pretrained"  # from `init_from: {format: ..., path: ...}`
+    # a saved URSAModel directory, or {format: release, path: DIR}: the authors' released pipeline
+    # folder (ursa/release.py); with train.steps 0 the run only evaluates it
+    init_from: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _init_from_mapping(cls, data: Any) -> Any:
+        init = data.get("init_from") if isinstance(data, dict) else None
+        if isinstance(init, dict):
+            if set(init) - {"format", "path"} or not isinstance(init.get("path"), str):
+                raise ValueError(f"model.init_from as a path or {{format: pretrained | release, path: DIR}}, got {_short(init)}")
+            data = {**data, "init_from": init["path"], "init_format": init.get("format", "pretrained")}
+        return data
 
     @field_validator("init_from")
     @classmethod
-    def _checkpoint_exists(cls, path: str | None) -> str | None:
-        if path is not None and not (Path(path) / "config.json").is_file():
+    def _checkpoint_exists(cls, path: str | None, info: ValidationInfo) -> str | None:
+        if path is not None and info.data.get("init_format") == "release":
+            from ursa.release import missing_release_files
+
+            missing = missing_release_files(path, ("transformer", "scheduler"))
+            if missing:  # one message naming every missing file and what it is
+                raise ValueError(f"the authors' release folder (transformer/, scheduler/); {len(missing)} missing: "
+                                 + "; ".join(missing))
+        elif path is not None and not (Path(path) / "config.json").is_file():
             raise ValueError(f"a saved URSAModel directory (with config.json), got missing path {path!r}")
         return path
 
@@ -160,6 +180,9 @@ class RunConfig(_Strict):
         if pinned is not None and bool(pinned) != (self.path.kind == "masked"):
             raise ValueError(f"model.overrides.mask_token={pinned!r} contradicts path.kind={self.path.kind!r} "
                              "(the mask token exists exactly for the masked path; leave it unset)")
+        if self.model.init_format == "release" and self.path != PathConfig():
+            raise ValueError("no path settings with model.init_from.format release (the release's scheduler/ "
+                             f"defines the path: kind, c, alpha and codebook), got path {_short(self.path.model_dump())}")
         if self.train.steps == 0 and not self.model.init_from:
             raise ValueError("train.steps 0 (evaluation only) to come with model.init_from (the model to evaluate)")
         if len(set(self.sample.tasks)) != len(self.sample.tasks):
@@ -491,6 +514,16 @@ def resolve_run(data: dict[str, Any], source: str = "<memory>", where: str = "")
     problem = bench.check_run(bench.Options.model_validate(config.benchmark.options()), config)
     vocab = tok.vocab_size(tok.Options.model_validate(config.tokenizer.options()))
     head = config.model.overrides.get("visual_vocab_size")
+    if config.model.init_format == "release":  # the released head's K, from transformer/config.json
+        from ursa.release import read_transformer_config
+
+        try:
+            released = read_transformer_config(config.model.init_from).visual_vocab_size
+        except ValueError as exc:
+            raise SpecError(f"{source}: {here}model.init_from: {exc}.") from None
+        if problem is None and vocab is not None and released != vocab:
+            problem = (f"the released model's K (lm_head_size {released} in {config.model.init_from}/transformer/"
+                       f"config.json) to equal the tokenizer's K ({vocab}, from tokenizer {config.tokenizer.name!r})")
     if problem is None and vocab is not None and head is not None and head != vocab:
         problem = (f"model.overrides.visual_vocab_size ({head!r}) to equal the tokenizer's K ({vocab}, from "
                    f"tokenizer {config.tokenizer.name!r})")

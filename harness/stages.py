@@ -38,6 +38,14 @@ def build_path(config: RunConfig, data: Data, rdir: Path):
     """The probability path; a calibrated metric path stores its (c, alpha) in stages/train/path.json."""
     from ursa.paths import build_path as ursa_build_path
 
+    if config.model.init_format == "release":  # the release's own path: its scheduler/ and codebook
+        from ursa.release import build_release_path
+
+        path = build_release_path(config.model.init_from)
+        if path.vocab_size != data.tokenizer.vocab_size:
+            raise ValueError(f"release scheduler codebook: expected {data.tokenizer.vocab_size} rows (the tokenizer's K), "
+                             f"got {path.vocab_size} in {config.model.init_from}/scheduler/scheduler_model.pth")
+        return path
     p = config.path
     c, alpha = p.c, p.alpha
     record = stage_dir(rdir, "train") / "path.json"
@@ -58,10 +66,18 @@ def build_model(config: RunConfig, data: Data):
 
     m = config.model
     if m.init_from:
-        return URSAModel.from_pretrained(m.init_from)
+        return load_model(m.init_from)
     overrides = {"text_vocab_size": data.text.vocab_size, "visual_vocab_size": data.tokenizer.vocab_size,
                  "mask_token": config.path.kind == "masked", **m.overrides}
     return URSAModel(URSAConfig.preset(m.preset, **overrides), seed=config.train.seed)
+
+
+def load_model(directory: str | Path):
+    """A model saved by save_pretrained, or the authors' release folder (it has transformer/config.json)."""
+    from ursa.model import URSAModel
+
+    release = (Path(directory) / "transformer" / "config.json").is_file()
+    return URSAModel.from_release(directory) if release else URSAModel.from_pretrained(directory)
 
 
 def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path) -> None:
@@ -107,7 +123,6 @@ def _sample_dir(rdir: Path, step: int, final: int) -> Path:
 
 
 def stage_sample(config: RunConfig, data: Data, rdir: Path) -> None:
-    from ursa.model import URSAModel
     from ursa.sample import EulerSampler
 
     s = config.sample
@@ -118,7 +133,7 @@ def stage_sample(config: RunConfig, data: Data, rdir: Path) -> None:
         out = _sample_dir(rdir, step, final)
         if (out / "samples.safetensors").is_file():
             continue
-        model = URSAModel.from_pretrained(model_dir).eval()
+        model = load_model(model_dir).eval()
         sampler = EulerSampler(model, path, s.sampler_config())
         ctx = TaskContext(sampler, data, s, torch.Generator().manual_seed(s.seed))
         videos: dict[str, torch.Tensor] = {}
@@ -160,7 +175,6 @@ def score_videos(config: RunConfig, data: Data, runs_root: Path, task: str, vide
 def denoising_metrics(config: RunConfig, data: Data, model_dir: Path, path) -> dict[str, float]:
     """Held-out cross-entropy per noise level on the t2v suite's real clips (`score.denoising_bins`
     bins of t in [0, 1), at their centres): `denoise_ce@t=<centre>` and their mean `denoise_ce`."""
-    from ursa.model import URSAModel
     from ursa.train import TokenDataset, denoising_loss
 
     bins = config.score.denoising_bins
@@ -168,7 +182,7 @@ def denoising_metrics(config: RunConfig, data: Data, model_dir: Path, path) -> d
     text_ids, text_mask = data.text([p.caption for p in prompts])
     held_out = TokenDataset(text_ids, text_mask, data.tokenizer.encode(data.benchmark.real_videos(prompts)))
     times = [(i + 0.5) / bins for i in range(bins)]
-    ce = denoising_loss(URSAModel.from_pretrained(model_dir), path, held_out, times,
+    ce = denoising_loss(load_model(model_dir), path, held_out, times,
                         generator=torch.Generator().manual_seed(config.score.seed))
     return {"denoise_ce": sum(ce) / bins, **{f"denoise_ce@t={t:.3g}": v for t, v in zip(times, ce)}}
 

@@ -77,16 +77,22 @@ def _weight_files(directory: Path) -> tuple[dict[str, Path] | None, list[str]]:
             [f"transformer/{f} (a weight shard listed in {WEIGHTS_INDEX})" for f in missing])
 
 
-def check_release(directory: str | Path, parts: tuple[str, ...] = ("transformer", "scheduler")) -> Path:
-    """Raise one ValueError listing every missing file of `parts` (what each is); return the folder."""
+def missing_release_files(directory: str | Path, parts: tuple[str, ...] = ("transformer", "scheduler")) -> list[str]:
+    """Every missing file of `parts` as "name (what it is)"; [] when the folder is complete."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise _fail(directory, "expected a directory (the authors' pipeline folder: transformer/, scheduler/, "
-                               "tokenizer/, vae/), got nothing there")
+        return [f"{directory} (the authors' pipeline folder: transformer/, scheduler/, tokenizer/, vae/)"]
     missing = [f"{name} ({what})" for part in parts for name, what in RELEASE_FILES[part].items()
                if not (directory / name).is_file()]
     if "transformer" in parts:
         missing += _weight_files(directory)[1]
+    return missing
+
+
+def check_release(directory: str | Path, parts: tuple[str, ...] = ("transformer", "scheduler")) -> Path:
+    """Raise one ValueError listing every missing file of `parts` (what each is); return the folder."""
+    directory = Path(directory)
+    missing = missing_release_files(directory, parts)
     if missing:
         raise _fail(directory, f"expected every file of {', '.join(parts)}, got {len(missing)} missing: "
                                + "; ".join(missing))

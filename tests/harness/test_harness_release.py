@@ -1,0 +1,104 @@
+"""model.init_from {format: release}: a synthetic release folder (the authors' exact layout,
+shapes-sized vocabularies) is sampled as it is and fine-tuned for 5 steps through the harness."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from harness_fixtures import WORLD, seeded_runs_root, tiny_spec
+
+from harness.runner import run_spec
+from harness.specfile import load_spec
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "ursa"))
+from test_release_helpers import TINY, make_release  # noqa: E402
+
+
+def shapes_release(root: Path, runs_root: Path) -> Path:
+    """A release whose text vocabulary is the shapes caption vocabulary (BOV its last id) and
+    whose codebook is the fitted shapes tokenizer's (K = 65)."""
+    from benchmarks.shapes.text import CaptionTokenizer
+    from benchmarks.shapes.tokenizer import load_or_fit_tokenizer
+    from benchmarks.shapes.world import WorldConfig
+
+    tok = load_or_fit_tokenizer(runs_root / "_cache" / "shapes", WorldConfig(**WORLD), codebook_size=65, seed=0)
+    V = CaptionTokenizer().vocab_size
+    cfg = dict(TINY, lm_vocab_size=V, lm_head_size=65, vocab_size=V + 65, bov_token_id=V - 1)
+    return make_release(root, cfg, codebook=tok.codebook_embeddings().float())
+
+
+def test_release_sampled_as_is_and_fine_tuned(tmp_path: Path, tmp_path_factory) -> None:
+    runs = seeded_runs_root(tmp_path, tmp_path_factory)
+    release = shapes_release(tmp_path / "URSA-tiny", runs)
+    data = yaml.safe_load(tiny_spec(tmp_path / "r.yaml", name="rel", steps=5, checkpoint_every=5,
+                                    grid={"train.steps": [0, 5]}).read_text())
+    data["base"]["model"] = {"init_from": {"format": "release", "path": str(release)}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
+    out = {r.arm: r for r in run_spec(load_spec(tmp_path / "r.yaml"), "default", runs, progress=False).results}
+    assert all(r.done for r in out.values()), [r.error for r in out.values()]
+    evaluated, tuned = out["train.steps=0"], out["train.steps=5"]
+    assert 0 <= evaluated.metrics["alignment"] <= 1 and 0 <= tuned.metrics["alignment"] <= 1
+    train_dir = runs / "rel" / "default" / tuned.run_id / "stages" / "train"
+    saved = json.loads((train_dir / "model" / "config.json").read_text())
+    assert saved["rope_layout"] == "ursa_release" and saved["head_shift"] and saved["bov_token_id"] == data_v(release)
+    from safetensors.torch import load_file
+
+    from ursa.model import URSAModel
+
+    start = URSAModel.from_release(release).state_dict()
+    after = load_file(str(train_dir / "model" / "model.safetensors"))
+    assert set(after) == set(start) and not torch.equal(after["head.weight"], start["head.weight"])
+    done = json.loads((runs / "rel" / "default" / evaluated.run_id / "stages" / "train" / "done.json").read_text())
+    assert done["steps"] == 0 and Path(done["model"]) == release.resolve()
+
+
+def data_v(release: Path) -> int:
+    return json.loads((release / "transformer" / "config.json").read_text())["bov_token_id"]
+
+
+def _bad_spec(tmp_path: Path, edit) -> Path:
+    release = make_release(tmp_path / "rel")
+    edit(release)
+    data = yaml.safe_load(tiny_spec(tmp_path / "r.yaml", name="bad", steps=0).read_text())
+    data["base"]["model"] = {"init_from": {"format": "release", "path": str(release)}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
+    return tmp_path / "r.yaml"
+
+
+def test_release_missing_files_exit_2_one_paragraph(tmp_path: Path) -> None:
+    import subprocess
+
+    def drop(r: Path) -> None:
+        (r / "scheduler" / "scheduler_model.pth").unlink()
+        (r / "transformer" / "diffusion_pytorch_model.safetensors").unlink()
+
+    spec = _bad_spec(tmp_path, drop)
+    proc = subprocess.run([sys.executable, "-m", "harness", "validate", str(spec)],
+                          capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "2 missing: scheduler/scheduler_model.pth (the codebook" in proc.stderr
+    assert "transformer/diffusion_pytorch_model.safetensors (the denoiser's weights" in proc.stderr
+
+
+@pytest.mark.parametrize("edit,path,expected", [
+    (lambda r: (r / "transformer" / "config.json").write_text(json.dumps(dict(TINY, lm_head_size=30, vocab_size=70))),
+     None, "lm_head_size 30 .* to equal the tokenizer's K \\(65"),
+    (lambda r: None, {"kind": "mixture"}, "no path settings with model.init_from.format release"),
+])
+def test_release_spec_errors(tmp_path: Path, edit, path, expected) -> None:
+    from harness.expand import expand
+    from harness.spec import SpecError
+
+    spec = _bad_spec(tmp_path, edit)
+    if path:
+        data = yaml.safe_load(spec.read_text())
+        data["base"]["path"] = path
+        spec.write_text(yaml.safe_dump(data))
+    with pytest.raises(SpecError, match=expected):
+        expand(load_spec(spec), "default")
