@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from harness.data import Data, cache_dir
 from harness.plugins import BadClip, ClipItem
 from ursa.io import atomic_write, atomic_write_json
-from ursa.shards import FORMAT, INDEX, pack_rows, read_shard, shard_name, write_shard
+from ursa.shards import INDEX, pack_rows, read_shard, shard_name, write_index, write_shard
 
 DEFAULT_SHARD_SIZE = 256
 ENCODE_BATCH = 32  # clips per tokenizer call: bounds encoder memory on the device
@@ -152,11 +152,9 @@ def _finish(data: Data, out: Path, metas: list[dict], known_bad: list[dict], lat
     _write_jsonl(out / "captions.jsonl", [{"key": k, "caption": c} for m in metas
                                           for k, c in zip(m["keys"], m["captions"])])
     ranges = [m["id_range"] for m in metas if m["id_range"] is not None]
-    atomic_write_json(out / INDEX, {
-        "format": FORMAT, "fingerprint": data.fingerprint, "num_clips": num, "text_length": text_length,
-        "latent_shape": list(latent), "id_range": [min(r[0] for r in ranges), max(r[1] for r in ranges)],
-        "shards": [{"file": shard_name(k), "count": len(m["keys"])} for k, m in enumerate(metas)],
-        "skipped": len(skipped)})
+    write_index(out, [len(m["keys"]) for m in metas], text_length, latent,
+                (min(r[0] for r in ranges), max(r[1] for r in ranges)), fingerprint=data.fingerprint,
+                skipped=len(skipped))
     rate = decoded / seconds if seconds > 0 else float("nan")
     print(f"tokenize: {num} clips in {len(metas)} shards, {len(skipped)} skipped (reasons: {out / 'skipped.jsonl'}); "
           f"{decoded} decoded in {seconds:.1f} s ({rate:.1f} clips/s) -> {out}", file=sys.stderr)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ursa.io import atomic_write
+from ursa.io import atomic_write, atomic_write_json
 
 FORMAT = "ursa-shards/1"
 INDEX = "index.json"
@@ -36,8 +36,9 @@ def pack_rows(text_ids: Tensor, text_mask: Tensor, visual_ids: Tensor) -> np.nda
     n = visual_ids.shape[0]
     if visual_ids.numel() and int(visual_ids.max()) > np.iinfo(DTYPE).max:
         raise ValueError(f"visual_ids: expected ids below 2**31 for int32 shards, got {int(visual_ids.max())}")
-    return np.concatenate([text_ids.reshape(n, -1).numpy(), text_mask.reshape(n, -1).to(torch.int64).numpy(),
-                           visual_ids.reshape(n, -1).numpy()], axis=1).astype(DTYPE)
+    grid = int(np.prod(visual_ids.shape[1:]))  # explicit widths: an empty shard (n = 0) keeps its row width
+    return np.concatenate([text_ids.numpy(), text_mask.to(torch.int64).numpy(),
+                           visual_ids.reshape(n, grid).numpy()], axis=1).astype(DTYPE)
 
 
 def write_shard(path: Path, rows: np.ndarray) -> None:
@@ -47,6 +48,15 @@ def write_shard(path: Path, rows: np.ndarray) -> None:
             np.save(f, np.ascontiguousarray(rows, dtype=DTYPE))
 
     atomic_write(path, write)
+
+
+def write_index(directory: Path, counts: list[int], text_length: int, latent_shape: tuple[int, ...],
+                id_range: tuple[int, int], **extra) -> None:
+    """Write index.json (atomically, last: it marks the directory complete) for shards 0..len(counts)-1."""
+    atomic_write_json(Path(directory) / INDEX, {
+        "format": FORMAT, "num_clips": sum(counts), "text_length": text_length, "latent_shape": list(latent_shape),
+        "id_range": list(id_range), "shards": [{"file": shard_name(k), "count": n} for k, n in enumerate(counts)],
+        **extra})
 
 
 def read_shard(path: Path, width: int) -> np.ndarray | None:
