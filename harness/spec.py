@@ -58,8 +58,8 @@ class Section(BaseModel):
 
 
 class ModelConfig(_Strict):
-    preset: Literal["tiny", "small", "base", "0.6B", "1.7B"] = "tiny"
-    overrides: dict[str, Any] = Field(default_factory=dict)
+    preset: Literal["tiny", "small", "base", "0.6B", "1.7B"] = "tiny"  # URSAConfig.preset sizes (ursa/config.py)
+    overrides: dict[str, Any] = Field(default_factory=dict)  # URSAConfig fields set over the preset (num_layers, ...)
     init_format: Literal["pretrained", "release"] = "pretrained"  # from `init_from: {format: ..., path: ...}`
     # a saved URSAModel directory, or {format: release, path: DIR}: the authors' released pipeline
     # folder (ursa/release.py); with train.steps 0 the run only evaluates it
@@ -135,11 +135,11 @@ def check_model_overrides(overrides: dict[str, Any]) -> None:
 
 
 class PathConfig(_Strict):
-    kind: Literal["metric", "mixture", "masked"] = "metric"
-    c: float = Field(3.0, gt=0)
-    alpha: float = Field(0.9, gt=0)
-    exponent: float = Field(1.0, gt=0)
-    calibrate: bool = False
+    kind: Literal["metric", "mixture", "masked"] = "metric"  # the probability path (docs/math.md)
+    c: float = Field(3.0, gt=0)  # metric path: beta_t = c (t / (1 - t))^alpha, the scale
+    alpha: float = Field(0.9, gt=0)  # metric path: the exponent of beta_t
+    exponent: float = Field(1.0, gt=0)  # mixture / masked paths: kappa_t = t^exponent
+    calibrate: bool = False  # metric path: fit (c, alpha) so the mean corruption distance falls linearly in t
 
 
 class SampleConfig(SamplerConfig):
@@ -159,7 +159,7 @@ class ScoreConfig(_Strict):
     which: list[str] = Field(min_length=1)  # registered scorers
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # scorer name -> its options
     denoising_bins: int = Field(0, ge=0, le=100)  # held-out cross-entropy at this many noise levels (0: off)
-    seed: int = Field(0, ge=0, lt=SEED_BOUND)
+    seed: int = Field(0, ge=0, lt=SEED_BOUND)  # seed of the scorers' own randomness
 
 
 class RunConfig(_Strict):
@@ -202,11 +202,11 @@ class RunConfig(_Strict):
 
 class SearchParam(_Strict):
     type: Literal["float", "int", "categorical"]
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = None
-    choices: list[Any] | None = None
+    low: float | None = None  # float / int: the range's low end
+    high: float | None = None  # float / int: the range's high end (> low)
+    log: bool = False  # sample on a log scale (low > 0)
+    step: float | None = None  # discretisation step of a float / int range
+    choices: list[Any] | None = None  # categorical: the values
 
     @model_validator(mode="after")
     def _bounds(self) -> SearchParam:
@@ -221,31 +221,31 @@ class SearchParam(_Strict):
 
 
 class SearchConfig(_Strict):
-    params: dict[str, SearchParam] = Field(min_length=1)
-    n_trials: int = Field(20, ge=1)
-    sampler: Literal["tpe", "grid", "random"] = "tpe"
+    params: dict[str, SearchParam] = Field(min_length=1)  # dotted run-config key -> its search range
+    n_trials: int = Field(20, ge=1)  # trials of the Optuna study (each runs every seed)
+    sampler: Literal["tpe", "grid", "random"] = "tpe"  # Optuna sampler
     sampler_seed: int = Field(0, ge=0, lt=2**32)  # numpy's seed range (Optuna's samplers)
-    objective: str
+    objective: str  # the metric to optimise (a scorer's metric; mean over seeds)
     direction: Literal["maximize", "minimize"] = "maximize"
-    storage: str | None = None
-    study_name: str | None = None
-    enqueue: list[dict[str, Any]] = Field(default_factory=list)
-    enqueue_calibrated: bool = False
+    storage: str | None = None  # Optuna storage URL (default: SQLite in the run store; postgresql://... to share)
+    study_name: str | None = None  # default: <spec>/<profile>
+    enqueue: list[dict[str, Any]] = Field(default_factory=list)  # trials to evaluate first ({param: value})
+    enqueue_calibrated: bool = False  # also enqueue the calibrated (c, alpha) of the metric path
 
 
 class SlurmConfig(_Strict):
-    partition: str | None = None
-    gpus_per_node: int = Field(0, ge=0)
-    cpus_per_task: int = Field(2, ge=1)
-    mem_gb: float = Field(8, gt=0)
-    array_parallelism: int = Field(16, ge=1)
-    additional: dict[str, Any] = Field(default_factory=dict)
+    partition: str | None = None  # sbatch --partition (default: the cluster's)
+    gpus_per_node: int = Field(0, ge=0)  # GPUs of each run's job
+    cpus_per_task: int = Field(2, ge=1)  # also the run's torch threads unless executor.threads is set
+    mem_gb: float = Field(8, gt=0)  # memory of each run's job
+    array_parallelism: int = Field(16, ge=1)  # runs of the job array in flight at once (capped by max_parallel)
+    additional: dict[str, Any] = Field(default_factory=dict)  # any other sbatch option (e.g. account, qos)
 
 
 class ExecutorConfig(_Strict):
     kind: str = "local"  # a registered executor: inprocess, local, slurm (harness/dispatch.py)
-    max_parallel: int = Field(2, ge=1)
-    timeout_min: float = Field(60, gt=0)
+    max_parallel: int = Field(2, ge=1)  # runs in flight at once (--max-parallel overrides)
+    timeout_min: float = Field(60, gt=0)  # per run; a timed-out run is requeued and resumes (max_requeue)
     threads: int = Field(0, ge=0)  # torch threads per run; 0 = cores // max_parallel
     max_requeue: int = Field(3, ge=0)  # timeouts / preemptions a run may resume from (local and slurm)
     folder: str | None = None  # submitit job folder, relative to the runs root (default <spec>/<profile>/_submitit)
@@ -262,28 +262,29 @@ class ReportConfig(_Strict):
     headline: str | None = None  # the metric the verdict is about (e.g. alignment)
     baseline: str | None = None  # the arm every other arm is paired against: a label or "key=value" parts
     compare_within: str | None = None  # an axis: the verdict is given per value of it (e.g. clip length)
-    metrics: list[str] = Field(default_factory=list)
-    x: str | None = None
+    metrics: list[str] = Field(default_factory=list)  # metrics shown in tables and plots (default: all)
+    x: str | None = None  # the axis of metric_vs_param plots (default: the first grid axis)
     plots: list[Literal["metric_vs_param", "optimization_history", "contour", "linearity",
                         "loss_curves", "frame_strips", "learning_curves", "denoising"]] = Field(
         default_factory=lambda: ["loss_curves", "frame_strips", "learning_curves", "denoising"])
-    paper: dict[str, dict[str, float]] = Field(default_factory=dict)
+    paper: dict[str, dict[str, float]] = Field(default_factory=dict)  # {label: {arm: value}} shown beside ours
 
 
 class Spec(_Strict):
     """A validated ablation spec; `source` is the YAML file it came from."""
 
     name: str  # one path component: runs/<name>/, reports/<name>/
-    description: str = ""
+    description: str = ""  # shown at the top of the report
     plugins: list[str] = Field(default_factory=list)  # modules to import first (they register components)
-    base: RunConfig
-    grid: dict[str, list[Any]] = Field(default_factory=dict)
-    zip: list[dict[str, list[Any]]] = Field(default_factory=list)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    base: RunConfig  # the run config every arm starts from
+    grid: dict[str, list[Any]] = Field(default_factory=dict)  # dotted key -> values; arms: the product of the axes
+    zip: list[dict[str, list[Any]]] = Field(default_factory=list)  # groups of keys varied together (equal lengths)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)  # every arm runs once per seed
     max_runs: int = Field(MAX_RUNS, ge=1)  # grid x zip x seeds (and search trials x seeds) may not exceed it
     search: SearchConfig | None = None
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    # smoke / default / full: dotted overrides of the spec (e.g. base.train.steps, seeds)
     profiles: dict[Literal[PROFILES], dict[str, Any]] = Field(default_factory=dict)  # type: ignore[valid-type]
     source: str = "<memory>"
 

@@ -32,12 +32,12 @@ class SamplerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
-    steps: int = Field(25, ge=1)
-    shift: float = Field(1.0, gt=0)
-    shift_rule: ShiftRule = "fixed"
-    cfg_scale: float = Field(1.0, ge=0)
-    cfg_trunc: float = Field(0.9, ge=0, le=1)
-    argmax_last: bool = False
+    steps: int = Field(25, ge=1)  # Euler steps N
+    shift: float = Field(1.0, gt=0)  # timestep shift lambda of the sampling grid
+    shift_rule: ShiftRule = "fixed"  # "resolution": lambda from the clip's token count, as in training
+    cfg_scale: float = Field(1.0, ge=0)  # classifier-free guidance scale s (1: no guidance)
+    cfg_trunc: float = Field(0.9, ge=0, le=1)  # guidance only while t < cfg_trunc
+    argmax_last: bool = False  # the last step takes the argmax of the prediction instead of a sample
 
     def shift_for(self, num_tokens: int) -> float:
         """The shift lambda used for clips of `num_tokens` visual tokens."""
