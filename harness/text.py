@@ -15,6 +15,8 @@ class HFOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: str = Field(description="local directory with the tokenizer files (nothing is downloaded)")
+    prefix: str = Field("", description='prepended to every caption, e.g. the authors\' video prefix "motion=9.0, "')
+    max_length: int | None = Field(None, ge=1, description="cut captions to this many tokens (prefix included)")
 
     @field_validator("path")
     @classmethod
@@ -34,9 +36,9 @@ class HFText(TextTokenizerPlugin):
     def build(cls, options: HFOptions, benchmark: Benchmark, cache_dir: Path) -> Any:
         from ursa.tokenizers.text import HFTextTokenizer
 
-        return HFTextTokenizer(options.path)
+        return HFTextTokenizer(options.path, prefix=options.prefix, max_length=options.max_length)
 
     @classmethod
     def fingerprint(cls, tokenizer: Any) -> str:
         vocab = tokenizer._tok.get_vocab()
-        return sha256_of(sorted(vocab.items(), key=lambda kv: kv[1]))[:16]
+        return sha256_of([sorted(vocab.items(), key=lambda kv: kv[1]), tokenizer.prefix, tokenizer.max_length])[:16]

@@ -61,3 +61,21 @@ def test_missing_tokenizer_directory_is_a_clear_error(tmp_path: Path) -> None:
 def test_pad_batch_to_a_fixed_length() -> None:
     ids, mask = pad_batch([[5, 6], [7]], pad_id=0, length=3)
     assert ids.tolist() == [[5, 6, 0], [7, 0, 0]] and mask.tolist() == [[True, True, False], [True, False, False]]
+
+
+def test_caption_prefix_and_max_length_through_the_hf_plugin(hf_dir: Path, tmp_path: Path) -> None:
+    """The harness's `hf` text tokenizer passes its caption options on; the prefix counts toward
+    max_length, truncation keeps the caption's start, and both enter the fingerprint."""
+    from harness.plugins import TEXT_TOKENIZERS
+
+    plugin = TEXT_TOKENIZERS.get("hf")
+    plain = plugin.build(plugin.Options(path=str(hf_dir)), None, tmp_path)
+    opts = plugin.Options(path=str(hf_dir), prefix="a green ", max_length=4)
+    tok = plugin.build(opts, None, tmp_path)
+    ids, mask = tok(CAPTIONS)
+    full, _ = plain(["a green " + c for c in CAPTIONS])
+    assert ids.shape == (3, 4) and bool(mask.all()) and torch.equal(ids, full[:, :4])
+    assert tok(CAPTIONS, max_length=6)[0].shape == (3, 6)  # a call's own max_length wins
+    assert plugin.fingerprint(tok) != plugin.fingerprint(plain)
+    with pytest.raises(ValueError, match="max_length"):
+        plugin.Options(path=str(hf_dir), max_length=0)
