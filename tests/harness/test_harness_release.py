@@ -102,3 +102,40 @@ def test_release_spec_errors(tmp_path: Path, edit, path, expected) -> None:
         spec.write_text(yaml.safe_dump(data))
     with pytest.raises(SpecError, match=expected):
         expand(load_spec(spec), "default")
+
+
+def _user_folders(tmp_path: Path) -> dict[str, str]:
+    """Stand-ins for the example specs' /path/to/... folders: a synthetic release whose head is
+    the Cosmos FSQ K (64000) with a tokenizer/ folder, a Cosmos DV4x8x8 folder (validation reads
+    only file names and geometry) and a video folder with a manifest."""
+    from test_release_helpers import make_tokenizer
+
+
+    release = tmp_path / "URSA"
+    make_release(release, dict(TINY, lm_head_size=64000, vocab_size=40 + 64000))
+    make_tokenizer(release / "tokenizer")
+    cosmos = tmp_path / "Cosmos-0.1-Tokenizer-DV4x8x8"
+    cosmos.mkdir()
+    for name in ("encoder.jit", "decoder.jit"):
+        (cosmos / name).write_bytes(b"")
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (videos / name).write_bytes(b"\x00" * 64)  # validation checks presence and size, decoding happens at run time
+    (videos / "captions.csv").write_text("path,caption,split\na.mp4,a red circle,train\nb.mp4,a blue square,eval\n")
+    return {"/path/to/URSA-1.7B-FSQ320": str(release), "/path/to/URSA-0.6B-FSQ320": str(release),
+            "/path/to/Cosmos-0.1-Tokenizer-DV4x8x8": str(cosmos), "/path/to/videos": str(videos)}
+
+
+@pytest.mark.parametrize("name", ["release_sampler", "release_finetune"])
+def test_example_specs_validate(tmp_path: Path, name: str) -> None:
+    from harness.expand import expand
+
+    text = (Path(__file__).parents[2] / "ablations" / "examples" / f"{name}.yaml").read_text()
+    for user, ours in _user_folders(tmp_path).items():
+        text = text.replace(user, ours)
+    assert "/path/to/" not in text.split("base:", 1)[1]
+    (tmp_path / f"{name}.yaml").write_text(text)
+    runs = expand(load_spec(tmp_path / f"{name}.yaml"), "default")
+    assert len(runs) == {"release_sampler": 12, "release_finetune": 3}[name]
+    assert all(r.config.model.init_format == "release" for r in runs)
