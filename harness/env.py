@@ -17,6 +17,7 @@ An env counts as built only once `ursa-env.json` is written, last, after an impo
 from __future__ import annotations
 
 import argparse
+import fcntl
 import importlib.metadata as metadata
 import json
 import subprocess
@@ -49,7 +50,8 @@ ENVS: dict[str, EnvSpec] = {
         build=("setuptools<81", "wheel", "cython"),
         requirements=("vbench==0.1.5",),
         check="import torch, torchvision, numpy, cv2, decord, clip, transformers, vbench; "
-        "from vbench import VBench; import vbench.temporal_flickering",
+        "from vbench import VBench; import vbench.temporal_flickering; "
+        "from vbench2_beta_i2v import VBenchI2V",
     ),
 }
 
@@ -112,6 +114,15 @@ def create_env(name: str, path: Path | str | None = None, *, torch_from: str = "
     spec, path = ENVS[name], Path(path) if path else default_env_path(name)
     if is_built(path) and not force:
         return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:  # two first users build it once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_built(path) and not force:
+            return path
+        return _build(name, spec, path, torch_from=torch_from, force=force, progress=progress)
+
+
+def _build(name: str, spec: EnvSpec, path: Path, *, torch_from: str, force: bool, progress: bool) -> Path:
     (path / MARKER).unlink(missing_ok=True)
     start = time.monotonic()
     _run([sys.executable, "-m", "venv", *(["--clear"] if force else []), str(path)], progress)

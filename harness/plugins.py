@@ -20,7 +20,7 @@ import difflib
 import functools
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -277,6 +277,20 @@ class Scorer(Component, ABC):
         prompts as well as seeds; a scorer that has them overrides this, the default has none."""
         return self.score(videos, prompts, task, seed), {}
 
+    @classmethod
+    def check(cls, options: BaseModel, config: Any) -> list[str]:
+        """What this scorer lacks to score run `config` (a missing weights file: where it is expected
+        and how to obtain it), one line each; [] when it can run. Spec validation calls it before any
+        compute and merges the lines of every scorer of a run into one error (duplicates once)."""
+        return []
+
+    @classmethod
+    def derive(cls, metrics: Mapping[str, float]) -> tuple[dict[str, float], list[str]]:
+        """Aggregates of one run's metrics of one task (bare names, e.g. a benchmark's total over the
+        dimensions its scorers reported) and notes for the report; ({}, []) when there are none.
+        Reports call it once per distinct implementation (see `derived_metrics`)."""
+        return {}, []
+
 
 # A generation task: (context, prompts) -> ids long (B, T, h, w). See harness/tasks.py.
 Task = Callable[..., "torch.Tensor"]
@@ -307,6 +321,26 @@ def metric_info(name: str) -> Metric | None:
             if metric.matches(bare):
                 return metric
     return None
+
+
+def derived_metrics(metrics: Mapping[str, float]) -> tuple[dict[str, float], list[str]]:
+    """Every registered scorer's `derive` on one run's metrics, per task (`<task>.` prefixes kept):
+    (derived metrics, report notes). Scorers of one family (one per VBench dimension) derive the
+    same values: they merge, and their notes appear once."""
+    by_task: dict[str, dict[str, float]] = {}
+    for name, value in metrics.items():
+        head, _, rest = name.partition(".")
+        task, bare = (head, rest) if rest and head in TASKS else ("", name)
+        by_task.setdefault(task, {})[bare] = value
+    out: dict[str, float] = {}
+    notes: list[str] = []
+    for task, values in by_task.items():
+        prefix = f"{task}." if task else ""
+        for name in SCORERS.names():
+            derived, lines = SCORERS.get(name).derive(values)
+            out.update({prefix + k: v for k, v in derived.items()})
+            notes += [f"{task}: {line}" if task else line for line in lines]
+    return out, list(dict.fromkeys(notes))
 
 
 def _options_lines(options: type[BaseModel]) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness import compare, plots, stats, tables
+from harness import compare, plots, plugins, stats, tables
 from harness.spec import Spec
 from harness.specfile import load_spec
 from harness.store import export_results, load_results, read_json
@@ -244,6 +244,19 @@ def _strips(df: pd.DataFrame) -> list[tuple[str, str, Path]]:
     return out
 
 
+def with_derived(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """`df` plus the metrics scorers derive from each run's metrics (plugins.derived_metrics, e.g.
+    VBench's Quality / Total over the dimensions scored) as `metric.*` columns, and their notes."""
+    rows, notes = [], []
+    for _, row in df.iterrows():
+        metrics = {c[len("metric."):]: v for c, v in row.items() if c.startswith("metric.") and pd.notna(v)}
+        derived, lines = plugins.derived_metrics(metrics)
+        rows.append({f"metric.{k}": v for k, v in derived.items() if f"metric.{k}" not in df.columns})
+        notes += lines
+    extra = pd.DataFrame(rows, index=df.index)
+    return (pd.concat([df, extra], axis=1) if len(extra.columns) else df), list(dict.fromkeys(notes))
+
+
 def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
                   out_dir: str | Path | None = None) -> Path:
     """Render the report of `spec` under `profile`; returns the path of report.md."""
@@ -254,6 +267,7 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
     out = Path(out_dir) if out_dir is not None else Path("reports") / spec.name / profile
     df = load_results(runs_root, spec.name, profile)
     require_runs(df, spec, runs_root, profile)
+    df, derived_notes = with_derived(df)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     metrics = spec.report.metrics or tables.metric_columns(df)
     summary = tables.summarise(df, metrics)
@@ -294,6 +308,7 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         if len(groups) > 1:
             blocks.append(Block("p", f"Task: {task}"))
         blocks.append(Block("table", table=tables.display_table(summary, names)))
+    blocks += [Block("p", note) for note in derived_notes]
     if figures:
         blocks += [Block("h2", f"Paper reference figures ({tables.PAPER_NOTE})"),
                    Block("table", table=tables.paper_table(figures))]

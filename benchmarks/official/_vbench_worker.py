@@ -14,6 +14,17 @@ import os
 from pathlib import Path
 
 
+def _videos_only(folder: str, output: str, tag: str) -> str:
+    """A folder of links to the .mp4 files of `folder`: standard mode takes the suffix of the
+    videos it looks for from the folder's first listed entry, which could be export.json."""
+    view = Path(output) / f"videos.{tag}"
+    view.mkdir(parents=True, exist_ok=True)
+    for path in Path(folder).iterdir():
+        if path.suffix == ".mp4" and not (view / path.name).exists():
+            (view / path.name).symlink_to(path.resolve())
+    return str(view)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--videos-path", required=True)
@@ -23,14 +34,13 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--resolution", default="1-1")
     parser.add_argument("--prompt-file", default=None)
+    parser.add_argument("--info-file", default=None, help="i2v: the info JSON of the exported videos")
     parser.add_argument("--dimensions", nargs="+", required=True)
     args = parser.parse_args()
 
-    if args.mode == "i2v":
-        import vbench2_beta_i2v
+    if args.mode == "i2v":  # the info file pairs each video with its first-frame image
         from vbench2_beta_i2v import VBenchI2V
-        info = Path(vbench2_beta_i2v.__file__).parent / "vbench2_i2v_full_info.json"
-        bench = VBenchI2V(args.device, str(info), args.output)
+        bench = VBenchI2V(args.device, args.info_file, args.output)
     else:
         import vbench
         from vbench import VBench
@@ -45,8 +55,8 @@ def main() -> int:
             bench.evaluate(videos_path=args.videos_path, name=part, dimension_list=[dim],
                            local=True, resolution=args.resolution)
         else:
-            videos = os.path.join(args.videos_path, dim) if args.mode == "vbench_standard" \
-                else args.videos_path
+            videos = _videos_only(os.path.join(args.videos_path, dim), args.output, part) \
+                if args.mode == "vbench_standard" else args.videos_path
             bench.evaluate(videos_path=videos, name=part, dimension_list=[dim], local=True,
                            mode=args.mode, prompt_list=prompts)
         merged.update(json.loads((Path(args.output) / f"{part}_eval_results.json").read_text()))

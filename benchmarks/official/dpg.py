@@ -150,10 +150,32 @@ def score_folder(image_dir: Path | str, csv_path: Path | str, vqa: VQABackend, *
                      per_image=per_image, skipped=skipped)
 
 
+def item_prompts(csv_path: Path | str) -> dict[str, str]:
+    """{prompt text: item_id} from the CSV's `text` column (ELLA's dpg_bench.csv has it); {} without it."""
+    with Path(csv_path).open(newline="") as f:
+        return {row["text"].strip(): row["item_id"] for row in csv.DictReader(f) if row.get("text")}
+
+
+# VQA backends by name (the `dpg` scorer's `backend` option): a class built as cls(model_dir, device)
+# with a `requirements(model_dir)` static method listing the files it needs (checked before compute).
+VQA_BACKENDS: dict[str, type] = {}
+
+
+def register_vqa_backend(name: str):
+    """Class decorator: make a VQA backend available to the `dpg` scorer under `name`."""
+    def add(cls: type) -> type:
+        VQA_BACKENDS[name] = cls
+        return cls
+    return add
+
+
+@register_vqa_backend("mplug")
 class MPLUGBackend:
     """mPLUG-large VQA through modelscope (the upstream choice); weights must be local."""
 
-    def __init__(self, model_dir: Path | str, device: str = "cpu"):
+    @staticmethod
+    def requirements(model_dir: Path | str) -> list[Resource]:
+        """The model files and the modelscope package, each with how to obtain it."""
         model_dir = Path(model_dir)
         how = (f"modelscope download --model {MPLUG_ID} --local_dir {model_dir}  "
                "(needs `pip install modelscope`)")
@@ -164,7 +186,11 @@ class MPLUGBackend:
         except ImportError:
             needed.append(Resource(Path("<python package modelscope>"),
                                    "pip install 'modelscope[multi-modal]' in the scoring env"))
-        require("DPG-Bench mPLUG VQA", needed)
+        return needed
+
+    def __init__(self, model_dir: Path | str, device: str = "cpu"):
+        model_dir = Path(model_dir)
+        require("DPG-Bench mPLUG VQA", self.requirements(model_dir))
         from modelscope.pipelines import pipeline
         from modelscope.utils.constant import Tasks
         self._pipeline = pipeline(Tasks.visual_question_answering, model=str(model_dir), device=device)

@@ -6,6 +6,8 @@ All writers take uint8 tensors, write each file atomically (`ursa.io`) and write
 - VBench standard: `{out}/{dimension}/{prompt}-{i}.mp4`, 5 samples per prompt.
 - VBench custom input: `{out}/{prompt}-{i}.mp4` + `prompts.json` (file name -> prompt).
 - VBench-I2V: `{out}/{prompt}-{i}.mp4` (prompts of the I2V image suite), 5 per prompt.
+- VBench-I2V, custom inputs: `{out}/videos/clip{n}-0.mp4`, `{out}/images/clip{n}.png` (the given
+  first frames) and `{out}/i2v_info.json`, the info file the evaluator reads.
 - DPG-Bench: `{out}/{prompt_id}.png`, the 4 samples of a prompt tiled 2x2.
 - torch-fidelity: `{out}/{index:06d}.png`, one image per sample (or per frame).
 """
@@ -62,14 +64,18 @@ def _sample_indices(prompts: list[str], n: int, per_prompt: int | None) -> list[
     return indices
 
 
-def write_video(frames: np.ndarray, path: Path, fps: int = 8) -> None:
-    """Encode uint8 (F,H,W,3) to H.264 mp4 atomically; H and W must be even (yuv420p)."""
-    if frames.shape[1] % 2 or frames.shape[2] % 2:
+def write_video(frames: np.ndarray, path: Path, fps: int = 8, *, lossless: bool = False) -> None:
+    """Encode uint8 (F,H,W,3) to H.264 mp4 atomically. Default: yuv420p (what generators ship; H and
+    W must be even). lossless: libx264rgb at crf 0, which cv2 and decord decode to the exact
+    pixels, so a scorer measures the samples rather than codec artefacts (chroma subsampling alone
+    moves VBench's temporal flickering by up to 0.05 on 16x16 clips)."""
+    if not lossless and (frames.shape[1] % 2 or frames.shape[2] % 2):
         raise ValueError(f"{path.name}: H and W must be even for yuv420p, got {frames.shape[1:3]}")
+    codec = dict(codec="libx264rgb", quality=None, pixelformat="rgb24", output_params=["-crf", "0"]) \
+        if lossless else dict(codec="libx264", quality=9, pixelformat="yuv420p")
 
     def encode(tmp: Path) -> None:
-        with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=9, macro_block_size=1,
-                                pixelformat="yuv420p", format="FFMPEG") as writer:
+        with imageio.get_writer(tmp, fps=fps, macro_block_size=1, format="FFMPEG", **codec) as writer:
             for frame in frames:
                 writer.append_data(frame)
 
@@ -84,19 +90,25 @@ def _write_manifest(out_dir: Path, record: dict) -> None:
     atomic_write_json(out_dir / MANIFEST, record)
 
 
+def video_names(prompts: list[str], per_prompt: int | None = None) -> list[str]:
+    """`{prompt}-{i}.mp4` of each video, in video order (i counts the samples of one prompt)."""
+    return [_video_name(p, i) for p, i in zip(prompts, _sample_indices(prompts, len(prompts), per_prompt))]
+
+
 def _write_prompt_videos(videos: np.ndarray, prompts: list[str], out_dir: Path, fps: int,
-                         per_prompt: int | None) -> dict[str, str]:
-    indices = _sample_indices(prompts, len(videos), per_prompt)
-    names = [_video_name(p, i) for p, i in zip(prompts, indices)]
+                         per_prompt: int | None, lossless: bool = False) -> dict[str, str]:
+    _sample_indices(prompts, len(videos), per_prompt)  # one prompt per video
+    names = video_names(prompts, per_prompt)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST).unlink(missing_ok=True)
     for video, name in zip(videos, names):
-        write_video(video, out_dir / name, fps=fps)
+        write_video(video, out_dir / name, fps=fps, lossless=lossless)
     return dict(zip(names, prompts))
 
 
 def export_vbench_standard(videos: torch.Tensor, prompts: list[str], out_dir: Path | str,
-                           dimension: str, *, samples_per_prompt: int = 5, fps: int = 8) -> Path:
+                           dimension: str, *, samples_per_prompt: int = 5, fps: int = 8,
+                           lossless: bool = False) -> Path:
     """videos uint8 (N,F,H,W,3), prompts[n] = prompt of video n -> `{out}/{dimension}/{prompt}-{i}.mp4`.
 
     Each prompt must appear exactly `samples_per_prompt` times (VBench averages over 5).
@@ -104,20 +116,21 @@ def export_vbench_standard(videos: torch.Tensor, prompts: list[str], out_dir: Pa
     """
     array = _check_videos(videos)
     folder = Path(out_dir) / dimension
-    files = _write_prompt_videos(array, prompts, folder, fps, samples_per_prompt)
+    files = _write_prompt_videos(array, prompts, folder, fps, samples_per_prompt, lossless)
     _write_manifest(folder, {"layout": "vbench_standard", "dimension": dimension, "fps": fps,
+                             "lossless": lossless,
                              "samples_per_prompt": samples_per_prompt, "files": files})
     return folder
 
 
 def export_vbench_custom(videos: torch.Tensor, prompts: list[str], out_dir: Path | str, *,
-                         fps: int = 8) -> Path:
+                         fps: int = 8, lossless: bool = False) -> Path:
     """videos uint8 (N,F,H,W,3) -> `{out}/{prompt}-{i}.mp4` + `prompts.json` for custom_input mode."""
     array = _check_videos(videos)
     folder = Path(out_dir)
-    files = _write_prompt_videos(array, prompts, folder, fps, None)
+    files = _write_prompt_videos(array, prompts, folder, fps, None, lossless)
     atomic_write_json(folder / "prompts.json", files)
-    _write_manifest(folder, {"layout": "vbench_custom", "fps": fps, "files": files})
+    _write_manifest(folder, {"layout": "vbench_custom", "fps": fps, "lossless": lossless, "files": files})
     return folder
 
 
@@ -129,6 +142,42 @@ def export_vbench_i2v(videos: torch.Tensor, prompts: list[str], out_dir: Path | 
     files = _write_prompt_videos(array, prompts, folder, fps, samples_per_prompt)
     _write_manifest(folder, {"layout": "vbench_i2v", "fps": fps,
                              "samples_per_prompt": samples_per_prompt, "files": files})
+    return folder
+
+
+I2V_INFO = "i2v_info.json"
+
+
+def export_vbench_i2v_custom(videos: torch.Tensor, first_frames: torch.Tensor, captions: list[str],
+                             out_dir: Path | str, dimensions: list[str], *, fps: int = 8,
+                             lossless: bool = False) -> Path:
+    """VBench-I2V on custom inputs: videos uint8 (N,F,H,W,3) generated from first_frames uint8
+    (N,H,W,3) (the given images) -> `{out}/videos/clip{n:05d}-0.mp4`, `{out}/images/clip{n:05d}.png`
+    and `{out}/i2v_info.json`, the info file vbench2_beta_i2v reads in place of its own suite's:
+    one entry per clip, {"prompt_en": "clip{n:05d}" (the evaluator finds `{prompt_en}-{i}.mp4`),
+    "caption", "dimension": dimensions, "image_name": absolute path of the image (the evaluator
+    joins it to its own image folder, which an absolute path overrides)}. Returns `{out}`.
+
+    Videos sit alone in `videos/`: the evaluator takes the file suffix from the folder's first entry.
+    """
+    array = _check_videos(videos)
+    check_tensor("first_frames", first_frames, torch.uint8, (array.shape[0], "H", "W", 3))
+    if len(captions) != len(array):
+        raise ValueError(f"captions: expected one per video ({len(array)}), got {len(captions)}")
+    folder = Path(out_dir).resolve()
+    (folder / "videos").mkdir(parents=True, exist_ok=True)
+    (folder / "images").mkdir(exist_ok=True)
+    (folder / MANIFEST).unlink(missing_ok=True)
+    entries = []
+    for n, (video, image, caption) in enumerate(zip(array, first_frames.cpu().numpy(), captions)):
+        clip = f"clip{n:05d}"
+        write_video(video, folder / "videos" / f"{clip}-0.mp4", fps=fps, lossless=lossless)
+        _write_png(image, folder / "images" / f"{clip}.png")
+        entries.append({"prompt_en": clip, "caption": caption, "dimension": list(dimensions),
+                        "image_name": str(folder / "images" / f"{clip}.png")})
+    atomic_write_json(folder / I2V_INFO, entries)
+    _write_manifest(folder, {"layout": "vbench_i2v_custom", "fps": fps, "lossless": lossless, "clips": len(entries),
+                             "dimensions": list(dimensions)})
     return folder
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from benchmarks.official.envs import (MARKER, default_env_path, env_python, is_built,
@@ -58,6 +59,13 @@ I2V_DIMENSIONS: dict[str, tuple[float, float, float]] = {
     "imaging_quality": (0.0, 1.0, 1.0),
 }
 I2V = ("camera_motion", "i2v_subject", "i2v_background")
+# What vbench2_beta_i2v.VBenchI2V evaluates (its i2v_dims + quality_dims); temporal_flickering runs
+# but the official I2V score does not use it.
+I2V_EVALUATOR_DIMENSIONS = (*I2V, "subject_consistency", "background_consistency", "aesthetic_quality",
+                            "imaging_quality", "temporal_flickering", "motion_smoothness", "dynamic_degree")
+# VBench.check_dimension_requires_extra_info: these read the standard suite's auxiliary info.
+CUSTOM_UNSUPPORTED = ("object_class", "multiple_objects", "scene", "appearance_style", "color",
+                      "spatial_relationship")
 I2V_QUALITY = ("subject_consistency", "background_consistency", "motion_smoothness",
                "dynamic_degree", "aesthetic_quality", "imaging_quality")
 
@@ -110,6 +118,14 @@ def _summarise(raw: dict[str, float], table: dict[str, tuple[float, float, float
             "raw": dict(raw), "official": combine(official_norm)}
 
 
+def scores_from_raw(raw: dict[str, float], *, i2v: bool = False) -> dict:
+    """summarize() / summarize_i2v() of raw scores {dimension: raw} already read (a harness run's metrics)."""
+    if i2v:
+        return _summarise(raw, I2V_DIMENSIONS, {"i2v": I2V, "quality": I2V_QUALITY}, {"i2v": 1.0, "quality": 1.0})
+    return _summarise(raw, VBENCH_DIMENSIONS, {"quality": QUALITY, "semantic": SEMANTIC},
+                      {"quality": 4.0, "semantic": 1.0})
+
+
 def summarize(path: Path | str) -> dict:
     """VBench scores from `{name}_eval_results.json`, 0-100.
 
@@ -117,14 +133,12 @@ def summarize(path: Path | str) -> dict:
     "complete", "missing": [dims], "dimensions": {dim: normalised 0-100}, "raw": {dim: raw},
     "official": {"quality", "semantic", "total"} with missing dims scored as raw 0}.
     """
-    return _summarise(load_eval_results(path), VBENCH_DIMENSIONS,
-                      {"quality": QUALITY, "semantic": SEMANTIC}, {"quality": 4.0, "semantic": 1.0})
+    return scores_from_raw(load_eval_results(path))
 
 
 def summarize_i2v(path: Path | str) -> dict:
     """VBench-I2V scores, 0-100: keys "i2v", "quality", "total" plus the fields of summarize()."""
-    return _summarise(load_eval_results(path), I2V_DIMENSIONS,
-                      {"i2v": I2V, "quality": I2V_QUALITY}, {"i2v": 1.0, "quality": 1.0})
+    return scores_from_raw(load_eval_results(path), i2v=True)
 
 
 def vbench_cache_dir() -> Path:
@@ -167,14 +181,52 @@ _WEIGHTS: dict[str, list[tuple[str, str, bool]]] = {
 }
 
 
+_WEIGHTS["i2v_subject"] = _WEIGHTS["subject_consistency"]  # the same DINO ViT-B/16
+# i2v_background runs DreamSim, which is no vbench dependency and loads its weights from ./models
+# (the worker runs in the cache dir, so $VBENCH_CACHE_DIR/models).
+_WEIGHTS["i2v_background"] = [("models/ensemble_lora", "python -c 'from dreamsim import dreamsim; "
+                               "dreamsim(pretrained=True, cache_dir=\"models\")' run in the cache dir on a "
+                               "machine with internet (it also fetches its DINO/CLIP/OpenCLIP ViT-B/16 backbones)",
+                               True)]
+_WEIGHTS["camera_motion"] = []  # its code is missing from the wheel: see env_requirements
+
+# dimension -> [(path under the env's site-packages, how, is_dir)]: code the vbench 0.1.5 wheel lacks.
+_ENV_CODE: dict[str, list[tuple[str, str, bool]]] = {
+    "i2v_background": [("dreamsim", "pip install dreamsim==0.1.3 into the vbench env "
+                        "(<env>/bin/python -m pip install dreamsim==0.1.3)", True)],
+    "camera_motion": [("vbench2_beta_i2v/third_party/cotracker",
+                       "not shipped in the vbench 0.1.5 wheel: copy vbench2_beta_i2v/third_party/cotracker from "
+                       "github.com/Vchitect/VBench into the env; CoTracker2 itself loads through torch.hub from "
+                       "GitHub (facebookresearch/co-tracker), so it also needs its hub checkout and weights "
+                       "under $TORCH_HOME/hub", True)],
+}
+
+
 def required_resources(dimensions: list[str], cache_dir: Path | None = None) -> list[Resource]:
-    """Every weight file the given VBench dimensions read, under the vbench cache dir."""
+    """Every weight file the given VBench / VBench-I2V dimensions read, under the vbench cache dir."""
     unknown = [d for d in dimensions if d not in _WEIGHTS]
     if unknown:
         raise ValueError(f"dimensions: unknown {unknown}; expected names from {sorted(_WEIGHTS)}")
     root = cache_dir or vbench_cache_dir()
     return [Resource(root / rel, f"{how}  [cache dir: $VBENCH_CACHE_DIR={root}]", is_dir)
             for d in dimensions for rel, how, is_dir in _WEIGHTS[d]]
+
+
+def env_site_packages(env_path: Path | str | None = None) -> Path:
+    """The vbench env's site-packages, where it is or will be (same Python as this interpreter)."""
+    env = Path(env_path) if env_path else default_env_path("vbench")
+    if (env / "lib").is_dir():
+        try:
+            return site_packages(env)
+        except ValueError:
+            pass
+    return env / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+
+
+def env_requirements(dimensions: list[str], env_path: Path | str | None = None) -> list[Resource]:
+    """Code the given dimensions need inside the vbench env beyond what `harness env vbench` installs."""
+    site = env_site_packages(env_path)
+    return [Resource(site / rel, how, is_dir) for d in dimensions for rel, how, is_dir in _ENV_CODE.get(d, [])]
 
 
 def vbench_prompts(dimension: str, env_path: Path | str | None = None) -> list[str]:
@@ -193,35 +245,36 @@ def _required_videos(videos_path: Path, dimensions: list[str], env_path: Path | 
 def run_vbench(videos_path: Path | str, output_dir: Path | str, name: str,
                dimensions: list[str], *, mode: str = "vbench_standard", device: str = "cpu",
                env_path: Path | str | None = None, prompt_file: Path | str | None = None,
-               i2v_repo: Path | str | None = None, resolution: str = "1-1",
+               info_file: Path | str | None = None, resolution: str = "1-1",
                timeout: float | None = None) -> Path:
     """Run VBench (or VBench-I2V) in its env; returns `{output_dir}/{name}_eval_results.json`.
 
     mode: "vbench_standard" (videos_path = export root with `{dimension}/` folders),
     "custom_input" (flat folder; prompt_file = the exporter's prompts.json), or "i2v"
-    (flat folder of the I2V suite; i2v_repo = a checkout of github.com/Vchitect/VBench, whose
-    `vbench2_beta_i2v` package is not on PyPI). Before starting, checks the env, every weight
-    file and (standard mode) every expected video, raising one MissingResourceError for all;
-    an earlier `{name}_eval_results.json` is removed first so a failed run leaves none.
+    (videos_path = the videos folder of `export.export_vbench_i2v_custom`, info_file = its
+    i2v_info.json: each video's first-frame image; vbench 0.1.5 ships `vbench2_beta_i2v` but
+    not the official I2V suite's info file or images). Before starting, checks the env, every
+    weight file and (standard mode) every expected video, raising one MissingResourceError for
+    all; an earlier `{name}_eval_results.json` is removed first so a failed run leaves none.
     """
     modes = ("vbench_standard", "custom_input", "i2v")
     if mode not in modes:
         raise ValueError(f"mode: expected one of {modes}, got {mode!r}")
-    table = I2V_DIMENSIONS if mode == "i2v" else VBENCH_DIMENSIONS
+    table = I2V_EVALUATOR_DIMENSIONS if mode == "i2v" else VBENCH_DIMENSIONS
     if not dimensions or any(d not in table for d in dimensions):
         raise ValueError(f"dimensions: expected a non-empty list from {sorted(table)}, got {dimensions}")
     env = Path(env_path) if env_path else default_env_path("vbench")
-    videos_path, output_dir = Path(videos_path), Path(output_dir)
+    videos_path, output_dir = Path(videos_path).resolve(), Path(output_dir).resolve()
     needed = [Resource(env / MARKER, "python -m harness env vbench  (or set $URSA_VBENCH_ENV)")]
     needed += required_resources([d for d in dimensions if d in _WEIGHTS])
+    needed += env_requirements(dimensions, env)
     if mode == "vbench_standard" and is_built(env):  # the prompt list lives in the env
         needed += _required_videos(videos_path, dimensions, env)
     elif not videos_path.is_dir():
         needed.append(Resource(videos_path, "export the samples there first", is_dir=True))
     if mode == "i2v":
-        needed.append(Resource(Path(i2v_repo or "<i2v_repo not given>") / "vbench2_beta_i2v",
-                               "git clone https://github.com/Vchitect/VBench and pass i2v_repo=",
-                               is_dir=True))
+        needed.append(Resource(Path(info_file or "<info_file not given>"),
+                               "benchmarks.official.export.export_vbench_i2v_custom writes it"))
     require(f"VBench {mode} run", needed)
 
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -233,11 +286,14 @@ def run_vbench(videos_path: Path | str, output_dir: Path | str, name: str,
            "--mode", mode, "--device", device, "--resolution", resolution,
            "--dimensions", *dimensions]
     if prompt_file:
-        cmd += ["--prompt-file", str(prompt_file)]
-    env_vars = dict(os.environ, VBENCH_CACHE_DIR=str(vbench_cache_dir()))
-    if i2v_repo:
-        env_vars["PYTHONPATH"] = os.pathsep.join(filter(None, [str(i2v_repo), env_vars.get("PYTHONPATH")]))
-    proc = subprocess.run(cmd, env=env_vars, capture_output=True, text=True, timeout=timeout)
+        cmd += ["--prompt-file", str(Path(prompt_file).resolve())]
+    if info_file:
+        cmd += ["--info-file", str(Path(info_file).resolve())]
+    cache = vbench_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    env_vars = dict(os.environ, VBENCH_CACHE_DIR=str(cache))
+    # cwd: the cache dir, where DreamSim (i2v_background) looks for ./models
+    proc = subprocess.run(cmd, env=env_vars, capture_output=True, text=True, timeout=timeout, cwd=cache)
     if proc.returncode != 0 or not result.is_file():
         raise RuntimeError(f"VBench worker failed (exit {proc.returncode}); command: {' '.join(cmd)}\n"
                            f"{(proc.stdout + proc.stderr)[-4000:]}")
