@@ -50,32 +50,16 @@ def build_folder(root: Path) -> Path:
     return root
 
 
-def scorer_module(directory: Path) -> str:
-    """A scorer plug-in module (mean intensity) importable from `directory`: no scorer registered today
-    applies to every benchmark, and a spec needs one."""
-    (directory / "vf_test_scorer.py").write_text(
-        "import torch\n"
-        "from harness.plugins import SCORERS, Metric, Scorer\n\n\n"
-        "@SCORERS.register('vf_brightness')\n"
-        "class Brightness(Scorer):\n"
-        "    \"\"\"Mean pixel intensity in [0, 1].\"\"\"\n\n"
-        "    metrics = (Metric('brightness'),)\n\n"
-        "    def score(self, videos, prompts, task, seed):\n"
-        "        return {'brightness': float(videos.float().mean() / 255)}\n")
-    return "vf_test_scorer"
-
-
 def folder_spec(path: Path, root: Path, name: str = "vf_tiny", steps: int = 3, **options) -> Path:
     """A spec training a tiny model on the folder for a few steps (16x16x4 clips, 64 tokens, K = 64)."""
     data = {
         "name": name,
-        "plugins": ["vf_test_scorer"],
         "base": {
             "benchmark": {"name": "video_folder", "root": str(root), **OPTIONS, **options},
             "model": {"preset": "tiny"},
             "train": {"steps": steps, "batch_size": 4, "checkpoint_every": 2, "warmup_steps": 1},
             "sample": {"steps": 2, "batch_size": 2},
-            "score": {"which": ["vf_brightness"], "denoising_bins": 2},
+            "score": {"which": ["flicker"], "denoising_bins": 2},
         },
         "executor": {"kind": "inprocess", "threads": 1},
     }
