@@ -44,12 +44,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(mse == 0, torch.full_like(db, PSNR_CAP), db.clamp(0.0, PSNR_CAP))
 
 
-def given_pixel_frames(latent_frames: int, temporal_compression: int) -> int:
-    """Pixel frames covered by the first `latent_frames` latent frames of a causal tokenizer
-    (the first latent frame is one pixel frame, every later one `temporal_compression`)."""
-    return 1 + (latent_frames - 1) * temporal_compression
-
-
 def task_metrics(task: str, videos: torch.Tensor, real: torch.Tensor, given_frames: int) -> dict[str, torch.Tensor]:
     """Per-clip frame-comparison metrics of one conditioned task, {name: float64 (N,)}; {} for a task
     without given frames (t2v, t2i, long). videos, real: uint8 (N, F, H, W, 3) of one shape;
@@ -67,7 +61,7 @@ def task_metrics(task: str, videos: torch.Tensor, real: torch.Tensor, given_fram
     frames = videos.shape[1]
     if not 1 <= given_frames < frames:
         raise ValueError(f"extrapolation scoring: expected given frames in [1, {frames}) (the clip's frames), got "
-                         f"{given_frames} (check the scorer's temporal_compression)")
+                         f"{given_frames} (the prompts' condition_frames)")
     return {"continuation_psnr": psnr(videos[:, given_frames:], real[:, given_frames:])}
 
 

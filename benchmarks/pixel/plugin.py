@@ -17,7 +17,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.plugins import SCORERS, VISUAL_TOKENIZERS, Benchmark, Metric, Scorer, VisualTokenizerPlugin
-from benchmarks.pixel.frames import PSNR_CAP, given_pixel_frames, task_metrics, temporal_flickering
+from benchmarks.pixel.frames import PSNR_CAP, task_metrics, temporal_flickering
 
 DEVICE = Field("cpu", description="torch device the TorchScript modules run on (cpu, cuda, cuda:1, ...)")
 BATCH = Field(1, ge=1, description="clips per encoder / decoder call (bounds memory)")
@@ -125,18 +125,10 @@ class Flicker(Scorer):
         return _mean_and_clips({"temporal_flickering": temporal_flickering(videos)})
 
 
-class FramesOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    temporal_compression: int = Field(1, ge=1, description="the visual tokenizer's (causal) temporal compression: "
-                                      "extrapolation's condition_frames count latent frames, 1 + (k - 1) * this pixels")
-
-
 @SCORERS.register("frames")
 class FrameTaskMetrics(Scorer):
     """Conditioned-task PSNR against the real clips: i2v first frame, interpolation endpoints, extrapolation continuation."""
 
-    Options = FramesOptions
     metrics = (Metric("first_frame_psnr", 0.0, PSNR_CAP), Metric("endpoint_psnr", 0.0, PSNR_CAP),
                Metric("continuation_psnr", 0.0, PSNR_CAP))
 
@@ -147,5 +139,6 @@ class FrameTaskMetrics(Scorer):
                  seed: int) -> tuple[dict[str, float], dict[str, list[float]]]:
         if not prompts or task not in ("i2v", "interpolation", "extrapolation"):
             return {}, {}
-        given = given_pixel_frames(len(prompts[0].condition_frames), self.options.temporal_compression)
+        # condition_frames index the benchmark's (pixel) frames: extrapolation gives the first k of them
+        given = len(prompts[0].condition_frames)
         return _mean_and_clips(task_metrics(task, videos, self.benchmark.real_videos(prompts), given))
