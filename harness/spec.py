@@ -512,11 +512,15 @@ def resolve_run(data: dict[str, Any], source: str = "<memory>", where: str = "")
         raise SpecError(f"{source}: {here}score.options.{unknown[0]}: expected options only for scorers in "
                         f"score.which ({', '.join(config.score.which)}), got {unknown[0]!r}.")
     config.score.options = {k: v for k, v in options.items() if v}
-    lacking = [line for name in config.score.which for line in plugins.SCORERS.get(name).check(
-        plugins.SCORERS.get(name).Options.model_validate(options[name]), config)]
+    lacking: dict[str, list[str]] = {}  # what is missing -> the scorers that need it
+    for name in config.score.which:
+        scorer = plugins.SCORERS.get(name)
+        for line in scorer.check(scorer.Options.model_validate(options[name]), config):
+            lacking.setdefault(line, []).append(name)
     if lacking:  # one error for every scorer's missing weights, before any compute
         raise SpecError(f"{source}: {here}score.which: expected every scorer's files in place; missing "
-                        f"{len(set(lacking))}: {'; '.join(dict.fromkeys(lacking))}.")
+                        f"{len(lacking)}: " + "; ".join(f"{line} [{', '.join(names)}]"
+                                                        for line, names in lacking.items()) + ".")
     problem = bench.check_run(bench.Options.model_validate(config.benchmark.options()), config)
     vocab = tok.vocab_size(tok.Options.model_validate(config.tokenizer.options()))
     head = config.model.overrides.get("visual_vocab_size")

@@ -69,12 +69,12 @@ class DPGBench(Scorer):
     def check(cls, options: DPGOptions, config: Any) -> list[str]:
         from benchmarks.official.dpg import CSV_URL, VQA_BACKENDS
 
-        lines = _missing_lines("dpg", [Resource(_csv(options), CSV_URL)])
+        lines = _missing_lines([Resource(_csv(options), CSV_URL)])
         backend = VQA_BACKENDS.get(options.backend)
         if backend is None:
             return lines + [f"a registered VQA backend for dpg ({', '.join(sorted(VQA_BACKENDS))}), not "
                             f"{options.backend!r} (benchmarks.official.dpg.register_vqa_backend adds one)"]
-        return lines + _missing_lines("dpg", backend.requirements(_model_dir(options)))
+        return lines + _missing_lines(backend.requirements(_model_dir(options)))
 
     def score(self, videos: torch.Tensor, prompts: list, task: str, seed: int) -> dict[str, float]:
         return self.evaluate(videos, prompts, task, seed)[0]
@@ -152,7 +152,7 @@ class _Inception(Scorer):
         from benchmarks.official.inception import INCEPTION_URL, inception_weights_path
 
         weights = inception_weights_path(options.weights_path)
-        return _missing_lines(cls.output, [Resource(weights, f"download {INCEPTION_URL} there, or set "
+        return _missing_lines([Resource(weights, f"download {INCEPTION_URL} there, or set "
                                                              "$URSA_INCEPTION_WEIGHTS / weights_path")])
 
     def score(self, videos: torch.Tensor, prompts: list, task: str, seed: int) -> dict[str, float]:

@@ -32,10 +32,10 @@ SCORER_VERSION = 1  # bump when a scorer computes something else from the same s
 DEFAULT_FPS = 8  # used when the benchmark declares no `fps`
 
 
-def _missing_lines(scorer: str, resources: list[Resource]) -> list[str]:
-    """One line per absent file: where it is expected and how to obtain it."""
-    return [f"{r.path}{'/' if r.is_dir else ''} for {scorer} (obtain: {r.how})"
-            for r in resources if not r.present()]
+def _missing_lines(resources: list[Resource]) -> list[str]:
+    """One line per absent file: where it is expected and how to obtain it (the same file needed by
+    several scorers gives the same line, listed once by spec validation)."""
+    return [f"{r.path}{'/' if r.is_dir else ''} (obtain: {r.how})" for r in resources if not r.present()]
 
 
 def _per_clip(rows: Any, names: list[str]) -> list[float] | None:
@@ -95,7 +95,7 @@ class _VBenchFamily(Scorer):
                          f"info for {cls.dimension}): set score.options.{cls.name()}.mode: vbench_standard "
                          f"with a benchmark whose t2v suite is VBench's prompts")
         resources = vb.required_resources([cls.dimension]) + vb.env_requirements([cls.dimension])
-        return lines + _missing_lines(cls.name(), resources)
+        return lines + _missing_lines(resources)
 
     def _fps(self) -> int:
         return self.options.fps or int(getattr(self.benchmark, "fps", None) or DEFAULT_FPS)
