@@ -31,6 +31,7 @@ class CosmosOptions(BaseModel):
     temporal_compression: Literal[4, 8] | None = Field(None, description="default: config.json or the folder name (DV4x8x8)")
     spatial_compression: Literal[8, 16] | None = Field(None, description="default: config.json or the folder name")
     device: str = DEVICE
+    dtype: Literal["float32", "bfloat16"] = Field("float32", description="precision the TorchScript modules run in")
     batch_size: int = BATCH
 
     @field_validator("path")
@@ -69,7 +70,7 @@ class Cosmos(VisualTokenizerPlugin):
 
         return CosmosTokenizer(options.path, levels=options.levels, temporal_compression=options.temporal_compression,
                                spatial_compression=options.spatial_compression, device=options.device,
-                               batch_size=options.batch_size)
+                               dtype=options.dtype, batch_size=options.batch_size)
 
 
 class PrecomputedOptions(BaseModel):

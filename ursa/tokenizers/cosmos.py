@@ -38,6 +38,7 @@ ENCODER, DECODER, CONFIG = "encoder.jit", "decoder.jit", "config.json"
 OBTAIN = ("download a discrete video checkpoint of NVIDIA Cosmos-Tokenizer, e.g. "
           "`huggingface-cli download nvidia/Cosmos-0.1-Tokenizer-DV4x8x8 --local-dir DIR` "
           "(DV8x8x8 and DV8x16x16 likewise), on a machine with internet access")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # NVIDIA runs the release in bfloat16 on GPUs
 _NAME = re.compile(r"DV(\d+)x(\d+)x(\d+)")  # Cosmos-0.1-Tokenizer-DV4x8x8: temporal x height x width
 
 
@@ -159,20 +160,24 @@ class CosmosTokenizer(VisualTokenizer):
     """A Cosmos discrete video tokenizer from a local checkpoint folder (encoder.jit, decoder.jit).
 
     video uint8 (B, F, H, W, 3) <-> ids long (B, T, h, w), K = prod(levels) (64,000 for the release);
-    `batch_size` clips go through the encoder / decoder at a time (bounds memory); outputs are on the CPU.
+    `batch_size` clips go through the encoder / decoder at a time (bounds memory), on `device` in
+    `dtype` (float32, or bfloat16 as NVIDIA's own loader runs it); outputs are on the CPU.
     """
 
     def __init__(self, folder: str | Path, *, levels: Sequence[int] | None = None,
                  temporal_compression: int | None = None, spatial_compression: int | None = None,
-                 device: str = "cpu", batch_size: int = 1, check_codes: bool = True) -> None:
+                 device: str = "cpu", dtype: str = "float32", batch_size: int = 1, check_codes: bool = True) -> None:
         self.folder = Path(folder)
         require_files(f"cosmos tokenizer {self.folder}", [self.folder / ENCODER, self.folder / DECODER], OBTAIN)
         if batch_size < 1:
             raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size}")
         self.geometry = resolve_geometry(self.folder, levels, temporal_compression, spatial_compression)
-        self.device, self.batch_size, self.check_codes = torch.device(device), batch_size, check_codes
-        self.encoder = load_torchscript(self.folder / ENCODER, self.device)
-        self.decoder = load_torchscript(self.folder / DECODER, self.device)
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
+        self.device, self.dtype = torch.device(device), DTYPES[dtype]
+        self.batch_size, self.check_codes = batch_size, check_codes
+        self.encoder = load_torchscript(self.folder / ENCODER, self.device).to(self.dtype)
+        self.decoder = load_torchscript(self.folder / DECODER, self.device).to(self.dtype)
         self._fp: str | None = None
 
     @property
@@ -191,7 +196,7 @@ class CosmosTokenizer(VisualTokenizer):
 
     def _encode_chunk(self, video: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
         """uint8 (b, F, H, W, 3) -> long (b, T, h, w), checked against the declared geometry."""
-        result = self.encoder(pixels_to_unit(video).to(self.device))
+        result = self.encoder(pixels_to_unit(video).to(self.device, self.dtype))
         where = f"cosmos tokenizer {self.folder / ENCODER}"
         if not isinstance(result, (tuple, list)) or len(result) < 2:
             raise ValueError(f"{where}: expected a discrete (DV) encoder returning (indices, codes, ...), got "

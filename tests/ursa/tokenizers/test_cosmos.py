@@ -53,7 +53,7 @@ class TinyDecoder(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         digits = torch.div(ids.unsqueeze(1), self.basis, rounding_mode="floor") % self.sizes  # (B, D, T, h, w)
-        codes = digits.float() / torch.div(self.sizes, 2, rounding_mode="floor").float() - 1.0
+        codes = (digits.float() / torch.div(self.sizes, 2, rounding_mode="floor").float() - 1.0).to(self.first.weight.dtype)
         return torch.tanh(torch.cat([self.first(codes[:, :, :1]), self.rest(codes[:, :, 1:])], dim=2))
 
 
@@ -149,3 +149,15 @@ def test_fingerprint_follows_the_weights(dv4x8x8: Path, tmp_path: Path) -> None:
     a, b = CosmosTokenizer(dv4x8x8), CosmosTokenizer(other)
     assert a.fingerprint() == CosmosTokenizer(dv4x8x8).fingerprint() and a.fingerprint() != b.fingerprint()
     assert math.prod(a.geometry.levels) == a.vocab_size
+
+
+def test_bfloat16_as_nvidia_runs_it(dv4x8x8: Path) -> None:
+    """dtype bfloat16 casts the modules and the input; ids stay valid and mostly agree with float32."""
+    full, half = CosmosTokenizer(dv4x8x8), CosmosTokenizer(dv4x8x8, dtype="bfloat16")
+    video = clips(2)
+    ids = half.encode(video)
+    assert ids.dtype == torch.long and int(ids.max()) < 64000
+    assert (ids == full.encode(video)).float().mean() > 0.9  # bfloat16 rounding may move a few codes across a level
+    assert half.decode(ids).shape == video.shape
+    with pytest.raises(ValueError, match="dtype: expected one of float32, bfloat16"):
+        CosmosTokenizer(dv4x8x8, dtype="float16")
