@@ -10,6 +10,9 @@ tokenizer is this project's):
     DIR/shards/shard-00000.npy  int32 (n, T*h*w): one row of ids in [0, K) per clip (row-major), the row
                                 format of ursa/shards.py without the text columns (text is tokenised here)
     DIR/shards/captions.jsonl   {"caption": ...} per clip, in shard and row order (as ursa/shards.py)
+
+`to_token_shards(text_tokenizer, OUT)` adds the text columns and writes an ursa/shards.py directory
+that `ursa.shards.ShardDataset` streams into `ursa.train`, memory one shard at a time.
     DIR/decoder.jit (optional)  TorchScript: ids long (B, T, h, w) -> video float (B, 3, F, H, W) in [-1, 1]
     DIR/encoder.jit (optional)  TorchScript: video float (B, 3, F, H, W) in [-1, 1] -> ids (B, T, h, w), or a
                                 tuple whose first entry is (Cosmos's contract)
@@ -25,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +38,9 @@ from safetensors.torch import save_file
 
 from ursa.checks import check_ids, describe
 from ursa.io import atomic_write, atomic_write_json
-from ursa.shards import read_shard, shard_name, write_shard
+from ursa.shards import pack_rows, read_shard, shard_name, write_index, write_shard
 from ursa.tokenizers.base import VisualTokenizer
+from ursa.tokenizers.text import TextTokenizer
 from ursa.tokenizers.cosmos import (CausalGeometry, file_sha256, load_torchscript, pixels_to_unit, require_files,
                                     unit_to_pixels)
 
@@ -171,23 +176,50 @@ class PrecomputedTokenizer(VisualTokenizer):
         """The shard files (shards/shard-*.npy), in name order: the order clips are read in."""
         return sorted((self.folder / SHARDS).glob("shard-*.npy"))
 
-    def read_all(self) -> tuple[list[str], torch.Tensor]:
-        """(captions, ids long (N, T, h, w)) of every shard, checked: one caption per clip, ids in [0, K)."""
+    def iter_shards(self) -> Iterator[torch.Tensor]:
+        """Each shard's ids long (n, T, h, w), checked (width from latent_shape, values in [0, K)), in order;
+        memory is one shard."""
         files = self.shards()
         if not files:
             raise ValueError(f"precomputed tokenizer {self.folder}: expected shards {self.folder / SHARDS}/shard-*.npy, "
                              f"got none")
         shape = self._latent_shape()
-        parts = []
         for path in files:
             rows = read_shard(path, math.prod(shape))
             if rows is None:
                 raise ValueError(f"{path}: expected int32 rows of T*h*w = {math.prod(shape)} ids (latent_shape {shape} "
                                  f"in {META}), got a damaged file or another width")
-            parts.append(check_ids(f"{path}: ids", torch.from_numpy(np.array(rows, dtype=np.int64)), self.vocab_size))
-        ids = torch.cat(parts).reshape(-1, *shape)
-        captions = read_captions(self.folder / SHARDS / CAPTIONS, len(ids))
-        return captions, ids
+            ids = torch.from_numpy(np.array(rows, dtype=np.int64)).reshape(-1, *shape)
+            yield check_ids(f"{path}: ids", ids, self.vocab_size)
+
+    def num_clips(self) -> int:
+        """Clips over all shards, from the shard headers (no ids read)."""
+        return sum(len(np.load(p, mmap_mode="r")) for p in self.shards())
+
+    def read_all(self) -> tuple[list[str], torch.Tensor]:
+        """(captions, ids long (N, T, h, w)) of every shard, checked: one caption per clip, ids in [0, K)."""
+        ids = torch.cat(list(self.iter_shards()))
+        return read_captions(self.folder / SHARDS / CAPTIONS, len(ids)), ids
+
+    def to_token_shards(self, text: TextTokenizer, out: str | Path) -> Path:
+        """Write the shards as an ursa.shards directory, text columns added by `text`, one shard at a time:
+        `ursa.shards.ShardDataset(out)` then streams them into ursa.train. index.json comes last (complete)."""
+        out = Path(out)
+        captions = read_captions(self.folder / SHARDS / CAPTIONS, self.num_clips())
+        text_ids, text_mask = text(captions)  # (N, L): one L for every shard
+        counts: list[int] = []
+        low, high = self.vocab_size, -1
+        for k, ids in enumerate(self.iter_shards()):
+            lo, n = sum(counts), len(ids)
+            write_shard(out / shard_name(k), pack_rows(text_ids[lo:lo + n], text_mask[lo:lo + n], ids))
+            counts.append(n)
+            if n:
+                low, high = min(low, int(ids.min())), max(high, int(ids.max()))
+        atomic_write(out / CAPTIONS, lambda tmp: tmp.write_text(
+            "".join(json.dumps({"key": str(i), "caption": c}) + "\n" for i, c in enumerate(captions))))
+        write_index(out, counts, text_ids.shape[1], self._latent_shape(), (low, high), source=str(self.folder),
+                    fingerprint=self.fingerprint())
+        return out
 
     def _latent_shape(self) -> tuple[int, int, int]:
         if self.latent is None:

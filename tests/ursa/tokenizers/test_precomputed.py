@@ -13,7 +13,9 @@ import torch
 from test_cosmos import clips, script_checkpoint
 from ursa.tokenizers.cosmos import CosmosTokenizer, MissingFilesError
 from ursa.tokenizers.fsq import fsq_codebook
+from ursa.shards import ShardDataset
 from ursa.tokenizers.precomputed import PrecomputedTokenizer, write_precomputed
+from ursa.tokenizers.text import HFTextTokenizer
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
 LEVELS = (4, 4, 3)  # K = 48
@@ -87,3 +89,24 @@ def test_bad_folders_are_clear_errors(folder: Path, tmp_path: Path) -> None:
     captions.write_text("\n".join(captions.read_text().splitlines()[:2]) + "\n")
     with pytest.raises(ValueError, match="captions.jsonl: expected 3 captions .*got 2"):
         PrecomputedTokenizer(bad).read_all()
+
+
+def test_to_token_shards_streams_into_ursa_train(folder: Path, tmp_path: Path) -> None:
+    """Text columns added by a real (locally built) HF tokenizer; ShardDataset reads back every clip."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator([f"clip {i}" for i in range(5)], trainers.WordLevelTrainer(special_tokens=["[PAD]", "[UNK]"]))
+    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]").save_pretrained(tmp_path / "hf")
+    text = HFTextTokenizer(tmp_path / "hf", prefix="clip ")
+    pre = PrecomputedTokenizer(folder)
+    shards = ShardDataset(pre.to_token_shards(text, tmp_path / "tokens"))
+    captions, ids = pre.read_all()
+    batch = shards.select(torch.arange(5))
+    assert len(shards) == 5 and shards.latent_shape == (2, 2, 2) and shards.captions() == captions
+    assert torch.equal(batch.visual_ids, ids)
+    text_ids, text_mask = text(captions)
+    assert torch.equal(batch.text_ids, text_ids) and torch.equal(batch.text_mask, text_mask)
+    assert shards.id_range() == (int(ids.min()), int(ids.max()))
