@@ -17,8 +17,9 @@ samples consumed). Checkpoints are written to a temporary directory and moved in
 
 Scale (see ursa/distributed.py): the same loop runs on N processes (DDP, or FSDP2 with
 `parallel: fsdp`) with `grad_accum` micro-batches per process; the global batch is always
-`batch_size` clips, every process draws the step's timesteps and per-clip noise seeds for the
-whole global batch from the same generators and keeps its slice, and each micro-batch's loss is
+`batch_size` clips, every process draws the step's timesteps and noise for the whole global
+batch from the same generators and keeps its slice (with `corruption: clip`, one noise seed per
+clip, so a process reads and corrupts only its own clips), and each micro-batch's loss is
 its token sum over the token count of the global batch, so N processes x grad_accum give the
 optimisation of one process with the whole batch (up to float summation order). Checkpoints hold
 full (unsharded) state gathered with torch.distributed.checkpoint's state-dict API, written by
@@ -170,6 +171,10 @@ class TrainConfig(BaseModel):
     # losses are kept on the device and read back (one host sync) every log_every steps, at every
     # checkpoint and snapshot; losses.csv still gets one row per step
     log_every: int = Field(1, ge=1)
+    # batch: one draw over the global batch, as one process has always done (every process then
+    # reads and corrupts the whole global batch and keeps its share); clip: a noise seed per clip,
+    # so each process reads and corrupts only its own clips (what many processes want)
+    corruption: Literal["batch", "clip"] = "batch"
     tensorboard: bool = False  # also write loss, lr, tokens/s and memory as TensorBoard events in out_dir/tensorboard
 
     def snapshot_steps(self) -> list[int]:
@@ -604,10 +609,10 @@ def train(
     sharded = rank.world > 1 and config.parallel == "fsdp"
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
-    # Both generators live on the CPU and run identically on every rank: timesteps, caption
-    # dropout and one noise seed per clip are drawn for the whole global batch.
+    # Both generators run identically on every rank, drawing for the whole global batch: timesteps,
+    # caption dropout and per-clip noise seeds on the CPU; batch-wide corruption on the device.
     t_gen = torch.Generator().manual_seed(config.seed)
-    x_gen = torch.Generator().manual_seed(config.seed + 1)
+    x_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
     torch.manual_seed(config.seed)
     saved_ema: dict[str, Tensor] = {}
 
@@ -659,15 +664,23 @@ def train(
             )
             # drawn only when enabled, so p_uncond = 0 keeps the RNG stream
             drop = torch.rand(config.batch_size, generator=t_gen) < config.p_uncond if config.p_uncond > 0 else None
-            seeds = torch.randint(0, 2**62, (config.batch_size,), generator=x_gen)
             count = float((t < 1.0).sum()) * h * w or 1.0  # noisy tokens in the global batch: the loss's denominator
+            if config.corruption == "batch":
+                whole = data.select(index).to(device)
+                t_dev = t.to(device)[:, :, None, None]
+                noisy = torch.where(t_dev >= 1.0, whole.visual_ids, path.sample(whole.visual_ids, t_dev, generator=x_gen))
+            else:
+                seeds = torch.randint(0, 2**62, (config.batch_size,), generator=t_gen)
             step_loss = torch.zeros((), device=device)
             for k, part in enumerate(mine):
-                batch = data.select(index[part]).to(device)
+                if config.corruption == "batch":
+                    batch, x_t = whole.select(part.to(device)), noisy[part.to(device)]
+                else:
+                    batch = data.select(index[part]).to(device)
+                    x_t = _corrupt(path, batch.visual_ids, t[part].to(device), seeds[part].tolist())
                 if drop is not None:  # an all-padding caption is the empty prompt of the unconditional branch
                     batch = TokenDataset(batch.text_ids, batch.text_mask & ~drop[part, None].to(device), batch.visual_ids)
                 tk = t[part].to(device)
-                x_t = _corrupt(path, batch.visual_ids, tk, seeds[part].tolist())
                 with _grad_sync(model, ddp, k == len(mine) - 1):
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                         loss = token_loss_sum(net, batch, x_t, tk) / count

@@ -54,12 +54,14 @@ def close(a: list[float], b: list[float], rtol: float) -> bool:
     return len(a) == len(b) and all(abs(x - y) <= rtol * abs(y) for x, y in zip(a, b))
 
 
-def _three_runs(root: str) -> None:
-    """Each rank: DDP, DDP with 2 micro-batches per process, FSDP2, one after the other."""
+def _four_runs(root: str) -> None:
+    """Each rank: DDP, DDP with 2 micro-batches per process, both with the batch-wide noise draw,
+    then DDP and FSDP2 with per-clip noise seeds (each rank reads and corrupts only its clips)."""
     root = Path(root)
     run(root / "ddp")
     run(root / "ddp_accum", grad_accum=2)
-    run(root / "fsdp", parallel="fsdp")
+    run(root / "ddp_clip", corruption="clip")
+    run(root / "fsdp_clip", parallel="fsdp", corruption="clip")
 
 
 def _killed_at_12(root: str) -> None:
@@ -77,7 +79,7 @@ def _killed_at_12(root: str) -> None:
 @pytest.fixture(scope="module")
 def two_procs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("dist")
-    distributed.launch(_three_runs, 2, str(root), start_method="fork")  # fork: no re-import
+    distributed.launch(_four_runs, 2, str(root), start_method="fork")  # fork: no re-import
     return root
 
 
@@ -99,12 +101,13 @@ def test_gradient_accumulation_equals_the_whole_batch(two_procs: Path, one_proc:
         run(tmp_path / "bad", grad_accum=3)
 
 
-def test_fsdp2_matches_ddp(two_procs: Path, one_proc: list[float]) -> None:
-    fsdp = read_losses(two_procs / "fsdp" / "losses.csv")
-    assert close(fsdp, read_losses(two_procs / "ddp" / "losses.csv"), RTOL)
-    assert close(fsdp, one_proc, RTOL)
-    # its checkpoint holds full weights: the single-process format, loadable as a model
-    URSAModel.from_pretrained(two_procs / "fsdp" / "checkpoint")
+def test_per_clip_noise_ddp_and_fsdp2_equal_one_process(two_procs: Path, one_proc: list[float], tmp_path: Path) -> None:
+    one_clip = run(tmp_path / "clip", corruption="clip")
+    ddp, fsdp = (read_losses(two_procs / name / "losses.csv") for name in ("ddp_clip", "fsdp_clip"))
+    assert close(ddp, one_clip, RTOL) and close(fsdp, one_clip, RTOL) and close(fsdp, ddp, RTOL)
+    assert not close(one_clip, one_proc, RTOL)  # another noise stream: the comparison can tell streams apart
+    # the FSDP2 checkpoint holds full weights: the single-process format, loadable as a model
+    URSAModel.from_pretrained(two_procs / "fsdp_clip" / "checkpoint")
 
 
 def test_killed_rank_fails_the_job_and_one_process_resumes_its_checkpoint(tmp_path: Path, two_procs: Path,

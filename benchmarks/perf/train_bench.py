@@ -1,0 +1,190 @@
+"""Training throughput: tokens/s and model FLOP utilisation (MFU) of ursa.train's step, its
+efficiency against the bare forward + backward, and scaling from 1 to 2 processes.
+
+- Step figures (`step_<preset>`): the real train() loop (timesteps, per-clip corruption along the
+  metric path on the FSQ codebook, K = 64000, forward in bf16 autocast, CE, backward, clipping,
+  fused AdamW, EMA off) against a bare forward + CE + backward of the same model on the same
+  clean batch; efficiency = bare time / train time (target >= 0.90). On CUDA: the 0.6B and 1.7B
+  presets, batch 2 clips of a (5, 32, 32) latent (5,120 visual + 32 text tokens each: 10,304
+  tokens a step; a 17-frame 256x256 clip at 4x8x8 compression), which fits the 1.7B model with
+  fp32 AdamW state and fp32 logits in well under 80 GB. On CPU: the tiny preset.
+- MFU = model FLOPs per step / step time / peak. Model FLOPs per step, counting a multiply-add
+  as 2 and backward as twice forward:
+      6 * (N_backbone * S + N_head * S_visual) * B  +  12 * layers * heads * head_dim * S^2 * B
+  N_backbone: backbone parameters without the embedding table (a lookup, no FLOPs); N_head: the
+  visual head (applied at visual positions only); S: sequence length (text + BOV + visual).
+  Peak: H200 / H100 SXM bf16 dense, 989 TFLOP/s; other devices report MFU as null.
+- Scaling (`scaling_cpu_gloo`): the same global batch on 1 process and on 2 (DDP, gloo, one
+  thread each); efficiency = t(1) / (2 * t(2)). CPU gloo is not the target; it proves the
+  mechanics and shows the all-reduce cost at a small model.
+
+Standalone: python -m benchmarks.perf.train_bench --device cuda [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ursa import distributed
+from ursa.model import URSAConfig, URSAModel
+from ursa.paths import build_path
+from ursa.tokenizers.fsq import fsq_codebook
+from ursa.train import TokenDataset, TrainConfig, train
+
+PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12}  # dense bf16 tensor-core peak (SXM)
+TEXT_LEN = 32
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def model_flops(config: URSAConfig, batch: int, latent: tuple[int, int, int], text_len: int = TEXT_LEN) -> float:
+    """Model FLOPs of one training step (forward + backward) by the formula in the module docstring."""
+    visual = math.prod(latent)
+    seq = text_len + 1 + visual
+    h = config.hidden_size
+    per_layer = (h * config.num_heads * config.head_dim * 2  # q, o
+                 + h * config.num_kv_heads * config.head_dim * 2  # k, v
+                 + 3 * h * config.intermediate_size)  # SwiGLU gate, up, down
+    n_backbone = config.num_layers * per_layer
+    n_head = h * config.visual_vocab_size
+    attention = 12 * config.num_layers * config.num_heads * config.head_dim * seq * seq
+    return float(batch * (6 * (n_backbone * seq + n_head * visual) + attention))
+
+
+def _peak(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+
+
+def _data(config: URSAConfig, batch: int, latent: tuple[int, int, int]) -> TokenDataset:
+    g = torch.Generator().manual_seed(0)
+    return TokenDataset(torch.randint(0, config.text_vocab_size, (batch, TEXT_LEN), generator=g),
+                        torch.ones(batch, TEXT_LEN, dtype=torch.bool),
+                        torch.randint(0, config.visual_vocab_size, (batch, *latent), generator=g))
+
+
+def step_figures(preset: str, batch: int, latent: tuple[int, int, int], steps: int, device: torch.device,
+                 **overrides) -> dict:
+    """Train-loop vs bare forward+backward step time, tokens/s, MFU and peak memory of one preset."""
+    config = URSAConfig.preset(preset, **overrides)
+    bf16 = device.type == "cuda"
+    data = _data(config, batch, latent)
+    embeddings = fsq_codebook() if config.visual_vocab_size == 64000 else torch.randn(
+        config.visual_vocab_size, 8, generator=torch.Generator().manual_seed(0))
+    path = build_path("metric", vocab_size=config.visual_vocab_size, embeddings=embeddings.to(device))
+    stamps: list[float] = []
+
+    def on_step(step: int, loss: float) -> None:  # reading the loss back syncs the device already
+        stamps.append(time.perf_counter())
+
+    with torch.device(device):  # initialise the weights where they train (a 1.7B init on CPU takes minutes)
+        model = URSAModel(config, seed=0)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with tempfile.TemporaryDirectory() as out:
+        train(model, path, data, TrainConfig(steps=steps + 2, batch_size=batch, device=str(device), bf16=bf16,
+              checkpoint_every=10**9, warmup_steps=1), out, progress=False, on_step=on_step)
+    train_s = (stamps[-1] - stamps[1]) / steps  # two warm-up steps
+    train_mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+
+    model.zero_grad(set_to_none=True)
+    d = data.to(device)
+    for i in range(steps + 2):
+        if i == 2:
+            _sync(device)
+            start = time.perf_counter()
+        model.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(d.text_ids, d.visual_ids, d.text_mask)
+        F.cross_entropy(logits.float().flatten(0, -2), d.visual_ids.flatten()).backward()
+    _sync(device)
+    bare_s = (time.perf_counter() - start) / steps
+    params = sum(p.numel() for p in model.parameters())
+    del model, logits
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    tokens = batch * (TEXT_LEN + 1 + math.prod(latent))
+    flops = model_flops(config, batch, latent)
+    peak = _peak(device)
+    return {"preset": preset, "batch": batch, "latent": list(latent), "tokens_per_step": tokens,
+            "params": params,
+            "train_step_ms": 1e3 * train_s, "bare_fwd_bwd_ms": 1e3 * bare_s,
+            "efficiency_bare_over_train": bare_s / train_s, "tokens_per_s": tokens / train_s,
+            "model_tflops_per_step": flops / 1e12, "achieved_tflops": flops / train_s / 1e12,
+            "mfu": flops / train_s / peak if peak else None, "peak_tflops": peak / 1e12 if peak else None,
+            "max_memory_gb": train_mem}
+
+
+def _scaling_worker(out: str, batch: int, steps: int) -> None:
+    rank = distributed.init_from_env()
+    config = URSAConfig.preset("small", text_vocab_size=256, visual_vocab_size=512)
+    stamps: list[float] = []
+    path = build_path("mixture", vocab_size=512)
+    with tempfile.TemporaryDirectory() as tmp:
+        train(URSAModel(config, seed=0), path, _data(config, batch, (2, 8, 8)),
+              TrainConfig(steps=steps + 1, batch_size=batch, checkpoint_every=10**9), tmp, progress=False,
+              on_step=lambda s, loss: stamps.append(time.perf_counter()))
+    if rank.main:
+        Path(out).write_text(json.dumps((stamps[-1] - stamps[0]) / steps))
+
+
+def scaling_cpu(batch: int, steps: int) -> dict:
+    """Step time of one global batch on 1 process and on 2 DDP processes (gloo, 1 thread each)."""
+    times = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (1, 2):
+            out = Path(tmp) / f"{n}.json"
+            distributed.launch(_scaling_worker, n, str(out), batch, steps, threads=1, start_method="spawn")
+            times[n] = json.loads(out.read_text())
+    return {"preset": "small", "global_batch": batch, "latent": [2, 8, 8], "step_ms_1proc": 1e3 * times[1],
+            "step_ms_2proc": 1e3 * times[2], "speedup": times[1] / times[2],
+            "scaling_efficiency": times[1] / (2 * times[2])}
+
+
+def run(quick: bool = True, device: str = "cpu") -> dict:
+    """CPU scaling first (forked workers must not inherit CUDA), then the step figures."""
+    dev = torch.device(device)
+    out = {"device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
+           "scaling_cpu_gloo": scaling_cpu(batch=8, steps=3 if quick else 10)}
+    if dev.type == "cuda":
+        steps = 3 if quick else 5
+        for preset in ("0.6B", "1.7B"):
+            out[f"step_{preset}"] = step_figures(preset, 2, (5, 32, 32), steps, dev)
+    else:
+        out["step_tiny"] = step_figures("tiny", 4, (3, 8, 8), 3 if quick else 10, dev, text_vocab_size=256,
+                                        visual_vocab_size=512)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    figures = run(quick=args.quick, device=args.device)
+    text = json.dumps(figures, indent=2)
+    print(text)
+    if args.json:
+        from ursa.io import atomic_write_bytes
+
+        atomic_write_bytes(args.json, (text + "\n").encode())
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
