@@ -27,7 +27,7 @@ _PRESETS: dict[str, dict] = {
 }
 
 
-_CONVENTIONS = ("bov_token_id", "text_padding", "head_shift", "rope_layout", "max_prompt_length")
+_CONVENTIONS = ("bov_token_id", "text_padding", "head_shift", "rope_layout", "max_prompt_length", "text_pad_id")
 
 
 def default_mrope_section(head_dim: int) -> tuple[int, int, int]:
@@ -61,7 +61,8 @@ class URSAConfig:
     text_padding: str = "masked"  # "masked": pads unattended, real tokens numbered; "attended": every slot is a token at its index
     head_shift: bool = False  # True: the hidden state at position p predicts the visual token at p + 1
     rope_layout: str = "mrope_interleaved"  # rotary frequency layout, a key of ursa.model.ROPE_LAYOUTS
-    max_prompt_length: int | None = None  # the text length the model was trained with (release: 320, left-padded)
+    max_prompt_length: int | None = None  # "attended": text re-laid left-padded to this length (release: 320)
+    text_pad_id: int | None = None  # "attended": the pad id of that layout (release: the tokenizer's pad token)
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim",
@@ -89,6 +90,8 @@ class URSAConfig:
                              f"even (its (t, h, w) x head_dim//8 + (h, w) cycle fills head_dim/2 slots), got {self.head_dim}")
         if self.max_prompt_length is not None and (not isinstance(self.max_prompt_length, int) or self.max_prompt_length < 1):
             raise ValueError(f"URSAConfig.max_prompt_length: expected None or a positive int, got {self.max_prompt_length!r}")
+        if self.text_pad_id is not None and not (isinstance(self.text_pad_id, int) and 0 <= self.text_pad_id < self.text_vocab_size):
+            raise ValueError(f"URSAConfig.text_pad_id: expected None or a text id in [0, {self.text_vocab_size}), got {self.text_pad_id!r}")
 
     @classmethod
     def preset(cls, name: str, **overrides) -> URSAConfig:

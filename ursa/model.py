@@ -14,6 +14,11 @@ Embedding table rows (size `text_vocab_size + num_visual_inputs + 1`):
 Positions (3, B, S) follow docs/math.md, "Model inputs and positions": real text token number i (counted per sample over
 `text_mask`, so padding never shifts positions) -> (i, i, i); BOV -> (n, n, n) with n the
 sample's real text length; visual token at latent (t, y, x) -> (n + 1 + t, y, x).
+
+A model loaded from the authors' release (ursa/release.py) records their conventions in its
+URSAConfig instead: BOV is a text id (`bov_token_id`), text is re-laid left-padded to
+`max_prompt_length` with every slot attended (`text_padding="attended"`), the head is next-position
+shifted (`head_shift`) and the rotary frequencies follow their layout (`rope_layout`).
 """
 
 from __future__ import annotations
@@ -109,7 +114,12 @@ class URSAModel(nn.Module):
         self._validate(text_ids, visual_ids, text_mask)
         batch, length = text_ids.shape
         latent_shape = tuple(visual_ids.shape[1:])
-        if text_mask is None or self.config.text_padding == "attended":  # attended: pads are tokens too
+        if self.config.text_padding == "attended":  # the release's layout: left-padded, pads attended
+            from ursa.release import release_text_layout
+
+            text_ids, text_mask = release_text_layout(text_ids, text_mask, self.config), None
+            length = text_ids.shape[1]
+        if text_mask is None:
             text_mask = torch.ones_like(text_ids, dtype=torch.bool)
         bov = torch.full((batch, 1), self.bov_id, dtype=torch.long, device=text_ids.device)
         input_ids = torch.cat([text_ids, bov, visual_ids.flatten(1) + self.config.text_vocab_size], dim=1)

@@ -127,9 +127,47 @@ def read_transformer_config(directory: str | Path) -> URSAConfig:
                           visual_vocab_size=c["lm_head_size"], rope_theta=float(c["rope_theta"]),
                           rms_norm_eps=float(c["rms_norm_eps"]), max_position_embeddings=c["max_position_embeddings"],
                           bov_token_id=c["bov_token_id"], text_padding="attended", head_shift=True,
-                          rope_layout="ursa_release", max_prompt_length=MAX_PROMPT_LENGTH)
+                          rope_layout="ursa_release", max_prompt_length=MAX_PROMPT_LENGTH,
+                          text_pad_id=release_pad_id(directory, raw))
     except (ValueError, TypeError) as err:
         raise _fail(directory, f"expected transformer/config.json to describe a valid model, got {err}") from err
+
+
+def release_pad_id(directory: Path, raw: dict) -> int | None:
+    """The text pad id of the layout: the tokenizer's pad token (tokenizer/tokenizer_config.json's
+    pad_token looked up in tokenizer/tokenizer.json), else config.json's pad_token_id, else None."""
+    try:
+        pad = json.loads((directory / "tokenizer" / "tokenizer_config.json").read_text()).get("pad_token")
+        pad = pad.get("content") if isinstance(pad, dict) else pad
+        added = json.loads((directory / "tokenizer" / "tokenizer.json").read_text()).get("added_tokens", [])
+        ids = [t["id"] for t in added if t.get("content") == pad]
+        vocab = json.loads((directory / "tokenizer" / "tokenizer.json").read_text()).get("model", {}).get("vocab", {})
+        found = ids[0] if ids else vocab.get(pad) if isinstance(vocab, dict) else None
+        if isinstance(found, int):
+            return found
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # no (readable) tokenizer folder: fall back to the config
+    pad = raw.get("pad_token_id")
+    return pad if isinstance(pad, int) else None
+
+
+def release_text_layout(text_ids: torch.Tensor, text_mask: torch.Tensor | None,
+                        config: URSAConfig) -> torch.Tensor:
+    """The release's text layout: the real tokens of each row (text_mask True; all when None),
+    their first `max_prompt_length` kept, right-aligned after left padding with `text_pad_id`
+    (URSAPipeline.encode_prompt: padding "max_length", padding_side "left", truncation).
+    long (B, L) -> long (B, max_prompt_length); unchanged when either setting is None."""
+    length, pad = config.max_prompt_length, config.text_pad_id
+    if length is None or pad is None:
+        return text_ids
+    mask = torch.ones_like(text_ids, dtype=torch.bool) if text_mask is None else text_mask
+    rank = mask.long().cumsum(1) - 1  # (B, L) index of each real token among its row's real tokens
+    keep = mask & (rank < length)
+    kept = keep.sum(1, keepdim=True)  # (B, 1)
+    out = text_ids.new_full((text_ids.shape[0], length), pad)
+    rows = torch.arange(text_ids.shape[0], device=text_ids.device)[:, None].expand_as(text_ids)
+    out[rows[keep], (length - kept + rank)[keep]] = text_ids[keep]
+    return out
 
 
 def release_to_project_key(key: str) -> str:

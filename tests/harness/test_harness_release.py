@@ -28,7 +28,7 @@ def shapes_release(root: Path, runs_root: Path) -> Path:
 
     tok = load_or_fit_tokenizer(runs_root / "_cache" / "shapes", WorldConfig(**WORLD), codebook_size=65, seed=0)
     V = CaptionTokenizer().vocab_size
-    cfg = dict(TINY, lm_vocab_size=V, lm_head_size=65, vocab_size=V + 65, bov_token_id=V - 1)
+    cfg = dict(TINY, lm_vocab_size=V, lm_head_size=65, vocab_size=V + 65, bov_token_id=V - 1, pad_token_id=0)
     return make_release(root, cfg, codebook=tok.codebook_embeddings().float())
 
 

@@ -39,12 +39,19 @@ def test_logits_match_reference_forward(model, length, shape):
     assert (ours - ref).abs().max() < 1e-5
 
 
-def test_text_mask_is_ignored_pads_attended(model):
-    # The release attends to its left padding: a mask must not change the logits.
+def test_text_layout_left_padded_from_mask(model):
+    # Right-padded input (mask False at the pads) is re-laid out as the release's left padding to
+    # 320 with the pad id; a row longer than 320 keeps its first 320 tokens.
     text, visual = _inputs(1, 2, 6, (1, 2, 2))
-    mask = torch.tensor([[False] * 3 + [True] * 3, [True] * 6])
+    mask = torch.tensor([[True] * 3 + [False] * 3, [True] * 6])
     with torch.no_grad():
-        assert torch.equal(model(text, visual, mask), model(text, visual))
+        ours = model(text, visual, mask)
+        assert torch.equal(ours[0], model(text[:1, :3], visual[:1])[0])
+    ref = reference_logits(release_state(TINY), TINY, text, visual, mask)
+    assert (ours - ref).abs().max() < 1e-5
+    long_text = torch.randint(0, 40, (1, 330), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        assert torch.equal(model(long_text, visual[:1]), model(long_text[:, :320], visual[:1]))
 
 
 def test_sharded_weights_and_dtype(tmp_path, model):
@@ -60,7 +67,7 @@ def test_roundtrip_save_pretrained_keeps_conventions(tmp_path, model):
     model.save_pretrained(tmp_path / "saved")
     saved = json.loads((tmp_path / "saved" / "config.json").read_text())
     assert saved["bov_token_id"] == 37 and saved["text_padding"] == "attended" and saved["head_shift"] is True
-    assert saved["rope_layout"] == "ursa_release" and saved["max_prompt_length"] == 320
+    assert saved["rope_layout"] == "ursa_release" and saved["max_prompt_length"] == 320 and saved["text_pad_id"] == 38
     again = URSAModel.from_pretrained(tmp_path / "saved")
     text, visual = _inputs(4, 2, 9, (2, 3, 2))
     with torch.no_grad():
@@ -71,7 +78,17 @@ def test_project_config_json_unchanged_by_conventions():
     from ursa.config import URSAConfig
 
     d = URSAConfig.preset("tiny").to_dict()
-    assert not {"bov_token_id", "text_padding", "head_shift", "rope_layout", "max_prompt_length"} & set(d)
+    assert not {"bov_token_id", "text_padding", "head_shift", "rope_layout", "max_prompt_length", "text_pad_id"} & set(d)
+
+
+def test_pad_id_from_the_tokenizer_folder(tmp_path):
+    from test_release_helpers import make_tokenizer
+
+    from ursa.release import read_transformer_config
+
+    root = make_release(tmp_path)
+    make_tokenizer(root / "tokenizer")  # pad token <|endoftext|> is id 0 there
+    assert read_transformer_config(root).text_pad_id == 0
 
 
 def test_scheduler_metric_and_mixture(tmp_path, release):
@@ -142,3 +159,12 @@ def test_bad_scheduler_files(tmp_path, release):
     (bad / "scheduler" / "scheduler_model.pth").write_bytes(b"truncated")
     with pytest.raises(ValueError, match="scheduler_model.pth to be a torch file"):
         load_scheduler(bad)
+
+
+def test_rotary_layout_other_head_dim(tmp_path):
+    # head_dim 32: 12 slots cycle (t, h, w), 4 cycle (h, w); a 3-frame grid that is not square
+    cfg = dict(TINY, head_dim=32, num_attention_heads=2, num_key_value_heads=1)
+    m = URSAModel.from_release(make_release(tmp_path, cfg, seed=3))
+    text, visual = _inputs(9, 1, 4, (3, 2, 5))
+    with torch.no_grad():
+        assert (m(text, visual) - reference_logits(release_state(cfg, 3), cfg, text, visual)).abs().max() < 1e-5

@@ -12,7 +12,9 @@ from safetensors.torch import save_file
 # Tiny URSATransformer3DModel: text vocab 40 (BOV = 37 inside it), 27 visual codes (FSQ (3, 3, 3)).
 TINY = dict(_class_name="URSATransformer3DModel", _diffusers_version="0.32.2", hidden_size=32, intermediate_size=48,
             num_attention_heads=4, num_key_value_heads=2, num_hidden_layers=2, max_window_layers=2,
-            rope_theta=1000000, vocab_size=67, lm_vocab_size=40, lm_head_size=27, bov_token_id=37, head_dim=16)
+            rope_theta=1000000, vocab_size=67, lm_vocab_size=40, lm_head_size=27, bov_token_id=37, head_dim=16,
+            pad_token_id=38)
+MAX_PROMPT = 320  # the release's max_prompt_length
 
 
 def release_state(cfg: dict, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -103,9 +105,17 @@ def _rope(x, pos, head_dim, theta):
 
 
 @torch.no_grad()
-def reference_logits(state: dict, cfg: dict, text_ids: torch.Tensor, visual_ids: torch.Tensor) -> torch.Tensor:
-    """The release's visual-token logits (B, T, h, w, K) float32, from the conventions: sequence
-    [text][BOV][codes + lm_vocab_size], no attention mask, logits z[:, -(N+1):-1]."""
+def reference_logits(state: dict, cfg: dict, text_ids: torch.Tensor, visual_ids: torch.Tensor,
+                     text_mask: torch.Tensor | None = None, pad_id: int | None = None) -> torch.Tensor:
+    """The release's visual-token logits (B, T, h, w, K) float32, from the conventions: each row's
+    real tokens (first 320) left-padded with the pad id to 320, then [text][BOV][codes +
+    lm_vocab_size], no attention mask, logits z[:, -(N+1):-1]."""
+    pad = cfg["pad_token_id"] if pad_id is None else pad_id
+    rows = []
+    for i in range(text_ids.shape[0]):
+        real = [int(v) for j, v in enumerate(text_ids[i]) if text_mask is None or bool(text_mask[i, j])][:MAX_PROMPT]
+        rows.append([pad] * (MAX_PROMPT - len(real)) + real)
+    text_ids = torch.tensor(rows)
     B, L = text_ids.shape
     shape = tuple(visual_ids.shape[1:])
     N = visual_ids[0].numel()
