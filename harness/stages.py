@@ -82,7 +82,7 @@ def load_model(directory: str | Path):
 
 def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path) -> None:
     """Train (or, evaluation-only, just record the model to evaluate) into stages/train."""
-    from ursa.train import train
+    from ursa.train import export_model, train
 
     out = stage_dir(rdir, "train")
     path = build_path(config, data, rdir)
@@ -92,7 +92,7 @@ def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path) -> N
     model = build_model(config, data)
     result = train(model, path, training_tokens(data, runs_root), config.train, out, progress=False,
                    on_step=lambda step, loss: progress.update("train", step, config.train.steps, loss))
-    model.save_pretrained(out / "model")
+    export_model(model, result, out / "model")  # the EMA weights when train.ema_decay > 0
     tail = result.losses[-max(1, len(result.losses) // 10):]
     curve = [n for n in config.train.snapshot_steps() if n < result.steps]  # the final model is "model"
     mark_stage_done(rdir, "train", {"steps": result.steps, "final_loss": sum(tail) / max(len(tail), 1),

@@ -334,8 +334,10 @@ def _enable_activation_checkpointing(model: nn.Module) -> None:
     """Recompute activations in backward: the transformers backbone's own switch (non-reentrant)."""
     for module in model.modules():
         if hasattr(module, "gradient_checkpointing_enable") and getattr(module, "supports_gradient_checkpointing", 0):
-            enable = getattr(module, "activation_checkpointing_enable", module.gradient_checkpointing_enable)
-            enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(module, "activation_checkpointing_enable"):  # transformers >= 5 names it so
+                module.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             return
     raise ValueError(f"train.activation_checkpointing: expected a model with a transformers backbone, "
                      f"got {type(model).__name__} without one")
