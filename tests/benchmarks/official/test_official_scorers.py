@@ -179,3 +179,12 @@ def test_dpg_scorer_scores_through_the_export_and_caches(tmp_path, monkeypatch):
         scorer.evaluate(videos[:7], prompts[:7], "t2i", seed=0)
     with pytest.raises(ValueError, match="'a bird' is not a DPG-Bench prompt"):
         scorer.evaluate(videos[:4], [_Prompt("a bird")] * 4, "t2i", seed=0)
+
+
+def test_example_spec_validates_without_weights(no_weights):
+    from harness.expand import expand
+    from harness.specfile import load_spec
+    from benchmarks.official.envs import REPO_ROOT
+
+    runs = expand(load_spec(REPO_ROOT / "ablations" / "examples" / "vbench_scoring.yaml"), "default")
+    assert len(runs) == 4 and all("vbench.temporal_flickering" in r.config.score.which for r in runs)
