@@ -121,9 +121,10 @@ class DPGBench(Scorer):
             per_clip = [0.0] * len(prompts)
             for item, idx in groups.items():
                 for n in idx:  # each clip carries its prompt's image score
-                    per_clip[n] = 100.0 * result.per_image.get(item, float("nan"))
+                    per_clip[n] = 100.0 * result.per_image.get(item, 0.0)
             metrics = {"dpg": result.score, **{f"dpg.{k}": v for k, v in result.l1.items() if k in DPG_CATEGORIES}}
-            return metrics, {"dpg": per_clip}
+            # official_compat skips some images from the score: their clips have no value then
+            return metrics, ({} if result.skipped else {"dpg": per_clip})
 
         return cached_scores(self.cache_dir / "official" / "scores", key, compute)
 
