@@ -31,6 +31,7 @@ SUITES = {
     "sampler": "benchmarks.perf.sampler_bench",
     "harness": "benchmarks.perf.harness_bench",
     "train": "benchmarks.perf.train_bench",
+    "release_sample": "benchmarks.perf.release_sample_bench",
 }
 
 
