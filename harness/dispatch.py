@@ -113,8 +113,9 @@ class RunTask(Checkpointable):
 
     def __init__(self, runs_root: str | Path, run_dir: str | Path, threads: int = 0,
                  head: dict | None = None, seen_finished: float | None = None,
-                 watch: tuple[int, str | None] | None = None) -> None:
+                 watch: tuple[int, str | None] | None = None, processes: int = 1) -> None:
         self.runs_root = str(runs_root)
+        self.processes = processes  # local processes that train the run (executor.tasks_per_node)
         self.run_dir = str(run_dir)
         self.threads = threads
         self.head = head
@@ -140,7 +141,7 @@ class RunTask(Checkpointable):
                 import torch
 
                 torch.set_num_threads(self.threads)
-            return run_stages(self.runs_root, rdir)
+            return run_stages(self.runs_root, rdir, self.processes)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission:
         """On timeout / preemption: resubmit this task; stages resume from their on-disk state."""
@@ -275,6 +276,7 @@ def _dispatch_inprocess(tasks: list[RunTask], config: ExecutorConfig, folder: Pa
     results = []
     for task in tasks:
         task.threads = task.threads or _threads_per_job(config, 1)
+        task.processes = config.tasks_per_node
         try:
             returned = task()
             results.append(_settle(task, None, None, returned=returned))
@@ -405,6 +407,7 @@ def _dispatch_local(tasks: list[RunTask], config: ExecutorConfig, folder: Path, 
                 i, task = pending.pop(0)
                 task.threads = task.threads or threads
                 task.watch = me
+                task.processes = config.tasks_per_node
                 running.append((i, task, executor.submit(task)))
             for item in [r for r in running if r[2].done()]:
                 running.remove(item)

@@ -249,6 +249,10 @@ class ExecutorConfig(_Strict):
     threads: int = Field(0, ge=0)  # torch threads per run; 0 = cores // max_parallel
     max_requeue: int = Field(3, ge=0)  # timeouts / preemptions a run may resume from (local and slurm)
     folder: str | None = None  # submitit job folder, relative to the runs root (default <spec>/<profile>/_submitit)
+    # processes that train each run with torch.distributed (one per GPU): tasks_per_node on each
+    # of `nodes` nodes; the global batch stays train.batch_size (ursa/distributed.py)
+    tasks_per_node: int = Field(1, ge=1)
+    nodes: int = Field(1, ge=1)  # > 1 only with kind slurm
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
 
     @field_validator("kind")
@@ -256,6 +260,13 @@ class ExecutorConfig(_Strict):
     def _registered(cls, kind: str) -> str:
         plugins.EXECUTORS.get(kind)  # PluginError (a ValueError) names the registered ones
         return kind
+
+    @model_validator(mode="after")
+    def _one_node_unless_slurm(self) -> ExecutorConfig:
+        if self.nodes > 1 and self.kind != "slurm":
+            raise ValueError(f"nodes: expected 1 with executor kind {self.kind!r} (several nodes need kind slurm), "
+                             f"got {self.nodes}")
+        return self
 
 
 class ReportConfig(_Strict):

@@ -80,18 +80,42 @@ def load_model(directory: str | Path):
     return URSAModel.from_release(directory) if release else URSAModel.from_pretrained(directory)
 
 
-def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path) -> None:
-    """Train (or, evaluation-only, just record the model to evaluate) into stages/train."""
-    from ursa.train import export_model, train
+def _train_rank(runs_root: str, rdir: str) -> None:
+    """One process of a train stage on several: the stage's model, path and data, then ursa.train.train
+    (which joins the process group from the environment; rank 0 writes the checkpoint)."""
+    from ursa.train import train
+
+    config = RunConfig.model_validate(read_json(Path(rdir) / "config.json")["config"])
+    data = data_for(config, runs_root)
+    train(build_model(config, data), build_path(config, data, Path(rdir)), training_tokens(data, runs_root),
+          config.train, stage_dir(Path(rdir), "train"), progress=False)
+
+
+def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path, processes: int = 1) -> None:
+    """Train (or, evaluation-only, just record the model to evaluate) into stages/train; on
+    `processes` local processes (torch.distributed) when > 1, the model then read back from the
+    final checkpoint."""
+    from ursa import distributed
+    from ursa.train import CHECKPOINT, export_model, load_result, train
 
     out = stage_dir(rdir, "train")
     path = build_path(config, data, rdir)
     if config.evaluation_only:
         mark_stage_done(rdir, "train", {"steps": 0, "model": str(Path(config.model.init_from).resolve())})
         return
-    model = build_model(config, data)
-    result = train(model, path, training_tokens(data, runs_root), config.train, out, progress=False,
-                   on_step=lambda step, loss: progress.update("train", step, config.train.steps, loss))
+    tokens = training_tokens(data, runs_root)  # cached before any process of a distributed stage reads it
+    if processes > 1:
+        import torch
+
+        distributed.launch(_train_rank, processes, str(runs_root), str(rdir),
+                           threads=max(1, torch.get_num_threads() // processes),
+                           start_method="fork" if config.train.device == "cpu" else "spawn")
+        result = load_result(out)
+        model = load_model(out / CHECKPOINT)
+    else:
+        model = build_model(config, data)
+        result = train(model, path, tokens, config.train, out, progress=False,
+                       on_step=lambda step, loss: progress.update("train", step, config.train.steps, loss))
     export_model(model, result, out / "model")  # the EMA weights when train.ema_decay > 0
     tail = result.losses[-max(1, len(result.losses) // 10):]
     curve = [n for n in config.train.snapshot_steps() if n < result.steps]  # the final model is "model"
@@ -241,15 +265,16 @@ def link_shared_stages(runs_root: Path, rdir: Path, stage_ids: dict[str, str]) -
             link_stage(rdir, stage, shared_stage_dir(runs_root, stage, stage_ids[stage]))
 
 
-def run_stages(runs_root: str | Path, rdir: Path) -> RunResult:
+def run_stages(runs_root: str | Path, rdir: Path, processes: int = 1) -> RunResult:
     """Run every missing stage of the run in `rdir`; always leaves a final result.json (or says on
     stderr why it could not: the returned result then says so too). Ctrl-C records the run as
-    interrupted (resumable) and re-raises. Progress is reported in `rdir`/progress.json meanwhile."""
+    interrupted (resumable) and re-raises. Progress is reported in `rdir`/progress.json meanwhile.
+    `processes` > 1: the train stage runs on that many local processes (executor.tasks_per_node)."""
     with progress.reporting(rdir):
-        return _run_stages(runs_root, rdir)
+        return _run_stages(runs_root, rdir, processes)
 
 
-def _run_stages(runs_root: str | Path, rdir: Path) -> RunResult:
+def _run_stages(runs_root: str | Path, rdir: Path, processes: int = 1) -> RunResult:
     runs_root = Path(runs_root)
     meta = read_json_or_none(rdir / "config.json", "expected the runner to rewrite it from the plan")
     if not isinstance(meta, dict) or "config" not in meta or "run" not in meta:
@@ -279,7 +304,7 @@ def _run_stages(runs_root: str | Path, rdir: Path) -> RunResult:
                     sweep_temps(stage_dir(rdir, stage).resolve(), locked=True)
                     invalidate_stage(rdir, stage)
                     if stage == "train":
-                        stage_train(config, data, rdir, runs_root)
+                        stage_train(config, data, rdir, runs_root, processes)
                     elif stage == "sample":
                         stage_sample(config, data, rdir)
                     else:

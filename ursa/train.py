@@ -161,9 +161,7 @@ class TrainConfig(BaseModel):
     snapshots: list[float] = Field(default_factory=list)
     device: str = "cpu"
     bf16: bool = False
-    # Scale. The global batch stays `batch_size` clips whatever the number of processes W:
-    # each process runs grad_accum micro-batches of batch_size / (W * grad_accum) clips.
-    grad_accum: int = Field(1, ge=1)
+    grad_accum: int = Field(1, ge=1)  # micro-batches per process and step: batch_size / (processes x grad_accum) clips each
     parallel: Literal["ddp", "fsdp"] = "ddp"  # how W > 1 processes share the model (fsdp: FSDP2 fully_shard)
     activation_checkpointing: bool = False  # recompute each layer's activations in backward (memory for compute)
     compile: bool = False  # torch.compile the model
@@ -417,6 +415,16 @@ def export_model(model: nn.Module, result: TrainResult, directory: str | Path) -
         model.save_pretrained(directory)
     else:
         _save_weights(type(model), model, result.ema, Path(directory))
+
+
+def load_result(out_dir: str | Path) -> TrainResult:
+    """The TrainResult of a finished train() from its final checkpoint (what the processes of a
+    distributed run leave to the one that launched them): losses, steps, shift, EMA weights."""
+    found = _find_checkpoint(Path(out_dir))
+    if found is None:
+        raise ValueError(f"{out_dir}: expected a training checkpoint ({CHECKPOINT}/state.pt), got none")
+    state = torch.load(found / "state.pt", map_location="cpu", weights_only=False)
+    return TrainResult(list(state["losses"]), state["step"], found, state["shift"], ema=state.get("ema"))
 
 
 def _save_checkpoint(out_dir: Path, write_weights: Callable[[Path], None], state: dict) -> Path:
@@ -744,6 +752,7 @@ def train(
                         "losses": losses,
                         "config": config.model_dump(),
                         "world_size": rank.world,
+                        "shift": shift,
                     }
                     if ema_state is not None:
                         state["ema"] = ema_state

@@ -1,0 +1,49 @@
+"""The harness trains a run on several local processes (executor.tasks_per_node, torch.distributed
+with gloo) and gets the run of one process: the same losses (within float summation order) and
+the same metrics. Runs in this process with the inprocess executor; the train stage forks its ranks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from engines_helpers import losses, results_table, tiny_spec
+from harness.runner import run_spec
+from harness.specfile import load_spec
+
+RTOL = 1e-5
+
+
+def _run(tmp_path: Path, name: str, processes: int) -> Path:
+    root = tmp_path / name
+    spec = load_spec(tiny_spec(tmp_path / f"{name}.yaml", "dist", steps=6, checkpoint_every=3,
+                               executor={"kind": "inprocess", "threads": 1, "tasks_per_node": processes}))
+    outcome = run_spec(spec, "default", root, progress=False)
+    assert all(r.state.value == "done" for r in outcome.results), [(r.state, r.message) for r in outcome.results]
+    return root
+
+
+def test_two_local_processes_train_the_run_of_one(tmp_path: Path) -> None:
+    one, two = _run(tmp_path, "one", 1), _run(tmp_path, "two", 2)
+    a, b = results_table(one, "dist", "default"), results_table(two, "dist", "default")
+    assert list(a["run_id"]) == list(b["run_id"])  # the number of processes is not part of a run's identity
+    for run_id in a.loc[~a["arm"].str.startswith("ref:"), "run_id"]:  # reference runs do not train
+        la, lb = losses(one, "dist", "default", run_id)["loss"], losses(two, "dist", "default", run_id)["loss"]
+        assert len(la) == 6 and ((la - lb).abs() <= RTOL * la.abs()).all(), (list(la), list(lb))
+        for root, world in ((one, 1), (two, 2)):  # the processes that wrote the final checkpoint
+            state = root / "dist" / "default" / run_id / "stages" / "train" / "checkpoint" / "state.pt"
+            assert torch.load(state, weights_only=False)["world_size"] == world
+    metrics = [c for c in a.columns if c.startswith("metric.") and c != "metric.train_loss"]
+    pd.testing.assert_frame_equal(a[metrics], b[metrics])
+    trained = a["metric.train_loss"].notna()
+    assert trained.sum() >= 1
+    assert a.loc[trained, "metric.train_loss"].to_numpy() == pytest.approx(
+        b.loc[trained, "metric.train_loss"].to_numpy(), rel=RTOL)
+
+
+def test_several_nodes_need_slurm(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="nodes: expected 1 with executor kind 'inprocess'"):
+        load_spec(tiny_spec(tmp_path / "s.yaml", "dist", executor={"kind": "inprocess", "nodes": 2}))
