@@ -7,13 +7,16 @@ Layout of a shard directory (written by harness.tokenize, readable by anyone wit
                      ids (T*h*w, row-major), one contiguous row so a clip is one read
   captions.jsonl     {"key", "caption"} per clip, in clip order
 A shard is a single .npy written atomically (ursa.io), so a killed writer leaves whole shards and
-temp files, never half a shard. Rows are read through numpy memory maps: `select` touches only
-the rows of the batch, and the page cache, not the process, holds the rest.
+temp files, never half a shard. Any reader can memory-map it (np.load(mmap_mode="r")); ShardDataset
+reads a batch's rows with positioned reads instead, so the process holds exactly the batch: mapped
+pages of a random-access pattern count in the process's RSS (measured: 170 MB after 30 batches of
+16 over a 200 MB shard set, against 4 MB read), and the kernel decides when they go.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -97,17 +100,28 @@ class ShardDataset:
         if int(self._starts[-1]) != int(index["num_clips"]):
             raise ValueError(f"{path}: num_clips {index['num_clips']} does not match the shards' counts "
                              f"({int(self._starts[-1])})")
-        self._maps: dict[int, np.ndarray] = {}
+        self._offsets: dict[int, int] = {}  # shard -> byte offset of its first row, once checked
 
-    def _shard(self, k: int) -> np.ndarray:
-        if k not in self._maps:
-            rows = read_shard(self._files[k], self._width)
+    def _offset(self, k: int) -> int:
+        """Byte offset of shard k's rows, after checking its header and size against the index."""
+        if k not in self._offsets:
             want = int(self._starts[k + 1] - self._starts[k])
-            if rows is None or rows.shape[0] != want:
-                raise ValueError(f"{self._files[k]}: expected a shard of {want} rows x {self._width} int32, got a "
-                                 f"missing or damaged file (rerun `python -m harness tokenize` to rebuild it)")
-            self._maps[k] = rows
-        return self._maps[k]
+            path = self._files[k]
+            try:
+                with open(path, "rb") as f:
+                    fmt = np.lib.format
+                    read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}[fmt.read_magic(f)]
+                    shape, fortran, dtype = read(f)
+                    offset = f.tell()
+                ok = (shape == (want, self._width) and dtype == DTYPE and not fortran
+                      and path.stat().st_size == offset + want * self._width * DTYPE().itemsize)
+            except (OSError, ValueError, KeyError):
+                ok = False
+            if not ok:
+                raise ValueError(f"{path}: expected a shard of {want} rows x {self._width} int32, got a missing or "
+                                 f"damaged file (rerun `python -m harness tokenize` to rebuild it)")
+            self._offsets[k] = offset
+        return self._offsets[k]
 
     def __len__(self) -> int:
         return int(self._starts[-1])
@@ -137,9 +151,20 @@ class ShardDataset:
         if bad:
             raise IndexError(f"index: expected clip indices in [0, {n}), got {bad[0]}")
         rows = np.empty((len(idx), self._width), dtype=DTYPE)
-        for j, i in enumerate(idx):
-            k = int(np.searchsorted(self._starts, i, side="right")) - 1
-            rows[j] = self._shard(k)[i - self._starts[k]]
+        shard = np.searchsorted(self._starts, idx, side="right") - 1
+        size = self._width * DTYPE().itemsize
+        for k in np.unique(shard).tolist():  # one open per shard the batch touches
+            offset = self._offset(k)
+            fd = os.open(self._files[k], os.O_RDONLY)
+            try:
+                for j in np.flatnonzero(shard == k).tolist():
+                    buf = os.pread(fd, size, offset + (idx[j] - int(self._starts[k])) * size)
+                    if len(buf) != size:
+                        raise ValueError(f"{self._files[k]}: shard shorter than its index says (rerun "
+                                         f"`python -m harness tokenize` to rebuild it)")
+                    rows[j] = np.frombuffer(buf, dtype=DTYPE)
+            finally:
+                os.close(fd)
         t = torch.from_numpy(rows).long()
         L = self.text_length
         return TokenDataset(t[:, :L], t[:, L:2 * L].bool(), t[:, 2 * L:].reshape(len(idx), *self._latent))
