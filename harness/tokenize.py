@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from harness.data import Data, cache_dir
 from harness.plugins import BadClip, ClipItem
-from ursa.io import atomic_write, atomic_write_json
+from ursa.io import atomic_write, atomic_write_json, stale_temp
 from ursa.shards import INDEX, pack_rows, read_shard, shard_name, write_index, write_shard
 
 DEFAULT_SHARD_SIZE = 256
@@ -92,6 +92,8 @@ def tokenize(data: Data, runs_root: str | Path, *, device: str = "cpu", workers:
     if (out / INDEX).is_file():
         return out
     start = time.perf_counter()
+    for leftover in (p for p in out.glob(".*") if stale_temp(p)):  # temp files of a killed writer
+        leftover.unlink(missing_ok=True)
     items, known_bad = data.benchmark.training_clips()
     size = int(getattr(data.benchmark.options, "shard_size", DEFAULT_SHARD_SIZE))
     text_ids, text_mask = data.text([item.caption for item in items])  # (N, L): one L for every shard

@@ -73,8 +73,17 @@ def test_a_killed_tokenisation_resumes_per_shard_with_identical_bytes(spec: Path
     out = tmp_path / "b" / whole.relative_to(tmp_path / "a")
     assert not (out / INDEX).exists() and written == [0, 1]
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*")}
+    import subprocess
+
+    from ursa import io
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    leftover = out / f".shard-00002.npy.{dead.pid}-{io._HOST}deadbeef.tmp"  # what a SIGKILLed writer leaves
+    leftover.write_bytes(b"half a shard")
     tokenize(data, tmp_path / "b", progress=False, on_shard=written.append)
     assert written == [0, 1, 2, 3]  # only the missing shards were built
+    assert not leftover.exists()
     assert all(out.joinpath(name).stat().st_mtime_ns == t for name, t in before.items())
     files = sorted(p.name for p in whole.iterdir())
     assert files == sorted(p.name for p in out.iterdir()) and "shard-00003.npy" in files
