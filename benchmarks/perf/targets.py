@@ -33,8 +33,8 @@ class Target:
 
 
 TARGETS: list[Target] = [
-    Target("paths", "tokens_6144.*.time_ratio", "<=", 1.0, "metric path time no worse than the naive reference"),
-    Target("paths", "projected_33280.sample.memory_ratio", ">=", 10.0,
+    Target("paths", "tokens_*.*.time_ratio", "<=", 1.0, "metric path time no worse than the naive reference"),
+    Target("paths", "*_33280.sample.memory_ratio", ">=", 10.0,
            "metric path sampling memory >= 10x below naive at 33,280 tokens"),
     Target("sampler", "sampler_0.6B_k64000.overhead_ratio", "<=", 0.10, "sampler overhead <= 10% of the forward (0.6B)"),
     Target("train", "step_*.efficiency_bare_over_train", ">=", 0.90,
