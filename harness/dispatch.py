@@ -122,12 +122,29 @@ class RunTask(Checkpointable):
         self.seen_finished = seen_finished
         self.watch = watch
 
-    def __call__(self) -> RunResult:
-        from harness.stages import run_stages
+    def __call__(self) -> RunResult | None:
+        from harness.stages import follow_training, train_device
+        from ursa import distributed
 
         if self.watch is not None and os.environ.get("SUBMITIT_LOCAL_JOB_ID", "").isdigit():
             guard_worker(int(os.environ["SUBMITIT_LOCAL_JOB_ID"]), self.watch)
         rdir = Path(self.run_dir)
+        rank = _export_job_ranks()
+        if rank > 0:  # one rank of a multi-task SLURM job: it only joins rank 0's training
+            if self.threads:
+                import torch
+
+                torch.set_num_threads(self.threads)
+            follow_training(self.runs_root, rdir)
+            return None
+        try:
+            return self._run(rdir)
+        finally:  # ranks still waiting learn there is no (more) training to join
+            distributed.announce(False, train_device(rdir))
+
+    def _run(self, rdir: Path) -> RunResult:
+        from harness.stages import run_stages
+
         with acquire_run(rdir, on_wait=lambda owner: warn(f"{rdir}: owned by {owner}; waiting for it")):
             current = read_result(rdir)
             if current is not None and (current.done or (current.state == RunState.FAILED
@@ -146,6 +163,21 @@ class RunTask(Checkpointable):
     def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission:
         """On timeout / preemption: resubmit this task; stages resume from their on-disk state."""
         return DelayedSubmission(copy.copy(self))
+
+
+def _export_job_ranks() -> int:
+    """In a SLURM job of several tasks: export RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and
+    MASTER_PORT (submitit's TorchDistributedEnvironment; every task sees all GPUs of its node and
+    ursa.distributed pins cuda:LOCAL_RANK) and return this task's rank; 0 anywhere else."""
+    if os.environ.get("SUBMITIT_EXECUTOR") != "slurm":
+        return 0
+    env = submitit.JobEnvironment()
+    if env.num_tasks <= 1:
+        return 0
+    from submitit.helpers import TorchDistributedEnvironment
+
+    TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    return env.global_rank
 
 
 def _threads_per_job(config: ExecutorConfig, max_parallel: int) -> int:
@@ -426,8 +458,11 @@ def _dispatch_slurm(tasks: list[RunTask], config: ExecutorConfig, folder: Path, 
     """One SLURM job array; array parallelism = min(spec's array_parallelism, max_parallel)."""
     s = config.slurm
     params: dict[str, Any] = dict(timeout_min=int(config.timeout_min), gpus_per_node=s.gpus_per_node,
-                                  cpus_per_task=s.cpus_per_task, mem_gb=s.mem_gb, nodes=1, tasks_per_node=1,
+                                  cpus_per_task=s.cpus_per_task, mem_gb=s.mem_gb, nodes=config.nodes,
+                                  tasks_per_node=config.tasks_per_node,
                                   slurm_array_parallelism=min(s.array_parallelism, cap))
+    if config.nodes * config.tasks_per_node > 1:  # one task per GPU; a rank that fails ends the others
+        params["slurm_srun_args"] = ["--kill-on-bad-exit=1"]
     if s.partition:
         params["slurm_partition"] = s.partition
     if s.additional:

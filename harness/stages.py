@@ -80,6 +80,26 @@ def load_model(directory: str | Path):
     return URSAModel.from_release(directory) if release else URSAModel.from_pretrained(directory)
 
 
+def train_device(rdir: Path) -> str:
+    """train.device of the run in `rdir` (it picks the process group's backend); cpu if unreadable."""
+    try:
+        return RunConfig.model_validate(read_json(rdir / "config.json")["config"]).train.device
+    except Exception:  # noqa: BLE001 - a damaged run fails on its own; this only picks gloo or nccl
+        return "cpu"
+
+
+def follow_training(runs_root: str | Path, rdir: Path) -> None:
+    """A task > 0 of a SLURM multi-task job: wait for rank 0 (which owns the run) to say whether the
+    run needs training, and if so train with it; rank 0 alone writes, samples and scores."""
+    from ursa import distributed
+
+    try:
+        if distributed.await_announcement(train_device(rdir)):
+            _train_rank(str(runs_root), str(rdir))
+    finally:
+        distributed.shutdown()
+
+
 def _train_rank(runs_root: str, rdir: str) -> None:
     """One process of a train stage on several: the stage's model, path and data, then ursa.train.train
     (which joins the process group from the environment; rank 0 writes the checkpoint)."""
@@ -104,7 +124,12 @@ def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path, proc
         mark_stage_done(rdir, "train", {"steps": 0, "model": str(Path(config.model.init_from).resolve())})
         return
     tokens = training_tokens(data, runs_root)  # cached before any process of a distributed stage reads it
-    if processes > 1:
+    if distributed.world_from_env() > 1:  # rank 0 of a SLURM multi-task job: the other tasks wait for this
+        distributed.announce(True, config.train.device)
+        train(build_model(config, data), path, tokens, config.train, out, progress=False)
+        result = load_result(out)
+        model = load_model(out / CHECKPOINT)
+    elif processes > 1:
         import torch
 
         distributed.launch(_train_rank, processes, str(runs_root), str(rdir),

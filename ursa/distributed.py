@@ -23,7 +23,10 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-DEFAULT_TIMEOUT_S = 300.0  # a collective waits this long for a dead peer before failing
+# A collective waits this long for a peer before failing (a dead peer's job is ended by its
+# launcher or by srun --kill-on-bad-exit long before); the first one of a SLURM multi-task run
+# waits while rank 0 prepares the run's data. $URSA_DIST_TIMEOUT_S overrides it.
+DEFAULT_TIMEOUT_S = 1800.0
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ def current() -> Rank:
     return Rank()
 
 
-def init_from_env(device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S) -> Rank:
+def init_from_env(device: str = "cpu", timeout_s: float | None = None) -> Rank:
     """Join the process group described by the environment (WORLD_SIZE > 1), once; gloo for CPU
     training, nccl for CUDA. A CUDA rank is pinned to cuda:LOCAL_RANK. Returns this process's Rank
     (a single process when WORLD_SIZE is unset or 1: nothing is initialised)."""
@@ -62,8 +65,36 @@ def init_from_env(device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S) -> 
     backend = "nccl" if device.startswith("cuda") else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(local_rank)
+    timeout_s = timeout_s or float(os.environ.get("URSA_DIST_TIMEOUT_S", DEFAULT_TIMEOUT_S))
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
     return current()
+
+
+_announced: list[bool] = []
+
+
+def announce(train: bool, device: str = "cpu") -> None:
+    """Rank 0 of a multi-task job (WORLD_SIZE > 1): tell the other ranks, waiting in
+    `await_announcement`, whether there is training to join; only the first call of a process
+    broadcasts (rank 0 announces True before training and False on its way out)."""
+    if _announced or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    init_from_env(device)
+    dist.broadcast_object_list([train], src=0)
+    _announced.append(train)
+
+
+def await_announcement(device: str = "cpu") -> bool:
+    """Ranks > 0: join the group and wait for rank 0's `announce`; True: train with it."""
+    init_from_env(device)
+    box: list[Any] = [None]
+    dist.broadcast_object_list(box, src=0)
+    return bool(box[0])
+
+
+def world_from_env() -> int:
+    """WORLD_SIZE of the job this process belongs to (1 when unset)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def shutdown() -> None:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from engines_helpers import losses, results_table, tiny_spec
+from engines_helpers import describe, harness, losses, results_table, tiny_spec
 from harness.runner import run_spec
 from harness.specfile import load_spec
 
@@ -26,8 +26,14 @@ def _run(tmp_path: Path, name: str, processes: int) -> Path:
     return root
 
 
-def test_two_local_processes_train_the_run_of_one(tmp_path: Path) -> None:
-    one, two = _run(tmp_path, "one", 1), _run(tmp_path, "two", 2)
+@pytest.fixture(scope="module")
+def local_two(tmp_path_factory) -> Path:
+    """The runs root of the spec trained on 2 local processes."""
+    return _run(tmp_path_factory.mktemp("local"), "two", 2)
+
+
+def test_two_local_processes_train_the_run_of_one(tmp_path: Path, local_two: Path) -> None:
+    one, two = _run(tmp_path, "one", 1), local_two
     a, b = results_table(one, "dist", "default"), results_table(two, "dist", "default")
     assert list(a["run_id"]) == list(b["run_id"])  # the number of processes is not part of a run's identity
     for run_id in a.loc[~a["arm"].str.startswith("ref:"), "run_id"]:  # reference runs do not train
@@ -47,3 +53,25 @@ def test_two_local_processes_train_the_run_of_one(tmp_path: Path) -> None:
 def test_several_nodes_need_slurm(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="nodes: expected 1 with executor kind 'inprocess'"):
         load_spec(tiny_spec(tmp_path / "s.yaml", "dist", executor={"kind": "inprocess", "nodes": 2}))
+
+
+def test_two_task_slurm_job_trains_the_run_of_two_local_processes(slurm_cluster, tmp_path: Path,
+                                                                  local_two: Path) -> None:
+    """executor.tasks_per_node 2 on SLURM: one job of 2 tasks per run (submitit's
+    TorchDistributedEnvironment), rank 0 owns the run, rank 1 joins its training; the figures are
+    those of the 2-process local run."""
+    local = local_two
+    spec = tiny_spec(tmp_path / "slurm.yaml", "dist", steps=6, checkpoint_every=3,
+                     executor={"kind": "slurm", "threads": 1, "timeout_min": 10, "tasks_per_node": 2,
+                               "slurm": {"partition": "debug", "cpus_per_task": 1, "mem_gb": 2}})
+    root = tmp_path / "slurm"
+    proc = harness("run", spec, "--runs-root", root, "--no-report", "--no-progress", timeout=600)
+    assert proc.returncode == 0, describe(proc)
+    a, b = results_table(local, "dist", "default"), results_table(root, "dist", "default")
+    assert (b["state"] == "done").all(), b[["arm", "state"]]
+    metrics = [c for c in a.columns if c.startswith("metric.") and c != "metric.train_loss"]
+    pd.testing.assert_frame_equal(a[metrics], b[metrics])
+    for run_id in a.loc[~a["arm"].str.startswith("ref:"), "run_id"]:
+        state = root / "dist" / "default" / run_id / "stages" / "train" / "checkpoint" / "state.pt"
+        assert torch.load(state, weights_only=False)["world_size"] == 2
+        assert list(losses(local, "dist", "default", run_id)["loss"]) == list(losses(root, "dist", "default", run_id)["loss"])
