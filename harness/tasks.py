@@ -101,5 +101,7 @@ def extrapolation(ctx: TaskContext, prompts: list[Prompt]) -> torch.Tensor:
 
     text_ids, text_mask, kw = ctx.text(prompts)
     real = ctx.real_ids(prompts)
-    k = len(prompts[0].condition_frames)
+    # a prompt gives pixel frames; a tokenizer with temporal compression holds them in fewer latent ones
+    _, height, width = ctx.data.benchmark.geometry()
+    k = ctx.data.tokenizer.latent_shape(len(prompts[0].condition_frames), height, width)[0]
     return S.extrapolate(ctx.sampler, text_ids, text_mask, real[:, :k], real.shape[1], **kw)

@@ -88,3 +88,30 @@ def test_every_task_through_the_stages(tmp_path: Path, tmp_path_factory) -> None
         assert metrics[key] == pytest.approx(refs["ref:reconstruction"][f"metric.{key}"], abs=1e-12), key
         assert refs["ref:real"][f"metric.{key}"] == 1.0
     assert refs["ref:real"]["metric.long.long_drift"] == 0.0
+
+
+def test_extrapolation_gives_the_latent_frames_of_its_pixel_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A prompt's condition frames are pixel frames: with 4x temporal compression (causal first frame),
+    5 given pixel frames are 2 latent frames. The sampler call is recorded, not run."""
+    from types import SimpleNamespace
+
+    import ursa.sample as S
+    from harness.tasks import TaskContext, extrapolation
+
+    class Compressing:  # (T - 1) / 4 + 1 latent frames of 8x8 pixels
+        def latent_shape(self, t: int, h: int, w: int) -> tuple[int, int, int]:
+            return (t - 1) // 4 + 1, h // 8, w // 8
+
+        def encode(self, video: torch.Tensor) -> torch.Tensor:
+            return torch.zeros(video.shape[0], *self.latent_shape(*video.shape[1:4]), dtype=torch.long)
+
+    bench = SimpleNamespace(geometry=lambda: (17, 32, 32), real_videos=lambda ps: torch.zeros(len(ps), 17, 32, 32, 3))
+    text = lambda caps: (torch.ones(len(caps), 3, dtype=torch.long), torch.ones(len(caps), 3, dtype=torch.bool))  # noqa: E731
+    data = SimpleNamespace(tokenizer=Compressing(), benchmark=bench, text=text)
+    seen = {}
+    monkeypatch.setattr(S, "extrapolate",
+                        lambda sampler, t, m, given, length, **kw: seen.update(given=given, length=length))
+    ctx = TaskContext(sampler=None, data=data, config=SimpleNamespace(cfg_scale=1.0), generator=torch.Generator())
+    prompt = SimpleNamespace(caption="a", task="extrapolation", condition_frames=tuple(range(5)))
+    extrapolation(ctx, [prompt])
+    assert seen["given"].shape == (1, 2, 4, 4) and seen["length"] == 5
