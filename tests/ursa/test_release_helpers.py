@@ -155,3 +155,41 @@ def make_tokenizer(folder: Path) -> Path:
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|endoftext|>", unk_token="<unk>").save_pretrained(str(folder))
     return folder
+
+
+def formula_weights(shapes: dict[str, list[int]]) -> dict[str, torch.Tensor]:
+    """Deterministic weights for a state dict's names and shapes, no RNG (golden fixtures store
+    only names and shapes): sines scaled by 1/sqrt(fan_in); norm weights around 1, biases small."""
+    out = {}
+    for i, (name, shape) in enumerate(sorted(shapes.items())):
+        n = int(torch.tensor(shape).prod()) if shape else 1
+        wave = torch.sin(torch.arange(n, dtype=torch.float64) * 1.618 + 0.37 * i).float().view(shape)
+        if len(shape) >= 2:
+            out[name] = wave * (3.0 / n * shape[0]) ** 0.5  # ~ uniform(-sqrt(3/fan_in), ..) scale
+        elif "norm" in name and name.endswith("weight"):
+            out[name] = 1 + 0.1 * wave
+        else:
+            out[name] = 0.1 * wave
+    return out
+
+
+def formula_input(shape: list[int], phase: float) -> torch.Tensor:
+    """A deterministic float32 input in [-1, 1] of `shape` (golden fixtures store only shape and phase)."""
+    n = int(torch.tensor(shape).prod())
+    return torch.sin(torch.arange(n, dtype=torch.float64) * 0.7310 + phase).float().view(shape)
+
+
+def load_golden(path: Path) -> tuple[dict, dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
+    """A golden tokenizer fixture -> (vae config, state dict under the authors' names,
+    {case: (input, ids, decoded)}). The file holds the config, the state dict's names and shapes
+    (values: formula_weights, then the stored overrides) and, per case, the input's shape and
+    phase with the ids and decoded output the authors' modules gave for it."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta, data = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    weights = formula_weights(json.loads(meta["shapes"]))
+    weights.update({k.removeprefix("override/"): v for k, v in data.items() if k.startswith("override/")})
+    cases = {name: (formula_input(shape, phase), data[f"ids_{name}"], data[f"decoded_{name}"])
+             for name, (shape, phase) in json.loads(meta["inputs"]).items()}
+    return json.loads(meta["config"]), weights, cases

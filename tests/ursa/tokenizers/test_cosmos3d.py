@@ -1,33 +1,35 @@
 """ursa.tokenizers.cosmos3d: the FSQ320 release's video tokenizer.
 
-test_cosmos3d_golden.safetensors holds a tiny AutoencoderVQCosmos3D (the release's config keys;
-block_out_channels [4, 8, 8, 8], patch 2, 4x8x8 compression, 9-frame windows) with random weights
-under the authors' parameter names, two clips (9 and 17 frames: one and two windows) and the ids
-and decoded videos the authors' own modules (diffnext/models/autoencoders, run once outside this
-repository) produced for them. Our implementation must load that state dict strictly and
-reproduce both.
+test_cosmos3d_golden.safetensors: a tiny AutoencoderVQCosmos3D (the release's config keys;
+block_out_channels [4, 8, 8, 8], patch 2, 4x8x8 compression, 9-frame windows) whose state dict
+(the authors' parameter names and shapes, deterministic formula values) was run through the
+authors' own modules (diffnext/models/autoencoders, once, outside this repository) on two clips
+(9 and 17 frames: one and two windows); the file keeps their ids and decoded videos. Our
+implementation must load that state dict strictly and reproduce both.
 """
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ursa.tokenizers.cosmos3d import (ReleaseVideoTokenizer, fsq_bound, load_release_vae, wavelet_down,
                                       wavelet_up)
 from ursa.tokenizers.fsq import COSMOS_LEVELS, fsq_codes_to_indices, fsq_indices_to_codes
 
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from test_release_helpers import load_golden  # noqa: E402
+
 GOLDEN = Path(__file__).with_name("test_cosmos3d_golden.safetensors")
 
 
 @pytest.fixture(scope="module")
-def golden() -> tuple[dict, dict]:
-    with safe_open(str(GOLDEN), framework="pt") as f:
-        return json.loads(f.metadata()["config"]), {k: f.get_tensor(k) for k in f.keys()}
+def golden():
+    return load_golden(GOLDEN)
 
 
 def write_vae(root: Path, config: dict, weights: dict) -> Path:
@@ -39,20 +41,19 @@ def write_vae(root: Path, config: dict, weights: dict) -> Path:
 
 @pytest.fixture(scope="module")
 def release(golden, tmp_path_factory) -> Path:
-    config, data = golden
-    weights = {k.removeprefix("weights/"): v for k, v in data.items() if k.startswith("weights/")}
+    config, weights, _ = golden
     return write_vae(tmp_path_factory.mktemp("release"), config, weights)
 
 
-@pytest.mark.parametrize("frames", [9, 17])
-def test_encode_decode_reproduce_the_authors_modules(golden, release, frames):
-    _, data = golden
+@pytest.mark.parametrize("case", ["9", "17"])
+def test_encode_decode_reproduce_the_authors_modules(golden, release, case):
+    video, ids_ref, decoded_ref = golden[2][case]
     vae = load_release_vae(release)
-    ids = vae.encode(data[f"video{frames}"])
-    assert ids.dtype == torch.long and torch.equal(ids, data[f"ids{frames}"])
-    decoded = vae.decode(data[f"ids{frames}"])
-    assert decoded.shape == (1, 3, frames, 16, 24)
-    assert (decoded - data[f"decoded{frames}"]).abs().max() < 1e-4
+    ids = vae.encode(video)
+    assert ids.dtype == torch.long and torch.equal(ids, ids_ref) and ids.unique().numel() > 5
+    decoded = vae.decode(ids_ref)
+    assert decoded.shape == video.shape == decoded_ref.shape
+    assert (decoded - decoded_ref).abs().max() < 1e-4
 
 
 def test_fsq_quantiser_every_code_round_trips():
@@ -82,6 +83,7 @@ def test_visual_tokenizer_uint8(release):
     video = torch.randint(0, 256, (2, 9, 16, 24, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
     ids = tok.encode(video)
     assert ids.shape == (2, 3, 2, 3)
+    assert torch.equal(ids, tok.model.encode((video.permute(0, 4, 1, 2, 3).float() - 127.5) / 127.5))
     out = tok.decode(ids)
     assert out.dtype == torch.uint8 and out.shape == video.shape
     with pytest.raises(ValueError, match="F = 1 \\+ 4 k frames"):
@@ -91,8 +93,7 @@ def test_visual_tokenizer_uint8(release):
 
 
 def test_strict_load_errors(golden, tmp_path):
-    config, data = golden
-    weights = {k.removeprefix("weights/"): v for k, v in data.items() if k.startswith("weights/")}
+    config, weights, _ = golden
     with pytest.raises(ValueError, match="missing vae/config.json, vae/diffusion_pytorch_model.safetensors"):
         load_release_vae(tmp_path)
     bad = dict(weights)
