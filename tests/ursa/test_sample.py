@@ -108,6 +108,14 @@ def test_cfg_scale_one_equals_no_cfg_and_formula():
     with torch.no_grad():
         zc, zu = model(ids, x, mask), model(u_ids.expand(B, -1), x, u_mask.expand(B, -1))
     torch.testing.assert_close(z, zu + 4.0 * (zc - zu), atol=1e-4, rtol=1e-4)
+    # guidance a few rows at a time (memory) is the same arithmetic as on the whole tensors: bitwise
+    import ursa.sample as S
+
+    whole, S.CFG_ROWS = S.CFG_ROWS, 5
+    try:
+        assert torch.equal(sampler._logits(ids, mask, x, (u_ids.expand(B, -1), u_mask.expand(B, -1))), z)
+    finally:
+        S.CFG_ROWS = whole
 
 
 @pytest.mark.parametrize("trunc", [0.0, 0.5, 1.0])
