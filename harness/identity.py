@@ -26,11 +26,13 @@ if TYPE_CHECKING:
     from harness.spec import RunConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# The code that can change a run's outputs (model, benchmark, and the harness's stages and config
-# resolution). Reports, checks, dispatch, the CLI, perf benchmarks and official-scorer adapters
-# are left out, so editing them does not recompute every run.
-CODE_DIRS = ("ursa", "benchmarks/shapes", "harness/stages.py", "harness/data.py", "harness/tasks.py",
-             "harness/media.py", "harness/spec.py", "harness/expand.py", "harness/plugins.py")
+# The code that can change a run's outputs (model, the bundled benchmarks, tokenizers and pixel
+# scorers, and the harness's stages, data and config resolution). Reports, checks, dispatch, the
+# CLI and perf benchmarks are left out, so editing them does not recompute every run; the official
+# scorers cache their scores by their own version (benchmarks/official/score_cache.py).
+CODE_DIRS = ("ursa", "benchmarks/shapes", "benchmarks/video_folder", "benchmarks/pixel", "harness/stages.py",
+             "harness/data.py", "harness/tokenize.py", "harness/text.py", "harness/tasks.py", "harness/media.py",
+             "harness/spec.py", "harness/expand.py", "harness/plugins.py")
 
 
 def canonical_json(obj: Any) -> str:

@@ -79,3 +79,11 @@ def test_make_run_sets_seed_on_train_and_sample() -> None:
     spec = parse_spec(SPEC)
     run = make_run(spec, "default", spec.base.model_dump(), {"train.steps": 9}, seed=5)
     assert (run.config.train.seed, run.config.sample.seed, run.config.train.steps, run.arm) == (5, 5, 9, "train.steps=9")
+
+
+def test_code_dirs_exist() -> None:
+    """Every path whose code enters run ids exists (a renamed module must not drop out silently)."""
+    from harness.identity import CODE_DIRS, REPO_ROOT
+
+    missing = [p for p in CODE_DIRS if not (REPO_ROOT / p).exists()]
+    assert not missing, missing
