@@ -62,7 +62,8 @@ def main() -> int:
         merged.update(json.loads((Path(args.output) / f"{part}_eval_results.json").read_text()))
 
     final = Path(args.output) / f"{args.name}_eval_results.json"
-    tmp = final.with_name(final.name + ".tmp")
+    # a temp name of this process's own: two workers writing one output folder never share it
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(merged, indent=2))
     os.replace(tmp, final)
     return 0
