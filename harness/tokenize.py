@@ -8,6 +8,11 @@ every file's size, mtime and a cheap hash, the preprocessing options and both to
 run with the same data shares one copy. Items are assigned to shards before decoding (shard k =
 items [k*S, (k+1)*S)), each shard is written atomically with its captions and skip reasons, and a
 rerun after a kill skips the complete shards: the result is byte-identical to an uninterrupted run.
+A file lock per shard directory (harness.store.stage_lock) makes one process do the work when several
+runs or workers need the same data: the others wait, then read the finished shards.
+A benchmark of ids tokenised elsewhere (`pretokenized = True`, e.g. token_folder) gives its clips' ids
+(`load_tokens`) instead of pixels: they are range-checked against the tokenizer's K, never encoded, and
+only the text columns are added.
 `python -m harness tokenize SPEC` runs this stage alone.
 """
 
@@ -28,7 +33,8 @@ from tqdm.auto import tqdm
 
 from harness.data import Data, cache_dir
 from harness.plugins import BadClip, ClipItem
-from ursa.io import atomic_write, atomic_write_json, stale_temp
+from harness.store import stage_lock, sweep_temps
+from ursa.io import atomic_write, atomic_write_json
 from ursa.shards import INDEX, pack_rows, read_shard, shard_name, write_index, write_shard
 
 DEFAULT_SHARD_SIZE = 256
@@ -68,6 +74,35 @@ def _encode(data: Data, clips: list[torch.Tensor], device: str) -> torch.Tensor:
     return torch.cat(out)
 
 
+def _read_ids(data: Data, items: list[ClipItem]) -> list[torch.Tensor | str]:
+    """Stored ids long (T, h, w) of a pretokenized benchmark's `items`, or the reason one is unusable."""
+    ids = data.benchmark.load_tokens(items)  # (n, T, h, w)
+    latent, k = data.latent_shape(), data.tokenizer.vocab_size
+    if tuple(ids.shape) != (len(items), *latent):
+        raise ValueError(f"benchmark {type(data.benchmark).__name__}: load_tokens: expected ids of shape "
+                         f"{(len(items), *latent)}, got {tuple(ids.shape)}")
+    low, high = ids.flatten(1).min(1).values, ids.flatten(1).max(1).values
+    return [ids[j] if 0 <= low[j] and high[j] < k else f"ids outside the codebook [0, {k}): min {int(low[j])}, "
+            f"max {int(high[j])}" for j in range(len(items))]
+
+
+def _shard_ids(data: Data, pool: ThreadPoolExecutor, items: list[ClipItem],
+               device: str) -> tuple[list[int], torch.Tensor, list[dict[str, str]]]:
+    """(positions of the usable items, their ids long (n, T, h, w), {"key", "reason"} of the others)."""
+    if getattr(data.benchmark, "pretokenized", False):  # ids made elsewhere: read and checked, not encoded
+        loaded = _read_ids(data, items)
+    else:
+        loaded = list(pool.map(lambda it: _decode(data, it), items))
+    good = [j for j, d in enumerate(loaded) if isinstance(d, torch.Tensor)]
+    if getattr(data.benchmark, "pretokenized", False):
+        visual = torch.stack([loaded[j] for j in good]) if good else torch.zeros((0, *data.latent_shape()),
+                                                                                 dtype=torch.long)
+    else:
+        visual = _encode(data, [loaded[j] for j in good], device)
+    skipped = [{"key": items[j].key, "reason": d} for j, d in enumerate(loaded) if not isinstance(d, torch.Tensor)]
+    return good, visual, skipped
+
+
 def _shard_meta(out: Path, k: int) -> Path:
     return out / f"shard-{k:05d}.json"
 
@@ -87,13 +122,23 @@ def tokenize(data: Data, runs_root: str | Path, *, device: str = "cpu", workers:
     """The complete shard directory of `data` (built, or finished after a kill, if needed).
 
     on_shard(k) is called after shard k is written (tests raise from it to simulate a kill).
+    One process at a time per shard directory: another that holds its lock is waited for, and its
+    finished shards are read instead of built again.
     Raises ValueError (one paragraph, the reasons counted) when no clip is usable."""
     out = shard_dir(data, runs_root)
     if (out / INDEX).is_file():
         return out
+    with stage_lock(out):
+        if (out / INDEX).is_file():  # another run or worker tokenised this data while we waited
+            return out
+        sweep_temps(out, locked=True, recursive=False)  # temp files of a killed writer
+        return _tokenize(data, out, device=device, workers=workers, progress=progress, on_shard=on_shard)
+
+
+def _tokenize(data: Data, out: Path, *, device: str, workers: int | None, progress: bool,
+              on_shard: Callable[[int], None] | None) -> Path:
+    """Build the missing shards of `out` and finish it (the caller holds its lock)."""
     start = time.perf_counter()
-    for leftover in (p for p in out.glob(".*") if stale_temp(p)):  # temp files of a killed writer
-        leftover.unlink(missing_ok=True)
     items, known_bad = data.benchmark.training_clips()
     size = int(getattr(data.benchmark.options, "shard_size", DEFAULT_SHARD_SIZE))
     text_ids, text_mask = data.text([item.caption for item in items])  # (N, L): one L for every shard
@@ -109,13 +154,10 @@ def tokenize(data: Data, runs_root: str | Path, *, device: str = "cpu", workers:
             lo, hi = k * size, min((k + 1) * size, len(items))
             meta = _complete(out, k, width)
             if meta is None:
-                decoded = list(pool.map(lambda it: _decode(data, it), items[lo:hi]))
-                good = [j for j, d in enumerate(decoded) if isinstance(d, torch.Tensor)]
-                visual = _encode(data, [decoded[j] for j in good], device)
+                good, visual, skipped = _shard_ids(data, pool, items[lo:hi], device)
                 rows = pack_rows(text_ids[[lo + j for j in good]], text_mask[[lo + j for j in good]], visual)
                 meta = {"keys": [items[lo + j].key for j in good], "captions": [items[lo + j].caption for j in good],
-                        "skipped": [{"key": items[lo + j].key, "reason": d} for j, d in enumerate(decoded)
-                                    if not isinstance(d, torch.Tensor)],
+                        "skipped": skipped,
                         "id_range": [int(visual.min()), int(visual.max())] if len(good) else None}
                 atomic_write_json(_shard_meta(out, k), meta)  # before the shard: a shard never lacks its sidecar
                 write_shard(out / shard_name(k), rows)

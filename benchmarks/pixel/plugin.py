@@ -76,15 +76,18 @@ class Cosmos(VisualTokenizerPlugin):
 class PrecomputedOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    path: str = Field(description="folder with precomputed.json, codebook.safetensors|npy, shards/ (+ decoder.jit)")
+    path: str | None = Field(None, description="folder with precomputed.json, codebook.safetensors|npy, shards/ "
+                                               "(+ decoder.jit); default: the benchmark's token folder (token_folder)")
     device: str = DEVICE
     batch_size: int = BATCH
 
     @field_validator("path")
     @classmethod
-    def _folder_present(cls, path: str) -> str:
+    def _folder_present(cls, path: str | None) -> str | None:
         from ursa.tokenizers.precomputed import CODEBOOK_NPY, CODEBOOK_ST, META
 
+        if path is None:  # the benchmark's folder, checked by it
+            return path
         folder = Path(path)
         missing = [str(folder / META)] if not (folder / META).is_file() else []
         if not (folder / CODEBOOK_ST).is_file() and not (folder / CODEBOOK_NPY).is_file():
@@ -105,7 +108,11 @@ class Precomputed(VisualTokenizerPlugin):
     def build(cls, options: PrecomputedOptions, benchmark: Benchmark, cache_dir: Path) -> Any:
         from ursa.tokenizers.precomputed import PrecomputedTokenizer
 
-        return PrecomputedTokenizer(options.path, device=options.device, batch_size=options.batch_size)
+        folder = options.path or getattr(benchmark, "token_root", None)  # a benchmark of stored ids names its folder
+        if folder is None:
+            raise ValueError(f"tokenizer.path: expected a precomputed-tokens folder (required unless the benchmark "
+                             f"holds one, as token_folder does), got none with benchmark {type(benchmark).__name__}")
+        return PrecomputedTokenizer(folder, device=options.device, batch_size=options.batch_size)
 
 
 def _mean_and_clips(per_clip: dict[str, torch.Tensor]) -> tuple[dict[str, float], dict[str, list[float]]]:

@@ -271,3 +271,6 @@ class Bytes(TextTokenizerPlugin):
         from benchmarks.video_folder.tokenizers import ByteTokenizer
 
         return ByteTokenizer(options.max_length)
+
+
+from benchmarks.video_folder import tokens  # noqa: E402,F401 - registers token_folder (stored ids) beside it

@@ -174,7 +174,7 @@ class PrecomputedTokenizer(VisualTokenizer):
 
     def shards(self) -> list[Path]:
         """The shard files (shards/shard-*.npy), in name order: the order clips are read in."""
-        return sorted((self.folder / SHARDS).glob("shard-*.npy"))
+        return shard_files(self.folder)
 
     def iter_shards(self) -> Iterator[torch.Tensor]:
         """Each shard's ids long (n, T, h, w), checked (width from latent_shape, values in [0, K)), in order;
@@ -192,9 +192,19 @@ class PrecomputedTokenizer(VisualTokenizer):
             ids = torch.from_numpy(np.array(rows, dtype=np.int64)).reshape(-1, *shape)
             yield check_ids(f"{path}: ids", ids, self.vocab_size)
 
+    def shard_counts(self) -> list[int]:
+        """Clips per shard, in order, from the shard headers (no ids read); ValueError naming a damaged one."""
+        return shard_counts(self.shards(), self._latent_shape())
+
     def num_clips(self) -> int:
         """Clips over all shards, from the shard headers (no ids read)."""
-        return sum(len(np.load(p, mmap_mode="r")) for p in self.shards())
+        return sum(self.shard_counts())
+
+    def pixel_geometry(self) -> tuple[int, int, int]:
+        """(F, H, W) of the pixel clips the shards' (T, h, w) grids stand for (the inverse of latent_shape)."""
+        T, h, w = self._latent_shape()
+        ct, s = self.geometry.temporal_compression, self.geometry.spatial_compression
+        return (1 + ct * (T - 1) if self.causal else ct * T), h * s, w * s
 
     def read_all(self) -> tuple[list[str], torch.Tensor]:
         """(captions, ids long (N, T, h, w)) of every shard, checked: one caption per clip, ids in [0, K)."""
@@ -227,18 +237,44 @@ class PrecomputedTokenizer(VisualTokenizer):
         return self.latent
 
 
-def read_captions(path: Path, count: int) -> list[str]:
-    """The `caption` of each line of a JSONL file; ValueError unless there are exactly `count` strings."""
+def shard_files(folder: Path) -> list[Path]:
+    """DIR/shards/shard-*.npy in name order: the order clips are read in."""
+    return sorted((Path(folder) / SHARDS).glob("shard-*.npy"))
+
+
+def shard_counts(files: list[Path], latent: tuple[int, int, int]) -> list[int]:
+    """Rows of each shard from its header (no ids read); ValueError naming a damaged one or another width."""
+    width, counts = math.prod(latent), []
+    for path in files:
+        rows = read_shard(path, width)
+        if rows is None:
+            raise ValueError(f"{path}: expected int32 rows of T*h*w = {width} ids (latent_shape {list(latent)} in "
+                             f"{META}), got a damaged file or another width")
+        counts.append(len(rows))
+    return counts
+
+
+def read_caption_rows(path: Path, count: int) -> list[dict]:
+    """The objects of a JSONL file, one per clip: a string `caption`, optional string `key` and `split`
+    ("train" / "eval"); ValueError naming the file and line unless there are exactly `count` of them."""
     try:
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: expected one JSON object with a caption per clip, could not read it ({exc})") from None
-    bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict) or not isinstance(r.get("caption"), str)), None)
-    if bad is not None:
-        raise ValueError(f"{path}: line {bad + 1}: expected an object with a string 'caption', got {str(rows[bad])[:80]}")
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or not isinstance(r.get("caption"), str):
+            raise ValueError(f"{path}: line {i + 1}: expected an object with a string 'caption', got {str(r)[:80]}")
+        if not isinstance(r.get("key", ""), str) or r.get("split", "train") not in ("train", "eval"):
+            raise ValueError(f"{path}: line {i + 1}: expected an optional string 'key' and 'split' train or eval, "
+                             f"got key {r.get('key')!r}, split {r.get('split')!r}")
     if len(rows) != count:
         raise ValueError(f"{path}: expected {count} captions (one per clip in the shards), got {len(rows)}")
-    return [r["caption"] for r in rows]
+    return rows
+
+
+def read_captions(path: Path, count: int) -> list[str]:
+    """The `caption` of each line of a JSONL file; ValueError unless there are exactly `count` strings."""
+    return [r["caption"] for r in read_caption_rows(path, count)]
 
 
 def write_precomputed(folder: str | Path, ids: torch.Tensor, captions: list[str], codebook: torch.Tensor, *,
