@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,41 @@ def test_a_killed_tokenisation_resumes_per_shard_with_identical_bytes(spec: Path
     assert files == sorted(p.name for p in out.iterdir()) and "shard-00003.npy" in files
     for name in files:
         assert (whole / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def _tokenize_in_process(spec: Path, root: Path, log: Path, name: str, started, slow: bool) -> None:
+    """A worker of the lock test: tokenise, logging every shard it writes; `slow` holds shard 0 a while."""
+    def on_shard(k: int) -> None:
+        with open(log, "a") as f:
+            f.write(f"{name} wrote {k}\n")
+        if slow and k == 0:
+            started.set()
+            time.sleep(1.0)  # the other process arrives while this one holds the lock
+
+    if not slow:
+        started.wait(60)
+    out = tokenize(data_of(spec, root), root, progress=False, on_shard=on_shard)
+    with open(log, "a") as f:
+        f.write(f"{name} done {out.name}\n")
+
+
+def test_two_processes_tokenise_once_the_second_waits_and_reads(spec: Path, tmp_path: Path) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    started, log = ctx.Event(), tmp_path / "log.txt"
+    procs = [ctx.Process(target=_tokenize_in_process, args=(spec, tmp_path, log, name, started, name == "a"))
+             for name in ("a", "b")]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    lines = log.read_text().splitlines()
+    assert [line for line in lines if " wrote " in line] == [f"a wrote {k}" for k in range(4)]  # all by a
+    assert lines[-1].startswith("b done ")  # b waited for a's lock, then read a's finished shards
+    assert lines[-2].startswith("a done ") and lines[-1].split()[-1] == lines[-2].split()[-1]
+    assert len(ShardDataset(tmp_path / "_cache" / "shards" / lines[-1].split()[-1])) == GOOD_TRAIN
 
 
 def test_cli_validate_tokenize_and_run_a_tiny_spec(spec: Path, tmp_path: Path, capsys) -> None:
