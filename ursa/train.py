@@ -164,7 +164,7 @@ class TrainConfig(BaseModel):
     grad_accum: int = Field(1, ge=1)  # micro-batches per process and step: batch_size / (processes x grad_accum) clips each
     parallel: Literal["ddp", "fsdp"] = "ddp"  # how W > 1 processes share the model (fsdp: FSDP2 fully_shard)
     activation_checkpointing: bool = False  # recompute each layer's activations in backward (memory for compute)
-    compile: bool = False  # torch.compile the model
+    compile: bool = False  # torch.compile the model (measured slower at 0.6B on an H200: docs/cluster.md)
     ema_decay: float = Field(0.0, ge=0, lt=1)  # > 0: keep an EMA of the weights; sampling then uses it
     # losses are kept on the device and read back (one host sync) every log_every steps, at every
     # checkpoint and snapshot; losses.csv still gets one row per step
@@ -529,13 +529,13 @@ class _Outputs:
     On other ranks every method is a no-op."""
 
     def __init__(self, out_dir: Path, config: TrainConfig, main: bool) -> None:
+        if main and config.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise ValueError("train.tensorboard: expected the `tensorboard` package (a dependency of "
+                             "ursa-bench: pip install -e .), got none installed")
         self.path = out_dir / LOSSES
         self.csv = open(self.path, "a", newline="") if main else None
         self.tb = self.wandb = None
         if main and config.tensorboard:
-            if importlib.util.find_spec("tensorboard") is None:
-                raise ValueError("train.tensorboard: expected the `tensorboard` package (a dependency of "
-                                 "ursa-bench: pip install -e .), got none installed")
             from torch.utils.tensorboard import SummaryWriter
 
             self.tb = SummaryWriter(str(out_dir / TENSORBOARD))

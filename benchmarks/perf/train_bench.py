@@ -78,8 +78,9 @@ def _data(config: URSAConfig, batch: int, latent: tuple[int, int, int]) -> Token
 
 
 def step_figures(preset: str, batch: int, latent: tuple[int, int, int], steps: int, device: torch.device,
-                 **overrides) -> dict:
-    """Train-loop vs bare forward+backward step time, tokens/s, MFU and peak memory of one preset."""
+                 compile: bool = False, **overrides) -> dict:
+    """Train-loop vs bare forward+backward step time, tokens/s, MFU and peak memory of one preset
+    (compile: both through torch.compile; the two warm-up steps absorb the compilation)."""
     config = URSAConfig.preset(preset, **overrides)
     bf16 = device.type == "cuda"
     data = _data(config, batch, latent)
@@ -98,31 +99,32 @@ def step_figures(preset: str, batch: int, latent: tuple[int, int, int], steps: i
     with tempfile.TemporaryDirectory() as out:
         # stop_after returns before the final checkpoint (a 1.7B model's AdamW state is 20 GB of disk)
         train(model, path, data, TrainConfig(steps=steps + 3, batch_size=batch, device=str(device), bf16=bf16,
-              checkpoint_every=10**9, warmup_steps=1, corruption="clip"), out, progress=False, on_step=on_step,
+              checkpoint_every=10**9, warmup_steps=1, corruption="clip", compile=compile), out, progress=False, on_step=on_step,
               stop_after=steps + 2)
     train_s = (stamps[-1] - stamps[1]) / steps  # two warm-up steps
     train_mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
 
     model.zero_grad(set_to_none=True)
     d = data.to(device)
+    net = torch.compile(model) if compile else model
     for i in range(steps + 2):
         if i == 2:
             _sync(device)
             start = time.perf_counter()
         model.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(d.text_ids, d.visual_ids, d.text_mask)
+            logits = net(d.text_ids, d.visual_ids, d.text_mask)
         F.cross_entropy(logits.float().flatten(0, -2), d.visual_ids.flatten()).backward()
     _sync(device)
     bare_s = (time.perf_counter() - start) / steps
     params = sum(p.numel() for p in model.parameters())
-    del model, logits
+    del model, net, logits
     if device.type == "cuda":
         torch.cuda.empty_cache()
     tokens = batch * (TEXT_LEN + 1 + math.prod(latent))
     flops = model_flops(config, batch, latent)
     peak = _peak(device)
-    return {"preset": preset, "batch": batch, "latent": list(latent), "tokens_per_step": tokens,
+    return {"preset": preset, "compile": compile, "batch": batch, "latent": list(latent), "tokens_per_step": tokens,
             "params": params,
             "train_step_ms": 1e3 * train_s, "bare_fwd_bwd_ms": 1e3 * bare_s,
             "efficiency_bare_over_train": bare_s / train_s, "tokens_per_s": tokens / train_s,
