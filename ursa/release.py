@@ -355,6 +355,7 @@ class ReleaseTextTokenizer:
         if self._tok.pad_token_id is None:
             raise ValueError(f"release tokenizer {str(path)!r}: expected a pad token in tokenizer_config.json, got none")
         self.vocab_size, self.pad_id = len(self._tok), int(self._tok.pad_token_id)
+        self.path = path
         self.max_length, self.prefix, self.negative_prompt = max_length, prefix, negative_prompt
 
     def __call__(self, captions: list[str], max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from safetensors.torch import save_file
 from harness_fixtures import WORLD, seeded_runs_root, tiny_spec
 
 from harness.runner import run_spec
@@ -106,25 +107,24 @@ def test_release_spec_errors(tmp_path: Path, edit, path, expected) -> None:
 
 def _user_folders(tmp_path: Path) -> dict[str, str]:
     """Stand-ins for the example specs' /path/to/... folders: a synthetic release whose head is
-    the Cosmos FSQ K (64000) with a tokenizer/ folder, a Cosmos DV4x8x8 folder (validation reads
-    only file names and geometry) and a video folder with a manifest."""
-    from test_release_helpers import make_tokenizer
-
+    the FSQ K (64000) with tokenizer/ and vae/ (the golden tiny FSQ video tokenizer) folders, and a
+    video folder with a manifest."""
+    from test_release_helpers import load_golden, make_tokenizer
 
     release = tmp_path / "URSA"
     make_release(release, dict(TINY, lm_head_size=64000, vocab_size=40 + 64000))
     make_tokenizer(release / "tokenizer")
-    cosmos = tmp_path / "Cosmos-0.1-Tokenizer-DV4x8x8"
-    cosmos.mkdir()
-    for name in ("encoder.jit", "decoder.jit"):
-        (cosmos / name).write_bytes(b"")
+    config, weights, _ = load_golden(Path(__file__).parents[1] / "ursa" / "tokenizers" / "test_cosmos3d_golden.safetensors")
+    (release / "vae").mkdir()
+    (release / "vae" / "config.json").write_text(json.dumps(config))
+    save_file(weights, str(release / "vae" / "diffusion_pytorch_model.safetensors"))
     videos = tmp_path / "videos"
     videos.mkdir()
     for name in ("a.mp4", "b.mp4"):
         (videos / name).write_bytes(b"\x00" * 64)  # validation checks presence and size, decoding happens at run time
     (videos / "captions.csv").write_text("path,caption,split\na.mp4,a red circle,train\nb.mp4,a blue square,eval\n")
     return {"/path/to/URSA-1.7B-FSQ320": str(release), "/path/to/URSA-0.6B-FSQ320": str(release),
-            "/path/to/Cosmos-0.1-Tokenizer-DV4x8x8": str(cosmos), "/path/to/videos": str(videos)}
+            "/path/to/videos": str(videos)}
 
 
 @pytest.mark.parametrize("name", ["release_sampler", "release_finetune"])
@@ -139,3 +139,4 @@ def test_example_specs_validate(tmp_path: Path, name: str) -> None:
     runs = expand(load_spec(tmp_path / f"{name}.yaml"), "default")
     assert len(runs) == {"release_sampler": 12, "release_finetune": 3}[name]
     assert all(r.config.model.init_format == "release" for r in runs)
+    assert {(r.config.tokenizer.name, r.config.text_tokenizer.name) for r in runs} == {("release_fsq", "release_text")}
