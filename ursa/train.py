@@ -608,7 +608,7 @@ def train(
     rank = distributed.init_from_env(config.device)
     micro = _micro_batch(config, rank)
     device = torch.device(config.device)
-    if device.type == "cuda" and device.index is None and rank.world > 1:
+    if device.type == "cuda" and rank.world > 1:  # one GPU per process, whatever index the config names
         device = torch.device("cuda", rank.local_rank)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

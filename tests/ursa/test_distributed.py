@@ -20,7 +20,7 @@ from torch.multiprocessing import ProcessExitedException
 from ursa import distributed
 from ursa.model import URSAConfig, URSAModel
 from ursa.paths import build_path
-from ursa.train import TokenDataset, TrainConfig, train
+from ursa.train import TokenDataset, TrainConfig, TrainResult, load_result, train
 
 K, STEPS, B = 32, 20, 4
 RTOL = 1e-5  # float summation order differs (per-rank sums, all-reduce); nothing else may (measured: 2e-7)
@@ -40,9 +40,13 @@ def model() -> URSAModel:
     return URSAModel(URSAConfig.preset("tiny", text_vocab_size=16, visual_vocab_size=K), seed=0)
 
 
-def run(out: Path, **overrides) -> list[float]:
+def fit(out: Path, **overrides) -> TrainResult:
     return train(model(), build_path("mixture", vocab_size=K), dataset(), TrainConfig(**{**CFG, **overrides}), out,
-                 progress=False).losses
+                 progress=False)
+
+
+def run(out: Path, **overrides) -> list[float]:
+    return fit(out, **overrides).losses
 
 
 def read_losses(p: Path) -> list[float]:
@@ -56,12 +60,13 @@ def close(a: list[float], b: list[float], rtol: float) -> bool:
 
 def _four_runs(root: str) -> None:
     """Each rank: DDP, DDP with 2 micro-batches per process, both with the batch-wide noise draw,
-    then DDP and FSDP2 with per-clip noise seeds (each rank reads and corrupts only its clips)."""
+    then DDP and FSDP2 (with activation checkpointing) with per-clip noise seeds (each rank reads
+    and corrupts only its clips), both keeping an EMA."""
     root = Path(root)
     run(root / "ddp")
     run(root / "ddp_accum", grad_accum=2)
-    run(root / "ddp_clip", corruption="clip")
-    run(root / "fsdp_clip", parallel="fsdp", corruption="clip")
+    run(root / "ddp_clip", corruption="clip", ema_decay=0.9)
+    run(root / "fsdp_clip", parallel="fsdp", corruption="clip", ema_decay=0.9, activation_checkpointing=True)
 
 
 def _killed_at_12(root: str) -> None:
@@ -102,10 +107,14 @@ def test_gradient_accumulation_equals_the_whole_batch(two_procs: Path, one_proc:
 
 
 def test_per_clip_noise_ddp_and_fsdp2_equal_one_process(two_procs: Path, one_proc: list[float], tmp_path: Path) -> None:
-    one_clip = run(tmp_path / "clip", corruption="clip")
+    one = fit(tmp_path / "clip", corruption="clip", ema_decay=0.9)
+    one_clip = one.losses
     ddp, fsdp = (read_losses(two_procs / name / "losses.csv") for name in ("ddp_clip", "fsdp_clip"))
     assert close(ddp, one_clip, RTOL) and close(fsdp, one_clip, RTOL) and close(fsdp, ddp, RTOL)
     assert not close(one_clip, one_proc, RTOL)  # another noise stream: the comparison can tell streams apart
+    for name in ("ddp_clip", "fsdp_clip"):  # the EMA (gathered from FSDP2 shards) is the one process's
+        ema = load_result(two_procs / name).ema
+        assert all(torch.allclose(ema[k], one.ema[k], rtol=0, atol=1e-5) for k in one.ema)
     # the FSDP2 checkpoint holds full weights: the single-process format, loadable as a model
     URSAModel.from_pretrained(two_procs / "fsdp_clip" / "checkpoint")
 
