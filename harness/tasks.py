@@ -27,11 +27,17 @@ class TaskContext:
     generator: torch.Generator
 
     def text(self, prompts: list[Prompt]) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-        """(text_ids (B, L), text_mask (B, L), sampler keywords: generator and, with CFG, the empty prompt)."""
+        """(text_ids (B, L), text_mask (B, L), sampler keywords: generator and, with CFG, the unconditional
+        text: the text tokenizer's `uncond(B)` -> (ids (B, L'), mask (B, L')) when it has one (e.g. a
+        negative prompt), else the empty prompt (text fully masked out)."""
         text_ids, text_mask = self.data.text([p.caption for p in prompts])
         kw: dict[str, Any] = {"generator": self.generator}
-        if self.config.cfg_scale != 1.0:  # unconditional branch: text fully masked out
-            kw.update(uncond_ids=torch.zeros_like(text_ids[:, :1]), uncond_mask=torch.zeros_like(text_mask[:, :1]))
+        if self.config.cfg_scale != 1.0:
+            uncond = getattr(self.data.text, "uncond", None)
+            if callable(uncond):
+                kw["uncond_ids"], kw["uncond_mask"] = uncond(len(prompts))
+            else:
+                kw.update(uncond_ids=torch.zeros_like(text_ids[:, :1]), uncond_mask=torch.zeros_like(text_mask[:, :1]))
         return text_ids, text_mask, kw
 
     def real_ids(self, prompts: list[Prompt]) -> torch.Tensor:

@@ -140,3 +140,45 @@ def test_example_specs_validate(tmp_path: Path, name: str) -> None:
     assert len(runs) == {"release_sampler": 12, "release_finetune": 3}[name]
     assert all(r.config.model.init_format == "release" for r in runs)
     assert {(r.config.tokenizer.name, r.config.text_tokenizer.name) for r in runs} == {("release_fsq", "release_text")}
+
+
+def test_negative_prompt_is_the_unconditional_branch(tmp_path: Path) -> None:
+    """A text tokenizer with `uncond` (release_text) feeds the sampler's unconditional branch; its
+    default "" gives bit-identical samples to the empty fully masked text used before (and still
+    used by tokenizers without `uncond`); a negative prompt changes them."""
+    from harness.data import Data
+    from harness.plugins import TEXT_TOKENIZERS
+    from harness.spec import SampleConfig
+    from harness.tasks import TaskContext
+    from test_release_helpers import make_tokenizer
+    from ursa.model import URSAModel
+    from ursa.release import build_release_path
+    from ursa.sample import EulerSampler, text_to_video
+    from ursa.tokenizers.text import HFTextTokenizer
+
+    release = make_release(tmp_path / "rel")
+    make_tokenizer(release / "tokenizer")
+    model, path = URSAModel.from_release(release), build_release_path(release)
+    plugin, prompts = TEXT_TOKENIZERS.get("release_text"), [type("P", (), {"caption": c}) for c in ("a red circle", "up")]
+    config = SampleConfig(steps=4, cfg_scale=5.0)
+
+    def sample(text, **override) -> tuple[torch.Tensor, dict]:
+        ctx = TaskContext(EulerSampler(model, path, config), Data(None, None, text, "-"), config,
+                          torch.Generator().manual_seed(0))
+        ids, mask, kw = ctx.text(prompts)
+        kw.update(override)
+        return text_to_video(ctx.sampler, ids, mask, (2, 2, 2), **kw), kw
+
+    def release_text(negative: str):
+        return plugin.build(plugin.Options.model_validate({"path": str(release), "negative_prompt": negative}), None, tmp_path)
+
+    empty = release_text("")
+    default, kw = sample(empty)
+    assert torch.equal(kw["uncond_ids"], empty.uncond(2)[0]) and not kw["uncond_mask"].any()
+    before, _ = sample(empty, uncond_ids=torch.zeros(2, 1, dtype=torch.long), uncond_mask=torch.zeros(2, 1, dtype=torch.bool))
+    assert torch.equal(default, before)  # "" is the empty prompt: 320 pads either way
+    negative, kw = sample(release_text("worst quality,"))
+    assert kw["uncond_mask"].sum().item() == 4 and not torch.equal(negative, default)
+    hf = HFTextTokenizer(release / "tokenizer")  # no uncond: the empty prompt, as before
+    _, kw = sample(hf)
+    assert torch.equal(kw["uncond_ids"], torch.zeros(2, 1, dtype=torch.long)) and kw["uncond_mask"].shape == (2, 1)
