@@ -32,6 +32,7 @@ SUITES = {
     "harness": "benchmarks.perf.harness_bench",
     "train": "benchmarks.perf.train_bench",
     "release_sample": "benchmarks.perf.release_sample_bench",
+    "data": "benchmarks.perf.data_bench",
 }
 
 

@@ -42,6 +42,7 @@ TARGETS: list[Target] = [
     Target("train", "step_0.6B.mfu", ">=", 0.40, "MFU >= 40% at 0.6B bf16 (H100/H200-class GPU)"),
     Target("harness", "grid_1000.seconds", "<=", 2.0, "1,000-run grid expanded and validated"),
     Target("harness", "noop_rerun.rerun_with_report_s", "<=", 5.0, "no-op rerun of a completed spec"),
+    Target("data", "rss.shards_growth_ratio", "<=", 1.05, "streaming training peak RSS flat (<= 5%) as the data grows 10x"),
 ]
 
 
