@@ -5,11 +5,13 @@ the Euler sampler"). Each step: logits z = model(x_t) (classifier-free guidance 
 t < cfg_trunc), one draw x1_hat ~ Categorical(softmax(z)) per token, then path.step jumps each
 token with probability 1 - exp(-h r) towards x1_hat. The last step returns x1_hat itself (or
 argmax z). Tokens of condition frames are reset to the given ids before every model call and
-after every jump, i.e. held clean (t = 1) throughout.
+after every jump, i.e. held clean (t = 1) throughout (`compat_condition_drift` reproduces the
+authors' pipeline instead: written once at the start, then free to jump).
 
 t = 0: with alpha < 1 the metric path's beta_dot is infinite at t = 0. The grid starts at exactly
 t_0 = 0 because MetricPath.step replaces h * beta_dot_0 by its finite integral beta_h - beta_0,
-so the first step from pure noise already moves tokens (the authors' first step moves nothing).
+so the first step from pure noise already moves tokens (the authors' first step moves nothing;
+`compat_still_first_step` reproduces that).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ursa.checks import check_tensor, describe
-from ursa.paths import ProbPath
+from ursa.paths import MetricPath, ProbPath
 from ursa.schedule import ShiftRule, resolve_shift, shift_time
 
 
@@ -38,6 +40,12 @@ class SamplerConfig(BaseModel):
     cfg_scale: float = Field(1.0, ge=0)  # classifier-free guidance scale s (1: no guidance)
     cfg_trunc: float = Field(0.9, ge=0, le=1)  # guidance only while t < cfg_trunc
     argmax_last: bool = False  # the last step takes the argmax of the prediction instead of a sample
+    # the authors' bug 2 (docs/release.md), for like-for-like comparison with their published numbers: condition
+    # frames are set once at the start, then jump like any token (their I2V / V2V frames drift); False holds them
+    compat_condition_drift: bool = False
+    # the authors' bug 6: the metric path's beta_dot is taken as 0 at t = 0, so the first step moves no token
+    # (their model call there is wasted); False integrates beta over the first step (ursa/sample.py docstring)
+    compat_still_first_step: bool = False
 
     def shift_for(self, num_tokens: int) -> float:
         """The shift lambda used for clips of `num_tokens` visual tokens."""
@@ -151,17 +159,24 @@ class EulerSampler:
             held = condition_frames[:, :, None, None].expand(shape).to(device)
             condition_ids = condition_ids.to(device)
 
-        def hold(x: Tensor) -> Tensor:
+        def given(x: Tensor) -> Tensor:
             return x if held is None else torch.where(held, condition_ids, x)
+
+        # condition frames are written into the start; held again at every step unless the bug-2 compat flag is set
+        hold = (lambda x: x) if cfg.compat_condition_drift else given
 
         K = self.path.vocab_size
         if self.path.num_states > K:  # masked path: the source is all-mask (id K)
             x = torch.full(shape, K, dtype=torch.long, device=device)
         else:  # uniform source
             x = torch.randint(K, shape, generator=generator, device=device)
+        x = given(x)
         grid = cfg.time_grid(math.prod(latent_shape)).tolist()
+        still_first = cfg.compat_still_first_step and isinstance(self.path, MetricPath)  # their mixture path moves at t = 0
         for k in tqdm(range(cfg.steps), disable=not progress, desc="sample"):
             t, h = grid[k], grid[k + 1] - grid[k]
+            if still_first and k == 0 and k < cfg.steps - 1:
+                continue  # no rate at t = 0: x stays the noise (the last step always samples, as theirs)
             x = hold(x)
             z = self._logits(text_ids, text_mask, x, uncond if use_cfg and t < cfg.cfg_trunc else None)
             if z.shape != (*shape, K):

@@ -137,9 +137,13 @@ def test_example_specs_validate(tmp_path: Path, name: str) -> None:
     assert "/path/to/" not in text.split("base:", 1)[1]
     (tmp_path / f"{name}.yaml").write_text(text)
     runs = expand(load_spec(tmp_path / f"{name}.yaml"), "default")
-    assert len(runs) == {"release_sampler": 12, "release_finetune": 3}[name]
+    assert len(runs) == {"release_sampler": 48, "release_finetune": 3}[name]
     assert all(r.config.model.init_format == "release" for r in runs)
     assert {(r.config.tokenizer.name, r.config.text_tokenizer.name) for r in runs} == {("release_fsq", "release_text")}
+    if name == "release_sampler":  # the compat axis: the authors' sampler (bugs 2 and 6) vs the fixed one
+        assert {(r.config.sample.compat_condition_drift, r.config.sample.compat_still_first_step) for r in runs} == {
+            (False, False), (True, True)}
+        assert len({r.config.text_tokenizer.options()["negative_prompt"] for r in runs}) == 2
 
 
 def test_negative_prompt_is_the_unconditional_branch(tmp_path: Path) -> None:
