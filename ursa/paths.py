@@ -15,6 +15,7 @@ not depend on how MetricPath chunks tokens (chunked == unchunked, bitwise).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Literal
 
 import torch
 
@@ -99,9 +100,16 @@ class MetricPath(ProbPath):
     by definition (velocity, probs, distances_to). Distances are one (chunk, D) x (D, K) matmul: d = 2 - 2 cos, clamped to
     [0, 4], with d(x1, x1) = 0 exactly. Zero rows are allowed (cos = 0 with everything). Categorical draws use inverse CDFs from a sequential
     float32 cumsum (row-order-independent; relative error of the CDF <~ K * 2^-24).
+
+    zero_rows: the distance of a zero row (FSQ grids hold the all-zero code) to the others.
+    "equidistant": 2 - 2 cos = 2 to every other state (it has no direction). "origin": the zero
+    row stays the origin after normalisation, d = |e_x|^2 + |e_y|^2 - 2 e_x.e_y = 1 to unit rows
+    and 0 to other zero rows, as the authors' released scheduler computes it
+    (MetricDiscreteProbPath.get_dist; ursa.release.build_release_path). Both agree on other rows, bitwise.
     """
 
-    def __init__(self, embeddings: torch.Tensor, c: float = 3.0, alpha: float = 0.9, chunk_size: int = 4096) -> None:
+    def __init__(self, embeddings: torch.Tensor, c: float = 3.0, alpha: float = 0.9, chunk_size: int = 4096,
+                 zero_rows: Literal["equidistant", "origin"] = "equidistant") -> None:
         if not isinstance(embeddings, torch.Tensor) or not embeddings.is_floating_point() or embeddings.dim() != 2:
             got = (f"{embeddings.dtype} of shape {tuple(embeddings.shape)}" if isinstance(embeddings, torch.Tensor)
                    else type(embeddings).__name__)
@@ -119,10 +127,15 @@ class MetricPath(ProbPath):
                 raise ValueError(f"{name}: expected a number > 0, got {v!r}")
         if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
             raise ValueError(f"chunk_size: expected an int >= 1, got {chunk_size!r}")
+        if zero_rows not in ("equidistant", "origin"):
+            raise ValueError(f"zero_rows: expected 'equidistant' or 'origin', got {zero_rows!r}")
         # F.normalize semantics: a zero row (FSQ grids contain the all-zero code) stays zero, so
         # cos = 0 and d = 2 to every other state: it is equidistant, having no direction.
         self.embeddings = (embeddings.to(torch.float64) / norms.clamp_min(1e-12)[:, None]).to(torch.float32).contiguous()
         self._num_zero_rows = int((norms == 0).sum())
+        self.zero_rows = zero_rows
+        # "origin": 1 for each zero row, subtracted from 2 - 2 cos once per zero end (exact 0 elsewhere)
+        self._deficit = (norms == 0).to(torch.float32) if zero_rows == "origin" and self._num_zero_rows else None
         self._e_t = self.embeddings.T.contiguous()  # (D, K)
         self.c, self.alpha, self.chunk_size = float(c), float(alpha), chunk_size
         self.vocab_size = self.num_states = embeddings.shape[0]
@@ -134,7 +147,10 @@ class MetricPath(ProbPath):
         rows = self.embeddings.new_zeros(-(-m // _ROW_PAD) * _ROW_PAD, self._e_t.shape[0])
         rows[:m] = self.embeddings[x1]
         d = (rows @ self._e_t)[:m]
-        d.mul_(-2).add_(2).clamp_(0, 4)
+        d.mul_(-2).add_(2)
+        if self._deficit is not None:
+            d.sub_(self._deficit[None, :]).sub_(self._deficit[x1][:, None])
+        d.clamp_(0, 4)
         return d.scatter_(1, x1[:, None], 0.0)
 
     def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -143,7 +159,10 @@ class MetricPath(ProbPath):
         if x.shape != y.shape:
             raise ValueError(f"y: expected the shape of x {tuple(x.shape)}, got {tuple(y.shape)}")
         cos = (self.embeddings[x] * self.embeddings[y]).sum(-1)
-        return torch.where(x == y, 0.0, (2 - 2 * cos).clamp(0, 4))
+        d = 2 - 2 * cos
+        if self._deficit is not None:
+            d = d - self._deficit[x] - self._deficit[y]
+        return torch.where(x == y, 0.0, d.clamp(0, 4))
 
     def distances_to(self, x1: torch.Tensor) -> torch.Tensor:
         """d(x, x1) for every state x, float32 (..., K)."""
@@ -156,9 +175,11 @@ class MetricPath(ProbPath):
 
     def uniform_distance(self) -> float:
         """D(0) = E d(x, y) for x, y uniform ids = 2 - 2 |mean_x e(x)|^2, less the 2 / K^2 that
-        formula charges for d(z, z) = 0 of each zero row z."""
+        formula charges for d(z, z) = 0 of each zero row z ("origin": less 2 / K per zero row,
+        E |e_x|^2 + E |e_y|^2 with d(z, z) = 0 already in it)."""
         mean = self.embeddings.to(torch.float64).mean(0)
-        return float(2 - 2 * mean.dot(mean) - 2 * self._num_zero_rows / self.vocab_size**2)
+        zero = self._num_zero_rows / self.vocab_size
+        return float(2 - 2 * mean.dot(mean) - 2 * zero * (1 if self.zero_rows == "origin" else 1 / self.vocab_size))
 
     # -- path ----------------------------------------------------------------------------------
     def _chunks(self, active: torch.Tensor) -> tuple[torch.Tensor, ...]:

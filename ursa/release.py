@@ -23,6 +23,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
@@ -311,14 +312,22 @@ def load_scheduler(directory: str | Path, trust_pickle: bool = False) -> Release
     return ReleaseScheduler(c=c, alpha=alpha, shift=shift, eps=eps, codebook=emb.float())
 
 
-def build_release_path(directory: str | Path, chunk_size: int = 4096, trust_pickle: bool = False):
+def build_release_path(directory: str | Path, chunk_size: int = 4096, trust_pickle: bool = False,
+                       zero_rows: Literal["origin", "equidistant"] = "origin"):
     """The release's probability path as a ursa.paths ProbPath: MetricPath(codebook, c, alpha),
-    or MixturePath(K) when alpha is null (KineticOptimalScheduler.load_pretrained)."""
-    from ursa.paths import build_path
+    or MixturePath(K) when alpha is null (KineticOptimalScheduler.load_pretrained).
+
+    zero_rows "origin" (default) gives a zero codebook row the authors' distances: their
+    MetricDiscreteProbPath.get_dist computes |e_x|^2 + |e_y|^2 - 2 e_x.e_y on F.normalize'd rows,
+    where a zero row (FSQ's all-zero code) stays zero, so d = 1 to every unit row. "equidistant" is
+    this project's MetricPath default (2 - 2 cos = 2). Other rows get identical distances either way.
+    """
+    from ursa.paths import MetricPath, MixturePath
 
     s = load_scheduler(directory, trust_pickle=trust_pickle)
-    return build_path(s.kind, vocab_size=s.codebook.shape[0], embeddings=s.codebook,
-                      c=s.c or 0.0, alpha=s.alpha or 0.0, chunk_size=chunk_size)
+    if s.kind == "mixture":
+        return MixturePath(s.codebook.shape[0])
+    return MetricPath(s.codebook, c=s.c, alpha=s.alpha, chunk_size=chunk_size, zero_rows=zero_rows)
 
 
 # ---- text ----------------------------------------------------------------------------------

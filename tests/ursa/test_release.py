@@ -96,9 +96,7 @@ def test_scheduler_metric_and_mixture(tmp_path, release):
     assert (s.kind, s.c, s.alpha, s.shift, s.eps) == ("metric", 3.0, 0.9, 3.0, 1e-5)
     path = build_release_path(release)
     assert isinstance(path, MetricPath) and path.vocab_size == 27
-    # the path's distances are those of the L2-normalised codebook. (Not for FSQ's all-zero code,
-    # id 13 here: ursa.paths gives it d = 2 to every code, the authors' |e_x - e_y|^2 gives 1;
-    # docs/release.md, "Known differences".)
+    # the path's distances are those of the L2-normalised codebook (FSQ's all-zero code: below)
     e = torch.nn.functional.normalize(fsq_codebook().half().float(), dim=-1, eps=1e-5)
     x, y = torch.tensor([1, 5, 12, 26]), torch.tensor([2, 5, 0, 3])
     assert torch.allclose(path.distance(x, y), (e[x] - e[y]).pow(2).sum(-1), atol=1e-6)
@@ -168,3 +166,29 @@ def test_rotary_layout_other_head_dim(tmp_path):
     text, visual = _inputs(9, 1, 4, (3, 2, 5))
     with torch.no_grad():
         assert (m(text, visual) - reference_logits(release_state(cfg, 3), cfg, text, visual)).abs().max() < 1e-5
+
+
+def test_zero_code_gets_the_authors_distances(release):
+    """FSQ's all-zero code (id 13 of levels (3, 3, 3)): the authors' get_dist, |e_x|^2 + |e_y|^2 -
+    2 e_x.e_y on F.normalize'd rows (a zero row stays zero), gives it 1 to every other code; the
+    release path reproduces that ("origin"), MetricPath's default keeps 2 ("equidistant")."""
+    e = torch.nn.functional.normalize(fsq_codebook().half().float(), dim=-1, eps=1e-5)
+    assert e[13].abs().sum() == 0
+    theirs = (e.square().sum(-1)[:, None] + e.square().sum(-1)[None, :] - 2 * e @ e.T).clamp(min=0)  # (27, 27)
+    path = build_release_path(release)
+    ids = torch.arange(27)
+    assert torch.allclose(path.distances_to(ids), theirs.T, atol=1e-6)  # [x1, x] = d(x, x1), every pair
+    assert torch.equal(path.distance(torch.full((27,), 13), ids), (ids != 13).float())
+    ours = build_release_path(release, zero_rows="equidistant")
+    assert torch.equal(ours.distance(torch.full((27,), 13), ids), 2 * (ids != 13).float())
+    assert isinstance(ours, MetricPath) and ours.zero_rows == "equidistant" == MetricPath(e).zero_rows
+    with pytest.raises(ValueError, match="zero_rows: expected 'equidistant' or 'origin', got 'authors'"):
+        MetricPath(e, zero_rows="authors")
+    other = ids != 13  # every other pair: bitwise the same
+    assert torch.equal(path.distances_to(ids)[other][:, other], ours.distances_to(ids)[other][:, other])
+    d = path.distances_to(ids).double()
+    assert abs(path.uniform_distance() - d.mean().item()) < 1e-6 and abs(ours.uniform_distance() -
+                                                                     ours.distances_to(ids).double().mean().item()) < 1e-6
+    # p_t(x | x1 = zero code) is the authors' softmax(-beta_t d): c (t / (1 - t))^alpha with c 3, alpha 0.9
+    beta = 3.0 * (0.5 / 0.5) ** 0.9
+    assert torch.allclose(path.probs(torch.tensor([13]), 0.5)[0], torch.softmax(-beta * theirs[13], -1), atol=1e-6)
