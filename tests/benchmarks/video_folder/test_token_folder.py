@@ -128,3 +128,11 @@ def test_spec_errors_before_any_compute(folder: Path, tmp_path: Path, capsys) ->
     assert "tokenizer {name: precomputed} (path left out, or" in one_paragraph(capsys)
     assert main(["validate", str(write_spec(tmp_path / "e.yaml", tmp_path / "nowhere"))]) == 2
     assert "precomputed.json" in capsys.readouterr().err
+
+
+def test_the_example_spec_validates_on_a_folder(folder: Path, tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[3] / "ablations" / "examples" / "token_folder.yaml"
+    spec = yaml.safe_load(example.read_text())
+    spec["base"]["benchmark"]["path"] = str(folder)
+    (tmp_path / "example.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["validate", str(tmp_path / "example.yaml"), "--profile", "smoke"]) == 0
