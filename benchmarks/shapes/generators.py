@@ -58,8 +58,26 @@ def generate_reference(name: str, prompts: list[Prompt], tokenizer: VisualTokeni
         out = real[torch.from_numpy(_derangement(len(prompts), rng))]
         return torch.where(cond[..., None, None, None], real, out)
     real_ids = tokenizer.encode(real)  # (N, T, h, w)
-    if real_ids.shape[1] != real.shape[1] and bool(cond.any()):
-        raise ValueError(f"tokenizer: random with condition frames needs temporal compression 1, got T={real_ids.shape[1]} for F={real.shape[1]}")
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     ids = torch.randint(tokenizer.vocab_size, real_ids.shape, generator=gen)
-    return tokenizer.decode(torch.where(cond[..., None, None], real_ids, ids))
+    held = latent_condition(cond, real_ids.shape[1])
+    return tokenizer.decode(torch.where(held[..., None, None], real_ids, ids))
+
+
+def latent_condition(cond: torch.Tensor, num_latent: int) -> torch.Tensor:
+    """bool (N, T): latent frames that hold a condition pixel frame of `cond` bool (N, F).
+
+    T = F: the same frames. Otherwise the tokenizer compresses time: causally (F = 1 + c (T - 1):
+    latent 0 is pixel 0 alone, latent j >= 1 pixels c (j - 1) + 1 .. c j, as Cosmos) or in equal
+    groups (F = c T)."""
+    n, frames = cond.shape
+    if num_latent == frames:
+        return cond
+    p = torch.arange(frames)
+    if num_latent > 1 and (frames - 1) % (num_latent - 1) == 0:
+        index = torch.where(p == 0, 0, 1 + (p - 1) * (num_latent - 1) // (frames - 1))
+    else:
+        index = p * num_latent // frames
+    held = torch.zeros(n, num_latent, dtype=torch.bool)
+    return held.index_put_((torch.arange(n)[:, None].expand(n, frames)[cond], index.expand(n, frames)[cond]),
+                           torch.tensor(True))

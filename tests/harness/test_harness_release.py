@@ -209,9 +209,8 @@ def test_release_tokenizers_through_the_harness(tmp_path: Path) -> None:
         sample={"steps": 2, "batch_size": 2, "cfg_scale": 3.0, "tasks": ["t2v", "i2v"]},
         score={"which": ["flicker", "frames"]})
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
-    # (the shapes benchmark's ref:random row fails with a temporally compressing tokenizer: its t2v
-    # condition mask is per pixel frame; benchmarks/shapes/generators.py, not checked here)
     out = {r.arm: r for r in run_spec(load_spec(tmp_path / "r.yaml"), "default", tmp_path / "runs", progress=False).results}
-    for arm in ("base", "ref:reconstruction"):  # sampled through the plug-ins; real clips through release_fsq
+    # sampled through the plug-ins; real clips and random ids (held i2v frame mapped to its latent) through release_fsq
+    for arm in ("base", "ref:reconstruction", "ref:random"):
         assert out[arm].done, out[arm].error
         assert 0 < out[arm].metrics["temporal_flickering"] <= 1 and 0 < out[arm].metrics["i2v.first_frame_psnr"] < 100

@@ -29,3 +29,19 @@ def test_bad_generator_arguments(shapes_tokenizer):
         generate_reference("real", prompts, cfg=WorldConfig(height=64, width=64))
     with pytest.raises(ValueError, match="prompts"):
         generate_reference("real", [])
+
+
+def test_latent_condition_maps_pixel_frames_to_the_latents_holding_them() -> None:
+    """random's held frames under temporal compression: causal 4x (17 pixel -> 5 latent frames,
+    latent 0 = pixel 0), equal groups (8 -> 2), and no compression (the same frames)."""
+    from benchmarks.shapes.generators import latent_condition
+
+    cond = torch.zeros(3, 17, dtype=torch.bool)
+    cond[0, 0] = True  # i2v
+    cond[1, [0, 16]] = True  # interpolation
+    cond[2, :5] = True  # extrapolation from 5 pixel frames = latents 0 and 1
+    assert latent_condition(cond, 5).int().tolist() == [[1, 0, 0, 0, 0], [1, 0, 0, 0, 1], [1, 1, 0, 0, 0]]
+    groups = torch.zeros(1, 12, dtype=torch.bool)
+    groups[0, 11] = True
+    assert latent_condition(groups, 3).int().tolist() == [[0, 0, 1]]
+    assert torch.equal(latent_condition(cond, 17), cond)
