@@ -45,12 +45,17 @@ class TokenFolderOptions(BaseModel):
     @field_validator("path")
     @classmethod
     def _readable(cls, path: str) -> str:
-        from ursa.tokenizers.cosmos import require_files
-        from ursa.tokenizers.precomputed import CODEBOOK_NPY, CODEBOOK_ST, META, OBTAIN, load_meta
+        from ursa.tokenizers.precomputed import CODEBOOK_NPY, CODEBOOK_ST, META, SHARDS, load_meta
 
         folder = Path(path).expanduser()
-        book = folder / (CODEBOOK_NPY if (folder / CODEBOOK_NPY).is_file() else CODEBOOK_ST)
-        require_files(f"precomputed-tokens folder {folder}", [folder / META, book], OBTAIN)
+        missing = [str(folder / META)] if not (folder / META).is_file() else []
+        if not (folder / CODEBOOK_ST).is_file() and not (folder / CODEBOOK_NPY).is_file():
+            missing.append(f"{folder / CODEBOOK_ST} (or {CODEBOOK_NPY})")
+        if not list((folder / SHARDS).glob("shard-*.npy")):
+            missing.append(f"{folder / SHARDS}/shard-*.npy")
+        if missing:
+            raise ValueError(f"a precomputed-tokens folder (layout: ursa/tokenizers/precomputed.py); missing "
+                             f"{', '.join(missing)}")
         if load_meta(folder / META)[2] is None:
             raise ValueError(f"{folder / META}: latent_shape: expected [T, h, w] of the shards' clips, got none")
         return path

@@ -127,7 +127,12 @@ def test_spec_errors_before_any_compute(folder: Path, tmp_path: Path, capsys) ->
     assert main(["validate", str(other)]) == 2
     assert "tokenizer {name: precomputed} (path left out, or" in one_paragraph(capsys)
     assert main(["validate", str(write_spec(tmp_path / "e.yaml", tmp_path / "nowhere"))]) == 2
-    assert "precomputed.json" in capsys.readouterr().err
+    msg = one_paragraph(capsys)
+    assert "(run-config key benchmark.path): expected a precomputed-tokens folder" in msg
+    assert "precomputed.json" in msg and "codebook.safetensors (or codebook.npy)" in msg and "shard-*.npy" in msg
+    (bare / "shards" / "captions.jsonl").write_text('{"caption": "one"}\n')  # 14 clips, 1 caption
+    assert main(["validate", str(write_spec(tmp_path / "f.yaml", bare))]) == 2
+    assert "captions.jsonl: expected 14 captions (one per clip in the shards), got 1" in one_paragraph(capsys)
 
 
 def test_the_example_spec_validates_on_a_folder(folder: Path, tmp_path: Path) -> None:
