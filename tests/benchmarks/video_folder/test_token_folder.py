@@ -130,6 +130,15 @@ def test_spec_errors_before_any_compute(folder: Path, tmp_path: Path, capsys) ->
     msg = one_paragraph(capsys)
     assert "(run-config key benchmark.path): expected a precomputed-tokens folder" in msg
     assert "precomputed.json" in msg and "codebook.safetensors (or codebook.npy)" in msg and "shard-*.npy" in msg
+    # `precomputed` with its path left out names no folder under any other benchmark: exit 2 before compute
+    shapes = tmp_path / "g.yaml"
+    shapes.write_text(yaml.safe_dump({"name": "g", "base": {
+        "benchmark": {"name": "shapes"}, "tokenizer": {"name": "precomputed"}, "model": {"preset": "tiny"},
+        "score": {"which": ["flicker"]}}}))
+    assert main(["run", str(shapes), "--runs-root", str(tmp_path / "runs"), "--no-progress"]) == 2
+    assert "tokenizer.path: expected a precomputed-tokens folder (required unless the benchmark holds one" in \
+        one_paragraph(capsys)
+    assert not list((tmp_path / "runs").glob("g/*/*/result.json"))
     (bare / "shards" / "captions.jsonl").write_text('{"caption": "one"}\n')  # 14 clips, 1 caption
     assert main(["validate", str(write_spec(tmp_path / "f.yaml", bare))]) == 2
     assert "captions.jsonl: expected 14 captions (one per clip in the shards), got 1" in one_paragraph(capsys)
