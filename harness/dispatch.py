@@ -455,26 +455,38 @@ def _dispatch_local(tasks: list[RunTask], config: ExecutorConfig, folder: Path, 
 @EXECUTORS.register("slurm")
 def _dispatch_slurm(tasks: list[RunTask], config: ExecutorConfig, folder: Path, cap: int,
                     bar: tqdm) -> list[RunResult]:
-    """One SLURM job array; array parallelism = min(spec's array_parallelism, max_parallel)."""
+    """One SLURM job array; array parallelism = min(spec's array_parallelism, max_parallel). With
+    executor.tasks_per_node x nodes > 1, runs that train get jobs of that many tasks (one per GPU)
+    and reference runs, which train nothing, a second array of single-task jobs."""
     s = config.slurm
     params: dict[str, Any] = dict(timeout_min=int(config.timeout_min), gpus_per_node=s.gpus_per_node,
-                                  cpus_per_task=s.cpus_per_task, mem_gb=s.mem_gb, nodes=config.nodes,
-                                  tasks_per_node=config.tasks_per_node,
+                                  cpus_per_task=s.cpus_per_task, mem_gb=s.mem_gb,
                                   slurm_array_parallelism=min(s.array_parallelism, cap))
-    if config.nodes * config.tasks_per_node > 1:  # one task per GPU; a rank that fails ends the others
-        params["slurm_srun_args"] = ["--kill-on-bad-exit=1"]
     if s.partition:
         params["slurm_partition"] = s.partition
     if s.additional:
         params["slurm_additional_parameters"] = dict(s.additional)
-    for task in tasks:
+    shape = (config.nodes, config.tasks_per_node)
+    arrays: dict[tuple[int, int], list[int]] = {}  # (nodes, tasks per node) -> indices of its runs
+    for i, task in enumerate(tasks):
         task.threads = task.threads or config.threads or s.cpus_per_task
+        arrays.setdefault((1, 1) if (task.head or {}).get("reference") else shape, []).append(i)
+    jobs: list[Any] = [None] * len(tasks)
     try:
-        executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=config.max_requeue)
-        executor.update_parameters(**params)
-        with executor.batch():
-            jobs = [executor.submit(task) for task in tasks]
+        for (nodes, per_node), index in arrays.items():
+            executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=config.max_requeue)
+            extra = {"slurm_srun_args": ["--kill-on-bad-exit=1"]} if nodes * per_node > 1 else {}  # a failed rank ends all
+            executor.update_parameters(**params, nodes=nodes, tasks_per_node=per_node, **extra)
+            with executor.batch():
+                for i, job in zip(index, [executor.submit(tasks[i]) for i in index]):
+                    jobs[i] = job
     except Exception as exc:  # noqa: BLE001 - no SLURM, or sbatch refused the array
+        for job in jobs:  # an array already submitted is cancelled: the runs are all left pending
+            try:
+                if job is not None:
+                    job.cancel(check=False)
+            except Exception:  # noqa: BLE001
+                pass
         detail = " ".join(str(exc).split())[:600] or type(exc).__name__
         raise DispatchError(f"executor slurm: could not submit {len(tasks)} run(s) as a job array: "
                             f"{type(exc).__name__}: {detail}. Expected a working SLURM client (sbatch and srun on "

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from engines_helpers import describe, harness, losses, results_table, tiny_spec
+from engines_helpers import describe, harness, losses, results_table, submitit_folder, submitted_runs, tiny_spec
 from harness.runner import run_spec
 from harness.specfile import load_spec
 
@@ -57,7 +57,7 @@ def test_several_nodes_need_slurm(tmp_path: Path) -> None:
 
 def test_two_task_slurm_job_trains_the_run_of_two_local_processes(slurm_cluster, tmp_path: Path,
                                                                   local_two: Path) -> None:
-    """executor.tasks_per_node 2 on SLURM: one job of 2 tasks per run (submitit's
+    """executor.tasks_per_node 2 on SLURM: one job of 2 tasks per trained run (submitit's
     TorchDistributedEnvironment), rank 0 owns the run, rank 1 joins its training; the figures are
     those of the 2-process local run."""
     local = local_two
@@ -69,6 +69,8 @@ def test_two_task_slurm_job_trains_the_run_of_two_local_processes(slurm_cluster,
     assert proc.returncode == 0, describe(proc)
     a, b = results_table(local, "dist", "default"), results_table(root, "dist", "default")
     assert (b["state"] == "done").all(), b[["arm", "state"]]
+    # two arrays: the trained run's jobs of 2 tasks, and single-task jobs for the reference runs
+    assert len({jid.split("_")[0] for jid in submitted_runs(submitit_folder(root, "dist", "default"))}) == 2
     metrics = [c for c in a.columns if c.startswith("metric.") and c != "metric.train_loss"]
     pd.testing.assert_frame_equal(a[metrics], b[metrics])
     for run_id in a.loc[~a["arm"].str.startswith("ref:"), "run_id"]:
