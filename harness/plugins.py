@@ -169,6 +169,9 @@ class Benchmark(Component, ABC):
     # True: training data is too large for memory; harness.tokenize writes `training_clips()` into
     # token shards once and training streams them (ursa.shards). False: `training_set()` in memory.
     streams: ClassVar[bool] = False
+    # True (with streams): the training clips are ids tokenised elsewhere (`load_tokens`), read and
+    # range-checked by harness.tokenize, never decoded or encoded (e.g. token_folder).
+    pretokenized: ClassVar[bool] = False
 
     def __init__(self, options: BaseModel, cache_dir: Path) -> None:
         self.options = options
@@ -211,6 +214,16 @@ class Benchmark(Component, ABC):
     def load_clip(self, item: ClipItem) -> torch.Tensor:
         """Streaming benchmarks: uint8 (F, H, W, 3) of one item, or BadClip(reason); safe to call from threads."""
         raise NotImplementedError(f"{type(self).__name__} does not stream (streams = False)")
+
+    def load_tokens(self, items: list[ClipItem]) -> torch.Tensor:
+        """Pretokenized benchmarks: the stored ids long (n, T, h, w) of `items`."""
+        raise NotImplementedError(f"{type(self).__name__} is not pretokenized (pretokenized = False)")
+
+    def real_ids(self, prompts: list[Prompt], tokenizer: Any) -> torch.Tensor:
+        """long (N, T, h, w): the ids of `prompts`' real clips, the frames conditioned tasks are given
+        and held-out losses are measured on. Default: `tokenizer` encodes `real_videos`; a benchmark
+        that stores ids returns them as stored."""
+        return tokenizer.encode(self.real_videos(prompts))
 
 
 class VisualTokenizerPlugin(Component, ABC):

@@ -42,7 +42,7 @@ class TaskContext:
 
     def real_ids(self, prompts: list[Prompt]) -> torch.Tensor:
         """long (B, T', h, w): the prompts' real clips, tokenised (the frames a task gives)."""
-        return self.data.tokenizer.encode(self.data.benchmark.real_videos(prompts))
+        return self.data.benchmark.real_ids(prompts, self.data.tokenizer)
 
 
 def long_windows(length: int, window: int, context_frames: int) -> int:

@@ -89,12 +89,12 @@ def _read_ids(data: Data, items: list[ClipItem]) -> list[torch.Tensor | str]:
 def _shard_ids(data: Data, pool: ThreadPoolExecutor, items: list[ClipItem],
                device: str) -> tuple[list[int], torch.Tensor, list[dict[str, str]]]:
     """(positions of the usable items, their ids long (n, T, h, w), {"key", "reason"} of the others)."""
-    if getattr(data.benchmark, "pretokenized", False):  # ids made elsewhere: read and checked, not encoded
+    if data.benchmark.pretokenized:  # ids made elsewhere: read and checked, not encoded
         loaded = _read_ids(data, items)
     else:
         loaded = list(pool.map(lambda it: _decode(data, it), items))
     good = [j for j, d in enumerate(loaded) if isinstance(d, torch.Tensor)]
-    if getattr(data.benchmark, "pretokenized", False):
+    if data.benchmark.pretokenized:
         visual = torch.stack([loaded[j] for j in good]) if good else torch.zeros((0, *data.latent_shape()),
                                                                                  dtype=torch.long)
     else:

@@ -249,8 +249,8 @@ class TokenFolderBenchmark(Benchmark):
                              f"{self.options.folder()} has none")
         return prompts
 
-    def real_ids(self, prompts: list[VideoPrompt]) -> torch.Tensor:
-        """long (N, T, h, w): the stored ids of `prompts`' held-out clips."""
+    def real_ids(self, prompts: list[VideoPrompt], tokenizer: Any = None) -> torch.Tensor:
+        """long (N, T, h, w): the stored ids of `prompts`' held-out clips (as stored: never re-encoded)."""
         missing = [p.caption for p in prompts if p.key is None]
         if missing:
             raise ValueError(f"benchmark token_folder: prompt {missing[0][:60]!r} comes from eval_prompts and has "

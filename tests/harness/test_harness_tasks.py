@@ -105,7 +105,8 @@ def test_extrapolation_gives_the_latent_frames_of_its_pixel_frames(monkeypatch: 
         def encode(self, video: torch.Tensor) -> torch.Tensor:
             return torch.zeros(video.shape[0], *self.latent_shape(*video.shape[1:4]), dtype=torch.long)
 
-    bench = SimpleNamespace(geometry=lambda: (17, 32, 32), real_videos=lambda ps: torch.zeros(len(ps), 17, 32, 32, 3))
+    bench = SimpleNamespace(geometry=lambda: (17, 32, 32),
+                            real_ids=lambda ps, tok: tok.encode(torch.zeros(len(ps), 17, 32, 32, 3)))
     text = lambda caps: (torch.ones(len(caps), 3, dtype=torch.long), torch.ones(len(caps), 3, dtype=torch.bool))  # noqa: E731
     data = SimpleNamespace(tokenizer=Compressing(), benchmark=bench, text=text)
     seen = {}
