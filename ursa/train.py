@@ -303,8 +303,9 @@ def _set_rng_state(state: dict, t_gen: torch.Generator, x_gen: torch.Generator) 
     np.random.set_state(state["numpy"])
     t_gen.set_state(state["timestep_generator"])
     x_gen.set_state(state["corruption_generator"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda" in state and torch.cuda.is_available():  # a resume may see fewer GPUs than the writer
+        for index, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
 
 
 def _corrupt(path: ProbPath, x1: Tensor, t: Tensor, seeds: list[int]) -> Tensor:
