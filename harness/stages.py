@@ -123,7 +123,8 @@ def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path, proc
     if config.evaluation_only:
         mark_stage_done(rdir, "train", {"steps": 0, "model": str(Path(config.model.init_from).resolve())})
         return
-    tokens = training_tokens(data, runs_root)  # cached before any process of a distributed stage reads it
+    # cached before any process of a distributed stage reads it; tokenised (if streaming) on the training device
+    tokens = training_tokens(data, runs_root, device=config.train.device)
     if distributed.world_from_env() > 1:  # rank 0 of a SLURM multi-task job: the other tasks wait for this
         distributed.announce(True, config.train.device)
         train(build_model(config, data), path, tokens, config.train, out, progress=False)
@@ -229,7 +230,7 @@ def denoising_metrics(config: RunConfig, data: Data, model_dir: Path, path) -> d
     bins = config.score.denoising_bins
     prompts = data.benchmark.suite("t2v")
     text_ids, text_mask = data.text([p.caption for p in prompts])
-    held_out = TokenDataset(text_ids, text_mask, data.tokenizer.encode(data.benchmark.real_videos(prompts)))
+    held_out = TokenDataset(text_ids, text_mask, data.benchmark.real_ids(prompts, data.tokenizer))
     times = [(i + 0.5) / bins for i in range(bins)]
     ce = denoising_loss(load_model(model_dir), path, held_out, times,
                         generator=torch.Generator().manual_seed(config.score.seed))

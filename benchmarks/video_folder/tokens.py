@@ -26,8 +26,6 @@ from harness.plugins import BENCHMARKS, Benchmark, ClipItem
 from benchmarks.video_folder.manifest import file_signature
 from benchmarks.video_folder.plugin import REAL_TASKS, VideoPrompt
 
-CONDITIONED = ("i2v", "interpolation", "extrapolation")  # their given frames are real clips, tokenised (encoder)
-
 
 class TokenFolderOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -167,9 +165,9 @@ class TokenFolderBenchmark(Benchmark):
 
     @classmethod
     def check_run(cls, options: TokenFolderOptions, config: Any) -> str | None:
-        """The folder's own tokenizer; a decoder (every run decodes its samples for scoring); an encoder
-        where real clips are tokenised again (conditioned tasks, score.denoising_bins)."""
-        from ursa.tokenizers.precomputed import DECODER, ENCODER
+        """The folder's own tokenizer and a decoder (every run decodes its samples for scoring). No
+        encoder is needed: conditioned tasks and score.denoising_bins read the stored ids (`real_ids`)."""
+        from ursa.tokenizers.precomputed import DECODER
 
         folder = options.folder()
         tok = config.tokenizer.options()
@@ -183,11 +181,6 @@ class TokenFolderBenchmark(Benchmark):
                     f"{', '.join(config.sample.tasks)}) to pixels for score.which, and the reference row decodes the "
                     f"stored ids; got no decoder (export the tokenizer's decoder as TorchScript: ids long (B, T, h, w) "
                     f"-> video float (B, 3, F, H, W) in [-1, 1])")
-        needs = [t for t in config.sample.tasks if t in CONDITIONED]
-        needs += ["score.denoising_bins"] if config.score.denoising_bins else []
-        if needs and not (folder / ENCODER).is_file():
-            return (f"{folder / ENCODER}: {', '.join(needs)} tokenise real clips (decoded from the stored ids), got "
-                    f"no encoder; export it as TorchScript or sample only t2v / t2i with score.denoising_bins: 0")
         return None
 
     @functools.cached_property
