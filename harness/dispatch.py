@@ -288,8 +288,9 @@ def dispatch(tasks: list[RunTask], config: ExecutorConfig, folder: str | Path, *
     try:
         if not progress:
             return run_all(tasks, config, folder, cap, bar)
+        every = float(os.environ.get("URSA_PROGRESS_LOG_S", "30"))  # seconds between [progress] lines in a log
         with Monitor(active, tty=tty, set_postfix=lambda text: bar.set_postfix_str(text, refresh=True), log=log,
-                     log_every_s=float(os.environ.get("URSA_PROGRESS_LOG_S", "30"))):
+                     interval_s=min(1.0, max(every, 0.05)), log_every_s=every):
             return run_all(tasks, config, folder, cap, bar)
     finally:
         bar.close()

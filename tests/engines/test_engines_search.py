@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import optuna
@@ -37,10 +38,12 @@ def test_two_processes_and_two_slurm_jobs_share_one_postgres_study(slurm_cluster
     from harness.specfile import load_spec
 
     url = postgres_url.address
+    # a study of its own: the PostgreSQL server outlives test sessions, and tmp_path names repeat
+    study_name = f"eng_search_{tmp_path.name}_{uuid.uuid4().hex[:8]}"
     spec_path = tiny_spec(tmp_path / "search.yaml", "eng_search",
                           search={"params": GRID, "n_trials": N_TRIALS, "sampler": "grid", "sampler_seed": 0,
                                   "objective": "alignment", "direction": "maximize",
-                                  "study_name": f"eng_search_{tmp_path.name}"})
+                                  "study_name": study_name})
     spec, root = load_spec(spec_path), tmp_path / "runs"
     # Fit the tokenizer and tokenise the data once, so the four workers start from a warm cache.
     resolved, base = apply_profile(spec, "default")
@@ -81,7 +84,7 @@ def test_two_processes_and_two_slurm_jobs_share_one_postgres_study(slurm_cluster
         job.result()  # raises with the job's stderr if the worker failed
     assert final_states([j.job_id for j in jobs]) == {j.job_id: ["COMPLETED"] for j in jobs}
 
-    study = optuna.load_study(study_name=f"eng_search_{tmp_path.name}", storage=url)
+    study = optuna.load_study(study_name=study_name, storage=url)
     trials = counted(study.get_trials(deepcopy=False))
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(trials) == len(complete) == N_TRIALS, [(t.number, t.state, t.user_attrs) for t in study.trials]

@@ -70,7 +70,7 @@ def test_run_logs_progress_lines_and_status_shows_running_runs(tmp_path: Path, t
     """A non-TTY `run` (this test's stderr is captured) prints `[progress]` lines, no bar escapes; the
     progress file is gone once the run is recorded; `status` shows a running run's progress."""
     root = seeded_runs_root(tmp_path, tmp_path_factory)
-    spec = tiny_spec(tmp_path / "tiny.yaml", steps=30, checkpoint_every=10)
+    spec = tiny_spec(tmp_path / "tiny.yaml", steps=60, checkpoint_every=20)
     env = {"URSA_PROGRESS_LOG_S": "0"}
     proc = subprocess.run([sys.executable, "-m", "harness", "run", str(spec), "--runs-root", str(root), "--no-report"],
                           capture_output=True, text=True, env={**os.environ, **env}, timeout=600)
@@ -82,10 +82,10 @@ def test_run_logs_progress_lines_and_status_shows_running_runs(tmp_path: Path, t
     rdir = next(p for p in root.glob("tiny/default/*") if (p / "result.json").is_file())
     result = json.loads((rdir / "result.json").read_text())
     (rdir / "result.json").write_text(json.dumps({**result, "state": "running"}))
-    progress.ProgressFile(rdir).update("train", 7, 30, 2.0)
+    progress.ProgressFile(rdir).update("train", 7, 60, 2.0)
     from harness.store import reindex
 
     reindex(root)
     capsys.readouterr()
     assert main(["status", str(spec), "--runs-root", str(root)]) == 0
-    assert "train 7/30 loss 2.0000" in capsys.readouterr().out
+    assert "train 7/60 loss 2.0000" in capsys.readouterr().out
