@@ -15,8 +15,9 @@ every RNG state (torch, python, numpy and the two generators driving timesteps a
 the step and the data position (a seeded permutation per epoch, so the position is the count of
 samples consumed). Checkpoints are written to a temporary directory and moved into place.
 
-Scale (see ursa/distributed.py): the same loop runs on N processes (DDP, or FSDP2 with
-`parallel: fsdp`) with `grad_accum` micro-batches per process; the global batch is always
+Scale (process groups: ursa/distributed.py; wrapping and full states: ursa/parallel.py): the
+same loop runs on N processes (DDP, or FSDP2 with `parallel: fsdp`) with `grad_accum`
+micro-batches per process; the global batch is always
 `batch_size` clips, every process draws the step's timesteps and noise for the whole global
 batch from the same generators and keeps its slice (with `corruption: clip`, one noise seed per
 clip, so a process reads and corrupts only its own clips), and each micro-batch's loss is
@@ -28,44 +29,28 @@ rank 0 in the single-process format, so a run resumes exactly on any number of p
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import math
-import os
-import random
-import shutil
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
 from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from safetensors.torch import load_file
 from torch import Tensor, nn
-from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
-                                                     set_state_dict)
-from torch.distributed.tensor import DTensor, distribute_tensor
+from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 from tqdm.auto import tqdm
 
 from ursa import distributed
-from ursa.distributed import Rank
-from ursa.ema import EMA
-
+from ursa.checkpoint import (CHECKPOINT, SNAPSHOTS, Outputs, find_checkpoint, load_checkpoint, rng_state,
+                             save_checkpoint, save_weights, set_rng_state, write_losses)
 from ursa.checks import FLOAT, check_tensor
-from ursa.io import atomic_write, disk_error, temp_tag
+from ursa.ema import EMA
+from ursa.parallel import full_ema, full_state, full_weights, grad_sync, like_shard, micro_batch, wrap
 from ursa.paths import ProbPath
 from ursa.schedule import ShiftRule, frame_timesteps, resolve_shift
-
-CHECKPOINT = "checkpoint"
-SNAPSHOTS = "snapshots"
-LOSSES = "losses.csv"
-TENSORBOARD = "tensorboard"
-
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; raised before the optimiser steps."""
@@ -284,30 +269,6 @@ def _batch_index(position: int, batch_size: int, num_clips: int, seed: int) -> T
     return torch.tensor(index, dtype=torch.long)
 
 
-def _rng_state(t_gen: torch.Generator, x_gen: torch.Generator) -> dict:
-    state = {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "timestep_generator": t_gen.get_state(),
-        "corruption_generator": x_gen.get_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict, t_gen: torch.Generator, x_gen: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    t_gen.set_state(state["timestep_generator"])
-    x_gen.set_state(state["corruption_generator"])
-    if "cuda" in state and torch.cuda.is_available():  # a resume may see fewer GPUs than the writer
-        for index, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
-            torch.cuda.set_rng_state(cuda_state, index)
-
-
 def _corrupt(path: ProbPath, x1: Tensor, t: Tensor, seeds: list[int]) -> Tensor:
     """x_t ~ p_t(. | x1) for clips x1 long (b, T, h, w) at per-frame times t (b, T) (on x1's device);
     frames with t = 1 stay clean. Clip i's noise comes from a generator seeded seeds[i], so a clip's
@@ -320,261 +281,23 @@ def _corrupt(path: ProbPath, x1: Tensor, t: Tensor, seeds: list[int]) -> Tensor:
     return torch.where(t_tok >= 1.0, x1, torch.cat(noisy))
 
 
-def _micro_batch(config: TrainConfig, rank: Rank) -> int:
-    """Clips per micro-batch: batch_size / (processes x grad_accum), which must divide evenly."""
-    parts = rank.world * config.grad_accum
-    if config.batch_size % parts:
-        raise ValueError(f"train.batch_size: expected a multiple of processes x grad_accum = {rank.world} x "
-                         f"{config.grad_accum} = {parts} (the global batch is split evenly), got {config.batch_size}")
-    return config.batch_size // parts
-
-
-def _enable_activation_checkpointing(model: nn.Module) -> None:
-    """Recompute activations in backward: the transformers backbone's own switch (non-reentrant)."""
-    for module in model.modules():
-        if hasattr(module, "gradient_checkpointing_enable") and getattr(module, "supports_gradient_checkpointing", 0):
-            if hasattr(module, "activation_checkpointing_enable"):  # transformers >= 5 names it so
-                module.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-            else:
-                module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            return
-    raise ValueError(f"train.activation_checkpointing: expected a model with a transformers backbone, "
-                     f"got {type(model).__name__} without one")
-
-
-def _blocks(model: nn.Module) -> list[nn.Module]:
-    """The repeated transformer blocks (members of every nn.ModuleList): FSDP2's shard units."""
-    return [block for module in model.modules() if isinstance(module, nn.ModuleList) for block in module]
-
-
-def _wrap(model: nn.Module, config: TrainConfig, rank: Rank, device: torch.device) -> tuple[nn.Module, nn.Module | None]:
-    """(the module the loop calls, the DDP wrapper or None). FSDP2 shards `model` in place."""
-    if config.activation_checkpointing:
-        _enable_activation_checkpointing(model)
-    ddp = None
-    net = model
-    if rank.world > 1 and config.parallel == "fsdp":
-        from torch.distributed.device_mesh import init_device_mesh
-        from torch.distributed.fsdp import fully_shard
-
-        mesh = init_device_mesh(device.type, (rank.world,))
-        for block in _blocks(model):
-            fully_shard(block, mesh=mesh)
-        fully_shard(model, mesh=mesh)
-    elif rank.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile:
-        net = torch.compile(net)
-    return net, ddp
-
-
-def _grad_sync(model: nn.Module, ddp: nn.Module | None, sync: bool):
-    """Context of one micro-batch: gradients are reduced across processes only when `sync` (the last)."""
-    if ddp is not None and not sync:
-        return ddp.no_sync()
-    if hasattr(model, "set_requires_gradient_sync"):  # FSDP2
-        model.set_requires_gradient_sync(sync)
-    return contextlib.nullcontext()
-
-
-_FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
-
-
-def _full_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
-    """(model, optimizer) state gathered in full on rank 0's CPU (empty elsewhere); the optimizer's
-    keyed by parameter name, so it loads into any sharding. A collective under FSDP: every rank calls it."""
-    return get_state_dict(model, optimizer, options=_FULL)
-
-
-def _full_weights(model: nn.Module) -> dict[str, Tensor]:
-    return get_model_state_dict(model, options=_FULL)
-
-
-def _full_ema(ema: EMA) -> dict[str, Tensor]:
-    """The EMA shadow in full on CPU (DTensor shards gathered: a collective under FSDP)."""
-    return {n: (s.full_tensor() if isinstance(s, DTensor) else s).detach().cpu() for n, s in ema.state_dict().items()}
-
-
-def _save_weights(model_cls: type, model: nn.Module, weights: dict[str, Tensor] | None, directory: Path) -> None:
-    """Write `model` as save_pretrained does; `weights` (a full CPU state: FSDP-gathered or EMA)
-    replaces the module's own, through an empty shell of the model's class (no second copy in memory)."""
-    if weights is None:
-        model.save_pretrained(directory)
-        return
-    with torch.device("meta"):
-        shell = model_cls(model.config, seed=None)
-    shell.load_state_dict(weights, assign=True, strict=False)
-    shell.save_pretrained(directory)
-
-
 def export_model(model: nn.Module, result: TrainResult, directory: str | Path) -> None:
     """Write the model to sample from into `directory` (save_pretrained layout): the EMA weights
     when training kept them, else the model's own (a single-process or DDP model)."""
     if result.ema is None:
         model.save_pretrained(directory)
     else:
-        _save_weights(type(model), model, result.ema, Path(directory))
+        save_weights(type(model), model, result.ema, Path(directory))
 
 
 def load_result(out_dir: str | Path) -> TrainResult:
     """The TrainResult of a finished train() from its final checkpoint (what the processes of a
     distributed run leave to the one that launched them): losses, steps, shift, EMA weights."""
-    found = _find_checkpoint(Path(out_dir))
+    found = find_checkpoint(Path(out_dir))
     if found is None:
         raise ValueError(f"{out_dir}: expected a training checkpoint ({CHECKPOINT}/state.pt), got none")
     state = torch.load(found / "state.pt", map_location="cpu", weights_only=False)
     return TrainResult(list(state["losses"]), state["step"], found, state["shift"], ema=state.get("ema"))
-
-
-def _save_checkpoint(out_dir: Path, write_weights: Callable[[Path], None], state: dict) -> Path:
-    """Write the weights (write_weights(dir): save_pretrained layout) + state.pt to a temp dir,
-    then move it to out_dir/checkpoint.
-
-    Every name this writes besides the two final ones is unique to the writing process
-    (`ursa.io.temp_tag`), so two writers never share a temp directory and a sweep can tell a
-    killed writer's leftovers; a failed write removes its temp directory (a full disk raises
-    OSError(ENOSPC) naming the checkpoint)."""
-    final, old = out_dir / CHECKPOINT, out_dir / f"{CHECKPOINT}.old"
-    tmp = out_dir / f".{CHECKPOINT}.tmp-{temp_tag()}"
-    try:
-        write_weights(tmp)
-        torch.save(state, tmp / "state.pt")
-    except BaseException as exc:
-        err = disk_error(exc, final)
-        shutil.rmtree(tmp, ignore_errors=True)
-        if err is exc:
-            raise
-        raise err from exc
-    # A directory cannot be os.replace'd over a non-empty one: park the previous checkpoint,
-    # move the new one in, then drop the old (resume falls back to .old if killed in between).
-    # A leftover .old is first renamed to a name of its own, so it never blocks the rename.
-    if final.exists():
-        if old.exists():
-            trash = out_dir / f".{CHECKPOINT}.old.tmp-{temp_tag()}"
-            os.replace(old, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def _find_checkpoint(out_dir: Path) -> Path | None:
-    for name in (CHECKPOINT, f"{CHECKPOINT}.old"):
-        if (out_dir / name / "state.pt").is_file():
-            return out_dir / name
-    return None
-
-
-def _load_checkpoint(out_dir: Path, apply: Callable[[dict, dict], None], main: bool = True) -> tuple[Path, dict] | None:
-    """(checkpoint dir, state) of the newest readable checkpoint, after apply(weights, state) loaded
-    it; a damaged one (truncated file, bad state) is reported, removed (by rank 0) and the next one
-    tried, so a damaged checkpoint costs the steps since the previous one (or a restart), never the run."""
-    for name in (CHECKPOINT, f"{CHECKPOINT}.old"):
-        found = out_dir / name
-        if not (found / "state.pt").is_file():
-            continue
-        try:
-            state = torch.load(found / "state.pt", map_location="cpu", weights_only=False)
-            weights = load_file(found / "model.safetensors", device="cpu")
-            missing = {"optimizer", "scheduler", "rng", "step", "losses", "data_position"} - set(state)
-            if missing:
-                raise ValueError(f"state.pt lacks {sorted(missing)}")
-            apply(weights, state)
-        except Exception as exc:  # noqa: BLE001 - any damage: fall back to an older checkpoint
-            if main:
-                print(f"{found}: damaged checkpoint ({type(exc).__name__}: {str(exc)[:200]}); removed, "
-                      f"resuming from an older one or from the start", file=sys.stderr)
-                trash = out_dir / f".{name}.tmp-{temp_tag()}"
-                with contextlib.suppress(OSError):
-                    os.replace(found, trash)
-                    shutil.rmtree(trash, ignore_errors=True)
-            continue
-        return found, state
-    return None
-
-
-def _loss_row(step: int, loss: float) -> str:
-    """One row of losses.csv; the single formatter of its rows (always '\n' line endings)."""
-    return f"{step},{loss!r}\n"
-
-
-def _write_losses(out_dir: Path, losses: list[float]) -> None:
-    """Rewrite losses.csv atomically with rows step = 1..len(losses)."""
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as f:
-            f.write("step,loss\n")
-            f.writelines(_loss_row(i + 1, loss) for i, loss in enumerate(losses))
-
-    atomic_write(out_dir / LOSSES, write)
-
-
-def _append_loss(log, path: Path, step: int, loss: float) -> None:
-    """Append one row to the open losses.csv (flushed); a full disk names the file."""
-    try:
-        log.write(_loss_row(step, loss))
-        log.flush()
-    except OSError as exc:
-        err = disk_error(exc, path)
-        if err is exc:
-            raise
-        raise err from exc
-
-
-class _Outputs:
-    """What rank 0 writes while training: losses.csv (one row per step), TensorBoard scalars in
-    out_dir/tensorboard, and W&B when the `wandb` package is installed and WANDB_PROJECT is set.
-    On other ranks every method is a no-op."""
-
-    def __init__(self, out_dir: Path, config: TrainConfig, main: bool) -> None:
-        if main and config.tensorboard and importlib.util.find_spec("tensorboard") is None:
-            raise ValueError("train.tensorboard: expected the `tensorboard` package (a dependency of "
-                             "ursa-bench: pip install -e .), got none installed")
-        self.path = out_dir / LOSSES
-        self.csv = open(self.path, "a", newline="") if main else None
-        self.tb = self.wandb = None
-        if main and config.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(out_dir / TENSORBOARD))
-        if main and os.environ.get("WANDB_PROJECT") and importlib.util.find_spec("wandb") is not None:
-            import wandb
-
-            self.wandb = wandb.init(project=os.environ["WANDB_PROJECT"], dir=str(out_dir), resume="allow",
-                                    config=config.model_dump(), id=os.environ.get("WANDB_RUN_ID"))
-
-    def losses(self, first_step: int, values: list[float]) -> None:
-        for i, loss in enumerate(values):
-            if self.csv is not None:
-                _append_loss(self.csv, self.path, first_step + i, loss)
-            if self.tb is not None:
-                self.tb.add_scalar("train/loss", loss, first_step + i)
-            if self.wandb is not None:
-                self.wandb.log({"train/loss": loss}, step=first_step + i)
-
-    def scalars(self, step: int, values: dict[str, float]) -> None:
-        for name, value in values.items():
-            if self.tb is not None:
-                self.tb.add_scalar(name, value, step)
-        if self.wandb is not None:
-            self.wandb.log(values, step=step)
-
-    def sync(self) -> None:
-        """Everything logged so far on disk (before a checkpoint records the step)."""
-        if self.csv is not None:
-            os.fsync(self.csv.fileno())
-        if self.tb is not None:
-            self.tb.flush()
-
-    def close(self) -> None:
-        for handle in (self.csv, self.tb):
-            if handle is not None:
-                handle.close()
-        if self.wandb is not None:
-            self.wandb.finish()
 
 
 def train(
@@ -607,7 +330,7 @@ def train(
     if high >= path.vocab_size or low < 0:
         raise ValueError(f"data.visual_ids: expected ids in [0, {path.vocab_size}), got range [{low}, {high}]")
     rank = distributed.init_from_env(config.device)
-    micro = _micro_batch(config, rank)
+    micro = micro_batch(config, rank)
     device = torch.device(config.device)
     if device.type == "cuda" and rank.world > 1:  # one GPU per process, whatever index the config names
         device = torch.device("cuda", rank.local_rank)
@@ -616,7 +339,7 @@ def train(
     model_cls = type(model)
     model.to(device)
     model.train()
-    net, ddp = _wrap(model, config, rank, device)
+    net, ddp = wrap(model, config, rank, device)
     sharded = rank.world > 1 and config.parallel == "fsdp"
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
@@ -633,20 +356,20 @@ def train(
         saved_ema.update(state.get("ema") or {})
 
     step, losses = 0, []
-    loaded = _load_checkpoint(out_dir, restore, rank.main)
+    loaded = load_checkpoint(out_dir, restore, rank.main)
     if loaded is not None:
         found, state = loaded
         scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"], t_gen, x_gen)
+        set_rng_state(state["rng"], t_gen, x_gen)
         step, losses = state["step"], list(state["losses"])
         if state["data_position"] != step * config.batch_size:
             raise ValueError(f"{found}: data_position {state['data_position']} does not match step {step} "
                              f"x batch_size {config.batch_size}")
     ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None  # from the (restored) weights
     if ema is not None and saved_ema:
-        ema.load_state_dict({n: _like(s, saved_ema[n]) for n, s in ema.state_dict().items()})
+        ema.load_state_dict({n: like_shard(s, saved_ema[n]) for n, s in ema.state_dict().items()})
     if rank.main:
-        _write_losses(out_dir, losses)  # drops rows logged after the checkpoint by a killed run
+        write_losses(out_dir, losses)  # drops rows logged after the checkpoint by a killed run
     distributed.barrier()
 
     T, h, w = data.latent_shape
@@ -656,15 +379,15 @@ def train(
     last = config.steps if stop_after is None else min(config.steps, stop_after)
     mine = distributed.shard(torch.arange(config.batch_size), rank).split(micro)
     bar = tqdm(total=config.steps, initial=step, disable=not (progress and rank.main), desc="train")
-    out = _Outputs(out_dir, config, rank.main)
+    out = Outputs(out_dir, config, rank.main)
     pending: list[Tensor] = []  # per-step losses of this rank's share, on the device, not yet read back
     clock, clock_step = time.perf_counter(), step
 
     def weights_for_files() -> dict | None:
         """Full weights to write (EMA when kept, FSDP-gathered when sharded), None: the model's own."""
         if ema is not None:
-            return _full_ema(ema)
-        return _full_weights(model) if sharded else None
+            return full_ema(ema)
+        return full_weights(model) if sharded else None
 
     try:
         while step < last:
@@ -692,7 +415,7 @@ def train(
                 if drop is not None:  # an all-padding caption is the empty prompt of the unconditional branch
                     batch = TokenDataset(batch.text_ids, batch.text_mask & ~drop[part, None].to(device), batch.visual_ids)
                 tk = t[part].to(device)
-                with _grad_sync(model, ddp, k == len(mine) - 1):
+                with grad_sync(model, ddp, k == len(mine) - 1):
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                         loss = token_loss_sum(net, batch, x_t, tk) / count
                     # DDP and FSDP average gradients over ranks; the global loss is their sum
@@ -736,18 +459,18 @@ def train(
             if step in snapshot_steps:  # before the checkpoint of this step
                 weights = weights_for_files()
                 if rank.main:
-                    _save_weights(model_cls, model, weights, out_dir / SNAPSHOTS / f"step_{step}")
+                    save_weights(model_cls, model, weights, out_dir / SNAPSHOTS / f"step_{step}")
             if stop_after is not None and step >= stop_after and step < config.steps:
                 return TrainResult(losses, step, out_dir / CHECKPOINT, shift)
             if step % config.checkpoint_every == 0 or step == config.steps:
                 out.sync()
-                model_state, optim_state = _full_state(model, optimizer)
-                ema_state = _full_ema(ema) if ema is not None else None
+                model_state, optim_state = full_state(model, optimizer)
+                ema_state = full_ema(ema) if ema is not None else None
                 if rank.main:
                     state = {
                         "optimizer": optim_state,
                         "scheduler": scheduler.state_dict(),
-                        "rng": _rng_state(t_gen, x_gen),
+                        "rng": rng_state(t_gen, x_gen),
                         "step": step,
                         "data_position": step * config.batch_size,
                         "losses": losses,
@@ -757,18 +480,13 @@ def train(
                     }
                     if ema_state is not None:
                         state["ema"] = ema_state
-                    _save_checkpoint(out_dir, lambda d: _save_weights(model_cls, model, model_state if sharded else None, d),
+                    save_checkpoint(out_dir, lambda d: save_weights(model_cls, model, model_state if sharded else None, d),
                                      state)
                 distributed.barrier()  # no rank runs ahead of a checkpoint being written
     finally:
         bar.close()
         out.close()
-    final_ema = _full_ema(ema) if ema is not None else None
+    final_ema = full_ema(ema) if ema is not None else None
     return TrainResult(losses, step, out_dir / CHECKPOINT, shift, ema=final_ema if rank.main else None)
 
 
-def _like(shadow: Tensor, full: Tensor) -> Tensor:
-    """`full` (a whole CPU tensor) laid out like `shadow`: sharded as it is when it is a DTensor."""
-    if isinstance(shadow, DTensor):
-        return distribute_tensor(full.to(shadow.device), shadow.device_mesh, shadow.placements)
-    return full.to(shadow.device)

@@ -1,0 +1,102 @@
+"""How the training loop spreads over processes: the micro-batch split, the DDP / FSDP2 wrapping
+(with activation checkpointing and torch.compile), gradient synchronisation per micro-batch, and
+full (unsharded) states gathered for checkpoints and exports. Process groups: ursa/distributed.py."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_state_dict
+from torch.distributed.tensor import DTensor, distribute_tensor
+
+from ursa.distributed import Rank
+from ursa.ema import EMA
+
+if TYPE_CHECKING:
+    from ursa.train import TrainConfig
+
+def micro_batch(config: TrainConfig, rank: Rank) -> int:
+    """Clips per micro-batch: batch_size / (processes x grad_accum), which must divide evenly."""
+    parts = rank.world * config.grad_accum
+    if config.batch_size % parts:
+        raise ValueError(f"train.batch_size: expected a multiple of processes x grad_accum = {rank.world} x "
+                         f"{config.grad_accum} = {parts} (the global batch is split evenly), got {config.batch_size}")
+    return config.batch_size // parts
+
+
+def _enable_activation_checkpointing(model: nn.Module) -> None:
+    """Recompute activations in backward: the transformers backbone's own switch (non-reentrant)."""
+    for module in model.modules():
+        if hasattr(module, "gradient_checkpointing_enable") and getattr(module, "supports_gradient_checkpointing", 0):
+            if hasattr(module, "activation_checkpointing_enable"):  # transformers >= 5 names it so
+                module.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            return
+    raise ValueError(f"train.activation_checkpointing: expected a model with a transformers backbone, "
+                     f"got {type(model).__name__} without one")
+
+
+def _blocks(model: nn.Module) -> list[nn.Module]:
+    """The repeated transformer blocks (members of every nn.ModuleList): FSDP2's shard units."""
+    return [block for module in model.modules() if isinstance(module, nn.ModuleList) for block in module]
+
+
+def wrap(model: nn.Module, config: TrainConfig, rank: Rank, device: torch.device) -> tuple[nn.Module, nn.Module | None]:
+    """(the module the loop calls, the DDP wrapper or None). FSDP2 shards `model` in place."""
+    if config.activation_checkpointing:
+        _enable_activation_checkpointing(model)
+    ddp = None
+    net = model
+    if rank.world > 1 and config.parallel == "fsdp":
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = init_device_mesh(device.type, (rank.world,))
+        for block in _blocks(model):
+            fully_shard(block, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+    elif rank.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile:
+        net = torch.compile(net)
+    return net, ddp
+
+
+def grad_sync(model: nn.Module, ddp: nn.Module | None, sync: bool):
+    """Context of one micro-batch: gradients are reduced across processes only when `sync` (the last)."""
+    if ddp is not None and not sync:
+        return ddp.no_sync()
+    if hasattr(model, "set_requires_gradient_sync"):  # FSDP2
+        model.set_requires_gradient_sync(sync)
+    return contextlib.nullcontext()
+
+
+_FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+def full_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """(model, optimizer) state gathered in full on rank 0's CPU (empty elsewhere); the optimizer's
+    keyed by parameter name, so it loads into any sharding. A collective under FSDP: every rank calls it."""
+    return get_state_dict(model, optimizer, options=_FULL)
+
+
+def full_weights(model: nn.Module) -> dict[str, Tensor]:
+    return get_model_state_dict(model, options=_FULL)
+
+
+def full_ema(ema: EMA) -> dict[str, Tensor]:
+    """The EMA shadow in full on CPU (DTensor shards gathered: a collective under FSDP)."""
+    return {n: (s.full_tensor() if isinstance(s, DTensor) else s).detach().cpu() for n, s in ema.state_dict().items()}
+
+
+def like_shard(shadow: Tensor, full: Tensor) -> Tensor:
+    """`full` (a whole CPU tensor) laid out like `shadow`: sharded as it is when it is a DTensor."""
+    if isinstance(shadow, DTensor):
+        return distribute_tensor(full.to(shadow.device), shadow.device_mesh, shadow.placements)
+    return full.to(shadow.device)
