@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ursa.tokenizers.base import VisualTokenizer
+from ursa.tokenizers.base import VisualTokenizer, load_strict
 from ursa.tokenizers.fsq import COSMOS_LEVELS, fsq_codebook, fsq_codes_to_indices, fsq_indices_to_codes
 
 CLASS_NAME = "AutoencoderVQCosmos3D"
@@ -363,8 +363,6 @@ def load_release_vae(directory: str | Path, dtype: torch.dtype = torch.float32,
                      device: str | torch.device | None = None) -> Cosmos3DAutoencoder:
     """<release>/vae -> Cosmos3DAutoencoder with their weights loaded strictly (every key, every
     shape; one error naming what differs)."""
-    from safetensors.torch import load_file
-
     folder = Path(directory) / "vae"
     missing = [f"vae/{n}" for n in ("config.json", WEIGHTS) if not (folder / n).is_file()]
     if missing:
@@ -373,16 +371,7 @@ def load_release_vae(directory: str | Path, dtype: torch.dtype = torch.float32,
     config = read_vae_config(folder)
     with torch.device("meta"):
         model = Cosmos3DAutoencoder(config)
-    state = load_file(str(folder / WEIGHTS), device=str(device or "cpu"))
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    problems = [f"missing {k!r}" for k in sorted(set(expected) - set(state))]
-    problems += [f"unexpected {k!r}" for k in sorted(set(state) - set(expected))]
-    problems += [f"{k!r} has shape {tuple(state[k].shape)}, the config implies {expected[k]}"
-                 for k in sorted(set(expected) & set(state)) if tuple(state[k].shape) != expected[k]]
-    if problems:
-        raise ValueError(f"release vae {str(folder / WEIGHTS)!r}: expected weights matching vae/config.json, got "
-                         f"{len(problems)} problems: " + "; ".join(problems[:8]) + (" ..." if len(problems) > 8 else ""))
-    model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True, assign=True)
+    load_strict(model, folder / WEIGHTS, dtype, device)
     return model.eval()
 
 

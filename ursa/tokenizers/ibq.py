@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ursa.tokenizers.base import VisualTokenizer
+from ursa.tokenizers.base import VisualTokenizer, load_strict
 
 CLASS_NAME = "AutoencoderVQ"
 WEIGHTS = "diffusion_pytorch_model.safetensors"
@@ -218,8 +218,6 @@ def load_release_ibq(directory: str | Path, dtype: torch.dtype = torch.float32,
                      device: str | torch.device | None = None) -> IBQAutoencoder:
     """<release>/vae -> IBQAutoencoder with their weights loaded strictly (one error naming every
     missing, unexpected and mis-shaped tensor); `decoder_dtype` in the config casts the decoder."""
-    from safetensors.torch import load_file
-
     folder = Path(directory) / "vae"
     missing = [f"vae/{n}" for n in ("config.json", WEIGHTS) if not (folder / n).is_file()]
     if missing:
@@ -228,16 +226,7 @@ def load_release_ibq(directory: str | Path, dtype: torch.dtype = torch.float32,
     config = read_ibq_config(folder)
     with torch.device("meta"):
         model = IBQAutoencoder(config)
-    state = load_file(str(folder / WEIGHTS), device=str(device or "cpu"))
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    problems = [f"missing {k!r}" for k in sorted(set(expected) - set(state))]
-    problems += [f"unexpected {k!r}" for k in sorted(set(state) - set(expected))]
-    problems += [f"{k!r} has shape {tuple(state[k].shape)}, the config implies {expected[k]}"
-                 for k in sorted(set(expected) & set(state)) if tuple(state[k].shape) != expected[k]]
-    if problems:
-        raise ValueError(f"release vae {str(folder / WEIGHTS)!r}: expected weights matching vae/config.json, got "
-                         f"{len(problems)} problems: " + "; ".join(problems[:8]) + (" ..." if len(problems) > 8 else ""))
-    model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True, assign=True)
+    load_strict(model, folder / WEIGHTS, dtype, device)
     if config["decoder_dtype"]:
         model.decoder.to(getattr(torch, config["decoder_dtype"]))
     return model.eval()
