@@ -128,6 +128,19 @@ class VideoPrompt:
     key: str | None = None
 
 
+def condition_frames(task: str, frames: int) -> tuple[int, ...]:
+    """The pixel frames of a `frames`-frame clip that `task` gives the sampler: none (t2v, t2i), the
+    first (i2v), first and last (interpolation), the first half (extrapolation)."""
+    return {"t2v": (), "t2i": (), "i2v": (0,), "interpolation": (0, frames - 1),
+            "extrapolation": tuple(range(max(1, frames // 2)))}[task]
+
+
+def read_prompts(path: Path) -> list[str]:
+    """The captions of an eval prompt file: each row's "caption" of a .jsonl, else each non-empty line."""
+    lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line)["caption"] for line in lines] if path.suffix.lower() == ".jsonl" else lines
+
+
 @BENCHMARKS.register("video_folder")
 class VideoFolderBenchmark(Benchmark):
     """Your own captioned videos / images in a folder, pre-tokenised into shards and streamed."""
@@ -197,18 +210,10 @@ class VideoFolderBenchmark(Benchmark):
                 print(f"video_folder: eval clip {e.key} skipped: {exc}", file=sys.stderr)
         return out
 
-    def _text_prompts(self) -> list[str]:
-        path = self.options.resolve(self.options.eval_prompts)
-        if path.suffix.lower() == ".jsonl":
-            return [json.loads(line)["caption"] for line in path.read_text().splitlines() if line.strip()]
-        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-
     def suite(self, task: str) -> list[VideoPrompt]:
         if task == "t2v" and self.options.eval_prompts:
-            return [VideoPrompt(c, "t2v") for c in self._text_prompts()]
-        f = self.options.frames
-        cond = {"t2v": (), "t2i": (), "i2v": (0,), "interpolation": (0, f - 1),
-                "extrapolation": tuple(range(max(1, f // 2)))}[task]
+            return [VideoPrompt(c, "t2v") for c in read_prompts(self.options.resolve(self.options.eval_prompts))]
+        cond = condition_frames(task, self.options.frames)
         prompts = [VideoPrompt(e.caption, task, cond, e.key) for e in self.split.eval if e.key in self._eval_clips]
         if not prompts:
             raise ValueError(f"benchmark video_folder: the {task} suite needs eval clips (manifest rows with split "

@@ -12,7 +12,6 @@ is the folder's own (`precomputed`, path left out): the ids index that codebook 
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from harness.identity import sha256_of
 from harness.plugins import BENCHMARKS, Benchmark, ClipItem
 from benchmarks.video_folder.manifest import file_signature
-from benchmarks.video_folder.plugin import REAL_TASKS, VideoPrompt
+from benchmarks.video_folder.plugin import REAL_TASKS, VideoPrompt, condition_frames, read_prompts
 
 
 class TokenFolderOptions(BaseModel):
@@ -223,18 +222,10 @@ class TokenFolderBenchmark(Benchmark):
         ids = read_ids(list(self.split.eval), self._tokenizer.latent)
         return {c.key: ids[i] for i, c in enumerate(self.split.eval)}
 
-    def _text_prompts(self) -> list[str]:
-        path = self.options.folder() / self.options.eval_prompts
-        if path.suffix.lower() == ".jsonl":
-            return [json.loads(line)["caption"] for line in path.read_text().splitlines() if line.strip()]
-        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-
     def suite(self, task: str) -> list[VideoPrompt]:
         if task == "t2v" and self.options.eval_prompts:
-            return [VideoPrompt(c, "t2v") for c in self._text_prompts()]
-        f = self.geometry()[0]
-        cond = {"t2v": (), "t2i": (), "i2v": (0,), "interpolation": (0, f - 1),
-                "extrapolation": tuple(range(max(1, f // 2)))}[task]
+            return [VideoPrompt(c, "t2v") for c in read_prompts(self.options.folder() / self.options.eval_prompts)]
+        cond = condition_frames(task, self.geometry()[0])
         prompts = [VideoPrompt(c.caption, task, cond, c.key) for c in self.split.eval]
         if not prompts:
             raise ValueError(f"benchmark token_folder: the {task} suite needs held-out clips (caption rows with "
