@@ -11,6 +11,7 @@ to result.json (state failed, message and traceback); the caller moves on to the
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -107,8 +108,11 @@ def _train_rank(runs_root: str, rdir: str) -> None:
 
     config = RunConfig.model_validate(read_json(Path(rdir) / "config.json")["config"])
     data = data_for(config, runs_root)
-    train(build_model(config, data), build_path(config, data, Path(rdir)), training_tokens(data, runs_root),
-          config.train, stage_dir(Path(rdir), "train"), progress=False)
+    main = os.environ.get("RANK", "0") == "0"  # rank 0 reports the run's live progress
+    with progress.reporting(Path(rdir)) if main else contextlib.nullcontext():
+        train(build_model(config, data), build_path(config, data, Path(rdir)), training_tokens(data, runs_root),
+              config.train, stage_dir(Path(rdir), "train"), progress=False,
+              on_step=(lambda step, loss: progress.update("train", step, config.train.steps, loss)) if main else None)
 
 
 def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path, processes: int = 1) -> None:
@@ -125,9 +129,13 @@ def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path, proc
         return
     # cached before any process of a distributed stage reads it; tokenised (if streaming) on the training device
     tokens = training_tokens(data, runs_root, device=config.train.device)
+
+    def report(step: int, loss: float) -> None:  # live progress (harness/progress.py) of rank 0
+        progress.update("train", step, config.train.steps, loss)
+
     if distributed.world_from_env() > 1:  # rank 0 of a SLURM multi-task job: the other tasks wait for this
         distributed.announce(True, config.train.device)
-        train(build_model(config, data), path, tokens, config.train, out, progress=False)
+        train(build_model(config, data), path, tokens, config.train, out, progress=False, on_step=report)
         result = load_result(out)
         model = load_model(out / CHECKPOINT)
     elif processes > 1:
@@ -140,8 +148,7 @@ def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path, proc
         model = load_model(out / CHECKPOINT)
     else:
         model = build_model(config, data)
-        result = train(model, path, tokens, config.train, out, progress=False,
-                       on_step=lambda step, loss: progress.update("train", step, config.train.steps, loss))
+        result = train(model, path, tokens, config.train, out, progress=False, on_step=report)
     export_model(model, result, out / "model")  # the EMA weights when train.ema_decay > 0
     tail = result.losses[-max(1, len(result.losses) // 10):]
     curve = [n for n in config.train.snapshot_steps() if n < result.steps]  # the final model is "model"

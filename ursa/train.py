@@ -316,7 +316,8 @@ def train(
     Writes out_dir/checkpoint every config.checkpoint_every steps and at the end, and
     out_dir/losses.csv (step, loss). `stop_after=n` returns right after global step n without
     writing a checkpoint, as a kill would (tests resume from the last periodic checkpoint).
-    on_step(step, loss) is called after every optimiser step (reading each loss back: a host sync).
+    on_step(step, loss) is called for every step once its loss is read back: right after the step
+    with the default `log_every: 1`, else in groups every `log_every` steps (no extra host sync).
 
     Run in several processes (WORLD_SIZE > 1 in the environment: torchrun, `ursa.distributed.launch`,
     submitit), every process calls train() with the same arguments; it joins the process group,
@@ -423,7 +424,7 @@ def train(
                 step_loss += loss.detach()
             pending.append(step_loss)
             n = step + 1
-            flush = (on_step is not None or n % config.log_every == 0 or n in snapshot_steps or n == last
+            flush = (n % config.log_every == 0 or n in snapshot_steps or n == last
                      or n % config.checkpoint_every == 0)
             values = None
             if flush:  # one host sync for the steps since the last flush
