@@ -138,6 +138,18 @@ def disk_error(exc: BaseException, path: str | Path) -> BaseException:
     return OSError(code, os.strerror(code), str(named or path))
 
 
+def read_json_object(path: str | Path) -> dict:
+    """The JSON object in file `path`; a ValueError naming the file otherwise (missing, unreadable,
+    not JSON, or JSON that is not an object)."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: expected a JSON object, could not read or parse it ({exc})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a JSON object, got a JSON {type(obj).__name__}")
+    return obj
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` atomically (temp file in the same directory, fsync, os.replace)."""
     atomic_write(path, lambda tmp: tmp.write_bytes(data))

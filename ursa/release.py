@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ursa.config import URSAConfig
+from ursa.io import read_json_object
 
 TRANSFORMER_CLASSES = ("URSATransformer3DModel",)  # architectures this loader reproduces
 SCHEDULER_CLASSES = ("KineticOptimalScheduler",)
@@ -105,11 +106,9 @@ def read_transformer_config(directory: str | Path) -> URSAConfig:
     directory = Path(directory)
     file = directory / "transformer" / "config.json"
     try:
-        raw = json.loads(file.read_text())
-        if not isinstance(raw, dict):
-            raise TypeError(f"a JSON {type(raw).__name__}")
-    except (OSError, ValueError, TypeError) as err:
-        raise _fail(directory, f"expected transformer/config.json to be a JSON object, got {err}") from err
+        raw = read_json_object(file)
+    except ValueError as err:
+        raise _fail(directory, f"expected transformer/config.json to be a JSON object ({err})") from None
     name = raw.get("_class_name", TRANSFORMER_CLASSES[0])
     if name not in TRANSFORMER_CLASSES:
         raise _fail(directory, f"expected transformer/config.json '_class_name' in {list(TRANSFORMER_CLASSES)}, got "
@@ -287,11 +286,9 @@ def load_scheduler(directory: str | Path, trust_pickle: bool = False) -> Release
     """
     directory = check_release(directory, ("scheduler",))
     try:
-        raw = json.loads((directory / "scheduler" / "scheduler_config.json").read_text())
-        if not isinstance(raw, dict):
-            raise TypeError(f"a JSON {type(raw).__name__}")
-    except (OSError, ValueError, TypeError) as err:
-        raise _fail(directory, f"expected scheduler/scheduler_config.json to be a JSON object, got {err}") from err
+        raw = read_json_object(directory / "scheduler" / "scheduler_config.json")
+    except ValueError as err:
+        raise _fail(directory, f"expected scheduler/scheduler_config.json to be a JSON object ({err})") from None
     name = raw.get("_class_name", SCHEDULER_CLASSES[0])
     if name not in SCHEDULER_CLASSES:
         raise _fail(directory, f"expected scheduler/scheduler_config.json '_class_name' in {list(SCHEDULER_CLASSES)}, got {name!r}")

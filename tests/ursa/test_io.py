@@ -75,3 +75,18 @@ def test_permissions_follow_umask(tmp_path: Path) -> None:
         os.umask(old)
     for name in ("f", "g"):  # as a plain open() would create it, not mkstemp's 0o600
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
+
+
+def test_read_json_object_names_the_file_for_every_failure(tmp_path) -> None:
+    from ursa.io import read_json_object
+
+    good = tmp_path / "a.json"
+    good.write_text('{"k": 1}')
+    assert read_json_object(good) == {"k": 1}
+    for name, text, detail in (("b.json", "[1]", "got a JSON list"), ("c.json", "{", "could not read or parse"),
+                               ("missing.json", None, "could not read or parse")):
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=detail) as err:
+            read_json_object(tmp_path / name)
+        assert str(tmp_path / name) in str(err.value) and "expected a JSON object" in str(err.value)

@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from ursa.checks import describe
+from ursa.io import read_json_object
 from ursa.tokenizers.base import VisualTokenizer
 from ursa.tokenizers.fsq import COSMOS_LEVELS, fsq_codebook, fsq_codes_to_indices
 
@@ -116,12 +117,7 @@ def _from_folder(folder: Path) -> dict[str, object]:
     found: dict[str, object] = {}
     path = folder / CONFIG
     if path.is_file():
-        try:
-            cfg = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{path}: expected a JSON object, could not parse it ({exc})") from None
-        if not isinstance(cfg, dict):
-            raise ValueError(f"{path}: expected a JSON object, got {type(cfg).__name__}")
+        cfg = read_json_object(path)
         found.update({k: cfg[k] for k in ("levels", "temporal_compression", "spatial_compression") if k in cfg})
     match = _NAME.search(folder.resolve().name)
     if match and match.group(2) == match.group(3):

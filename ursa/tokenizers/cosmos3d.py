@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ursa.io import read_json_object
 from ursa.tokenizers.base import VisualTokenizer, load_strict
 from ursa.tokenizers.fsq import COSMOS_LEVELS, fsq_codebook, fsq_codes_to_indices, fsq_indices_to_codes
 
@@ -328,12 +329,7 @@ DEFAULTS = dict(in_channels=3, out_channels=3, block_out_channels=[128, 256, 512
 def read_vae_config(folder: Path) -> dict:
     """vae/config.json -> its dict, checked: the class, FSQ (8,8,8,5,5,5) sizes, GroupNorm(1), powers of 2."""
     file = folder / "config.json"
-    try:
-        raw = json.loads(file.read_text())
-        if not isinstance(raw, dict):
-            raise TypeError(f"a JSON {type(raw).__name__}")
-    except (OSError, ValueError, TypeError) as err:
-        raise ValueError(f"release vae {str(file)!r}: expected a JSON object, got {err}") from err
+    raw = read_json_object(file)
     c = {**DEFAULTS, **raw}
     problems = []
     if raw.get("_class_name", CLASS_NAME) != CLASS_NAME:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ursa.io import read_json_object
 from ursa.tokenizers.base import VisualTokenizer, load_strict
 
 CLASS_NAME = "AutoencoderVQ"
@@ -193,12 +194,7 @@ class IBQAutoencoder(nn.Module):
 def read_ibq_config(folder: Path) -> dict:
     """vae/config.json -> its dict, checked (class, quantiser, GroupNorm(32) divisibility)."""
     file = folder / "config.json"
-    try:
-        raw = json.loads(file.read_text())
-        if not isinstance(raw, dict):
-            raise TypeError(f"a JSON {type(raw).__name__}")
-    except (OSError, ValueError, TypeError) as err:
-        raise ValueError(f"release vae {str(file)!r}: expected a JSON object, got {err}") from err
+    raw = read_json_object(file)
     c = {**DEFAULTS, **raw}
     problems = []
     if raw.get("_class_name", CLASS_NAME) != CLASS_NAME:

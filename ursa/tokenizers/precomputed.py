@@ -37,7 +37,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ursa.checks import check_ids, describe
-from ursa.io import atomic_write, atomic_write_json
+from ursa.io import atomic_write, atomic_write_json, read_json_object
 from ursa.shards import pack_rows, read_shard, shard_name, write_index, write_shard
 from ursa.tokenizers.base import VisualTokenizer
 from ursa.tokenizers.text import TextTokenizer
@@ -71,12 +71,7 @@ def load_codebook(path: Path) -> torch.Tensor:
 
 def load_meta(path: Path) -> tuple[CausalGeometry, bool, tuple[int, int, int] | None]:
     """(geometry, causal, the shards' latent_shape) from precomputed.json; ValueError naming the file and key."""
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: expected a JSON object, could not parse it ({exc})") from None
-    if not isinstance(meta, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    meta = read_json_object(path)
     for key in ("temporal_compression", "spatial_compression"):
         value = meta.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
