@@ -33,6 +33,7 @@ from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLTextModel, Qwe
 
 from ursa.config import URSAConfig
 from ursa.io import atomic_write, atomic_write_json
+from ursa.loss import linear_cross_entropy
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -89,7 +90,10 @@ class URSAModel(nn.Module):
         for layer in self.backbone.layers:  # sdpa must never fall back to is_causal=True
             layer.self_attn.is_causal = False
 
-    def _validate(self, text_ids: torch.Tensor, visual_ids: torch.Tensor, text_mask: torch.Tensor | None) -> None:
+    def _validate(self, text_ids: torch.Tensor, visual_ids: torch.Tensor, text_mask: torch.Tensor | None,
+                  targets: torch.Tensor | None = None, weights: torch.Tensor | None = None) -> None:
+        """Types and shapes, always; id ranges only on the CPU, where reading them back is free (on
+        an accelerator it would stop the host every forward: `check_ids` does it once, at a boundary)."""
         def describe(x: object) -> str:
             return f"{x.dtype} of shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
 
@@ -102,16 +106,40 @@ class URSAModel(nn.Module):
         if text_mask is not None and (not isinstance(text_mask, torch.Tensor) or text_mask.dtype != torch.bool
                                       or text_mask.shape != text_ids.shape):
             raise ValueError(f"text_mask: expected torch.bool tensor of shape {tuple(text_ids.shape)}, got {describe(text_mask)}")
+        if targets is not None and (not isinstance(targets, torch.Tensor) or targets.dtype != torch.long
+                                    or targets.shape != visual_ids.shape):
+            raise ValueError(f"targets: expected torch.long tensor of shape {tuple(visual_ids.shape)}, got {describe(targets)}")
+        if weights is not None and (targets is None or not isinstance(weights, torch.Tensor)
+                                    or not weights.is_floating_point() or weights.shape != visual_ids.shape):
+            raise ValueError(f"weights: expected a float tensor of shape {tuple(visual_ids.shape)} beside targets, "
+                             f"got {describe(weights)}")
+        if text_ids.device.type == "cpu":
+            self.check_ids(text_ids, visual_ids, targets)
+
+    def check_ids(self, text_ids: torch.Tensor | None = None, visual_ids: torch.Tensor | None = None,
+                  targets: torch.Tensor | None = None) -> None:
+        """Raise ValueError unless every id given is in its range (reads the ranges back: a host sync
+        on an accelerator, so callers there check once per data set or sampling call, not every forward)."""
         for name, ids, high in (("text_ids", text_ids, self.config.text_vocab_size),
-                                ("visual_ids", visual_ids, self.num_visual_inputs)):
-            if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= high):
+                                ("visual_ids", visual_ids, self.num_visual_inputs),
+                                ("targets", targets, self.config.visual_vocab_size)):
+            if ids is not None and ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= high):
                 raise ValueError(f"{name}: expected ids in [0, {high}), got values in [{int(ids.min())}, {int(ids.max())}]")
 
-    def forward(self, text_ids: torch.Tensor, visual_ids: torch.Tensor,
-                text_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, text_ids: torch.Tensor, visual_ids: torch.Tensor, text_mask: torch.Tensor | None = None,
+                targets: torch.Tensor | None = None, weights: torch.Tensor | None = None) -> torch.Tensor:
         """text_ids long (B, L), visual_ids long (B, T, h, w) in [0, num_visual_inputs),
-        text_mask bool (B, L) (True = real token) -> logits float32 (B, T, h, w, K)."""
-        self._validate(text_ids, visual_ids, text_mask)
+        text_mask bool (B, L) (True = real token; None = all real) -> logits float32 (B, T, h, w, K).
+
+        With targets long (B, T, h, w) in [0, K) (and weights float (B, T, h, w), None = all 1): the
+        training loss sum_i weights_i * CE(logits_i, targets_i) instead, a float32 scalar computed by
+        ursa.loss.linear_cross_entropy without materialising the logits.
+
+        A text_mask that is all True is dropped on the CPU (the unmasked attention kernel); on an
+        accelerator a given mask is always applied (checking would stop the host every forward), so
+        callers pass None there when every token is real, as train() and the sampler do.
+        """
+        self._validate(text_ids, visual_ids, text_mask, targets, weights)
         batch, length = text_ids.shape
         latent_shape = tuple(visual_ids.shape[1:])
         if self.config.text_padding == "attended":  # the release's layout: left-padded, pads attended
@@ -119,20 +147,25 @@ class URSAModel(nn.Module):
 
             text_ids, text_mask = release_text_layout(text_ids, text_mask, self.config), None
             length = text_ids.shape[1]
-        if text_mask is None:
-            text_mask = torch.ones_like(text_ids, dtype=torch.bool)
+        if text_mask is not None and text_mask.device.type == "cpu" and bool(text_mask.all()):
+            text_mask = None
         bov = torch.full((batch, 1), self.bov_id, dtype=torch.long, device=text_ids.device)
         input_ids = torch.cat([text_ids, bov, visual_ids.flatten(1) + self.config.text_vocab_size], dim=1)
-        positions = mrope_positions(text_mask, latent_shape)
         attention_mask = None  # None + is_causal=False -> full bidirectional attention (flash-eligible)
-        if not bool(text_mask.all()):
+        if text_mask is None:
+            text_mask = torch.ones_like(text_ids, dtype=torch.bool)
+        else:
             keys = torch.cat([text_mask, text_mask.new_ones(batch, input_ids.shape[1] - length)], dim=1)
             attention_mask = keys[:, None, None, :]  # (B, 1, 1, S) bool: padded keys are never attended
+        positions = mrope_positions(text_mask, latent_shape)
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
                                use_cache=False).last_hidden_state
         # head only at visual positions, or (head_shift) at the positions just before them: [BOV, v_0..v_{N-2}]
-        logits = self.head(hidden[:, length:-1] if self.config.head_shift else hidden[:, length + 1:])
-        return logits.float().view(batch, *latent_shape, self.config.visual_vocab_size)
+        hidden = hidden[:, length:-1] if self.config.head_shift else hidden[:, length + 1:]
+        if targets is not None:
+            return linear_cross_entropy(hidden.flatten(0, 1), self.head.weight, targets.flatten(),
+                                        None if weights is None else weights.flatten())
+        return self.head(hidden).float().view(batch, *latent_shape, self.config.visual_vocab_size)
 
     def count_parameters(self, non_embedding: bool = True) -> int:
         """Number of parameters; non_embedding=True excludes the vocabulary-sized matrices,

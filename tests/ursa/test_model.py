@@ -169,3 +169,47 @@ def test_check_tokenizer(model):
     check_tokenizer(model, GridTokenizer(32))
     with pytest.raises(ValueError, match=r"expected 32 \(model head K\), got 64000"):
         check_tokenizer(model, GridTokenizer(fsq_codebook().shape[0]))
+
+
+@pytest.mark.parametrize("head_shift", [False, True])
+def test_forward_with_targets_is_the_weighted_cross_entropy_of_the_logits(head_shift):
+    m = URSAModel(URSAConfig.preset("tiny", text_vocab_size=50, visual_vocab_size=32, head_shift=head_shift), seed=0)
+    text, visual = inputs()
+    targets = inputs(seed=1)[1]
+    weights = torch.rand(visual.shape, generator=torch.Generator().manual_seed(2))
+    mask = torch.tensor([[True] * 3 + [False] * 2, [True] * 5])
+    ref = (torch.nn.functional.cross_entropy(m(text, visual, mask).flatten(0, -2), targets.flatten(), reduction="none")
+           * weights.flatten()).sum()
+    ref.backward()
+    ref_grads = [p.grad.clone() for p in m.parameters()]
+    m.zero_grad()
+    loss = m(text, visual, mask, targets=targets, weights=weights)
+    loss.backward()
+    assert loss.shape == () and loss.dtype == torch.float32
+    assert abs(loss.item() - ref.item()) <= TOL * abs(ref.item())
+    for p, want in zip(m.parameters(), ref_grads):
+        assert (p.grad - want).abs().max() <= TOL * max(want.abs().max(), 1e-3)
+
+
+@torch.no_grad()
+def test_all_true_mask_is_no_mask(model):
+    text, visual = inputs()
+    assert torch.equal(model(text, visual, torch.ones_like(text, dtype=torch.bool)), model(text, visual))
+
+
+@pytest.mark.parametrize("case, match", [
+    ("targets_range", r"targets: expected ids in \[0, 32\), got values in \[0, 32\]"),
+    ("targets_shape", r"targets: expected torch.long tensor of shape \(2, 2, 3, 4\), got torch.int64 of shape \(2, 24\)"),
+    ("weights_dtype", r"weights: expected a float tensor of shape \(2, 2, 3, 4\) beside targets, got torch.int64"),
+])
+def test_bad_targets(model, case, match):
+    text, visual = inputs()
+    targets, weights = visual.clone(), None
+    if case == "targets_range":
+        targets[1, 1, 1, 1] = 32
+    elif case == "targets_shape":
+        targets = targets.flatten(1)
+    else:
+        weights = torch.ones_like(visual)
+    with pytest.raises(ValueError, match=match):
+        model(text, visual, targets=targets, weights=weights)
