@@ -63,6 +63,20 @@ def _pad_to(ids: Tensor, mask: Tensor, length: int) -> tuple[Tensor, Tensor]:
     return torch.nn.functional.pad(ids, (0, pad)), torch.nn.functional.pad(mask, (0, pad), value=False)
 
 
+def guided_inputs(text_ids: Tensor, text_mask: Tensor, uncond_ids: Tensor, uncond_mask: Tensor) -> tuple[Tensor, Tensor | None]:
+    """The text of the batched guided forward: ids long (2B, L') = [cond; uncond], both right-padded
+    to the longer length L', and their mask bool (2B, L') (None when every token is real)."""
+    length = max(text_ids.shape[1], uncond_ids.shape[1])
+    (text, mask), (u_ids, u_mask) = _pad_to(text_ids, text_mask, length), _pad_to(uncond_ids, uncond_mask, length)
+    return torch.cat([text, u_ids]), _mask_or_none(torch.cat([mask, u_mask]))
+
+
+def _mask_or_none(mask: Tensor) -> Tensor | None:
+    """None when every token is real (the model then uses its unmasked attention kernel), else `mask`.
+    One host sync on an accelerator: called once per sampling call, not at every step."""
+    return None if bool(mask.all()) else mask
+
+
 def categorical(logits: Tensor, generator: torch.Generator | None = None, chunk_size: int = 4096) -> Tensor:
     """One draw per row of softmax(logits (..., K)) -> long (...), by inverse CDF.
 
@@ -90,15 +104,12 @@ class EulerSampler:
         self.path = path
         self.config = config or SamplerConfig()
 
-    def _logits(self, text: Tensor, mask: Tensor, x: Tensor, uncond: tuple[Tensor, Tensor] | None) -> Tensor:
-        """Guided logits float32 (B, T, h, w, K); cond and uncond share one batched forward."""
-        if uncond is None:
+    def _logits(self, text: Tensor, mask: Tensor | None, x: Tensor, guided: tuple[Tensor, Tensor | None] | None) -> Tensor:
+        """Guided logits float32 (B, T, h, w, K). guided: the (cond ; uncond) text ids (2B, L') and
+        mask, so both branches share one batched forward; None: the conditional branch alone."""
+        if guided is None:
             return self.model(text, x, mask).float()
-        u_ids, u_mask = uncond
-        length = max(text.shape[1], u_ids.shape[1])
-        text, mask = _pad_to(text, mask, length)
-        u_ids, u_mask = _pad_to(u_ids, u_mask, length)
-        z = self.model(torch.cat([text, u_ids]), torch.cat([x, x]), torch.cat([mask, u_mask]))
+        z = self.model(guided[0], torch.cat([x, x]), guided[1])
         z_cond, z_uncond = (part.reshape(-1, part.shape[-1]) for part in z.chunk(2))
         # guided in float32 a chunk of rows at a time: no float32 copy of both branches (at 33,280 tokens
         # and K = 64,000 that copy is 17 GB); elementwise the same arithmetic as on whole tensors
@@ -145,7 +156,8 @@ class EulerSampler:
             if uncond_ids.shape[0] not in (1, batch):
                 raise ValueError(f"uncond_ids: expected batch 1 or {batch}, got shape {tuple(uncond_ids.shape)}")
             check_tensor("uncond_mask", uncond_mask, torch.bool, tuple(uncond_ids.shape))
-            uncond = (uncond_ids.expand(batch, -1).to(device), uncond_mask.expand(batch, -1).to(device))
+            uncond = guided_inputs(text_ids, text_mask, uncond_ids.expand(batch, -1).to(device),
+                                   uncond_mask.expand(batch, -1).to(device))
         if (condition_ids is None) != (condition_frames is None):
             raise ValueError("condition_frames: expected condition_ids and condition_frames both given or both None, "
                              f"got {describe(condition_ids)} and {describe(condition_frames)}")
@@ -158,6 +170,13 @@ class EulerSampler:
                                  f"[{int(condition_ids.min())}, {int(condition_ids.max())}]")
             held = condition_frames[:, :, None, None].expand(shape).to(device)
             condition_ids = condition_ids.to(device)
+
+        check_ids = getattr(self.model, "check_ids", None)  # URSAModel checks id ranges once here, not every step
+        if check_ids is not None:
+            check_ids(text_ids, condition_ids)
+            if uncond is not None:
+                check_ids(uncond[0])
+        mask = _mask_or_none(text_mask)  # read once per call, not at every step
 
         def given(x: Tensor) -> Tensor:
             return x if held is None else torch.where(held, condition_ids, x)
@@ -178,7 +197,7 @@ class EulerSampler:
             if still_first and k == 0 and k < cfg.steps - 1:
                 continue  # no rate at t = 0: x stays the noise (the last step always samples, as theirs)
             x = hold(x)
-            z = self._logits(text_ids, text_mask, x, uncond if use_cfg and t < cfg.cfg_trunc else None)
+            z = self._logits(text_ids, mask, x, uncond if use_cfg and t < cfg.cfg_trunc else None)
             if z.shape != (*shape, K):
                 raise ValueError(f"model: expected logits of shape {(*shape, K)}, got {tuple(z.shape)}")
             last = k == cfg.steps - 1

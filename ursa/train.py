@@ -4,7 +4,8 @@ One step (see docs/math.md, "Frame-wise asynchronous timesteps" and "Training lo
   t ~ frame_timesteps (B, T)      one time per latent frame (async) or per clip (sync), shifted;
                                   condition frames held clean at t = 1
   x_t ~ p_t(. | x1)                path.sample with t broadcast per frame (B, T, 1, 1)
-  loss = CE(model(text, x_t), x1)  fp32 logits, mean over visual tokens of the noisy frames
+  loss = CE(model(text, x_t), x1)  fp32 logits, mean over visual tokens of the noisy frames (the model's
+                                  chunked head loss, ursa/loss.py: the logits are never held whole)
 
 Choice: tokens of frames held clean (t = 1) are left out of the loss. The authors average over
 every visual token, but a clean frame is given to the model as input, so predicting it is
@@ -37,7 +38,6 @@ from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
@@ -186,15 +186,20 @@ class TrainResult:
     ema: dict[str, Tensor] | None = None  # EMA weights (full, CPU; rank 0) when config.ema_decay > 0
 
 
-def token_loss_sum(model: nn.Module, batch: TokenDataset, x_t: Tensor, t: Tensor) -> Tensor:
+def token_loss_sum(model: nn.Module, batch: TokenDataset, x_t: Tensor, t: Tensor, all_real: bool | None = None) -> Tensor:
     """Sum of the cross-entropy of the x1 prediction over visual tokens of frames with t < 1.
 
     batch: B clips (visual_ids (B, T, h, w) = x1); x_t long (B, T, h, w); t float (B, T), all on
-    the model's device. Returns a scalar fp32 sum (the loss before dividing by the token count)."""
+    the model's device. all_real: whether every caption token of the batch is real, read by the
+    caller where the batch was selected (the host), so the model gets no mask and uses its unmasked
+    attention kernel; None reads it here (a host sync on an accelerator). Returns a scalar fp32 sum
+    (the loss before dividing by the token count), from the model's chunked head loss (ursa/loss.py).
+    """
     x1 = batch.visual_ids
-    logits = model(batch.text_ids, x_t, batch.text_mask).float()
-    ce = F.cross_entropy(logits.flatten(0, -2), x1.flatten(), reduction="none").view_as(x1)
-    return (ce * (t[:, :, None, None] < 1.0).to(ce.dtype)).sum()
+    if all_real is None:
+        all_real = bool(batch.text_mask.all())
+    weights = (t[:, :, None, None] < 1.0).float().expand(x1.shape)
+    return model(batch.text_ids, x_t, None if all_real else batch.text_mask, targets=x1, weights=weights)
 
 
 def training_loss(
@@ -267,6 +272,14 @@ def _batch_index(position: int, batch_size: int, num_clips: int, seed: int) -> T
             perm_epoch = epoch
         index.append(int(perm[pos % num_clips]))
     return torch.tensor(index, dtype=torch.long)
+
+
+def _with_dropped_captions(batch: TokenDataset, drop: Tensor | None) -> TokenDataset:
+    """`batch` with the captions where drop (bool (B,)) is True made all padding: the empty prompt of
+    the unconditional branch classifier-free guidance needs."""
+    if drop is None:
+        return batch
+    return TokenDataset(batch.text_ids, batch.text_mask & ~drop[:, None].to(batch.text_mask.device), batch.visual_ids)
 
 
 def _corrupt(path: ProbPath, x1: Tensor, t: Tensor, seeds: list[int]) -> Tensor:
@@ -401,24 +414,26 @@ def train(
             drop = torch.rand(config.batch_size, generator=t_gen) < config.p_uncond if config.p_uncond > 0 else None
             count = float((t < 1.0).sum()) * h * w or 1.0  # noisy tokens in the global batch: the loss's denominator
             if config.corruption == "batch":
-                whole = data.select(index).to(device)
+                whole = _with_dropped_captions(data.select(index), drop)  # where the data lives: the host
+                x1 = whole.visual_ids.to(device)
                 t_dev = t.to(device)[:, :, None, None]
-                noisy = torch.where(t_dev >= 1.0, whole.visual_ids, path.sample(whole.visual_ids, t_dev, generator=x_gen))
+                noisy = torch.where(t_dev >= 1.0, x1, path.sample(x1, t_dev, generator=x_gen))
             else:
                 seeds = torch.randint(0, 2**62, (config.batch_size,), generator=t_gen)
             step_loss = torch.zeros((), device=device)
             for k, part in enumerate(mine):
                 if config.corruption == "batch":
-                    batch, x_t = whole.select(part.to(device)), noisy[part.to(device)]
+                    host = whole.select(part)
+                    batch, x_t = host.to(device), noisy[part.to(device)]
                 else:
-                    batch = data.select(index[part]).to(device)
+                    host = _with_dropped_captions(data.select(index[part]), None if drop is None else drop[part])
+                    batch = host.to(device)
                     x_t = _corrupt(path, batch.visual_ids, t[part].to(device), seeds[part].tolist())
-                if drop is not None:  # an all-padding caption is the empty prompt of the unconditional branch
-                    batch = TokenDataset(batch.text_ids, batch.text_mask & ~drop[part, None].to(device), batch.visual_ids)
+                all_real = bool(host.text_mask.all())  # read on the host: no device sync in the step
                 tk = t[part].to(device)
                 with grad_sync(model, ddp, k == len(mine) - 1):
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                        loss = token_loss_sum(net, batch, x_t, tk) / count
+                        loss = token_loss_sum(net, batch, x_t, tk, all_real) / count
                     # DDP and FSDP average gradients over ranks; the global loss is their sum
                     (loss * rank.world).backward()
                 step_loss += loss.detach()

@@ -11,6 +11,7 @@ from ursa.paths import build_path
 from ursa.sample import (
     EulerSampler,
     categorical,
+    guided_inputs,
     SamplerConfig,
     extrapolate,
     image_to_video,
@@ -104,7 +105,7 @@ def test_cfg_scale_one_equals_no_cfg_and_formula():
     # z_u + s (z_c - z_u) from separate forwards, to 1e-4 (float32 attention with/without padding).
     sampler = EulerSampler(model, path, SamplerConfig(cfg_scale=4.0))
     x = torch.randint(0, K, (B, 2, 4, 4), generator=torch.Generator().manual_seed(3))
-    z = sampler._logits(ids, mask, x, (u_ids.expand(B, -1), u_mask.expand(B, -1)))
+    z = sampler._logits(ids, mask, x, guided_inputs(ids, mask, u_ids.expand(B, -1), u_mask.expand(B, -1)))
     with torch.no_grad():
         zc, zu = model(ids, x, mask), model(u_ids.expand(B, -1), x, u_mask.expand(B, -1))
     torch.testing.assert_close(z, zu + 4.0 * (zc - zu), atol=1e-4, rtol=1e-4)
@@ -113,7 +114,7 @@ def test_cfg_scale_one_equals_no_cfg_and_formula():
 
     whole, S.CFG_ROWS = S.CFG_ROWS, 5
     try:
-        assert torch.equal(sampler._logits(ids, mask, x, (u_ids.expand(B, -1), u_mask.expand(B, -1))), z)
+        assert torch.equal(sampler._logits(ids, mask, x, guided_inputs(ids, mask, u_ids.expand(B, -1), u_mask.expand(B, -1))), z)
     finally:
         S.CFG_ROWS = whole
 
