@@ -121,6 +121,24 @@ def barrier() -> None:
         dist.barrier()
 
 
+def broadcast_object(obj: Any) -> Any:
+    """Rank 0's `obj` on every rank (a picklable value; `obj` itself in one process)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+    return obj
+
+
+def all_true(flag: bool) -> bool:
+    """Whether `flag` holds on every rank (`flag` itself in one process)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        flags: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(flags, bool(flag))
+        return all(flags)
+    return bool(flag)
+
+
 def free_port() -> int:
     """A TCP port free on this host right now (for a local rendezvous)."""
     with socket.socket() as s:

@@ -1,6 +1,8 @@
 """How the training loop spreads over processes: the micro-batch split, the DDP / FSDP2 wrapping
 (with activation checkpointing and torch.compile), gradient synchronisation per micro-batch, and
-full (unsharded) states gathered for checkpoints and exports. Process groups: ursa/distributed.py."""
+the states of checkpoints and exports: full (unsharded, gathered on rank 0) or sharded (each
+rank's own part, as torch.distributed.checkpoint writes and reshards it). Files: ursa/checkpoint.py;
+process groups: ursa/distributed.py."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
-from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_state_dict
+from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
+                                                     set_state_dict)
 from torch.distributed.tensor import DTensor, distribute_tensor
 
 from ursa.distributed import Rank
@@ -86,8 +89,38 @@ def full_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict
     return get_state_dict(model, optimizer, options=_FULL)
 
 
+def set_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, weights: dict, optim_state: dict) -> None:
+    """Load a full state (as `full_state` gives it, read back on every rank) into any sharding."""
+    set_state_dict(model, optimizer, model_state_dict=weights, optim_state_dict=optim_state,
+                   options=StateDictOptions(full_state_dict=True))
+
+
 def full_weights(model: nn.Module) -> dict[str, Tensor]:
     return get_model_state_dict(model, options=_FULL)
+
+
+def fsdp_sharded(model: nn.Module) -> bool:
+    """Whether `model`'s parameters are FSDP2 shards (DTensors): its own state_dict is then not the full one."""
+    return any(isinstance(p, DTensor) for p in model.parameters())
+
+
+def sharded_state(model: nn.Module, optimizer: torch.optim.Optimizer, ema: EMA | None) -> dict:
+    """{"model", "optimizer"[, "ema"]}: this rank's part of the training state, for
+    torch.distributed.checkpoint (DTensor shards under FSDP2, whole tensors otherwise; the
+    optimizer's keyed by parameter name). Nothing is gathered or copied: the values are the live
+    tensors. A fresh optimizer gets its (zero) state first, so the keys are those of a trained one."""
+    model_state, optim_state = get_state_dict(model, optimizer)
+    state = {"model": model_state, "optimizer": optim_state}
+    if ema is not None:
+        state["ema"] = ema.state_dict()
+    return state
+
+
+def set_sharded_state(model: nn.Module, optimizer: torch.optim.Optimizer, ema: EMA | None, state: dict) -> None:
+    """Load a state laid out as `sharded_state` gives it (filled by torch.distributed.checkpoint)."""
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
+    if ema is not None and "ema" in state:
+        ema.load_state_dict(state["ema"])
 
 
 def full_ema(ema: EMA) -> dict[str, Tensor]:
