@@ -1,9 +1,11 @@
 """Training on several processes (gloo on CPU): DDP and FSDP2 match one process with the whole
 batch, gradient accumulation too; a killed rank fails the job at once (no hang) and the rerun, in
-one process, resumes from the checkpoint the two processes wrote.
+one process, resumes from the checkpoint the two processes wrote; sharded checkpoints
+(torch.distributed.checkpoint) of two FSDP2 processes resume in one, and one process's in two.
 
 Two launches of 2 processes (the expensive part: each process imports torch and transformers);
-every single-process reference runs in the test process."""
+every single-process run (references, and the sides of the resumes run by one process) runs in
+the test process."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 from torch.multiprocessing import ProcessExitedException
+
+from torch.distributed.checkpoint import FileSystemReader
 
 from ursa import distributed
 from ursa.model import URSAConfig, URSAModel
@@ -40,9 +44,9 @@ def model() -> URSAModel:
     return URSAModel(URSAConfig.preset("tiny", text_vocab_size=16, visual_vocab_size=K), seed=0)
 
 
-def fit(out: Path, **overrides) -> TrainResult:
+def fit(out: Path, stop_after: int | None = None, **overrides) -> TrainResult:
     return train(model(), build_path("mixture", vocab_size=K), dataset(), TrainConfig(**{**CFG, **overrides}), out,
-                 progress=False)
+                 progress=False, stop_after=stop_after)
 
 
 def run(out: Path, **overrides) -> list[float]:
@@ -58,15 +62,22 @@ def close(a: list[float], b: list[float], rtol: float) -> bool:
     return len(a) == len(b) and all(abs(x - y) <= rtol * abs(y) for x, y in zip(a, b))
 
 
-def _four_runs(root: str) -> None:
+CLIP = dict(corruption="clip", ema_decay=0.9)  # per-clip noise seeds, an EMA
+SHARDED = dict(CLIP, checkpoint_format="sharded")
+
+
+def _runs(root: str) -> None:
     """Each rank: DDP, DDP with 2 micro-batches per process, both with the batch-wide noise draw,
     then DDP and FSDP2 (with activation checkpointing) with per-clip noise seeds (each rank reads
-    and corrupts only its clips), both keeping an EMA."""
+    and corrupts only its clips), both keeping an EMA; then, with sharded checkpoints, FSDP2
+    killed after step 12 (checkpoint: step 10) and FSDP2 resuming one process's step-10 checkpoint."""
     root = Path(root)
     run(root / "ddp")
     run(root / "ddp_accum", grad_accum=2)
-    run(root / "ddp_clip", corruption="clip", ema_decay=0.9)
-    run(root / "fsdp_clip", parallel="fsdp", corruption="clip", ema_decay=0.9, activation_checkpointing=True)
+    run(root / "ddp_clip", **CLIP)
+    run(root / "fsdp_clip", parallel="fsdp", activation_checkpointing=True, **CLIP)
+    run(root / "fsdp_sharded", stop_after=12, parallel="fsdp", **SHARDED)
+    run(root / "one_to_two", parallel="fsdp", **SHARDED)
 
 
 def _killed_at_12(root: str) -> None:
@@ -84,13 +95,19 @@ def _killed_at_12(root: str) -> None:
 @pytest.fixture(scope="module")
 def two_procs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("dist")
-    distributed.launch(_four_runs, 2, str(root), start_method="fork")  # fork: no re-import
+    run(root / "one_to_two", stop_after=12, **SHARDED)  # one process: the sharded checkpoint of step 10
+    distributed.launch(_runs, 2, str(root), start_method="fork")  # fork: no re-import
     return root
 
 
 @pytest.fixture(scope="module")
 def one_proc(tmp_path_factory) -> list[float]:
     return run(tmp_path_factory.mktemp("one") / "run")
+
+
+@pytest.fixture(scope="module")
+def one_clip(tmp_path_factory) -> TrainResult:
+    return fit(tmp_path_factory.mktemp("one_clip") / "run", **CLIP)
 
 
 def test_ddp_two_processes_equal_one_process_with_the_whole_batch(two_procs: Path, one_proc: list[float]) -> None:
@@ -106,9 +123,9 @@ def test_gradient_accumulation_equals_the_whole_batch(two_procs: Path, one_proc:
         run(tmp_path / "bad", grad_accum=3)
 
 
-def test_per_clip_noise_ddp_and_fsdp2_equal_one_process(two_procs: Path, one_proc: list[float], tmp_path: Path) -> None:
-    one = fit(tmp_path / "clip", corruption="clip", ema_decay=0.9)
-    one_clip = one.losses
+def test_per_clip_noise_ddp_and_fsdp2_equal_one_process(two_procs: Path, one_proc: list[float],
+                                                        one_clip: TrainResult) -> None:
+    one, one_clip = one_clip, one_clip.losses
     ddp, fsdp = (read_losses(two_procs / name / "losses.csv") for name in ("ddp_clip", "fsdp_clip"))
     assert close(ddp, one_clip, RTOL) and close(fsdp, one_clip, RTOL) and close(fsdp, ddp, RTOL)
     assert not close(one_clip, one_proc, RTOL)  # another noise stream: the comparison can tell streams apart
@@ -131,3 +148,38 @@ def test_killed_rank_fails_the_job_and_one_process_resumes_its_checkpoint(tmp_pa
     assert len(resumed) == STEPS and read_losses(out / "losses.csv") == resumed
     assert close(resumed, read_losses(two_procs / "ddp" / "losses.csv"), RTOL)
     assert close(resumed, one_proc, RTOL)
+
+
+def near(a: dict, b: dict) -> bool:
+    return set(a) == set(b) and all(torch.allclose(a[k], b[k], rtol=0, atol=1e-5) for k in b)
+
+
+def test_fsdp2_sharded_checkpoint_holds_each_ranks_shards_and_resumes_in_one_process(two_procs: Path,
+                                                                                     one_clip: TrainResult) -> None:
+    out = two_procs / "fsdp_sharded"
+    ck = out / "checkpoint"
+    assert torch.load(ck / "state.pt", weights_only=False)["step"] == 10
+    assert sorted(p.name for p in ck.iterdir()) == [".metadata", "__0_0.distcp", "__1_0.distcp", "state.pt"]
+    meta = FileSystemReader(ck).read_metadata()
+    # each rank wrote its own half of a weight (FSDP2 shards dim 0) and of its AdamW moments, nothing gathered
+    for key in ("model.head.weight", "optimizer.state.head.weight.exp_avg", "ema.head.weight"):
+        chunks = meta.state_dict_metadata[key].chunks
+        assert [c.offsets[0] for c in chunks] == [0, meta.state_dict_metadata[key].size[0] // 2], key
+    files = {info.relative_path for index, info in meta.storage_data.items() if index.fqn == "model.head.weight"}
+    assert files == {"__0_0.distcp", "__1_0.distcp"}
+    resumed = fit(out, **SHARDED)  # the rerun: one process, resharding the 2-process checkpoint of step 10
+    assert resumed.steps == STEPS and read_losses(out / "losses.csv") == resumed.losses
+    assert close(resumed.losses, one_clip.losses, RTOL), (resumed.losses, one_clip.losses)
+    assert near(resumed.ema, one_clip.ema)
+
+
+def test_one_process_sharded_checkpoint_resumes_on_two_fsdp2_processes(two_procs: Path, one_clip: TrainResult) -> None:
+    out = two_procs / "one_to_two"
+    losses = read_losses(out / "losses.csv")
+    assert len(losses) == STEPS and close(losses, one_clip.losses, RTOL), (losses, one_clip.losses)
+    done = load_result(out)  # losses from state.pt, the EMA from the two processes' shards
+    assert done.steps == STEPS and done.losses == losses and near(done.ema, one_clip.ema)
+    assert {"__0_0.distcp", "__1_0.distcp"} <= {p.name for p in (out / "checkpoint").iterdir()}
+    # the last checkpoint also holds the full weights: what the harness reads after a distributed run
+    final = URSAModel.from_pretrained(out / "checkpoint").state_dict()
+    assert near(final, URSAModel.from_pretrained(two_procs / "fsdp_clip" / "checkpoint").state_dict())  # 2 throughout
