@@ -14,18 +14,22 @@ copying, carries no learning signal and only dilutes the gradient of the frames 
 The loop is resumable bit-for-bit on CPU: a checkpoint holds the model, AdamW, the LR schedule,
 every RNG state (torch, python, numpy and the two generators driving timesteps and corruption),
 the step and the data position (a seeded permutation per epoch, so the position is the count of
-samples consumed). Checkpoints are written to a temporary directory and moved into place.
+samples consumed). Checkpoints are written to a temporary directory and moved into place
+(formats and the fallback to the previous one when damaged: ursa/checkpoint.py).
 
-Scale (process groups: ursa/distributed.py; wrapping and full states: ursa/parallel.py): the
+Scale (process groups: ursa/distributed.py; wrapping and checkpoint states: ursa/parallel.py): the
 same loop runs on N processes (DDP, or FSDP2 with `parallel: fsdp`) with `grad_accum`
 micro-batches per process; the global batch is always
 `batch_size` clips, every process draws the step's timesteps and noise for the whole global
 batch from the same generators and keeps its slice (with `corruption: clip`, one noise seed per
 clip, so a process reads and corrupts only its own clips), and each micro-batch's loss is
 its token sum over the token count of the global batch, so N processes x grad_accum give the
-optimisation of one process with the whole batch (up to float summation order). Checkpoints hold
-full (unsharded) state gathered with torch.distributed.checkpoint's state-dict API, written by
-rank 0 in the single-process format, so a run resumes exactly on any number of processes.
+optimisation of one process with the whole batch (up to float summation order). Checkpoints
+(`checkpoint_format`) hold either the full (unsharded) state gathered on rank 0 with
+torch.distributed.checkpoint's state-dict API and written by it in the single-process format
+("full"), or every rank's own shards written by torch.distributed.checkpoint.save, nothing
+gathered ("sharded"); either resumes on any number of processes (a sharded one is resharded on
+load), and the format is read from the files, so the setting may change between resumes.
 """
 
 from __future__ import annotations
@@ -40,15 +44,14 @@ from typing import Literal, Protocol, runtime_checkable
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
-from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 from tqdm.auto import tqdm
 
 from ursa import distributed
-from ursa.checkpoint import (CHECKPOINT, SNAPSHOTS, Outputs, find_checkpoint, load_checkpoint, rng_state,
-                             save_checkpoint, save_weights, set_rng_state, write_losses)
+from ursa.checkpoint import (CHECKPOINT, SNAPSHOTS, Outputs, find_checkpoint, load_checkpoint, read_state,
+                             rng_state, save_checkpoint, save_weights, set_rng_state, write_losses)
 from ursa.checks import FLOAT, check_tensor
 from ursa.ema import EMA
-from ursa.parallel import full_ema, full_state, full_weights, grad_sync, like_shard, micro_batch, wrap
+from ursa.parallel import full_ema, full_weights, grad_sync, micro_batch, wrap
 from ursa.paths import ProbPath
 from ursa.schedule import ShiftRule, frame_timesteps, resolve_shift
 
@@ -141,6 +144,10 @@ class TrainConfig(BaseModel):
     p_uncond: float = Field(0.0, ge=0, le=1)  # caption dropout: the unconditional branch CFG needs
     seed: int = Field(0, ge=0, lt=2**63)  # torch.manual_seed's range
     checkpoint_every: int = Field(50, ge=1)
+    # full: rank 0 gathers the whole model + optimizer and writes them (model.safetensors + state.pt);
+    # sharded: every rank writes its own shards (torch.distributed.checkpoint), nothing is gathered
+    # (for models whose full state strains one host); both resume on any number of processes
+    checkpoint_format: Literal["full", "sharded"] = "full"
     # fractions of `steps` after which a copy of the weights is kept in out_dir/snapshots/step_<n>/
     # (the points of a learning curve); 1.0 is the final model
     snapshots: list[float] = Field(default_factory=list)
@@ -309,7 +316,7 @@ def load_result(out_dir: str | Path) -> TrainResult:
     found = find_checkpoint(Path(out_dir))
     if found is None:
         raise ValueError(f"{out_dir}: expected a training checkpoint ({CHECKPOINT}/state.pt), got none")
-    state = torch.load(found / "state.pt", map_location="cpu", weights_only=False)
+    state = read_state(found)
     return TrainResult(list(state["losses"]), state["step"], found, state["shift"], ema=state.get("ema"))
 
 
@@ -362,15 +369,10 @@ def train(
     t_gen = torch.Generator().manual_seed(config.seed)
     x_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
     torch.manual_seed(config.seed)
-    saved_ema: dict[str, Tensor] = {}
-
-    def restore(weights: dict, state: dict) -> None:
-        set_state_dict(model, optimizer, model_state_dict=weights, optim_state_dict=state["optimizer"],
-                       options=StateDictOptions(full_state_dict=True))
-        saved_ema.update(state.get("ema") or {})
+    ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
 
     step, losses = 0, []
-    loaded = load_checkpoint(out_dir, restore, rank.main)
+    loaded = load_checkpoint(out_dir, model, optimizer, ema)  # either format, resharded to this run's layout
     if loaded is not None:
         found, state = loaded
         scheduler.load_state_dict(state["scheduler"])
@@ -379,9 +381,6 @@ def train(
         if state["data_position"] != step * config.batch_size:
             raise ValueError(f"{found}: data_position {state['data_position']} does not match step {step} "
                              f"x batch_size {config.batch_size}")
-    ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None  # from the (restored) weights
-    if ema is not None and saved_ema:
-        ema.load_state_dict({n: like_shard(s, saved_ema[n]) for n, s in ema.state_dict().items()})
     if rank.main:
         write_losses(out_dir, losses)  # drops rows logged after the checkpoint by a killed run
     distributed.barrier()
@@ -480,25 +479,19 @@ def train(
                 return TrainResult(losses, step, out_dir / CHECKPOINT, shift)
             if step % config.checkpoint_every == 0 or step == config.steps:
                 out.sync()
-                model_state, optim_state = full_state(model, optimizer)
-                ema_state = full_ema(ema) if ema is not None else None
-                if rank.main:
-                    state = {
-                        "optimizer": optim_state,
-                        "scheduler": scheduler.state_dict(),
-                        "rng": rng_state(t_gen, x_gen),
-                        "step": step,
-                        "data_position": step * config.batch_size,
-                        "losses": losses,
-                        "config": config.model_dump(),
-                        "world_size": rank.world,
-                        "shift": shift,
-                    }
-                    if ema_state is not None:
-                        state["ema"] = ema_state
-                    save_checkpoint(out_dir, lambda d: save_weights(model_cls, model, model_state if sharded else None, d),
-                                     state)
-                distributed.barrier()  # no rank runs ahead of a checkpoint being written
+                state = {
+                    "scheduler": scheduler.state_dict(),
+                    "rng": rng_state(t_gen, x_gen),
+                    "step": step,
+                    "data_position": step * config.batch_size,
+                    "losses": losses,
+                    "config": config.model_dump(),
+                    "world_size": rank.world,
+                    "shift": shift,
+                }
+                # every rank: weights, optimizer and EMA gathered to rank 0 or written as shards
+                save_checkpoint(out_dir, config.checkpoint_format, model_cls, model, optimizer, ema, state,
+                                final=step == config.steps)
     finally:
         bar.close()
         out.close()
