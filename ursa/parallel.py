@@ -48,10 +48,20 @@ def _blocks(model: nn.Module) -> list[nn.Module]:
     return [block for module in model.modules() if isinstance(module, nn.ModuleList) for block in module]
 
 
+def compile_blocks(model: nn.Module) -> None:
+    """torch.compile each transformer block in place (regional compilation, as torchtitan does): the
+    blocks share one graph, compiled once; the head loss (ursa/loss.py), the embedding and the
+    rotary tables stay eager, and parameter names (checkpoints, FSDP2) are unchanged."""
+    for block in _blocks(model):
+        block.compile()
+
+
 def wrap(model: nn.Module, config: TrainConfig, rank: Rank, device: torch.device) -> tuple[nn.Module, nn.Module | None]:
     """(the module the loop calls, the DDP wrapper or None). FSDP2 shards `model` in place."""
     if config.activation_checkpointing:
         _enable_activation_checkpointing(model)
+    if config.compile:  # before FSDP2 / DDP wrap the blocks, as torchtitan orders it
+        compile_blocks(model)
     ddp = None
     net = model
     if rank.world > 1 and config.parallel == "fsdp":
@@ -66,8 +76,6 @@ def wrap(model: nn.Module, config: TrainConfig, rank: Rank, device: torch.device
         from torch.nn.parallel import DistributedDataParallel
 
         net = ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile:
-        net = torch.compile(net)
     return net, ddp
 
 

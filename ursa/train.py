@@ -156,7 +156,7 @@ class TrainConfig(BaseModel):
     grad_accum: int = Field(1, ge=1)  # micro-batches per process and step: batch_size / (processes x grad_accum) clips each
     parallel: Literal["ddp", "fsdp"] = "ddp"  # how W > 1 processes share the model (fsdp: FSDP2 fully_shard)
     activation_checkpointing: bool = False  # recompute each layer's activations in backward (memory for compute)
-    compile: bool = False  # torch.compile the model (measured slower at 0.6B on an H200: docs/cluster.md)
+    compile: bool = False  # torch.compile each transformer block (regional; compiled once, shared by every block)
     ema_decay: float = Field(0.0, ge=0, lt=1)  # > 0: keep an EMA of the weights; sampling then uses it
     # losses are kept on the device and read back (one host sync) every log_every steps, at every
     # checkpoint and snapshot; losses.csv still gets one row per step

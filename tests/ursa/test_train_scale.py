@@ -75,6 +75,22 @@ def test_activation_checkpointing_trains_the_same(tmp_path):
     torch.testing.assert_close(torch.tensor(recomputed), torch.tensor(plain), rtol=1e-6, atol=0)
 
 
+def test_compile_compiles_each_block_once_and_trains_the_same(tmp_path):
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    m = model()
+    plain = fit(tmp_path / "a").losses
+    compiled = fit(tmp_path / "b", m, compile=True).losses
+    assert all(block._compiled_call_impl is not None for block in m.backbone.layers)
+    assert counters["stats"]["unique_graphs"] == 1  # one graph shared by every block, not one per block
+    # inductor's fused kernels sum in another order: float32 rounding, compounded over 8 steps
+    torch.testing.assert_close(torch.tensor(compiled), torch.tensor(plain), rtol=1e-4, atol=0)
+    # parameter names are unchanged: the checkpoint loads into a plain model
+    URSAModel.from_pretrained(tmp_path / "b" / "checkpoint")
+
+
 def test_losses_read_back_every_n_steps_keep_one_row_per_step(tmp_path):
     every = fit(tmp_path / "a")
     batched = fit(tmp_path / "b", log_every=5)  # flushes at 3 and 6 (checkpoints), 5, and 8 (the end)
