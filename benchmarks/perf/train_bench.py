@@ -3,11 +3,16 @@ efficiency against the bare forward + backward, and scaling from 1 to 2 processe
 
 - Step figures (`step_<preset>`): the real train() loop (timesteps, per-clip corruption along the
   metric path on the FSQ codebook, K = 64000, forward in bf16 autocast, CE, backward, clipping,
-  fused AdamW, EMA off) against a bare forward + CE + backward of the same model on the same
-  clean batch; efficiency = bare time / train time (target >= 0.90). On CUDA: the 0.6B and 1.7B
-  presets, batch 2 clips of a (5, 32, 32) latent (5,120 visual + 32 text tokens each: 10,304
-  tokens a step; a 17-frame 256x256 clip at 4x8x8 compression), which fits the 1.7B model with
-  fp32 AdamW state and fp32 logits in well under 80 GB. On CPU: the tiny preset.
+  fused AdamW, EMA off) against a bare forward + loss + backward of the same model on the same
+  clean batch (both with the model's chunked head loss); efficiency = bare time / train time
+  (target >= 0.90). On CUDA: the 0.6B and 1.7B presets, batch 2 clips of a (5, 32, 32) latent
+  (5,120 visual + 32 text tokens each: 10,304 tokens a step; a 17-frame 256x256 clip at 4x8x8
+  compression), which fits the 1.7B model with fp32 AdamW state in well under 80 GB. On CPU:
+  the tiny preset.
+- Head figures (`head_<tokens>`): forward + backward of the visual head's loss at the 0.6B
+  shape (hidden 1024, K = 64000), the plain float32-logits cross-entropy against ursa/loss.py's
+  chunked one: median time and peak extra memory (CUDA: allocator peak; CPU: peak RSS of a
+  fresh process per variant).
 - MFU = model FLOPs per step / step time / peak. Model FLOPs per step, counting a multiply-add
   as 2 and backward as twice forward:
       6 * (N_backbone * S + N_head * S_visual) * B  +  12 * layers * heads * head_dim * S^2 * B
@@ -26,7 +31,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from ursa import distributed
+from ursa.loss import linear_cross_entropy
 from ursa.model import URSAConfig, URSAModel
 from ursa.paths import build_path
 from ursa.tokenizers.fsq import fsq_codebook
@@ -80,7 +88,8 @@ def _data(config: URSAConfig, batch: int, latent: tuple[int, int, int]) -> Token
 def step_figures(preset: str, batch: int, latent: tuple[int, int, int], steps: int, device: torch.device,
                  compile: bool = False, **overrides) -> dict:
     """Train-loop vs bare forward+backward step time, tokens/s, MFU and peak memory of one preset
-    (compile: both through torch.compile; the two warm-up steps absorb the compilation)."""
+    (compile: both with the blocks compiled, ursa.parallel.compile_blocks; the two warm-up steps absorb
+    the compilation)."""
     config = URSAConfig.preset(preset, **overrides)
     bf16 = device.type == "cuda"
     data = _data(config, batch, latent)
@@ -106,19 +115,18 @@ def step_figures(preset: str, batch: int, latent: tuple[int, int, int], steps: i
 
     model.zero_grad(set_to_none=True)
     d = data.to(device)
-    net = torch.compile(model) if compile else model
     for i in range(steps + 2):
         if i == 2:
             _sync(device)
             start = time.perf_counter()
         model.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = net(d.text_ids, d.visual_ids, d.text_mask)
-        F.cross_entropy(logits.float().flatten(0, -2), d.visual_ids.flatten()).backward()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):  # the loss the loop uses
+            loss = model(d.text_ids, d.visual_ids, None, targets=d.visual_ids) / d.visual_ids.numel()  # blocks compiled by train() when `compile`
+        loss.backward()
     _sync(device)
     bare_s = (time.perf_counter() - start) / steps
     params = sum(p.numel() for p in model.parameters())
-    del model, net, logits
+    del model, loss
     if device.type == "cuda":
         torch.cuda.empty_cache()
     tokens = batch * (TEXT_LEN + 1 + math.prod(latent))
@@ -131,6 +139,63 @@ def step_figures(preset: str, batch: int, latent: tuple[int, int, int], steps: i
             "model_tflops_per_step": flops / 1e12, "achieved_tflops": flops / train_s / 1e12,
             "mfu": flops / train_s / peak if peak else None, "peak_tflops": peak / 1e12 if peak else None,
             "max_memory_gb": train_mem}
+
+
+def _plain_head_loss(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The head as it was before ursa/loss.py: whole float32 logits, then cross-entropy."""
+    return F.cross_entropy(F.linear(hidden, weight).float(), targets, reduction="sum")
+
+
+HEAD_LOSSES = {"plain": _plain_head_loss, "chunked": linear_cross_entropy}
+
+
+def _head_run(kind: str, tokens: int, hidden_size: int, vocab: int, steps: int, device: str) -> dict:
+    """Seconds and peak extra memory of forward + backward of one head loss (on CPU: peak RSS of
+    this fresh process above what it held before the first call)."""
+    dev = torch.device(device)
+    g = torch.Generator(device=dev).manual_seed(0)
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    hidden = torch.randn(tokens, hidden_size, device=dev, dtype=dtype, generator=g).requires_grad_()
+    weight = (0.02 * torch.randn(vocab, hidden_size, device=dev, generator=g)).requires_grad_()
+    targets = torch.randint(0, vocab, (tokens,), device=dev, generator=g)
+    fn = HEAD_LOSSES[kind]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux: KiB)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+        base = torch.cuda.memory_allocated(dev)
+    times = []
+    for _ in range(steps + 1):  # the first is a warm-up
+        _sync(dev)
+        start = time.perf_counter()
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            loss = fn(hidden, weight, targets)
+        loss.backward()
+        _sync(dev)
+        times.append(time.perf_counter() - start)
+        hidden.grad = weight.grad = None
+    if dev.type == "cuda":
+        extra = (torch.cuda.max_memory_allocated(dev) - base) / 2**20
+    else:
+        extra = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+    return {"ms": 1e3 * sorted(times[1:])[len(times[1:]) // 2], "peak_extra_mib": extra}
+
+
+def head_figures(tokens: int, hidden_size: int, vocab: int, steps: int, device: torch.device) -> dict:
+    """The visual head's loss (Linear(hidden, K) + cross-entropy, forward + backward), the plain
+    float32-logits version against ursa/loss.py's chunked one; each in a fresh process on CPU so the
+    peak RSS is its own."""
+    out: dict = {"tokens": tokens, "hidden": hidden_size, "K": vocab,
+                 "logits_fp32_mib": tokens * vocab * 4 / 2**20}
+    for kind in HEAD_LOSSES:
+        if device.type == "cuda":
+            out[kind] = _head_run(kind, tokens, hidden_size, vocab, steps, str(device))
+            torch.cuda.empty_cache()
+        else:
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                out[kind] = pool.apply(_head_run, (kind, tokens, hidden_size, vocab, steps, "cpu"))
+    out["speedup"] = out["plain"]["ms"] / out["chunked"]["ms"]
+    out["memory_ratio"] = out["plain"]["peak_extra_mib"] / max(out["chunked"]["peak_extra_mib"], 1e-9)
+    return out
 
 
 def _scaling_worker(out: str, batch: int, steps: int) -> None:
@@ -166,9 +231,12 @@ def run(quick: bool = True, device: str = "cpu") -> dict:
            "scaling_cpu_gloo": scaling_cpu(batch=8, steps=3 if quick else 10)}
     if dev.type == "cuda":
         steps = 3 if quick else 5
+        for tokens in (10_240, 26_624):  # the step below; 2 clips of 13x32x32
+            out[f"head_{tokens}"] = head_figures(tokens, 1024, 64000, steps, dev)
         for preset in ("0.6B", "1.7B"):
             out[f"step_{preset}"] = step_figures(preset, 2, (5, 32, 32), steps, dev)
     else:
+        out["head_4096"] = head_figures(4096, 1024, 64000, 2 if quick else 3, dev)  # the 0.6B head's shape
         out["step_tiny"] = step_figures("tiny", 4, (3, 8, 8), 3 if quick else 10, dev, text_vocab_size=256,
                                         visual_vocab_size=512)
     return out
