@@ -31,6 +31,7 @@ SUITES = {
     "sampler": "benchmarks.perf.sampler_bench",
     "harness": "benchmarks.perf.harness_bench",
     "train": "benchmarks.perf.train_bench",
+    "train_compile": "benchmarks.perf.train_compile_bench",
     "release_sample": "benchmarks.perf.release_sample_bench",
     "data": "benchmarks.perf.data_bench",
 }

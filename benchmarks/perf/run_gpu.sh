@@ -20,7 +20,8 @@ part() {  # part NAME SECONDS SUITE...: one perf run, its own folder and time li
   timeout "$limit" python3 -m benchmarks.perf --device cuda "${args[@]}" --out "$OUT/$name" >>"$LOG" 2>&1
   echo "== $name exit $? ($(date +%T))" >>"$LOG"
 }
-part train 200 train
+part train 240 train
+part train_compile 150 train_compile
 part release 100 release_sample
 part paths 120 paths sampler
 cat "$LOG"

@@ -40,6 +40,7 @@ TARGETS: list[Target] = [
     Target("train", "step_*.efficiency_bare_over_train", ">=", 0.90,
            "training step >= 90% of the bare forward + backward"),
     Target("train", "step_0.6B.mfu", ">=", 0.40, "MFU >= 40% at 0.6B bf16 (H100/H200-class GPU)"),
+    Target("train_compile", "step_0.6B_compile.mfu", ">=", 0.40, "MFU >= 40% at 0.6B bf16, blocks compiled"),
     Target("train", "head_*.memory_ratio", ">=", 2.0, "chunked head loss peak memory >= 2x below the plain head"),
     Target("train", "head_*.speedup", ">=", 1.0, "chunked head loss no slower than the plain head"),
     Target("harness", "grid_1000.seconds", "<=", 2.0, "1,000-run grid expanded and validated"),

@@ -235,6 +235,7 @@ def run(quick: bool = True, device: str = "cpu") -> dict:
             out[f"head_{tokens}"] = head_figures(tokens, 1024, 64000, steps, dev)
         for preset in ("0.6B", "1.7B"):
             out[f"step_{preset}"] = step_figures(preset, 2, (5, 32, 32), steps, dev)
+        out["step_0.6B_long"] = step_figures("0.6B", 2, (13, 32, 32), steps, dev)  # 26,690 tokens a step
     else:
         out["head_4096"] = head_figures(4096, 1024, 64000, 2 if quick else 3, dev)  # the 0.6B head's shape
         out["step_tiny"] = step_figures("tiny", 4, (3, 8, 8), 3 if quick else 10, dev, text_vocab_size=256,
