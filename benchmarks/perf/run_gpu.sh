@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU figures in one short run, as recorded in reports/perf/<device>/ (see reports/perf/TARGETS.md).
 # On a machine whose python3 has torch + CUDA; wheels for packages it lacks in .whl/ (pydantic).
-# Usage: OUT=/some/folder bash benchmarks/perf/run_gpu.sh   (each part has its own time limit)
+# Usage: OUT=/some/folder bash benchmarks/perf/run_gpu.sh   (each part has its own time limit; 570 s in all)
 set -u
 OUT=${OUT:-runs/perf/gpu}
 mkdir -p "$OUT"
@@ -22,6 +22,6 @@ part() {  # part NAME SECONDS SUITE...: one perf run, its own folder and time li
 }
 part train 240 train
 part train_compile 150 train_compile
-part release 100 release_sample
-part paths 120 paths sampler
+part release 90 release_sample
+part paths 90 paths sampler
 cat "$LOG"
