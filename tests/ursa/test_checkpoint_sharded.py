@@ -16,24 +16,14 @@ from torch.distributed.checkpoint import FileSystemReader
 from torch.distributed.checkpoint.api import CheckpointException
 
 from ursa.ema import EMA
-from ursa.model import URSAConfig, URSAModel
+from ursa.model import URSAModel
 from ursa.parallel import sharded_state
 from ursa.paths import build_path
-from ursa.train import TokenDataset, TrainConfig, TrainResult, load_result, train
+from ursa.train import TrainConfig, TrainResult, load_result, train
 
-K = 32
+from tiny_training import K, dataset, model
+
 CFG = dict(steps=8, batch_size=2, warmup_steps=2, checkpoint_every=3, p_first=0.5, ema_decay=0.8)
-
-
-def dataset(n: int = 5) -> TokenDataset:
-    g = torch.Generator().manual_seed(0)
-    frame = torch.randint(0, K, (n, 1, 4, 4), generator=g)
-    return TokenDataset(torch.randint(0, 16, (n, 4), generator=g), torch.ones(n, 4, dtype=torch.bool),
-                        frame.expand(n, 2, 4, 4).contiguous())
-
-
-def model(seed: int = 0) -> URSAModel:
-    return URSAModel(URSAConfig.preset("tiny", text_vocab_size=16, visual_vocab_size=K), seed=seed)
 
 
 def fit(out: Path, m: URSAModel | None = None, stop_after: int | None = None, steps: list | None = None,

@@ -16,22 +16,11 @@ import torch
 import ursa.io
 import ursa.train
 from ursa.io import atomic_write, atomic_write_bytes, stale_temp, temp_tag, untagged_temp
-from ursa.model import URSAConfig, URSAModel
 from ursa.paths import build_path
-from ursa.train import TokenDataset, TrainConfig, train
+from ursa.train import TrainConfig, train
 
-K = 32
+from tiny_training import K, dataset, model
 
-
-def dataset(n: int = 5) -> TokenDataset:
-    g = torch.Generator().manual_seed(0)
-    frame = torch.randint(0, K, (n, 1, 4, 4), generator=g)
-    return TokenDataset(torch.randint(0, 16, (n, 4), generator=g), torch.ones(n, 4, dtype=torch.bool),
-                        frame.expand(n, 2, 4, 4).contiguous())
-
-
-def model(seed: int = 0) -> URSAModel:
-    return URSAModel(URSAConfig.preset("tiny", text_vocab_size=16, visual_vocab_size=K), seed=seed)
 
 
 CFG = TrainConfig(steps=8, batch_size=2, warmup_steps=2, checkpoint_every=3)

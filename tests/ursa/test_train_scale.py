@@ -8,23 +8,13 @@ import csv
 import pytest
 import torch
 
-from ursa.model import URSAConfig, URSAModel
+from ursa.model import URSAModel
 from ursa.paths import build_path
-from ursa.train import NonFiniteLossError, TokenDataset, TrainConfig, export_model, train
+from ursa.train import NonFiniteLossError, TrainConfig, export_model, train
 
-K = 32
+from tiny_training import K, dataset, model
+
 CFG = dict(steps=8, batch_size=2, warmup_steps=2, checkpoint_every=3, p_first=0.5)
-
-
-def dataset(n: int = 5) -> TokenDataset:
-    g = torch.Generator().manual_seed(0)
-    frame = torch.randint(0, K, (n, 1, 4, 4), generator=g)
-    return TokenDataset(torch.randint(0, 16, (n, 4), generator=g), torch.ones(n, 4, dtype=torch.bool),
-                        frame.expand(n, 2, 4, 4).contiguous())
-
-
-def model(seed: int = 0) -> URSAModel:
-    return URSAModel(URSAConfig.preset("tiny", text_vocab_size=16, visual_vocab_size=K), seed=seed)
 
 
 def fit(out, m: URSAModel | None = None, **kw):
