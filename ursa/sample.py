@@ -148,7 +148,7 @@ class EulerSampler:
             raise ValueError(f"latent_shape: expected three positive ints (T, h, w), got {latent_shape!r}")
         shape = (batch, *latent_shape)
         use_cfg = cfg.cfg_scale != 1.0
-        uncond = None
+        guided = None  # the batched (cond; uncond) text of the guided forward
         if use_cfg:
             if uncond_ids is None or uncond_mask is None:
                 raise ValueError(f"uncond_ids: expected negative-prompt ids and mask when cfg_scale={cfg.cfg_scale} != 1, got None")
@@ -156,7 +156,7 @@ class EulerSampler:
             if uncond_ids.shape[0] not in (1, batch):
                 raise ValueError(f"uncond_ids: expected batch 1 or {batch}, got shape {tuple(uncond_ids.shape)}")
             check_tensor("uncond_mask", uncond_mask, torch.bool, tuple(uncond_ids.shape))
-            uncond = guided_inputs(text_ids, text_mask, uncond_ids.expand(batch, -1).to(device),
+            guided = guided_inputs(text_ids, text_mask, uncond_ids.expand(batch, -1).to(device),
                                    uncond_mask.expand(batch, -1).to(device))
         if (condition_ids is None) != (condition_frames is None):
             raise ValueError("condition_frames: expected condition_ids and condition_frames both given or both None, "
@@ -174,8 +174,8 @@ class EulerSampler:
         check_ids = getattr(self.model, "check_ids", None)  # URSAModel checks id ranges once here, not every step
         if check_ids is not None:
             check_ids(text_ids, condition_ids)
-            if uncond is not None:
-                check_ids(uncond[0])
+            if guided is not None:
+                check_ids(guided[0])
         mask = _mask_or_none(text_mask)  # read once per call, not at every step
 
         def given(x: Tensor) -> Tensor:
@@ -197,7 +197,7 @@ class EulerSampler:
             if still_first and k == 0 and k < cfg.steps - 1:
                 continue  # no rate at t = 0: x stays the noise (the last step always samples, as theirs)
             x = hold(x)
-            z = self._logits(text_ids, mask, x, uncond if use_cfg and t < cfg.cfg_trunc else None)
+            z = self._logits(text_ids, mask, x, guided if use_cfg and t < cfg.cfg_trunc else None)
             if z.shape != (*shape, K):
                 raise ValueError(f"model: expected logits of shape {(*shape, K)}, got {tuple(z.shape)}")
             last = k == cfg.steps - 1
