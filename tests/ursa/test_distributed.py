@@ -70,13 +70,14 @@ def _runs(root: str) -> None:
     """Each rank: DDP, DDP with 2 micro-batches per process, both with the batch-wide noise draw,
     then DDP and FSDP2 (with activation checkpointing) with per-clip noise seeds (each rank reads
     and corrupts only its clips), both keeping an EMA; then, with sharded checkpoints, FSDP2
-    killed after step 12 (checkpoint: step 10) and FSDP2 resuming one process's step-10 checkpoint."""
+    and DDP killed after step 12 (checkpoint: step 10) and FSDP2 resuming one process's step-10 checkpoint."""
     root = Path(root)
     run(root / "ddp")
     run(root / "ddp_accum", grad_accum=2)
     run(root / "ddp_clip", **CLIP)
     run(root / "fsdp_clip", parallel="fsdp", activation_checkpointing=True, **CLIP)
     run(root / "fsdp_sharded", stop_after=12, parallel="fsdp", **SHARDED)
+    run(root / "ddp_sharded", stop_after=12, **SHARDED)
     run(root / "one_to_two", parallel="fsdp", **SHARDED)
 
 
@@ -169,6 +170,19 @@ def test_fsdp2_sharded_checkpoint_holds_each_ranks_shards_and_resumes_in_one_pro
     assert files == {"__0_0.distcp", "__1_0.distcp"}
     resumed = fit(out, **SHARDED)  # the rerun: one process, resharding the 2-process checkpoint of step 10
     assert resumed.steps == STEPS and read_losses(out / "losses.csv") == resumed.losses
+    assert close(resumed.losses, one_clip.losses, RTOL), (resumed.losses, one_clip.losses)
+    assert near(resumed.ema, one_clip.ema)
+
+
+def test_ddp_sharded_checkpoint_resumes_in_one_process(two_procs: Path, one_clip: TrainResult) -> None:
+    out = two_procs / "ddp_sharded"
+    ck = out / "checkpoint"
+    # DDP ranks hold whole replicas: torch.distributed.checkpoint writes each tensor once
+    assert (ck / ".metadata").is_file() and not (ck / "model.safetensors").exists()
+    steps: list[int] = []
+    resumed = train(model(), build_path("mixture", vocab_size=K), dataset(), TrainConfig(**{**CFG, **SHARDED}), out,
+                    progress=False, on_step=lambda n, _: steps.append(n))
+    assert steps == list(range(11, STEPS + 1))  # resumed at the step-10 checkpoint, not restarted
     assert close(resumed.losses, one_clip.losses, RTOL), (resumed.losses, one_clip.losses)
     assert near(resumed.ema, one_clip.ema)
 
