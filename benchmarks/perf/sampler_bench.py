@@ -1,27 +1,24 @@
-"""Overhead of ursa.sample and ursa.train relative to the model they drive.
+"""Overhead of ursa.sample relative to the model it drives.
 
 Sampler overhead = (sampler wall time per Euler step - model forward time per step) / forward
 time, measured in one sample() call with the forward timed inside (device-synchronised), at the
 tiny preset with the embedded vocabulary size (K = 512, metric path on a random codebook) and at
 K = 64000 (metric path on the FSQ (8,8,8,5,5,5) grid codebook).
 
-Training overhead = tokens/s of the real train() loop (timesteps, corruption, forward, CE,
-backward, clipping, AdamW) vs a bare forward + CE + backward on clean tokens of the same batch.
+The training loop's overhead against a bare forward + backward is the `train` suite's
+(benchmarks/perf/train_bench.py).
 """
 
 from __future__ import annotations
 
-import tempfile
 import time
 
 import torch
-import torch.nn.functional as F
 
 from ursa.model import URSAConfig, URSAModel
 from ursa.paths import build_path
 from ursa.sample import EulerSampler, SamplerConfig
 from ursa.tokenizers.fsq import fsq_codebook
-from ursa.train import TokenDataset, TrainConfig, train
 
 
 def _sync(device: torch.device) -> None:
@@ -71,43 +68,8 @@ def sampler_overhead(vocab: int, embeddings: torch.Tensor, latent: tuple[int, in
             "forward_ms": 1e3 * forward, "sampler_ms_per_step": 1e3 * outside, "overhead_ratio": outside / forward}
 
 
-def train_overhead(latent: tuple[int, int, int], batch: int, steps: int, device: torch.device) -> dict:
-    """tokens/s of train() vs bare forward+backward of the same model on the same batch size."""
-    vocab = 512
-    cfg = URSAConfig.preset("tiny", text_vocab_size=256, visual_vocab_size=vocab)
-    g = torch.Generator().manual_seed(0)
-    data = TokenDataset(torch.randint(0, 256, (batch, 16), generator=g), torch.ones(batch, 16, dtype=torch.bool),
-                        torch.randint(0, vocab, (batch, *latent), generator=g))
-    tokens = batch * latent[0] * latent[1] * latent[2]
-    path = build_path("metric", vocab_size=vocab, embeddings=torch.randn(vocab, 8, generator=g).to(device))
-    stamps: list[float] = []
-
-    def on_step(step: int, loss: float) -> None:
-        _sync(device)
-        stamps.append(time.perf_counter())
-
-    with tempfile.TemporaryDirectory() as out:
-        train(URSAModel(cfg, seed=0), path, data, TrainConfig(steps=steps + 1, batch_size=batch, device=str(device),
-              checkpoint_every=10**9), out, progress=False, on_step=on_step)
-    train_s = (stamps[-1] - stamps[0]) / steps  # first step is warm-up
-
-    model = URSAModel(cfg, seed=0).to(device).train()
-    d = data.to(device)
-    for i in range(steps + 1):
-        if i == 1:
-            _sync(device)
-            start = time.perf_counter()
-        model.zero_grad(set_to_none=True)
-        logits = model(d.text_ids, d.visual_ids, d.text_mask)
-        F.cross_entropy(logits.flatten(0, -2), d.visual_ids.flatten()).backward()
-    _sync(device)
-    bare_s = (time.perf_counter() - start) / steps
-    return {"tokens_per_step": tokens, "train_tokens_per_s": tokens / train_s, "bare_tokens_per_s": tokens / bare_s,
-            "train_step_ms": 1e3 * train_s, "bare_fwd_bwd_ms": 1e3 * bare_s, "overhead_ratio": train_s / bare_s - 1}
-
-
 def run(quick: bool = True, device: str = "cpu") -> dict:
-    """All three measurements side by side in this process; quick uses fewer steps/tokens."""
+    """The measurements side by side in this process; quick uses fewer steps/tokens."""
     dev = torch.device(device)
     steps = 5 if quick else 10
     latent, batch = ((2, 8, 8), 2) if quick else ((3, 8, 8), 4)  # 256 / 768 tokens
@@ -116,7 +78,6 @@ def run(quick: bool = True, device: str = "cpu") -> dict:
         "device": str(dev),
         "sampler_k512": sampler_overhead(512, emb512, latent, batch, steps, dev),
         "sampler_k64000": sampler_overhead(64000, fsq_codebook(), latent, batch, steps, dev),
-        "train": train_overhead(latent, 2 * batch, 3 if quick else 10, dev),
     }
     if not quick:  # the real 0.6B backbone (28 layers, hidden 1024) at K = 64000, 256 tokens
         out["sampler_0.6B_k64000"] = sampler_overhead(64000, fsq_codebook(), (1, 16, 16), 1, 2, dev,
