@@ -179,6 +179,14 @@ def formula_input(shape: list[int], phase: float) -> torch.Tensor:
     return torch.sin(torch.arange(n, dtype=torch.float64) * 0.7310 + phase).float().view(shape)
 
 
+def write_vae(root: Path, config: dict, weights: dict) -> Path:
+    """root/vae/ (config.json + diffusion_pytorch_model.safetensors) as the release lays out a VAE; root."""
+    (root / "vae").mkdir(parents=True, exist_ok=True)
+    (root / "vae" / "config.json").write_text(json.dumps(config))
+    save_file(weights, str(root / "vae" / "diffusion_pytorch_model.safetensors"))
+    return root
+
+
 def load_golden(path: Path) -> tuple[dict, dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
     """A golden tokenizer fixture -> (vae config, state dict under the authors' names,
     {case: (input, ids, decoded)}). The file holds the config, the state dict's names and shapes

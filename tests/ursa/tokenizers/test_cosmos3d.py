@@ -8,21 +8,19 @@ authors' own modules (diffnext/models/autoencoders, once, outside this repositor
 implementation must load that state dict strictly and reproduce both.
 """
 
-import json
 import math
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from ursa.tokenizers.cosmos3d import (ReleaseVideoTokenizer, fsq_bound, load_release_vae, wavelet_down,
                                       wavelet_up)
 from ursa.tokenizers.fsq import COSMOS_LEVELS, fsq_codes_to_indices, fsq_indices_to_codes
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from test_release_helpers import load_golden  # noqa: E402
+from test_release_helpers import load_golden, write_vae  # noqa: E402
 
 GOLDEN = Path(__file__).with_name("test_cosmos3d_golden.safetensors")
 
@@ -30,13 +28,6 @@ GOLDEN = Path(__file__).with_name("test_cosmos3d_golden.safetensors")
 @pytest.fixture(scope="module")
 def golden():
     return load_golden(GOLDEN)
-
-
-def write_vae(root: Path, config: dict, weights: dict) -> Path:
-    (root / "vae").mkdir(parents=True, exist_ok=True)
-    (root / "vae" / "config.json").write_text(json.dumps(config))
-    save_file(weights, str(root / "vae" / "diffusion_pytorch_model.safetensors"))
-    return root
 
 
 @pytest.fixture(scope="module")

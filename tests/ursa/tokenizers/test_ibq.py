@@ -7,27 +7,18 @@ modules (diffnext/models/autoencoders, once, outside this repository) on two ima
 keeps their ids and decoded images. Ours must load that state dict strictly and reproduce both.
 """
 
-import json
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from ursa.tokenizers.ibq import ReleaseImageTokenizer, load_release_ibq
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from test_release_helpers import load_golden  # noqa: E402
+from test_release_helpers import load_golden, write_vae  # noqa: E402
 
 GOLDEN = Path(__file__).with_name("test_ibq_golden.safetensors")
-
-
-def write_vae(root: Path, config: dict, weights: dict) -> Path:
-    (root / "vae").mkdir(parents=True, exist_ok=True)
-    (root / "vae" / "config.json").write_text(json.dumps(config))
-    save_file(weights, str(root / "vae" / "diffusion_pytorch_model.safetensors"))
-    return root
 
 
 @pytest.fixture(scope="module")
