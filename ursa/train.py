@@ -320,6 +320,22 @@ def load_result(out_dir: str | Path) -> TrainResult:
     return TrainResult(list(state["losses"]), state["step"], found, state["shift"], ema=state.get("ema"))
 
 
+def _check_text_ids(batch: TokenDataset, text_vocab: int | None) -> None:
+    """Raise ValueError unless the caption ids of `batch` (on the host) are in [0, text_vocab).
+
+    Read on the host copy, so no device sync; the visual ids are checked once per data set (their
+    range is recorded), but a streaming source has no caption range, so captions are checked per
+    batch. On an accelerator a tokenizer/model text-vocabulary mismatch would otherwise surface
+    as a device-side assert in the embedding."""
+    ids = batch.text_ids
+    if text_vocab is None or not ids.numel():
+        return
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= text_vocab:
+        raise ValueError(f"data.text_ids: expected caption ids in [0, {text_vocab}) (the model's text_vocab_size), "
+                         f"got values in [{low}, {high}]; the text tokenizer that made the data does not match the model")
+
+
 def train(
     model: nn.Module,
     path: ProbPath,
@@ -386,6 +402,7 @@ def train(
     distributed.barrier()
 
     T, h, w = data.latent_shape
+    text_vocab = getattr(getattr(model, "config", None), "text_vocab_size", None)
     shift = resolve_shift(config.shift, config.shift_rule, T * h * w)
     snapshot_steps = set(config.snapshot_steps())
     use_bf16 = config.bf16 and device.type == "cuda"
@@ -428,6 +445,7 @@ def train(
                     host = _with_dropped_captions(data.select(index[part]), None if drop is None else drop[part])
                     batch = host.to(device)
                     x_t = _corrupt(path, batch.visual_ids, t[part].to(device), seeds[part].tolist())
+                _check_text_ids(host, text_vocab)
                 all_real = bool(host.text_mask.all())  # read on the host: no device sync in the step
                 tk = t[part].to(device)
                 with grad_sync(model, ddp, k == len(mine) - 1):

@@ -103,6 +103,13 @@ def test_bad_input_raises_value_error_naming_argument(tmp_path):
     with pytest.raises(ValueError, match="visual_ids"):
         bad = TokenDataset(data.text_ids, data.text_mask, data.visual_ids + K)
         train(model(), path(), bad, TrainConfig(steps=1, batch_size=2), tmp_path, progress=False)
+    # a caption id past the model's text vocabulary (text_vocab_size 16): named as the data's, before
+    # the forward (on a GPU the embedding would only give a device-side assert); 3 steps of 2 see all 6 clips
+    text = data.text_ids.clone()
+    text[3, 1] = 16
+    with pytest.raises(ValueError, match=r"data\.text_ids: expected caption ids in \[0, 16\).*\[0, 16\]"):
+        train(model(), path(), TokenDataset(text, data.text_mask, data.visual_ids),
+              TrainConfig(steps=3, batch_size=2), tmp_path / "text", progress=False)
 
 
 def _trained_parameters(data: TokenDataset, p_uncond: float, out) -> dict[str, torch.Tensor]:
