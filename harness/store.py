@@ -646,13 +646,22 @@ def _read_manifest(path: Path) -> dict | None:
 
 
 def check_owner(runs_root: str | Path, spec: str, profile: str, source: str) -> None:
-    """ValueError when another spec file with the same `name:` already owns spec+profile here."""
-    manifest = _read_manifest(profile_dir(runs_root, spec, profile) / "manifest.json")
+    """ValueError when another spec file with the same `name:` already owns spec+profile here.
+
+    An owner file that no longer exists (the checkout moved, a worktree was deleted) cannot
+    collide: its runs pass to `source`, with a note, when the manifest is next written."""
+    path = profile_dir(runs_root, spec, profile) / "manifest.json"
+    manifest = _read_manifest(path)
     owner = manifest.get("source") if manifest else None
-    if owner is not None and owner != spec_source(source):
-        raise ValueError(f"{source}: name: {spec!r} is already the name of spec file {owner!r} under runs root "
-                         f"{runs_root} (profile {profile}); expected a name no other spec uses there. Rename one "
-                         f"of them, or use another --runs-root.")
+    if owner is None or owner == spec_source(source):
+        return
+    if not owner.startswith("<") and not os.path.exists(owner):
+        _warn_damaged(path, None, f"its runs now belong to {spec_source(source)}",
+                      what=f"the spec file that owned name {spec!r}, {owner}, no longer exists")
+        return
+    raise ValueError(f"{source}: name: {spec!r} is already the name of spec file {owner!r} under runs root "
+                     f"{runs_root} (profile {profile}); expected a name no other spec uses there. Rename one "
+                     f"of them, or use another --runs-root.")
 
 
 def spec_source(source: str) -> str:

@@ -1,9 +1,10 @@
 """Reports per profile and run-store ownership: a smoke run touches no tracked file, commands
 with no runs exit non-zero naming the runs root and profile, and two spec files with one name
-never share a manifest."""
+never share a manifest (unless one of them no longer exists)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,19 @@ def test_two_spec_files_with_one_name_never_share_a_manifest(tmp_path: Path, tmp
         run_spec(second, "default", root, progress=False)
     assert (root / "same" / "default" / "manifest.json").read_text() == manifest
     assert run_spec(first, "default", root, progress=False).computed == 0  # the owner reruns as before
+
+
+
+def test_a_spec_file_that_no_longer_exists_owns_nothing(tmp_path: Path, tmp_path_factory, capsys) -> None:
+    """The checkout moved (or a worktree was deleted): the same spec at its new path takes the runs over."""
+    root = seeded_runs_root(tmp_path, tmp_path_factory)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    before = load_spec(tiny_spec(tmp_path / "old" / "spec.yaml", name="moved"))
+    assert run_spec(before, "default", root, progress=False).failed == []
+    (tmp_path / "old" / "spec.yaml").rename(tmp_path / "new" / "spec.yaml")
+    after = run_spec(load_spec(tmp_path / "new" / "spec.yaml"), "default", root, progress=False)
+    assert after.failed == [] and after.computed == 0  # the same runs, found in the store
+    assert "no longer exists" in capsys.readouterr().err
+    manifest = json.loads((root / "moved" / "default" / "manifest.json").read_text())
+    assert manifest["source"] == str((tmp_path / "new" / "spec.yaml").resolve())
