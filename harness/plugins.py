@@ -182,6 +182,12 @@ class Benchmark(Component, ABC):
         """A problem of the whole run config that only this benchmark can see ("expected ..."), or None."""
         return None
 
+    @classmethod
+    def geometry_of(cls, options: BaseModel) -> tuple[int, int, int] | None:
+        """(F, H, W) of a clip when the options alone fix it, else None (known only once built):
+        lets a scorer's `check` see the frame size before any compute."""
+        return None
+
     @abstractmethod
     def fingerprint(self) -> str:
         """A short stable hash of everything that determines the data (enters run ids)."""

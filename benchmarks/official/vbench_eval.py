@@ -66,8 +66,23 @@ I2V_EVALUATOR_DIMENSIONS = (*I2V, "subject_consistency", "background_consistency
 # VBench.check_dimension_requires_extra_info: these read the standard suite's auxiliary info.
 CUSTOM_UNSUPPORTED = ("object_class", "multiple_objects", "scene", "appearance_style", "color",
                       "spatial_relationship")
+# VBench 0.1.5 reads the mp4s of every dimension but these with decord 0.6.0 at their own size, and
+# decord fails ("The size must exactly match") on frames of these widths, at every height, lossless
+# or yuv420p; probed in the vbench env on every width 1-80 and every even width up to 1024 (the
+# env test re-probes them and their neighbours). These four read with cv2, or resize to 384 px first.
+DECORD_UNREADABLE_WIDTHS = frozenset({1, 2, 3, 4, 6, 8, 12, 16, 24, 48, 72})
+ANY_WIDTH = ("temporal_flickering", "motion_smoothness", "dynamic_degree", "scene")
 I2V_QUALITY = ("subject_consistency", "background_consistency", "motion_smoothness",
                "dynamic_degree", "aesthetic_quality", "imaging_quality")
+
+
+def width_problem(scorer: str, dimension: str, width: int | None) -> str | None:
+    """Why `scorer` cannot read videos `width` pixels wide (one line), or None when it can."""
+    if width is None or dimension in ANY_WIDTH or width not in DECORD_UNREADABLE_WIDTHS:
+        return None
+    return (f"{scorer} cannot read videos {width} pixels wide: VBench decodes them with decord 0.6.0, which "
+            f"fails on frame widths {', '.join(map(str, sorted(DECORD_UNREADABLE_WIDTHS)))} at any height; "
+            f"give the benchmark a width not listed (e.g. 32 or 64), or score only {', '.join(ANY_WIDTH)}")
 
 
 def load_eval_results(path: Path | str) -> dict[str, float]:

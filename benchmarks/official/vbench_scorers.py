@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from benchmarks.official import vbench_eval as vb
 from benchmarks.official.resources import Resource
-from harness.plugins import SCORERS, Metric, Scorer
+from harness.plugins import BENCHMARKS, SCORERS, Metric, Scorer
 
 SCORER_VERSION = 1  # bump when a scorer computes something else from the same samples
 DEFAULT_FPS = 8  # used when the benchmark declares no `fps`
@@ -94,6 +94,11 @@ class _VBenchFamily(Scorer):
             lines.append(f"{cls.name()} cannot run on custom inputs (VBench reads its prompt suite's auxiliary "
                          f"info for {cls.dimension}): set score.options.{cls.name()}.mode: vbench_standard "
                          f"with a benchmark whose t2v suite is VBench's prompts")
+        bench = BENCHMARKS.get(config.benchmark.name)
+        geometry = bench.geometry_of(bench.Options.model_validate(config.benchmark.options()))
+        problem = vb.width_problem(cls.name(), cls.dimension, None if geometry is None else geometry[2])
+        if problem:
+            lines.append(problem)
         resources = vb.required_resources([cls.dimension]) + vb.env_requirements([cls.dimension])
         return lines + _missing_lines(resources)
 
@@ -118,6 +123,9 @@ class _VBenchFamily(Scorer):
         from benchmarks.official.envs import MARKER
         from benchmarks.official.score_cache import cached_scores, files_fingerprint, samples_digest
 
+        problem = vb.width_problem(self.name(), self.dimension, int(videos.shape[3]))  # geometry known only now
+        if problem:
+            raise ValueError(problem + ".")
         captions = [p.caption for p in prompts]
         env = self._env()
         marker = json.loads((env / MARKER).read_text())

@@ -90,8 +90,13 @@ class ShapesBenchmark(Benchmark):
     def fingerprint(self) -> str:
         return sha256_of({"world": asdict(self.world), "options": self.options.model_dump(mode="json")})[:16]
 
+    @classmethod
+    def geometry_of(cls, options: ShapesOptions) -> tuple[int, int, int]:
+        world = world_config(options.world)
+        return world.frames, world.height, world.width
+
     def geometry(self) -> tuple[int, int, int]:
-        return self.world.frames, self.world.height, self.world.width
+        return self.geometry_of(self.options)
 
     def training_set(self) -> tuple[list[str], torch.Tensor]:
         from benchmarks.shapes.prompts import make_training_set

@@ -175,8 +175,12 @@ class VideoFolderBenchmark(Benchmark):
         path) and the decoding code."""
         return self._fingerprint
 
+    @classmethod
+    def geometry_of(cls, options: VideoFolderOptions) -> tuple[int, int, int]:
+        return options.frames, options.height, options.width
+
     def geometry(self) -> tuple[int, int, int]:
-        return self.options.frames, self.options.height, self.options.width
+        return self.geometry_of(self.options)
 
     # -- training data: streamed (harness.tokenize), or all in memory for small folders
     def training_clips(self) -> tuple[list[ClipItem], list[dict[str, str]]]:

@@ -15,11 +15,11 @@ from benchmarks.official.inception import INCEPTION_FILE
 from harness import plugins
 from harness.spec import SpecError, resolve_run
 
-WORLD = {"frames": 4, "height": 16, "width": 16, "max_objects": 1, "speed": 1.0}
+WORLD = {"frames": 4, "height": 16, "width": 32, "max_objects": 1, "speed": 1.0}  # a width VBench can read
 
 
-def run_config(which, tasks=("t2v",), options=None):
-    return {"benchmark": {"name": "shapes", "world": WORLD, "train_size": 16, "eval_size": 4, "task_size": 2},
+def run_config(which, tasks=("t2v",), options=None, world=WORLD):
+    return {"benchmark": {"name": "shapes", "world": world, "train_size": 16, "eval_size": 4, "task_size": 2},
             "model": {"preset": "tiny"}, "train": {"steps": 2, "batch_size": 4},
             "sample": {"steps": 2, "tasks": list(tasks)},
             "score": {"which": list(which), "options": options or {}}}
@@ -67,6 +67,30 @@ def test_temporal_flickering_needs_no_weights_and_validates(no_weights):
 def test_custom_input_cannot_score_dimensions_that_need_the_suites_info(no_weights):
     with pytest.raises(SpecError, match="vbench.color cannot run on custom inputs.*mode: vbench_standard"):
         resolve_run(run_config(["vbench.color"]))
+
+
+@pytest.mark.parametrize("width", [16, 24, 48, 72])
+def test_a_frame_width_decord_cannot_read_is_a_spec_error_for_the_dimensions_that_decode_with_it(no_weights, width):
+    world = {**WORLD, "width": width}
+    with pytest.raises(SpecError) as err:
+        resolve_run(run_config(["vbench.subject_consistency", "vbench.temporal_flickering"], world=world))
+    message = str(err.value)
+    assert f"vbench.subject_consistency cannot read videos {width} pixels wide: VBench decodes them with " \
+           f"decord 0.6.0" in message and "[vbench.subject_consistency]" in message
+    assert "vbench.temporal_flickering cannot" not in message  # read with cv2: any width
+    for which, tasks in ((["vbench.temporal_flickering"], ("t2v",)), (["vbench_i2v.temporal_flickering"], ("i2v",))):
+        resolve_run(run_config(which, tasks=tasks, world=world))  # no decord, no weights: valid
+    with pytest.raises(SpecError, match=f"vbench_i2v.i2v_subject cannot read videos {width} pixels wide"):
+        resolve_run(run_config(["vbench_i2v.i2v_subject"], tasks=("i2v",), world=world))
+
+
+def test_the_scorer_refuses_unreadable_widths_it_sees_only_at_scoring_time():
+    """A benchmark whose geometry is known only once built (a token folder) reaches `evaluate`:
+    the width is checked there, before the env is built or a file is written."""
+    scorer = plugins.SCORERS.get("vbench.subject_consistency")
+    instance = scorer.__new__(scorer)  # evaluate reads nothing of the instance before the check
+    with pytest.raises(ValueError, match="cannot read videos 48 pixels wide.*e.g. 32 or 64"):
+        instance.evaluate(torch.zeros(1, 4, 16, 48, 3, dtype=torch.uint8), [], "t2v", 0)
 
 
 def test_vbench_i2v_checks(no_weights):

@@ -147,3 +147,40 @@ def test_i2v_info_file_is_read_by_the_evaluators_reader(vbench_env, tmp_path):
     assert sorted(read["quality"]) == [v for _, v in expected]
     info = json.loads((folder / I2V_INFO).read_text())
     assert [e["caption"] for e in info] == ["a red circle", "a red circle", "a blue square"]
+
+
+_DECODE = """
+import json, sys
+import numpy as np
+from vbench.utils import load_video
+out = {}
+for path in sys.argv[1:]:
+    try:
+        out[path] = load_video(path, return_tensor=False).tolist()
+    except Exception as exc:  # decord's DECORDError: "The size must exactly match"
+        out[path] = type(exc).__name__
+print(json.dumps(out))
+"""
+
+
+def test_the_widths_decord_cannot_read_are_the_listed_ones(vbench_env, tmp_path):
+    """vb.DECORD_UNREADABLE_WIDTHS, re-probed with VBench's own load_video in the env: each listed
+    width fails, and its neighbours decode to the exact pixels (lossless export)."""
+    from benchmarks.official import vbench_eval as vb
+    from benchmarks.official.export import write_video
+
+    listed = sorted(vb.DECORD_UNREADABLE_WIDTHS)
+    neighbours = sorted({w + d for w in listed for d in (-1, 1, 2)} - vb.DECORD_UNREADABLE_WIDTHS - {0})
+    rng = np.random.default_rng(0)
+    clips = {}
+    for width in listed + neighbours:
+        clips[width] = rng.integers(0, 256, (2, 5, width, 3), dtype=np.uint8)
+        write_video(clips[width], tmp_path / f"{width}.mp4", lossless=True)
+    out = subprocess.run([str(env_python(vbench_env)), "-P", "-c", _DECODE,
+                          *(str(tmp_path / f"{w}.mp4") for w in clips)], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    decoded = {int(k.rsplit("/", 1)[1][:-4]): v for k, v in json.loads(out.stdout.splitlines()[-1]).items()}
+    assert sorted(w for w, v in decoded.items() if isinstance(v, str)) == listed
+    for width in neighbours:
+        np.testing.assert_array_equal(np.asarray(decoded[width], dtype=np.uint8), clips[width], err_msg=str(width))
