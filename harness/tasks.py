@@ -1,8 +1,9 @@
 """Generation tasks: how one batch of prompts becomes visual ids, registered by name (`sample.tasks`).
 
 Each task is `fn(ctx, prompts) -> ids long (B, T', h, w)`; conditioned tasks take their given
-frames from the benchmark's real clips (tokenised), as the paper's I2V / interpolation /
-extrapolation settings do. A benchmark says which tasks it has suites for (`Benchmark.tasks`).
+frames from the benchmark's real clips, each condition encoded on its own (never cut from the
+whole clip's ids), as the paper's I2V / interpolation / extrapolation settings do. A benchmark
+says which tasks it has suites for (`Benchmark.tasks`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class TaskContext:
         negative prompt), else the empty prompt (text fully masked out)."""
         text_ids, text_mask = self.data.text([p.caption for p in prompts])
         kw: dict[str, Any] = {"generator": self.generator}
-        if self.config.cfg_scale != 1.0:
+        if self.config.guided:
             uncond = getattr(self.data.text, "uncond", None)
             if callable(uncond):
                 kw["uncond_ids"], kw["uncond_mask"] = uncond(len(prompts))
@@ -40,9 +41,17 @@ class TaskContext:
                 kw.update(uncond_ids=torch.zeros_like(text_ids[:, :1]), uncond_mask=torch.zeros_like(text_mask[:, :1]))
         return text_ids, text_mask, kw
 
-    def real_ids(self, prompts: list[Prompt]) -> torch.Tensor:
-        """long (B, T', h, w): the prompts' real clips, tokenised (the frames a task gives)."""
-        return self.data.benchmark.real_ids(prompts, self.data.tokenizer)
+    def clip_length(self, prompts: list[Prompt]) -> int:
+        """T': the latent frames of the prompts' real clips (the length a conditioned task samples)."""
+        return self.data.tokenizer.latent_shape(*self.data.benchmark.real_videos(prompts[:1]).shape[1:4])[0]
+
+    def given(self, prompts: list[Prompt], frames: tuple[int, ...]) -> torch.Tensor:
+        """long (B, k, h, w): pixel frames `frames` of the prompts' real clips encoded on their own
+        (`Benchmark.condition_ids`), never taken from the whole clip's ids: an encoder that mixes
+        frames (the Cosmos-3D VAE's temporal attention) would let a condition see the frames the
+        task generates. The authors encode an image condition as a one-frame video and a video
+        condition as its own clip (URSAPipeline.encode_image / encode_video)."""
+        return self.data.benchmark.condition_ids(prompts, self.data.tokenizer, frames)
 
 
 def long_windows(length: int, window: int, context_frames: int) -> int:
@@ -85,29 +94,33 @@ def long_video(ctx: TaskContext, prompts: list[Prompt]) -> torch.Tensor:
 
 @TASKS.register("i2v")
 def image_to_video(ctx: TaskContext, prompts: list[Prompt]) -> torch.Tensor:
+    """The first pixel frame, encoded as a one-frame video, given as latent frame 0."""
     from ursa import sample as S
 
     text_ids, text_mask, kw = ctx.text(prompts)
-    real = ctx.real_ids(prompts)
-    return S.image_to_video(ctx.sampler, text_ids, text_mask, real[:, 0], real.shape[1], **kw)
+    first = ctx.given(prompts, (0,))[:, 0]
+    return S.image_to_video(ctx.sampler, text_ids, text_mask, first, ctx.clip_length(prompts), **kw)
 
 
 @TASKS.register("interpolation")
 def interpolation(ctx: TaskContext, prompts: list[Prompt]) -> torch.Tensor:
+    """The first and the last pixel frame, each encoded as a one-frame video, given as the first
+    and the last latent frame."""
     from ursa import sample as S
 
     text_ids, text_mask, kw = ctx.text(prompts)
-    real = ctx.real_ids(prompts)
-    return S.interpolate(ctx.sampler, text_ids, text_mask, real[:, 0], real[:, -1], real.shape[1], **kw)
+    frames = ctx.data.benchmark.real_videos(prompts[:1]).shape[1]
+    first, last = ctx.given(prompts, (0,))[:, 0], ctx.given(prompts, (frames - 1,))[:, 0]
+    return S.interpolate(ctx.sampler, text_ids, text_mask, first, last, ctx.clip_length(prompts), **kw)
 
 
 @TASKS.register("extrapolation")
 def extrapolation(ctx: TaskContext, prompts: list[Prompt]) -> torch.Tensor:
+    """The prompts' context frames (`condition_frames`) encoded as their own clip, given as the
+    first latent frames (the authors' video-to-video: the context only; `sample.cond_noise_scale`
+    noises it as their `cond_noise_scale`)."""
     from ursa import sample as S
 
     text_ids, text_mask, kw = ctx.text(prompts)
-    real = ctx.real_ids(prompts)
-    # a prompt gives pixel frames; a tokenizer with temporal compression holds them in fewer latent ones
-    _, height, width = ctx.data.benchmark.geometry()
-    k = ctx.data.tokenizer.latent_shape(len(prompts[0].condition_frames), height, width)[0]
-    return S.extrapolate(ctx.sampler, text_ids, text_mask, real[:, :k], real.shape[1], **kw)
+    context = ctx.given(prompts, tuple(prompts[0].condition_frames))
+    return S.extrapolate(ctx.sampler, text_ids, text_mask, context, ctx.clip_length(prompts), **kw)
