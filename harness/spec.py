@@ -187,7 +187,18 @@ class RunConfig(_Strict):
             raise ValueError("train.steps 0 (evaluation only) to come with model.init_from (the model to evaluate)")
         if len(set(self.sample.tasks)) != len(self.sample.tasks):
             raise ValueError(f"sample.tasks without duplicates, got {_short(self.sample.tasks)}")
-        if self.sample.cfg_scale != 1.0 and self.train.p_uncond == 0 and not self.model.init_from:
+        if self.model.init_format == "release":
+            from ursa.release import release_shift
+
+            if self.sample.cfg_below_one:
+                raise ValueError(f"sample.cfg_below_one to be false with model.init_from.format release (the authors' "
+                                 f"pipeline guides only when the scale is > 1; below it they sample unguided), got "
+                                 f"cfg_scale {self.sample.cfg_scale:g} with cfg_below_one true; set cfg_scale 1")
+            # the release samples (and the authors train) with its scheduler's shift unless the spec sets one
+            for section in (self.sample, self.train):
+                if "shift" not in section.model_fields_set:
+                    section.shift = release_shift(self.model.init_from)
+        if self.sample.guided and self.train.p_uncond == 0 and not self.model.init_from:
             raise ValueError(f"sample.cfg_scale {self.sample.cfg_scale:g} (classifier-free guidance) to come with "
                              f"train.p_uncond > 0: with p_uncond 0 the captions are never dropped in training, so "
                              f"the model has no unconditional prediction for guidance to push away from; set "

@@ -48,8 +48,12 @@ RELEASE_FILES: dict[str, dict[str, str]] = {
 _TRANSFORMER_DEFAULTS = dict(hidden_size=2048, intermediate_size=6144, num_attention_heads=16, num_key_value_heads=8,
                              num_hidden_layers=28, rope_theta=1_000_000.0, vocab_size=215_669, lm_vocab_size=151_669,
                              lm_head_size=64_000, bov_token_id=151_652)
-# Qwen3Config defaults for the keys that pass through (their Qwen3Model is built from the same dict).
-_QWEN3_DEFAULTS = dict(head_dim=128, rms_norm_eps=1e-6, max_position_embeddings=32_768, attention_bias=False)
+# Keys outside URSATransformer3DModel.__init__'s signature never reach its Qwen3Config: diffusers'
+# register_to_config / from_config keep only the signature's keys, so the authors' model always has
+# transformers' Qwen3Config defaults for these, whatever config.json says (read_transformer_config
+# refuses a config.json that states another value rather than build a model theirs is not).
+_AUTHORS_FIXED = dict(head_dim=128, rms_norm_eps=1e-6, max_position_embeddings=32_768)
+_QWEN3_DEFAULTS = dict(_AUTHORS_FIXED, attention_bias=False)
 MAX_PROMPT_LENGTH = 320  # URSAPipeline.__call__(max_prompt_length=320)
 
 
@@ -114,6 +118,13 @@ def read_transformer_config(directory: str | Path) -> URSAConfig:
         raise _fail(directory, f"expected transformer/config.json '_class_name' in {list(TRANSFORMER_CLASSES)}, got "
                                f"{name!r} (an architecture this loader does not reproduce)")
     c = {**_TRANSFORMER_DEFAULTS, **_QWEN3_DEFAULTS, **raw}
+    ignored = {k: raw[k] for k, v in _AUTHORS_FIXED.items() if k in raw and raw[k] != v}
+    if ignored:
+        raise _fail(directory, "expected transformer/config.json " + ", ".join(
+            f"{k} {_AUTHORS_FIXED[k]!r}" for k in ignored) + " (the authors' URSATransformer3DModel drops "
+            "keys outside its signature, so their Qwen3 backbone always uses Qwen3Config's head_dim 128, "
+            "rms_norm_eps 1e-6, max_position_embeddings 32768), got " + ", ".join(
+            f"{k} {v!r}" for k, v in ignored.items()) + ": their model would not be built with these")
     if c["attention_bias"] or c.get("use_sliding_window"):
         raise _fail(directory, "expected a Qwen3 backbone without attention bias or sliding window, got "
                                f"attention_bias={c['attention_bias']!r}, use_sliding_window={c.get('use_sliding_window')!r}")
@@ -277,6 +288,24 @@ def _number(directory: Path, raw: dict, key: str, default: float | None, allow_n
     return float(value)
 
 
+def _scheduler_config(directory: Path) -> dict:
+    try:
+        raw = read_json_object(directory / "scheduler" / "scheduler_config.json")
+    except ValueError as err:
+        raise _fail(directory, f"expected scheduler/scheduler_config.json to be a JSON object ({err})") from None
+    name = raw.get("_class_name", SCHEDULER_CLASSES[0])
+    if name not in SCHEDULER_CLASSES:
+        raise _fail(directory, f"expected scheduler/scheduler_config.json '_class_name' in {list(SCHEDULER_CLASSES)}, got {name!r}")
+    return raw
+
+
+def release_shift(directory: str | Path) -> float:
+    """The sampling shift of the release: scheduler/scheduler_config.json's `shift` (default 1.0,
+    KineticOptimalScheduler.__init__), read without loading the codebook."""
+    directory = Path(directory)
+    return _number(directory, _scheduler_config(directory), "shift", 1.0)
+
+
 def load_scheduler(directory: str | Path, trust_pickle: bool = False) -> ReleaseScheduler:
     """scheduler/scheduler_config.json + scheduler_model.pth -> ReleaseScheduler.
 
@@ -285,13 +314,7 @@ def load_scheduler(directory: str | Path, trust_pickle: bool = False) -> Release
     needs that (pickled objects besides tensors) is refused unless `trust_pickle=True`.
     """
     directory = check_release(directory, ("scheduler",))
-    try:
-        raw = read_json_object(directory / "scheduler" / "scheduler_config.json")
-    except ValueError as err:
-        raise _fail(directory, f"expected scheduler/scheduler_config.json to be a JSON object ({err})") from None
-    name = raw.get("_class_name", SCHEDULER_CLASSES[0])
-    if name not in SCHEDULER_CLASSES:
-        raise _fail(directory, f"expected scheduler/scheduler_config.json '_class_name' in {list(SCHEDULER_CLASSES)}, got {name!r}")
+    raw = _scheduler_config(directory)
     alpha = _number(directory, raw, "alpha", None, allow_none=True)
     c = _number(directory, raw, "c", None, allow_none=alpha is None)
     shift, eps = _number(directory, raw, "shift", 1.0), _number(directory, raw, "eps", 1e-5)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -37,8 +37,14 @@ class SamplerConfig(BaseModel):
     steps: int = Field(25, ge=1)  # Euler steps N
     shift: float = Field(1.0, gt=0)  # timestep shift lambda of the sampling grid
     shift_rule: ShiftRule = "fixed"  # "resolution": lambda from the clip's token count, as in training
-    cfg_scale: float = Field(1.0, ge=0)  # classifier-free guidance scale s (1: no guidance)
+    cfg_scale: float = Field(1.0, ge=0)  # classifier-free guidance scale s (<= 1: no guidance, as the authors')
     cfg_trunc: float = Field(0.9, ge=0, le=1)  # guidance only while t < cfg_trunc
+    # s < 1 moves the prediction towards the unconditional one; the authors guide only when s > 1
+    # (URSAPipeline.__call__: `if guidance_scale > 1`), so a scale below 1 is refused unless named here
+    cfg_below_one: bool = False
+    # the authors' cond_noise_scale: the given frames are noised once to t = 1 - s along the path
+    # (KineticOptimalScheduler.add_noise) before sampling, then held as noised; 0 gives them clean
+    cond_noise_scale: float = Field(0.0, ge=0, lt=1)
     argmax_last: bool = False  # the last step takes the argmax of the prediction instead of a sample
     # the authors' bug 2 (docs/release.md), for like-for-like comparison with their published numbers: condition
     # frames are set once at the start, then jump like any token (their I2V / V2V frames drift); False holds them
@@ -46,6 +52,20 @@ class SamplerConfig(BaseModel):
     # the authors' bug 6: the metric path's beta_dot is taken as 0 at t = 0, so the first step moves no token
     # (their model call there is wasted); False integrates beta over the first step (ursa/sample.py docstring)
     compat_still_first_step: bool = False
+
+    @model_validator(mode="after")
+    def _guidance_below_one(self) -> SamplerConfig:
+        if self.cfg_scale < 1 and not self.cfg_below_one:
+            raise ValueError(f"cfg_scale {self.cfg_scale:g} < 1 guides towards the unconditional prediction, which "
+                             f"the authors' pipeline never does (it guides only when the scale is > 1 and samples "
+                             f"unguided otherwise): set cfg_scale 1 for no guidance, or cfg_below_one true to mean it")
+        return self
+
+    @property
+    def guided(self) -> bool:
+        """Whether the sampler runs the unconditional branch: s > 1 (the authors' switch), or s < 1
+        when `cfg_below_one` says so."""
+        return self.cfg_scale > 1 or (self.cfg_below_one and self.cfg_scale < 1)
 
     def shift_for(self, num_tokens: int) -> float:
         """The shift lambda used for clips of `num_tokens` visual tokens."""
@@ -137,7 +157,7 @@ class EulerSampler:
         """text_ids long (B, L), text_mask bool (B, L), latent_shape (T, h, w) -> ids long (B, T, h, w).
 
         uncond_ids long (B or 1, L'), uncond_mask bool (same): the negative / empty prompt, needed
-        when cfg_scale != 1. condition_ids long (B, T, h, w) with condition_frames bool (B, T):
+        when the config guides (`SamplerConfig.guided`). condition_ids long (B, T, h, w) with condition_frames bool (B, T):
         frames marked True are given and held fixed.
         """
         cfg = self.config
@@ -147,11 +167,12 @@ class EulerSampler:
         if len(latent_shape) != 3 or not all(isinstance(n, int) and n >= 1 for n in latent_shape):
             raise ValueError(f"latent_shape: expected three positive ints (T, h, w), got {latent_shape!r}")
         shape = (batch, *latent_shape)
-        use_cfg = cfg.cfg_scale != 1.0
+        use_cfg = cfg.guided
         guided = None  # the batched (cond; uncond) text of the guided forward
         if use_cfg:
             if uncond_ids is None or uncond_mask is None:
-                raise ValueError(f"uncond_ids: expected negative-prompt ids and mask when cfg_scale={cfg.cfg_scale} != 1, got None")
+                raise ValueError(f"uncond_ids: expected negative-prompt ids and mask when cfg_scale={cfg.cfg_scale} "
+                                 f"guides, got None")
             check_tensor("uncond_ids", uncond_ids, torch.long, ("B", "L"))
             if uncond_ids.shape[0] not in (1, batch):
                 raise ValueError(f"uncond_ids: expected batch 1 or {batch}, got shape {tuple(uncond_ids.shape)}")
@@ -170,6 +191,8 @@ class EulerSampler:
                                  f"[{int(condition_ids.min())}, {int(condition_ids.max())}]")
             held = condition_frames[:, :, None, None].expand(shape).to(device)
             condition_ids = condition_ids.to(device)
+            if cfg.cond_noise_scale > 0:  # KineticOptimalScheduler.add_noise(cond, 1 - s): once, then held
+                condition_ids = self.path.sample(condition_ids, 1.0 - cfg.cond_noise_scale, generator=generator)
 
         check_ids = getattr(self.model, "check_ids", None)  # URSAModel checks id ranges once here, not every step
         if check_ids is not None:

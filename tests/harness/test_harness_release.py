@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 from harness_fixtures import WORLD, seeded_runs_root, tiny_spec
 
 from harness.runner import run_spec
+from harness.spec import SpecError
 from harness.specfile import load_spec
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "ursa"))
@@ -214,3 +215,24 @@ def test_release_tokenizers_through_the_harness(tmp_path: Path) -> None:
     for arm in ("base", "ref:reconstruction", "ref:random"):
         assert out[arm].done, out[arm].error
         assert 0 < out[arm].metrics["temporal_flickering"] <= 1 and 0 < out[arm].metrics["i2v.first_frame_psnr"] < 100
+
+
+def test_release_samples_with_its_scheduler_shift_unless_the_spec_sets_one(tmp_path: Path) -> None:
+    """sample.shift left out: the release's scheduler_config.json shift (2.5 here, a
+    value no default has); set in the spec: the spec's. cfg_below_one is refused for a release (the
+    authors never guide below 1)."""
+    from harness.expand import expand
+
+    release = make_release(tmp_path / "rel", dict(TINY, lm_head_size=65, vocab_size=40 + 65), shift=2.5)
+
+    def runs(sample: dict) -> list:
+        data = yaml.safe_load(tiny_spec(tmp_path / "r.yaml", name="shift", steps=0).read_text())
+        data["base"]["model"] = {"init_from": {"format": "release", "path": str(release)}}
+        data["base"]["sample"].update(sample)
+        (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
+        return expand(load_spec(tmp_path / "r.yaml"))
+
+    assert [(r.config.sample.shift, r.config.train.shift) for r in runs({})] == [(2.5, 2.5)]
+    assert [r.config.sample.shift for r in runs({"shift": 1.0})] == [1.0]
+    with pytest.raises(SpecError, match="cfg_below_one to be false with model.init_from.format release"):
+        runs({"cfg_scale": 0.5, "cfg_below_one": True})

@@ -9,10 +9,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-# Tiny URSATransformer3DModel: text vocab 40 (BOV = 37 inside it), 27 visual codes (FSQ (3, 3, 3)).
+# Tiny URSATransformer3DModel: text vocab 40 (BOV = 37 inside it), 27 visual codes (FSQ (3, 3, 3));
+# head_dim 128 as the authors' model always has (ursa.release._AUTHORS_FIXED).
 TINY = dict(_class_name="URSATransformer3DModel", _diffusers_version="0.32.2", hidden_size=32, intermediate_size=48,
             num_attention_heads=4, num_key_value_heads=2, num_hidden_layers=2, max_window_layers=2,
-            rope_theta=1000000, vocab_size=67, lm_vocab_size=40, lm_head_size=27, bov_token_id=37, head_dim=16,
+            rope_theta=1000000, vocab_size=67, lm_vocab_size=40, lm_head_size=27, bov_token_id=37, head_dim=128,
             pad_token_id=38)
 MAX_PROMPT = 320  # the release's max_prompt_length
 

@@ -193,3 +193,36 @@ def test_resolution_shift_rule_follows_the_generated_token_count():
     want = shift_time(torch.arange(5, dtype=torch.float64) / 4, shift_for_tokens(20_000))
     torch.testing.assert_close(cfg.time_grid(20_000), want)
     assert SamplerConfig(steps=4, shift=7.0).shift_for(20_000) == 7.0
+
+
+def test_guidance_switch_is_the_authors_and_below_one_is_explicit():
+    """The authors guide only when guidance_scale > 1 (URSAPipeline.__call__); a scale below 1 is
+    refused unless `cfg_below_one` names it, and then it guides (one batched forward of 2B rows)."""
+    u_ids, u_mask = torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 3, dtype=torch.bool)
+    with pytest.raises(ValueError, match="cfg_scale 0.5 < 1 guides towards the unconditional .* cfg_below_one"):
+        SamplerConfig(cfg_scale=0.5)
+    for scale, below, guided in [(1.0, False, False), (1.5, False, True), (0.5, True, True), (1.0, True, False)]:
+        cfg = SamplerConfig(steps=2, cfg_scale=scale, cfg_below_one=below, cfg_trunc=1.0)
+        oracle = Oracle(x1_target())
+        EulerSampler(oracle, make_path("mixture"), cfg).sample(
+            *text(), SHAPE, uncond_ids=u_ids, uncond_mask=u_mask, generator=torch.Generator().manual_seed(0))
+        assert cfg.guided == guided and [x.shape[0] for x in oracle.calls] == [(2 if guided else 1) * B] * 2
+
+
+def test_cond_noise_scale_noises_the_given_frames_once_then_holds_them():
+    """cond_noise_scale s: the given frames are path.sample(cond, 1 - s) (the authors' add_noise),
+    drawn once and then held at every model call; s = 0 gives them clean."""
+    path, x1 = make_path("mixture"), x1_target()
+    cond = x1_target(seed=9)
+    frames = torch.tensor([[True, False, False], [True, False, False]])
+    oracle = Oracle(x1)
+    out = EulerSampler(oracle, path, SamplerConfig(steps=6, cond_noise_scale=0.9)).sample(
+        *text(), SHAPE, condition_ids=cond, condition_frames=frames, generator=torch.Generator().manual_seed(0))
+    noised = oracle.calls[0][frames]
+    # t = 0.1 on the mixture path: each token stays x1 with probability 0.1 (+ 1/K by chance)
+    kept = (noised == cond[frames]).float().mean().item()
+    assert 0.0 < kept < 0.4, kept  # 72 tokens: mean 0.11, sd 0.04; 0.4 is 7 sd away
+    for x in oracle.calls + [out]:
+        assert torch.equal(x[frames], noised)
+    with pytest.raises(ValueError, match="cond_noise_scale"):
+        SamplerConfig(cond_noise_scale=1.0)
