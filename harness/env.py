@@ -99,6 +99,17 @@ def _link_torch(path: Path) -> dict[str, str]:
     return versions
 
 
+def env_packages(path: Path | str) -> list[str]:
+    """`name==version` of every distribution the env resolves (its site-packages and the linked
+    torch stack), sorted: what a score cache keys on, read from the dist-info on disk each time, so
+    a package installed into the env after it was built (dreamsim, a pin moved) changes it."""
+    path = Path(path)
+    where = [str(site_packages(path))] + ([str(path / "shared-torch")] if (path / "shared-torch").is_dir() else [])
+    found = {f"{(d.metadata['Name'] or '?').lower().replace('_', '-')}=={d.version}"
+             for d in metadata.distributions(path=where)}
+    return sorted(found)
+
+
 def create_env(name: str, path: Path | str | None = None, *, torch_from: str = "link",
                force: bool = False, progress: bool = True) -> Path:
     """Create (or reuse) the venv for evaluator `name`; returns its path.
@@ -139,7 +150,7 @@ def _build(name: str, spec: EnvSpec, path: Path, *, torch_from: str, force: bool
     _run([str(env_python(path)), "-c", spec.check], progress)
     record = {"name": name, "requirements": list(spec.requirements), "build": list(spec.build),
               "torch_from": torch_from, "torch": torch_versions, "python": sys.version.split()[0],
-              "build_seconds": round(time.monotonic() - start, 1)}
+              "packages": env_packages(path), "build_seconds": round(time.monotonic() - start, 1)}
     atomic_write_json(path / MARKER, record)
     return path
 

@@ -182,6 +182,15 @@ class Benchmark(Component, ABC):
         """A problem of the whole run config that only this benchmark can see ("expected ..."), or None."""
         return None
 
+    # frames per second of the clips (None: not known); exports write it and motion metrics read it
+    fps: ClassVar[float | None] = None
+
+    @classmethod
+    def fps_of(cls, options: BaseModel) -> float | None:
+        """Frames per second of the clips given the options (default: the class's `fps`), or None
+        when unknown: exported videos carry it, and VBench's motion dimensions depend on it."""
+        return cls.fps
+
     @classmethod
     def geometry_of(cls, options: BaseModel) -> tuple[int, int, int] | None:
         """(F, H, W) of a clip when the options alone fix it, else None (known only once built):

@@ -6,8 +6,8 @@ All writers take uint8 tensors, write each file atomically (`ursa.io`) and write
 - VBench standard: `{out}/{dimension}/{prompt}-{i}.mp4`, 5 samples per prompt.
 - VBench custom input: `{out}/{prompt}-{i}.mp4` + `prompts.json` (file name -> prompt).
 - VBench-I2V: `{out}/{prompt}-{i}.mp4` (prompts of the I2V image suite), 5 per prompt.
-- VBench-I2V, custom inputs: `{out}/videos/clip{n}-0.mp4`, `{out}/images/clip{n}.png` (the given
-  first frames) and `{out}/i2v_info.json`, the info file the evaluator reads.
+- VBench-I2V, custom inputs: `{out}/videos/clip{n}[ <camera phrase>]-0.mp4`, `{out}/images/...png`
+  (the given first frames) and `{out}/i2v_info.json`, the info file the evaluator reads.
 - DPG-Bench: `{out}/{prompt_id}.png`, the 4 samples of a prompt tiled 2x2.
 - torch-fidelity: `{out}/{index:06d}.png`, one image per sample (or per frame).
 """
@@ -64,7 +64,7 @@ def _sample_indices(prompts: list[str], n: int, per_prompt: int | None) -> list[
     return indices
 
 
-def write_video(frames: np.ndarray, path: Path, fps: int = 8, *, lossless: bool = False) -> None:
+def write_video(frames: np.ndarray, path: Path, fps: float = 8, *, lossless: bool = False) -> None:
     """Encode uint8 (F,H,W,3) to H.264 mp4 atomically. Default: yuv420p (what generators ship; H and
     W must be even). lossless: libx264rgb at crf 0, which cv2 and decord decode to the exact
     pixels, so a scorer measures the samples rather than codec artefacts (chroma subsampling alone
@@ -95,7 +95,7 @@ def video_names(prompts: list[str], per_prompt: int | None = None) -> list[str]:
     return [_video_name(p, i) for p, i in zip(prompts, _sample_indices(prompts, len(prompts), per_prompt))]
 
 
-def _write_prompt_videos(videos: np.ndarray, prompts: list[str], out_dir: Path, fps: int,
+def _write_prompt_videos(videos: np.ndarray, prompts: list[str], out_dir: Path, fps: float,
                          per_prompt: int | None, lossless: bool = False) -> dict[str, str]:
     _sample_indices(prompts, len(videos), per_prompt)  # one prompt per video
     names = video_names(prompts, per_prompt)
@@ -107,7 +107,7 @@ def _write_prompt_videos(videos: np.ndarray, prompts: list[str], out_dir: Path, 
 
 
 def export_vbench_standard(videos: torch.Tensor, prompts: list[str], out_dir: Path | str,
-                           dimension: str, *, samples_per_prompt: int = 5, fps: int = 8,
+                           dimension: str, *, samples_per_prompt: int = 5, fps: float = 8,
                            lossless: bool = False) -> Path:
     """videos uint8 (N,F,H,W,3), prompts[n] = prompt of video n -> `{out}/{dimension}/{prompt}-{i}.mp4`.
 
@@ -124,7 +124,7 @@ def export_vbench_standard(videos: torch.Tensor, prompts: list[str], out_dir: Pa
 
 
 def export_vbench_custom(videos: torch.Tensor, prompts: list[str], out_dir: Path | str, *,
-                         fps: int = 8, lossless: bool = False) -> Path:
+                         fps: float = 8, lossless: bool = False) -> Path:
     """videos uint8 (N,F,H,W,3) -> `{out}/{prompt}-{i}.mp4` + `prompts.json` for custom_input mode."""
     array = _check_videos(videos)
     folder = Path(out_dir)
@@ -135,7 +135,7 @@ def export_vbench_custom(videos: torch.Tensor, prompts: list[str], out_dir: Path
 
 
 def export_vbench_i2v(videos: torch.Tensor, prompts: list[str], out_dir: Path | str, *,
-                      samples_per_prompt: int = 5, fps: int = 8) -> Path:
+                      samples_per_prompt: int = 5, fps: float = 8) -> Path:
     """videos uint8 (N,F,H,W,3) conditioned on the I2V suite images -> `{out}/{prompt}-{i}.mp4`."""
     array = _check_videos(videos)
     folder = Path(out_dir)
@@ -148,13 +148,24 @@ def export_vbench_i2v(videos: torch.Tensor, prompts: list[str], out_dir: Path | 
 I2V_INFO = "i2v_info.json"
 
 
+def i2v_clip_name(n: int, caption: str) -> str:
+    """The `prompt_en` of clip n in the I2V info file (its video is `{name}-0.mp4`): `clip{n:05d}`,
+    followed by the caption's camera-motion phrase when it has one ("clip00003 camera pans left"),
+    because VBench-I2V's camera_motion reads the motion asked for from the video's file name."""
+    from benchmarks.official.vbench_eval import camera_phrase
+
+    phrase = camera_phrase(caption)
+    return f"clip{n:05d}" + (f" {phrase}" if phrase else "")
+
+
 def export_vbench_i2v_custom(videos: torch.Tensor, first_frames: torch.Tensor, captions: list[str],
-                             out_dir: Path | str, dimensions: list[str], *, fps: int = 8,
+                             out_dir: Path | str, dimensions: list[str], *, fps: float = 8,
                              lossless: bool = False) -> Path:
     """VBench-I2V on custom inputs: videos uint8 (N,F,H,W,3) generated from first_frames uint8
-    (N,H,W,3) (the given images) -> `{out}/videos/clip{n:05d}-0.mp4`, `{out}/images/clip{n:05d}.png`
-    and `{out}/i2v_info.json`, the info file vbench2_beta_i2v reads in place of its own suite's:
-    one entry per clip, {"prompt_en": "clip{n:05d}" (the evaluator finds `{prompt_en}-{i}.mp4`),
+    (N,H,W,3) (the given images) -> `{out}/videos/{name}-0.mp4`, `{out}/images/{name}.png` (name:
+    `i2v_clip_name`, with the caption's camera-motion phrase) and `{out}/i2v_info.json`, the info
+    file vbench2_beta_i2v reads in place of its own suite's: one entry per clip, {"prompt_en": name
+    (the evaluator finds `{prompt_en}-{i}.mp4`),
     "caption", "dimension": dimensions, "image_name": absolute path of the image (the evaluator
     joins it to its own image folder, which an absolute path overrides)}. Returns `{out}`.
 
@@ -170,7 +181,7 @@ def export_vbench_i2v_custom(videos: torch.Tensor, first_frames: torch.Tensor, c
     (folder / MANIFEST).unlink(missing_ok=True)
     entries = []
     for n, (video, image, caption) in enumerate(zip(array, first_frames.cpu().numpy(), captions)):
-        clip = f"clip{n:05d}"
+        clip = i2v_clip_name(n, caption)
         write_video(video, folder / "videos" / f"{clip}-0.mp4", fps=fps, lossless=lossless)
         _write_png(image, folder / "images" / f"{clip}.png")
         entries.append({"prompt_en": clip, "caption": caption, "dimension": list(dimensions),

@@ -29,7 +29,6 @@ from benchmarks.official.resources import Resource
 from harness.plugins import BENCHMARKS, SCORERS, Metric, Scorer
 
 SCORER_VERSION = 1  # bump when a scorer computes something else from the same samples
-DEFAULT_FPS = 8  # used when the benchmark declares no `fps`
 
 
 def _missing_lines(resources: list[Resource]) -> list[str]:
@@ -57,7 +56,7 @@ class VBenchOptions(BaseModel):
     mode: Literal["custom_input", "vbench_standard"] = Field(
         "custom_input", description="custom_input: the benchmark's prompts; vbench_standard: VBench's suite")
     device: str = Field("cpu", description="torch device of the evaluator")
-    fps: int | None = Field(None, ge=1, description="mp4 frame rate (default: the benchmark's fps, else 8)")
+    fps: float | None = Field(None, gt=0, description="mp4 frame rate (default: the benchmark's declared fps)")
     lossless: bool = Field(True, description="lossless RGB H.264 (the evaluator sees the samples' exact pixels); "
                                              "false: yuv420p, as generators usually ship")
 
@@ -66,7 +65,7 @@ class VBenchI2VOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     device: str = Field("cpu", description="torch device of the evaluator")
-    fps: int | None = Field(None, ge=1, description="mp4 frame rate (default: the benchmark's fps, else 8)")
+    fps: float | None = Field(None, gt=0, description="mp4 frame rate (default: the benchmark's declared fps)")
     resolution: str = Field("1-1", description="vbench2_beta_i2v resolution key (aspect ratio of the images)")
     lossless: bool = Field(True, description="lossless RGB H.264 (the evaluator sees the samples' exact pixels); "
                                              "false: yuv420p, as generators usually ship")
@@ -94,16 +93,27 @@ class _VBenchFamily(Scorer):
             lines.append(f"{cls.name()} cannot run on custom inputs (VBench reads its prompt suite's auxiliary "
                          f"info for {cls.dimension}): set score.options.{cls.name()}.mode: vbench_standard "
                          f"with a benchmark whose t2v suite is VBench's prompts")
+        if mode == "vbench_standard" and cls.dimension in vb.STANDARD_PROTOCOL_MISSING:
+            lines.append(f"{cls.name()} in mode vbench_standard: {vb.STANDARD_PROTOCOL_MISSING[cls.dimension]}")
         bench = BENCHMARKS.get(config.benchmark.name)
-        geometry = bench.geometry_of(bench.Options.model_validate(config.benchmark.options()))
+        bench_options = bench.Options.model_validate(config.benchmark.options())
+        if options.fps is None and bench.fps_of(bench_options) is None:
+            lines.append(f"score.options.{cls.name()}.fps (the mp4 frame rate: benchmark {config.benchmark.name!r} "
+                         f"declares none with these options, and VBench's motion dimensions depend on it)")
+        geometry = bench.geometry_of(bench_options)
         problem = vb.width_problem(cls.name(), cls.dimension, None if geometry is None else geometry[2])
         if problem:
             lines.append(problem)
         resources = vb.required_resources([cls.dimension]) + vb.env_requirements([cls.dimension])
         return lines + _missing_lines(resources)
 
-    def _fps(self) -> int:
-        return self.options.fps or int(getattr(self.benchmark, "fps", None) or DEFAULT_FPS)
+    def _fps(self) -> float:
+        """The exported mp4s' frame rate: the option, else the benchmark's declared fps."""
+        fps = self.options.fps or type(self.benchmark).fps_of(self.benchmark.options)
+        if fps is None:
+            raise ValueError(f"score.options.{self.name()}.fps: expected a frame rate (benchmark "
+                             f"{type(self.benchmark).__name__} declares none), got none")
+        return float(fps)
 
     def _env(self) -> Path:
         from benchmarks.official.envs import default_env_path, is_built
@@ -122,17 +132,27 @@ class _VBenchFamily(Scorer):
                  seed: int) -> tuple[dict[str, float], dict[str, list[float]]]:
         from benchmarks.official.envs import MARKER
         from benchmarks.official.score_cache import cached_scores, files_fingerprint, samples_digest
+        from harness.env import env_packages
+        from harness.identity import sha256_of
 
         problem = vb.width_problem(self.name(), self.dimension, int(videos.shape[3]))  # geometry known only now
         if problem:
             raise ValueError(problem + ".")
+        if self.dimension == "camera_motion":  # the evaluator reads the motion asked for from each file name
+            lacking = [p.caption for p in prompts if vb.camera_phrase(p.caption) is None]
+            if lacking:
+                raise ValueError(f"{self.name()}: expected every prompt to ask for a camera motion with one of "
+                                 f"{', '.join(repr(m) for m in vb.CAMERA_MOTIONS)} (VBench-I2V reads it from the "
+                                 f"video's file name, camera_motion.py get_type), got {len(lacking)} of "
+                                 f"{len(prompts)} without, e.g. {lacking[0][:80]!r}.")
         captions = [p.caption for p in prompts]
         env = self._env()
         marker = json.loads((env / MARKER).read_text())
         digest = samples_digest(videos, captions)
         key = {"scorer": self.name(), "version": SCORER_VERSION, "options": self.options.model_dump(mode="json"),
                "fps": self._fps(), "samples": digest,
-               "env": {k: marker.get(k) for k in ("requirements", "torch", "python")},
+               "env": {**{k: marker.get(k) for k in ("requirements", "torch", "python")},
+                       "packages": sha256_of(env_packages(env))},  # the env as resolved now
                "weights": files_fingerprint(vb.required_resources([self.dimension])
                                             + vb.env_requirements([self.dimension], env))}
         if self.mode == "i2v":  # the given first frames enter the scores
@@ -162,7 +182,7 @@ class _VBenchFamily(Scorer):
         exports = self.cache_dir / "official" / "exports"
         fps = self._fps()
         lossless = self.options.lossless
-        tag = f"{digest[:24]}-fps{fps}{'-lossless' if lossless else ''}"
+        tag = f"{digest[:24]}-fps{fps:g}{'-lossless' if lossless else ''}"
         if self.options.mode == "vbench_standard":
             root = exports / f"vbench_standard-{tag}"
             cached_export(root / self.dimension, lambda f: export.export_vbench_standard(
@@ -212,10 +232,10 @@ class _VBenchI2VFamily(_VBenchFamily):
         lossless = self.options.lossless
         folder = cached_export(
             self.cache_dir / "official" / "exports"
-            / f"vbench_i2v-{digest[:24]}-{tag}-fps{fps}{'-lossless' if lossless else ''}",
+            / f"vbench_i2v-{digest[:24]}-{tag}-fps{fps:g}{'-lossless' if lossless else ''}",
             lambda f: export.export_vbench_i2v_custom(videos, frames, [p.caption for p in prompts], f,
                                                       [self.dimension], fps=fps, lossless=lossless))
-        names = [f"clip{n:05d}-0.mp4" for n in range(len(prompts))]
+        names = [f"{export.i2v_clip_name(n, p.caption)}-0.mp4" for n, p in enumerate(prompts)]
         return folder / "videos", names, {"info_file": folder / export.I2V_INFO,
                                           "resolution": self.options.resolution}
 

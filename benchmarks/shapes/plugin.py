@@ -74,6 +74,7 @@ class ShapesBenchmark(Benchmark):
     references = ("real", "reconstruction", "shuffled", "random")
     default_tokenizer = "shapes"
     default_text_tokenizer = "shapes"
+    fps = 8.0  # a world step per frame: the rate its exports play at
 
     def __init__(self, options: ShapesOptions, cache_dir: Path) -> None:
         super().__init__(options, cache_dir)

@@ -179,6 +179,12 @@ class VideoFolderBenchmark(Benchmark):
     def geometry_of(cls, options: VideoFolderOptions) -> tuple[int, int, int]:
         return options.frames, options.height, options.width
 
+    @classmethod
+    def fps_of(cls, options: VideoFolderOptions) -> float | None:
+        """`fps` when the clips are resampled to it; None with frame_stride (the rate depends on each
+        source file's)."""
+        return options.fps
+
     def geometry(self) -> tuple[int, int, int]:
         return self.geometry_of(self.options)
 

@@ -10,7 +10,7 @@ import torch
 
 from benchmarks.official import dpg
 from benchmarks.official import vbench_eval as vb
-from benchmarks.official.image_scorers import DPGBench
+from benchmarks.official.image_scorers import DPGBench, DPGBenchFixed
 from benchmarks.official.inception import INCEPTION_FILE
 from harness import plugins
 from harness.spec import SpecError, resolve_run
@@ -176,6 +176,8 @@ class _GreyVQA:
 
 
 def test_dpg_scorer_scores_through_the_export_and_caches(tmp_path, monkeypatch):
+    """dpg_fixed (upstream's bugs fixed) on two items; `dpg` (upstream's computation) on the same
+    samples drops item a's first proposition, so item a is skipped as upstream skips it."""
     monkeypatch.setitem(dpg.VQA_BACKENDS, "grey", _GreyVQA)
     path = tmp_path / "dpg_bench.csv"
     with path.open("w", newline="") as f:
@@ -185,15 +187,19 @@ def test_dpg_scorer_scores_through_the_export_and_caches(tmp_path, monkeypatch):
             w.writerow([item, text, 1, "0", "entity - whole (x)", "is there an x?"])
             w.writerow([item, text, 2, "1", "attribute - color (x, red)", "is the x red?"])
     options = DPGBench.Options(csv_path=str(path), backend="grey")
-    assert DPGBench.check(options, None) == []
-    scorer = DPGBench(options, benchmark=None, cache_dir=tmp_path / "cache")
+    assert DPGBenchFixed.check(options, None) == []
+    scorer = DPGBenchFixed(options, benchmark=None, cache_dir=tmp_path / "cache")
     levels = torch.tensor([200, 200, 0, 200, 0, 0, 0, 0], dtype=torch.uint8)  # "a cat" x4, then "a dog" x4
     videos = levels.view(8, 1, 1, 1, 1).expand(8, 1, 8, 8, 3).clone()
     prompts = [_Prompt("a cat")] * 4 + [_Prompt("a dog")] * 4
     metrics, clips = scorer.evaluate(videos, prompts, "t2i", seed=0)
-    assert metrics["dpg"] == pytest.approx(100 * (3 / 4 + 0) / 2)
-    assert metrics["dpg.entity"] == pytest.approx(100 * 3 / 8)
-    assert clips["dpg"] == pytest.approx([75.0] * 4 + [0.0] * 4)
+    assert metrics["dpg_fixed"] == pytest.approx(100 * (3 / 4 + 0) / 2)
+    assert metrics["dpg_fixed.entity"] == pytest.approx(100 * 3 / 8)
+    assert clips["dpg_fixed"] == pytest.approx([75.0] * 4 + [0.0] * 4)
+    assert "differs from published DPG-Bench figures" in plugins.derived_metrics(metrics)[1][0]
+    official = DPGBench(options, benchmark=None, cache_dir=tmp_path / "cache").evaluate(videos, prompts, "t2i", 0)
+    assert official == ({"dpg": 0.0, "dpg.entity": 0.0, "dpg.attribute": 0.0}, {})  # item a skipped, b all "no"
+    assert plugins.derived_metrics(official[0]) == ({}, [])
     asked = _GreyVQA.calls
     assert scorer.evaluate(videos, prompts, "t2i", seed=0) == (metrics, clips)
     assert _GreyVQA.calls == asked  # the rerun read the cache
@@ -212,3 +218,69 @@ def test_example_spec_validates_without_weights(no_weights):
 
     runs = expand(load_spec(REPO_ROOT / "ablations" / "examples" / "vbench_scoring.yaml"), "default")
     assert len(runs) == 4 and all("vbench.temporal_flickering" in r.config.score.which for r in runs)
+
+
+def test_exported_mp4s_play_at_the_benchmarks_declared_fps(tmp_path, no_weights, monkeypatch):
+    """shapes declares 8 fps: the vbench export writes it into the mp4 (read back from the file);
+    the scorer's fps option overrides it; a benchmark that declares none needs the option."""
+    import imageio.v2 as imageio
+
+    from benchmarks.shapes.plugin import ShapesBenchmark
+
+    bench = ShapesBenchmark(ShapesBenchmark.Options(world=WORLD, train_size=16, eval_size=4, task_size=2),
+                            tmp_path / "bench")
+    cls = plugins.SCORERS.get("vbench.subject_consistency")
+    videos = torch.randint(0, 256, (2, 4, 16, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    prompts = bench.suite("t2v")[:2]
+    assert ShapesBenchmark.fps == 8.0
+    for options, fps in ((cls.Options(), 8.0), (cls.Options(fps=12), 12.0)):
+        folder, names, _ = cls(options, bench, tmp_path / "cache")._export(videos, prompts, f"{fps:g}" * 12)
+        with imageio.get_reader(folder / names[0], format="FFMPEG") as reader:
+            assert reader.get_meta_data()["fps"] == fps
+    monkeypatch.setattr(ShapesBenchmark, "fps", None)
+    with pytest.raises(SpecError, match="score.options.vbench.temporal_flickering.fps .the mp4 frame rate"):
+        resolve_run(run_config(["vbench.temporal_flickering"]))
+    resolve_run(run_config(["vbench.temporal_flickering"], options={"vbench.temporal_flickering": {"fps": 8}}))
+
+
+def test_standard_mode_temporal_flickering_is_refused_for_its_missing_static_filter(no_weights):
+    options = {"vbench.temporal_flickering": {"mode": "vbench_standard"}}
+    with pytest.raises(SpecError, match="vbench.temporal_flickering in mode vbench_standard: VBench's protocol "
+                                        "samples 25 videos per prompt .* static_filter"):
+        resolve_run(run_config(["vbench.temporal_flickering"], options=options))
+
+
+def test_i2v_clip_names_carry_the_camera_motion_and_camera_motion_needs_one():
+    from benchmarks.official.export import i2v_clip_name
+
+    assert i2v_clip_name(3, "a harbour at dusk, camera pans left") == "clip00003 camera pans left"
+    assert i2v_clip_name(12, "a red circle") == "clip00012"
+    scorer = plugins.SCORERS.get("vbench_i2v.camera_motion")
+    instance = scorer.__new__(scorer)  # refused before the env is built or a file written
+
+    @dataclass
+    class P:
+        caption: str
+
+    with pytest.raises(ValueError, match="expected every prompt to ask for a camera motion .* got 1 of 2 without, "
+                                         "e.g. 'a red circle'"):
+        instance.evaluate(torch.zeros(2, 4, 16, 32, 3, dtype=torch.uint8),
+                          [P("a boat, camera zooms in"), P("a red circle")], "i2v", 0)
+
+
+def test_env_packages_follow_what_is_installed(tmp_path):
+    """The score cache keys on the vbench env's resolved packages: a distribution added after the
+    build changes them."""
+    from harness.env import env_packages
+
+    site = tmp_path / "lib" / "python3.12" / "site-packages"
+
+    def install(name: str, version: str) -> None:
+        info = site / f"{name}-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+
+    install("vbench", "0.1.5")
+    assert env_packages(tmp_path) == ["vbench==0.1.5"]
+    install("dreamsim", "0.1.3")
+    assert env_packages(tmp_path) == ["dreamsim==0.1.3", "vbench==0.1.5"]

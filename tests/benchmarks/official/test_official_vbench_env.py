@@ -184,3 +184,47 @@ def test_the_widths_decord_cannot_read_are_the_listed_ones(vbench_env, tmp_path)
     assert sorted(w for w, v in decoded.items() if isinstance(v, str)) == listed
     for width in neighbours:
         np.testing.assert_array_equal(np.asarray(decoded[width], dtype=np.uint8), clips[width], err_msg=str(width))
+
+
+_PARSE_NAMES = """
+import ast, json, sys
+from pathlib import Path
+import vbench2_beta_i2v
+# the wheel's own get_type, taken from its camera_motion.py: importing that module needs the
+# cotracker code the wheel does not ship (vb._ENV_CODE), the parser itself needs nothing
+source = (Path(vbench2_beta_i2v.__file__).parent / "camera_motion.py").read_text()
+tree = ast.parse(source)
+func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "get_type")
+scope = {}
+exec(compile(ast.Module(body=[func], type_ignores=[]), "camera_motion.py", "exec"), scope)
+out = {}
+for name in sys.argv[1:]:
+    try:
+        out[name] = scope["get_type"](name)
+    except ValueError as exc:
+        out[name] = "ValueError: " + str(exc)
+print(json.dumps(out))
+"""
+
+
+def test_camera_motion_reads_the_motion_from_our_export_names(vbench_env, tmp_path):
+    """The I2V export names each video after its caption's camera phrase; VBench-I2V's own parser
+    (camera_motion.get_type, run in the env) reads the motion asked for from those names, and
+    raises on a bare clip name, as it did on every name before."""
+    import torch
+
+    captions = ["a harbour, camera pans left", "a field, camera zooms out", "a room, camera static", "a red circle"]
+    videos = torch.zeros(4, 5, 16, 32, 3, dtype=torch.uint8)
+    folder = export_vbench_i2v_custom(videos, videos[:, 0], captions, tmp_path / "x", ["camera_motion"],
+                                      lossless=True)
+    names = sorted(p.name for p in (folder / "videos").glob("*.mp4"))
+    out = subprocess.run([str(env_python(vbench_env)), "-P", "-c", _PARSE_NAMES, *names], capture_output=True,
+                         text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    parsed = json.loads(out.stdout.strip().splitlines()[-1])
+    assert parsed == {"clip00000 camera pans left-0.mp4": "pan_left", "clip00001 camera zooms out-0.mp4": "zoom_out",
+                      "clip00002 camera static-0.mp4": "static",
+                      "clip00003-0.mp4": "ValueError: Not a recognized video name"}
+    from benchmarks.official import vbench_eval as vb
+
+    assert {vb.CAMERA_MOTIONS[vb.camera_phrase(c)] for c in captions[:3]} == {"pan_left", "zoom_out", "static"}
