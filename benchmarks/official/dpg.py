@@ -7,12 +7,15 @@ order, so zeroing is transitive). Image score = mean over tiles of the mean over
 DPG score = mean over images x 100. Category scores (L2 = tuple text before "(", L1 = its part
 before "-") average the raw yes/no answers, as upstream does.
 
-Upstream (dpg_bench/compute_dpg_bench.py) has two bugs, fixed here by default:
+Upstream (dpg_bench/compute_dpg_bench.py) has two bugs:
 1. the first CSV row is skipped (`if i == 0: continue` after pandas already consumed the header),
    dropping one proposition; an image whose question depends on it then raises KeyError and is
    skipped from the overall score;
 2. category scores use the answers of the last tile only.
-`official_compat=True` reproduces both, to match published figures.
+`official_compat=True` reproduces both (the `dpg` scorer: figures comparable with published ones);
+False fixes them (the `dpg_fixed` scorer, named apart so no fixed figure reads as a published one).
+Tiles are cut at half the height and half the width (upstream cuts squares of a given resolution,
+the same for square tiles).
 """
 
 from __future__ import annotations
@@ -84,9 +87,12 @@ def load_questions(csv_path: Path | str, *, official_compat: bool = False) -> di
 
 
 def split_tiles(image: np.ndarray, tiles: int = 4) -> list[np.ndarray]:
-    """uint8 (2R,2R,3) -> the first `tiles` of [top-left, top-right, bottom-left, bottom-right]."""
-    r = image.shape[0] // 2
-    grid = [image[:r, :r], image[:r, r:2 * r], image[r:2 * r, :r], image[r:2 * r, r:2 * r]]
+    """uint8 (2H,2W,3) -> the first `tiles` of [top-left, top-right, bottom-left, bottom-right],
+    each (H,W,3): rows and columns are halved apart, so non-square tiles come back as tiled."""
+    if image.ndim != 3 or image.shape[0] % 2 or image.shape[1] % 2:
+        raise ValueError(f"image: expected a 2x2 grid of equal tiles (2H, 2W, 3), got shape {image.shape}")
+    h, w = image.shape[0] // 2, image.shape[1] // 2
+    grid = [image[:h, :w], image[:h, w:], image[h:, :w], image[h:, w:]]
     return grid[:tiles]
 
 
@@ -101,7 +107,7 @@ def dependency_scores(answers: dict[int, bool], parents: dict[int, list[int]]) -
 
 def score_image(image: np.ndarray, item: Item, vqa: VQABackend, *,
                 tiles: int = 4) -> tuple[float, list[dict[int, bool]]]:
-    """uint8 (2R,2R,3) -> (image score in [0,1], raw yes/no answers per tile)."""
+    """uint8 (2H,2W,3) -> (image score in [0,1], raw yes/no answers per tile)."""
     tile_scores, tile_answers = [], []
     for tile in split_tiles(image, tiles):
         pil = Image.fromarray(tile)

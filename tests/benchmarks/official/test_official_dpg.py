@@ -101,3 +101,17 @@ def test_missing_csv_and_mplug_weights(tmp_path):
     message = str(err.value)
     assert "mplug/configuration.json" in message and "mplug/pytorch_model.bin" in message
     assert "modelscope download --model damo/mplug_visual-question-answering_coco_large_en" in message
+
+
+def test_non_square_tiles_come_back_as_tiled():
+    """2x2 grids of 16x32 and 32x16 tiles: each tile is cut at half the height and half the width
+    (cutting squares of the height, as before, made tiles 2 and 4 copies of wrong regions)."""
+    from benchmarks.official.dpg import split_tiles
+    from benchmarks.official.export import tile_2x2
+
+    for h, w in ((16, 32), (32, 16), (8, 8)):
+        tiles = np.random.default_rng(h).integers(0, 256, (4, h, w, 3), dtype=np.uint8)
+        back = split_tiles(tile_2x2(tiles))
+        assert len(back) == 4 and all(np.array_equal(a, b) for a, b in zip(back, tiles)), (h, w)
+    with pytest.raises(ValueError, match="2x2 grid of equal tiles"):
+        split_tiles(np.zeros((33, 64, 3), dtype=np.uint8))
