@@ -180,7 +180,7 @@ def _sample_dir(rdir: Path, step: int, final: int) -> Path:
 
 
 def stage_sample(config: RunConfig, data: Data, rdir: Path) -> None:
-    from ursa.sample import EulerSampler
+    from ursa.sample import EulerSampler, for_precision
 
     s = config.sample
     path = build_path(config, data, rdir)
@@ -190,8 +190,8 @@ def stage_sample(config: RunConfig, data: Data, rdir: Path) -> None:
         out = _sample_dir(rdir, step, final)
         if (out / "samples.safetensors").is_file():
             continue
-        model = load_model(model_dir).eval()
-        sampler = EulerSampler(model, path, s.sampler_config())
+        model, sample_path = for_precision(load_model(model_dir).eval(), path, s.precision)
+        sampler = EulerSampler(model, sample_path, s.sampler_config())
         ctx = TaskContext(sampler, data, s, torch.Generator().manual_seed(s.seed))
         videos: dict[str, torch.Tensor] = {}
         for k, task in enumerate(s.tasks):

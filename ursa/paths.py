@@ -14,6 +14,8 @@ not depend on how MetricPath chunks tokens (chunked == unchunked, bitwise).
 
 from __future__ import annotations
 
+import copy
+
 from abc import ABC, abstractmethod
 from typing import Literal
 
@@ -140,6 +142,17 @@ class MetricPath(ProbPath):
         self.c, self.alpha, self.chunk_size = float(c), float(alpha), chunk_size
         self.vocab_size = self.num_states = embeddings.shape[0]
 
+    def in_dtype(self, dtype: torch.dtype) -> MetricPath:
+        """This path with distances, path probabilities and jump weights computed in `dtype` (a
+        copy; float16 is the authors' released scheduler, which casts its codebook to fp16; the
+        hazard and the draws' uniforms stay float64). float32 returns this path."""
+        if dtype == self.embeddings.dtype:
+            return self
+        other = copy.copy(self)
+        other.embeddings, other._e_t = self.embeddings.to(dtype), self._e_t.to(dtype)
+        other._deficit = None if self._deficit is None else self._deficit.to(dtype)
+        return other
+
     # -- distances ---------------------------------------------------------------------------
     def _dist_rows(self, x1: torch.Tensor) -> torch.Tensor:
         """d(x, x1[i]) for all K states: float32 (len(x1), K)."""
@@ -235,7 +248,7 @@ class MetricPath(ProbPath):
         x1 = _check_ids("x1", x1, self.vocab_size)
         flat, tt = x1.reshape(-1), _check_time("t", t, x1.shape, x1.device)
         u = torch.rand(flat.shape, generator=generator, dtype=torch.float64, device=flat.device)
-        b = beta(tt, self.c, self.alpha).to(torch.float32)
+        b = beta(tt, self.c, self.alpha).to(self.embeddings.dtype)
         out = flat.clone()
         for idx in self._chunks(tt < 1):
             out[idx] = self._sample_rows(flat[idx], b[idx], u[idx])
@@ -270,7 +283,7 @@ class MetricPath(ProbPath):
         b = beta(tt, self.c, self.alpha)
         bd = beta_dot(tt, self.c, self.alpha)
         scale = torch.where(torch.isfinite(bd), hh * bd, beta((tt + hh).clamp(max=1), self.c, self.alpha) - b)
-        b = b.to(torch.float32)
+        b = b.to(self.embeddings.dtype)
         out = zf.clone()
         for idx in self._chunks((tt < 1) & (hh > 0) & (zf != flat)):
             out[idx] = self._step_rows(zf[idx], flat[idx], b[idx], scale[idx], u[:, idx])

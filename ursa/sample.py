@@ -17,6 +17,7 @@ so the first step from pure noise already moves tokens (the authors' first step 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -45,6 +46,9 @@ class SamplerConfig(BaseModel):
     # the authors' cond_noise_scale: the given frames are noised once to t = 1 - s along the path
     # (KineticOptimalScheduler.add_noise) before sampling, then held as noised; 0 gives them clean
     cond_noise_scale: float = Field(0.0, ge=0, lt=1)
+    # the transformer's dtype while sampling (`for_precision`); guidance, softmax and the path step run in
+    # float32, except "release": all in float16 as the authors' pipeline (torch_dtype=float16, their bug 4)
+    precision: Literal["float32", "bfloat16", "release"] = "float32"
     argmax_last: bool = False  # the last step takes the argmax of the prediction instead of a sample
     # the authors' bug 2 (docs/release.md), for like-for-like comparison with their published numbers: condition
     # frames are set once at the start, then jump like any token (their I2V / V2V frames drift); False holds them
@@ -97,8 +101,10 @@ def _mask_or_none(mask: Tensor) -> Tensor | None:
     return None if bool(mask.all()) else mask
 
 
-def categorical(logits: Tensor, generator: torch.Generator | None = None, chunk_size: int = 4096) -> Tensor:
-    """One draw per row of softmax(logits (..., K)) -> long (...), by inverse CDF.
+def categorical(logits: Tensor, generator: torch.Generator | None = None, chunk_size: int = 4096,
+                dtype: torch.dtype = torch.float32) -> Tensor:
+    """One draw per row of softmax(logits (..., K)) -> long (...), by inverse CDF; softmax and
+    CDF in `dtype` (float16: the authors' release sampling).
 
     Rows are processed chunk_size at a time (memory chunk x K). Inverse CDF with
     searchsorted(right=True) never returns a zero-probability id and is ~8x faster than
@@ -108,12 +114,23 @@ def categorical(logits: Tensor, generator: torch.Generator | None = None, chunk_
     u = torch.rand(flat.shape[0], 1, generator=generator, device=flat.device)
     out = []
     for rows, u_rows in zip(flat.split(chunk_size), u.split(chunk_size)):
-        cdf = torch.softmax(rows.float(), dim=-1).cumsum_(-1)
+        cdf = torch.softmax(rows.to(dtype), dim=-1).cumsum_(-1)
         out.append(torch.searchsorted(cdf, u_rows * cdf[:, -1:], right=True).clamp_max_(flat.shape[-1] - 1))
     return torch.cat(out).view(logits.shape[:-1])
 
 
 CFG_ROWS = 4096  # token rows guided at once (memory CFG_ROWS x K float32)
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "release": torch.float16}
+
+
+def for_precision(model: nn.Module, path: ProbPath, precision: str) -> tuple[nn.Module, ProbPath]:
+    """(model cast in place to the precision's dtype, the path computing in it when "release": the
+    authors run the transformer and their scheduler's codebook in float16)."""
+    dtype = PRECISIONS[precision]
+    model = model.to(dtype)
+    if precision == "release" and isinstance(path, MetricPath):
+        path = path.in_dtype(dtype)
+    return model, path
 
 
 class EulerSampler:
@@ -125,20 +142,26 @@ class EulerSampler:
         self.config = config or SamplerConfig()
 
     def _logits(self, text: Tensor, mask: Tensor | None, x: Tensor, guided: tuple[Tensor, Tensor | None] | None) -> Tensor:
-        """Guided logits float32 (B, T, h, w, K). guided: the (cond ; uncond) text ids (2B, L') and
+        """Guided logits float32 (float16 under precision "release") (B, T, h, w, K). guided: the (cond ; uncond) text ids (2B, L') and
         mask, so both branches share one batched forward; None: the conditional branch alone."""
+        dtype = self._dtype
         if guided is None:
-            return self.model(text, x, mask).float()
+            return self.model(text, x, mask).to(dtype)
         z = self.model(guided[0], torch.cat([x, x]), guided[1])
         z_cond, z_uncond = (part.reshape(-1, part.shape[-1]) for part in z.chunk(2))
         # guided in float32 a chunk of rows at a time: no float32 copy of both branches (at 33,280 tokens
         # and K = 64,000 that copy is 17 GB); elementwise the same arithmetic as on whole tensors
-        out = torch.empty(z_cond.shape, dtype=torch.float32, device=z.device)
+        out = torch.empty(z_cond.shape, dtype=dtype, device=z.device)
         for start in range(0, z_cond.shape[0], CFG_ROWS):
             rows = slice(start, start + CFG_ROWS)
-            u = z_uncond[rows].float()
-            out[rows] = u + self.config.cfg_scale * (z_cond[rows].float() - u)
+            u = z_uncond[rows].to(dtype)
+            out[rows] = u + self.config.cfg_scale * (z_cond[rows].to(dtype) - u)
         return out.view(*x.shape, -1)
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        """The dtype of guidance and softmax: float16 under precision "release", else float32."""
+        return torch.float16 if self.config.precision == "release" else torch.float32
 
     @torch.no_grad()
     def sample(
@@ -227,7 +250,7 @@ class EulerSampler:
             if last and cfg.argmax_last:
                 x1_hat = z.argmax(-1)
             else:
-                x1_hat = categorical(z, generator).view(shape)
+                x1_hat = categorical(z, generator, dtype=self._dtype).view(shape)
             x1_hat = hold(x1_hat)
             x = x1_hat if last else self.path.step(x, x1_hat, t, h, generator=generator)
         return hold(x)

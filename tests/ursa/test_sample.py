@@ -226,3 +226,35 @@ def test_cond_noise_scale_noises_the_given_frames_once_then_holds_them():
         assert torch.equal(x[frames], noised)
     with pytest.raises(ValueError, match="cond_noise_scale"):
         SamplerConfig(cond_noise_scale=1.0)
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "release"])
+def test_precision_runs_the_model_and_release_the_path_step_in_half(precision, monkeypatch):
+    """precision "release": the transformer in float16, guidance and softmax in float16 and the metric
+    path's distances and jump weights in float16 (the authors' pipeline); "bfloat16": the model in
+    bf16, the rest float32. Tiny sizes on CPU; "float32" stays bit-identical to the default."""
+    import ursa.sample as S
+    from ursa.sample import for_precision
+
+    ids, mask = text()
+    u_ids, u_mask = torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 3, dtype=torch.bool)
+    cfg = SamplerConfig(steps=3, cfg_scale=3.0, precision=precision)
+    model, path = for_precision(tiny_model(), make_path("metric"), precision)
+    seen = []
+    draw = S.categorical
+    monkeypatch.setattr(S, "categorical", lambda z, g, **kw: seen.append((z.dtype, kw["dtype"])) or draw(z, g, **kw))
+    steps = []
+    step = type(path).step
+    monkeypatch.setattr(type(path), "step", lambda self, *a, **kw: steps.append(self.embeddings.dtype) or step(self, *a, **kw))
+    out = EulerSampler(model, path, cfg).sample(ids, mask, (2, 4, 4), uncond_ids=u_ids, uncond_mask=u_mask,
+                                               generator=torch.Generator().manual_seed(0))
+    half = precision == "release"
+    assert next(model.parameters()).dtype == S.PRECISIONS[precision]
+    assert seen == [(torch.float16, torch.float16) if half else (torch.float32, torch.float32)] * 3
+    assert steps == [torch.float16 if half else torch.float32] * 2
+    assert out.shape == (B, 2, 4, 4) and 0 <= int(out.min()) and int(out.max()) < K
+    m32, p32 = for_precision(tiny_model(), make_path("metric"), "float32")
+    plain = EulerSampler(tiny_model(), make_path("metric"), SamplerConfig(steps=3, cfg_scale=3.0))
+    run = lambda s: s.sample(ids, mask, (2, 4, 4), uncond_ids=u_ids, uncond_mask=u_mask,  # noqa: E731
+                             generator=torch.Generator().manual_seed(0))
+    assert torch.equal(run(EulerSampler(m32, p32, SamplerConfig(steps=3, cfg_scale=3.0))), run(plain))
