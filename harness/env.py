@@ -104,7 +104,8 @@ def env_packages(path: Path | str) -> list[str]:
     torch stack), sorted: what a score cache keys on, read from the dist-info on disk each time, so
     a package installed into the env after it was built (dreamsim, a pin moved) changes it."""
     path = Path(path)
-    where = [str(site_packages(path))] + ([str(path / "shared-torch")] if (path / "shared-torch").is_dir() else [])
+    shared = path / "shared-torch"
+    where = [str(site_packages(path))] + ([str(shared)] if shared.is_dir() else [])
     found = {f"{(d.metadata['Name'] or '?').lower().replace('_', '-')}=={d.version}"
              for d in metadata.distributions(path=where)}
     return sorted(found)

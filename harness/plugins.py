@@ -240,13 +240,14 @@ class Benchmark(Component, ABC):
         that stores ids returns them as stored."""
         return tokenizer.encode(self.real_videos(prompts))
 
-    def condition_ids(self, prompts: list[Prompt], tokenizer: Any, frames: Sequence[int]) -> torch.Tensor:
+    def condition_ids(self, prompts: list[Prompt], tokenizer: Any,
+                      frames: Sequence[int]) -> torch.Tensor:
         """long (N, k, h, w): the ids of pixel frames `frames` (in order) of `prompts`' real clips,
-        encoded on their own as a clip of len(frames) frames: what conditioned tasks are given. Never
-        cut from the whole clip's ids, whose encoder may mix frames (Cosmos-3D's temporal attention):
-        a condition must not see the frames a task generates. Default: `tokenizer.encode` of those
-        frames (a one-frame video for an image, as the authors' URSAPipeline.encode_image); a
-        benchmark that stores ids encoded elsewhere overrides it."""
+        encoded on their own as a clip of len(frames) frames: what conditioned tasks are given.
+        Never cut from the whole clip's ids, whose encoder may mix frames (Cosmos-3D's temporal
+        attention): a condition must not see the frames a task generates. Default:
+        `tokenizer.encode` of those frames (a one-frame video for an image, as the authors'
+        URSAPipeline.encode_image); a benchmark that stores ids encoded elsewhere overrides it."""
         return tokenizer.encode(self.real_videos(prompts)[:, list(frames)].contiguous())
 
 

@@ -191,10 +191,12 @@ class RunConfig(_Strict):
             from ursa.release import release_shift
 
             if self.sample.cfg_below_one:
-                raise ValueError(f"sample.cfg_below_one to be false with model.init_from.format release (the authors' "
-                                 f"pipeline guides only when the scale is > 1; below it they sample unguided), got "
-                                 f"cfg_scale {self.sample.cfg_scale:g} with cfg_below_one true; set cfg_scale 1")
-            # the release samples (and the authors train) with its scheduler's shift unless the spec sets one
+                raise ValueError(f"sample.cfg_below_one to be false with model.init_from."
+                                 f"format release (the authors' pipeline guides only when the "
+                                 f"scale is > 1; below it they sample unguided), got cfg_scale "
+                                 f"{self.sample.cfg_scale:g} with cfg_below_one true; set "
+                                 f"cfg_scale 1")
+            # a release samples (the authors train) with its scheduler's shift unless set here
             for section in (self.sample, self.train):
                 if "shift" not in section.model_fields_set:
                     section.shift = release_shift(self.model.init_from)

@@ -42,8 +42,9 @@ class TaskContext:
         return text_ids, text_mask, kw
 
     def clip_length(self, prompts: list[Prompt]) -> int:
-        """T': the latent frames of the prompts' real clips (the length a conditioned task samples)."""
-        return self.data.tokenizer.latent_shape(*self.data.benchmark.real_videos(prompts[:1]).shape[1:4])[0]
+        """T': the latent frames of the prompts' real clips (what a conditioned task samples)."""
+        clip = self.data.benchmark.real_videos(prompts[:1])
+        return self.data.tokenizer.latent_shape(*clip.shape[1:4])[0]
 
     def given(self, prompts: list[Prompt], frames: tuple[int, ...]) -> torch.Tensor:
         """long (B, k, h, w): pixel frames `frames` of the prompts' real clips encoded on their own
@@ -111,7 +112,8 @@ def interpolation(ctx: TaskContext, prompts: list[Prompt]) -> torch.Tensor:
     text_ids, text_mask, kw = ctx.text(prompts)
     frames = ctx.data.benchmark.real_videos(prompts[:1]).shape[1]
     first, last = ctx.given(prompts, (0,))[:, 0], ctx.given(prompts, (frames - 1,))[:, 0]
-    return S.interpolate(ctx.sampler, text_ids, text_mask, first, last, ctx.clip_length(prompts), **kw)
+    length = ctx.clip_length(prompts)
+    return S.interpolate(ctx.sampler, text_ids, text_mask, first, last, length, **kw)
 
 
 @TASKS.register("extrapolation")

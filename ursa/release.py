@@ -120,11 +120,13 @@ def read_transformer_config(directory: str | Path) -> URSAConfig:
     c = {**_TRANSFORMER_DEFAULTS, **_QWEN3_DEFAULTS, **raw}
     ignored = {k: raw[k] for k, v in _AUTHORS_FIXED.items() if k in raw and raw[k] != v}
     if ignored:
-        raise _fail(directory, "expected transformer/config.json " + ", ".join(
-            f"{k} {_AUTHORS_FIXED[k]!r}" for k in ignored) + " (the authors' URSATransformer3DModel drops "
-            "keys outside its signature, so their Qwen3 backbone always uses Qwen3Config's head_dim 128, "
-            "rms_norm_eps 1e-6, max_position_embeddings 32768), got " + ", ".join(
-            f"{k} {v!r}" for k, v in ignored.items()) + ": their model would not be built with these")
+        want = ", ".join(f"{k} {_AUTHORS_FIXED[k]!r}" for k in ignored)
+        got = ", ".join(f"{k} {v!r}" for k, v in ignored.items())
+        raise _fail(directory, f"expected transformer/config.json {want} (the authors' "
+                               f"URSATransformer3DModel drops keys outside its signature, so "
+                               f"their Qwen3 backbone always uses Qwen3Config's head_dim 128, "
+                               f"rms_norm_eps 1e-6, max_position_embeddings 32768), got {got}: "
+                               f"their model would not be built with these")
     if c["attention_bias"] or c.get("use_sliding_window"):
         raise _fail(directory, "expected a Qwen3 backbone without attention bias or sliding window, got "
                                f"attention_bias={c['attention_bias']!r}, use_sliding_window={c.get('use_sliding_window')!r}")
@@ -292,10 +294,12 @@ def _scheduler_config(directory: Path) -> dict:
     try:
         raw = read_json_object(directory / "scheduler" / "scheduler_config.json")
     except ValueError as err:
-        raise _fail(directory, f"expected scheduler/scheduler_config.json to be a JSON object ({err})") from None
+        raise _fail(directory, f"expected scheduler/scheduler_config.json to be a JSON object "
+                               f"({err})") from None
     name = raw.get("_class_name", SCHEDULER_CLASSES[0])
     if name not in SCHEDULER_CLASSES:
-        raise _fail(directory, f"expected scheduler/scheduler_config.json '_class_name' in {list(SCHEDULER_CLASSES)}, got {name!r}")
+        raise _fail(directory, f"expected scheduler/scheduler_config.json '_class_name' in "
+                               f"{list(SCHEDULER_CLASSES)}, got {name!r}")
     return raw
 
 

@@ -38,16 +38,16 @@ class SamplerConfig(BaseModel):
     steps: int = Field(25, ge=1)  # Euler steps N
     shift: float = Field(1.0, gt=0)  # timestep shift lambda of the sampling grid
     shift_rule: ShiftRule = "fixed"  # "resolution": lambda from the clip's token count, as in training
-    cfg_scale: float = Field(1.0, ge=0)  # classifier-free guidance scale s (<= 1: no guidance, as the authors')
+    cfg_scale: float = Field(1.0, ge=0)  # classifier-free guidance scale s (<= 1: no guidance)
     cfg_trunc: float = Field(0.9, ge=0, le=1)  # guidance only while t < cfg_trunc
     # s < 1 moves the prediction towards the unconditional one; the authors guide only when s > 1
-    # (URSAPipeline.__call__: `if guidance_scale > 1`), so a scale below 1 is refused unless named here
+    # (URSAPipeline.__call__: `if guidance_scale > 1`), so a scale below 1 needs this set
     cfg_below_one: bool = False
     # the authors' cond_noise_scale: the given frames are noised once to t = 1 - s along the path
     # (KineticOptimalScheduler.add_noise) before sampling, then held as noised; 0 gives them clean
     cond_noise_scale: float = Field(0.0, ge=0, lt=1)
-    # the transformer's dtype while sampling (`for_precision`); guidance, softmax and the path step run in
-    # float32, except "release": all in float16 as the authors' pipeline (torch_dtype=float16, their bug 4)
+    # the transformer's dtype while sampling (`for_precision`); guidance, softmax and the path step
+    # run in float32, except "release": all in float16 as the authors' pipeline (their bug 4)
     precision: Literal["float32", "bfloat16", "release"] = "float32"
     argmax_last: bool = False  # the last step takes the argmax of the prediction instead of a sample
     # the authors' bug 2 (docs/release.md), for like-for-like comparison with their published numbers: condition
@@ -60,9 +60,10 @@ class SamplerConfig(BaseModel):
     @model_validator(mode="after")
     def _guidance_below_one(self) -> SamplerConfig:
         if self.cfg_scale < 1 and not self.cfg_below_one:
-            raise ValueError(f"cfg_scale {self.cfg_scale:g} < 1 guides towards the unconditional prediction, which "
-                             f"the authors' pipeline never does (it guides only when the scale is > 1 and samples "
-                             f"unguided otherwise): set cfg_scale 1 for no guidance, or cfg_below_one true to mean it")
+            raise ValueError(f"cfg_scale {self.cfg_scale:g} < 1 guides towards the unconditional "
+                             f"prediction, which the authors' pipeline never does (it guides only "
+                             f"when the scale is > 1 and samples unguided otherwise): set "
+                             f"cfg_scale 1 for no guidance, or cfg_below_one true to mean it")
         return self
 
     @property
@@ -142,8 +143,9 @@ class EulerSampler:
         self.config = config or SamplerConfig()
 
     def _logits(self, text: Tensor, mask: Tensor | None, x: Tensor, guided: tuple[Tensor, Tensor | None] | None) -> Tensor:
-        """Guided logits float32 (float16 under precision "release") (B, T, h, w, K). guided: the (cond ; uncond) text ids (2B, L') and
-        mask, so both branches share one batched forward; None: the conditional branch alone."""
+        """Guided logits float32 (B, T, h, w, K), float16 under precision "release". guided: the
+        (cond ; uncond) text ids (2B, L') and mask, so both branches share one batched forward;
+        None: the conditional branch alone."""
         dtype = self._dtype
         if guided is None:
             return self.model(text, x, mask).to(dtype)
@@ -180,8 +182,8 @@ class EulerSampler:
         """text_ids long (B, L), text_mask bool (B, L), latent_shape (T, h, w) -> ids long (B, T, h, w).
 
         uncond_ids long (B or 1, L'), uncond_mask bool (same): the negative / empty prompt, needed
-        when the config guides (`SamplerConfig.guided`). condition_ids long (B, T, h, w) with condition_frames bool (B, T):
-        frames marked True are given and held fixed.
+        when the config guides (`SamplerConfig.guided`). condition_ids long (B, T, h, w) with
+        condition_frames bool (B, T): frames marked True are given and held fixed.
         """
         cfg = self.config
         check_tensor("text_ids", text_ids, torch.long, ("B", "L"))
@@ -194,8 +196,8 @@ class EulerSampler:
         guided = None  # the batched (cond; uncond) text of the guided forward
         if use_cfg:
             if uncond_ids is None or uncond_mask is None:
-                raise ValueError(f"uncond_ids: expected negative-prompt ids and mask when cfg_scale={cfg.cfg_scale} "
-                                 f"guides, got None")
+                raise ValueError(f"uncond_ids: expected negative-prompt ids and mask when "
+                                 f"cfg_scale={cfg.cfg_scale} guides, got None")
             check_tensor("uncond_ids", uncond_ids, torch.long, ("B", "L"))
             if uncond_ids.shape[0] not in (1, batch):
                 raise ValueError(f"uncond_ids: expected batch 1 or {batch}, got shape {tuple(uncond_ids.shape)}")
@@ -214,8 +216,9 @@ class EulerSampler:
                                  f"[{int(condition_ids.min())}, {int(condition_ids.max())}]")
             held = condition_frames[:, :, None, None].expand(shape).to(device)
             condition_ids = condition_ids.to(device)
-            if cfg.cond_noise_scale > 0:  # KineticOptimalScheduler.add_noise(cond, 1 - s): once, then held
-                condition_ids = self.path.sample(condition_ids, 1.0 - cfg.cond_noise_scale, generator=generator)
+            if cfg.cond_noise_scale > 0:  # their add_noise(cond, 1 - s): drawn once, then held
+                t = 1.0 - cfg.cond_noise_scale
+                condition_ids = self.path.sample(condition_ids, t, generator=generator)
 
         check_ids = getattr(self.model, "check_ids", None)  # URSAModel checks id ranges once here, not every step
         if check_ids is not None:

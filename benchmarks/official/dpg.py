@@ -90,7 +90,8 @@ def split_tiles(image: np.ndarray, tiles: int = 4) -> list[np.ndarray]:
     """uint8 (2H,2W,3) -> the first `tiles` of [top-left, top-right, bottom-left, bottom-right],
     each (H,W,3): rows and columns are halved apart, so non-square tiles come back as tiled."""
     if image.ndim != 3 or image.shape[0] % 2 or image.shape[1] % 2:
-        raise ValueError(f"image: expected a 2x2 grid of equal tiles (2H, 2W, 3), got shape {image.shape}")
+        raise ValueError(f"image: expected a 2x2 grid of equal tiles (2H, 2W, 3), got shape "
+                         f"{image.shape}")
     h, w = image.shape[0] // 2, image.shape[1] // 2
     grid = [image[:h, :w], image[:h, w:], image[h:, :w], image[h:, w:]]
     return grid[:tiles]

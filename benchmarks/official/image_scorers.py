@@ -59,13 +59,13 @@ class DPGOptions(BaseModel):
 
 @SCORERS.register("dpg")
 class DPGBench(Scorer):
-    """DPG-Bench as upstream computes it (published figures): dependency-graph VQA over the 4 samples
-    of each prompt tiled 2x2 (0-100)."""
+    """DPG-Bench as upstream computes it (published figures): dependency-graph VQA over the 4
+    samples of each prompt tiled 2x2 (0-100)."""
 
     Options = DPGOptions
     tasks = ("t2i",)
     metric: ClassVar[str] = "dpg"
-    official: ClassVar[bool] = True  # upstream's two bugs reproduced (benchmarks.official.dpg docstring)
+    official: ClassVar[bool] = True  # upstream's two bugs reproduced (benchmarks.official.dpg)
     metrics = (Metric("dpg", 0.0, 100.0), *(Metric(f"dpg.{c}", 0.0, 100.0) for c in DPG_CATEGORIES))
 
     @classmethod
@@ -110,7 +110,8 @@ class DPGBench(Scorer):
 
         groups = self._groups(prompts)
         backend = VQA_BACKENDS[self.options.backend]
-        key = {"scorer": self.metric, "version": SCORER_VERSION, "options": self.options.model_dump(mode="json"),
+        key = {"scorer": self.metric, "version": SCORER_VERSION,
+               "options": self.options.model_dump(mode="json"),
                "samples": samples_digest(videos, [p.caption for p in prompts]),
                "files": files_fingerprint([Resource(_csv(self.options), ""),
                                            *backend.requirements(_model_dir(self.options))])}
@@ -126,7 +127,8 @@ class DPGBench(Scorer):
                 for n in idx:  # each clip carries its prompt's image score
                     per_clip[n] = 100.0 * result.per_image.get(item, 0.0)
             name = self.metric
-            metrics = {name: result.score, **{f"{name}.{k}": v for k, v in result.l1.items() if k in DPG_CATEGORIES}}
+            metrics = {name: result.score,
+                       **{f"{name}.{k}": v for k, v in result.l1.items() if k in DPG_CATEGORIES}}
             # upstream skips some images from the score: their clips have no value then
             return metrics, ({} if result.skipped else {name: per_clip})
 
@@ -140,15 +142,17 @@ class DPGBenchFixed(DPGBench):
 
     metric = "dpg_fixed"
     official = False
-    metrics = (Metric("dpg_fixed", 0.0, 100.0), *(Metric(f"dpg_fixed.{c}", 0.0, 100.0) for c in DPG_CATEGORIES))
+    metrics = (Metric("dpg_fixed", 0.0, 100.0),
+               *(Metric(f"dpg_fixed.{c}", 0.0, 100.0) for c in DPG_CATEGORIES))
 
     @classmethod
     def derive(cls, metrics: Mapping[str, float]) -> tuple[dict[str, float], list[str]]:
         if "dpg_fixed" not in metrics:
             return {}, []
-        return {}, ["dpg_fixed is DPG-Bench with upstream's two bugs fixed (the first CSV row kept; category "
-                     "scores over all 4 tiles, not the last): it differs from published DPG-Bench figures; the "
-                     "`dpg` scorer reproduces upstream's computation for those."]
+        return {}, ["dpg_fixed is DPG-Bench with upstream's two bugs fixed (the first CSV row "
+                     "kept; category scores over all 4 tiles, not the last): it differs from "
+                     "published DPG-Bench figures; the `dpg` scorer reproduces upstream's "
+                     "computation for those."]
 
 
 # ----------------------------------------------------------------------------- Inception FID / KID / IS
@@ -189,7 +193,8 @@ class _Inception(Scorer):
         captions = [p.caption for p in prompts]
         real = self.benchmark.real_videos(prompts)
         weights = inception_weights_path(self.options.weights_path)
-        key = {"scorer": "inception", "version": SCORER_VERSION, "small_n": 1,  # N, IS splits, KID subsets
+        key = {"scorer": "inception", "version": SCORER_VERSION,
+               "small_n": 1,  # N, IS splits and KID subsets in the entry
                "options": self.options.model_dump(mode="json"),
                "seed": seed, "samples": samples_digest(videos, captions), "real": samples_digest(real, captions),
                "weights": files_fingerprint([Resource(weights, "")])}
@@ -204,7 +209,8 @@ class _Inception(Scorer):
             return {"fid.inception": m["frechet_inception_distance"],
                     "kid.inception": m["kernel_inception_distance_mean"],
                     "is.inception": m["inception_score_mean"],
-                    "n": m["n_generated"], "is_splits": m["is_splits"], "kid_subsets": m["kid_subsets"]}, {}
+                    "n": m["n_generated"], "is_splits": m["is_splits"],
+                    "kid_subsets": m["kid_subsets"]}, {}
 
         metrics, _ = cached_scores(self.cache_dir / "official" / "scores", key, compute)
         return {self.output: metrics[self.output], f"{self.output}.n": metrics["n"]}, {}
@@ -213,12 +219,13 @@ class _Inception(Scorer):
 
     @classmethod
     def derive(cls, metrics: Mapping[str, float]) -> tuple[dict[str, float], list[str]]:
-        """A note per N: the metric's figure is on N images (frames), with its small-sample caveat."""
+        """A note per N: the figure is on N images (frames), with its small-sample caveat."""
         n = metrics.get(f"{cls.output}.n")
         if cls.output not in metrics or n is None:
             return {}, []
-        return {}, [f"{cls.output} is on N = {n:g} generated images (frames: those of one clip are "
-                     f"correlated, so the effective N is smaller) against as many real ones; {cls.caveat}"]
+        return {}, [f"{cls.output} is on N = {n:g} generated images (frames: those of one clip "
+                     f"are correlated, so the effective N is smaller) against as many real ones; "
+                     f"{cls.caveat}"]
 
 
 @SCORERS.register("fid.inception")
@@ -228,8 +235,9 @@ class InceptionFID(_Inception):
     output = "fid.inception"
     metrics = (Metric("fid.inception", 0.0, float("inf"), higher_is_better=False),
                Metric("fid.inception.n", 0.0, float("inf")))
-    caveat = ("FID is biased upwards at small N (the bias shrinks roughly like 1/N; published FIDs use 50,000 "
-              "images): compare FIDs only at equal N, never with published figures.")
+    caveat = ("FID is biased upwards at small N (the bias shrinks roughly like 1/N; published "
+              "FIDs use 50,000 images): compare FIDs only at equal N, never with published "
+              "figures.")
 
 
 @SCORERS.register("kid.inception")
@@ -239,8 +247,9 @@ class InceptionKID(_Inception):
     output = "kid.inception"
     metrics = (Metric("kid.inception", float("-inf"), float("inf"), higher_is_better=False),
                Metric("kid.inception.n", 0.0, float("inf")))
-    caveat = ("KID is unbiased but noisy at small N; when N is at most kid_subset_size its subsets would all be "
-              "the whole sets, so it is one estimate over them (no spread across subsets).")
+    caveat = ("KID is unbiased but noisy at small N; when N is at most kid_subset_size its subsets "
+              "would all be the whole sets, so it is one estimate over them (no spread across "
+              "subsets).")
 
 
 @SCORERS.register("is.inception")
@@ -248,7 +257,9 @@ class InceptionIS(_Inception):
     """Inception Score (mean over splits) of the samples' frames, torch-fidelity's Inception-v3."""
 
     output = "is.inception"
-    metrics = (Metric("is.inception", 1.0, float("inf")), Metric("is.inception.n", 0.0, float("inf")))
-    caveat = ("IS uses min(10, N // 10) splits of at least 10 images (torch-fidelity's fixed 10 splits give NaN "
-              "below 10 images and exactly 1.0 at 10), and is refused below 10; small splits bias it downwards, "
-              "so compare IS only at equal N, never with published figures.")
+    metrics = (Metric("is.inception", 1.0, float("inf")),
+               Metric("is.inception.n", 0.0, float("inf")))
+    caveat = ("IS uses min(10, N // 10) splits of at least 10 images (torch-fidelity's fixed 10 "
+              "splits give NaN below 10 images and exactly 1.0 at 10), and is refused below 10; "
+              "small splits bias it downwards, so compare IS only at equal N, never with published "
+              "figures.")

@@ -24,13 +24,14 @@ MIN_PER_SPLIT = 10  # images per IS split below which the split count is lowered
 
 
 def is_splits(n: int) -> int:
-    """IS splits for n images: 10, fewer when a split would hold < 10 images (torch-fidelity's fixed 10
-    give NaN below 10 images and exactly 1.0 at 10: one image per split has no spread to measure);
-    ValueError below 10 images, where no split is meaningful."""
+    """IS splits for n images: 10, fewer when a split would hold < 10 images (torch-fidelity's
+    fixed 10 give NaN below 10 images and exactly 1.0 at 10: one image per split has no spread to
+    measure); ValueError below 10 images, where no split is meaningful."""
     if n < MIN_PER_SPLIT:
-        raise ValueError(f"is.inception: expected at least {MIN_PER_SPLIT} generated images (the Inception Score "
-                         f"compares each split's predictions with their mean; with 10 fixed splits fewer images "
-                         f"give NaN, and 10 give exactly 1.0), got {n}")
+        raise ValueError(f"is.inception: expected at least {MIN_PER_SPLIT} generated images "
+                         f"(the Inception Score compares each split's predictions with their "
+                         f"mean; with 10 fixed splits fewer images give NaN, and 10 give exactly "
+                         f"1.0), got {n}")
     return min(IS_SPLITS, n // MIN_PER_SPLIT)
 
 
@@ -79,9 +80,9 @@ def inception_metrics(generated: Path | str | torch.Tensor,
 
     Returns torch-fidelity's keys: frechet_inception_distance, kernel_inception_distance_mean/
     _std, inception_score_mean/_std (those requested), and n_generated / n_reference (images),
-    is_splits, kid_subsets. Small samples: IS uses `is_splits(n)` splits; KID with both sets no larger
-    than kid_subset_size draws one subset, the whole sets (torch-fidelity's 100 would all be that
-    same set: the spread it reports would be 0, not a spread). No cache is written.
+    is_splits, kid_subsets. Small samples: IS uses `is_splits(n)` splits; KID with both sets no
+    larger than kid_subset_size draws one subset, the whole sets (torch-fidelity's 100 would all
+    be that same set: the spread it reports would be 0, not a spread). No cache is written.
     """
     if (fid or kid) and reference is None:
         raise ValueError("reference: FID/KID need a reference set, got None")
@@ -100,7 +101,8 @@ def inception_metrics(generated: Path | str | torch.Tensor,
         counts["n_reference"] = n2
         kwargs["kid_subset_size"] = min(kid_subset_size, n1, n2)
         # every subset is then both whole sets (a permutation of each): one draw is all there is
-        kwargs["kid_subsets"] = counts["kid_subsets"] = 1 if kwargs["kid_subset_size"] == max(n1, n2) else 100
+        whole = kwargs["kid_subset_size"] == max(n1, n2)
+        kwargs["kid_subsets"] = counts["kid_subsets"] = 1 if whole else 100
     metrics = torch_fidelity.calculate_metrics(
         input1=input1, fid=fid, kid=kid, isc=isc, cuda=device.startswith("cuda"),
         batch_size=batch_size, feature_extractor="inception-v3-compat",

@@ -66,19 +66,22 @@ I2V_EVALUATOR_DIMENSIONS = (*I2V, "subject_consistency", "background_consistency
 # VBench.check_dimension_requires_extra_info: these read the standard suite's auxiliary info.
 CUSTOM_UNSUPPORTED = ("object_class", "multiple_objects", "scene", "appearance_style", "color",
                       "spatial_relationship")
-# Dimensions whose standard protocol has a step this project does not run (vbench_standard refuses them).
+# Dimensions whose standard protocol has a step this project does not run (vbench_standard
+# refuses them).
 STANDARD_PROTOCOL_MISSING = {
-    "temporal_flickering": "VBench's protocol samples 25 videos per prompt of its temporal_flickering suite "
-                           "and keeps only the static ones with static_filter (RAFT optical flow; the "
-                           "vbench prompts README) before scoring; this scorer exports 5 per prompt and "
-                           "has no static filter, so its figure would not be VBench's: use mode "
-                           "custom_input (the benchmark's own clips, no filter), or run the official "
-                           "procedure outside the harness",
+    "temporal_flickering": "VBench's protocol samples 25 videos per prompt of its "
+                           "temporal_flickering suite and keeps only the static ones with "
+                           "static_filter (RAFT optical flow; the vbench prompts README) before "
+                           "scoring; this scorer exports 5 per prompt and has no static filter, so "
+                           "its figure would not be VBench's: use mode custom_input (the "
+                           "benchmark's own clips, no filter), or run the official procedure "
+                           "outside the harness",
 }
 # vbench2_beta_i2v/camera_motion.py get_type: the motion a clip is asked for, read from its file
 # name (the first phrase of this order found in it; ValueError when none is)
-CAMERA_MOTIONS = {"camera pans left": "pan_left", "camera pans right": "pan_right", "camera tilts up": "tilt_up",
-                  "camera tilts down": "tilt_down", "camera zooms in": "zoom_in", "camera zooms out": "zoom_out",
+CAMERA_MOTIONS = {"camera pans left": "pan_left", "camera pans right": "pan_right",
+                  "camera tilts up": "tilt_up", "camera tilts down": "tilt_down",
+                  "camera zooms in": "zoom_in", "camera zooms out": "zoom_out",
                   "camera static": "static"}
 
 

@@ -56,7 +56,8 @@ class VBenchOptions(BaseModel):
     mode: Literal["custom_input", "vbench_standard"] = Field(
         "custom_input", description="custom_input: the benchmark's prompts; vbench_standard: VBench's suite")
     device: str = Field("cpu", description="torch device of the evaluator")
-    fps: float | None = Field(None, gt=0, description="mp4 frame rate (default: the benchmark's declared fps)")
+    fps: float | None = Field(None, gt=0,
+                              description="mp4 frame rate (default: the benchmark's declared fps)")
     lossless: bool = Field(True, description="lossless RGB H.264 (the evaluator sees the samples' exact pixels); "
                                              "false: yuv420p, as generators usually ship")
 
@@ -65,7 +66,8 @@ class VBenchI2VOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     device: str = Field("cpu", description="torch device of the evaluator")
-    fps: float | None = Field(None, gt=0, description="mp4 frame rate (default: the benchmark's declared fps)")
+    fps: float | None = Field(None, gt=0,
+                              description="mp4 frame rate (default: the benchmark's declared fps)")
     resolution: str = Field("1-1", description="vbench2_beta_i2v resolution key (aspect ratio of the images)")
     lossless: bool = Field(True, description="lossless RGB H.264 (the evaluator sees the samples' exact pixels); "
                                              "false: yuv420p, as generators usually ship")
@@ -94,12 +96,14 @@ class _VBenchFamily(Scorer):
                          f"info for {cls.dimension}): set score.options.{cls.name()}.mode: vbench_standard "
                          f"with a benchmark whose t2v suite is VBench's prompts")
         if mode == "vbench_standard" and cls.dimension in vb.STANDARD_PROTOCOL_MISSING:
-            lines.append(f"{cls.name()} in mode vbench_standard: {vb.STANDARD_PROTOCOL_MISSING[cls.dimension]}")
+            why = vb.STANDARD_PROTOCOL_MISSING[cls.dimension]
+            lines.append(f"{cls.name()} in mode vbench_standard: {why}")
         bench = BENCHMARKS.get(config.benchmark.name)
         bench_options = bench.Options.model_validate(config.benchmark.options())
         if options.fps is None and bench.fps_of(bench_options) is None:
-            lines.append(f"score.options.{cls.name()}.fps (the mp4 frame rate: benchmark {config.benchmark.name!r} "
-                         f"declares none with these options, and VBench's motion dimensions depend on it)")
+            lines.append(f"score.options.{cls.name()}.fps (the mp4 frame rate: benchmark "
+                         f"{config.benchmark.name!r} declares none with these options, and "
+                         f"VBench's motion dimensions depend on it)")
         geometry = bench.geometry_of(bench_options)
         problem = vb.width_problem(cls.name(), cls.dimension, None if geometry is None else geometry[2])
         if problem:
@@ -138,13 +142,15 @@ class _VBenchFamily(Scorer):
         problem = vb.width_problem(self.name(), self.dimension, int(videos.shape[3]))  # geometry known only now
         if problem:
             raise ValueError(problem + ".")
-        if self.dimension == "camera_motion":  # the evaluator reads the motion asked for from each file name
+        if self.dimension == "camera_motion":  # the evaluator reads the motion from each file name
             lacking = [p.caption for p in prompts if vb.camera_phrase(p.caption) is None]
             if lacking:
-                raise ValueError(f"{self.name()}: expected every prompt to ask for a camera motion with one of "
-                                 f"{', '.join(repr(m) for m in vb.CAMERA_MOTIONS)} (VBench-I2V reads it from the "
-                                 f"video's file name, camera_motion.py get_type), got {len(lacking)} of "
-                                 f"{len(prompts)} without, e.g. {lacking[0][:80]!r}.")
+                motions = ", ".join(repr(m) for m in vb.CAMERA_MOTIONS)
+                raise ValueError(f"{self.name()}: expected every prompt to ask for a camera "
+                                 f"motion with one of {motions} (VBench-I2V reads it from the "
+                                 f"video's file name, camera_motion.py get_type), got "
+                                 f"{len(lacking)} of {len(prompts)} without, e.g. "
+                                 f"{lacking[0][:80]!r}.")
         captions = [p.caption for p in prompts]
         env = self._env()
         marker = json.loads((env / MARKER).read_text())

@@ -181,8 +181,8 @@ class VideoFolderBenchmark(Benchmark):
 
     @classmethod
     def fps_of(cls, options: VideoFolderOptions) -> float | None:
-        """`fps` when the clips are resampled to it; None with frame_stride (the rate depends on each
-        source file's)."""
+        """`fps` when the clips are resampled to it; None with frame_stride (the rate depends on
+        each source file's)."""
         return options.fps
 
     def geometry(self) -> tuple[int, int, int]:

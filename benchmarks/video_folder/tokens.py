@@ -241,17 +241,20 @@ class TokenFolderBenchmark(Benchmark):
                              f"no stored clip (tasks other than t2v, denoising_bins and reference rows need them)")
         return torch.stack([self._eval_ids[p.key] for p in prompts])
 
-    def condition_ids(self, prompts: list[VideoPrompt], tokenizer: Any, frames: Any) -> torch.Tensor:
-        """long (N, k, h, w): the stored latent frames holding pixel frames `frames` (a run starting at
-        the first frame or ending at the last). The ids were encoded elsewhere from whole clips and
-        there are no pixels to encode the condition alone (the encoder is optional here): with a
-        tokenizer whose encoder mixes frames the condition has seen the frames a task generates;
+    def condition_ids(self, prompts: list[VideoPrompt], tokenizer: Any,
+                      frames: Any) -> torch.Tensor:
+        """long (N, k, h, w): the stored latent frames holding pixel frames `frames` (a run starting
+        at the first frame or ending at the last). The ids were encoded elsewhere from whole clips
+        and there are no pixels to encode the condition alone (the encoder is optional here): with
+        a tokenizer whose encoder mixes frames the condition has seen the frames a task generates;
         store per-condition ids, or use video_folder with the tokenizer, to avoid that."""
         frames = list(frames)
         count = self.geometry()[0]
-        if frames != list(range(frames[0], frames[0] + len(frames))) or frames[0] != 0 and frames[-1] != count - 1:
-            raise ValueError(f"benchmark token_folder: condition frames {frames} are not a run at the start or "
-                             f"the end of a {count}-frame clip, so no stored latent frames hold them alone")
+        run = frames == list(range(frames[0], frames[0] + len(frames)))
+        if not run or frames[0] != 0 and frames[-1] != count - 1:
+            raise ValueError(f"benchmark token_folder: condition frames {frames} are not a "
+                             f"run at the start or the end of a {count}-frame clip, so no "
+                             f"stored latent frames hold them alone")
         k = self._tokenizer.latent_shape(len(frames), *self.geometry()[1:])[0]
         ids = self.real_ids(prompts)
         return ids[:, :k] if frames[0] == 0 else ids[:, ids.shape[1] - k:]

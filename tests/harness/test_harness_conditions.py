@@ -1,6 +1,7 @@
-"""Conditioned tasks encode their given frames on their own (harness.tasks, Benchmark.condition_ids),
-on the release's Cosmos-3D VAE with the golden fixture's weights, whose mid-block temporal
-attention mixes frames: a condition must not see the frames the task generates."""
+"""Conditioned tasks encode their given frames on their own (harness.tasks,
+Benchmark.condition_ids), on the release's Cosmos-3D VAE with the golden fixture's weights, whose
+mid-block temporal attention mixes frames: a condition must not see the frames the task
+generates."""
 
 from __future__ import annotations
 
@@ -91,7 +92,8 @@ def _given(tokenizer, clips: torch.Tensor, task: str, cond: tuple[int, ...]) -> 
     ("extrapolation", tuple(range(5)), [6, 7, 8], [0, 1]),  # 5 context frames: 2 latent frames
 ])
 def test_condition_ids_do_not_see_the_frames_to_generate(tokenizer, task, cond, changed, held):
-    clips = torch.randint(0, 256, (2, FRAMES, 64, 64, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    clips = torch.randint(0, 256, (2, FRAMES, 64, 64, 3), dtype=torch.uint8,
+                          generator=torch.Generator().manual_seed(1))
     other = clips.clone()
     other[:, changed] = 255 - other[:, changed]
     # the whole clip's ids at the held latent frames do change with these frames (the encoder mixes
@@ -99,10 +101,11 @@ def test_condition_ids_do_not_see_the_frames_to_generate(tokenizer, task, cond, 
     assert not torch.equal(tokenizer.encode(clips)[:, held], tokenizer.encode(other)[:, held])
     given = _given(tokenizer, clips, task, cond)
     assert torch.equal(given, _given(tokenizer, other, task, cond))
-    # and they are the condition frames encoded on their own, as the authors' encode_image / encode_video
+    # and they are the condition frames encoded on their own (the authors' encode_image / _video)
     if task == "i2v":
         assert torch.equal(given, tokenizer.encode(clips[:, :1]))
     elif task == "interpolation":
-        assert torch.equal(given, torch.cat([tokenizer.encode(clips[:, :1]), tokenizer.encode(clips[:, -1:])], 1))
+        ends = [tokenizer.encode(clips[:, :1]), tokenizer.encode(clips[:, -1:])]
+        assert torch.equal(given, torch.cat(ends, 1))
     else:
         assert torch.equal(given, tokenizer.encode(clips[:, :5]))

@@ -223,7 +223,8 @@ def test_release_samples_with_its_scheduler_shift_unless_the_spec_sets_one(tmp_p
     authors never guide below 1)."""
     from harness.expand import expand
 
-    release = make_release(tmp_path / "rel", dict(TINY, lm_head_size=65, vocab_size=40 + 65), shift=2.5)
+    cfg = dict(TINY, lm_head_size=65, vocab_size=40 + 65)  # K of the shapes tokenizer
+    release = make_release(tmp_path / "rel", cfg, shift=2.5)
 
     def runs(sample: dict) -> list:
         data = yaml.safe_load(tiny_spec(tmp_path / "r.yaml", name="shift", steps=0).read_text())
@@ -234,5 +235,5 @@ def test_release_samples_with_its_scheduler_shift_unless_the_spec_sets_one(tmp_p
 
     assert [(r.config.sample.shift, r.config.train.shift) for r in runs({})] == [(2.5, 2.5)]
     assert [r.config.sample.shift for r in runs({"shift": 1.0})] == [1.0]
-    with pytest.raises(SpecError, match="cfg_below_one to be false with model.init_from.format release"):
+    with pytest.raises(SpecError, match="cfg_below_one to be false with model.init_from.format"):
         runs({"cfg_scale": 0.5, "cfg_below_one": True})

@@ -105,7 +105,8 @@ def test_extrapolation_gives_the_latent_frames_of_its_pixel_frames(monkeypatch: 
         def encode(self, video: torch.Tensor) -> torch.Tensor:
             return torch.zeros(video.shape[0], *self.latent_shape(*video.shape[1:4]), dtype=torch.long)
 
-    bench = SimpleNamespace(real_videos=lambda ps: torch.zeros(len(ps), 17, 32, 32, 3, dtype=torch.uint8),
+    bench = SimpleNamespace(real_videos=lambda ps: torch.zeros(len(ps), 17, 32, 32, 3,
+                                                               dtype=torch.uint8),
                             condition_ids=lambda ps, tok, frames: tok.encode(
                                 torch.zeros(len(ps), len(frames), 32, 32, 3, dtype=torch.uint8)))
     text = lambda caps: (torch.ones(len(caps), 3, dtype=torch.long), torch.ones(len(caps), 3, dtype=torch.bool))  # noqa: E731
@@ -113,7 +114,8 @@ def test_extrapolation_gives_the_latent_frames_of_its_pixel_frames(monkeypatch: 
     seen = {}
     monkeypatch.setattr(S, "extrapolate",
                         lambda sampler, t, m, given, length, **kw: seen.update(given=given, length=length))
-    ctx = TaskContext(sampler=None, data=data, config=SimpleNamespace(guided=False), generator=torch.Generator())
+    ctx = TaskContext(sampler=None, data=data, config=SimpleNamespace(guided=False),
+                      generator=torch.Generator())
     prompt = SimpleNamespace(caption="a", task="extrapolation", condition_frames=tuple(range(5)))
     extrapolation(ctx, [prompt])
     assert seen["given"].shape == (1, 2, 4, 4) and seen["length"] == 5

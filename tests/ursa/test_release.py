@@ -11,7 +11,8 @@ from test_release_helpers import TINY, fsq_codebook, make_release, reference_log
 
 from ursa.model import URSAModel
 from ursa.paths import MetricPath, MixturePath
-from ursa.release import build_release_path, load_scheduler, read_transformer_config, release_to_project_key
+from ursa.release import (build_release_path, load_scheduler, read_transformer_config,
+                          release_to_project_key)
 
 
 @pytest.fixture(scope="module")
@@ -164,8 +165,8 @@ def test_rotary_layout_other_head_dim(tmp_path):
     # head_dim 32: 12 slots cycle (t, h, w), 4 cycle (h, w); a 3-frame grid that is not square. The
     # authors' model is always head_dim 128, so the layout is checked on a config built directly
     cfg = dict(TINY, head_dim=32, num_attention_heads=2, num_key_value_heads=1)
-    config = dataclasses.replace(read_transformer_config(make_release(tmp_path, TINY)), head_dim=32, num_heads=2,
-                                 num_kv_heads=1, mrope_section=None)
+    config = dataclasses.replace(read_transformer_config(make_release(tmp_path, TINY)), head_dim=32,
+                                 num_heads=2, num_kv_heads=1, mrope_section=None)
     m = URSAModel(config, seed=None).eval()
     m.load_state_dict({release_to_project_key(k): v for k, v in release_state(cfg, 3).items()})
     text, visual = _inputs(9, 1, 4, (3, 2, 5))
@@ -173,15 +174,18 @@ def test_rotary_layout_other_head_dim(tmp_path):
         assert (m(text, visual) - reference_logits(release_state(cfg, 3), cfg, text, visual)).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize("key, value", [("head_dim", 64), ("rms_norm_eps", 1e-5), ("max_position_embeddings", 40960)])
+@pytest.mark.parametrize("key, value", [("head_dim", 64), ("rms_norm_eps", 1e-5),
+                                        ("max_position_embeddings", 40960)])
 def test_config_keys_the_authors_model_drops_are_refused_when_they_differ(tmp_path, key, value):
-    """diffusers builds URSATransformer3DModel from its signature's keys only: head_dim, rms_norm_eps
-    and max_position_embeddings in config.json never reach their Qwen3Config (always 128 / 1e-6 /
-    32768). The same value is accepted; another is refused by name, before any weight is read."""
-    folder = make_release(tmp_path / "ok", dict(TINY, **{key: {"head_dim": 128, "rms_norm_eps": 1e-6,
-                                                                "max_position_embeddings": 32768}[key]}))
+    """diffusers builds URSATransformer3DModel from its signature's keys only: head_dim,
+    rms_norm_eps and max_position_embeddings in config.json never reach their Qwen3Config (always
+    128 / 1e-6 / 32768). The same value is accepted; another is refused by name, before any
+    weight is read."""
+    theirs = {"head_dim": 128, "rms_norm_eps": 1e-6, "max_position_embeddings": 32768}
+    folder = make_release(tmp_path / "ok", dict(TINY, **{key: theirs[key]}))
     config = read_transformer_config(folder)
-    assert (config.head_dim, config.rms_norm_eps, config.max_position_embeddings) == (128, 1e-6, 32768)
+    read = (config.head_dim, config.rms_norm_eps, config.max_position_embeddings)
+    assert read == tuple(theirs.values())
     bad = make_release(tmp_path / "bad", TINY)
     (bad / "transformer" / "config.json").write_text(json.dumps(dict(TINY, **{key: value})))
     with pytest.raises(ValueError, match=f"got {key} {value!r}: their model would not be built"):

@@ -199,14 +199,18 @@ def test_guidance_switch_is_the_authors_and_below_one_is_explicit():
     """The authors guide only when guidance_scale > 1 (URSAPipeline.__call__); a scale below 1 is
     refused unless `cfg_below_one` names it, and then it guides (one batched forward of 2B rows)."""
     u_ids, u_mask = torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 3, dtype=torch.bool)
-    with pytest.raises(ValueError, match="cfg_scale 0.5 < 1 guides towards the unconditional .* cfg_below_one"):
+    with pytest.raises(ValueError, match="cfg_scale 0.5 < 1 guides towards the unconditional .* "
+                                         "cfg_below_one"):
         SamplerConfig(cfg_scale=0.5)
-    for scale, below, guided in [(1.0, False, False), (1.5, False, True), (0.5, True, True), (1.0, True, False)]:
+    cases = [(1.0, False, False), (1.5, False, True), (0.5, True, True), (1.0, True, False)]
+    for scale, below, guided in cases:
         cfg = SamplerConfig(steps=2, cfg_scale=scale, cfg_below_one=below, cfg_trunc=1.0)
         oracle = Oracle(x1_target())
         EulerSampler(oracle, make_path("mixture"), cfg).sample(
-            *text(), SHAPE, uncond_ids=u_ids, uncond_mask=u_mask, generator=torch.Generator().manual_seed(0))
-        assert cfg.guided == guided and [x.shape[0] for x in oracle.calls] == [(2 if guided else 1) * B] * 2
+            *text(), SHAPE, uncond_ids=u_ids, uncond_mask=u_mask,
+            generator=torch.Generator().manual_seed(0))
+        assert cfg.guided == guided
+        assert [x.shape[0] for x in oracle.calls] == [(2 if guided else 1) * B] * 2
 
 
 def test_cond_noise_scale_noises_the_given_frames_once_then_holds_them():
@@ -217,7 +221,8 @@ def test_cond_noise_scale_noises_the_given_frames_once_then_holds_them():
     frames = torch.tensor([[True, False, False], [True, False, False]])
     oracle = Oracle(x1)
     out = EulerSampler(oracle, path, SamplerConfig(steps=6, cond_noise_scale=0.9)).sample(
-        *text(), SHAPE, condition_ids=cond, condition_frames=frames, generator=torch.Generator().manual_seed(0))
+        *text(), SHAPE, condition_ids=cond, condition_frames=frames,
+        generator=torch.Generator().manual_seed(0))
     noised = oracle.calls[0][frames]
     # t = 0.1 on the mixture path: each token stays x1 with probability 0.1 (+ 1/K by chance)
     kept = (noised == cond[frames]).float().mean().item()
@@ -230,9 +235,10 @@ def test_cond_noise_scale_noises_the_given_frames_once_then_holds_them():
 
 @pytest.mark.parametrize("precision", ["bfloat16", "release"])
 def test_precision_runs_the_model_and_release_the_path_step_in_half(precision, monkeypatch):
-    """precision "release": the transformer in float16, guidance and softmax in float16 and the metric
-    path's distances and jump weights in float16 (the authors' pipeline); "bfloat16": the model in
-    bf16, the rest float32. Tiny sizes on CPU; "float32" stays bit-identical to the default."""
+    """precision "release": the transformer in float16, guidance and softmax in float16 and the
+    metric path's distances and jump weights in float16 (the authors' pipeline); "bfloat16": the
+    model in bf16, the rest float32. Tiny sizes on CPU; "float32" stays bit-identical to the
+    default."""
     import ursa.sample as S
     from ursa.sample import for_precision
 
@@ -242,11 +248,17 @@ def test_precision_runs_the_model_and_release_the_path_step_in_half(precision, m
     model, path = for_precision(tiny_model(), make_path("metric"), precision)
     seen = []
     draw = S.categorical
-    monkeypatch.setattr(S, "categorical", lambda z, g, **kw: seen.append((z.dtype, kw["dtype"])) or draw(z, g, **kw))
+    monkeypatch.setattr(S, "categorical",
+                        lambda z, g, **kw: seen.append((z.dtype, kw["dtype"])) or draw(z, g, **kw))
     steps = []
     step = type(path).step
-    monkeypatch.setattr(type(path), "step", lambda self, *a, **kw: steps.append(self.embeddings.dtype) or step(self, *a, **kw))
-    out = EulerSampler(model, path, cfg).sample(ids, mask, (2, 4, 4), uncond_ids=u_ids, uncond_mask=u_mask,
+    def spy(self, *a, **kw):
+        steps.append(self.embeddings.dtype)
+        return step(self, *a, **kw)
+
+    monkeypatch.setattr(type(path), "step", spy)
+    out = EulerSampler(model, path, cfg).sample(ids, mask, (2, 4, 4), uncond_ids=u_ids,
+                                               uncond_mask=u_mask,
                                                generator=torch.Generator().manual_seed(0))
     half = precision == "release"
     assert next(model.parameters()).dtype == S.PRECISIONS[precision]
@@ -255,6 +267,9 @@ def test_precision_runs_the_model_and_release_the_path_step_in_half(precision, m
     assert out.shape == (B, 2, 4, 4) and 0 <= int(out.min()) and int(out.max()) < K
     m32, p32 = for_precision(tiny_model(), make_path("metric"), "float32")
     plain = EulerSampler(tiny_model(), make_path("metric"), SamplerConfig(steps=3, cfg_scale=3.0))
-    run = lambda s: s.sample(ids, mask, (2, 4, 4), uncond_ids=u_ids, uncond_mask=u_mask,  # noqa: E731
-                             generator=torch.Generator().manual_seed(0))
-    assert torch.equal(run(EulerSampler(m32, p32, SamplerConfig(steps=3, cfg_scale=3.0))), run(plain))
+    def run(sampler: EulerSampler) -> torch.Tensor:
+        return sampler.sample(ids, mask, (2, 4, 4), uncond_ids=u_ids, uncond_mask=u_mask,
+                              generator=torch.Generator().manual_seed(0))
+
+    cast = EulerSampler(m32, p32, SamplerConfig(steps=3, cfg_scale=3.0))
+    assert torch.equal(run(cast), run(plain))

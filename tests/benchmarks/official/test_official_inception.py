@@ -37,7 +37,8 @@ def test_argument_errors(tmp_path):
 
 def test_small_samples_adapt_is_splits_and_kid_subsets(tmp_path, monkeypatch):
     """torch-fidelity's fixed 10 IS splits: NaN below 10 images, exactly 1.0 at 10 (its own
-    isc_features_to_metric on logits that do differ); ours lower the split count and refuse below 10.
+    isc_features_to_metric on logits that do differ); ours lower the split count and refuse
+    below 10.
     KID: at N <= kid_subset_size every subset is the whole sets, so one is drawn."""
     import torch_fidelity
 
@@ -60,7 +61,8 @@ def test_small_samples_adapt_is_splits_and_kid_subsets(tmp_path, monkeypatch):
     assert (seen["isc_splits"], seen["kid_subset_size"], seen["kid_subsets"]) == (6, 64, 1)
     assert out == {"n_generated": 64, "is_splits": 6, "n_reference": 64, "kid_subsets": 1}
     inception_metrics(images(64), images(100), weights_path=weights, kid_subset_size=1000)
-    assert (seen["kid_subset_size"], seen["kid_subsets"]) == (64, 100)  # the larger set's subsets differ
+    # the larger set's subsets differ
+    assert (seen["kid_subset_size"], seen["kid_subsets"]) == (64, 100)
 
 
 def test_inception_figures_carry_n_and_their_caveat_in_reports():
@@ -69,5 +71,6 @@ def test_inception_figures_carry_n_and_their_caveat_in_reports():
     derived, notes = plugins.derived_metrics({"fid.inception": 80.0, "fid.inception.n": 64.0,
                                               "is.inception": 1.5, "is.inception.n": 64.0})
     assert derived == {} and len(notes) == 2
-    assert notes[0].startswith("fid.inception is on N = 64 generated images") and "biased upwards" in notes[0]
+    assert notes[0].startswith("fid.inception is on N = 64 generated images")
+    assert "biased upwards" in notes[0]
     assert notes[1].startswith("is.inception is on N = 64") and "exactly 1.0 at 10" in notes[1]

@@ -197,8 +197,10 @@ def test_dpg_scorer_scores_through_the_export_and_caches(tmp_path, monkeypatch):
     assert metrics["dpg_fixed.entity"] == pytest.approx(100 * 3 / 8)
     assert clips["dpg_fixed"] == pytest.approx([75.0] * 4 + [0.0] * 4)
     assert "differs from published DPG-Bench figures" in plugins.derived_metrics(metrics)[1][0]
-    official = DPGBench(options, benchmark=None, cache_dir=tmp_path / "cache").evaluate(videos, prompts, "t2i", 0)
-    assert official == ({"dpg": 0.0, "dpg.entity": 0.0, "dpg.attribute": 0.0}, {})  # item a skipped, b all "no"
+    upstream = DPGBench(options, benchmark=None, cache_dir=tmp_path / "cache")
+    official = upstream.evaluate(videos, prompts, "t2i", 0)
+    # item a skipped (its question 2's parent was dropped with the first row), b all "no"
+    assert official == ({"dpg": 0.0, "dpg.entity": 0.0, "dpg.attribute": 0.0}, {})
     assert plugins.derived_metrics(official[0]) == ({}, [])
     asked = _GreyVQA.calls
     assert scorer.evaluate(videos, prompts, "t2i", seed=0) == (metrics, clips)
@@ -227,26 +229,30 @@ def test_exported_mp4s_play_at_the_benchmarks_declared_fps(tmp_path, no_weights,
 
     from benchmarks.shapes.plugin import ShapesBenchmark
 
-    bench = ShapesBenchmark(ShapesBenchmark.Options(world=WORLD, train_size=16, eval_size=4, task_size=2),
-                            tmp_path / "bench")
+    options = ShapesBenchmark.Options(world=WORLD, train_size=16, eval_size=4, task_size=2)
+    bench = ShapesBenchmark(options, tmp_path / "bench")
     cls = plugins.SCORERS.get("vbench.subject_consistency")
-    videos = torch.randint(0, 256, (2, 4, 16, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    videos = torch.randint(0, 256, (2, 4, 16, 32, 3), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
     prompts = bench.suite("t2v")[:2]
     assert ShapesBenchmark.fps == 8.0
     for options, fps in ((cls.Options(), 8.0), (cls.Options(fps=12), 12.0)):
-        folder, names, _ = cls(options, bench, tmp_path / "cache")._export(videos, prompts, f"{fps:g}" * 12)
+        scorer = cls(options, bench, tmp_path / "cache")
+        folder, names, _ = scorer._export(videos, prompts, f"{fps:g}" * 12)
         with imageio.get_reader(folder / names[0], format="FFMPEG") as reader:
             assert reader.get_meta_data()["fps"] == fps
     monkeypatch.setattr(ShapesBenchmark, "fps", None)
-    with pytest.raises(SpecError, match="score.options.vbench.temporal_flickering.fps .the mp4 frame rate"):
+    with pytest.raises(SpecError, match="options.vbench.temporal_flickering.fps .the mp4 frame"):
         resolve_run(run_config(["vbench.temporal_flickering"]))
-    resolve_run(run_config(["vbench.temporal_flickering"], options={"vbench.temporal_flickering": {"fps": 8}}))
+    options = {"vbench.temporal_flickering": {"fps": 8}}
+    resolve_run(run_config(["vbench.temporal_flickering"], options=options))
 
 
 def test_standard_mode_temporal_flickering_is_refused_for_its_missing_static_filter(no_weights):
     options = {"vbench.temporal_flickering": {"mode": "vbench_standard"}}
-    with pytest.raises(SpecError, match="vbench.temporal_flickering in mode vbench_standard: VBench's protocol "
-                                        "samples 25 videos per prompt .* static_filter"):
+    with pytest.raises(SpecError, match="vbench.temporal_flickering in mode vbench_standard: "
+                                        "VBench's protocol samples 25 videos per prompt .* "
+                                        "static_filter"):
         resolve_run(run_config(["vbench.temporal_flickering"], options=options))
 
 
@@ -262,8 +268,8 @@ def test_i2v_clip_names_carry_the_camera_motion_and_camera_motion_needs_one():
     class P:
         caption: str
 
-    with pytest.raises(ValueError, match="expected every prompt to ask for a camera motion .* got 1 of 2 without, "
-                                         "e.g. 'a red circle'"):
+    with pytest.raises(ValueError, match="every prompt to ask for a camera motion .* got 1 "
+                                         "of 2 without, e.g. 'a red circle'"):
         instance.evaluate(torch.zeros(2, 4, 16, 32, 3, dtype=torch.uint8),
                           [P("a boat, camera zooms in"), P("a red circle")], "i2v", 0)
 

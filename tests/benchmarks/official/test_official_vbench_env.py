@@ -213,18 +213,21 @@ def test_camera_motion_reads_the_motion_from_our_export_names(vbench_env, tmp_pa
     raises on a bare clip name, as it did on every name before."""
     import torch
 
-    captions = ["a harbour, camera pans left", "a field, camera zooms out", "a room, camera static", "a red circle"]
+    captions = ["a harbour, camera pans left", "a field, camera zooms out", "a room, camera static",
+                "a red circle"]
     videos = torch.zeros(4, 5, 16, 32, 3, dtype=torch.uint8)
-    folder = export_vbench_i2v_custom(videos, videos[:, 0], captions, tmp_path / "x", ["camera_motion"],
-                                      lossless=True)
+    folder = export_vbench_i2v_custom(videos, videos[:, 0], captions, tmp_path / "x",
+                                      ["camera_motion"], lossless=True)
     names = sorted(p.name for p in (folder / "videos").glob("*.mp4"))
-    out = subprocess.run([str(env_python(vbench_env)), "-P", "-c", _PARSE_NAMES, *names], capture_output=True,
-                         text=True, timeout=300, cwd=tmp_path)
+    out = subprocess.run([str(env_python(vbench_env)), "-P", "-c", _PARSE_NAMES, *names],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     parsed = json.loads(out.stdout.strip().splitlines()[-1])
-    assert parsed == {"clip00000 camera pans left-0.mp4": "pan_left", "clip00001 camera zooms out-0.mp4": "zoom_out",
+    assert parsed == {"clip00000 camera pans left-0.mp4": "pan_left",
+                      "clip00001 camera zooms out-0.mp4": "zoom_out",
                       "clip00002 camera static-0.mp4": "static",
                       "clip00003-0.mp4": "ValueError: Not a recognized video name"}
     from benchmarks.official import vbench_eval as vb
 
-    assert {vb.CAMERA_MOTIONS[vb.camera_phrase(c)] for c in captions[:3]} == {"pan_left", "zoom_out", "static"}
+    motions = {vb.CAMERA_MOTIONS[vb.camera_phrase(c)] for c in captions[:3]}
+    assert motions == {"pan_left", "zoom_out", "static"}
