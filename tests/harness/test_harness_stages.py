@@ -82,7 +82,8 @@ def test_each_setting_is_declared_once() -> None:
     assert RunConfig.model_fields["train"].annotation is TrainConfig
     assert issubclass(SampleConfig, SamplerConfig)
     changed = {"steps": 7, "shift": 2.5, "shift_rule": "resolution", "cfg_scale": 3.0, "cfg_trunc": 0.5,
-               "argmax_last": True, "compat_condition_drift": True, "compat_still_first_step": True}
+               "argmax_last": True, "compat_condition_drift": True, "compat_still_first_step": True,
+               "cfg_below_one": True, "cond_noise_scale": 0.5, "precision": "release"}
     assert set(changed) == set(SamplerConfig.model_fields), "a new sampler field needs a value here"
     defaults = SamplerConfig()
     assert all(getattr(defaults, k) != v for k, v in changed.items())
