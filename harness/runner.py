@@ -29,9 +29,10 @@ from harness.plugins import BENCHMARKS
 from harness.records import RunResult, RunState
 from harness.spec import ExecutorConfig, Spec
 from harness.stages import SHARED, link_shared_stages
-from harness.store import (acquire_run, add_to_manifest, owner_of, profile_dir, read_json_or_none, read_result,
-                           reconcile_index, record_result, run_dir, shared_stage_dir, stage_busy, stage_done,
-                           sweep_temps, wait_for_owner, warn, write_manifest, write_result)
+from harness.store import (acquire_run, add_to_manifest, damaged_stages, owner_of, profile_dir,
+                           read_json_or_none, read_result, reconcile_index, record_result, run_dir,
+                           shared_stage_dir, stage_busy, stage_done, sweep_temps, wait_for_owner, warn,
+                           write_manifest, write_result)
 from ursa.io import atomic_write_json
 
 
@@ -88,11 +89,18 @@ def _head(run: RunSpec) -> RunResult:
                      trial=run.extra.get("trial"))
 
 
-def check_runs_root(runs_root: str | Path) -> Path:
-    """The runs root as a Path; ValueError when it exists and is not a directory."""
+def check_runs_root(runs_root: str | Path, spec: str | None = None, profile: str | None = None) -> Path:
+    """The runs root as a Path; ValueError when it exists and is not a directory, or when a folder a
+    run of spec+profile writes to (<spec>/<profile>, _stages, _cache) is a symlink out of the root."""
     root = Path(runs_root)
     if root.exists() and not root.is_dir():
         raise ValueError(f"--runs-root {str(root)!r}: expected a directory (or a path to create one at), got a file")
+    inside = root.resolve()
+    for rel in ([Path(spec), Path(spec) / profile, Path("_stages"), Path("_cache")] if spec and profile else []):
+        target = (root / rel).resolve()
+        if not target.is_relative_to(inside):
+            raise ValueError(f"{root / rel}: expected a folder inside the runs root {str(root)!r}, got a symlink "
+                             f"to {target} outside it; remove the link (runs write only under their runs root)")
     return root
 
 
@@ -217,6 +225,13 @@ def execute_runs(runs: list[RunSpec], runs_root: str | Path, executor: ExecutorC
             record_result(runs_root, rdir, results[i])
             continue
         result = read_result(rdir)
+        if result is not None and result.done and owner_of(rdir) is None:
+            damaged = damaged_stages(rdir, run.reference is not None)
+            if damaged:  # a finished run whose outputs changed since: recomputed, never trusted
+                warn(f"run {run.run_id} ({run.arm}, seed {run.seed}): finished, but its stage(s) "
+                     f"{', '.join(damaged)} are damaged or missing; recomputing them")
+                result = _head(run)
+                write_result(runs_root, rdir, result)
         if result is not None and (result.done or (result.state == RunState.FAILED and not retry_failed)):
             results[i] = result
             continue
@@ -276,7 +291,7 @@ def run_spec(spec: Spec, profile: str, runs_root: str | Path, *, executor_kind: 
              max_parallel: int | None = None, retry_failed: bool = False, force: bool = False,
              progress: bool = True) -> Outcome:
     """Plan, record the manifest, reconcile the index, and execute every grid / reference run of spec+profile."""
-    runs_root = check_runs_root(runs_root)
+    runs_root = check_runs_root(runs_root, spec.name, profile)
     resolved, _ = apply_profile(spec, profile)
     executor = resolved.executor.model_copy(update={"kind": executor_kind} if executor_kind else {})
     submitit_folder(runs_root, executor, spec.name, profile)  # a bad folder is an error before any compute
