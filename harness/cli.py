@@ -267,10 +267,16 @@ def _ls(args: argparse.Namespace) -> int:
     if files:
         print(f"spec files under {args.specs}/:")
         width = max(len(str(p)) for p in files)
+        owners = _owners(args.runs_root, idx)
         for path, name in files.items():
             mine = idx[idx["spec"] == name] if not idx.empty else idx
+            groups = [(prof, g) for prof, g in mine.groupby("profile")
+                      if owners.get((name, prof)) in (None, os.path.abspath(path))]  # runs of this file only
+            others = sorted({owners[(name, prof)] for prof, _ in mine.groupby("profile")
+                             if owners.get((name, prof)) not in (None, os.path.abspath(path))})
             stored = "; ".join(f"{prof}: " + ", ".join(f"{n} {state}" for state, n in g["state"].value_counts().items())
-                               for prof, g in mine.groupby("profile")) if len(mine) else "no stored runs"
+                               for prof, g in groups) or "no stored runs"
+            stored += "".join(f"; the runs named {name} here are {o}'s" for o in others)
             print(f"  {str(path).ljust(width)}  {name}  ({stored})")
         print()
     if idx.empty:
@@ -279,6 +285,19 @@ def _ls(args: argparse.Namespace) -> int:
     counts = idx.groupby(["spec", "profile", "state"]).size().unstack(fill_value=0)
     print(counts.to_string())
     return 0
+
+
+def _owners(runs_root: Path, idx) -> dict[tuple[str, str], str | None]:
+    """{(spec name, profile): the spec file whose runs they are} from each profile's manifest (None
+    where a manifest names no file: a spec made in memory, or none written)."""
+    from harness.store import profile_dir, read_json_or_none
+
+    owners = {}
+    for spec, profile in ({*zip(idx["spec"], idx["profile"])} if len(idx) else set()):
+        manifest = read_json_or_none(profile_dir(runs_root, spec, profile) / "manifest.json", "its runs are listed")
+        source = manifest.get("source") if isinstance(manifest, dict) else None
+        owners[(spec, profile)] = source if isinstance(source, str) and not source.startswith("<") else None
+    return owners
 
 
 def _spec_files(folder: Path) -> dict[Path, str]:
