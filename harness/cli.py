@@ -154,6 +154,10 @@ def _validate(args: argparse.Namespace) -> int:
     trials = f" + {resolved.search.n_trials} search trials" if resolved.search else ""
     print(f"{args.spec}: OK ({spec.name}, profile {args.profile}: {len(runs)} run{'s' * (len(runs) != 1)}{refs}, "
           f"{trained_models(runs)} trained models{trials}; {time.perf_counter() - start:.2f} s)")
+    bench = BENCHMARKS.get(resolved.base.benchmark.name)
+    data = bench.describe_data(bench.Options.model_validate(runs[0].config.benchmark.options()))
+    if data:
+        print(f"  data: {data}")
     if args.show:
         import yaml
 

@@ -265,8 +265,9 @@ def execute_runs(runs: list[RunSpec], runs_root: str | Path, executor: ExecutorC
                         continue
                     go.append((i, run, rdir))
                 tasks = [RunTask(runs_root, rdir, head=_head(run).to_json(), seen_finished=seen[i]) for i, run, rdir in go]
+                overall = (sum(results[i] is not None for i, *_ in todo), computed)  # one count over every wave
                 for (i, run, rdir), res in zip(go, dispatch(tasks, executor, folder, max_parallel=max_parallel,
-                                                            progress=progress) if tasks else []):
+                                                            progress=progress, overall=overall) if tasks else []):
                     results[i] = res
                     if not res.done:
                         for s in SHARED:
@@ -301,8 +302,13 @@ def run_spec(spec: Spec, profile: str, runs_root: str | Path, *, executor_kind: 
         if directory.is_dir():  # temp files of killed writers outside run directories (manifest, data cache)
             sweep_temps(directory, locked=False, recursive=directory.name == "data")
     _reconcile(runs_root, spec.name, profile)
-    outcome = execute_runs(runs, runs_root, executor, max_parallel=max_parallel, retry_failed=retry_failed,
-                           force=force, progress=progress)
+    # one `run` of a spec+profile dispatches at a time: a second one started meanwhile waits here, in
+    # its parent, then finds the runs done, instead of spawning workers that wait idle on each run
+    on_wait = (lambda owner: warn(f"{spec.name}/{profile}: another `harness run` ({owner}) is running these "
+                                  f"runs; waiting for it, then running what is left"))
+    with acquire_run(profile_dir(runs_root, spec.name, profile), on_wait=on_wait):
+        outcome = execute_runs(runs, runs_root, executor, max_parallel=max_parallel, retry_failed=retry_failed,
+                               force=force, progress=progress)
     _reconcile(runs_root, spec.name, profile)
     return outcome
 
