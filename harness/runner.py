@@ -225,6 +225,9 @@ def execute_runs(runs: list[RunSpec], runs_root: str | Path, executor: ExecutorC
             record_result(runs_root, rdir, results[i])
             continue
         result = read_result(rdir)
+        if result is not None and result.arm != run.arm and owner_of(rdir) is None:
+            result.arm = run.arm  # the spec renamed the arm (`labels:`): the same run, its current name
+            write_result(runs_root, rdir, result)
         if result is not None and result.done and owner_of(rdir) is None:
             damaged = damaged_stages(rdir, run.reference is not None)
             if damaged:  # a finished run whose outputs changed since: recomputed, never trusted

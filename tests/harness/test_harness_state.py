@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from harness_fixtures import seeded_runs_root, tiny_spec
 
 import ursa.io
@@ -422,3 +423,20 @@ def test_the_index_follows_the_umask(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "runs")], capture_output=True, text=True,
                          check=True)
     assert out.stdout.split() == ["0o664"]
+
+
+def test_naming_the_arms_of_finished_runs_relabels_them_without_recomputing(done_root, tmp_path: Path,
+                                                                              capsys) -> None:
+    """`labels:` added to a spec whose runs are done: the same runs (ids unchanged), stored under their
+    new name by the next `run`, nothing dispatched, so `check` and `status` see the names too."""
+    spec_path, root, metrics = copy_of(done_root, tmp_path)
+    named = tmp_path / "named.yaml"
+    data = yaml.safe_load(spec_path.read_text())
+    data["zip"] = [{"train.steps": [STEPS], "labels": ["six steps"]}]  # the base's value: the same run
+    named.write_text(yaml.safe_dump(data))
+    manifest = root / "tiny" / "default" / "manifest.json"  # the runs pass to the edited copy of the spec
+    manifest.write_text(json.dumps({**read_json(manifest), "source": str(named.resolve())}))
+    code, out, err = cli(capsys, "run", named, "--runs-root", root, "--no-report", "--no-progress")
+    assert code == 0 and "0 dispatched" in out, out + err
+    after = metrics_by_arm(root)
+    assert after["six steps"] == metrics["base"] and "base" not in after
