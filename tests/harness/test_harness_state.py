@@ -379,6 +379,7 @@ def test_finished_runs_with_damaged_stages_are_recomputed_by_a_plain_run(done_ro
     code, out, err = cli(capsys, "report", spec_path, "--runs-root", root, "--reports-dir", tmp_path / "rep")
     text = (tmp_path / "rep" / "tiny" / "default" / "report.md").read_text()
     assert code == 0 and "2 damaged" in text and f"({rdir.name}): sample" in text and f"({ref.name}): reference" in text
+    assert "(prompts, row 1: '" in text  # each frame strip is captioned with the prompts of its rows
     code, out, err = cli(capsys, "run", spec_path, "--runs-root", root, "--no-report", "--no-progress")
     assert code == 0 and "2 dispatched" in out, err
     assert f"run {rdir.name} (base, seed 0): finished, but its stage(s) sample are damaged" in err
