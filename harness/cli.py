@@ -29,8 +29,8 @@ PROFILES = ("smoke", "default", "full")  # harness.spec.PROFILES (a test keeps t
 def _common(p: argparse.ArgumentParser, runs: bool = True) -> None:
     p.add_argument("spec", help="ablation spec YAML")
     p.add_argument("--profile", metavar="PROFILE",
-                   help="which of the spec's profiles: smoke, default or full (default: default; smoke is the "
-                        "seconds-sized CI check)")
+                   help="which of the spec's profiles: smoke, default or full (default: default; smoke "
+                        "is the seconds-sized CI check)")
     if runs:
         p.add_argument("--runs-root", default="runs", type=Path, help="run store root (default: runs/)")
 
@@ -122,15 +122,16 @@ def parser() -> argparse.ArgumentParser:
 
 def load_spec(args: argparse.Namespace) -> Spec:
     """The spec of `args.spec`, with `args.profile` checked against its profiles: an unknown name is
-    an error naming them; a known one the spec does not define runs the base settings, with a note."""
+    an error naming them; a known one the spec does not define runs the base settings, with a
+    note."""
     from harness.specfile import load_spec as load
 
     spec = load(args.spec)
     profile = getattr(args, "profile", None)
     defined = ", ".join(spec.profiles) or "none"
     if profile is not None and profile not in PROFILES:
-        raise ValueError(f"--profile {profile!r}: expected smoke, default or full; {args.spec} defines "
-                         f"profiles: {defined}")
+        raise ValueError(f"--profile {profile!r}: expected smoke, default or full; {args.spec} "
+                         f"defines profiles: {defined}")
     if profile is not None and profile != "default" and profile not in spec.profiles:
         print(f"note: {args.spec} defines no profile {profile!r} (it defines: {defined}); "
               f"profile {profile} runs the spec's base settings", file=sys.stderr)
@@ -274,8 +275,8 @@ def _ls(args: argparse.Namespace) -> int:
         owners = _owners(args.runs_root, idx)
         for path, name in files.items():
             mine = idx[idx["spec"] == name] if not idx.empty else idx
-            groups = [(prof, g) for prof, g in mine.groupby("profile")
-                      if owners.get((name, prof)) in (None, os.path.abspath(path))]  # runs of this file only
+            groups = [(prof, g) for prof, g in mine.groupby("profile")  # runs of this file only
+                      if owners.get((name, prof)) in (None, os.path.abspath(path))]
             others = sorted({owners[(name, prof)] for prof, _ in mine.groupby("profile")
                              if owners.get((name, prof)) not in (None, os.path.abspath(path))})
             stored = "; ".join(f"{prof}: " + ", ".join(f"{n} {state}" for state, n in g["state"].value_counts().items())
@@ -298,9 +299,11 @@ def _owners(runs_root: Path, idx) -> dict[tuple[str, str], str | None]:
 
     owners = {}
     for spec, profile in ({*zip(idx["spec"], idx["profile"])} if len(idx) else set()):
-        manifest = read_json_or_none(profile_dir(runs_root, spec, profile) / "manifest.json", "its runs are listed")
+        manifest = read_json_or_none(profile_dir(runs_root, spec, profile) / "manifest.json",
+                                     "its runs are listed")
         source = manifest.get("source") if isinstance(manifest, dict) else None
-        owners[(spec, profile)] = source if isinstance(source, str) and not source.startswith("<") else None
+        mine = isinstance(source, str) and not source.startswith("<")
+        owners[(spec, profile)] = source if mine else None
     return owners
 
 
@@ -389,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         code = handlers[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
-    except ValueError as exc:  # a spec error, or bad arguments (e.g. --tolerance), before any compute
+    except ValueError as exc:  # a spec error or bad arguments (e.g. --tolerance), before any compute
         spec_error = getattr(sys.modules.get("harness.spec"), "SpecError", ())
         print(f"{'spec error' if isinstance(exc, spec_error) else 'error'}: {exc}", file=sys.stderr)
         return 2

@@ -285,7 +285,8 @@ def dispatch(tasks: list[RunTask], config: ExecutorConfig, folder: str | Path, *
     shown = progress and tty
     # a hidden bar still counts (a disabled tqdm does not): the log lines read its count
     sink = None if shown else open(os.devnull, "w")  # noqa: SIM115 - closed with the bar
-    bar = tqdm(total=total, initial=before, desc=f"runs ({config.kind})", unit="run", file=sink or sys.stderr)
+    bar = tqdm(total=total, initial=before, desc=f"runs ({config.kind})", unit="run",
+               file=sink or sys.stderr)
 
     def active() -> list[tuple[str, Path]]:
         return [(_label(task), Path(task.run_dir)) for task in tasks if (Path(task.run_dir) / PROGRESS).exists()]

@@ -40,11 +40,13 @@ def _colour(colours: dict[str, Colour] | None, label: str, i: int) -> Colour | s
 def flat_metrics(summary: pd.DataFrame, metrics: list[str], rel: float = 0.005) -> list[str]:
     """Metrics every trained arm shares: arm means within `rel` (0.5%) of their size, so a panel
     of them would draw noise as if it were an effect."""
-    trained = summary[summary["role"] == "arm"]
+    trained = summary[summary["role"] == "arm"] if "role" in summary else summary.iloc[:0]
     flat = []
     for m in metrics:
-        mean = pd.to_numeric(trained.get(f"{m}.mean"), errors="coerce").dropna() if len(trained) else None
-        if mean is not None and len(mean) > 1 and mean.max() - mean.min() <= rel * max(mean.abs().max(), 1e-12):
+        if f"{m}.mean" not in trained:
+            continue
+        mean = pd.to_numeric(trained[f"{m}.mean"], errors="coerce").dropna()
+        if len(mean) > 1 and mean.max() - mean.min() <= rel * max(mean.abs().max(), 1e-12):
             flat.append(m)
     return flat
 
@@ -102,7 +104,8 @@ def metric_vs_param(summary: pd.DataFrame, x: str, metrics: list[str]) -> Figure
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
     # above the panels: a tall figure's bottom legend sits a screen or more below its first panels
-    fig.legend(handles.values(), handles.keys(), loc="outside upper center", ncols=min(3, len(handles)), fontsize=7)
+    fig.legend(handles.values(), handles.keys(), loc="outside upper center", ncols=min(3, len(handles)),
+               fontsize=7)
     fig.suptitle(f"metrics vs {x} (mean, 95% bootstrap interval over seeds)", fontsize=10)
     return fig
 
@@ -117,7 +120,8 @@ def read_losses(run_dir: str | Path) -> pd.DataFrame | None:
     return frame if {"step", "loss"} <= set(frame.columns) and len(frame) else None
 
 
-def loss_curves(runs: pd.DataFrame, smooth: int = 10, colours: dict[str, Colour] | None = None) -> Figure | None:
+def loss_curves(runs: pd.DataFrame, smooth: int = 10,
+                colours: dict[str, Colour] | None = None) -> Figure | None:
     """Training loss vs step per run (running mean over `smooth` steps), one colour per arm."""
     curves = [(r["arm"], r["seed"], read_losses(r["run_dir"])) for _, r in runs.iterrows() if r.get("run_dir")]
     curves = [c for c in curves if c[2] is not None]
@@ -128,7 +132,8 @@ def loss_curves(runs: pd.DataFrame, smooth: int = 10, colours: dict[str, Colour]
     labelled: set[str] = set()
     for arm, seed, frame in curves:
         loss = frame["loss"].rolling(max(1, min(smooth, len(frame) // 5 or 1)), min_periods=1).mean()
-        ax.plot(frame["step"], loss, color=_colour(colours, arm, 0), lw=1.2, alpha=0.85, label=None if arm in labelled else arm)
+        ax.plot(frame["step"], loss, color=_colour(colours, arm, 0), lw=1.2, alpha=0.85,
+                label=None if arm in labelled else arm)
         labelled.add(arm)
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy loss")
@@ -211,7 +216,8 @@ def denoising(table: pd.DataFrame, colours: dict[str, Colour] | None = None) -> 
     ts = [float(c[2:]) for c in columns]
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     for i, (_, row) in enumerate(table.iterrows()):
-        ax.plot(ts, [row[c] for c in columns], marker="o", label=row["arm"], color=_colour(colours, str(row["arm"]), i))
+        ax.plot(ts, [row[c] for c in columns], marker="o", label=row["arm"],
+                color=_colour(colours, str(row["arm"]), i))
     ax.set_xlabel("noise level t (0 = pure noise, 1 = clean)")
     ax.set_ylabel("held-out cross-entropy (nats)")
     ax.set_title("denoising difficulty per noise level (mean over seeds)", fontsize=10)

@@ -184,8 +184,8 @@ class Benchmark(Component, ABC):
 
     @classmethod
     def describe_data(cls, options: BaseModel) -> str | None:
-        """One line on the data the options name (e.g. a folder's usable and skipped items), found in
-        bounded time without decoding, for `validate`; None when there is nothing to say."""
+        """One line on the data the options name (e.g. a folder's usable and skipped items),
+        found in bounded time without decoding, for `validate`; None when there is nothing to say."""
         return None
 
     @classmethod

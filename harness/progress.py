@@ -131,7 +131,7 @@ class Monitor:
         return out
 
     def _loop(self) -> None:
-        last_log = -math.inf  # the first lines go out as soon as a worker reports (runs under 30 s get one)
+        last_log = -math.inf  # the first lines go out at once: runs under 30 s get one too
         while not self._stop.wait(self.interval_s):
             try:
                 lines = self.lines()

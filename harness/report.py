@@ -90,8 +90,8 @@ def to_html(title: str, blocks: list[Block]) -> str:
         elif b.kind == "p":
             out.append(f"<p>{html.escape(b.text)}</p>")
         elif b.kind == "table" and b.table is not None:
-            out.append(f"<div class='wide'>{b.table.map(_fmt_cell).to_html(index=False, escape=True, border=0)}"
-                       "</div>")
+            table = b.table.map(_fmt_cell).to_html(index=False, escape=True, border=0)
+            out.append(f"<div class='wide'>{table}</div>")
         elif b.kind == "img" and b.png is not None:
             data = base64.b64encode(b.png).decode()
             out.append(f"<figure><img alt='{html.escape(b.text)}' src='data:image/png;base64,{data}'>"
@@ -108,7 +108,7 @@ def _axis(spec: Spec, summary: pd.DataFrame) -> str | None:
     if spec.report.x:
         return spec.report.x
     keys = [*spec.grid, *(k for g in spec.zip for k in zip_keys(g))]
-    numeric = [k for k in keys if f"param.{k}" in summary  # a boolean axis is no quantity to plot against
+    numeric = [k for k in keys if f"param.{k}" in summary  # a boolean axis is no quantity to plot
                and not summary[f"param.{k}"].dropna().map(lambda v: isinstance(v, bool)).any()
                and pd.to_numeric(summary[f"param.{k}"], errors="coerce").notna().sum() > 1]
     return next((k for k in numeric if "shift" in k), numeric[0] if numeric else None)
@@ -148,11 +148,12 @@ def shared_models(df: pd.DataFrame) -> list[str]:
         arms = sorted(set(group["arm"].astype(str)))
         if len(arms) > 1:
             seeds = ", ".join(str(s) for s in sorted(set(group["seed"])))
-            out.append(f"model {model} (seed {seeds}): {' | '.join(arms)}")  # labels may hold commas
+            out.append(f"model {model} (seed {seeds}): {' | '.join(arms)}")  # labels hold commas
     return out
 
 
-_RUN_KEYS = ("run_id", "spec", "profile", "arm", "seed", "params", "reference", "stage_ids", "trial")
+_RUN_KEYS = ("run_id", "spec", "profile", "arm", "seed", "params", "reference", "stage_ids",
+             "trial")  # config.json's "run" without the plan's pending state and empty metrics
 
 
 def _run_table(df: pd.DataFrame) -> tuple[pd.DataFrame, list[Block]]:
@@ -168,8 +169,9 @@ def _run_table(df: pd.DataFrame) -> tuple[pd.DataFrame, list[Block]]:
                      "model": r.get("model") or "",
                      "code": f"{code.get('package', '')} {commit}".strip(), "data": str(data)[:16],
                      "error": str(r.get("error") or "")[:160] if r["state"] != "done" else ""})
-        if cfg:  # config.json's "run" is the plan's head (pending, no metrics): the table above has the result
-            cfg = {**cfg, "run": {k: v for k, v in (cfg.get("run") or {}).items() if k in _RUN_KEYS}}
+        if cfg:  # the run's result is in the table above
+            head = {k: v for k, v in (cfg.get("run") or {}).items() if k in _RUN_KEYS}
+            cfg = {**cfg, "run": head}
             configs.append(Block("code", json.dumps(cfg, indent=1, sort_keys=True, default=str),
                                  file=f"config of {r['run_id']} ({r['arm']}, seed {r.get('seed')})"))
     return pd.DataFrame(rows), configs
@@ -226,8 +228,8 @@ def _linearity(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame, stud
             p = r.config.path
             c, alpha = p.c, p.alpha
             if p.kind == "metric" and p.calibrate:
-                fitted = read_json_or_none(Path(str(run_dirs.get(r.arm, ""))) / "stages" / "train" / "path.json",
-                                           "the plot uses the path's calibration instead")
+                record = Path(str(run_dirs.get(r.arm, ""))) / "stages" / "train" / "path.json"
+                fitted = read_json_or_none(record, "the plot uses the path's calibration instead")
                 if isinstance(fitted, dict) and {"c", "alpha"} <= set(fitted):
                     c, alpha = float(fitted["c"]), float(fitted["alpha"])
                 else:
@@ -272,9 +274,9 @@ def _strips(df: pd.DataFrame) -> list[tuple[str, str, Path, list[str]]]:
             stages = Path(str(r["run_dir"])) / "stages"
             found = sorted([*(stages / "sample").glob("strip_*.png"), *(stages / "reference").glob("strip_*.png")])
             if found:
-                out += [(str(arm), p.stem[len("strip_"):], p, _strip_prompts(Path(str(r["run_dir"])),
-                                                                             p.stem[len("strip_"):]))
-                        for p in found]
+                tasks = [p.stem[len("strip_"):] for p in found]
+                out += [(str(arm), task, p, _strip_prompts(Path(str(r["run_dir"])), task))
+                        for task, p in zip(tasks, found)]
                 break
     return out
 
@@ -329,7 +331,8 @@ def with_labels(df: pd.DataFrame, spec: Spec, profile: str) -> pd.DataFrame:
     arms = []
     for _, row in df.iterrows():
         point = {c[len("param."):]: row[c] for c in params if not _missing(row[c])}
-        arms.append(row["arm"] if not _missing(row.get("reference")) else names.get(canonical_json(point), row["arm"]))
+        reference = not _missing(row.get("reference"))
+        arms.append(row["arm"] if reference else names.get(canonical_json(point), row["arm"]))
     return df.assign(arm=arms)
 
 
@@ -343,7 +346,8 @@ def arm_legend(df: pd.DataFrame) -> pd.DataFrame | None:
     params = [c for c in df.columns if c.startswith("param.")]
     rows = {}
     for _, row in df[df["reference"].isna()].iterrows() if len(df) else []:
-        config = ", ".join(f"{c[len('param.'):]}={_fmt_cell(row[c])}" for c in params if not _missing(row[c]))
+        config = ", ".join(f"{c[len('param.'):]}={_fmt_cell(row[c])}" for c in params
+                           if not _missing(row[c]))
         rows.setdefault(str(row["arm"]), config)
     if all(arm == config for arm, config in rows.items()):
         return None
@@ -385,9 +389,10 @@ def floor_note(summary: pd.DataFrame, metric: str) -> str:
     beats = arms[col] > best_floor[col] if higher else arms[col] < best_floor[col]
     if beats.any():
         return ""
-    return (f"No arm beats the floor: every arm's {metric} is at or {'below' if higher else 'above'} "
-            f"{best_floor['arm']} ({best_floor['role']}, {best_floor[col]:.4g}), so the arms have not learnt "
-            f"what {metric} measures and the comparison below is between failures.")
+    side = "below" if higher else "above"
+    return (f"No arm beats the floor: every arm's {metric} is at or {side} {best_floor['arm']} "
+            f"({best_floor['role']}, {best_floor[col]:.4g}), so the arms have not learnt what "
+            f"{metric} measures and the comparison below is between failures.")
 
 
 def skipped_items(df: pd.DataFrame, runs_root: Path) -> list[str]:
@@ -406,10 +411,11 @@ def skipped_items(df: pd.DataFrame, runs_root: Path) -> list[str]:
         except (OSError, ValueError):
             continue
         if rows:
-            used = (read_json_or_none(path.parent / "index.json", "the used count is left out") or {})
+            used = read_json_or_none(path.parent / "index.json", "the used count is left out") or {}
             count = f"{used['num_clips']} used, " if isinstance(used.get("num_clips"), int) else ""
             reasons = "; ".join(f"{r.get('key')}: {r.get('reason')}" for r in rows[:3])
-            lines.append(f"Training data {fp}: {count}{len(rows)} item{'s' * (len(rows) != 1)} skipped "
+            lines.append(f"Training data {fp}: {count}{len(rows)} item{'s' * (len(rows) != 1)} "
+                         f"skipped "
                          f"({reasons}{' ...' if len(rows) > 3 else ''}; every reason: "
                          f"{os.path.relpath(path, runs_root)} under the runs root).")
     return lines
@@ -425,7 +431,8 @@ def claim_report_dir(out: Path, spec: Spec, runs_root: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     here = out.resolve()
     # paths relative to the report: a committed report names no path of the machine that made it
-    mine = {"spec": os.path.relpath(spec_source(spec.source), here), "runs_root": os.path.relpath(runs_root, here)}
+    mine = {"spec": os.path.relpath(spec_source(spec.source), here),
+            "runs_root": os.path.relpath(runs_root, here)}
     marker = out / "source.json"
     try:
         theirs = json.loads(marker.read_text())
@@ -433,9 +440,10 @@ def claim_report_dir(out: Path, spec: Spec, runs_root: Path) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         theirs, owner = None, None
     if owner is not None and owner != Path(spec_source(spec.source)).resolve() and owner.is_file():
-        raise ValueError(f"{out}: holds the report of spec file {owner} (runs root {theirs.get('runs_root')}); "
-                         f"expected the report of {spec.source} to go elsewhere: pass --reports-dir, or delete "
-                         f"{out} to give it to this spec file")
+        raise ValueError(f"{out}: holds the report of spec file {owner} (runs root "
+                         f"{theirs.get('runs_root')}); expected the report of {spec.source} to go "
+                         f"elsewhere: pass --reports-dir, or delete {out} to give it to this spec "
+                         f"file")
     atomic_write_bytes(marker, (json.dumps(mine, indent=1) + "\n").encode())
 
 
@@ -465,19 +473,22 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
 
     n_failed = int((df["state"] == "failed").sum()) if len(df) else 0
     blocks = [Block("p", para) for para in paragraphs(spec.description)]
-    blocks.append(Block("p", f"Profile: {profile}. Runs: {len(df)} "
-                             f"({int((df['state'] == 'done').sum()) if len(df) else 0} done, {n_failed} failed"
-                             f"{f', {len(damaged)} damaged' if damaged else ''}). "
+    n_done = int((df["state"] == "done").sum()) if len(df) else 0
+    n_damaged = f", {len(damaged)} damaged" if damaged else ""
+    blocks.append(Block("p", f"Profile: {profile}. Runs: {len(df)} ({n_done} done, {n_failed} "
+                             f"failed{n_damaged}). "
                              f"Spec: {spec.source}. Runs root: {runs_root}.{wall_time(df)}"))
     if damaged:
-        blocks.append(Block("p", "Damaged runs, left out of every table and plot (their stored outputs no longer "
-                                 "match their checksums; `python -m harness run` recomputes them): "
+        blocks.append(Block("p", "Damaged runs, left out of every table and plot (their stored "
+                                 "outputs no longer match their checksums; `python -m harness run` "
+                                 "recomputes them): "
                                  + "; ".join(damaged) + "."))
     blocks += [Block("p", note) for note in skipped_items(df, runs_root)]
     legend = arm_legend(df)
     if legend is not None:
         blocks += [Block("h2", "Arms"), Block("table", table=legend)]
-    colours = plots.arm_colours([str(a) for a in df.loc[df["reference"].isna(), "arm"]] if len(df) else [])
+    trained = [str(a) for a in df.loc[df["reference"].isna(), "arm"]] if len(df) else []
+    colours = plots.arm_colours(trained)  # one colour per arm in every plot
     headline = spec.report.headline
     within = spec.report.compare_within
     partners = next((tuple(zip_keys(g)) for g in spec.zip if within in g), ())
@@ -529,11 +540,11 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
     x = _axis(spec, summary)
     if x and wanted("metric_vs_param"):
         flat = plots.flat_metrics(summary, metrics)
-        add_plot("metric_vs_param", plots.metric_vs_param(summary, x, [m for m in metrics if m not in flat]),
-                 f"metrics vs {x}")
+        shown = [m for m in metrics if m not in flat]
+        add_plot("metric_vs_param", plots.metric_vs_param(summary, x, shown), f"metrics vs {x}")
         if flat:
-            blocks.append(Block("p", f"Not plotted against {x}: every arm shares these metrics (arm means within "
-                                     f"0.5%): {', '.join(flat)}."))
+            blocks.append(Block("p", f"Not plotted against {x}: every arm shares these metrics "
+                                     f"(arm means within 0.5%): {', '.join(flat)}."))
     study = _study(spec, runs_root, profile)
     if study is not None:
         blocks += [Block("p", f"Optuna study {study.study_name} ({spec.search.sampler} sampler, seed "
@@ -548,12 +559,14 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
                 plots.plt.close(fig)
     if wanted("linearity"):
         curves, why = _linearity(spec, runs_root, profile, df, study)
-        add_plot("linearity", plots.linearity(curves, colours), "mean corruption distance vs t per path")
+        add_plot("linearity", plots.linearity(curves, colours),
+                 "mean corruption distance vs t per path")
         if why:
             blocks.append(Block("p", why))
     if headline and wanted("learning_curves"):
         curves = compare.curve_summary(compare.curve_frame(df, headline))
-        add_plot("learning_curves", plots.learning_curves(curves, headline, _tokens_per_step(df), colours),
+        add_plot("learning_curves",
+                 plots.learning_curves(curves, headline, _tokens_per_step(df), colours),
                  f"{headline} against training steps per arm")
         if not curves.empty and curves["step"].nunique() > 1:
             table = curves.assign(value=[stats.Estimate(m, lo, hi, int(n), 1).fmt() for m, lo, hi, n in
@@ -565,7 +578,8 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
     if not denoise.empty and wanted("denoising"):
         blocks += [Block("p", "Held-out cross-entropy of the final model at fixed noise levels (every frame "
                               "corrupted to t; mean over seeds, nats): how hard each path makes each noise level.")]
-        add_plot("denoising", plots.denoising(denoise, colours), "held-out cross-entropy per noise level")
+        add_plot("denoising", plots.denoising(denoise, colours),
+                 "held-out cross-entropy per noise level")
         blocks.append(Block("table", table=denoise))
     if wanted("loss_curves"):
         add_plot("loss_curves", plots.loss_curves(df, colours=colours), "training loss per run")

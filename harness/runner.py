@@ -89,18 +89,22 @@ def _head(run: RunSpec) -> RunResult:
                      trial=run.extra.get("trial"))
 
 
-def check_runs_root(runs_root: str | Path, spec: str | None = None, profile: str | None = None) -> Path:
-    """The runs root as a Path; ValueError when it exists and is not a directory, or when a folder a
-    run of spec+profile writes to (<spec>/<profile>, _stages, _cache) is a symlink out of the root."""
+def check_runs_root(runs_root: str | Path, spec: str | None = None,
+                    profile: str | None = None) -> Path:
+    """The runs root as a Path; ValueError when it exists and is not a directory, or when a folder
+    a run of spec+profile writes to (<spec>/<profile>, _stages, _cache) is a symlink out of the
+    root."""
     root = Path(runs_root)
     if root.exists() and not root.is_dir():
         raise ValueError(f"--runs-root {str(root)!r}: expected a directory (or a path to create one at), got a file")
     inside = root.resolve()
-    for rel in ([Path(spec), Path(spec) / profile, Path("_stages"), Path("_cache")] if spec and profile else []):
+    written = [Path(spec), Path(spec) / profile, Path("_stages"), Path("_cache")]
+    for rel in written if spec and profile else []:
         target = (root / rel).resolve()
         if not target.is_relative_to(inside):
-            raise ValueError(f"{root / rel}: expected a folder inside the runs root {str(root)!r}, got a symlink "
-                             f"to {target} outside it; remove the link (runs write only under their runs root)")
+            raise ValueError(f"{root / rel}: expected a folder inside the runs root {str(root)!r}, "
+                             f"got a symlink to {target} outside it; remove the link (runs write only "
+                             f"under their runs root)")
     return root
 
 
@@ -226,7 +230,7 @@ def execute_runs(runs: list[RunSpec], runs_root: str | Path, executor: ExecutorC
             continue
         result = read_result(rdir)
         if result is not None and result.arm != run.arm and owner_of(rdir) is None:
-            result.arm = run.arm  # the spec renamed the arm (`labels:`): the same run, its current name
+            result.arm = run.arm  # the spec renamed the arm (`labels:`): the same run, renamed
             write_result(runs_root, rdir, result)
         if result is not None and result.done and owner_of(rdir) is None:
             damaged = damaged_stages(rdir, run.reference is not None)
@@ -268,9 +272,10 @@ def execute_runs(runs: list[RunSpec], runs_root: str | Path, executor: ExecutorC
                         continue
                     go.append((i, run, rdir))
                 tasks = [RunTask(runs_root, rdir, head=_head(run).to_json(), seen_finished=seen[i]) for i, run, rdir in go]
-                overall = (sum(results[i] is not None for i, *_ in todo), computed)  # one count over every wave
-                for (i, run, rdir), res in zip(go, dispatch(tasks, executor, folder, max_parallel=max_parallel,
-                                                            progress=progress, overall=overall) if tasks else []):
+                overall = (sum(results[i] is not None for i, *_ in todo), computed)  # all waves
+                finished = dispatch(tasks, executor, folder, max_parallel=max_parallel,
+                                    progress=progress, overall=overall) if tasks else []
+                for (i, run, rdir), res in zip(go, finished):
                     results[i] = res
                     if not res.done:
                         for s in SHARED:
@@ -305,13 +310,15 @@ def run_spec(spec: Spec, profile: str, runs_root: str | Path, *, executor_kind: 
         if directory.is_dir():  # temp files of killed writers outside run directories (manifest, data cache)
             sweep_temps(directory, locked=False, recursive=directory.name == "data")
     _reconcile(runs_root, spec.name, profile)
-    # one `run` of a spec+profile dispatches at a time: a second one started meanwhile waits here, in
-    # its parent, then finds the runs done, instead of spawning workers that wait idle on each run
-    on_wait = (lambda owner: warn(f"{spec.name}/{profile}: another `harness run` ({owner}) is running these "
-                                  f"runs; waiting for it, then running what is left"))
+    # one `run` of a spec+profile dispatches at a time: a second one started meanwhile waits
+    # here, in its parent, then finds the runs done, instead of spawning idle workers
+    def on_wait(owner: object) -> None:
+        warn(f"{spec.name}/{profile}: another `harness run` ({owner}) is running these runs; "
+             f"waiting for it, then running what is left")
+
     with acquire_run(profile_dir(runs_root, spec.name, profile), on_wait=on_wait):
-        outcome = execute_runs(runs, runs_root, executor, max_parallel=max_parallel, retry_failed=retry_failed,
-                               force=force, progress=progress)
+        outcome = execute_runs(runs, runs_root, executor, max_parallel=max_parallel,
+                               retry_failed=retry_failed, force=force, progress=progress)
     _reconcile(runs_root, spec.name, profile)
     return outcome
 

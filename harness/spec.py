@@ -348,8 +348,8 @@ class Spec(_Strict):
             names = group.get(LABELS, [])
             if LABELS in group and not (all(isinstance(n, str) and n.strip() for n in names)
                                         and _first_repeat(names) is None):
-                raise ValueError(f"zip[{i}].{LABELS}: one distinct, non-empty name per point (each names an arm "
-                                 f"in every table and plot), got {_short(names)}")
+                raise ValueError(f"zip[{i}].{LABELS}: one distinct, non-empty name per point (each "
+                                 f"names an arm in every table and plot), got {_short(names)}")
             lengths = {k: len(v) for k, v in group.items()}
             if len(set(lengths.values())) > 1 or 0 in lengths.values():
                 raise ValueError(f"zip[{i}]: axes that move together need equal non-zero lengths, got {lengths}")

@@ -313,10 +313,12 @@ FOLDER_OPTIONS = ("root", "path")  # benchmark options naming a folder (video_fo
 
 
 def _anchor_folders(data: dict, folder: Path) -> dict:
-    """Relative benchmark folders (`benchmark.root` / `benchmark.path`, in base and in profiles) made
-    relative to the spec file's folder, as `include:` paths are, never to the working directory."""
+    """Relative benchmark folders (`benchmark.root` / `benchmark.path`, in base and in profiles)
+    made relative to the spec file's folder, as `include:` paths are, never to the working
+    directory."""
     def anchor(value: Any) -> Any:
-        if isinstance(value, str) and value and not value.startswith("~") and not Path(value).is_absolute():
+        relative = isinstance(value, str) and value and not Path(value).is_absolute()
+        if relative and not value.startswith("~"):
             return str(folder / value)
         return value
 
@@ -325,7 +327,8 @@ def _anchor_folders(data: dict, folder: Path) -> dict:
         for key in FOLDER_OPTIONS:
             if key in bench:
                 bench[key] = anchor(bench[key])
-    for overrides in (data.get("profiles") or {}).values() if isinstance(data.get("profiles"), dict) else ():
+    profiles = data.get("profiles") if isinstance(data.get("profiles"), dict) else {}
+    for overrides in profiles.values():
         if isinstance(overrides, dict):
             for key in FOLDER_OPTIONS:
                 if f"benchmark.{key}" in overrides:

@@ -154,7 +154,8 @@ def stage_done(rdir: Path, stage: str) -> bool:
 def damaged_stages(rdir: Path, reference: bool) -> list[str]:
     """The stages of a finished run that no longer check out (done marker missing or unreadable,
     an output's sha256 differs, a stage link broken): the ones `run` recomputes, `report` flags.
-    A run none of whose stages has a done marker (a result imported or written alone) has none to check."""
+    A run none of whose stages has a done marker (a result imported or written alone) has none to
+    check."""
     stages = ("reference",) if reference else ("train", "sample", "score")
     if not any((stage_dir(rdir, s) / DONE).exists() for s in stages):
         return []
@@ -438,7 +439,7 @@ _COLUMNS = ["spec", "profile", "run_id", "arm", "seed", "state", "params", "metr
 def _connect(runs_root: str | Path) -> sqlite3.Connection:
     Path(runs_root).mkdir(parents=True, exist_ok=True)
     path = Path(runs_root) / INDEX
-    if not path.exists():  # SQLite creates 0644 whatever the umask; 0666 less the umask, as every file here
+    if not path.exists():  # SQLite makes 0644 whatever the umask: 0666 less the umask, as elsewhere
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o666))
     con = sqlite3.connect(path, timeout=60.0)
     try:

@@ -51,13 +51,15 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
 
 
 def save_atomic(path: Path, tensors: dict[str, torch.Tensor], fp: str) -> None:
-    """Write tensors + {"fingerprint": fp, "sha256": ...} to `path` atomically (ursa.io.atomic_write)."""
+    """Write tensors + {"fingerprint": fp, "sha256": ...} to `path` atomically
+    (ursa.io.atomic_write)."""
     metadata = {"fingerprint": fp, "sha256": tensors_sha256(tensors)}
     atomic_write(path, lambda tmp: save_file({k: v.contiguous() for k, v in tensors.items()}, tmp,
                                              metadata=metadata))
 
 
-def load_checked(path: Path, keys: tuple[str, ...] = ()) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def load_checked(path: Path, keys: tuple[str, ...] = ()
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, metadata) of a cache file whose tensors match the sha256 it stores; ValueError
     naming what is wrong otherwise (unreadable, no checksum, checksum differs, keys missing)."""
     try:
@@ -82,7 +84,8 @@ def rebuild_note(path: Path, why: object) -> None:
 
 def load_or_build(path: Path, fp: str, keys: tuple[str, ...], build: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Load `path` if readable with all `keys`, a matching checksum and fingerprint `fp`; rebuild
-    (and save) if missing or damaged; raise FingerprintMismatch if intact with another fingerprint."""
+    (and save) if missing or damaged; raise FingerprintMismatch if intact with another
+    fingerprint."""
     if path.exists():
         try:
             tensors, metadata = load_checked(path, keys)
@@ -91,8 +94,9 @@ def load_or_build(path: Path, fp: str, keys: tuple[str, ...], build: Callable[[]
         else:
             if metadata.get("fingerprint") != fp:
                 raise FingerprintMismatch(
-                    f"cache file {path}: expected fingerprint {fp}, got {metadata.get('fingerprint')}; it was "
-                    f"built with other settings or code version; delete it to refit"
+                    f"cache file {path}: expected fingerprint {fp}, got "
+                    f"{metadata.get('fingerprint')}; it was built with other settings or code "
+                    f"version; delete it to refit"
                 )
             return tensors
     tensors = build()

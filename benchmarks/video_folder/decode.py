@@ -83,8 +83,8 @@ def _pick(frames, indices: list[int]) -> list[np.ndarray]:
             break
     if len(out) < len(wanted):
         # counted one way (frames 1..n): the clip's last frame is source frame last + 1
-        raise BadClip(f"too few frames: the file has {count}, the clip needs {last + 1} (its {len(indices)} "
-                      f"frames reach source frame {last + 1} of the file)")
+        raise BadClip(f"too few frames: the file has {count}, the clip needs {last + 1} "
+                      f"(its {len(indices)} frames reach source frame {last + 1} of the file)")
     return [out[i] for i in indices]
 
 

@@ -58,7 +58,7 @@ class VideoFolderOptions(BaseModel):
     @field_validator("root")
     @classmethod
     def _folder(cls, root: str) -> str:
-        path = Path(root).expanduser().resolve()  # relative roots are the spec folder's (harness.specfile)
+        path = Path(root).expanduser().resolve()  # relative: the spec folder's (harness.specfile)
         if not path.is_dir():
             what = "a file, not a folder" if path.exists() else "no such folder"
             raise ValueError(f"a folder of videos and images ({what}: {path})")
@@ -179,13 +179,14 @@ class VideoFolderBenchmark(Benchmark):
 
     @classmethod
     def describe_data(cls, options: VideoFolderOptions) -> str:
-        """Usable train / eval items and the skipped rows or files with the first reasons (the manifest
-        and folder listing only: decoding problems show when `tokenize` reads the clips)."""
+        """Usable train / eval items and the skipped rows or files with the first reasons (the
+        manifest and folder listing only: decoding problems show when `tokenize` reads clips)."""
         split = folder_split(options)
         reasons = "; ".join(f"{r['key']}: {r['reason']}" for r in split.skipped[:3])
         more = " ..." if len(split.skipped) > 3 else ""
-        return (f"{options.folder()}: {len(split.train)} training and {len(split.eval)} evaluation items usable, "
-                f"{len(split.skipped)} skipped" + (f" ({reasons}{more})" if split.skipped else ""))
+        why = f" ({reasons}{more})" if split.skipped else ""
+        return (f"{options.folder()}: {len(split.train)} training and {len(split.eval)} evaluation "
+                f"items usable, {len(split.skipped)} skipped{why}")
 
     @classmethod
     def geometry_of(cls, options: VideoFolderOptions) -> tuple[int, int, int]:
