@@ -267,3 +267,11 @@ def test_ls_attributes_runs_to_the_spec_file_that_made_them(tmp_path: Path) -> N
     lines = [" ".join(line.split()) for line in res.stdout.splitlines()]
     assert f"{original} alpha (smoke: 1 done)" in lines, res.stdout
     assert f"{copy} alpha (no stored runs; the runs named alpha here are {original}'s)" in lines, res.stdout
+
+
+def test_the_cli_names_the_profiles_the_spec_schema_has() -> None:
+    """harness.cli keeps its own copy of the profile names (it must not import harness.spec, which
+    imports torch, before it answers --help): the copy is the schema's."""
+    from harness import cli, spec
+
+    assert cli.PROFILES == spec.PROFILES
