@@ -48,9 +48,12 @@ def arm_means(df: pd.DataFrame) -> dict[str, dict[str, float]]:
 def require_runs(df: pd.DataFrame, spec: Spec, runs_root: str | Path, profile: str) -> None:
     """ValueError (exit 2) when spec+profile has no runs under runs_root: nothing to report or check."""
     if df.empty:
-        raise ValueError(f"{spec.source}: no runs of {spec.name!r} (profile {profile}) under runs root {runs_root}; "
-                         f"expected the runs of `python -m harness run {spec.source} --profile {profile} "
-                         f"--runs-root {runs_root}`")
+        stored = (Path(runs_root) / spec.name).glob("*/*/result.json")
+        others = sorted({p.parent.parent.name for p in stored} - {profile})
+        where = f"; runs exist for profile {', '.join(others)} (pass --profile)" if others else ""
+        raise ValueError(f"{spec.source}: no runs of {spec.name!r} (profile {profile}) under runs "
+                         f"root {runs_root}{where}; expected the runs of `python -m harness run "
+                         f"{spec.source} --profile {profile} --runs-root {runs_root}`")
 
 
 def make_baseline(spec: Spec, profile: str, df: pd.DataFrame, tolerance: float | None) -> dict[str, Any]:

@@ -18,16 +18,32 @@ import threading
 import time
 from pathlib import Path
 
-from harness.spec import PROFILES, Spec, SpecError
-from harness.specfile import load_spec
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # harness.spec imports torch (TrainConfig): kept out of the CLI's start
+    from harness.spec import Spec
+
+PROFILES = ("smoke", "default", "full")  # harness.spec.PROFILES (a test keeps them equal)
 
 
 def _common(p: argparse.ArgumentParser, runs: bool = True) -> None:
     p.add_argument("spec", help="ablation spec YAML")
-    p.add_argument("--profile", default="default", choices=PROFILES,
-                   help="which of the spec's profiles (default: default; smoke is the seconds-sized CI check)")
+    p.add_argument("--profile", metavar="PROFILE",
+                   help="which of the spec's profiles: smoke, default or full (default: default; smoke "
+                        "is the seconds-sized CI check)")
     if runs:
         p.add_argument("--runs-root", default="runs", type=Path, help="run store root (default: runs/)")
+
+
+class _Version(argparse.Action):
+    """`--version`, computed only when asked (it reads git)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the package version and commit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(_version())
+        parser.exit()
 
 
 def _version() -> str:
@@ -41,7 +57,7 @@ def _version() -> str:
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
-    ap.add_argument("--version", action="version", version=_version())
+    ap.add_argument("--version", action=_Version)
     sub = ap.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run every missing stage of every run of a spec, then report")
     _common(run)
@@ -104,6 +120,26 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def load_spec(args: argparse.Namespace) -> Spec:
+    """The spec of `args.spec`, with `args.profile` checked against its profiles: an unknown name is
+    an error naming them; a known one the spec does not define runs the base settings, with a
+    note."""
+    from harness.specfile import load_spec as load
+
+    spec = load(args.spec)
+    profile = getattr(args, "profile", None)
+    defined = ", ".join(spec.profiles) or "none"
+    if profile is not None and profile not in PROFILES:
+        raise ValueError(f"--profile {profile!r}: expected smoke, default or full; {args.spec} "
+                         f"defines profiles: {defined}")
+    if profile is not None and profile != "default" and profile not in spec.profiles:
+        print(f"note: {args.spec} defines no profile {profile!r} (it defines: {defined}); "
+              f"profile {profile} runs the spec's base settings", file=sys.stderr)
+    if hasattr(args, "profile") and profile is None:
+        args.profile = "default"
+    return spec
+
+
 def _validate(args: argparse.Namespace) -> int:
     """Everything `run` would check, no compute: prints the runs `run` makes (grid x zip x seeds, plus
     one reference run per reference generator of the benchmark, as harness.runner.plan makes them)."""
@@ -111,7 +147,7 @@ def _validate(args: argparse.Namespace) -> int:
     from harness.plugins import BENCHMARKS
 
     start = time.perf_counter()
-    spec = load_spec(args.spec)
+    spec = load_spec(args)
     runs = expand(spec, args.profile)
     resolved, _ = apply_profile(spec, args.profile)
     references = len(BENCHMARKS.get(resolved.base.benchmark.name).references)
@@ -119,6 +155,10 @@ def _validate(args: argparse.Namespace) -> int:
     trials = f" + {resolved.search.n_trials} search trials" if resolved.search else ""
     print(f"{args.spec}: OK ({spec.name}, profile {args.profile}: {len(runs)} run{'s' * (len(runs) != 1)}{refs}, "
           f"{trained_models(runs)} trained models{trials}; {time.perf_counter() - start:.2f} s)")
+    bench = BENCHMARKS.get(resolved.base.benchmark.name)
+    data = bench.describe_data(bench.Options.model_validate(runs[0].config.benchmark.options()))
+    if data:
+        print(f"  data: {data}")
     if args.show:
         import yaml
 
@@ -147,7 +187,7 @@ def _report(spec: Spec, args: argparse.Namespace) -> Path:
 def _run(args: argparse.Namespace) -> int:
     from harness.runner import run_spec
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args)
     start = time.perf_counter()
     outcome = run_spec(spec, args.profile, args.runs_root, executor_kind=args.executor,
                        max_parallel=args.max_parallel, retry_failed=args.retry_failed, force=args.force,
@@ -178,7 +218,7 @@ def _search_trials(spec: Spec, args: argparse.Namespace) -> list[dict]:
 
 
 def _search(args: argparse.Namespace) -> int:
-    spec = load_spec(args.spec)
+    spec = load_spec(args)
     if spec.search is None:
         raise ValueError(f"{args.spec}: expected a spec with a 'search:' block for `search`, got none")
     results = _search_trials(spec, args)
@@ -190,7 +230,7 @@ def _search(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from harness.check import check
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args)
     return check(spec, args.runs_root, args.profile, args.baseline, args.tolerance, args.update_baseline)
 
 
@@ -201,7 +241,7 @@ def _status(args: argparse.Namespace) -> int:
 
     from harness.check import require_runs
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args)
     df = load_results(args.runs_root, spec.name, args.profile)
     require_runs(df, spec, args.runs_root, args.profile)
     df["stages"] = [",".join(s for s in ("train", "sample", "score", "reference") if stage_done(Path(d), s))
@@ -232,10 +272,16 @@ def _ls(args: argparse.Namespace) -> int:
     if files:
         print(f"spec files under {args.specs}/:")
         width = max(len(str(p)) for p in files)
+        owners = _owners(args.runs_root, idx)
         for path, name in files.items():
             mine = idx[idx["spec"] == name] if not idx.empty else idx
+            groups = [(prof, g) for prof, g in mine.groupby("profile")  # runs of this file only
+                      if owners.get((name, prof)) in (None, os.path.abspath(path))]
+            others = sorted({owners[(name, prof)] for prof, _ in mine.groupby("profile")
+                             if owners.get((name, prof)) not in (None, os.path.abspath(path))})
             stored = "; ".join(f"{prof}: " + ", ".join(f"{n} {state}" for state, n in g["state"].value_counts().items())
-                               for prof, g in mine.groupby("profile")) if len(mine) else "no stored runs"
+                               for prof, g in groups) or "no stored runs"
+            stored += "".join(f"; the runs named {name} here are {o}'s" for o in others)
             print(f"  {str(path).ljust(width)}  {name}  ({stored})")
         print()
     if idx.empty:
@@ -244,6 +290,21 @@ def _ls(args: argparse.Namespace) -> int:
     counts = idx.groupby(["spec", "profile", "state"]).size().unstack(fill_value=0)
     print(counts.to_string())
     return 0
+
+
+def _owners(runs_root: Path, idx) -> dict[tuple[str, str], str | None]:
+    """{(spec name, profile): the spec file whose runs they are} from each profile's manifest (None
+    where a manifest names no file: a spec made in memory, or none written)."""
+    from harness.store import profile_dir, read_json_or_none
+
+    owners = {}
+    for spec, profile in ({*zip(idx["spec"], idx["profile"])} if len(idx) else set()):
+        manifest = read_json_or_none(profile_dir(runs_root, spec, profile) / "manifest.json",
+                                     "its runs are listed")
+        source = manifest.get("source") if isinstance(manifest, dict) else None
+        mine = isinstance(source, str) and not source.startswith("<")
+        owners[(spec, profile)] = source if mine else None
+    return owners
 
 
 def _spec_files(folder: Path) -> dict[Path, str]:
@@ -255,7 +316,7 @@ def _spec_files(folder: Path) -> dict[Path, str]:
     for path in sorted([*folder.rglob("*.yaml"), *folder.rglob("*.yml")]) if folder.is_dir() else []:
         try:  # the spec loader's bounded YAML (no alias bombs), on at most a megabyte
             data = load_yaml_text(path.read_text(), str(path)) if path.stat().st_size < 1_000_000 else None
-        except (OSError, SpecError, UnicodeDecodeError):
+        except (OSError, ValueError, UnicodeDecodeError):  # SpecError is a ValueError
             data = None
         name = data.get("name") if isinstance(data, dict) else None
         out[path] = name if isinstance(name, str) else path.stem
@@ -273,7 +334,7 @@ def _reindex(args: argparse.Namespace) -> int:
 def _reset(args: argparse.Namespace) -> int:
     from harness.store import profile_dir, reset_run
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args)
     pdir = profile_dir(args.runs_root, spec.name, args.profile)
     ids = sorted(p.name for p in pdir.iterdir()
                  if p.is_dir() and not p.name.startswith("_") and p.name.startswith(args.run)) if pdir.is_dir() else []
@@ -293,7 +354,7 @@ def _reset(args: argparse.Namespace) -> int:
 def _tokenize(args: argparse.Namespace) -> int:
     from harness.tokenize import tokenize_spec
 
-    return tokenize_spec(load_spec(args.spec), args.profile, args.runs_root, workers=args.workers, device=args.device,
+    return tokenize_spec(load_spec(args), args.profile, args.runs_root, workers=args.workers, device=args.device,
                          progress=not args.no_progress)
 
 
@@ -301,7 +362,7 @@ def _plugins(args: argparse.Namespace) -> int:
     from harness.plugins import REGISTRIES, describe_registries
 
     if args.spec:
-        load_spec(args.spec)  # imports its plugins: modules
+        load_spec(args)  # imports its plugins: modules
     print(describe_registries(REGISTRIES))
     return 0
 
@@ -312,7 +373,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    handlers = {"run": _run, "search": _search, "validate": _validate, "report": lambda a: print(_report(load_spec(a.spec), a)) or 0,
+    handlers = {"run": _run, "search": _search, "validate": _validate, "report": lambda a: print(_report(load_spec(a), a)) or 0,
                 "check": _check, "status": _status, "ls": _ls, "plugins": _plugins, "reindex": _reindex,
                 "reset": _reset, "tokenize": _tokenize}
     args, previous = None, None
@@ -331,11 +392,9 @@ def main(argv: list[str] | None = None) -> int:
         code = handlers[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
-    except SpecError as exc:
-        print(f"spec error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # bad arguments (e.g. --tolerance), reported before any compute
-        print(f"error: {exc}", file=sys.stderr)
+    except ValueError as exc:  # a spec error or bad arguments (e.g. --tolerance), before any compute
+        spec_error = getattr(sys.modules.get("harness.spec"), "SpecError", ())
+        print(f"{'spec error' if isinstance(exc, spec_error) else 'error'}: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `... | head`: the reader left; exit quietly
         try:
@@ -344,14 +403,14 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
         return 141  # 128 + SIGPIPE, as a tool killed by the broken pipe would
-    except KeyboardInterrupt as exc:
-        from harness.runner import Interrupted
+    except KeyboardInterrupt as exc:  # also while torch imports: no import here, the one line only
+        interrupted = getattr(sys.modules.get("harness.runner"), "Interrupted", ())
 
         where = ""
         if args is not None and getattr(args, "command", None) in ("run", "search"):
             where = (f"; rerun `python -m harness {args.command} {args.spec} --profile {args.profile} "
                      f"--runs-root {args.runs_root}` to resume")
-        if isinstance(exc, Interrupted):
+        if isinstance(exc, interrupted):
             print(f"interrupted: workers stopped, {len(exc.unfinished)} unfinished run(s) recorded as interrupted"
                   f"{where}", file=sys.stderr)
         else:

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 
+from benchmarks.shapes.cache import load_checked, rebuild_note, save_atomic
 from harness import plugins
 from harness.identity import canonical_json, data_config, sha256_of
 from harness.spec import RunConfig
-from ursa.io import atomic_write
 
 
 @dataclass
@@ -90,18 +89,16 @@ def training_tokens(data: Data, runs_root: str | Path, device: str = "cpu", prog
         return ShardDataset(tokenize(data, runs_root, device=device, progress=progress))
 
     path = cache_dir(runs_root) / "data" / f"train-{data.fingerprint}.safetensors"
+    keys = ("text_ids", "text_mask", "visual_ids")
     if path.exists():
-        try:
-            t = load_file(path)
+        try:  # checksummed like the stages: a flipped bit is rebuilt, never trained on
+            t, _ = load_checked(path, keys)
             return TokenDataset(t["text_ids"], t["text_mask"].bool(), t["visual_ids"])
-        except Exception as exc:  # noqa: BLE001 - truncated or damaged: rebuilt below, like the tokenizer cache
-            import sys
-
-            print(f"{path}: damaged training-data cache ({type(exc).__name__}: {str(exc)[:200]}); rebuilding it",
-                  file=sys.stderr)
+        except ValueError as exc:
+            rebuild_note(path, exc)
     captions, videos = data.benchmark.training_set()
     text_ids, text_mask = data.text(captions)
     visual_ids = data.tokenizer.encode(videos)
     tensors = {"text_ids": text_ids, "text_mask": text_mask.to(torch.uint8), "visual_ids": visual_ids}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))  # a unique temp name per writer
+    save_atomic(path, tensors, data.fingerprint)  # a unique temp name per writer
     return TokenDataset(text_ids, text_mask, visual_ids)

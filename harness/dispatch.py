@@ -265,8 +265,12 @@ def _wait_slurm(jobs: list[tuple[RunTask, Any]], bar: tqdm, poll_s: float = 2.0)
 
 
 def dispatch(tasks: list[RunTask], config: ExecutorConfig, folder: str | Path, *,
-             max_parallel: int | None = None, progress: bool = True) -> list[RunResult]:
+             max_parallel: int | None = None, progress: bool = True,
+             overall: tuple[int, int] | None = None) -> list[RunResult]:
     """Run every task with the registered executor `config.kind`; returns the final result of each, in order.
+
+    `overall` (runs finished before this call, runs in all) makes the bar and log count every run of
+    the caller's waves, not this call's tasks alone.
 
     An executor is `fn(tasks, config, folder, cap, bar) -> results` registered in plugins.EXECUTORS.
     On KeyboardInterrupt an executor stops its workers before the exception propagates."""
@@ -277,13 +281,18 @@ def dispatch(tasks: list[RunTask], config: ExecutorConfig, folder: str | Path, *
     folder = Path(folder)
     tty = sys.stderr.isatty()
     # a bar only on a terminal: in a log, tqdm's carriage returns are noise; the monitor writes lines
-    bar = tqdm(total=len(tasks), desc=f"runs ({config.kind})", disable=not (progress and tty), unit="run")
+    before, total = overall or (0, len(tasks))
+    shown = progress and tty
+    # a hidden bar still counts (a disabled tqdm does not): the log lines read its count
+    sink = None if shown else open(os.devnull, "w")  # noqa: SIM115 - closed with the bar
+    bar = tqdm(total=total, initial=before, desc=f"runs ({config.kind})", unit="run",
+               file=sink or sys.stderr)
 
     def active() -> list[tuple[str, Path]]:
         return [(_label(task), Path(task.run_dir)) for task in tasks if (Path(task.run_dir) / PROGRESS).exists()]
 
     def log(line: str) -> None:
-        print(f"[runs] {bar.n}/{len(tasks)} finished; {line}", file=sys.stderr, flush=True)
+        print(f"[runs] {bar.n}/{total} finished; {line}", file=sys.stderr, flush=True)
 
     try:
         if not progress:
@@ -294,6 +303,8 @@ def dispatch(tasks: list[RunTask], config: ExecutorConfig, folder: str | Path, *
             return run_all(tasks, config, folder, cap, bar)
     finally:
         bar.close()
+        if sink is not None:
+            sink.close()
 
 
 def _label(task: RunTask) -> str:

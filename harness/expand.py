@@ -16,7 +16,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from harness import plugins
-from harness.spec import PROFILES, RunConfig, Section, Spec, SpecError, _short, resolve_run, validate_model
+from harness.spec import (LABELS, PROFILES, RunConfig, Section, Spec, SpecError, _short, resolve_run,
+                          validate_model, zip_keys)
 
 SPEC_LEVEL = ("seeds", "grid", "search", "executor")
 
@@ -174,7 +175,8 @@ def check_axes(spec: Spec) -> None:
     # (where, key, values, group): a zip axis's j-th value is checked together with its partners' j-th
     # values (they only ever occur together: frames=16 may need speed=0.2 beside it)
     axes = [(f"grid.{k}", k, v, {k: v}) for k, v in spec.grid.items()]
-    axes += [(f"zip[{i}].{k}", k, v, g) for i, g in enumerate(spec.zip) for k, v in g.items()]
+    axes += [(f"zip[{i}].{k}", k, g[k], {p: g[p] for p in zip_keys(g)})
+             for i, g in enumerate(spec.zip) for k in zip_keys(g)]
     seen: set[str] = set()
     for where, key, values, group in axes:
         check_key(key, where, spec.source)
@@ -238,7 +240,8 @@ def _listing(items: list[str], n: int = 12) -> str:
 
 def check_names(spec: Spec, configs: list[RunConfig]) -> None:
     """report.x names an axis; report.metrics, report.headline and search.objective name metrics the runs report."""
-    axes = [*spec.grid, *(k for g in spec.zip for k in g), *(spec.search.params if spec.search else ())]
+    axes = [*spec.grid, *(k for g in spec.zip for k in zip_keys(g)),
+            *(spec.search.params if spec.search else ())]
     x = spec.report.x
     if x is not None and x not in axes:
         close = difflib.get_close_matches(x, axes, n=1, cutoff=0.6)
@@ -309,6 +312,15 @@ def make_run(spec: Spec, profile: str, base: dict, params: dict[str, Any], seed:
     return RunSpec(spec=spec.name, profile=profile, arm=arm, seed=seed, params=dict(params), config=run)
 
 
+def arm_label(grid_point: dict[str, Any], zip_point: list[tuple[str | None, tuple]]) -> str:
+    """An arm's label: "key=value" parts, a named zip point's `labels:` entry in place of its
+    parts."""
+    parts = [f"{k}={_fmt(v)}" for k, v in grid_point.items()]
+    for name, pairs in zip_point:
+        parts += [name] if name is not None else [f"{k}={_fmt(v)}" for k, v in pairs]
+    return ", ".join(parts) or "base"
+
+
 def expand(spec: Spec, profile: str = "default") -> list[RunSpec]:
     """All grid x zip x seed runs of `spec` under `profile` (search trials are made by the search).
 
@@ -316,14 +328,17 @@ def expand(spec: Spec, profile: str = "default") -> list[RunSpec]:
     spec, base = apply_profile(spec, profile)
     check_run_count(spec, f"profiles.{profile}" if profile in spec.profiles else "")
     grid_axes = [[(k, v) for v in values] for k, values in spec.grid.items()]
-    zip_axes = [[tuple(zip(g.keys(), vals)) for vals in zip(*g.values())] for g in spec.zip]
+    # each zip point: (its name from the group's `labels:` or None, its (key, value) pairs)
+    zip_axes = [[(g[LABELS][j] if LABELS in g else None, tuple((k, g[k][j]) for k in zip_keys(g)))
+                 for j in range(len(g[zip_keys(g)[0]]))] for g in spec.zip]
     runs = []
     for grid_point in itertools.product(*grid_axes):
         for zip_point in itertools.product(*zip_axes):
             params = dict(grid_point)
-            for group in zip_point:
-                params.update(group)
-            runs += [make_run(spec, profile, base, params, seed) for seed in spec.seeds]
+            for _, pairs in zip_point:
+                params.update(pairs)
+            arm = arm_label(dict(grid_point), list(zip_point))
+            runs += [make_run(spec, profile, base, params, seed, arm) for seed in spec.seeds]
     check_distinct(spec, runs)
     return runs
 
@@ -338,7 +353,8 @@ def check_distinct(spec: Spec, runs: list[RunSpec]) -> None:
     naming the axes that change nothing there and the arms that merge."""
     from harness.identity import canonical_json, identity_config
 
-    where = {k: f"grid.{k}" for k in spec.grid} | {k: f"zip[{i}].{k}" for i, g in enumerate(spec.zip) for k in g}
+    where = {k: f"grid.{k}" for k in spec.grid}
+    where |= {k: f"zip[{i}].{k}" for i, g in enumerate(spec.zip) for k in zip_keys(g)}
     seen: dict[tuple[int, str], RunSpec] = {}
     for run in runs:
         first = seen.setdefault((run.seed, canonical_json(identity_config(run.config))), run)

@@ -20,6 +20,37 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 
+Colour = tuple[float, float, float, float]
+
+
+def arm_colours(arms: list[str]) -> dict[str, Colour]:
+    """One colour per trained arm, in the report's arm order, for every plot of a report (tab10,
+    tab20 beyond ten arms); curves that are not arms (references, untrained paths) draw in grey."""
+    cmap = plt.get_cmap("tab10" if len(arms) <= 10 else "tab20")
+    return {arm: cmap(i % cmap.N) for i, arm in enumerate(dict.fromkeys(arms))}
+
+
+def _colour(colours: dict[str, Colour] | None, label: str, i: int) -> Colour | str:
+    """The arm's colour; a label that is no arm gets a grey (when the arms have colours)."""
+    if colours is None:
+        return plt.get_cmap("tab10")(i % 10)
+    return colours.get(label, ("0.15", "0.45", "0.65")[i % 3])
+
+
+def flat_metrics(summary: pd.DataFrame, metrics: list[str], rel: float = 0.005) -> list[str]:
+    """Metrics every trained arm shares: arm means within `rel` (0.5%) of their size, so a panel
+    of them would draw noise as if it were an effect."""
+    trained = summary[summary["role"] == "arm"] if "role" in summary else summary.iloc[:0]
+    flat = []
+    for m in metrics:
+        if f"{m}.mean" not in trained:
+            continue
+        mean = pd.to_numeric(trained[f"{m}.mean"], errors="coerce").dropna()
+        if len(mean) > 1 and mean.max() - mean.min() <= rel * max(mean.abs().max(), 1e-12):
+            flat.append(m)
+    return flat
+
+
 def to_png(fig: Figure, dpi: int = 110) -> bytes:
     """Render and close a figure; returns PNG bytes."""
     buf = io.BytesIO()
@@ -72,7 +103,9 @@ def metric_vs_param(summary: pd.DataFrame, x: str, metrics: list[str]) -> Figure
     for ax in axes:  # one legend for the figure: a metric may lack a reference row
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
-    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(3, len(handles)), fontsize=7)
+    # above the panels: a tall figure's bottom legend sits a screen or more below its first panels
+    fig.legend(handles.values(), handles.keys(), loc="outside upper center", ncols=min(3, len(handles)),
+               fontsize=7)
     fig.suptitle(f"metrics vs {x} (mean, 95% bootstrap interval over seeds)", fontsize=10)
     return fig
 
@@ -87,19 +120,20 @@ def read_losses(run_dir: str | Path) -> pd.DataFrame | None:
     return frame if {"step", "loss"} <= set(frame.columns) and len(frame) else None
 
 
-def loss_curves(runs: pd.DataFrame, smooth: int = 10) -> Figure | None:
+def loss_curves(runs: pd.DataFrame, smooth: int = 10,
+                colours: dict[str, Colour] | None = None) -> Figure | None:
     """Training loss vs step per run (running mean over `smooth` steps), one colour per arm."""
     curves = [(r["arm"], r["seed"], read_losses(r["run_dir"])) for _, r in runs.iterrows() if r.get("run_dir")]
     curves = [c for c in curves if c[2] is not None]
     if not curves:
         return None
-    arms = list(dict.fromkeys(arm for arm, _, _ in curves))
-    colours = {arm: plt.get_cmap("tab10")(i % 10) for i, arm in enumerate(arms)}
+    colours = colours or arm_colours([arm for arm, _, _ in curves])
     fig, ax = plt.subplots(figsize=(7, 4))
     labelled: set[str] = set()
     for arm, seed, frame in curves:
         loss = frame["loss"].rolling(max(1, min(smooth, len(frame) // 5 or 1)), min_periods=1).mean()
-        ax.plot(frame["step"], loss, color=colours[arm], lw=1.2, alpha=0.85, label=None if arm in labelled else arm)
+        ax.plot(frame["step"], loss, color=_colour(colours, arm, 0), lw=1.2, alpha=0.85,
+                label=None if arm in labelled else arm)
         labelled.add(arm)
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy loss")
@@ -131,13 +165,15 @@ def optuna_figures(study: Any, params: tuple[str, str] | None = None) -> dict[st
     return figs
 
 
-def linearity(curves: dict[str, tuple[list[float], list[float]]]) -> Figure | None:
-    """Mean corruption distance E d(x_t, x_1) vs t per path, with the ideal linear reference."""
+def linearity(curves: dict[str, tuple[list[float], list[float]]],
+              colours: dict[str, Colour] | None = None) -> Figure | None:
+    """Mean corruption distance E d(x_t, x_1) vs t per path (labelled by the arm that trains it,
+    in that arm's colour), with the ideal linear reference."""
     if not curves:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    for label, (t, d) in curves.items():
-        ax.plot(t, d, marker=".", label=label)
+    for i, (label, (t, d)) in enumerate(curves.items()):
+        ax.plot(t, d, marker=".", label=label, color=_colour(colours, label, i))
     d0 = max(d[0] for _, d in curves.values())
     ax.plot([0, 1], [d0, 0], ls="--", color="grey", lw=0.8, label="linear in t")
     ax.set_xlabel("t")
@@ -148,14 +184,15 @@ def linearity(curves: dict[str, tuple[list[float], list[float]]]) -> Figure | No
     return fig
 
 
-def learning_curves(summary: pd.DataFrame, metric: str, tokens_per_step: int | None = None) -> Figure | None:
+def learning_curves(summary: pd.DataFrame, metric: str, tokens_per_step: int | None = None,
+                    colours: dict[str, Colour] | None = None) -> Figure | None:
     """`metric` against training step per arm: mean over seeds with its 95% bootstrap band
     (frame of harness.compare.curve_summary); a second axis counts visual tokens seen."""
     if summary.empty or summary["step"].nunique() < 2:
         return None
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     for i, (arm, g) in enumerate(summary.groupby("arm", sort=False)):
-        colour = plt.get_cmap("tab10")(i % 10)
+        colour = _colour(colours, str(arm), i)
         ax.plot(g["step"], g["mean"], marker="o", color=colour, label=f"{arm} ({int(g['seeds'].max())} seeds)")
         ax.fill_between(g["step"], g["low"].fillna(g["mean"]), g["high"].fillna(g["mean"]), color=colour, alpha=0.15)
     ax.set_xlabel("training step")
@@ -171,15 +208,16 @@ def learning_curves(summary: pd.DataFrame, metric: str, tokens_per_step: int | N
     return fig
 
 
-def denoising(table: pd.DataFrame) -> Figure | None:
+def denoising(table: pd.DataFrame, colours: dict[str, Colour] | None = None) -> Figure | None:
     """Held-out cross-entropy against noise level t per arm (frame of harness.compare.denoise_table)."""
     if table.empty:
         return None
     columns = [c for c in table.columns if c.startswith("t=")]
     ts = [float(c[2:]) for c in columns]
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
-    for _, row in table.iterrows():
-        ax.plot(ts, [row[c] for c in columns], marker="o", label=row["arm"])
+    for i, (_, row) in enumerate(table.iterrows()):
+        ax.plot(ts, [row[c] for c in columns], marker="o", label=row["arm"],
+                color=_colour(colours, str(row["arm"]), i))
     ax.set_xlabel("noise level t (0 = pure noise, 1 = clean)")
     ax.set_ylabel("held-out cross-entropy (nats)")
     ax.set_title("denoising difficulty per noise level (mean over seeds)", fontsize=10)

@@ -192,6 +192,12 @@ class Benchmark(Component, ABC):
         return cls.fps
 
     @classmethod
+    def describe_data(cls, options: BaseModel) -> str | None:
+        """One line on the data the options name (e.g. a folder's usable and skipped items),
+        found in bounded time without decoding, for `validate`; None when there is nothing to say."""
+        return None
+
+    @classmethod
     def geometry_of(cls, options: BaseModel) -> tuple[int, int, int] | None:
         """(F, H, W) of a clip when the options alone fix it, else None (known only once built):
         lets a scorer's `check` see the frame size before any compute."""

@@ -10,6 +10,7 @@ runs bar, in a log (not a TTY) as a plain line every `log_every_s` seconds, neve
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import threading
@@ -130,7 +131,7 @@ class Monitor:
         return out
 
     def _loop(self) -> None:
-        last_log = time.monotonic()
+        last_log = -math.inf  # the first lines go out at once: runs under 30 s get one too
         while not self._stop.wait(self.interval_s):
             try:
                 lines = self.lines()

@@ -21,9 +21,9 @@ from typing import Any
 import pandas as pd
 
 from harness import compare, plots, plugins, stats, tables
-from harness.spec import Spec
+from harness.spec import Spec, zip_keys
 from harness.specfile import load_spec
-from harness.store import export_results, load_results, read_json
+from harness.store import export_results, load_results, read_json, read_json_or_none
 from ursa.io import atomic_write_bytes
 
 
@@ -66,15 +66,18 @@ def to_markdown(title: str, blocks: list[Block]) -> str:
         elif b.kind == "table" and b.table is not None:
             out += [_md_table(b.table), ""]
         elif b.kind == "img":
-            out += [f"![{b.text}]({b.file})", ""]
+            out += [f"![{b.text}]({b.file})", "", f"*{b.text}*", ""]
         elif b.kind == "code":
             out += [f"<details><summary>{b.file}</summary>\n\n```json\n{b.text}\n```\n</details>", ""]
     return "\n".join(out)
 
 
+# tables wider than the page scroll inside their own box (.wide), never the page
 _CSS = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+        ".wide{max-width:100%;overflow-x:auto}"
         "table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;"
-        "padding:3px 7px;text-align:left}th{background:#f3f3f3}img{max-width:100%}pre{font-size:11px}"
+        "padding:3px 7px;text-align:left}th{background:#f3f3f3}img{max-width:100%}"
+        "pre{font-size:11px;white-space:pre-wrap;overflow-wrap:anywhere}figure{margin:1em 0}"
         ".note{color:#a33}")
 
 
@@ -87,7 +90,8 @@ def to_html(title: str, blocks: list[Block]) -> str:
         elif b.kind == "p":
             out.append(f"<p>{html.escape(b.text)}</p>")
         elif b.kind == "table" and b.table is not None:
-            out.append(b.table.map(_fmt_cell).to_html(index=False, escape=True, border=0))
+            table = b.table.map(_fmt_cell).to_html(index=False, escape=True, border=0)
+            out.append(f"<div class='wide'>{table}</div>")
         elif b.kind == "img" and b.png is not None:
             data = base64.b64encode(b.png).decode()
             out.append(f"<figure><img alt='{html.escape(b.text)}' src='data:image/png;base64,{data}'>"
@@ -103,8 +107,9 @@ def _axis(spec: Spec, summary: pd.DataFrame) -> str | None:
     """The x axis for metric-vs-param: report.x, else a numeric varying grid axis (shift first)."""
     if spec.report.x:
         return spec.report.x
-    keys = [*spec.grid, *(k for g in spec.zip for k in g)]
-    numeric = [k for k in keys if f"param.{k}" in summary
+    keys = [*spec.grid, *(k for g in spec.zip for k in zip_keys(g))]
+    numeric = [k for k in keys if f"param.{k}" in summary  # a boolean axis is no quantity to plot
+               and not summary[f"param.{k}"].dropna().map(lambda v: isinstance(v, bool)).any()
                and pd.to_numeric(summary[f"param.{k}"], errors="coerce").notna().sum() > 1]
     return next((k for k in numeric if "shift" in k), numeric[0] if numeric else None)
 
@@ -143,8 +148,12 @@ def shared_models(df: pd.DataFrame) -> list[str]:
         arms = sorted(set(group["arm"].astype(str)))
         if len(arms) > 1:
             seeds = ", ".join(str(s) for s in sorted(set(group["seed"])))
-            out.append(f"model {model} (seed {seeds}): {', '.join(arms)}")
+            out.append(f"model {model} (seed {seeds}): {' | '.join(arms)}")  # labels hold commas
     return out
+
+
+_RUN_KEYS = ("run_id", "spec", "profile", "arm", "seed", "params", "reference", "stage_ids",
+             "trial")  # config.json's "run" without the plan's pending state and empty metrics
 
 
 def _run_table(df: pd.DataFrame) -> tuple[pd.DataFrame, list[Block]]:
@@ -159,8 +168,10 @@ def _run_table(df: pd.DataFrame) -> tuple[pd.DataFrame, list[Block]]:
         rows.append({"run_id": r["run_id"], "arm": r["arm"], "seed": r.get("seed"), "state": r["state"],
                      "model": r.get("model") or "",
                      "code": f"{code.get('package', '')} {commit}".strip(), "data": str(data)[:16],
-                     "error": (r.get("error") or "")[:160] if r["state"] != "done" else ""})
-        if cfg:
+                     "error": str(r.get("error") or "")[:160] if r["state"] != "done" else ""})
+        if cfg:  # the run's result is in the table above
+            head = {k: v for k, v in (cfg.get("run") or {}).items() if k in _RUN_KEYS}
+            cfg = {**cfg, "run": head}
             configs.append(Block("code", json.dumps(cfg, indent=1, sort_keys=True, default=str),
                                  file=f"config of {r['run_id']} ({r['arm']}, seed {r.get('seed')})"))
     return pd.DataFrame(rows), configs
@@ -191,27 +202,50 @@ def corruption_curves(embeddings: Any, metric_params: set[tuple[float, float]], 
     for kind, kw in paths:
         path = build_path(kind, vocab_size=embeddings.shape[0], embeddings=embeddings, **kw)
         d = mean_corruption_distance(path, embeddings, t, n=n, generator=torch.Generator().manual_seed(seed))
-        label = kind if not kw else f"metric c={kw['c']:.3g} alpha={kw['alpha']:.3g}"
-        curves[label] = (t.tolist(), d.tolist())
+        curves[_path_label(kind, kw.get("c", 0.0), kw.get("alpha", 0.0))] = (t.tolist(), d.tolist())
     return curves
+
+
+def _path_label(kind: str, c: float, alpha: float) -> str:
+    return kind if kind != "metric" else f"metric c={c:.3g} alpha={alpha:.3g}"
 
 
 def _linearity(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame, study: Any) -> tuple[dict, str]:
     """Corruption curves on the tokenizer of the spec's runs (read from the run cache, never fitted
-    here) for masked, mixture and every metric (c, alpha) of the spec and of the best trial."""
+    here) for masked, mixture and the path of every arm, each labelled by the arms that train it (a
+    calibrated arm's fitted (c, alpha) from its train stage), and the best trial's metric path."""
     if df.empty or not (runs_root / "_cache").is_dir():
         return {}, "linearity plot skipped: no runs, so no cached tokenizer to measure the paths on"
     try:
         from harness.data import data_for
         from harness.expand import expand
-
         runs = expand(spec, profile)
         emb = data_for(runs[0].config, runs_root).tokenizer.codebook_embeddings().float()
-        params = {(r.config.path.c, r.config.path.alpha) for r in runs if r.config.path.kind == "metric"}
+        arms: dict[str, list[str]] = {}  # path label -> the arms that train that path
+        params = set()
+        run_dirs = dict(zip(df["arm"].astype(str), df["run_dir"])) if "run_dir" in df else {}
+        for r in runs:
+            p = r.config.path
+            c, alpha = p.c, p.alpha
+            if p.kind == "metric" and p.calibrate:
+                record = Path(str(run_dirs.get(r.arm, ""))) / "stages" / "train" / "path.json"
+                fitted = read_json_or_none(record, "the plot uses the path's calibration instead")
+                if isinstance(fitted, dict) and {"c", "alpha"} <= set(fitted):
+                    c, alpha = float(fitted["c"]), float(fitted["alpha"])
+                else:
+                    from ursa.calibration import calibrate_metric_path
+
+                    c, alpha = map(float, calibrate_metric_path(emb))
+            if p.kind == "metric":
+                params.add((c, alpha))
+            arms.setdefault(_path_label(p.kind, c, alpha), [])
+            if r.arm not in arms[_path_label(p.kind, c, alpha)]:
+                arms[_path_label(p.kind, c, alpha)].append(r.arm)
         best = _best_params(study)
         if best and {"path.c", "path.alpha"} <= set(best):
             params.add((best["path.c"], best["path.alpha"]))
-        return corruption_curves(emb, params), ""
+        curves = corruption_curves(emb, params)
+        return {" | ".join(arms.get(label) or [label]): v for label, v in curves.items()}, ""
     except Exception as exc:  # noqa: BLE001 - the report goes on without this plot
         return {}, f"linearity plot unavailable: {type(exc).__name__}: {exc}"
 
@@ -231,17 +265,34 @@ def _best_params(study: Any) -> dict[str, Any] | None:
         return None
 
 
-def _strips(df: pd.DataFrame) -> list[tuple[str, str, Path]]:
-    """(arm, task, png) of the first finished run of each arm that has frame strips."""
+def _strips(df: pd.DataFrame) -> list[tuple[str, str, Path, list[str]]]:
+    """(arm, task, png, captions of its rows top to bottom) of the first finished run of each arm
+    that has frame strips."""
     out = []
     for arm, group in df[df["state"] == "done"].groupby("arm", sort=False):
         for _, r in group.iterrows():
             stages = Path(str(r["run_dir"])) / "stages"
             found = sorted([*(stages / "sample").glob("strip_*.png"), *(stages / "reference").glob("strip_*.png")])
             if found:
-                out += [(str(arm), p.stem[len("strip_"):], p) for p in found]
+                tasks = [p.stem[len("strip_"):] for p in found]
+                out += [(str(arm), task, p, _strip_prompts(Path(str(r["run_dir"])), task))
+                        for task, p in zip(tasks, found)]
                 break
     return out
+
+
+def _strip_prompts(rdir: Path, task: str, rows: int = 4) -> list[str]:
+    """The captions of a strip's rows: the first `rows` prompts of the run's `task` suite (the
+    strip shows the first clips, harness.media.strip); [] where they cannot be rebuilt."""
+    try:
+        from harness.data import data_for
+        from harness.spec import RunConfig
+
+        config = RunConfig.model_validate(read_json(rdir / "config.json")["config"])
+        suite = data_for(config, rdir.parents[2]).benchmark.suite(task)[:rows]
+        return [str(getattr(p, "caption", p)) for p in suite]
+    except Exception:  # noqa: BLE001 - a strip without its prompts is still a strip
+        return []
 
 
 def with_derived(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -257,6 +308,145 @@ def with_derived(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return (pd.concat([df, extra], axis=1) if len(extra.columns) else df), list(dict.fromkeys(notes))
 
 
+def paragraphs(text: str) -> list[str]:
+    """A spec description as paragraphs: blank lines separate them; a literal block's (`|`) lines
+    are kept apart, a folded one (`>`) is one line already."""
+    parts = [p.strip() for p in text.strip().split("\n\n") if p.strip()]
+    return [line.strip() for p in parts for line in p.splitlines() if line.strip()]
+
+
+def with_labels(df: pd.DataFrame, spec: Spec, profile: str) -> pd.DataFrame:
+    """Runs labelled by the spec's current arm names (`labels:` in a zip group): a run's stored
+    label is the one it was planned under; its axis values find its arm now."""
+    if df.empty:
+        return df
+    from harness.expand import expand
+    from harness.identity import canonical_json
+
+    try:
+        names = {canonical_json(r.params): r.arm for r in expand(spec, profile)}
+    except ValueError:  # a spec that no longer expands: the stored labels stay
+        return df
+    params = [c for c in df.columns if c.startswith("param.")]
+    arms = []
+    for _, row in df.iterrows():
+        point = {c[len("param."):]: row[c] for c in params if not _missing(row[c])}
+        reference = not _missing(row.get("reference"))
+        arms.append(row["arm"] if reference else names.get(canonical_json(point), row["arm"]))
+    return df.assign(arm=arms)
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def arm_legend(df: pd.DataFrame) -> pd.DataFrame | None:
+    """arm -> its settings ("key=value" per axis), once, for specs that name their arms; None when
+    every label already is its settings."""
+    params = [c for c in df.columns if c.startswith("param.")]
+    rows = {}
+    for _, row in df[df["reference"].isna()].iterrows() if len(df) else []:
+        config = ", ".join(f"{c[len('param.'):]}={_fmt_cell(row[c])}" for c in params
+                           if not _missing(row[c]))
+        rows.setdefault(str(row["arm"]), config)
+    if all(arm == config for arm, config in rows.items()):
+        return None
+    return pd.DataFrame([{"arm": a, "settings": c} for a, c in rows.items()])
+
+
+def flag_damaged(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Finished runs whose stages no longer check out become state "damaged" (out of every
+    statistic, which counts state "done" only), and "<arm> seed <s> (<run id>): <stages>" each."""
+    from harness.store import damaged_stages
+
+    states, damaged = [], []
+    for _, row in df.iterrows():
+        bad = damaged_stages(Path(str(row["run_dir"])), not _missing(row.get("reference"))) \
+            if row["state"] == "done" else []
+        states.append("damaged" if bad else row["state"])
+        if bad:
+            damaged.append(f"{row['arm']} seed {row['seed']} ({row['run_id']}): {', '.join(bad)}")
+    return (df.assign(state=states) if len(df) else df), damaged
+
+
+def floor_note(summary: pd.DataFrame, metric: str) -> str:
+    """A sentence, said before the verdict, when no trained arm beats the best floor row on
+    `metric` (then differences between arms are differences between failures); "" otherwise."""
+    from harness.check import direction_of
+
+    col = f"{metric}.mean"
+    if summary.empty or col not in summary:
+        return ""
+    floors = summary[summary["role"].astype(str).str.startswith("floor") & summary[col].notna()]
+    arms = summary[(summary["role"] == "arm") & summary[col].notna()]
+    if floors.empty or arms.empty:
+        return ""
+    try:
+        higher = direction_of(metric) == "higher"
+    except ValueError:
+        return ""
+    best_floor = floors.loc[floors[col].idxmax() if higher else floors[col].idxmin()]
+    beats = arms[col] > best_floor[col] if higher else arms[col] < best_floor[col]
+    if beats.any():
+        return ""
+    side = "below" if higher else "above"
+    return (f"No arm beats the floor: every arm's {metric} is at or {side} {best_floor['arm']} "
+            f"({best_floor['role']}, {best_floor[col]:.4g}), so the arms have not learnt what "
+            f"{metric} measures and the comparison below is between failures.")
+
+
+def skipped_items(df: pd.DataFrame, runs_root: Path) -> list[str]:
+    """One line per training set whose benchmark skipped items (unreadable, too short...): counts
+    and the first reasons, from the skipped.jsonl harness.tokenize leaves beside its shards."""
+    prints = set()
+    for d in df["run_dir"] if len(df) and "run_dir" in df else []:
+        meta = read_json_or_none(Path(str(d)) / "config.json", "its data set is not described")
+        if isinstance(meta, dict) and isinstance(meta.get("data"), str):
+            prints.add(meta["data"])
+    lines = []
+    for fp in sorted(prints):
+        path = runs_root / "_cache" / "shards" / fp / "skipped.jsonl"
+        try:
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        except (OSError, ValueError):
+            continue
+        if rows:
+            used = read_json_or_none(path.parent / "index.json", "the used count is left out") or {}
+            count = f"{used['num_clips']} used, " if isinstance(used.get("num_clips"), int) else ""
+            reasons = "; ".join(f"{r.get('key')}: {r.get('reason')}" for r in rows[:3])
+            lines.append(f"Training data {fp}: {count}{len(rows)} item{'s' * (len(rows) != 1)} "
+                         f"skipped "
+                         f"({reasons}{' ...' if len(rows) > 3 else ''}; every reason: "
+                         f"{os.path.relpath(path, runs_root)} under the runs root).")
+    return lines
+
+
+def claim_report_dir(out: Path, spec: Spec, runs_root: Path) -> None:
+    """Record which spec file and runs root the report in `out` comes from; ValueError when `out`
+    holds the report of another spec file or runs root (a copied spec must not overwrite it)."""
+    from harness.store import spec_source
+
+    if spec.source.startswith("<"):  # a spec made in memory names no file
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    here = out.resolve()
+    # paths relative to the report: a committed report names no path of the machine that made it
+    mine = {"spec": os.path.relpath(spec_source(spec.source), here),
+            "runs_root": os.path.relpath(runs_root, here)}
+    marker = out / "source.json"
+    try:
+        theirs = json.loads(marker.read_text())
+        owner = (here / theirs["spec"]).resolve()
+    except (OSError, ValueError, KeyError, TypeError):
+        theirs, owner = None, None
+    if owner is not None and owner != Path(spec_source(spec.source)).resolve() and owner.is_file():
+        raise ValueError(f"{out}: holds the report of spec file {owner} (runs root "
+                         f"{theirs.get('runs_root')}); expected the report of {spec.source} to go "
+                         f"elsewhere: pass --reports-dir, or delete {out} to give it to this spec "
+                         f"file")
+    atomic_write_bytes(marker, (json.dumps(mine, indent=1) + "\n").encode())
+
+
 def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
                   out_dir: str | Path | None = None) -> Path:
     """Render the report of `spec` under `profile`; returns the path of report.md."""
@@ -267,6 +457,9 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
     out = Path(out_dir) if out_dir is not None else Path("reports") / spec.name / profile
     df = load_results(runs_root, spec.name, profile)
     require_runs(df, spec, runs_root, profile)
+    claim_report_dir(out, spec, runs_root)
+    df = with_labels(df, spec, profile)
+    df, damaged = flag_damaged(df)
     df, derived_notes = with_derived(df)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     metrics = spec.report.metrics or tables.metric_columns(df)
@@ -279,17 +472,34 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
     export_results(summary, out / "summary.csv")
 
     n_failed = int((df["state"] == "failed").sum()) if len(df) else 0
-    blocks = [Block("p", f"{spec.description.strip()} Profile: {profile}. Runs: {len(df)} "
-                         f"({int((df['state'] == 'done').sum()) if len(df) else 0} done, {n_failed} failed). "
-                         f"Spec: {spec.source}. Runs root: {runs_root}.{wall_time(df)}")]
+    blocks = [Block("p", para) for para in paragraphs(spec.description)]
+    n_done = int((df["state"] == "done").sum()) if len(df) else 0
+    n_damaged = f", {len(damaged)} damaged" if damaged else ""
+    blocks.append(Block("p", f"Profile: {profile}. Runs: {len(df)} ({n_done} done, {n_failed} "
+                             f"failed{n_damaged}). "
+                             f"Spec: {spec.source}. Runs root: {runs_root}.{wall_time(df)}"))
+    if damaged:
+        blocks.append(Block("p", "Damaged runs, left out of every table and plot (their stored "
+                                 "outputs no longer match their checksums; `python -m harness run` "
+                                 "recomputes them): "
+                                 + "; ".join(damaged) + "."))
+    blocks += [Block("p", note) for note in skipped_items(df, runs_root)]
+    legend = arm_legend(df)
+    if legend is not None:
+        blocks += [Block("h2", "Arms"), Block("table", table=legend)]
+    trained = [str(a) for a in df.loc[df["reference"].isna(), "arm"]] if len(df) else []
+    colours = plots.arm_colours(trained)  # one colour per arm in every plot
     headline = spec.report.headline
     within = spec.report.compare_within
-    partners = next((tuple(g) for g in spec.zip if within in g), ())
+    partners = next((tuple(zip_keys(g)) for g in spec.zip if within in g), ())
     comparison = None if not headline else (
         compare.compare_within(df, headline, spec.report.baseline, within, partners) if within
         else compare.compare(df, headline, spec.report.baseline))
     if comparison is not None:
-        blocks += [Block("h2", f"Verdict ({headline})"), *[Block("p", v) for v in comparison.verdicts]]
+        blocks += [Block("h2", f"Verdict ({headline})")]
+        floor = floor_note(summary, headline)
+        blocks += [Block("p", floor)] if floor else []
+        blocks += [Block("p", v) for v in comparison.verdicts]
         if not comparison.per_seed.empty:
             blocks += [Block("p", f"{headline} per seed (mean over prompts) and the arm's mean with its 95% "
                                   "bootstrap interval over seeds and prompts:"),
@@ -329,7 +539,12 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
     blocks.append(Block("h2", "Plots"))
     x = _axis(spec, summary)
     if x and wanted("metric_vs_param"):
-        add_plot("metric_vs_param", plots.metric_vs_param(summary, x, metrics), f"metrics vs {x}")
+        flat = plots.flat_metrics(summary, metrics)
+        shown = [m for m in metrics if m not in flat]
+        add_plot("metric_vs_param", plots.metric_vs_param(summary, x, shown), f"metrics vs {x}")
+        if flat:
+            blocks.append(Block("p", f"Not plotted against {x}: every arm shares these metrics "
+                                     f"(arm means within 0.5%): {', '.join(flat)}."))
     study = _study(spec, runs_root, profile)
     if study is not None:
         blocks += [Block("p", f"Optuna study {study.study_name} ({spec.search.sampler} sampler, seed "
@@ -344,35 +559,42 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
                 plots.plt.close(fig)
     if wanted("linearity"):
         curves, why = _linearity(spec, runs_root, profile, df, study)
-        add_plot("linearity", plots.linearity(curves), "mean corruption distance vs t per path")
+        add_plot("linearity", plots.linearity(curves, colours),
+                 "mean corruption distance vs t per path")
         if why:
             blocks.append(Block("p", why))
     if headline and wanted("learning_curves"):
         curves = compare.curve_summary(compare.curve_frame(df, headline))
-        add_plot("learning_curves", plots.learning_curves(curves, headline, _tokens_per_step(df)),
+        add_plot("learning_curves",
+                 plots.learning_curves(curves, headline, _tokens_per_step(df), colours),
                  f"{headline} against training steps per arm")
         if not curves.empty and curves["step"].nunique() > 1:
             table = curves.assign(value=[stats.Estimate(m, lo, hi, int(n), 1).fmt() for m, lo, hi, n in
                                          zip(curves["mean"], curves["low"], curves["high"], curves["seeds"])])
-            blocks.append(Block("table", table=table.pivot(index="arm", columns="step", values="value").reset_index()))
+            wide = table.pivot(index="arm", columns="step", values="value")
+            wide.columns = [f"step {c}" for c in wide.columns]  # no unnamed column-name header row
+            blocks.append(Block("table", table=wide.reset_index()))
     denoise = compare.denoise_table(df)
     if not denoise.empty and wanted("denoising"):
         blocks += [Block("p", "Held-out cross-entropy of the final model at fixed noise levels (every frame "
                               "corrupted to t; mean over seeds, nats): how hard each path makes each noise level.")]
-        add_plot("denoising", plots.denoising(denoise), "held-out cross-entropy per noise level")
+        add_plot("denoising", plots.denoising(denoise, colours),
+                 "held-out cross-entropy per noise level")
         blocks.append(Block("table", table=denoise))
     if wanted("loss_curves"):
-        add_plot("loss_curves", plots.loss_curves(df), "training loss per run")
+        add_plot("loss_curves", plots.loss_curves(df, colours=colours), "training loss per run")
 
     strips = _strips(df) if wanted("frame_strips") else []
     if strips:
         blocks.append(Block("h2", "Samples (frame strips, first finished seed per arm)"))
         (out / "strips").mkdir(exist_ok=True)
-        for arm, task, png_path in strips:
+        for arm, task, png_path, prompts in strips:
             name = f"{''.join(ch if ch.isalnum() else '_' for ch in arm)}_{task}.png"
             png = png_path.read_bytes()
             atomic_write_bytes(out / "strips" / name, png)
-            blocks.append(Block("img", f"{arm} — {task}", png=png, file=f"strips/{name}"))
+            rows = "; ".join(f"row {i + 1}: {p!r}" for i, p in enumerate(prompts))
+            blocks.append(Block("img", f"{arm} — {task}" + (f" (prompts, {rows})" if rows else ""),
+                                png=png, file=f"strips/{name}"))
 
     run_table, configs = _run_table(df)
     blocks += [Block("h2", "Runs (config, code version, data fingerprint)"), Block("table", table=run_table), *configs]

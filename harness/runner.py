@@ -29,9 +29,10 @@ from harness.plugins import BENCHMARKS
 from harness.records import RunResult, RunState
 from harness.spec import ExecutorConfig, Spec
 from harness.stages import SHARED, link_shared_stages
-from harness.store import (acquire_run, add_to_manifest, owner_of, profile_dir, read_json_or_none, read_result,
-                           reconcile_index, record_result, run_dir, shared_stage_dir, stage_busy, stage_done,
-                           sweep_temps, wait_for_owner, warn, write_manifest, write_result)
+from harness.store import (acquire_run, add_to_manifest, damaged_stages, owner_of, profile_dir,
+                           read_json_or_none, read_result, reconcile_index, record_result, run_dir,
+                           shared_stage_dir, stage_busy, stage_done, sweep_temps, wait_for_owner, warn,
+                           write_manifest, write_result)
 from ursa.io import atomic_write_json
 
 
@@ -88,11 +89,22 @@ def _head(run: RunSpec) -> RunResult:
                      trial=run.extra.get("trial"))
 
 
-def check_runs_root(runs_root: str | Path) -> Path:
-    """The runs root as a Path; ValueError when it exists and is not a directory."""
+def check_runs_root(runs_root: str | Path, spec: str | None = None,
+                    profile: str | None = None) -> Path:
+    """The runs root as a Path; ValueError when it exists and is not a directory, or when a folder
+    a run of spec+profile writes to (<spec>/<profile>, _stages, _cache) is a symlink out of the
+    root."""
     root = Path(runs_root)
     if root.exists() and not root.is_dir():
         raise ValueError(f"--runs-root {str(root)!r}: expected a directory (or a path to create one at), got a file")
+    inside = root.resolve()
+    written = [Path(spec), Path(spec) / profile, Path("_stages"), Path("_cache")]
+    for rel in written if spec and profile else []:
+        target = (root / rel).resolve()
+        if not target.is_relative_to(inside):
+            raise ValueError(f"{root / rel}: expected a folder inside the runs root {str(root)!r}, "
+                             f"got a symlink to {target} outside it; remove the link (runs write only "
+                             f"under their runs root)")
     return root
 
 
@@ -217,6 +229,16 @@ def execute_runs(runs: list[RunSpec], runs_root: str | Path, executor: ExecutorC
             record_result(runs_root, rdir, results[i])
             continue
         result = read_result(rdir)
+        if result is not None and result.arm != run.arm and owner_of(rdir) is None:
+            result.arm = run.arm  # the spec renamed the arm (`labels:`): the same run, renamed
+            write_result(runs_root, rdir, result)
+        if result is not None and result.done and owner_of(rdir) is None:
+            damaged = damaged_stages(rdir, run.reference is not None)
+            if damaged:  # a finished run whose outputs changed since: recomputed, never trusted
+                warn(f"run {run.run_id} ({run.arm}, seed {run.seed}): finished, but its stage(s) "
+                     f"{', '.join(damaged)} are damaged or missing; recomputing them")
+                result = _head(run)
+                write_result(runs_root, rdir, result)
         if result is not None and (result.done or (result.state == RunState.FAILED and not retry_failed)):
             results[i] = result
             continue
@@ -250,8 +272,10 @@ def execute_runs(runs: list[RunSpec], runs_root: str | Path, executor: ExecutorC
                         continue
                     go.append((i, run, rdir))
                 tasks = [RunTask(runs_root, rdir, head=_head(run).to_json(), seen_finished=seen[i]) for i, run, rdir in go]
-                for (i, run, rdir), res in zip(go, dispatch(tasks, executor, folder, max_parallel=max_parallel,
-                                                            progress=progress) if tasks else []):
+                overall = (sum(results[i] is not None for i, *_ in todo), computed)  # all waves
+                finished = dispatch(tasks, executor, folder, max_parallel=max_parallel,
+                                    progress=progress, overall=overall) if tasks else []
+                for (i, run, rdir), res in zip(go, finished):
                     results[i] = res
                     if not res.done:
                         for s in SHARED:
@@ -276,7 +300,7 @@ def run_spec(spec: Spec, profile: str, runs_root: str | Path, *, executor_kind: 
              max_parallel: int | None = None, retry_failed: bool = False, force: bool = False,
              progress: bool = True) -> Outcome:
     """Plan, record the manifest, reconcile the index, and execute every grid / reference run of spec+profile."""
-    runs_root = check_runs_root(runs_root)
+    runs_root = check_runs_root(runs_root, spec.name, profile)
     resolved, _ = apply_profile(spec, profile)
     executor = resolved.executor.model_copy(update={"kind": executor_kind} if executor_kind else {})
     submitit_folder(runs_root, executor, spec.name, profile)  # a bad folder is an error before any compute
@@ -286,8 +310,15 @@ def run_spec(spec: Spec, profile: str, runs_root: str | Path, *, executor_kind: 
         if directory.is_dir():  # temp files of killed writers outside run directories (manifest, data cache)
             sweep_temps(directory, locked=False, recursive=directory.name == "data")
     _reconcile(runs_root, spec.name, profile)
-    outcome = execute_runs(runs, runs_root, executor, max_parallel=max_parallel, retry_failed=retry_failed,
-                           force=force, progress=progress)
+    # one `run` of a spec+profile dispatches at a time: a second one started meanwhile waits
+    # here, in its parent, then finds the runs done, instead of spawning idle workers
+    def on_wait(owner: object) -> None:
+        warn(f"{spec.name}/{profile}: another `harness run` ({owner}) is running these runs; "
+             f"waiting for it, then running what is left")
+
+    with acquire_run(profile_dir(runs_root, spec.name, profile), on_wait=on_wait):
+        outcome = execute_runs(runs, runs_root, executor, max_parallel=max_parallel,
+                               retry_failed=retry_failed, force=force, progress=progress)
     _reconcile(runs_root, spec.name, profile)
     return outcome
 

@@ -292,8 +292,10 @@ def run_search(spec: Spec, runs_root: str | Path, profile: str, storage: str | N
                retry_failed: bool = False, progress: bool = True) -> list[RunResult]:
     """Run the spec's search through the harness; returns the result of every run of every counted trial."""
     from harness.expand import apply_profile
+    from harness.runner import check_runs_root
     from harness.store import add_to_manifest, read_result, run_dir
 
+    check_runs_root(runs_root, spec.name, profile)
     executor = executor or apply_profile(spec, profile)[0].executor
     objective = harness_objective(spec, runs_root, profile, executor, max_parallel=max_parallel,
                                   retry_failed=retry_failed, progress=progress and executor.kind == "inprocess")

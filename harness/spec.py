@@ -32,6 +32,7 @@ from ursa.sample import SamplerConfig
 from ursa.train import TrainConfig
 
 PROFILES = ("smoke", "default", "full")
+LABELS = "labels"  # the key in a zip group that names its points (not a run-config key)
 SEED_BOUND = 2**63  # seeds are in [0, SEED_BOUND): what torch.manual_seed takes
 MAX_RUNS = 10_000  # default of a spec's `max_runs`
 MAX_NAME = 64  # characters of a spec name (it names directories under the runs and reports roots)
@@ -302,7 +303,8 @@ class Spec(_Strict):
     plugins: list[str] = Field(default_factory=list)  # modules to import first (they register components)
     base: RunConfig  # the run config every arm starts from
     grid: dict[str, list[Any]] = Field(default_factory=dict)  # dotted key -> values; arms: the product of the axes
-    zip: list[dict[str, list[Any]]] = Field(default_factory=list)  # groups of keys varied together (equal lengths)
+    # groups of keys varied together (equal lengths); `labels:` in a group names its points' arms
+    zip: list[dict[str, list[Any]]] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)  # every arm runs once per seed
     max_runs: int = Field(MAX_RUNS, ge=1)  # grid x zip x seeds (and search trials x seeds) may not exceed it
     search: SearchConfig | None = None
@@ -353,9 +355,14 @@ class Spec(_Strict):
     @classmethod
     def _zip_lengths(cls, groups: list[dict[str, list[Any]]]) -> list[dict[str, list[Any]]]:
         for i, group in enumerate(groups):
-            if not group:
+            if not set(group) - {LABELS}:
                 raise ValueError(f"zip[{i}]: at least one axis (dotted key: list of values) in each group, got an "
                                  f"empty group (it would expand to no runs at all)")
+            names = group.get(LABELS, [])
+            if LABELS in group and not (all(isinstance(n, str) and n.strip() for n in names)
+                                        and _first_repeat(names) is None):
+                raise ValueError(f"zip[{i}].{LABELS}: one distinct, non-empty name per point (each "
+                                 f"names an arm in every table and plot), got {_short(names)}")
             lengths = {k: len(v) for k, v in group.items()}
             if len(set(lengths.values())) > 1 or 0 in lengths.values():
                 raise ValueError(f"zip[{i}]: axes that move together need equal non-zero lengths, got {lengths}")
@@ -366,6 +373,11 @@ class Spec(_Strict):
                 raise ValueError(f"zip[{i}]: distinct points (a repeated point repeats its arm), got ({point}) "
                                  f"twice")
         return groups
+
+
+def zip_keys(group: dict[str, list[Any]]) -> list[str]:
+    """The run-config keys of a zip group (its `labels:` aside)."""
+    return [k for k in group if k != LABELS]
 
 
 def _first_repeat(values: list) -> int | None:

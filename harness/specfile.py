@@ -309,7 +309,35 @@ def parse_spec(data: Any, source: str = "<memory>") -> Spec:
     return spec
 
 
+FOLDER_OPTIONS = ("root", "path")  # benchmark options naming a folder (video_folder, token_folder)
+
+
+def _anchor_folders(data: dict, folder: Path) -> dict:
+    """Relative benchmark folders (`benchmark.root` / `benchmark.path`, in base and in profiles)
+    made relative to the spec file's folder, as `include:` paths are, never to the working
+    directory."""
+    def anchor(value: Any) -> Any:
+        relative = isinstance(value, str) and value and not Path(value).is_absolute()
+        if relative and not value.startswith("~"):
+            return str(folder / value)
+        return value
+
+    bench = data.get("base", {}).get("benchmark") if isinstance(data.get("base"), dict) else None
+    if isinstance(bench, dict):
+        for key in FOLDER_OPTIONS:
+            if key in bench:
+                bench[key] = anchor(bench[key])
+    profiles = data.get("profiles") if isinstance(data.get("profiles"), dict) else {}
+    for overrides in profiles.values():
+        if isinstance(overrides, dict):
+            for key in FOLDER_OPTIONS:
+                if f"benchmark.{key}" in overrides:
+                    overrides[f"benchmark.{key}"] = anchor(overrides[f"benchmark.{key}"])
+    return data
+
+
 def load_spec(path: str | Path) -> Spec:
-    """Load, merge includes, and validate a spec file."""
+    """Load, merge includes, and validate a spec file (relative benchmark folders are the spec
+    folder's)."""
     p = Path(path).resolve()
-    return parse_spec(read_yaml(p), source=str(Path(path)))
+    return parse_spec(_anchor_folders(read_yaml(p), p.parent), source=str(Path(path)))

@@ -151,6 +151,17 @@ def stage_done(rdir: Path, stage: str) -> bool:
     return True
 
 
+def damaged_stages(rdir: Path, reference: bool) -> list[str]:
+    """The stages of a finished run that no longer check out (done marker missing or unreadable,
+    an output's sha256 differs, a stage link broken): the ones `run` recomputes, `report` flags.
+    A run none of whose stages has a done marker (a result imported or written alone) has none to
+    check."""
+    stages = ("reference",) if reference else ("train", "sample", "score")
+    if not any((stage_dir(rdir, s) / DONE).exists() for s in stages):
+        return []
+    return [s for s in stages if not stage_done(rdir, s)]
+
+
 def mark_stage_done(rdir: Path, stage: str, info: dict[str, Any] | None = None) -> None:
     """Write the stage's done.json with the sha256 of every output it vouches for (stage_outputs)."""
     directory = stage_dir(rdir, stage)
@@ -427,7 +438,10 @@ _COLUMNS = ["spec", "profile", "run_id", "arm", "seed", "state", "params", "metr
 
 def _connect(runs_root: str | Path) -> sqlite3.Connection:
     Path(runs_root).mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(Path(runs_root) / INDEX, timeout=60.0)
+    path = Path(runs_root) / INDEX
+    if not path.exists():  # SQLite makes 0644 whatever the umask: 0666 less the umask, as elsewhere
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o666))
+    con = sqlite3.connect(path, timeout=60.0)
     try:
         con.execute("PRAGMA busy_timeout = 60000")  # several worker processes write concurrently
         con.execute("PRAGMA journal_mode = WAL")

@@ -82,8 +82,9 @@ def _pick(frames, indices: list[int]) -> list[np.ndarray]:
         if i >= last:
             break
     if len(out) < len(wanted):
-        raise BadClip(f"too few frames: the file has {count}, the clip needs source frame {last} "
-                      f"({len(indices)} frames)")
+        # counted one way (frames 1..n): the clip's last frame is source frame last + 1
+        raise BadClip(f"too few frames: the file has {count}, the clip needs {last + 1} "
+                      f"(its {len(indices)} frames reach source frame {last + 1} of the file)")
     return [out[i] for i in indices]
 
 

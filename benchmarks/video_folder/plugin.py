@@ -58,8 +58,10 @@ class VideoFolderOptions(BaseModel):
     @field_validator("root")
     @classmethod
     def _folder(cls, root: str) -> str:
-        if not Path(root).expanduser().is_dir():
-            raise ValueError("a folder of videos and images (this is not a directory)")
+        path = Path(root).expanduser().resolve()  # relative: the spec folder's (harness.specfile)
+        if not path.is_dir():
+            what = "a file, not a folder" if path.exists() else "no such folder"
+            raise ValueError(f"a folder of videos and images ({what}: {path})")
         return root
 
     @field_validator("manifest", "eval_prompts")
@@ -174,6 +176,17 @@ class VideoFolderBenchmark(Benchmark):
         """Manifest content, every used file's size + mtime + 8 KiB hash, the options (not the folder's
         path) and the decoding code."""
         return self._fingerprint
+
+    @classmethod
+    def describe_data(cls, options: VideoFolderOptions) -> str:
+        """Usable train / eval items and the skipped rows or files with the first reasons (the
+        manifest and folder listing only: decoding problems show when `tokenize` reads clips)."""
+        split = folder_split(options)
+        reasons = "; ".join(f"{r['key']}: {r['reason']}" for r in split.skipped[:3])
+        more = " ..." if len(split.skipped) > 3 else ""
+        why = f" ({reasons}{more})" if split.skipped else ""
+        return (f"{options.folder()}: {len(split.train)} training and {len(split.eval)} evaluation "
+                f"items usable, {len(split.skipped)} skipped{why}")
 
     @classmethod
     def geometry_of(cls, options: VideoFolderOptions) -> tuple[int, int, int]:

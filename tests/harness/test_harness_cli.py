@@ -207,3 +207,71 @@ def test_every_option_has_help() -> None:
     assert len(found) > 30
     bare = [name for name, action in found if not action.help or action.help == argparse.SUPPRESS]
     assert not bare, f"options without help text: {bare}"
+
+
+# ----------------------------------------------------------------------------- issue 27: the CLI's start
+
+def test_help_starts_without_torch() -> None:
+    """`python -m harness --help` imports no torch (it took 2.5 s; speed itself is measured, not tested)."""
+    code = ("import sys, runpy; sys.argv = ['harness', '--help']\ntry:\n    runpy.run_module('harness', "
+            "run_name='__main__')\nexcept SystemExit:\n    pass\nprint('TORCH', 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "usage: python -m harness" in out.stdout and out.stdout.strip().endswith("TORCH False"), out.stderr
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_signal_during_start_up_is_one_line_and_exit_130(signal_name: str) -> None:
+    """While the CLI imports torch (the first second of `validate`): no traceback, no silent death."""
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "validate", "ablations/path_shape.yaml"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)  # __main__ handles signals from its first line; torch takes seconds to import after it
+    proc.send_signal(getattr(signal, signal_name))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err == "interrupted\n", (proc.returncode, err)
+
+
+def test_profiles_are_named_from_the_spec(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\nbase:\n  benchmark: {name: shapes}\n  score: {which: [alignment]}\n"
+                    "profiles:\n  full: {train.steps: 2}\n")
+    res = harness("validate", str(spec), "--profile", "smoke")
+    assert res.returncode == 0 and f"note: {spec} defines no profile 'smoke' (it defines: full)" in res.stderr
+    res = harness("validate", str(spec), "--profile", "fast")
+    assert res.returncode == 2 and "--profile 'fast': expected smoke, default or full" in res.stderr
+    assert "defines profiles: full" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_status_without_a_profile_names_the_profiles_that_have_runs(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    write_result(root, run_dir(root, "path_shape", "smoke", "r1"),
+                 RunResult(run_id="r1", spec="path_shape", profile="smoke", arm="a", seed=0, state=RunState.DONE))
+    res = harness("status", "ablations/path_shape.yaml", "--runs-root", str(root))
+    assert res.returncode == 2 and "runs exist for profile smoke (pass --profile)" in res.stderr, res.stderr
+
+
+def test_ls_attributes_runs_to_the_spec_file_that_made_them(tmp_path: Path) -> None:
+    from harness.store import write_manifest
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    original, copy = specs / "a.yaml", specs / "copy.yaml"
+    for path in (original, copy):
+        path.write_text("name: alpha\n")
+    root = tmp_path / "runs"
+    write_result(root, run_dir(root, "alpha", "smoke", "r1"),
+                 RunResult(run_id="r1", spec="alpha", profile="smoke", arm="a", seed=0, state=RunState.DONE))
+    write_manifest(root, "alpha", "smoke", ["r1"], str(original))
+    res = harness("ls", "--runs-root", str(root), "--specs", str(specs))
+    lines = [" ".join(line.split()) for line in res.stdout.splitlines()]
+    assert f"{original} alpha (smoke: 1 done)" in lines, res.stdout
+    assert f"{copy} alpha (no stored runs; the runs named alpha here are {original}'s)" in lines, res.stdout
+
+
+def test_the_cli_names_the_profiles_the_spec_schema_has() -> None:
+    """harness.cli keeps its own copy of the profile names (it must not import harness.spec, which
+    imports torch, before it answers --help): the copy is the schema's."""
+    from harness import cli, spec
+
+    assert cli.PROFILES == spec.PROFILES

@@ -5,6 +5,7 @@ tracebacks, and kills at exact write points that reruns repair to identical resu
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -138,6 +139,9 @@ def test_two_harness_runs_at_once_compute_every_run_once(tmp_path: Path, tmp_pat
             assert symptom not in err, err[-3000:]
     assert_trained_once(root, load_spec(spec_path).name, steps)
     assert set(query_index(root)["state"]) == {"done"}
+    # the later one waited in its parent (no workers idling on owner locks) and dispatched nothing
+    dispatched = sorted(int(re.search(r"(\d+) dispatched", out)[1]) for out, _ in outs)
+    assert dispatched[0] == 0 and dispatched[1] == len(query_index(root)), outs
 
 
 @pytest.mark.parametrize("kind, sig", [("inprocess", signal.SIGINT), ("local", signal.SIGTERM)])

@@ -89,3 +89,46 @@ def test_run_logs_progress_lines_and_status_shows_running_runs(tmp_path: Path, t
     capsys.readouterr()
     assert main(["status", str(spec), "--runs-root", str(root)]) == 0
     assert "train 7/60 loss 2.0000" in capsys.readouterr().out
+
+
+def test_monitor_logs_the_first_lines_at_once_not_after_its_period(tmp_path: Path) -> None:
+    """A run shorter than the log period (30 s) still gets a [progress] line: the first one goes out
+    as soon as a worker reports (waited for up to 5 s here, against a 1000 s period)."""
+    run = tmp_path / "r1"
+    run.mkdir()
+    progress.ProgressFile(run).update("train", 1, 10, 2.0)
+    lines: list[str] = []
+    with progress.Monitor(lambda: [("masked s0", run)], tty=False, set_postfix=lambda s: None, log=lines.append,
+                          interval_s=0.01, log_every_s=1000.0):
+        import time
+
+        deadline = time.monotonic() + 5
+        while not lines and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(lines) == 1 and lines[0].startswith("[progress] masked s0: train 1/10")
+
+
+def test_the_runs_count_is_one_count_over_every_wave(tmp_path: Path) -> None:
+    """dispatch(overall=(finished before, total)) counts on from the earlier waves, on a terminal
+    bar and in a log alike (a hidden bar still counts)."""
+    from harness.dispatch import RunTask, dispatch
+    from harness.plugins import EXECUTORS
+    from harness.spec import ExecutorConfig
+
+    seen: list[tuple[int, int]] = []
+
+    def counting(tasks, config, folder, cap, bar):  # an executor: finishes each task at once
+        for _ in tasks:
+            seen.append((bar.n, bar.total))
+            bar.update(1)
+        seen.append((bar.n, bar.total))
+        return [None] * len(tasks)
+
+    EXECUTORS.register("counting_test")(counting)
+    try:
+        tasks = [RunTask(tmp_path, tmp_path / f"r{i}") for i in range(2)]
+        dispatch(tasks, ExecutorConfig.model_construct(kind="counting_test", max_parallel=1), tmp_path,
+                 overall=(4, 6))
+    finally:
+        EXECUTORS._items.pop("counting_test", None)
+    assert seen == [(4, 6), (5, 6), (6, 6)]

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from harness_fixtures import seeded_runs_root, tiny_spec
 
 import ursa.io
@@ -283,7 +284,7 @@ def test_damaged_stage_outputs_are_recomputed_alone(done_root, tmp_path: Path, c
                          "--no-progress")
     assert code == 0, err
     assert f"{rdir}/stages/train/model/model.safetensors: damaged" in err  # named by the path the run sees
-    assert "damaged checkpoint" in err and "damaged training-data cache" in err and str(cache) in err
+    assert "damaged checkpoint" in err and f"{cache}: damaged cache (unreadable" in err
     assert f"{rdir}/stages/sample/done.json: unreadable" in err
     after = read_result(rdir)
     assert set(after.timings) == {"train", "sample"}  # score was intact: not recomputed
@@ -357,3 +358,86 @@ def test_result_json_of_another_version_is_not_trusted(tmp_path: Path) -> None:
     (rdir / "result.json").write_text(json.dumps({"run_id": "x", "spec": "s", "profile": "p", "arm": "a",
                                                   "seed": 0, "state": "exploded"}))
     assert read_result(rdir) is None
+
+
+# ----------------------------------------------------------------------------- issue 27: reliability
+
+def test_finished_runs_with_damaged_stages_are_recomputed_by_a_plain_run(done_root, tmp_path: Path, capsys) -> None:
+    """A bit-flipped samples file (same size), an edited scores.json and a deleted shared sample
+    stage of finished runs: `run` (no flag) names each damaged run and stage, recomputes them, and
+    `report` beforehand flags them; the results are the undamaged ones."""
+    spec_path, root, metrics = copy_of(done_root, tmp_path)
+    df = load_results(root, "tiny", "default")
+    rdir = base_dir(root)
+    samples = (rdir / "stages" / "sample").resolve() / "samples.safetensors"
+    raw = bytearray(samples.read_bytes())
+    raw[-64:] = bytes(b ^ 0xFF for b in raw[-64:])
+    samples.write_bytes(bytes(raw))
+    ref = Path(df.loc[df["reference"].notna(), "run_dir"].iloc[0])
+    scores = ref / "stages" / "reference" / "scores.json"
+    scores.write_text(scores.read_text().replace("0", "1", 1))
+    code, out, err = cli(capsys, "report", spec_path, "--runs-root", root, "--reports-dir", tmp_path / "rep")
+    text = (tmp_path / "rep" / "tiny" / "default" / "report.md").read_text()
+    assert code == 0 and "2 damaged" in text and f"({rdir.name}): sample" in text and f"({ref.name}): reference" in text
+    assert "(prompts, row 1: '" in text  # each frame strip is captioned with the prompts of its rows
+    code, out, err = cli(capsys, "run", spec_path, "--runs-root", root, "--no-report", "--no-progress")
+    assert code == 0 and "2 dispatched" in out, err
+    assert f"run {rdir.name} (base, seed 0): finished, but its stage(s) sample are damaged" in err
+    assert f"run {ref.name} " in err and "stage(s) reference are damaged" in err
+    assert metrics_by_arm(root) == metrics
+    shutil.rmtree((rdir / "stages" / "sample").resolve())  # the shared stage directory itself
+    code, out, err = cli(capsys, "run", spec_path, "--runs-root", root, "--no-report", "--no-progress")
+    assert code == 0 and "1 dispatched" in out and "stage(s) sample are damaged or missing" in err, err
+    assert metrics_by_arm(root) == metrics
+
+
+def test_a_bit_flipped_tokenizer_cache_is_rebuilt_with_one_plain_line(done_root, tmp_path: Path, capsys) -> None:
+    spec_path, root, metrics = copy_of(done_root, tmp_path)
+    (tok,) = (root / "_cache" / "shapes").glob("tokenizer-*.safetensors")
+    raw = bytearray(tok.read_bytes())
+    raw[-64:] = bytes(b ^ 0x5A for b in raw[-64:])
+    tok.write_bytes(bytes(raw))
+    code, out, err = cli(capsys, "reset", spec_path, "--runs-root", root, "--run", base_dir(root).name)
+    assert code == 0, err
+    code, out, err = cli(capsys, "run", spec_path, "--runs-root", root, "--no-report", "--no-progress")
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if str(tok) in line]
+    assert lines == [f"{tok}: damaged cache (its tensors differ from their stored sha256); rebuilding it"]
+    assert "Warning" not in err
+    assert metrics_by_arm(root) == metrics
+
+
+def test_a_spec_folder_linked_out_of_the_runs_root_is_refused(tmp_path: Path, capsys) -> None:
+    spec_path = tiny_spec(tmp_path / "s.yaml")
+    root, outside = tmp_path / "runs", tmp_path / "elsewhere"
+    root.mkdir()
+    outside.mkdir()
+    (root / "tiny").symlink_to(outside, target_is_directory=True)
+    code, out, err = cli(capsys, "run", spec_path, "--runs-root", root, "--no-report", "--no-progress")
+    assert code == 2 and f"{root / 'tiny'}: expected a folder inside the runs root" in err and str(outside) in err
+    assert list(outside.iterdir()) == []
+
+
+def test_the_index_follows_the_umask(tmp_path: Path) -> None:
+    code = ("import os, stat, sys; os.umask(0o002); from harness.store import INDEX, reindex; "
+            "reindex(sys.argv[1]); print(oct(stat.S_IMODE(os.stat(os.path.join(sys.argv[1], INDEX)).st_mode)))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "runs")], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["0o664"]
+
+
+def test_naming_the_arms_of_finished_runs_relabels_them_without_recomputing(done_root, tmp_path: Path,
+                                                                              capsys) -> None:
+    """`labels:` added to a spec whose runs are done: the same runs (ids unchanged), stored under their
+    new name by the next `run`, nothing dispatched, so `check` and `status` see the names too."""
+    spec_path, root, metrics = copy_of(done_root, tmp_path)
+    named = tmp_path / "named.yaml"
+    data = yaml.safe_load(spec_path.read_text())
+    data["zip"] = [{"train.steps": [STEPS], "labels": ["six steps"]}]  # the base's value: the same run
+    named.write_text(yaml.safe_dump(data))
+    manifest = root / "tiny" / "default" / "manifest.json"  # the runs pass to the edited copy of the spec
+    manifest.write_text(json.dumps({**read_json(manifest), "source": str(named.resolve())}))
+    code, out, err = cli(capsys, "run", named, "--runs-root", root, "--no-report", "--no-progress")
+    assert code == 0 and "0 dispatched" in out, out + err
+    after = metrics_by_arm(root)
+    assert after["six steps"] == metrics["base"] and "base" not in after

@@ -1,8 +1,10 @@
+import warnings
+
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from benchmarks.shapes.cache import FingerprintMismatch
+from benchmarks.shapes.cache import FingerprintMismatch, load_checked, tensors_sha256
 from benchmarks.shapes.prompts import load_suite, real_videos
 from benchmarks.shapes.tokenizer import load_or_fit_tokenizer
 from benchmarks.shapes.world import WorldConfig
@@ -26,18 +28,31 @@ def test_encode_decode_shapes_and_reconstruction(shapes_tokenizer):
     assert d[0] == 0 and d[1:].min() > 0
 
 
-def test_cache_reuse_corruption_and_fingerprint(tmp_path):
+def test_cache_reuse_corruption_and_fingerprint(tmp_path, capsys):
     cfg = WorldConfig()
     a = load_or_fit_tokenizer(tmp_path, cfg, codebook_size=33, fit_clips=32)
     (path,) = tmp_path.glob("tokenizer-*.safetensors")
     b = load_or_fit_tokenizer(tmp_path, cfg, codebook_size=33, fit_clips=32)
     assert torch.equal(a.masks, b.masks) and a.fingerprint() == b.fingerprint()
     assert load_or_fit_tokenizer(tmp_path, cfg, codebook_size=33, fit_clips=32, seed=1).fingerprint() != a.fingerprint()
+    capsys.readouterr()
     path.write_bytes(b"not a safetensors file")
-    with pytest.warns(UserWarning, match="corrupt"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one plain line, no UserWarning with a source line
         c = load_or_fit_tokenizer(tmp_path, cfg, codebook_size=33, fit_clips=32)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{path}: damaged cache (unreadable") and "rebuilding" in lines[0]
     assert torch.equal(c.masks, a.masks)  # rebuilt deterministically
-    save_file({"masks": a.masks}, str(path), metadata={"fingerprint": "0" * 16})
+    # 64 bytes XORed in the tensor data (the end of the file): same size, still parses, caught by sha256
+    raw = bytearray(path.read_bytes())
+    raw[-64:] = bytes(x ^ 0x5A for x in raw[-64:])
+    path.write_bytes(bytes(raw))
+    d = load_or_fit_tokenizer(tmp_path, cfg, codebook_size=33, fit_clips=32)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "differ from their stored sha256" in line and torch.equal(d.masks, a.masks)
+    assert load_checked(path, ("masks",))[1]["fingerprint"] == a.fingerprint()  # the rebuilt file checks out
+    save_file({"masks": a.masks}, str(path), metadata={"fingerprint": "0" * 16,
+                                                      "sha256": tensors_sha256({"masks": a.masks})})
     with pytest.raises(FingerprintMismatch, match="fingerprint"):
         load_or_fit_tokenizer(tmp_path, cfg, codebook_size=33, fit_clips=32)
 

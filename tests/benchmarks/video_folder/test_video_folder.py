@@ -38,7 +38,8 @@ def test_gif_frames_decode_exactly_with_stride_resize_and_crop(tmp_path: Path) -
     assert np.array_equal(same, video[[0, 2, 4]])
     crop = read_clip(tmp_path / "a.gif", ClipSpec(frames=2, height=32, width=32))  # same scale, centre cut
     assert np.array_equal(crop, video[:2, :, 8:40])
-    with pytest.raises(BadClip, match="too few frames: the file has 8, the clip needs source frame 9"):
+    # one way of counting: 4 frames at stride 3 reach the file's 10th frame (source index 9)
+    with pytest.raises(BadClip, match=r"the file has 8, the clip needs 10 \(its 4 frames reach source frame 10 "):
         read_clip(tmp_path / "a.gif", ClipSpec(frames=4, height=8, width=8, stride=3))
     from PIL import Image
 
@@ -151,3 +152,32 @@ def test_no_weights_tokenizers_round_trip() -> None:
         tok.latent_shape(3, 5, 6)
     ids, mask = ByteTokenizer(max_length=4)(["ab", "héllo"])
     assert ids.tolist() == [[98, 99, 0, 0], [105, 196, 170, 109]] and mask.sum(1).tolist() == [2, 4]
+
+
+def test_a_relative_root_is_the_spec_folders_and_validate_counts_the_items(folder: Path, tmp_path: Path,
+                                                                           monkeypatch, capsys) -> None:
+    """`benchmark.root` relative to the spec file's folder (as `include:` is), whatever the working
+    directory; a missing one is named resolved; `validate` counts usable and skipped items."""
+    import shutil
+
+    import yaml
+    from video_folder_fixtures import folder_spec
+
+    from harness.cli import main
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    shutil.copytree(folder, specs / "videos")
+    spec = folder_spec(specs / "s.yaml", Path("videos"))
+    monkeypatch.chdir(tmp_path)  # not the spec's folder: the root must not resolve here
+    assert main(["validate", str(spec)]) == 0
+    out = capsys.readouterr().out
+    usable, skipped = read_manifest(folder, folder / "captions.csv")
+    assert f"data: {specs / 'videos'}: " in out and f"{len(skipped)} skipped" in out
+    assert f"{sum(e.split != 'eval' for e in usable)} training and" in out
+    data = yaml.safe_load(spec.read_text())
+    data["base"]["benchmark"]["root"] = "missing"
+    spec.write_text(yaml.safe_dump(data))
+    assert main(["validate", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert f"(no such folder: {specs / 'missing'})" in err and "benchmark.root" in err
