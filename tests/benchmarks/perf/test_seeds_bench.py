@@ -9,14 +9,16 @@ import pytest
 from benchmarks.perf import seeds_bench
 
 
-def test_figures_take_medians_over_rounds_and_means_over_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_figures_take_medians_over_rounds_and_means_over_workers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     worker = {"times": {"eager": [0.05, 0.04, 0.9], "compile": [0.04, 0.03, 0.04],
                         "batched_x4": [0.001, 0.001, 0.001], "vmap_x4": [0.2, 0.2, 0.2]},
               "compile_first": [12.0, 8.0, 10.0]}
     other = {**worker, "times": {**worker["times"], "eager": [0.06, 0.06, 0.06]}}
     monkeypatch.setattr(seeds_bench, "_workers", lambda n, rounds, steps: [worker, other][:n])
     one = seeds_bench.figures(1, 3, 5)
-    assert one["eager"]["step_ms_per_seed"] == pytest.approx(50.0)  # the median, not the 0.9 outlier
+    # the median, not the 0.9 outlier
+    assert one["eager"]["step_ms_per_seed"] == pytest.approx(50.0)
     assert one["eager"]["seeds_per_cpu_min"] == pytest.approx(60 / (seeds_bench.STEPS * 0.05))
     assert one["compile"]["speedup_vs_eager"] == pytest.approx(0.05 / 0.04)
     assert one["compile_first_steps_s"] == pytest.approx(12.0)  # round 1: the compilation
