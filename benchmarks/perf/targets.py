@@ -45,6 +45,8 @@ TARGETS: list[Target] = [
     Target("train", "head_*.speedup", ">=", 1.0, "chunked head loss no slower than the plain head"),
     Target("harness", "grid_1000.seconds", "<=", 2.0, "1,000-run grid expanded and validated"),
     Target("harness", "noop_rerun.rerun_with_report_s", "<=", 5.0, "no-op rerun of a completed spec"),
+    Target("seeds", "workers_*.best_lever.speedup_vs_eager", ">=", 2.5,
+           "seeds per CPU minute >= 2.5x today's (the best lever that keeps each seed's result)"),
     Target("data", "rss.shards_growth_ratio", "<=", 1.05, "streaming training peak RSS flat (<= 5%) as the data grows 10x"),
 ]
 
