@@ -73,7 +73,7 @@ def metric_vs_param(summary: pd.DataFrame, x: str, metrics: list[str]) -> Figure
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
     fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(3, len(handles)), fontsize=7)
-    fig.suptitle(f"metrics vs {x} (mean, 95% bootstrap interval over seeds)", fontsize=10)
+    fig.suptitle(f"metrics vs {x} (mean, 95% t interval over seeds)", fontsize=10)
     return fig
 
 
@@ -149,7 +149,7 @@ def linearity(curves: dict[str, tuple[list[float], list[float]]]) -> Figure | No
 
 
 def learning_curves(summary: pd.DataFrame, metric: str, tokens_per_step: int | None = None) -> Figure | None:
-    """`metric` against training step per arm: mean over seeds with its 95% bootstrap band
+    """`metric` against training step per arm: mean over seeds with its 95% seed-level t band
     (frame of harness.compare.curve_summary); a second axis counts visual tokens seen."""
     if summary.empty or summary["step"].nunique() < 2:
         return None
@@ -164,7 +164,7 @@ def learning_curves(summary: pd.DataFrame, metric: str, tokens_per_step: int | N
         top = ax.secondary_xaxis("top", functions=(lambda s: s * tokens_per_step / 1e6,
                                                    lambda t: t * 1e6 / tokens_per_step))
         top.set_xlabel("visual tokens seen (millions)", fontsize=8)
-    ax.set_title(f"{metric} over training (mean, 95% bootstrap band over seeds)", fontsize=10,
+    ax.set_title(f"{metric} over training (mean, 95% t band over seeds)", fontsize=10,
                  pad=30 if tokens_per_step else 6)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

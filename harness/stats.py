@@ -1,40 +1,138 @@
-"""Comparisons a reviewer accepts: bootstrap intervals that stay inside a metric's range, paired
-differences between arms, and a plain verdict.
+"""Inference for the harness's design: every arm and seed is scored on the same prompts, so seeds
+and prompts are crossed factors, and a verdict is a t test on that design.
 
-An arm's value is the mean over seeds of the mean over evaluation prompts. Its interval is a
-two-stage percentile bootstrap: resample seeds, then prompts within each drawn seed, so both
-sources of variation are in it; percentiles of resampled means never leave the range of the data
-(a proportion's interval stays in [0, 1], unlike a t-interval on three seeds). Arms are compared
-on paired differences: every arm sees the same prompts for a seed (the benchmark's suite is fixed),
-so seeds and prompts are resampled jointly for both arms and the interval is that of the mean
-difference. "Significant" means the 95% interval of the difference excludes 0.
+A value per (seed, prompt), x_sp, is modelled as two-way random effects without replication:
+x_sp = mu + a_s + b_p + e_sp with variances s2_seed, s2_prompt and s2_res. From the three mean
+squares of the (S, P) table (MS_S, MS_P, MS_E) the variance of the grand mean is
+
+    var(mean) = s2_seed / S + s2_prompt / P + s2_res / (S P) = (MS_S + MS_P - MS_E) / (S P),
+
+with a component estimated below 0 set to 0 (its mean square then drops out), and the interval is
+mean +- t(df) sqrt(var) with Satterthwaite's df for that combination of mean squares. Resampling
+prompts only within seeds (the old two-stage bootstrap) misses the prompt effect all seeds share;
+a bootstrap of 3-5 seed values read as 95% covers ~80%. Paired differences are the same interval
+on per-(seed, prompt) differences, so pairing by seed and prompt is kept. A table with one value
+per seed (run-level statistics such as the mean over a learning curve or the steps to reach a
+level) gets the seed-level t interval (df S - 1). An interval is clipped to the metric's range
+(clipping never excludes a true value inside the range, so coverage is unchanged).
+
+Multiplicity (`holm`), power (`Components.mde`, `Components.seeds_for`) and the simulated
+coverage of every interval are in tests/harness/test_harness_stats.py.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy import stats as sps
 
 LEVEL = 0.95
-N_BOOT = 4000
+ALPHA = 1 - LEVEL
+POWER = 0.8
+MAX_SEEDS = 1000  # `seeds_for` answers "more than this" beyond it
+
+
+@dataclass(frozen=True)
+class Components:
+    """Variance components of an (S, P) table of per-(seed, prompt) values, for planning.
+
+    seeds / prompts: the table's shape (prompts 1: one value per seed, everything in `seed`)."""
+
+    seed: float
+    prompt: float
+    residual: float
+    seeds: int
+    prompts: int
+
+    def se(self, seeds: int | None = None, prompts: int | None = None) -> float:
+        """Standard error of the grand mean with `seeds` x `prompts` (default: the table's)."""
+        s, p = seeds or self.seeds, prompts or self.prompts
+        return math.sqrt(self.seed / s + self.prompt / p + self.residual / (s * p))
+
+    def df(self, seeds: int | None = None, prompts: int | None = None) -> float:
+        """Satterthwaite degrees of freedom of `se` from the expected mean squares."""
+        s, p = seeds or self.seeds, prompts or self.prompts
+        if p == 1 or self.prompts == 1:
+            return float(s - 1)
+        ms = (self.residual + p * self.seed, self.residual + s * self.prompt, self.residual)
+        dfs = (s - 1, p - 1, (s - 1) * (p - 1))
+        return _satterthwaite((1.0, 1.0, -1.0), ms, dfs)
+
+    def mde(self, seeds: int | None = None, prompts: int | None = None, alpha: float = ALPHA,
+            power: float = POWER) -> float:
+        """Smallest true difference a two-sided t test at `alpha` detects with `power`:
+        (t_{1-alpha/2} + t_{power}) x se, both at the design's df."""
+        s = seeds or self.seeds
+        if s < 2:
+            return math.nan
+        df = max(self.df(seeds, prompts), 1.0)
+        return float((sps.t.ppf(1 - alpha / 2, df) + sps.t.ppf(power, df)) * self.se(seeds, prompts))
+
+    def seeds_for(self, effect: float, prompts: int | None = None, alpha: float = ALPHA,
+                  power: float = POWER) -> int | None:
+        """Fewest seeds (>= 2) at which `effect` is detected with `power`; None when more than
+        MAX_SEEDS would be needed (e.g. the prompt term alone is too large: more prompts help)."""
+        effect = abs(effect)
+        if not effect > 0 or not math.isfinite(effect):
+            return None
+        if self.mde(MAX_SEEDS, prompts, alpha, power) > effect:
+            return None
+        lo, hi = 2, MAX_SEEDS
+        while lo < hi:  # mde falls with seeds
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if self.mde(mid, prompts, alpha, power) <= effect else (mid + 1, hi)
+        return lo
+
+
+def _satterthwaite(coef: tuple[float, ...], ms: tuple[float, ...], dfs: tuple[int, ...]) -> float:
+    """df of sum(coef * ms) where each ms has its df (Satterthwaite 1946)."""
+    total = sum(c * m for c, m in zip(coef, ms))
+    denom = sum((c * m) ** 2 / d for c, m, d in zip(coef, ms, dfs) if c and d > 0)
+    return total ** 2 / denom if denom > 0 else math.inf
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """A mean with its bootstrap interval over `seeds` seeds and `clips` prompts per seed."""
+    """A mean with its t interval over `seeds` seeds x `clips` prompts (clips 1: seed-level).
+
+    se, df: the interval's standard error and degrees of freedom; bounds: the range the interval
+    is clipped to; method: how it was computed (said in the report); components: for power."""
 
     mean: float
     low: float
     high: float
     seeds: int
     clips: int
+    se: float = math.nan
+    df: float = math.nan
+    bounds: tuple[float, float] = (-math.inf, math.inf)
+    method: str = ""
+    components: Components | None = None
+    level: float = LEVEL
 
     @property
     def significant(self) -> bool:
         """The interval excludes 0 (for a difference)."""
         return self.low > 0 or self.high < 0
+
+    @property
+    def p(self) -> float:
+        """Two-sided p-value of the t test of mean 0 (NaN where there is no interval)."""
+        if not math.isfinite(self.mean) or not math.isfinite(self.se):
+            return math.nan
+        if self.se == 0:
+            return 0.0 if self.mean != 0 else 1.0
+        return float(2 * sps.t.sf(abs(self.mean) / self.se, self.df))
+
+    def at_level(self, level: float) -> Estimate:
+        """The same estimate with a `level` interval (e.g. Bonferroni-adjusted), clipped alike."""
+        if not (math.isfinite(self.se) and self.df > 0):
+            return replace(self, level=level)
+        half = float(sps.t.ppf((1 + level) / 2, self.df)) * self.se
+        lo, hi = self.bounds
+        return replace(self, low=max(self.mean - half, lo), high=min(self.mean + half, hi), level=level)
 
     def fmt(self, digits: int = 3, signed: bool = False) -> str:
         if not math.isfinite(self.mean):
@@ -48,64 +146,126 @@ class Estimate:
 NAN = Estimate(math.nan, math.nan, math.nan, 0, 0)
 
 
-def _as_matrix(per_seed: list[np.ndarray | list[float] | float]) -> np.ndarray:
-    """(S, N) matrix of per-seed, per-clip values; a seed with one value per clip-set counts as N = 1."""
+def _matrix(per_seed: list[np.ndarray | list[float] | float]) -> tuple[np.ndarray, str]:
+    """(S, P) table of per-seed, per-prompt values and a note on what was dropped.
+
+    Seeds with equal prompt counts are matched prompt by prompt; a prompt some seed lacks (a
+    missing or non-finite clip) is left out for all; when counts differ or no prompt is complete,
+    each seed's mean over its finite values stands for it (a seed-level interval)."""
     rows = [np.atleast_1d(np.asarray(v, dtype=float)) for v in per_seed]
-    n = {len(r) for r in rows}
-    if len(n) != 1:  # unequal prompt counts: fall back to per-seed means
-        rows = [np.array([r.mean()]) for r in rows]
-    return np.stack(rows) if rows else np.zeros((0, 1))
+    rows = [r for r in rows if np.isfinite(r).any()]
+    if not rows:
+        return np.zeros((0, 1)), ""
+    if len({len(r) for r in rows}) == 1:
+        x = np.stack(rows)
+        keep = np.isfinite(x).all(0)
+        if keep.all():
+            return x, ""
+        if keep.sum() >= 2 or (keep.sum() == 1 and x.shape[1] == 1):
+            return x[:, keep], f"{int((~keep).sum())} prompt(s) some seed lacks left out"
+        note = "prompts missing in some seeds: seed means"
+    else:
+        note = "prompt counts differ between seeds (prompts cannot be matched): seed means"
+    return np.array([[float(np.nanmean(r))] for r in rows]), note
 
 
-def bootstrap(per_seed: list[np.ndarray | list[float] | float], n_boot: int = N_BOOT, seed: int = 0,
-              level: float = LEVEL) -> Estimate:
-    """Mean over seeds of per-seed clip means, with its two-stage percentile bootstrap interval.
+def _interval(mean: float, se: float, df: float, level: float,
+              bounds: tuple[float, float]) -> tuple[float, float]:
+    if not math.isfinite(se):
+        return math.nan, math.nan
+    half = float(sps.t.ppf((1 + level) / 2, df)) * se if se > 0 else 0.0
+    return max(mean - half, bounds[0]), min(mean + half, bounds[1])
 
-    per_seed: one entry per seed, each the per-clip values of that seed (or one value)."""
-    x = _as_matrix(per_seed)
-    x = x[np.isfinite(x).all(1)]
-    s, n = x.shape if x.size else (0, 0)
+
+def crossed(per_seed: list[np.ndarray | list[float] | float], bounds: tuple[float, float] = (-math.inf, math.inf),
+            level: float = LEVEL) -> Estimate:
+    """Grand mean of per-(seed, prompt) values with its crossed random-effects t interval.
+
+    per_seed: one entry per seed, each the per-prompt values of that seed (prompt i of every seed
+    is the same prompt) or one value. One value per seed gives the seed-level t interval (df S-1);
+    one seed gives the prompt-level interval, which cannot include seed variation (said in method)."""
+    x, note = _matrix(per_seed)
+    s, p = x.shape
     if s == 0:
         return NAN
     mean = float(x.mean())
-    if s * n < 2:
-        return Estimate(mean, math.nan, math.nan, s, n)
-    rng = np.random.default_rng(seed)
-    seeds = rng.integers(0, s, size=(n_boot, s))
-    clips = rng.integers(0, n, size=(n_boot, s, n))
-    means = x[seeds[..., None], clips].mean((1, 2))
-    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return Estimate(mean, float(low), float(high), s, n)
+    if s * p < 2:
+        return Estimate(mean, math.nan, math.nan, s, p, bounds=bounds, method="one value")
+    if p == 1 or s == 1:
+        v = x[:, 0] if p == 1 else x[0]
+        var = float(v.var(ddof=1))
+        se, df = math.sqrt(var / len(v)), float(len(v) - 1)
+        method = "seed-level t" if p == 1 else "one seed: prompt-level t, seed variation not included"
+        comps = Components(var, 0.0, 0.0, s, 1) if p == 1 else None
+    else:
+        rows, cols = x.mean(1), x.mean(0)
+        ms_s = p * float(((rows - mean) ** 2).sum()) / (s - 1)
+        ms_p = s * float(((cols - mean) ** 2).sum()) / (p - 1)
+        ms_e = float(((x - rows[:, None] - cols[None, :] + mean) ** 2).sum()) / ((s - 1) * (p - 1))
+        c_s, c_p = float(ms_s > ms_e), float(ms_p > ms_e)  # a component estimated < 0 is 0
+        coef = (c_s, c_p, 1.0 - c_s - c_p)
+        var = (c_s * ms_s + c_p * ms_p + coef[2] * ms_e) / (s * p)
+        se = math.sqrt(max(var, 0.0))
+        df = _satterthwaite(coef, (ms_s, ms_p, ms_e), (s - 1, p - 1, (s - 1) * (p - 1)))
+        comps = Components(max(ms_s - ms_e, 0) / p, max(ms_p - ms_e, 0) / s, ms_e, s, p)
+        method = "crossed seed x prompt t"
+    low, high = _interval(mean, se, df, level, bounds)
+    return Estimate(mean, low, high, s, p, se, df, bounds, "; ".join(filter(None, (method, note))), comps, level)
 
 
-def paired_difference(a: dict[int, np.ndarray], b: dict[int, np.ndarray], **kw) -> Estimate:
-    """a - b on the seeds both have ({seed: per-clip values}), clip by clip (same prompts)."""
-    common = sorted(set(a) & set(b))
-    diffs = []
-    for s in common:
+def seed_level(values: list[float], bounds: tuple[float, float] = (-math.inf, math.inf),
+               level: float = LEVEL) -> Estimate:
+    """Mean of one value per seed with its t interval (df S - 1)."""
+    return crossed([[v] for v in values if math.isfinite(v)], bounds, level)
+
+
+def paired_difference(a: dict[int, np.ndarray], b: dict[int, np.ndarray],
+                      bounds: tuple[float, float] = (-math.inf, math.inf), level: float = LEVEL) -> Estimate:
+    """a - b on the seeds both have ({seed: per-prompt values}), prompt by prompt (same prompts),
+    with the crossed interval of the per-(seed, prompt) differences."""
+    return crossed(paired_values(a, b), bounds, level)
+
+
+def paired_values(a: dict[int, np.ndarray], b: dict[int, np.ndarray]) -> list[np.ndarray]:
+    """Per-seed a - b on common seeds: prompt by prompt, or of the means where counts differ."""
+    out = []
+    for s in sorted(set(a) & set(b)):
         x, y = np.atleast_1d(np.asarray(a[s], float)), np.atleast_1d(np.asarray(b[s], float))
-        diffs.append(x - y if len(x) == len(y) else np.array([x.mean() - y.mean()]))
-    return bootstrap(diffs, **kw)
+        out.append(x - y if len(x) == len(y) else np.array([np.nanmean(x) - np.nanmean(y)]))
+    return out
 
 
-def verdict_sentence(metric: str, higher_is_better: bool, arms: dict[str, Estimate], baseline: str,
-                     diffs: dict[str, Estimate], where: str) -> str:
-    """One paragraph: who leads on `metric` at `where`, and each arm against the baseline."""
-    finite = {a: e for a, e in arms.items() if math.isfinite(e.mean)}
-    if not finite:
-        return f"{where}: no finished runs to compare."
-    best = (max if higher_is_better else min)(finite, key=lambda a: finite[a].mean)
-    e = finite[best]
-    sample = f"{e.seeds} seeds" + (f" x {e.clips} prompts" if e.clips > 1 else "")
-    text = (f"{where}: {best} has the {'highest' if higher_is_better else 'lowest'} mean {metric}, {e.fmt()} "
-            f"({'higher' if higher_is_better else 'lower'} is better; {sample}; {int(LEVEL * 100)}% bootstrap "
-            f"intervals).")
-    against = []
-    for arm, d in diffs.items():
-        if math.isfinite(d.mean):
-            better = (d.mean > 0) == higher_is_better
-            call = f"{'better' if better else 'worse'}, significant" if d.significant else "no significant difference"
-            against.append(f"{arm} {d.fmt(signed=True)} ({call})")
-    if baseline in finite and against:
-        text += f" Paired differences against {baseline} ({finite[baseline].fmt()}): " + "; ".join(against) + "."
-    return text
+def difference_of_differences(a1: dict[int, np.ndarray], b1: dict[int, np.ndarray], a2: dict[int, np.ndarray],
+                              b2: dict[int, np.ndarray], bounds: tuple[float, float] = (-math.inf, math.inf),
+                              level: float = LEVEL) -> Estimate:
+    """(a2 - b2) - (a1 - b1): how a paired gap changes between two settings (an interaction),
+    on the seeds all four have, prompt by prompt where the prompt counts agree."""
+    d1 = dict(zip(sorted(set(a1) & set(b1)), paired_values(a1, b1)))
+    d2 = dict(zip(sorted(set(a2) & set(b2)), paired_values(a2, b2)))
+    return paired_difference(d2, d1, bounds, level)
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm-adjusted p-values (step-down; family-wise error <= alpha when adjusted p <= alpha).
+    NaN entries are not tests: they stay NaN and do not count in the family."""
+    idx = [i for i, p in enumerate(pvalues) if math.isfinite(p)]
+    out = [math.nan] * len(pvalues)
+    m, running = len(idx), 0.0
+    for rank, i in enumerate(sorted(idx, key=lambda i: pvalues[i])):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        out[i] = running
+    return out
+
+
+def describe_power(d: Estimate, alpha: float = ALPHA) -> str:
+    """"MDE ±x at S x P (alpha); the observed difference needs N seeds for 80% power"."""
+    c = d.components
+    if c is None or not math.isfinite(d.mean) or c.seeds < 2:
+        return "power not estimable (fewer than 2 seeds)"
+    design = f"{c.seeds} seeds" + (f" x {c.prompts} prompts" if c.prompts > 1 else "")
+    text = f"minimum detectable difference ±{c.mde(alpha=alpha):.3g} ({int(POWER * 100)}% power, alpha {alpha:.3g}, {design})"
+    n = c.seeds_for(d.mean, alpha=alpha)
+    if n is None:
+        more = "; more prompts would" if c.prompts > 1 and c.prompt > 0 else ""
+        return text + f"; no number of seeds up to {MAX_SEEDS} detects the observed {d.mean:+.3g}{more}"
+    return text + f"; the observed {d.mean:+.3g} needs {n} seeds for {int(POWER * 100)}% power"
