@@ -424,13 +424,13 @@ def _arm_hint(pattern: str, points: list[dict[str, Any]]) -> str:
             hints.append(f"{key!r} is not a key the arms vary ({_listing(axes) or 'none'})"
                          + (f"; did you mean {close[0]!r}?" if close else ""))
         else:
-            close = difflib.get_close_matches(part, [t for t, _ in same], n=1, cutoff=0.5)
+            close = difflib.get_close_matches(part, [t for t, _ in same], n=1, cutoff=0.8)
             hints.append(f"no arm has {part!r}; {key} takes {_listing([t.partition('=')[2] for t, _ in same])}"
                          + (f"; did you mean {close[0]!r}?" if close else ""))
     if not hints:
         hints.append("each part is some arm's, but no single arm has them all")
     text = "; ".join(hints)
-    return f" {text[0].upper()}{text[1:]}."
+    return f" {text[0].upper()}{text[1:]}{'' if text.endswith('?') else '.'}"
 
 
 def _as_number(value: Any) -> float | None:

@@ -59,12 +59,12 @@ def write_runs(runs_root: Path, runs: dict = RUNS, spec: str = "timestep_shift",
     return ids
 
 
-def test_mean_interval_is_a_seed_bootstrap_inside_the_values_range() -> None:
-    # values 0.5, 0.6, 0.7: every resample of three draws has its mean in [0.5, 0.7], and all-0.5 /
-    # all-0.7 resamples have probability 1/27 > 2.5% each, so the percentile interval is [0.5, 0.7]
+def test_mean_interval_is_a_seed_level_t_interval_inside_the_metric_range() -> None:
+    # values 0.5, 0.6, 0.7: sd 0.1, se 0.1 / sqrt(3), t(0.975, 2) = 4.303 -> 0.6 +- 0.2484
     e = tables.mean_interval([0.5, 0.6, 0.7])
-    assert e.seeds == 3 and e.mean == pytest.approx(0.6, abs=1e-12)
-    assert (e.low, e.high) == (pytest.approx(0.5), pytest.approx(0.7))
+    assert e.seeds == 3 and e.mean == pytest.approx(0.6, abs=1e-12) and e.df == 2
+    assert (e.low, e.high) == (pytest.approx(0.6 - 0.24843, abs=1e-4), pytest.approx(0.6 + 0.24843, abs=1e-4))
+    assert tables.mean_interval([0.9, 0.95, 1.0], (0.0, 1.0)).high == 1.0  # clipped to the metric's range
     # n = 1: mean, no interval; NaN values are dropped
     e = tables.mean_interval([0.4, math.nan])
     assert (e.mean, e.seeds) == (0.4, 1) and math.isnan(e.low) and e.fmt(4) == "0.4"
@@ -96,7 +96,7 @@ def test_report_files_exist_and_contain_every_arm(tmp_path: Path) -> None:
     for arm in RUNS:
         assert arm in text and arm in page, arm
     assert "failed" in text and "RuntimeError: boom" in text
-    assert "0.6 [0.5, 0.7]" in text  # shift=1: seed bootstrap (see the interval test)
+    assert "0.6 [0.3516, 0.8484]" in text  # shift=1: seed-level t (see the interval test)
     assert "81.2" in text and "paper, full scale" in text  # the paper's shift-3 figure, in its own table
     summary = pd.read_csv(out / "summary.csv").set_index("arm")
     assert not [c for c in summary.columns if "paper" in c]  # never a column of the measured results
