@@ -515,18 +515,18 @@ def agreement(original: Comparison, replicate: Comparison, pooled: Comparison,
         if r is None:
             continue
         a, b = c.shown or c.difference, r.shown or r.difference
-        sign = np.sign(a.mean) == np.sign(b.mean)
+        sign = "zero" if a.mean * b.mean == 0 else "yes" if (a.mean > 0) == (b.mean > 0) else "no"
         overlap = a.low <= b.high and b.low <= a.high
         both += 1
-        agree += bool(sign and overlap)
+        agree += bool(sign != "no" and overlap)
         rows.append({"claim": ("primary: " if c.primary else "") + c.label(), "original": a.fmt(signed=True),
-                     "replicate": b.fmt(signed=True), "same sign": "yes" if sign else "no",
+                     "replicate": b.fmt(signed=True), "same sign": sign,
                      "intervals overlap": "yes" if overlap else "no",
                      "pooled": (p.shown or p.difference).fmt(signed=True) if p else "—",
                      "pooled call": p.call() if p else "—"})
     prim = next((row for row in rows if row["claim"].startswith("primary: ")), None)
-    text = (f"Replicate on fresh seeds {seeds}: {agree} of {both} claims agree (same sign and overlapping "
-            f"intervals).")
+    text = (f"Replicate on fresh seeds {seeds}: {agree} of {both} claims agree (same sign, or one estimate 0, "
+            f"and overlapping intervals).")
     if prim:
         text += (f" Primary: original {prim['original']}, replicate {prim['replicate']}, pooled "
                  f"{prim['pooled']} ({prim['pooled call']}).")

@@ -269,9 +269,6 @@ class ExecutorConfig(_Strict):
         return self
 
 
-STATISTICS = ("final", "curve_mean", "steps_to")  # what a primary endpoint measures of each run
-
-
 class PrimaryConfig(_Strict):
     """The pre-declared primary endpoint: the verdict's first sentence tests it alone, uncorrected."""
 

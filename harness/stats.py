@@ -7,8 +7,10 @@ squares of the (S, P) table (MS_S, MS_P, MS_E) the variance of the grand mean is
 
     var(mean) = s2_seed / S + s2_prompt / P + s2_res / (S P) = (MS_S + MS_P - MS_E) / (S P),
 
-with the prompt term MS_P - MS_E set to 0 when it is estimated below 0 (the seed term is always
-kept: it has only S - 1 df, and dropping it when MS_S < MS_E by chance under-covers), and the
+with the prompt term MS_P - MS_E set to 0 when it is estimated below 0 and the seed term MS_S
+always kept with its S - 1 df (dropping it when MS_S < MS_E by chance, as plain truncation does,
+made 3-seed tests 7% false positives; it is floored at the 2.5% quantile it has with no seed
+variance, so tied seeds never give a zero-width interval), and the
 interval is mean +- t(df) sqrt(var) with Satterthwaite's df for that combination of mean squares:
 S - 1 when the prompt term is 0, so the seed-level t interval is the special case P = 1. Resampling
 prompts only within seeds (the old two-stage bootstrap) misses the prompt effect all seeds share;
@@ -182,13 +184,15 @@ def anova(x: np.ndarray) -> dict[str, np.ndarray]:
     ms_p = s * ((cols - mean[..., None]) ** 2).sum(-1) / (p - 1)
     resid = x - rows[..., :, None] - cols[..., None, :] + mean[..., None, None]
     ms_e = (resid ** 2).sum((-2, -1)) / ((s - 1) * (p - 1))
-    # var(mean) = MS_S / (S P) + max(MS_P - MS_E, 0) / (S P): the seed term is always in (with 3
-    # seeds MS_S < MS_E happens by chance in 1 of 4 studies; dropping it then swaps df 2 for ~90
-    # and under-covers); a prompt term estimated below 0 is 0
-    c_s, c_p = np.ones_like(ms_s), (ms_p > ms_e).astype(float)
-    c_e = -c_p
-    var = (c_s * ms_s + c_p * ms_p + c_e * ms_e) / (s * p)
-    denom = (c_s * ms_s) ** 2 / (s - 1) + (c_p * ms_p) ** 2 / (p - 1) + (c_e * ms_e) ** 2 / ((s - 1) * (p - 1))
+    # var(mean) = MS_S / (S P) + max(MS_P - MS_E, 0) / (S P): the seed term is always in, with its
+    # S - 1 df (with 3 seeds MS_S < MS_E happens by chance in 1 of 4 studies; dropping the term
+    # then swaps df 2 for ~90 and under-covers), floored at the 2.5% quantile MS_S would have with
+    # no seed variance (E MS_S >= E MS_E), so tied seeds never give a zero-width interval
+    floor = ms_e * sps.chi2.ppf(0.025, s - 1) / (s - 1)
+    seed_term = np.maximum(ms_s, floor)
+    c_p = (ms_p > ms_e).astype(float)
+    var = (seed_term + c_p * (ms_p - ms_e)) / (s * p)
+    denom = seed_term ** 2 / (s - 1) + (c_p * ms_p) ** 2 / (p - 1) + (c_p * ms_e) ** 2 / ((s - 1) * (p - 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         df = np.where(denom > 0, (s * p * var) ** 2 / np.where(denom > 0, denom, 1.0), np.inf)
     return {"mean": mean, "se": np.sqrt(np.maximum(var, 0.0)), "df": df,

@@ -29,12 +29,13 @@ RUNS = {
 }
 
 
-def write_runs(runs_root: Path, runs: dict = RUNS, spec: str = "timestep_shift", profile: str = "smoke") -> list[str]:
+def write_runs(runs_root: Path, runs: dict = RUNS, spec: str = "timestep_shift", profile: str = "smoke",
+               first_seed: int = 0) -> list[str]:
     """The harness results contract, written through harness.store: config.json, result.json,
-    losses.csv, a frame strip per trained run, and the manifest."""
+    losses.csv, a frame strip per trained run, and the manifest (seeds from `first_seed` on)."""
     ids = []
     for a, (arm, seeds) in enumerate(runs.items()):
-        for seed, (state, align, loss) in enumerate(seeds):
+        for seed, (state, align, loss) in enumerate(seeds, start=first_seed):
             rid = f"{a:02d}{seed:02d}" + "ab" * 6
             rdir = runs_root / spec / profile / rid
             params = {} if "=" not in arm else {k: v for k, v in (p.split("=") for p in arm.split(", "))}
@@ -104,6 +105,18 @@ def test_report_files_exist_and_contain_every_arm(tmp_path: Path) -> None:
     assert "<img" in page and "src='plots/" not in page and page.count("data:image/png;base64,") >= 4
     assert len(pd.read_csv(out / "results.csv")) == sum(len(v) for v in RUNS.values())
     assert len(list((out / "strips").glob("*.png"))) == 2  # one strip per trained arm
+
+
+def test_report_shows_the_replicate_agreement_when_a_replicate_exists(tmp_path: Path) -> None:
+    spec = parse_spec({**SPEC, "report": {"headline": "alignment", "baseline": "train.shift=1"}})
+    write_runs(tmp_path / "runs")
+    out = tmp_path / "reports"
+    text = render_report(spec, tmp_path / "runs", "smoke", out).read_text()
+    assert "Primary endpoint" in text and "Replicate on fresh seeds" not in text
+    write_runs(tmp_path / "runs", spec="timestep_shift.replicate", first_seed=11)
+    text = render_report(spec, tmp_path / "runs", "smoke", out).read_text()
+    assert "Replicate on fresh seeds 11, 12, 13: 1 of 1 claims agree" in text
+    assert "| claim | original | replicate | same sign | intervals overlap | pooled | pooled call |" in text
 
 
 def test_paper_arm_patterns_match_subsets_of_arm_parts() -> None:
