@@ -337,7 +337,8 @@ def expand(spec: Spec, profile: str = "default") -> list[RunSpec]:
     Refuses more than `max_runs` runs (counted first), and arms that resolve to the same run."""
     spec, base = apply_profile(spec, profile)
     check_run_count(spec, f"profiles.{profile}" if profile in spec.profiles else "")
-    runs = [make_run(spec, profile, base, params, seed) for params in arm_points(spec) for seed in spec.seeds]
+    runs = [make_run(spec, profile, base, params, seed)
+            for params in arm_points(spec) for seed in spec.seeds]
     check_distinct(spec, runs)
     return runs
 
@@ -373,7 +374,8 @@ def check_distinct(spec: Spec, runs: list[RunSpec]) -> None:
                         f"so they would merge into one: {why}.")
 
 
-def check_report_arms(spec: Spec, configs: list[RunConfig], arms: dict[str, list[dict[str, Any]]]) -> None:
+def check_report_arms(spec: Spec, configs: list[RunConfig],
+                      arms: dict[str, list[dict[str, Any]]]) -> None:
     """report.baseline and report.primary.arm name an arm (a label or `key=value` parts of one)
     under the spec and every profile; report.primary names a metric and a learning curve to read.
 
@@ -384,23 +386,25 @@ def check_report_arms(spec: Spec, configs: list[RunConfig], arms: dict[str, list
         if primary.metric is not None:
             _check_metric(primary.metric, metric_names(configs), "report.primary.metric", spec)
         elif not report.headline:
-            raise SpecError(f"{spec.source}: report.primary.metric: expected a metric (or report.headline, its "
-                            f"default), got neither.")
+            raise SpecError(f"{spec.source}: report.primary.metric: expected a metric (or "
+                            f"report.headline, its default), got neither.")
         short = [c for c in configs if len(c.train.snapshots) < 2]
         if primary.statistic != "final" and short:
-            raise SpecError(f"{spec.source}: report.primary.statistic: {primary.statistic} reads each run's learning "
-                            f"curve, so it expects base.train.snapshots with 2 or more points in the spec and every "
-                            f"profile, got {short[0].train.snapshots}.")
+            raise SpecError(f"{spec.source}: report.primary.statistic: {primary.statistic} reads "
+                            f"each run's learning curve, so it expects base.train.snapshots with 2 "
+                            f"or more points in the spec and every profile, got "
+                            f"{short[0].train.snapshots}.")
     if spec.search is not None and not spec.grid and not spec.zip:
         return
-    for where, pattern in (("report.baseline", report.baseline), ("report.primary.arm", primary and primary.arm)):
+    named = (("report.baseline", report.baseline), ("report.primary.arm", primary and primary.arm))
+    for where, pattern in named:
         for profile, points in arms.items() if pattern is not None else ():
             labels = [arm_label(p) for p in points]
             if not any(set(pattern.split(", ")) <= set(label.split(", ")) for label in labels):
-                raise SpecError(f"{spec.source}: {where}: expected an arm{profile}: its label or `key=value` parts "
-                                f"of one, got {_short(pattern)}.{_arm_hint(pattern, points)} The arms "
-                                f"({len(labels)}): " + "; ".join(labels[:8]) + ("; ..." if len(labels) > 8 else "")
-                                + ".")
+                shown = "; ".join(labels[:8]) + ("; ..." if len(labels) > 8 else "")
+                raise SpecError(f"{spec.source}: {where}: expected an arm{profile}: its label or "
+                                f"`key=value` parts of one, got {_short(pattern)}."
+                                f"{_arm_hint(pattern, points)} The arms ({len(labels)}): {shown}.")
 
 
 def _arm_hint(pattern: str, points: list[dict[str, Any]]) -> str:
@@ -413,10 +417,11 @@ def _arm_hint(pattern: str, points: list[dict[str, Any]]) -> str:
         key, eq, value = part.partition("=")
         key = key.strip()
         same = [(text, v) for text, (k, v) in parts.items() if k == key]
-        number = next((text for text, v in same if _as_number(value) is not None and _as_number(v) is not None
+        number = next((text for text, v in same if _as_number(value) is not None
                        and _as_number(value) == _as_number(v)), None)
         if number is not None:
-            hints.append(f"{part!r} is written {number!r} in arm labels (numbers print as %g: 1.0 is 1)")
+            hints.append(f"{part!r} is written {number!r} in arm labels (numbers print as %g: "
+                         f"1.0 is 1)")
         elif not eq:
             hints.append(f"{part!r} is not a `key=value` part (parts are separated by ', ')")
         elif not same:
@@ -425,7 +430,8 @@ def _arm_hint(pattern: str, points: list[dict[str, Any]]) -> str:
                          + (f"; did you mean {close[0]!r}?" if close else ""))
         else:
             close = difflib.get_close_matches(part, [t for t, _ in same], n=1, cutoff=0.8)
-            hints.append(f"no arm has {part!r}; {key} takes {_listing([t.partition('=')[2] for t, _ in same])}"
+            values = _listing([t.partition("=")[2] for t, _ in same])
+            hints.append(f"no arm has {part!r}; {key} takes {values}"
                          + (f"; did you mean {close[0]!r}?" if close else ""))
     if not hints:
         hints.append("each part is some arm's, but no single arm has them all")

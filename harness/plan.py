@@ -19,8 +19,9 @@ from harness import stats
 from harness.spec import Spec
 
 
-def plan_table(spec: Spec, runs_root: Path, profile: str, effect: float,
-               prompts: int | None = None) -> tuple[pd.DataFrame, str]:
+def plan_table(
+    spec: Spec, runs_root: Path, profile: str, effect: float, prompts: int | None = None
+) -> tuple[pd.DataFrame, str]:
     """One row per test of the verdict: the pilot's design and MDE, and the seeds `effect` needs."""
     from harness.check import require_runs
     from harness.report import verdict, with_derived
@@ -30,28 +31,43 @@ def plan_table(spec: Spec, runs_root: Path, profile: str, effect: float,
     require_runs(df, spec, runs_root, profile)
     comparison = verdict(spec, with_derived(df)[0])
     if comparison is None:
-        raise ValueError(f"{spec.source}: report.headline: expected a metric to plan for (the verdict's), got none")
+        raise ValueError(
+            f"{spec.source}: report.headline: expected a metric to plan for (the verdict's), "
+            f"got none"
+        )
     rows = []
     for c in comparison.claims:
         comps = c.difference.components
         if comps is None or comps.seeds < 2:
             continue
-        row = {"test": ("primary: " if c.primary else "") + c.label(), "alpha": f"{c.alpha:.3g}",
-               "pilot": f"{comps.seeds} seeds x {comps.prompts} prompts" if comps.prompts > 1 else
-               f"{comps.seeds} seeds (one value per run)",
-               "sd seed / prompt / residual": " / ".join(f"{math.sqrt(v):.3g}"
-                                                         for v in (comps.seed, comps.prompt, comps.residual)),
-               "MDE now": f"±{comps.mde(alpha=c.alpha):.3g}",
-               f"seeds for {effect:g}": _need(comps.seeds_for(effect, alpha=c.alpha))}
+        row = {
+            "test": ("primary: " if c.primary else "") + c.label(),
+            "alpha": f"{c.alpha:.3g}",
+            "pilot": f"{comps.seeds} seeds x {comps.prompts} prompts"
+            if comps.prompts > 1
+            else f"{comps.seeds} seeds (one value per run)",
+            "sd seed / prompt / residual": " / ".join(
+                f"{math.sqrt(v):.3g}" for v in (comps.seed, comps.prompt, comps.residual)
+            ),
+            "MDE now": f"±{comps.mde(alpha=c.alpha):.3g}",
+            f"seeds for {effect:g}": _need(comps.seeds_for(effect, alpha=c.alpha)),
+        }
         if prompts and comps.prompts > 1:
-            row[f"seeds for {effect:g} at {prompts} prompts"] = _need(comps.seeds_for(effect, prompts, c.alpha))
+            row[f"seeds for {effect:g} at {prompts} prompts"] = _need(
+                comps.seeds_for(effect, prompts, c.alpha)
+            )
         rows.append(row)
     if not rows:
-        raise ValueError(f"{spec.source}: expected a pilot with at least 2 finished seeds per arm under "
-                         f"{runs_root} (profile {profile}) to measure seed variance, got none")
-    note = (f"Seeds at which each test detects a true difference of {effect:g} with "
-            f"{int(stats.POWER * 100)}% power (two-sided t test at its alpha; variance components of the pilot's "
-            f"paired differences, {profile} profile under {runs_root}).")
+        raise ValueError(
+            f"{spec.source}: expected a pilot with at least 2 finished seeds per arm under "
+            f"{runs_root} (profile {profile}) to measure seed variance, got none"
+        )
+    note = (
+        f"Seeds at which each test detects a true difference of {effect:g} with "
+        f"{int(stats.POWER * 100)}% power (two-sided t test at its alpha; variance components of "
+        f"the pilot's "
+        f"paired differences, {profile} profile under {runs_root})."
+    )
     return pd.DataFrame(rows), note
 
 

@@ -1,4 +1,5 @@
-"""`python -m harness replicate SPEC --seeds 11-15`: the spec rerun on fresh seeds, in runs of its own.
+"""`python -m harness replicate SPEC --seeds 11-15`: a spec rerun on fresh seeds, in runs of its
+own.
 
 Layout: a replicate's runs are the runs of spec name `<name>.replicate` in the same runs root
 (`<runs_root>/<name>.replicate/<profile>/`, owned in its manifest by the same spec file), so
@@ -27,16 +28,20 @@ def replicate_name(name: str) -> str:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """"11-15", "11,12,20" or "11-13,20" -> the seeds, in order; ValueError on anything else."""
+    """ "11-15", "11,12,20" or "11-13,20" -> the seeds, in order; ValueError on anything else."""
     seeds: list[int] = []
     for part in text.split(","):
         m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
         if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
-            raise ValueError(f"--seeds {text!r}: expected seeds as ranges and numbers, e.g. 11-15 or 11,12,20, "
-                             f"got {part.strip()!r}")
+            raise ValueError(
+                f"--seeds {text!r}: expected seeds as ranges and numbers, e.g. 11-15 or 11,12,20, "
+                f"got {part.strip()!r}"
+            )
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if hi - lo > 10_000:
-            raise ValueError(f"--seeds {text!r}: expected at most 10,001 seeds in a range, got {hi - lo + 1:,}")
+            raise ValueError(
+                f"--seeds {text!r}: expected at most 10,001 seeds in a range, got {hi - lo + 1:,}"
+            )
         seeds += range(lo, hi + 1)
     twice = sorted({s for s in seeds if seeds.count(s) > 1})
     if twice:
@@ -50,12 +55,16 @@ def replicate_spec(spec: Spec, profile: str, seeds: list[int]) -> Spec:
     original = apply_profile(spec, profile)[0].seeds
     shared = sorted(set(seeds) & set(original))
     if shared:
-        raise ValueError(f"--seeds: expected seeds {spec.name!r} does not use under profile {profile} (it uses "
-                         f"{', '.join(map(str, original))}), got {', '.join(map(str, shared))}: a replicate "
-                         f"needs fresh seeds, or it repeats the original's runs")
+        raise ValueError(
+            f"--seeds: expected seeds {spec.name!r} does not use under profile {profile} (it uses "
+            f"{', '.join(map(str, original))}), got {', '.join(map(str, shared))}: a replicate "
+            f"needs fresh seeds, or it repeats the original's runs"
+        )
     name = replicate_name(spec.name)
     if len(name) > MAX_NAME:
-        raise ValueError(f"{spec.source}: name: expected a name of at most {MAX_NAME - len(SUFFIX)} characters "
-                         f"to replicate (the replicate's runs are stored as {name!r}), got {len(spec.name)}")
+        raise ValueError(
+            f"{spec.source}: name: expected a name of at most {MAX_NAME - len(SUFFIX)} characters "
+            f"to replicate (the replicate's runs are stored as {name!r}), got {len(spec.name)}"
+        )
     profiles = {p: {k: v for k, v in o.items() if k != "seeds"} for p, o in spec.profiles.items()}
     return spec.model_copy(update={"name": name, "seeds": list(seeds), "profiles": profiles})

@@ -265,7 +265,8 @@ def verdict(spec: Spec, df: pd.DataFrame) -> compare.Comparison | None:
     within = spec.report.compare_within
     if within:
         partners = next((tuple(g) for g in spec.zip if within in g), ())
-        return compare.compare_within(df, headline, spec.report.baseline, within, partners, spec.report.primary)
+        return compare.compare_within(df, headline, spec.report.baseline, within, partners,
+                                      spec.report.primary)
     return compare.compare(df, headline, spec.report.baseline, spec.report.primary)
 
 
@@ -320,9 +321,10 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         blocks += [Block("h2", f"Verdict ({headline})"), *[Block("p", v) for v in comparison.verdicts]]
         blocks += replicate_blocks(spec, runs_root, profile, df, comparison)
         if comparison.claims:
-            blocks += [Block("p", "Every test of the verdict with its power (MDE: the smallest true difference "
-                                  "its test detects with 80% power at its alpha and the spec's seeds and prompts, "
-                                  "from the measured variance components):"),
+            blocks += [Block("p", "Every test of the verdict with its power (MDE: the smallest "
+                                  "true difference its test detects with 80% power at its alpha "
+                                  "and the spec's seeds and prompts, from the measured variance "
+                                  "components):"),
                        Block("table", table=compare.power_table(comparison.claims))]
         if not comparison.per_seed.empty:
             blocks += [Block("p", f"{headline} per seed (mean over prompts) and the arm's mean with its 95% "
@@ -330,7 +332,7 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
                        Block("table", table=comparison.per_seed)]
     else:
         blocks.append(Block("p", "No verdict: set report.headline (and report.baseline) in the spec."))
-    blocks += [Block("h2", "Results per arm (mean [95% t interval over seeds]; no interval for one seed)"),
+    blocks += [Block("h2", "Results per arm (mean [95% t interval over seeds]; none for one seed)"),
                Block("p", "Rows ref:* are the reference generators: real clips and tokenizer reconstructions are "
                           "ceilings, shuffled prompts and random tokens are floors.")]
     shared = shared_models(df)
@@ -382,7 +384,8 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         if why:
             blocks.append(Block("p", why))
     if headline and wanted("learning_curves"):
-        curves = compare.curve_summary(compare.curve_frame(df, headline), compare.metric_range(headline))
+        curves = compare.curve_summary(compare.curve_frame(df, headline),
+                                       compare.metric_range(headline))
         add_plot("learning_curves", plots.learning_curves(curves, headline, _tokens_per_step(df)),
                  f"{headline} against training steps per arm")
         if not curves.empty and curves["step"].nunique() > 1:

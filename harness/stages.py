@@ -252,7 +252,7 @@ def stage_score(config: RunConfig, data: Data, rdir: Path, runs_root: Path) -> d
     final = max(points)
     path = build_path(config, data, rdir) if config.score.denoising_bins else None
     curve: dict[str, dict[str, float]] = {}
-    curve_clips: dict[str, dict[str, list[float]]] = {}  # per-clip values at every point (curve statistics)
+    curve_clips: dict[str, dict[str, list[float]]] = {}  # per-clip values at every curve point
     clips: dict[str, list[float]] = {}
     for step, model_dir in points.items():
         videos = load_file(_sample_dir(rdir, step, final) / "samples.safetensors")

@@ -64,18 +64,26 @@ class Components:
         dfs = (s - 1, p - 1, (s - 1) * (p - 1))
         return _satterthwaite((1.0, 1.0, -1.0), ms, dfs)
 
-    def mde(self, seeds: int | None = None, prompts: int | None = None, alpha: float = ALPHA,
-            power: float = POWER) -> float:
+    def mde(
+        self,
+        seeds: int | None = None,
+        prompts: int | None = None,
+        alpha: float = ALPHA,
+        power: float = POWER,
+    ) -> float:
         """Smallest true difference a two-sided t test at `alpha` detects with `power`:
         (t_{1-alpha/2} + t_{power}) x se, both at the design's df."""
         s = seeds or self.seeds
         if s < 2:
             return math.nan
         df = max(self.df(seeds, prompts), 1.0)
-        return float((sps.t.ppf(1 - alpha / 2, df) + sps.t.ppf(power, df)) * self.se(seeds, prompts))
+        return float(
+            (sps.t.ppf(1 - alpha / 2, df) + sps.t.ppf(power, df)) * self.se(seeds, prompts)
+        )
 
-    def seeds_for(self, effect: float, prompts: int | None = None, alpha: float = ALPHA,
-                  power: float = POWER) -> int | None:
+    def seeds_for(
+        self, effect: float, prompts: int | None = None, alpha: float = ALPHA, power: float = POWER
+    ) -> int | None:
         """Fewest seeds (>= 2) at which `effect` is detected with `power`; None when more than
         MAX_SEEDS would be needed (e.g. the prompt term alone is too large: more prompts help)."""
         effect = abs(effect)
@@ -94,7 +102,7 @@ def _satterthwaite(coef: tuple[float, ...], ms: tuple[float, ...], dfs: tuple[in
     """df of sum(coef * ms) where each ms has its df (Satterthwaite 1946)."""
     total = sum(c * m for c, m in zip(coef, ms))
     denom = sum((c * m) ** 2 / d for c, m, d in zip(coef, ms, dfs) if c and d > 0)
-    return total ** 2 / denom if denom > 0 else math.inf
+    return total**2 / denom if denom > 0 else math.inf
 
 
 @dataclass(frozen=True)
@@ -117,11 +125,6 @@ class Estimate:
     level: float = LEVEL
 
     @property
-    def significant(self) -> bool:
-        """The interval excludes 0 (for a difference)."""
-        return self.low > 0 or self.high < 0
-
-    @property
     def p(self) -> float:
         """Two-sided p-value of the t test of mean 0 (NaN where there is no interval)."""
         if not math.isfinite(self.mean) or not math.isfinite(self.se):
@@ -136,15 +139,21 @@ class Estimate:
             return replace(self, level=level)
         half = float(sps.t.ppf((1 + level) / 2, self.df)) * self.se
         lo, hi = self.bounds
-        return replace(self, low=max(self.mean - half, lo), high=min(self.mean + half, hi), level=level)
+        return replace(
+            self, low=max(self.mean - half, lo), high=min(self.mean + half, hi), level=level
+        )
 
     def fmt(self, digits: int = 3, signed: bool = False) -> str:
         if not math.isfinite(self.mean):
             return "—"
         sign = "+" if signed else ""
-        if not (math.isfinite(self.low) and math.isfinite(self.high)) or self.seeds * self.clips < 2:
+        if (
+            not (math.isfinite(self.low) and math.isfinite(self.high))
+            or self.seeds * self.clips < 2
+        ):
             return f"{self.mean:{sign}.{digits}g}"
-        return f"{self.mean:{sign}.{digits}g} [{self.low:{sign}.{digits}g}, {self.high:{sign}.{digits}g}]"
+        low, high = f"{self.low:{sign}.{digits}g}", f"{self.high:{sign}.{digits}g}"
+        return f"{self.mean:{sign}.{digits}g} [{low}, {high}]"
 
 
 NAN = Estimate(math.nan, math.nan, math.nan, 0, 0)
@@ -183,7 +192,7 @@ def anova(x: np.ndarray) -> dict[str, np.ndarray]:
     ms_s = p * ((rows - mean[..., None]) ** 2).sum(-1) / (s - 1)
     ms_p = s * ((cols - mean[..., None]) ** 2).sum(-1) / (p - 1)
     resid = x - rows[..., :, None] - cols[..., None, :] + mean[..., None, None]
-    ms_e = (resid ** 2).sum((-2, -1)) / ((s - 1) * (p - 1))
+    ms_e = (resid**2).sum((-2, -1)) / ((s - 1) * (p - 1))
     # var(mean) = MS_S / (S P) + max(MS_P - MS_E, 0) / (S P): the seed term is always in, with its
     # S - 1 df (with 3 seeds MS_S < MS_E happens by chance in 1 of 4 studies; dropping the term
     # then swaps df 2 for ~90 and under-covers), floored at the 2.5% quantile MS_S would have with
@@ -192,34 +201,57 @@ def anova(x: np.ndarray) -> dict[str, np.ndarray]:
     seed_term = np.maximum(ms_s, floor)
     c_p = (ms_p > ms_e).astype(float)
     var = (seed_term + c_p * (ms_p - ms_e)) / (s * p)
-    denom = seed_term ** 2 / (s - 1) + (c_p * ms_p) ** 2 / (p - 1) + (c_p * ms_e) ** 2 / ((s - 1) * (p - 1))
+    denom = (
+        seed_term**2 / (s - 1)
+        + (c_p * ms_p) ** 2 / (p - 1)
+        + (c_p * ms_e) ** 2 / ((s - 1) * (p - 1))
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         df = np.where(denom > 0, (s * p * var) ** 2 / np.where(denom > 0, denom, 1.0), np.inf)
-    return {"mean": mean, "se": np.sqrt(np.maximum(var, 0.0)), "df": df,
-            "seed": np.maximum(ms_s - ms_e, 0) / p, "prompt": np.maximum(ms_p - ms_e, 0) / s, "residual": ms_e}
+    return {
+        "mean": mean,
+        "se": np.sqrt(np.maximum(var, 0.0)),
+        "df": df,
+        "seed": np.maximum(ms_s - ms_e, 0) / p,
+        "prompt": np.maximum(ms_p - ms_e, 0) / s,
+        "residual": ms_e,
+    }
 
 
 def seed_t(x: np.ndarray) -> dict[str, np.ndarray]:
     """Mean, se and df (n - 1) of (..., n) values, vectorised over the leading axes."""
     n = x.shape[-1]
-    return {"mean": x.mean(-1), "se": np.sqrt(x.var(-1, ddof=1) / n), "df": np.full(x.shape[:-1], n - 1.0)}
+    return {
+        "mean": x.mean(-1),
+        "se": np.sqrt(x.var(-1, ddof=1) / n),
+        "df": np.full(x.shape[:-1], n - 1.0),
+    }
 
 
-def t_interval(mean: np.ndarray, se: np.ndarray, df: np.ndarray, level: float = LEVEL,
-               bounds: tuple[float, float] = (-math.inf, math.inf)) -> tuple[np.ndarray, np.ndarray]:
+def t_interval(
+    mean: np.ndarray,
+    se: np.ndarray,
+    df: np.ndarray,
+    level: float = LEVEL,
+    bounds: tuple[float, float] = (-math.inf, math.inf),
+) -> tuple[np.ndarray, np.ndarray]:
     """mean +- t_{(1+level)/2, df} se, clipped to `bounds` (vectorised)."""
     df = np.where(np.isfinite(df), df, 1e9)
     half = np.where(np.asarray(se) > 0, sps.t.ppf((1 + level) / 2, np.maximum(df, 1e-9)) * se, 0.0)
     return np.maximum(mean - half, bounds[0]), np.minimum(mean + half, bounds[1])
 
 
-def crossed(per_seed: list[np.ndarray | list[float] | float], bounds: tuple[float, float] = (-math.inf, math.inf),
-            level: float = LEVEL) -> Estimate:
+def crossed(
+    per_seed: list[np.ndarray | list[float] | float],
+    bounds: tuple[float, float] = (-math.inf, math.inf),
+    level: float = LEVEL,
+) -> Estimate:
     """Grand mean of per-(seed, prompt) values with its crossed random-effects t interval (`anova`).
 
     per_seed: one entry per seed, each the per-prompt values of that seed (prompt i of every seed
     is the same prompt) or one value. One value per seed gives the seed-level t interval (df S-1);
-    one seed gives the prompt-level interval, which cannot include seed variation (said in method)."""
+    one seed gives the prompt-level interval, which cannot include seed variation (said in
+    `method`)."""
     x, note = _matrix(per_seed)
     s, p = x.shape
     if s == 0:
@@ -229,25 +261,37 @@ def crossed(per_seed: list[np.ndarray | list[float] | float], bounds: tuple[floa
         return Estimate(mean, math.nan, math.nan, s, p, bounds=bounds, method="one value")
     if p == 1 or s == 1:
         fit = seed_t(x[:, 0] if p == 1 else x[0])
-        method = "seed-level t" if p == 1 else "one seed: prompt-level t, seed variation not included"
+        method = (
+            "seed-level t" if p == 1 else "one seed: prompt-level t, seed variation not included"
+        )
         comps = Components(float(fit["se"]) ** 2 * s, 0.0, 0.0, s, 1) if p == 1 else None
     else:
         fit = anova(x)
         comps = Components(float(fit["seed"]), float(fit["prompt"]), float(fit["residual"]), s, p)
         method = "crossed seed x prompt t"
     se, df = float(fit["se"]), float(fit["df"])
-    low, high = (float(v) for v in t_interval(np.float64(mean), np.float64(se), np.float64(df), level, bounds))
-    return Estimate(mean, low, high, s, p, se, df, bounds, "; ".join(filter(None, (method, note))), comps, level)
+    low, high = (
+        float(v)
+        for v in t_interval(np.float64(mean), np.float64(se), np.float64(df), level, bounds)
+    )
+    return Estimate(
+        mean, low, high, s, p, se, df, bounds, "; ".join(filter(None, (method, note))), comps, level
+    )
 
 
-def seed_level(values: list[float], bounds: tuple[float, float] = (-math.inf, math.inf),
-               level: float = LEVEL) -> Estimate:
+def seed_level(
+    values: list[float], bounds: tuple[float, float] = (-math.inf, math.inf), level: float = LEVEL
+) -> Estimate:
     """Mean of one value per seed with its t interval (df S - 1)."""
     return crossed([[v] for v in values if math.isfinite(v)], bounds, level)
 
 
-def paired_difference(a: dict[int, np.ndarray], b: dict[int, np.ndarray],
-                      bounds: tuple[float, float] = (-math.inf, math.inf), level: float = LEVEL) -> Estimate:
+def paired_difference(
+    a: dict[int, np.ndarray],
+    b: dict[int, np.ndarray],
+    bounds: tuple[float, float] = (-math.inf, math.inf),
+    level: float = LEVEL,
+) -> Estimate:
     """a - b on the seeds both have ({seed: per-prompt values}), prompt by prompt (same prompts),
     with the crossed interval of the per-(seed, prompt) differences."""
     return crossed(paired_values(a, b), bounds, level)
@@ -262,9 +306,14 @@ def paired_values(a: dict[int, np.ndarray], b: dict[int, np.ndarray]) -> list[np
     return out
 
 
-def difference_of_differences(a1: dict[int, np.ndarray], b1: dict[int, np.ndarray], a2: dict[int, np.ndarray],
-                              b2: dict[int, np.ndarray], bounds: tuple[float, float] = (-math.inf, math.inf),
-                              level: float = LEVEL) -> Estimate:
+def difference_of_differences(
+    a1: dict[int, np.ndarray],
+    b1: dict[int, np.ndarray],
+    a2: dict[int, np.ndarray],
+    b2: dict[int, np.ndarray],
+    bounds: tuple[float, float] = (-math.inf, math.inf),
+    level: float = LEVEL,
+) -> Estimate:
     """(a2 - b2) - (a1 - b1): how a paired gap changes between two settings (an interaction),
     on the seeds all four have, prompt by prompt where the prompt counts agree."""
     d1 = dict(zip(sorted(set(a1) & set(b1)), paired_values(a1, b1)))
@@ -285,14 +334,18 @@ def holm(pvalues: list[float]) -> list[float]:
 
 
 def describe_power(d: Estimate, alpha: float = ALPHA) -> str:
-    """"MDE ±x at S x P (alpha); the observed difference needs N seeds for 80% power"."""
+    """ "MDE ±x at S x P (alpha); the observed difference needs N seeds for 80% power"."""
     c = d.components
     if c is None or not math.isfinite(d.mean) or c.seeds < 2:
         return "power not estimable (fewer than 2 seeds)"
     design = f"{c.seeds} seeds" + (f" x {c.prompts} prompts" if c.prompts > 1 else "")
-    text = f"minimum detectable difference ±{c.mde(alpha=alpha):.3g} ({int(POWER * 100)}% power, alpha {alpha:.3g}, {design})"
+    text = (f"minimum detectable difference ±{c.mde(alpha=alpha):.3g} ({int(POWER * 100)}% power, "
+            f"alpha {alpha:.3g}, {design})")
     n = c.seeds_for(d.mean, alpha=alpha)
     if n is None:
         more = "; more prompts would" if c.prompts > 1 and c.prompt > 0 else ""
-        return text + f"; no number of seeds up to {MAX_SEEDS} detects the observed {d.mean:+.3g}{more}"
+        return (
+            text
+            + f"; no number of seeds up to {MAX_SEEDS} detects the observed {d.mean:+.3g}{more}"
+        )
     return text + f"; the observed {d.mean:+.3g} needs {n} seeds for {int(POWER * 100)}% power"

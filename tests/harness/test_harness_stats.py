@@ -40,15 +40,23 @@ STEPS = np.array([250, 500, 750, 1000])  # training steps of those points
 PROMPT_VAR, INTER_SD, COLLAPSE, DROP = 0.08, 0.05, 0.05, 0.3
 
 
-def _study(rng: np.random.Generator, mus: list[float], seeds: int, prompts: int, seed_sd: float = 0.1,
-           reps: int = N) -> np.ndarray:
+def _study(
+    rng: np.random.Generator,
+    mus: list[float],
+    seeds: int,
+    prompts: int,
+    seed_sd: float = 0.1,
+    reps: int = N,
+) -> np.ndarray:
     """(reps, arms, points, seeds, prompts) 0/1 clip outcomes of a study: success probability
     clip(mu_arm x point + prompt + arm x prompt + seed [+ late collapse], 0, 1)."""
     arms = len(mus)
     prompt = rng.normal(0, math.sqrt(PROMPT_VAR), (reps, 1, 1, 1, prompts))
     inter = rng.normal(0, INTER_SD, (reps, arms, 1, 1, prompts))
     seed = rng.normal(0, seed_sd, (reps, arms, 1, seeds, 1))
-    late = (rng.random((reps, arms, 1, seeds, 1)) < COLLAPSE) * (POINTS == 1.0)[:, None, None] * -DROP
+    late = (
+        (rng.random((reps, arms, 1, seeds, 1)) < COLLAPSE) * (POINTS == 1.0)[:, None, None] * -DROP
+    )
     level = np.asarray(mus)[:, None, None, None] * POINTS[:, None, None]
     prob = np.clip(level + prompt + inter + seed + late, 0, 1)
     return (rng.random(prob.shape) < prob).astype(np.float32)
@@ -57,7 +65,11 @@ def _study(rng: np.random.Generator, mus: list[float], seeds: int, prompts: int,
 @functools.cache
 def _noise(seed_sd: float, n: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(12345)
-    z = rng.normal(0, math.sqrt(PROMPT_VAR), n) + rng.normal(0, INTER_SD, n) + rng.normal(0, seed_sd, n)
+    z = (
+        rng.normal(0, math.sqrt(PROMPT_VAR), n)
+        + rng.normal(0, INTER_SD, n)
+        + rng.normal(0, seed_sd, n)
+    )
     return z, DROP * (rng.random(n) < COLLAPSE)
 
 
@@ -75,7 +87,9 @@ def _covers(fit: dict[str, np.ndarray], truth: float, bounds=(-math.inf, math.in
 
 def _p(fit: dict[str, np.ndarray]) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(fit["se"] > 0, np.abs(fit["mean"]) / fit["se"], np.where(fit["mean"] == 0, 0, np.inf))
+        t = np.where(
+            fit["se"] > 0, np.abs(fit["mean"]) / fit["se"], np.where(fit["mean"] == 0, 0, np.inf)
+        )
     from scipy import stats as sps
 
     return 2 * sps.t.sf(t, np.where(np.isfinite(fit["df"]), fit["df"], 1e9))
@@ -91,7 +105,9 @@ def test_crossed_is_the_vectorised_fit_and_handles_missing_prompts() -> None:
     low, high = stats.t_interval(fit["mean"], fit["se"], fit["df"], bounds=(0, 1))
     for r in range(3):
         e = stats.crossed(list(x[r]), (0, 1))
-        assert (e.mean, e.low, e.high, e.df) == pytest.approx((fit["mean"][r], low[r], high[r], fit["df"][r]))
+        assert (e.mean, e.low, e.high, e.df) == pytest.approx(
+            (fit["mean"][r], low[r], high[r], fit["df"][r])
+        )
         assert e.method == "crossed seed x prompt t" and (e.seeds, e.clips) == (5, 32)
     gap = x[0].copy()
     gap[2, 7] = np.nan
@@ -103,26 +119,35 @@ def test_crossed_is_the_vectorised_fit_and_handles_missing_prompts() -> None:
     e = stats.crossed([x[0, 0]])
     assert e.seeds == 1 and "seed variation not included" in e.method and e.components is None
     assert stats.crossed([]).fmt() == "—" and stats.crossed([[0.5]]).fmt() == "0.5"
-    d = stats.paired_difference({0: [1.0, 0.0, 1.0], 1: [1.0, 1.0, 1.0], 7: [0.0]},
-                                {0: [0.0, 0.0, 1.0], 1: [1.0, 0.0, 1.0]})
+    d = stats.paired_difference(
+        {0: [1.0, 0.0, 1.0], 1: [1.0, 1.0, 1.0], 7: [0.0]}, {0: [0.0, 0.0, 1.0], 1: [1.0, 0.0, 1.0]}
+    )
     assert (d.seeds, d.clips) == (2, 3) and d.mean == pytest.approx(1 / 3)
 
 
-@pytest.mark.parametrize("seeds, prompts, seed_sd", [(3, 8, 0.1), (3, 32, 0.13), (5, 32, 0.1), (10, 128, 0.13)])
-def test_arm_and_difference_intervals_cover_at_the_end_and_over_the_curve(seeds: int, prompts: int,
-                                                                          seed_sd: float) -> None:
+@pytest.mark.parametrize(
+    "seeds, prompts, seed_sd", [(3, 8, 0.1), (3, 32, 0.13), (5, 32, 0.1), (10, 128, 0.13)]
+)
+def test_arm_and_difference_intervals_cover_at_the_end_and_over_the_curve(
+    seeds: int, prompts: int, seed_sd: float
+) -> None:
     """Arm means and paired differences (masked-like arm 0.6 vs 0.7), at the end of training and
     averaged over the learning curve: coverage >= 93% (nominal 95%), and a null difference
     (two arms at 0.6) significant in at most 5% + 3 SE of replications."""
     rng = np.random.default_rng(seeds * 1000 + prompts)
     y = _study(rng, [0.6, 0.7, 0.6], seeds, prompts, seed_sd)
-    final, curve = y[:, :, -1], y.mean(2)  # curve: per (seed, prompt), the mean over the curve's points
+    final, curve = (
+        y[:, :, -1],
+        y.mean(2),
+    )  # curve: per (seed, prompt), the mean over the curve's points
     truth_final = [_truth(mu, seed_sd) for mu in (0.6, 0.7)]
     truth_curve = [float(np.mean([_truth(mu, seed_sd, p) for p in POINTS])) for mu in (0.6, 0.7)]
     rates = {}
     for name, data, truth in (("final", final, truth_final), ("curve", curve, truth_curve)):
         rates[f"{name} arm"] = _covers(stats.anova(data[:, 0]), truth[0], (0, 1))
-        rates[f"{name} diff"] = _covers(stats.anova(data[:, 1] - data[:, 0]), truth[1] - truth[0], (-1, 1))
+        rates[f"{name} diff"] = _covers(
+            stats.anova(data[:, 1] - data[:, 0]), truth[1] - truth[0], (-1, 1)
+        )
         rates[f"{name} null fp"] = float(np.mean(_p(stats.anova(data[:, 2] - data[:, 0])) <= 0.05))
     print(seeds, prompts, seed_sd, rates)
     assert min(v for k, v in rates.items() if "fp" not in k) >= COVERAGE_MIN, rates
@@ -146,9 +171,18 @@ def test_family_wise_false_positives_of_the_verdict_under_the_null() -> None:
     any_false = (adjusted <= 0.05).any(1)
     joint = np.ones(N, bool)
     for f in fits[1:]:
-        low, high = stats.t_interval(f["mean"], f["se"], f["df"], level=1 - 0.05 / 5, bounds=(-1, 1))
+        low, high = stats.t_interval(
+            f["mean"], f["se"], f["df"], level=1 - 0.05 / 5, bounds=(-1, 1)
+        )
         joint &= (low <= 0) & (0 <= high)
-    print("primary fp", primary.mean(), "secondary family-wise fp", any_false.mean(), "joint cover", joint.mean())
+    print(
+        "primary fp",
+        primary.mean(),
+        "secondary family-wise fp",
+        any_false.mean(),
+        "joint cover",
+        joint.mean(),
+    )
     assert primary.mean() <= FP_MAX and any_false.mean() <= FP_MAX
     assert joint.mean() >= COVERAGE_MIN
 
@@ -160,8 +194,18 @@ def test_steps_to_and_the_change_of_a_gap_are_calibrated() -> None:
     rng = np.random.default_rng(3)
     y = _study(rng, [0.55, 0.55, 0.6, 0.6], 3, 32, 0.13)
     per_run = y.mean(-1)  # (reps, arms, points, seeds): a run's curve, mean over prompts
-    steps = np.array([[[compare.steps_to(list(zip(STEPS, per_run[r, a, :, s])), 0.45, True)[0]
-                        for s in range(3)] for a in range(2)] for r in range(N)])
+    steps = np.array(
+        [
+            [
+                [
+                    compare.steps_to(list(zip(STEPS, per_run[r, a, :, s])), 0.45, True)[0]
+                    for s in range(3)
+                ]
+                for a in range(2)
+            ]
+            for r in range(N)
+        ]
+    )
     fp_steps = float(np.mean(_p(stats.seed_t(steps[:, 1] - steps[:, 0])) <= 0.05))
     final = y[:, :, -1]
     did = (final[:, 3] - final[:, 2]) - (final[:, 1] - final[:, 0])  # frames 16 gap - frames 4 gap
@@ -178,59 +222,87 @@ def test_minimum_detectable_effect_has_the_power_it_claims() -> None:
     rng = np.random.default_rng(11)
     pilot = _study(rng, [0.6, 0.6], 5, 32, 0.1, reps=200)[:, :, -1]
     fit = stats.anova(pilot[:, 1] - pilot[:, 0])
-    comps = stats.Components(*(float(np.median(fit[k])) for k in ("seed", "prompt", "residual")), 5, 32)
+    comps = stats.Components(
+        *(float(np.median(fit[k])) for k in ("seed", "prompt", "residual")), 5, 32
+    )
     mde = comps.mde()
     shift = _truth(0.6 + mde) - _truth(0.6)
     mu = 0.6 + mde * mde / shift  # an arm whose true (clipped) difference is the MDE
     y = _study(rng, [0.6, mu, 0.685], 5, 32, 0.1)[:, :, -1]
     power = float(np.mean(_p(stats.anova(y[:, 1] - y[:, 0])) <= 0.05))
     observed = float(np.mean(_p(stats.anova(y[:, 2] - y[:, 0])) <= 0.05))
-    print(f"MDE {mde:.3f}: power {power:.3f}; power at +0.085: {observed:.3f}; seeds for +0.085:",
-          comps.seeds_for(0.085))
+    print(
+        f"MDE {mde:.3f}: power {power:.3f}; power at +0.085: {observed:.3f}; seeds for +0.085:",
+        comps.seeds_for(0.085),
+    )
     assert abs(power - 0.8) <= 0.07
     assert comps.seeds_for(mde) in (4, 5, 6) and comps.seeds_for(mde / 3) > 20
-    assert stats.Components(0.0, 0.5, 0.0, 5, 8).seeds_for(0.01) is None  # the prompt term alone is too large
+    assert (
+        stats.Components(0.0, 0.5, 0.0, 5, 8).seeds_for(0.01) is None
+    )  # the prompt term alone is too large
 
 
 def test_holm_matches_the_step_down_definition() -> None:
-    assert stats.holm([0.01, 0.04, 0.03, math.nan]) == pytest.approx([0.03, 0.06, 0.06, math.nan], nan_ok=True)
+    assert stats.holm([0.01, 0.04, 0.03, math.nan]) == pytest.approx(
+        [0.03, 0.06, 0.06, math.nan], nan_ok=True
+    )
     assert stats.holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
 
 
-def _runs(gaps: dict[int, float], seeds: range = range(5), with_metric: bool = True) -> pd.DataFrame:
-    """Result rows without clip files (one value per run): masked and metric at each frames value."""
+def _runs(
+    gaps: dict[int, float], seeds: range = range(5), with_metric: bool = True
+) -> pd.DataFrame:
+    """Result rows without clip files (one value per run): masked and metric per frames value."""
     rows = []
     for frames, gap in gaps.items():
         for kind in ("masked", "metric"):
             for seed in seeds:
-                jitter = 0.02 * ((seed * 7 + frames) % 5) + 0.01 * ((seed * 3 + frames // 4 + 2 * (kind == "metric")) % 4)
+                jitter = 0.02 * ((seed * 7 + frames) % 5) + 0.01 * (
+                    (seed * 3 + frames // 4 + 2 * (kind == "metric")) % 4
+                )
                 value = 0.4 + (gap if kind == "metric" else 0.0) + jitter
-                rows.append({"arm": f"path.kind={kind}, frames={frames}, speed={1 / frames:g}", "seed": seed,
-                             "state": "done", "reference": None, "run_dir": "/nonexistent",
-                             "param.frames": float(frames), **({"metric.alignment": value} if with_metric else {})})
+                rows.append(
+                    {
+                        "arm": f"path.kind={kind}, frames={frames}, speed={1 / frames:g}",
+                        "seed": seed,
+                        "state": "done",
+                        "reference": None,
+                        "run_dir": "/nonexistent",
+                        "param.frames": float(frames),
+                        **({"metric.alignment": value} if with_metric else {}),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def test_compare_within_tests_the_change_of_the_gap_as_its_primary() -> None:
     """The interaction claim is a test on the difference of differences (paired by seed), not a
     comparison of two intervals; per-length gaps are Holm-corrected secondaries."""
-    out = compare.compare_within(_runs({4: 0.0, 8: 0.1, 16: 0.3}), "alignment", "path.kind=masked", "frames",
-                                 ("speed",))
+    out = compare.compare_within(
+        _runs({4: 0.0, 8: 0.1, 16: 0.3}), "alignment", "path.kind=masked", "frames", ("speed",)
+    )
     first = out.verdicts[0]
-    assert first.startswith("Primary endpoint (report.primary not set: report.headline at the end of training): "
-                            "the change of the gap against the baseline along frames")
+    assert first.startswith(
+        "Primary endpoint (report.primary not set: report.headline at the end of training): "
+        "the change of the gap against the baseline along frames"
+    )
     assert "path.kind=metric from 4 -> 16: +0.3 [+0.2" in first and "significant" in first
     assert not any("overlap" in v for v in out.verdicts)
     prim = [c for c in out.claims if c.primary]
     assert len(prim) == 1 and prim[0].interaction and prim[0].difference.seeds == 5
     secondary = [c for c in out.claims if not c.primary]
-    assert secondary and all(math.isfinite(c.p_adj) for c in secondary if math.isfinite(c.difference.p))
+    assert secondary and all(
+        math.isfinite(c.p_adj) for c in secondary if math.isfinite(c.difference.p)
+    )
     assert any(v.startswith("frames=4. At the end of training (secondary)") for v in out.verdicts)
 
 
 def test_no_run_with_the_metric_and_an_unmatched_baseline_are_sentences_not_errors() -> None:
     out = compare.compare(_runs({4: 0.1}, with_metric=False), "alignment", "path.kind=masked")
-    assert out.verdicts == ["No finished run reports the headline metric 'alignment'."] and out.claims == []
+    assert (
+        out.verdicts == ["No finished run reports the headline metric 'alignment'."]
+        and out.claims == []
+    )
     out = compare.compare(_runs({4: 0.1}), "alignment", "path.kind=absorbing")
     assert "matches no arm with results" in out.verdicts[0] and out.claims == []
     out = compare.compare(_runs({4: 0.1}), "alignment", None)
@@ -238,15 +310,21 @@ def test_no_run_with_the_metric_and_an_unmatched_baseline_are_sentences_not_erro
 
 
 @pytest.mark.parametrize("gap, agree, sign", [(0.09, 1, "yes"), (-0.1, 0, "no")])
-def test_agreement_of_a_replicate_reports_sign_overlap_and_pooled_estimate(gap: float, agree: int,
-                                                                           sign: str) -> None:
+def test_agreement_of_a_replicate_reports_sign_overlap_and_pooled_estimate(
+    gap: float, agree: int, sign: str
+) -> None:
     original = _runs({4: 0.1})
     replicate = _runs({4: gap}, seeds=range(11, 16))
-    comps = [compare.compare(d, "alignment", "path.kind=masked") for d in
-             (original, replicate, pd.concat([original, replicate], ignore_index=True))]
+    comps = [
+        compare.compare(d, "alignment", "path.kind=masked")
+        for d in (original, replicate, pd.concat([original, replicate], ignore_index=True))
+    ]
     text, table = compare.agreement(*comps, "11, 12, 13, 14, 15")
-    assert text.startswith(f"Replicate on fresh seeds 11, 12, 13, 14, 15: {agree} of 1 claims agree")
+    assert text.startswith(
+        f"Replicate on fresh seeds 11, 12, 13, 14, 15: {agree} of 1 claims agree"
+    )
     assert list(table["same sign"]) == [sign] and "Primary: original +0.1" in text
     pooled = comps[2].claims[0].difference
-    assert pooled.seeds == 10 and pooled.mean == pytest.approx((comps[0].claims[0].difference.mean
-                                                                + comps[1].claims[0].difference.mean) / 2)
+    assert pooled.seeds == 10 and pooled.mean == pytest.approx(
+        (comps[0].claims[0].difference.mean + comps[1].claims[0].difference.mean) / 2
+    )
