@@ -1,4 +1,5 @@
-"""`python -m harness {run,search,validate,report,check,status,ls,reindex,reset,tokenize,plugins,env}`.
+"""`python -m harness {run,search,validate,report,check,status,plan,replicate,ls,reindex,reset,
+tokenize,plugins,env}`.
 
 run, report, status and check all take --profile and --runs-root, so a report or a check reads
 exactly the runs that `run` made. Exit codes: 0 ok, 1 a run failed / a check regressed,
@@ -95,6 +96,25 @@ def parser() -> argparse.ArgumentParser:
                      help="write the current results as the new baseline instead of comparing")
     st = sub.add_parser("status", help="runs of a spec: states, stages, key metrics")
     _common(st)
+    pln = sub.add_parser("plan", help="seeds (and prompts) each test of the verdict needs to "
+                                      "detect an effect, from the variance of a pilot run")
+    _common(pln)
+    pln.add_argument("--effect", type=float, required=True,
+                     help="the true difference to detect (metric units)")
+    pln.add_argument("--prompts", type=int, help="also plan for this many prompts per seed")
+    rpl = sub.add_parser("replicate", help="rerun a spec on fresh seeds into runs of its "
+                                           "own (<spec>.replicate); does each claim replicate?")
+    _common(rpl)
+    rpl.add_argument("--seeds", required=True,
+                     help="fresh seeds, e.g. 11-15 or 11,12,20 (none the original uses)")
+    rpl.add_argument("--executor",
+                     help="override executor.kind (inprocess, local, slurm or a registered one)")
+    rpl.add_argument("--max-parallel", type=int, help="override executor.max_parallel")
+    rpl.add_argument("--no-progress", action="store_true",
+                     help="no progress bar or [progress] lines")
+    rpl.add_argument("--reports-dir", type=Path, default=Path("reports"),
+                     help="the original's report, with the agreement, goes to "
+                          "<dir>/<spec>/<profile>/ (default: reports/)")
     sub.add_parser("env", add_help=False, help="create an evaluator's separate environment "
                    "(python -m harness env NAME; see python -m harness env --help)")
     ls = sub.add_parser("ls", help="the spec files under --specs and the runs each has in the run store")
@@ -232,6 +252,58 @@ def _check(args: argparse.Namespace) -> int:
 
     spec = load_spec(args)
     return check(spec, args.runs_root, args.profile, args.baseline, args.tolerance, args.update_baseline)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from harness.plan import plan_table
+
+    if not (args.effect > 0 and args.effect < float("inf")):
+        raise ValueError(f"--effect: expected a difference > 0 to detect, got {args.effect!r}")
+    if args.prompts is not None and args.prompts < 2:
+        raise ValueError(f"--prompts: expected at least 2 prompts, got {args.prompts}")
+    spec = load_spec(args.spec)
+    table, note = plan_table(spec, args.runs_root, args.profile, args.effect, args.prompts)
+    print(note)
+    with pd.option_context("display.width", 250, "display.max_columns", 20,
+                           "display.max_colwidth", 80):
+        print(table.to_string(index=False))
+    return 0
+
+
+def _replicate(args: argparse.Namespace) -> int:
+    from harness.report import replicate_blocks
+    from harness.replicate import parse_seeds, replicate_spec
+    from harness.runner import run_spec
+    from harness.store import load_results
+
+    spec = load_spec(args.spec)
+    rep = replicate_spec(spec, args.profile, parse_seeds(args.seeds))
+    outcome = run_spec(rep, args.profile, args.runs_root, executor_kind=args.executor,
+                       max_parallel=args.max_parallel, progress=not args.no_progress)
+    failed = [r for r in outcome.results if not r.done]
+    done = len(outcome.results) - len(failed)
+    print(f"{rep.name}/{args.profile}: {done} done, {len(failed)} not done")
+    if load_results(args.runs_root, spec.name, args.profile).empty:
+        print(f"no runs of the original {spec.name!r} (profile {args.profile}) under "
+              f"{args.runs_root}: run `python -m harness run {args.spec} --profile {args.profile} "
+              f"--runs-root {args.runs_root}` to compare with it")
+    else:
+        report = _report(spec, args)
+        for block in replicate_blocks(spec, args.runs_root, args.profile,
+                                      load_results(args.runs_root, spec.name, args.profile),
+                                      _verdict_of(spec, args)):
+            print(block.text if block.table is None else block.table.to_string(index=False))
+        print(f"report: {report}")
+    return 1 if failed else 0
+
+
+def _verdict_of(spec: Spec, args: argparse.Namespace):
+    from harness.report import verdict, with_derived
+    from harness.store import load_results
+
+    return verdict(spec, with_derived(load_results(args.runs_root, spec.name, args.profile))[0])
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -375,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     handlers = {"run": _run, "search": _search, "validate": _validate, "report": lambda a: print(_report(load_spec(a), a)) or 0,
                 "check": _check, "status": _status, "ls": _ls, "plugins": _plugins, "reindex": _reindex,
-                "reset": _reset, "tokenize": _tokenize}
+                "reset": _reset, "tokenize": _tokenize, "plan": _plan, "replicate": _replicate}
     args, previous = None, None
     try:
         if argv[:1] == ["env"]:  # evaluator environments have their own parser (harness.env)

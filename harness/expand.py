@@ -205,10 +205,13 @@ def check_axes(spec: Spec) -> None:
             for key, value in point.items():
                 set_dotted(cfg, key, value)
             configs.append(_validate_run(_resolve(cfg), spec.source, f"search.enqueue[{j}]"))
+    arms = {"": arm_points(spec)}
     for profile in spec.profiles:
-        _, profile_base = apply_profile(spec, profile)
+        resolved, profile_base = apply_profile(spec, profile)
         configs.append(_validate_run(_resolve(profile_base), spec.source, f"profiles.{profile}"))
+        arms[f" (profile {profile})"] = arm_points(resolved)
     check_names(spec, configs)
+    check_report_arms(spec, configs, arms)
 
 
 def metric_names(configs: list[RunConfig]) -> list[str]:
@@ -300,6 +303,29 @@ def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def arm_label(params: dict[str, Any]) -> str:
+    """An unnamed arm's label: its axis values as `key=value` parts (numbers as %g: 1.0 prints 1)."""
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items()) or "base"
+
+
+def arm_points(spec: Spec) -> list[tuple[str, dict[str, Any]]]:
+    """(label, axis values) of every arm of `spec` (grid x zip), in the order `expand` makes
+    them; a named zip point's `labels:` entry stands in its label for its `key=value` parts."""
+    grid_axes = [[(k, v) for v in values] for k, values in spec.grid.items()]
+    # each zip point: (its name from the group's `labels:` or None, its (key, value) pairs)
+    zip_axes = [[(g[LABELS][j] if LABELS in g else None, tuple((k, g[k][j]) for k in zip_keys(g)))
+                 for j in range(len(g[zip_keys(g)[0]]))] for g in spec.zip]
+    points = []
+    for grid_point in itertools.product(*grid_axes):
+        for zip_point in itertools.product(*zip_axes):
+            params, parts = dict(grid_point), [arm_label(dict(grid_point))] if grid_point else []
+            for name, pairs in zip_point:
+                params.update(pairs)
+                parts.append(name if name is not None else arm_label(dict(pairs)))
+            points.append((", ".join(parts) or "base", params))
+    return points
+
+
 def make_run(spec: Spec, profile: str, base: dict, params: dict[str, Any], seed: int, arm: str | None = None) -> RunSpec:
     """Build one validated run from a base dict, axis values and a seed."""
     cfg = copy.deepcopy(base)
@@ -308,17 +334,8 @@ def make_run(spec: Spec, profile: str, base: dict, params: dict[str, Any], seed:
     set_dotted(cfg, "train.seed", seed)
     set_dotted(cfg, "sample.seed", seed)
     run = _validate_run(_resolve(cfg), spec.source, f"run {params}")
-    arm = arm if arm is not None else (", ".join(f"{k}={_fmt(v)}" for k, v in params.items()) or "base")
+    arm = arm if arm is not None else arm_label(params)
     return RunSpec(spec=spec.name, profile=profile, arm=arm, seed=seed, params=dict(params), config=run)
-
-
-def arm_label(grid_point: dict[str, Any], zip_point: list[tuple[str | None, tuple]]) -> str:
-    """An arm's label: "key=value" parts, a named zip point's `labels:` entry in place of its
-    parts."""
-    parts = [f"{k}={_fmt(v)}" for k, v in grid_point.items()]
-    for name, pairs in zip_point:
-        parts += [name] if name is not None else [f"{k}={_fmt(v)}" for k, v in pairs]
-    return ", ".join(parts) or "base"
 
 
 def expand(spec: Spec, profile: str = "default") -> list[RunSpec]:
@@ -327,18 +344,8 @@ def expand(spec: Spec, profile: str = "default") -> list[RunSpec]:
     Refuses more than `max_runs` runs (counted first), and arms that resolve to the same run."""
     spec, base = apply_profile(spec, profile)
     check_run_count(spec, f"profiles.{profile}" if profile in spec.profiles else "")
-    grid_axes = [[(k, v) for v in values] for k, values in spec.grid.items()]
-    # each zip point: (its name from the group's `labels:` or None, its (key, value) pairs)
-    zip_axes = [[(g[LABELS][j] if LABELS in g else None, tuple((k, g[k][j]) for k in zip_keys(g)))
-                 for j in range(len(g[zip_keys(g)[0]]))] for g in spec.zip]
-    runs = []
-    for grid_point in itertools.product(*grid_axes):
-        for zip_point in itertools.product(*zip_axes):
-            params = dict(grid_point)
-            for _, pairs in zip_point:
-                params.update(pairs)
-            arm = arm_label(dict(grid_point), list(zip_point))
-            runs += [make_run(spec, profile, base, params, seed, arm) for seed in spec.seeds]
+    runs = [make_run(spec, profile, base, params, seed, arm)
+            for arm, params in arm_points(spec) for seed in spec.seeds]
     check_distinct(spec, runs)
     return runs
 
@@ -373,3 +380,79 @@ def check_distinct(spec: Spec, runs: list[RunSpec]) -> None:
         raise SpecError(f"{spec.source}: {axes}: expected every arm to be a different run, got arms "
                         f"{_short(first.arm, 160)} and {_short(run.arm, 160)} that are the same run (seed {run.seed}), "
                         f"so they would merge into one: {why}.")
+
+
+def check_report_arms(spec: Spec, configs: list[RunConfig],
+                      arms: dict[str, list[dict[str, Any]]]) -> None:
+    """report.baseline and report.primary.arm name an arm (a label or `key=value` parts of one)
+    under the spec and every profile; report.primary names a metric and a learning curve to read.
+
+    `arms`: {" (profile P)" or "": the arms' axis values}. An arm of a search trial is not known
+    before the search, so a spec with `search:` and no grid or zip is checked for metrics only."""
+    report, primary = spec.report, spec.report.primary
+    if primary is not None:
+        if primary.metric is not None:
+            _check_metric(primary.metric, metric_names(configs), "report.primary.metric", spec)
+        elif not report.headline:
+            raise SpecError(f"{spec.source}: report.primary.metric: expected a metric (or "
+                            f"report.headline, its default), got neither.")
+        short = [c for c in configs if len(c.train.snapshots) < 2]
+        if primary.statistic != "final" and short:
+            raise SpecError(f"{spec.source}: report.primary.statistic: {primary.statistic} reads "
+                            f"each run's learning curve, so it expects base.train.snapshots with 2 "
+                            f"or more points in the spec and every profile, got "
+                            f"{short[0].train.snapshots}.")
+    if spec.search is not None and not spec.grid and not spec.zip:
+        return
+    named = (("report.baseline", report.baseline), ("report.primary.arm", primary and primary.arm))
+    for where, pattern in named:
+        for profile, points in arms.items() if pattern is not None else ():
+            labels = [label for label, _ in points]
+            # a named arm also answers to its `key=value` parts
+            parts = [set(label.split(", ")) | set(arm_label(p).split(", ")) for label, p in points]
+            if not any(set(pattern.split(", ")) <= have for have in parts):
+                shown = "; ".join(labels[:8]) + ("; ..." if len(labels) > 8 else "")
+                raise SpecError(f"{spec.source}: {where}: expected an arm{profile}: its label or "
+                                f"`key=value` parts of one, got {_short(pattern)}."
+                                f"{_arm_hint(pattern, [p for _, p in points])} The arms ({len(labels)}): {shown}.")
+
+
+def _arm_hint(pattern: str, points: list[dict[str, Any]]) -> str:
+    """Why `pattern` matches no arm: a number written otherwise (1.0 for 1), a close key or value,
+    a key no axis varies, or parts no single arm has together."""
+    parts = {f"{k}={_fmt(v)}": (k, v) for p in points for k, v in p.items()}
+    axes = list(dict.fromkeys(k for p in points for k in p))
+    hints = []
+    for part in (p for p in pattern.split(", ") if p not in parts):
+        key, eq, value = part.partition("=")
+        key = key.strip()
+        same = [(text, v) for text, (k, v) in parts.items() if k == key]
+        number = next((text for text, v in same if _as_number(value) is not None
+                       and _as_number(value) == _as_number(v)), None)
+        if number is not None:
+            hints.append(f"{part!r} is written {number!r} in arm labels (numbers print as %g: "
+                         f"1.0 is 1)")
+        elif not eq:
+            hints.append(f"{part!r} is not a `key=value` part (parts are separated by ', ')")
+        elif not same:
+            close = difflib.get_close_matches(key, axes, n=1, cutoff=0.6)
+            hints.append(f"{key!r} is not a key the arms vary ({_listing(axes) or 'none'})"
+                         + (f"; did you mean {close[0]!r}?" if close else ""))
+        else:
+            close = difflib.get_close_matches(part, [t for t, _ in same], n=1, cutoff=0.8)
+            values = _listing([t.partition("=")[2] for t, _ in same])
+            hints.append(f"no arm has {part!r}; {key} takes {values}"
+                         + (f"; did you mean {close[0]!r}?" if close else ""))
+    if not hints:
+        hints.append("each part is some arm's, but no single arm has them all")
+    text = "; ".join(hints)
+    return f" {text[0].upper()}{text[1:]}{'' if text.endswith('?') else '.'}"
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

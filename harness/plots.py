@@ -106,7 +106,7 @@ def metric_vs_param(summary: pd.DataFrame, x: str, metrics: list[str]) -> Figure
     # above the panels: a tall figure's bottom legend sits a screen or more below its first panels
     fig.legend(handles.values(), handles.keys(), loc="outside upper center", ncols=min(3, len(handles)),
                fontsize=7)
-    fig.suptitle(f"metrics vs {x} (mean, 95% bootstrap interval over seeds)", fontsize=10)
+    fig.suptitle(f"metrics vs {x} (mean, 95% t interval over seeds)", fontsize=10)
     return fig
 
 
@@ -186,7 +186,7 @@ def linearity(curves: dict[str, tuple[list[float], list[float]]],
 
 def learning_curves(summary: pd.DataFrame, metric: str, tokens_per_step: int | None = None,
                     colours: dict[str, Colour] | None = None) -> Figure | None:
-    """`metric` against training step per arm: mean over seeds with its 95% bootstrap band
+    """`metric` against training step per arm: mean over seeds with its 95% seed-level t band
     (frame of harness.compare.curve_summary); a second axis counts visual tokens seen."""
     if summary.empty or summary["step"].nunique() < 2:
         return None
@@ -201,7 +201,7 @@ def learning_curves(summary: pd.DataFrame, metric: str, tokens_per_step: int | N
         top = ax.secondary_xaxis("top", functions=(lambda s: s * tokens_per_step / 1e6,
                                                    lambda t: t * 1e6 / tokens_per_step))
         top.set_xlabel("visual tokens seen (millions)", fontsize=8)
-    ax.set_title(f"{metric} over training (mean, 95% bootstrap band over seeds)", fontsize=10,
+    ax.set_title(f"{metric} over training (mean, 95% t band over seeds)", fontsize=10,
                  pad=30 if tokens_per_step else 6)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

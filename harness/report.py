@@ -447,6 +447,39 @@ def claim_report_dir(out: Path, spec: Spec, runs_root: Path) -> None:
     atomic_write_bytes(marker, (json.dumps(mine, indent=1) + "\n").encode())
 
 
+def verdict(spec: Spec, df: pd.DataFrame) -> compare.Comparison | None:
+    """The spec's verdict on the runs in `df` (None without report.headline or report.primary)."""
+    headline = spec.report.headline or (spec.report.primary.metric if spec.report.primary else None)
+    if not headline:
+        return None
+    within = spec.report.compare_within
+    if within:
+        partners = next((tuple(zip_keys(g)) for g in spec.zip if within in g), ())
+        return compare.compare_within(df, headline, spec.report.baseline, within, partners,
+                                      spec.report.primary)
+    return compare.compare(df, headline, spec.report.baseline, spec.report.primary)
+
+
+def replicate_blocks(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame,
+                     comparison: compare.Comparison) -> list[Block]:
+    """The agreement of the spec's replicate (`python -m harness replicate`), when one has runs."""
+    from harness.replicate import replicate_name
+
+    rep = load_results(runs_root, replicate_name(spec.name), profile)
+    rep = rep[rep["reference"].isna()] if len(rep) else rep
+    if rep.empty or not (rep["state"] == "done").any():
+        return []
+    rep = with_derived(rep)[0]
+    seeds = ", ".join(str(s) for s in sorted(set(rep["seed"])))
+    replicate = verdict(spec, rep)
+    pooled = verdict(spec, pd.concat([df, rep], ignore_index=True))
+    if replicate is None or pooled is None:
+        return []
+    text, table = compare.agreement(comparison, replicate, pooled, seeds)
+    return [Block("p", text + f" Runs: {runs_root / replicate_name(spec.name) / profile}."),
+            Block("table", table=table)]
+
+
 def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
                   out_dir: str | Path | None = None) -> Path:
     """Render the report of `spec` under `profile`; returns the path of report.md."""
@@ -489,24 +522,27 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         blocks += [Block("h2", "Arms"), Block("table", table=legend)]
     trained = [str(a) for a in df.loc[df["reference"].isna(), "arm"]] if len(df) else []
     colours = plots.arm_colours(trained)  # one colour per arm in every plot
-    headline = spec.report.headline
-    within = spec.report.compare_within
-    partners = next((tuple(zip_keys(g)) for g in spec.zip if within in g), ())
-    comparison = None if not headline else (
-        compare.compare_within(df, headline, spec.report.baseline, within, partners) if within
-        else compare.compare(df, headline, spec.report.baseline))
+    headline = spec.report.headline or (spec.report.primary.metric if spec.report.primary else None)
+    comparison = verdict(spec, df)
     if comparison is not None:
         blocks += [Block("h2", f"Verdict ({headline})")]
         floor = floor_note(summary, headline)
         blocks += [Block("p", floor)] if floor else []
         blocks += [Block("p", v) for v in comparison.verdicts]
+        blocks += replicate_blocks(spec, runs_root, profile, df, comparison)
+        if comparison.claims:
+            blocks += [Block("p", "Every test of the verdict with its power (MDE: the smallest "
+                                  "true difference its test detects with 80% power at its alpha "
+                                  "and the spec's seeds and prompts, from the measured variance "
+                                  "components):"),
+                       Block("table", table=compare.power_table(comparison.claims))]
         if not comparison.per_seed.empty:
             blocks += [Block("p", f"{headline} per seed (mean over prompts) and the arm's mean with its 95% "
-                                  "bootstrap interval over seeds and prompts:"),
+                                  "interval (seeds and prompts crossed):"),
                        Block("table", table=comparison.per_seed)]
     else:
         blocks.append(Block("p", "No verdict: set report.headline (and report.baseline) in the spec."))
-    blocks += [Block("h2", "Results per arm (mean [95% bootstrap interval over seeds]; no interval for one seed)"),
+    blocks += [Block("h2", "Results per arm (mean [95% t interval over seeds]; none for one seed)"),
                Block("p", "Rows ref:* are the reference generators: real clips and tokenizer reconstructions are "
                           "ceilings, shuffled prompts and random tokens are floors.")]
     shared = shared_models(df)
@@ -564,7 +600,8 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         if why:
             blocks.append(Block("p", why))
     if headline and wanted("learning_curves"):
-        curves = compare.curve_summary(compare.curve_frame(df, headline))
+        curves = compare.curve_summary(compare.curve_frame(df, headline),
+                                       compare.metric_range(headline))
         add_plot("learning_curves",
                  plots.learning_curves(curves, headline, _tokens_per_step(df), colours),
                  f"{headline} against training steps per arm")

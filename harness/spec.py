@@ -283,9 +283,32 @@ class ExecutorConfig(_Strict):
         return self
 
 
+class PrimaryConfig(_Strict):
+    """The pre-declared primary endpoint: the verdict's first sentence tests it alone."""
+
+    metric: str | None = None  # default: report.headline
+    # final: end of training; curve_mean: mean over the learning curve (train.snapshots); steps_to:
+    # training steps until a run's curve reaches `level` (interpolated between snapshots)
+    statistic: Literal["final", "curve_mean", "steps_to"] = "final"
+    level: float | None = None  # steps_to: the metric value to reach
+    # the arm tested against report.baseline (a label or "key=value" parts); default: each other
+    # arm, Holm-corrected among themselves; with report.compare_within: the change of that arm's
+    # gap between the axis' first and last value
+    arm: str | None = None
+
+    @model_validator(mode="after")
+    def _level_with_steps_to(self) -> PrimaryConfig:
+        if (self.statistic == "steps_to") != (self.level is not None):
+            raise ValueError(f"a level with statistic steps_to and only then (steps_to: the steps "
+                             f"until a run's curve reaches it), got statistic {self.statistic!r} "
+                             f"with level {self.level!r}")
+        return self
+
+
 class ReportConfig(_Strict):
     headline: str | None = None  # the metric the verdict is about (e.g. alignment)
     baseline: str | None = None  # the arm every other arm is paired against: a label or "key=value" parts
+    primary: PrimaryConfig | None = None  # default: report.headline at the end of training
     compare_within: str | None = None  # an axis: the verdict is given per value of it (e.g. clip length)
     metrics: list[str] = Field(default_factory=list)  # metrics shown in tables and plots (default: all)
     x: str | None = None  # the axis of metric_vs_param plots (default: the first grid axis)

@@ -252,6 +252,7 @@ def stage_score(config: RunConfig, data: Data, rdir: Path, runs_root: Path) -> d
     final = max(points)
     path = build_path(config, data, rdir) if config.score.denoising_bins else None
     curve: dict[str, dict[str, float]] = {}
+    curve_clips: dict[str, dict[str, list[float]]] = {}  # per-clip values at every curve point
     clips: dict[str, list[float]] = {}
     for step, model_dir in points.items():
         videos = load_file(_sample_dir(rdir, step, final) / "samples.safetensors")
@@ -259,6 +260,7 @@ def stage_score(config: RunConfig, data: Data, rdir: Path, runs_root: Path) -> d
         for task in config.sample.tasks:
             m, c = score_videos(config, data, runs_root, task, videos[task], data.benchmark.suite(task))
             metrics.update(m)
+            curve_clips.setdefault(str(step), {}).update(c)
             if step == final:
                 clips.update(c)
         if path is not None:
@@ -271,6 +273,7 @@ def stage_score(config: RunConfig, data: Data, rdir: Path, runs_root: Path) -> d
     out = stage_dir(rdir, "score")
     atomic_write_json(out / "clips.json", clips)
     atomic_write_json(out / "curve.json", curve)
+    atomic_write_json(out / "curve_clips.json", curve_clips)
     atomic_write_json(out / "scores.json", metrics)
     mark_stage_done(rdir, "score")
     return metrics

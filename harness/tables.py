@@ -2,9 +2,9 @@
 
 Input is the per-run frame of `harness.store.load_results` (columns `arm`, `seed`, `state`,
 `metric.<name>`, `param.<key>`). Only finished runs (state "done") enter the statistics; a
-metric's interval is the 95% percentile bootstrap over seeds (harness.stats), which stays inside
-the metric's range; blank for one seed. The headline comparison (harness.compare) also resamples
-prompts and pairs arms.
+metric's interval is the 95% seed-level t interval (harness.stats), clipped to the metric's
+declared range; blank for one seed. The headline comparison (harness.compare) also counts the
+prompts, crossed with seeds, and pairs arms.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from harness import stats
+from harness.plugins import metric_info
 
 REFERENCE_ROLES = {
     "ref:real": "ceiling (real clips)",
@@ -63,11 +64,12 @@ def metric_columns(df: pd.DataFrame) -> list[str]:
     return [c[len("metric."):] for c in df.columns if c.startswith("metric.")]
 
 
-def mean_interval(values: pd.Series | list[float]) -> stats.Estimate:
-    """Mean over the finite values with its seed-level percentile bootstrap interval (inside the
-    values' range; no interval for n = 1, NaN for n = 0)."""
+def mean_interval(values: pd.Series | list[float],
+                  bounds: tuple[float, float] = (-math.inf, math.inf)) -> stats.Estimate:
+    """Mean over the finite values (one per seed) with its seed-level t interval (harness.stats;
+    no interval for n = 1, NaN for n = 0)."""
     x = pd.to_numeric(pd.Series(values, dtype=float), errors="coerce").dropna()
-    return stats.bootstrap([float(v) for v in x if math.isfinite(v)])
+    return stats.seed_level([float(v) for v in x if math.isfinite(v)], bounds)
 
 
 def arm_role(arm: str) -> str:
@@ -77,7 +79,7 @@ def arm_role(arm: str) -> str:
 
 def summarise(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
     """One row per arm: role, runs (done / total), failed, params, then `<m>.mean`, `<m>.low`,
-    `<m>.high` (95% seed-level bootstrap interval) and `<m>.n`.
+    `<m>.high` (95% seed-level t interval) and `<m>.n`.
 
     Trained arms come first in the order they appear, reference rows last (real, reconstruction,
     shuffled, random).
@@ -94,7 +96,9 @@ def summarise(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFram
             row[col] = vals[0] if len(vals) == 1 else None
         for m in metrics:
             col = f"metric.{m}"
-            e = mean_interval(done[col]) if col in done else stats.NAN
+            info = metric_info(m)
+            e = mean_interval(done[col], (info.low, info.high) if info else (-math.inf, math.inf)) \
+                if col in done else stats.NAN
             row.update({f"{m}.mean": e.mean, f"{m}.low": e.low, f"{m}.high": e.high, f"{m}.n": e.seeds})
         rows.append(row)
     out = pd.DataFrame(rows)

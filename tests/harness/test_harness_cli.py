@@ -120,6 +120,44 @@ def test_status_report_check_on_empty_store_are_one_clean_error(tmp_path: Path, 
     assert "Traceback" not in res.stderr and not (tmp_path / "reports").exists()
 
 
+def test_plan_without_runs_and_replicate_on_used_seeds_are_one_clean_error(tmp_path: Path) -> None:
+    runs = ("--runs-root", str(tmp_path / "runs"))
+    res = harness("plan", "ablations/path_shape.yaml", "--effect", "0.05", *runs)
+    assert res.returncode == 2 and "no runs" in res.stderr and "Traceback" not in res.stderr
+    res = harness("replicate", "ablations/path_shape.yaml", "--seeds", "3-6", *runs)
+    assert res.returncode == 2 and "it uses 0, 1, 2, 3, 4), got 3, 4" in res.stderr, res.stderr
+    res = harness("replicate", "ablations/path_shape.yaml", "--seeds", "9-7", *runs)
+    assert res.returncode == 2 and "--seeds '9-7'" in res.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_plan_reads_the_variance_of_a_pilot(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A pilot of 3 seeds (result rows only: one value per run): each test's MDE and the seeds a
+    given effect needs; a larger effect never needs more seeds."""
+    import yaml
+    from test_harness_report import RUNS, SPEC, write_runs
+
+    from harness.cli import main
+
+    spec = tmp_path / "timestep_shift.yaml"
+    spec.write_text(yaml.safe_dump({**SPEC, "report": {"headline": "alignment",
+                                                       "baseline": "train.shift=1"}}))
+    runs = dict(RUNS)
+    runs["train.shift=3, train.shift_rule=fixed"] = [("done", 0.8, 1.7), ("done", 0.85, 1.6),
+                                                     ("done", 0.95, 1.5)]
+    write_runs(tmp_path / "runs", runs, profile="default")
+    needs = []
+    for effect in ("0.05", "0.3"):
+        root = str(tmp_path / "runs")
+        assert main(["plan", str(spec), "--effect", effect, "--runs-root", root]) == 0
+        out = capsys.readouterr().out
+        assert "primary: train.shift=3, train.shift_rule=fixed: alignment at the end of" in out
+        assert "3 seeds (one value per run)" in out and "MDE now" in out
+        needs.append(int(out.strip().splitlines()[-1].split()[-1]))
+    assert needs[0] >= needs[1] >= 2
+
+
 def test_env_is_wired_to_harness_env(capsys: pytest.CaptureFixture[str]) -> None:
     from harness.cli import main
 

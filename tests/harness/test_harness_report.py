@@ -29,12 +29,13 @@ RUNS = {
 }
 
 
-def write_runs(runs_root: Path, runs: dict = RUNS, spec: str = "timestep_shift", profile: str = "smoke") -> list[str]:
+def write_runs(runs_root: Path, runs: dict = RUNS, spec: str = "timestep_shift",
+               profile: str = "smoke", first_seed: int = 0) -> list[str]:
     """The harness results contract, written through harness.store: config.json, result.json,
-    losses.csv, a frame strip per trained run, and the manifest."""
+    losses.csv, a frame strip per trained run, and the manifest (seeds from `first_seed` on)."""
     ids = []
     for a, (arm, seeds) in enumerate(runs.items()):
-        for seed, (state, align, loss) in enumerate(seeds):
+        for seed, (state, align, loss) in enumerate(seeds, start=first_seed):
             rid = f"{a:02d}{seed:02d}" + "ab" * 6
             rdir = runs_root / spec / profile / rid
             params = {} if "=" not in arm else {k: v for k, v in (p.split("=") for p in arm.split(", "))}
@@ -59,12 +60,13 @@ def write_runs(runs_root: Path, runs: dict = RUNS, spec: str = "timestep_shift",
     return ids
 
 
-def test_mean_interval_is_a_seed_bootstrap_inside_the_values_range() -> None:
-    # values 0.5, 0.6, 0.7: every resample of three draws has its mean in [0.5, 0.7], and all-0.5 /
-    # all-0.7 resamples have probability 1/27 > 2.5% each, so the percentile interval is [0.5, 0.7]
+def test_mean_interval_is_a_seed_level_t_interval_inside_the_metric_range() -> None:
+    # values 0.5, 0.6, 0.7: sd 0.1, se 0.1 / sqrt(3), t(0.975, 2) = 4.303 -> 0.6 +- 0.2484
     e = tables.mean_interval([0.5, 0.6, 0.7])
-    assert e.seeds == 3 and e.mean == pytest.approx(0.6, abs=1e-12)
-    assert (e.low, e.high) == (pytest.approx(0.5), pytest.approx(0.7))
+    assert e.seeds == 3 and e.mean == pytest.approx(0.6, abs=1e-12) and e.df == 2
+    assert e.low == pytest.approx(0.6 - 0.24843, abs=1e-4)
+    assert e.high == pytest.approx(0.6 + 0.24843, abs=1e-4)
+    assert tables.mean_interval([0.9, 0.95, 1.0], (0.0, 1.0)).high == 1.0  # clipped to the range
     # n = 1: mean, no interval; NaN values are dropped
     e = tables.mean_interval([0.4, math.nan])
     assert (e.mean, e.seeds) == (0.4, 1) and math.isnan(e.low) and e.fmt(4) == "0.4"
@@ -96,7 +98,7 @@ def test_report_files_exist_and_contain_every_arm(tmp_path: Path) -> None:
     for arm in RUNS:
         assert arm in text and arm in page, arm
     assert "failed" in text and "RuntimeError: boom" in text
-    assert "0.6 [0.5, 0.7]" in text  # shift=1: seed bootstrap (see the interval test)
+    assert "0.6 [0.3516, 0.8484]" in text  # shift=1: seed-level t (see the interval test)
     assert "81.2" in text and "paper, full scale" in text  # the paper's shift-3 figure, in its own table
     summary = pd.read_csv(out / "summary.csv").set_index("arm")
     assert not [c for c in summary.columns if "paper" in c]  # never a column of the measured results
@@ -104,6 +106,19 @@ def test_report_files_exist_and_contain_every_arm(tmp_path: Path) -> None:
     assert "<img" in page and "src='plots/" not in page and page.count("data:image/png;base64,") >= 4
     assert len(pd.read_csv(out / "results.csv")) == sum(len(v) for v in RUNS.values())
     assert len(list((out / "strips").glob("*.png"))) == 2  # one strip per trained arm
+
+
+def test_report_shows_the_replicate_agreement_when_a_replicate_exists(tmp_path: Path) -> None:
+    spec = parse_spec({**SPEC, "report": {"headline": "alignment", "baseline": "train.shift=1"}})
+    write_runs(tmp_path / "runs")
+    out = tmp_path / "reports"
+    text = render_report(spec, tmp_path / "runs", "smoke", out).read_text()
+    assert "Primary endpoint" in text and "Replicate on fresh seeds" not in text
+    write_runs(tmp_path / "runs", spec="timestep_shift.replicate", first_seed=11)
+    text = render_report(spec, tmp_path / "runs", "smoke", out).read_text()
+    assert "Replicate on fresh seeds 11, 12, 13: 1 of 1 claims agree" in text
+    header = "| claim | original | replicate | same sign | intervals overlap | pooled |"
+    assert header in text
 
 
 def test_paper_arm_patterns_match_subsets_of_arm_parts() -> None:

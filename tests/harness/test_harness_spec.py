@@ -75,6 +75,50 @@ def test_errors_name_file_key_and_expectation(tmp_path: Path, mutate, needles: l
     assert "\n" not in msg  # one paragraph
 
 
+@pytest.mark.parametrize("report, needles", [
+    ({"baseline": "path.kind=absorbing"},
+     ["report.baseline", "No arm has 'path.kind=absorbing'; path.kind takes masked, mixture, "
+      "metric. The arms (3): path.kind=masked, train.shift=1; path.kind=mixture, train.shift=1; "
+      "path.kind=metric"]),
+    ({"baseline": "path.kind=maskd"}, ["did you mean 'path.kind=masked'?"]),
+    ({"baseline": "sample.steps=99"},
+     ["'sample.steps' is not a key the arms vary (path.kind, train.shift)"]),
+    ({"baseline": "path.kind=masked, train.shift=1.0"},
+     ["'train.shift=1.0' is written 'train.shift=1' in arm labels (numbers print as %g: "
+      "1.0 is 1)"]),
+    ({"primary": {"arm": "path.kind=metrc"}},
+     ["report.primary.arm", "did you mean 'path.kind=metric'?"]),
+    ({"primary": {"metric": "alignmnet"}}, ["report.primary.metric", "Did you mean 'alignment'?"]),
+    ({"primary": {"statistic": "steps_to"}}, ["report.primary", "a level with statistic steps_to"]),
+    ({"primary": {"statistic": "curve_mean", "metric": "alignment"}},
+     ["report.primary.statistic", "snapshots"]),
+    ({"primary": {"statistic": "median"}}, ["report.primary.statistic", "'final'"]),
+    ({"headline": None, "primary": {}}, ["report.primary.metric", "got neither"]),
+])
+def test_report_names_arms_and_metrics_that_exist(tmp_path: Path, report: dict,
+                                                  needles: list[str]) -> None:
+    """A baseline or primary endpoint that names no arm or metric is an error at validate, with the
+    arm labels and a did-you-mean (a number written 1.0 where labels print 1 is explained)."""
+    data = copy.deepcopy(VALID)
+    data["grid"]["train.shift"] = [1.0]
+    data["report"] = {"headline": "alignment", **report}
+    msg = error_of(tmp_path, data)
+    for needle in needles:
+        assert needle in msg, msg
+    assert "\n" not in msg
+
+
+def test_report_arms_that_exist_validate(tmp_path: Path) -> None:
+    data = copy.deepcopy(VALID)
+    data["base"]["train"]["snapshots"] = [0.5, 1.0]
+    data["report"] = {"headline": "alignment", "baseline": "path.kind=masked",
+                      "primary": {"arm": "path.kind=metric", "statistic": "steps_to", "level": 0.5}}
+    spec = load_spec(write(tmp_path, data))
+    assert spec.report.primary.level == 0.5 and spec.report.primary.metric is None
+    data["profiles"]["smoke"]["grid.path.kind"] = ["mixture", "metric"]  # no baseline arm there
+    assert "report.baseline: expected an arm (profile smoke)" in error_of(tmp_path, data)
+
+
 def test_masked_path_gets_mask_token_and_contradiction_is_caught(tmp_path: Path) -> None:
     from harness.expand import expand
 
