@@ -34,6 +34,7 @@ SUITES = {
     "train_compile": "benchmarks.perf.train_compile_bench",
     "release_sample": "benchmarks.perf.release_sample_bench",
     "data": "benchmarks.perf.data_bench",
+    "cpu_isa": "benchmarks.perf.cpu_isa_bench",
 }
 
 
