@@ -25,7 +25,8 @@ from harness.specfile import load_spec
 def _common(p: argparse.ArgumentParser, runs: bool = True) -> None:
     p.add_argument("spec", help="ablation spec YAML")
     p.add_argument("--profile", default="default", choices=PROFILES,
-                   help="which of the spec's profiles (default: default; smoke is the seconds-sized CI check)")
+                   help="which of the spec's profiles (default: default; smoke: seconds, a plumbing check; "
+                        "ci: minutes, the regression gate's runs)")
     if runs:
         p.add_argument("--runs-root", default="runs", type=Path, help="run store root (default: runs/)")
 

@@ -36,7 +36,8 @@ steps = int(sys.argv[1])
 config = URSAConfig.preset("small", text_vocab_size=256, visual_vocab_size=65, num_layers=2,
                            intermediate_size=256)
 g = torch.Generator().manual_seed(0)
-data = TokenDataset(torch.randint(0, 256, (256, 32), generator=g), torch.ones(256, 32, dtype=torch.bool),
+data = TokenDataset(torch.randint(0, 256, (256, 32), generator=g),
+                    torch.ones(256, 32, dtype=torch.bool),
                     torch.randint(0, 65, (256, 4, 4, 4), generator=g))
 path = build_path("metric", vocab_size=65, embeddings=torch.randn(65, 3, generator=g))
 stamps, losses = [], []
@@ -44,8 +45,10 @@ def on_step(step, loss):
     stamps.append(time.process_time())
     losses.append(loss)
 with tempfile.TemporaryDirectory() as out:
-    train(URSAModel(config, seed=0), path, data, TrainConfig(steps=steps + 3, batch_size=16, lr=0.003,
-          checkpoint_every=10**9, warmup_steps=1), out, progress=False, on_step=on_step, stop_after=steps + 2)
+    config_train = TrainConfig(steps=steps + 3, batch_size=16, lr=0.003, checkpoint_every=10**9,
+                               warmup_steps=1)
+    train(URSAModel(config, seed=0), path, data, config_train, out, progress=False, on_step=on_step,
+          stop_after=steps + 2)
 print(json.dumps({"capability": str(torch.backends.cpu.get_cpu_capability()),
                   "s_per_step": (stamps[-1] - stamps[1]) / steps,
                   "digest": hashlib.sha256(repr(losses).encode()).hexdigest()[:16]}))
@@ -54,8 +57,8 @@ print(json.dumps({"capability": str(torch.backends.cpu.get_cpu_capability()),
 
 def _once(level: str, steps: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in PINS} | LEVELS[level]
-    out = subprocess.run([sys.executable, "-c", _WORKER, str(steps)], env=env, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", _WORKER, str(steps)], env=env, capture_output=True,
+                         text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -64,7 +67,7 @@ def run(quick: bool = False, device: str = "cpu") -> dict:
     if device != "cpu":
         return {"skipped": "CPU kernels only (--device cpu)"}
     if not pinnable(host_flags()):
-        return {"skipped": "this host cannot run the pins (x86-64 with AVX2 and FMA): nothing to price"}
+        return {"skipped": "this host cannot run the pins (x86-64 with AVX2 and FMA)"}
     steps, rounds = (10, 1) if quick else (60, 3)
     times: dict[str, list[float]] = {level: [] for level in LEVELS}
     seen: dict[str, dict] = {}
@@ -72,7 +75,8 @@ def run(quick: bool = False, device: str = "cpu") -> dict:
         for level in LEVELS:
             seen[level] = _once(level, steps)
             times[level].append(seen[level]["s_per_step"])
-    out: dict = {level: {"capability": seen[level]["capability"], "s_per_step": statistics.median(times[level]),
+    out: dict = {level: {"capability": seen[level]["capability"],
+                         "s_per_step": statistics.median(times[level]),
                          "digest": seen[level]["digest"]} for level in LEVELS}
     out["ratio_pinned_over_native"] = out["pinned"]["s_per_step"] / out["native"]["s_per_step"]
     out["ratio_default_over_native"] = out["default"]["s_per_step"] / out["native"]["s_per_step"]

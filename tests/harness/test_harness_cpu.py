@@ -32,7 +32,7 @@ def test_facts_name_level_pins_threads_and_versions() -> None:
     assert got["versions"]["torch"] and got["versions"]["numpy"]
 
 
-@pytest.mark.skipif(not pinnable(host_flags()), reason="host is not x86-64 with AVX2 and FMA: no pins")
+@pytest.mark.skipif(not pinnable(host_flags()), reason="not x86-64 with AVX2 and FMA: no pins")
 def test_pinned_processes_run_avx2_kernels_and_agree_bitwise() -> None:
     """Two fresh processes under the pins train bit-identically on the AVX2 kernels; on a host whose
     best level is above AVX2 an unpinned process runs other kernels and its losses differ (what
