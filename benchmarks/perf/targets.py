@@ -46,6 +46,8 @@ TARGETS: list[Target] = [
     Target("harness", "grid_1000.seconds", "<=", 2.0, "1,000-run grid expanded and validated"),
     Target("harness", "noop_rerun.rerun_with_report_s", "<=", 5.0, "no-op rerun of a completed spec"),
     Target("data", "rss.shards_growth_ratio", "<=", 1.05, "streaming training peak RSS flat (<= 5%) as the data grows 10x"),
+    Target("cpu_isa", "ratio_pinned_over_native", "<=", 1.10,
+           "CPU kernel pins (harness/cpu.py) cost <= 10% of train step time"),
 ]
 
 
