@@ -5,9 +5,11 @@ round differently: ATen's vectorised kernels (softmax, norms, reductions, optimi
 `ATEN_CPU_CAPABILITY` default / avx2 / avx512), MKL's BLAS (matmul: `MKL_CBWR`) and oneDNN
 (`ONEDNN_MAX_CPU_ISA`). Training amplifies the last-bit differences into different models, so
 the same code and seed gave different per-seed numbers on two machines. Measured on an AMD EPYC
-with AVX-512 (100-200 steps of the path_shape default profile, masked, seed 0; the script is
-in this module's tests): the losses change with ATEN_CPU_CAPABILITY (avx512, avx2 and default
-all differ) and with MKL_CBWR=COMPATIBLE, not with ONEDNN_MAX_CPU_ISA.
+with AVX-512 (100-200 steps of the path_shape default profile's masked seed 0 through
+ursa.train.train; benchmarks/perf/cpu_isa_bench.py repeats it on the same model): the losses
+change with ATEN_CPU_CAPABILITY (avx512, avx2 and default all differ) and with
+MKL_CBWR=COMPATIBLE; MKL_CBWR=AVX2 and ONEDNN_MAX_CPU_ISA=AVX2 changed nothing on this host
+(MKL already ran its AVX2 path here; on another vendor's AVX-512 host it need not).
 
 `pin()` sets PINS in this process's environment unless the user set a variable already (a user
 setting wins and is recorded): every x86-64 host with AVX2 and FMA then runs the same kernels
