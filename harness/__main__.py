@@ -1,7 +1,9 @@
 """Entry point: python -m harness ...
 
 SIGINT and SIGTERM are handled from the first instruction: before the CLI imports anything heavy
-(torch takes seconds), a signal ends the command with one line and exit code 130, no traceback."""
+(torch takes seconds), a signal ends the command with one line and exit code 130, no traceback.
+The kernel pins (harness/cpu.py) go into the environment before anything imports torch, so this
+process and every worker it starts run the same CPU kernels on any x86-64 host with AVX2."""
 
 import signal
 import sys
@@ -14,7 +16,10 @@ def _interrupt(signum: int, frame: object) -> None:
 signal.signal(signal.SIGINT, _interrupt)
 signal.signal(signal.SIGTERM, _interrupt)
 try:
-    from harness.cli import main
+    from harness.cpu import pin
+
+    pin()
+    from harness.cli import main  # after the pin: torch reads it when first imported
 except KeyboardInterrupt:
     print("interrupted", file=sys.stderr)
     sys.exit(130)

@@ -6,6 +6,14 @@ than the baseline by more than tolerance * max(|baseline|, 1) (relative for larg
 such as FID, absolute for metrics in [0, 1]). An arm or metric of the baseline that the
 results lack, or an arm whose runs all failed, is a failure too. Values are per-arm means
 over finished runs.
+
+Tolerances from seed variance: `--update-baseline` on runs with two or more seeds per trained arm
+gives each metric tolerance = Z * s * sqrt(1 + 1/n), s the within-arm seed standard deviation
+pooled over the trained arms and n the seeds per arm: the spread of one fresh seed's value around
+an n-seed mean, Z = 3 of them (a drift of that much is a regression, not seed luck). The gate
+then runs fewer seeds than the baseline (path_shape's `ci` profile: one) and the baseline says
+how its tolerances were derived (`derivation`). Without several seeds the tolerance is
+--tolerance, else the one the existing baseline file holds, else DEFAULT_TOLERANCE.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from harness.store import load_results
 from ursa.io import atomic_write_json
 
 DEFAULT_TOLERANCE = 0.05
+Z = 3.0  # seed standard deviations a single-seed value may drift from the baseline's mean
+MIN_TOLERANCE = 0.01  # for metrics no seed moves (a constant metric still gets a little room)
 
 
 def direction_of(metric: str) -> str:
@@ -56,14 +66,58 @@ def require_runs(df: pd.DataFrame, spec: Spec, runs_root: str | Path, profile: s
                          f"{spec.source} --profile {profile} --runs-root {runs_root}`")
 
 
-def make_baseline(spec: Spec, profile: str, df: pd.DataFrame, tolerance: float | None) -> dict[str, Any]:
+def seed_tolerances(df: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """{metric: {"tolerance", "seed_sd", "seeds"}} from the seed spread of the trained arms'
+    finished runs (module docstring); {} unless every trained arm has at least two seeds."""
+    done = df[(df["state"] == "done") & df["reference"].isna()]  # references have no seed spread
+    counts = done.groupby("arm")["seed"].nunique()
+    if done.empty or counts.min() < 2:
+        return {}
+    n = int(counts.min())
+    out = {}
+    for column in tables.metric_columns(done):
+        values = done[["arm", f"metric.{column}"]].dropna()
+        groups = [g.to_numpy(float) for _, g in values.groupby("arm")[f"metric.{column}"]
+                  if len(g) >= 2]
+        dof = sum(len(g) - 1 for g in groups)
+        if not dof:
+            continue
+        sd = math.sqrt(sum(float(((g - g.mean()) ** 2).sum()) for g in groups) / dof)
+        tol = max(MIN_TOLERANCE, Z * sd * math.sqrt(1 + 1 / n))
+        out[column] = {"tolerance": tol, "seed_sd": sd, "seeds": n}
+    return out
+
+
+def make_baseline(spec: Spec, profile: str, df: pd.DataFrame, tolerance: float | None,
+                  previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The baseline of these results; tolerances from --tolerance, else from the seed spread,
+    else kept from `previous` (the baseline file being replaced), else DEFAULT_TOLERANCE."""
     from harness.identity import code_version
 
-    means = arm_means(df)
-    return {"spec": spec.name, "profile": profile, "code": code_version(),
-            "metrics": {m: {"direction": direction_of(m), "tolerance": tolerance if tolerance is not None
-                            else DEFAULT_TOLERANCE, "arms": {a: v for a, v in per_arm.items() if math.isfinite(v)}}
-                        for m, per_arm in sorted(means.items())}}
+    means, spread = arm_means(df), seed_tolerances(df)
+    kept = (previous or {}).get("metrics", {})
+
+    def tolerance_of(metric: str) -> float:
+        if tolerance is not None:
+            return tolerance
+        if metric in spread:
+            return round(spread[metric]["tolerance"], 4)
+        return float(kept.get(metric, {}).get("tolerance", DEFAULT_TOLERANCE))
+
+    out: dict[str, Any] = {"spec": spec.name, "profile": profile, "code": code_version()}
+    if spread and tolerance is None:
+        n = next(iter(spread.values()))["seeds"]
+        out["derivation"] = (f"values: per-arm means over {n} seeds; tolerance per metric: {Z:g} x "
+                             f"the pooled within-arm seed SD x sqrt(1 + 1/{n}), at least "
+                             f"{MIN_TOLERANCE} (harness/check.py)")
+    elif tolerance is None and (previous or {}).get("derivation"):
+        out["derivation"] = ("tolerances kept from the baseline this one replaced "
+                             f"({previous['derivation']})")
+    out["metrics"] = {m: {"direction": direction_of(m), "tolerance": tolerance_of(m),
+                          **({"seed_sd": round(spread[m]["seed_sd"], 4)} if m in spread else {}),
+                          "arms": {a: v for a, v in per_arm.items() if math.isfinite(v)}}
+                      for m, per_arm in sorted(means.items())}
+    return out
 
 
 def read_baseline(path: Path) -> dict[str, Any]:
@@ -124,7 +178,8 @@ def check(spec: Spec | str | Path, runs_root: str | Path, profile: str, baseline
         if df.empty or not (df["state"] == "done").any():
             raise ValueError(f"--update-baseline: expected finished runs of {spec.name}/{profile} under "
                              f"{runs_root}, got none")
-        atomic_write_json(baseline_path, make_baseline(spec, profile, df, tolerance))
+        previous = read_baseline(baseline_path) if baseline_path.exists() else None
+        atomic_write_json(baseline_path, make_baseline(spec, profile, df, tolerance, previous))
         print(f"baseline written: {baseline_path}")
         return 0
     baseline = read_baseline(baseline_path)

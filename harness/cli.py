@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # harness.spec imports torch (TrainConfig): kept out of the CLI's start
     from harness.spec import Spec
 
-PROFILES = ("smoke", "default", "full")  # harness.spec.PROFILES (a test keeps them equal)
+PROFILES = ("smoke", "ci", "default", "full")  # harness.spec.PROFILES (a test keeps them equal)
 
 
 def _common(p: argparse.ArgumentParser, runs: bool = True) -> None:
     p.add_argument("spec", help="ablation spec YAML")
     p.add_argument("--profile", metavar="PROFILE",
-                   help="which of the spec's profiles: smoke, default or full (default: default; smoke "
-                        "is the seconds-sized CI check)")
+                   help="which of the spec's profiles (default: default; smoke: seconds, a plumbing "
+                        "check; ci: minutes, the regression gate's runs)")
     if runs:
         p.add_argument("--runs-root", default="runs", type=Path, help="run store root (default: runs/)")
 

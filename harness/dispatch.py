@@ -35,6 +35,7 @@ from submitit.helpers import Checkpointable, DelayedSubmission
 from submitit.local.local import LocalJob
 from tqdm import tqdm
 
+from harness.cpu import pin, warn_if_unpinned
 from harness.plugins import EXECUTORS
 from harness.progress import PROGRESS, Monitor
 from harness.records import RunResult, RunState
@@ -275,6 +276,7 @@ def dispatch(tasks: list[RunTask], config: ExecutorConfig, folder: str | Path, *
     An executor is `fn(tasks, config, folder, cap, bar) -> results` registered in plugins.EXECUTORS.
     On KeyboardInterrupt an executor stops its workers before the exception propagates."""
     run_all = EXECUTORS.get(config.kind)
+    pin()  # workers started from here (local, SLURM) import torch with the pinned kernels (harness/cpu.py)
     cap = max_parallel or config.max_parallel
     if cap < 1:
         raise ValueError(f"max_parallel: expected an integer >= 1, got {cap!r}")
@@ -317,6 +319,7 @@ def _label(task: RunTask) -> str:
 def _dispatch_inprocess(tasks: list[RunTask], config: ExecutorConfig, folder: Path, cap: int,
                         bar: tqdm) -> list[RunResult]:
     """One after the other in this process (debugging, tests, tiny grids)."""
+    warn_if_unpinned()  # this process's kernels were fixed when it imported torch
     results = []
     for task in tasks:
         task.threads = task.threads or _threads_per_job(config, 1)

@@ -1,7 +1,7 @@
 """Spec -> resolved runs: profiles, grid (cartesian), zip (axes moving together) and seeds.
 
 Dotted keys address the run config (`train.shift`, `path.kind`, `model.overrides.hidden_size`).
-A profile (smoke / default / full) overrides run-config keys and may also set `seeds`,
+A profile (smoke / ci / default / full) overrides run-config keys and may also set `seeds`,
 `grid.<key>` (an axis' values), `search.<field>` or `executor.<field>`.
 """
 

@@ -34,7 +34,9 @@ class RunResult:
     """One run's result.json: identity, axis values, state, metrics and, on failure, the error.
 
     `reference` names the reference generator of a floor / ceiling row (None for trained or
-    evaluated arms); `stage_ids` the shared train / sample stages it used."""
+    evaluated arms); `stage_ids` the shared train / sample stages it used; `machine` what decides
+    the CPU results of the process that ran it (harness.cpu.facts: kernel level, pins, threads,
+    versions; the train stage's done.json holds those of the process that trained)."""
 
     run_id: str
     spec: str
@@ -49,6 +51,7 @@ class RunResult:
     reference: str | None = None
     stage_ids: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
     trial: int | None = None  # Optuna trial number of a search run
     started: float | None = None
     finished: float | None = None

@@ -2,7 +2,7 @@
 
 A spec declares one fully described run (`base`), the axes that vary (`grid`, `zip`, `seeds`,
 `search`), how to dispatch (`executor`), what to report (`report`) and size `profiles`
-(smoke / default / full) given as dotted-key overrides. Reading YAML files (`include:`,
+(smoke / ci / default / full) given as dotted-key overrides. Reading YAML files (`include:`,
 `plugins:`) is harness/specfile.py; expanding axes is harness/expand.py.
 
 Each setting is declared once: `train:` is `ursa.train.TrainConfig` itself and `sample:` extends
@@ -31,7 +31,7 @@ from harness import plugins
 from ursa.sample import SamplerConfig
 from ursa.train import TrainConfig
 
-PROFILES = ("smoke", "default", "full")
+PROFILES = ("smoke", "ci", "default", "full")
 LABELS = "labels"  # the key in a zip group that names its points (not a run-config key)
 SEED_BOUND = 2**63  # seeds are in [0, SEED_BOUND): what torch.manual_seed takes
 MAX_RUNS = 10_000  # default of a spec's `max_runs`
@@ -333,7 +333,7 @@ class Spec(_Strict):
     search: SearchConfig | None = None
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
-    # smoke / default / full: dotted overrides of the spec (e.g. base.train.steps, seeds)
+    # smoke / ci / default / full: dotted overrides of the spec (e.g. base.train.steps, seeds)
     profiles: dict[Literal[PROFILES], dict[str, Any]] = Field(default_factory=dict)  # type: ignore[valid-type]
     source: str = "<memory>"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from harness import media, plugins, progress
+from harness import cpu, media, plugins, progress
 from harness.data import Data, cache_dir, data_for, training_tokens
 from harness.records import RunResult, RunState
 from harness.spec import RunConfig
@@ -153,6 +153,7 @@ def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path, proc
     tail = result.losses[-max(1, len(result.losses) // 10):]
     curve = [n for n in config.train.snapshot_steps() if n < result.steps]  # the final model is "model"
     mark_stage_done(rdir, "train", {"steps": result.steps, "final_loss": sum(tail) / max(len(tail), 1),
+                                    "machine": cpu.facts(),
                                     "shift": result.shift, "model": "model",
                                     "tokens_per_step": config.train.batch_size * math.prod(data.latent_shape()),
                                     "curve": {str(n): f"{SNAPSHOTS}/step_{n}" for n in curve}})
@@ -318,7 +319,7 @@ def _run_stages(runs_root: str | Path, rdir: Path, processes: int = 1) -> RunRes
                          f"writes (rerun `python -m harness run` to rewrite it from the plan)")
     config = RunConfig.model_validate(meta["config"])
     result = RunResult.from_json({**meta["run"], "state": RunState.RUNNING, "started": time.time(),
-                                  "pid": os.getpid()})
+                                  "pid": os.getpid(), "machine": cpu.facts()})
     try:
         write_result(runs_root, rdir, result)
         data = data_for(config, runs_root)

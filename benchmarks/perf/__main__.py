@@ -35,6 +35,7 @@ SUITES = {
     "release_sample": "benchmarks.perf.release_sample_bench",
     "data": "benchmarks.perf.data_bench",
     "seeds": "benchmarks.perf.seeds_bench",
+    "cpu_isa": "benchmarks.perf.cpu_isa_bench",
 }
 
 

@@ -48,6 +48,8 @@ TARGETS: list[Target] = [
     Target("seeds", "workers_*.best_lever.speedup_vs_eager", ">=", 2.5,
            "seeds per CPU minute >= 2.5x today's (the best lever that keeps each seed's result)"),
     Target("data", "rss.shards_growth_ratio", "<=", 1.05, "streaming training peak RSS flat (<= 5%) as the data grows 10x"),
+    Target("cpu_isa", "ratio_pinned_over_native", "<=", 1.10,
+           "CPU kernel pins (harness/cpu.py) cost <= 10% of train step time"),
 ]
 
 

@@ -514,5 +514,5 @@ def test_shipped_specs_still_validate() -> None:
     from harness.specfile import load_spec
 
     for path in sorted((ROOT / "ablations").glob("*.yaml")):
-        for profile in ("smoke", "default", "full"):
+        for profile in ("smoke", "ci", "default", "full"):
             assert expand(load_spec(path), profile)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from harness_fixtures import seeded_runs_root, tiny_spec
 from submitit.helpers import DelayedSubmission
 
+from harness.cpu import PINS, host_flags, pinnable
 from harness.dispatch import RunTask, dispatch
 from harness.records import RunState
 from harness.runner import plan, prepare_run_dir
@@ -23,7 +25,10 @@ def test_checkpoint_resubmits_the_same_run(tmp_path: Path) -> None:
     assert isinstance(delayed.function, RunTask) and delayed.function.run_dir == task.run_dir
 
 
-def test_local_executor_caps_parallelism_and_records_results(tmp_path: Path, tmp_path_factory) -> None:
+def test_local_executor_caps_parallelism_and_records_results(tmp_path: Path, tmp_path_factory,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PINS:  # dispatch() itself must pin the workers' kernels (harness/cpu.py)
+        monkeypatch.delenv(name, raising=False)
     root = seeded_runs_root(tmp_path, tmp_path_factory)
     spec = load_spec(tiny_spec(tmp_path / "s.yaml", steps=2, seeds=[0, 1, 2]))
     runs = plan(spec, "default", root, references=False)
@@ -34,6 +39,12 @@ def test_local_executor_caps_parallelism_and_records_results(tmp_path: Path, tmp
     spans = sorted((r.started, r.finished) for r in results)
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), f"runs overlapped with max_parallel=1: {spans}"
     assert len({r.pid for r in results}) == 3  # each run in its own subprocess
+    for task, r in zip(tasks, results):  # what decides the numbers is recorded: by the result and by the train stage
+        assert r.machine["threads"] == task.threads and r.machine["versions"]["torch"]
+        trained = json.loads((Path(task.run_dir) / "stages" / "train" / "done.json").read_text())
+        assert trained["machine"]["capability"] == r.machine["capability"]
+        if pinnable(host_flags()):
+            assert r.machine["capability"] == "AVX2" and r.machine["pinned"], r.machine
 
 
 @pytest.mark.slow  # ~30 s: submitit's local controller takes its time to notice and kill a timed-out job

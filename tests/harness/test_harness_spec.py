@@ -58,7 +58,7 @@ def test_valid_spec_and_shipped_ablations_load(tmp_path: Path) -> None:
     (lambda d: d["grid"].update({"train.shift": [1.0, -2.0]}), ["grid.train.shift[1]", "greater than 0"]),
     (lambda d: d["grid"].update({"train.shfit": [1.0]}), ["grid.train.shfit", "Did you mean 'train.shift'"]),
     (lambda d: d["base"].update(model={"overrides": {"visual_vocab_size": 99}}), ["visual_vocab_size", "tokenizer's K (65"]),
-    (lambda d: d["profiles"].update(huge={}), ["profiles.huge", "'smoke', 'default' or 'full'"]),
+    (lambda d: d["profiles"].update(huge={}), ["profiles.huge", "'smoke', 'ci', 'default' or 'full'"]),
     (lambda d: d["profiles"]["smoke"].update({"train.stepz": 1}), ["profiles.smoke", "train.stepz"]),
     (lambda d: d.update(zip=[{"train.shift": [1, 2], "sample.shift": [1]}]), ["zip", "equal non-zero lengths"]),
     (lambda d: d["base"]["benchmark"]["world"].update(hieght=32), ["benchmark.world", "Did you mean 'height'"]),
