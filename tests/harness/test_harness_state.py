@@ -31,7 +31,7 @@ STEPS = 6
 
 @pytest.fixture(scope="module")
 def done_root(tmp_path_factory) -> tuple[Path, Path, dict]:
-    """A runs root where the tiny spec (1 arm + 4 references) finished; (spec path, root, metrics by arm)."""
+    """A runs root where the tiny spec (1 arm + 6 references) finished; (spec path, root, metrics by arm)."""
     tmp = tmp_path_factory.mktemp("done")
     spec_path = tiny_spec(tmp / "s.yaml", steps=STEPS, checkpoint_every=2)
     root = seeded_runs_root(tmp, tmp_path_factory)
