@@ -10,10 +10,10 @@ The headline `alignment` is the fraction of prompts whose clip answers every que
 there with its colour, shape, size and motion, and nothing else is. DPG-Bench's mean over
 questions (kept as `alignment_dpg`) rewards degenerate samples: the real first frame repeated
 fails only the motion question (4 of 5 right) and a memoriser of the nearest training clip
-fails only the held-out shape, so both scored 0.87 / 0.80, above every trained model. Under the
-whole-caption match a static clip aligns only with "staying still" captions (1 in 5 of the
-balanced eval set) and a memoriser never (every eval caption holds a (colour, shape) pair no
-training clip has). `alignment_<category>` average the gated questions of one category
+fails only the held-out shape: 0.87 and 0.80 on the former eval set, above every trained arm.
+Under the whole-caption match a static clip aligns only with "staying still" captions (1 in 5
+of the balanced eval set) and a memoriser never (every eval caption holds a (colour, shape) pair
+no training clip has). `alignment_<category>` average the gated questions of one category
 (entity, attribute, motion, count) and `alignment_shape` the shape questions alone: the
 compositional part of the test.
 """
