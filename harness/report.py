@@ -544,7 +544,8 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         blocks.append(Block("p", "No verdict: set report.headline (and report.baseline) in the spec."))
     blocks += [Block("h2", "Results per arm (mean [95% t interval over seeds]; none for one seed)"),
                Block("p", "Rows ref:* are the reference generators: real clips and tokenizer reconstructions are "
-                          "ceilings, shuffled prompts and random tokens are floors.")]
+                          "ceilings, a static clip and a memoriser of the nearest training clip are degenerate "
+                          "samples a good model must beat, shuffled prompts and random tokens are floors.")]
     shared = shared_models(df)
     if shared:
         blocks.append(Block("p", "Arms sharing one trained model (they differ only in sampling or scoring "

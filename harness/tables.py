@@ -21,6 +21,8 @@ from harness.plugins import metric_info
 REFERENCE_ROLES = {
     "ref:real": "ceiling (real clips)",
     "ref:reconstruction": "ceiling (tokenizer limit)",
+    "ref:static": "degenerate (first frame repeated)",
+    "ref:memoriser": "degenerate (nearest training clip)",
     "ref:shuffled": "floor (shuffled prompts)",
     "ref:random": "floor (random tokens)",
 }
@@ -73,7 +75,7 @@ def mean_interval(values: pd.Series | list[float],
 
 
 def arm_role(arm: str) -> str:
-    """"floor"/"ceiling" label for reference generator arms, "arm" for trained ones."""
+    """"ceiling"/"degenerate"/"floor" label for reference generator arms, "arm" for trained ones."""
     return REFERENCE_ROLES.get(arm, "arm")
 
 
@@ -82,7 +84,7 @@ def summarise(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFram
     `<m>.high` (95% seed-level t interval) and `<m>.n`.
 
     Trained arms come first in the order they appear, reference rows last (real, reconstruction,
-    shuffled, random).
+    static, memoriser, shuffled, random).
     """
     metrics = metrics if metrics is not None else metric_columns(df)
     param_cols = [c for c in df.columns if c.startswith("param.")]

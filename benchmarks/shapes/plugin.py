@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.plugins import (BENCHMARKS, SCORERS, TEXT_TOKENIZERS, VISUAL_TOKENIZERS, Benchmark, Metric, Scorer,
                              TextTokenizerPlugin, VisualTokenizerPlugin)
-from benchmarks.shapes.scorers.alignment import CATEGORIES
+from benchmarks.shapes.scorers.alignment import PARTS
 from benchmarks.shapes.scorers.quality import QUALITY_METRICS
 from harness.identity import sha256_of
 
@@ -71,7 +71,7 @@ class ShapesBenchmark(Benchmark):
 
     Options = ShapesOptions
     tasks = tuple(TASK_SUITE)
-    references = ("real", "reconstruction", "shuffled", "random")
+    references = ("real", "reconstruction", "static", "memoriser", "shuffled", "random")
     default_tokenizer = "shapes"
     default_text_tokenizer = "shapes"
     fps = 8.0  # a world step per frame: the rate its exports play at
@@ -117,8 +117,12 @@ class ShapesBenchmark(Benchmark):
 
     def generate_reference(self, name: str, prompts: list, tokenizer: Any, seed: int) -> torch.Tensor:
         from benchmarks.shapes.generators import generate_reference
+        from benchmarks.shapes.prompts import load_suite
 
-        return generate_reference(name, prompts, tokenizer, self.world, seed)
+        train = None
+        if name == "memoriser":  # the training prompts (captions and scenes); no clip is rendered here
+            train = load_suite("train", self.options.train_size, self.options.seed, self.world)
+        return generate_reference(name, prompts, tokenizer, self.world, seed, train)
 
 
 class ShapesTokenizerOptions(BaseModel):
@@ -195,10 +199,15 @@ class _ShapesScorer(Scorer):
 
 @SCORERS.register("alignment")
 class ShapesAlignment(_ShapesScorer):
-    """Exact DPG-style text alignment: every caption question answered from detections."""
+    """Whole-caption match: a clip aligns only if every stated object, shape, size, motion holds.
+
+    `alignment` is the fraction of prompts whose clip answers every caption question yes (so a
+    static clip or a memorised training clip cannot score by getting 4 of 5 questions right);
+    `alignment_dpg` is DPG-Bench's mean over gated questions, `alignment_<category>` and
+    `alignment_shape` its parts. See benchmarks.shapes.scorers.alignment."""
 
     which = "alignment"
-    metrics = (Metric("alignment"), *(Metric(f"alignment_{c}") for c in CATEGORIES))
+    metrics = (Metric("alignment"), *(Metric(f"alignment_{p}") for p in PARTS))
 
 
 @SCORERS.register("quality")

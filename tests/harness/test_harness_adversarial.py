@@ -450,7 +450,7 @@ def test_validate_counts_references_and_show_lists_arms(tmp_path: Path, capsys: 
     code, out = _validate(tmp_path, spec(("grid", {"path.kind": ["masked", "metric"]}), ("seeds", [0, 1]),
                                          ("base.train.lr", "@")).replace("'@'", "1e-3"), "--show", capsys=capsys)
     assert code == 0, out
-    assert "4 runs + 4 references, 4 trained models" in out, out
+    assert "4 runs + 6 references, 4 trained models" in out, out
     for arm in ("path.kind=masked  0", "path.kind=masked  1", "path.kind=metric  1"):
         assert arm in out
     shown = yaml.safe_load(out.split("seed 0):\n", 1)[1])
@@ -470,7 +470,7 @@ def test_validate_and_run_plan_agree(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     planned = runner.plan(load_spec(tmp_path / "ok.yaml"), "default", tmp_path / "runs")
     runs = len([r for r in planned if r.reference is None])
     refs = len(planned) - runs
-    assert code == 0 and (runs, refs) == (9, 4) and f"{runs} runs + {refs} references" in out, out
+    assert code == 0 and (runs, refs) == (9, 6) and f"{runs} runs + {refs} references" in out, out
 
 
 def test_max_runs_can_be_raised(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -171,7 +171,7 @@ def test_check_with_a_bad_baseline_is_one_clean_error(tmp_path: Path, content: s
 
 def test_search_trial_reusing_a_grid_run_is_counted_once(tmp_path: Path, tmp_path_factory,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    """The enqueued trial is the base point itself, so its run is the grid run: 1 + 4 references, not 6."""
+    """The enqueued trial is the base point itself, so its run is the grid run: 1 + 6 references, not 8."""
     from harness_fixtures import seeded_runs_root, tiny_spec
 
     from harness.cli import main
@@ -182,7 +182,7 @@ def test_search_trial_reusing_a_grid_run_is_counted_once(tmp_path: Path, tmp_pat
     spec = tiny_spec(tmp_path / "s.yaml", steps=2, search=search)
     code = main(["run", str(spec), "--runs-root", str(root), "--no-report", "--no-progress"])
     out = capsys.readouterr().out
-    assert code == 0 and "5 done, 0 not done" in out, out
+    assert code == 0 and "7 done, 0 not done" in out, out
     meta = json.loads(next((root / "tiny" / "default").glob("*/config.json")).read_text())
     from harness.data import data_for  # config.json records the data fingerprint that entered the id
     from harness.spec import RunConfig

@@ -29,7 +29,8 @@ def test_failure_isolation_then_skip_completed_and_retry(tmp_path: Path, tmp_pat
     states = {r.arm: r.state for r in first.results}
     assert states["model.overrides.head_dim=15"] == RunState.FAILED
     assert states["model.overrides.head_dim=16"] == RunState.DONE
-    assert all(states[f"ref:{n}"] == RunState.DONE for n in ("real", "reconstruction", "shuffled", "random"))
+    refs = ("real", "reconstruction", "static", "memoriser", "shuffled", "random")
+    assert all(states[f"ref:{n}"] == RunState.DONE for n in refs)
     bad = next(r for r in first.results if r.state == RunState.FAILED)
     assert "head_dim" in bad.error["message"] and "Traceback" in bad.error["traceback"]
 
@@ -41,7 +42,7 @@ def test_failure_isolation_then_skip_completed_and_retry(tmp_path: Path, tmp_pat
     assert retry.computed == 1 and len(retry.failed) == 1  # only the failed run was attempted again
 
     df = load_results(root, spec.name, "default")
-    assert len(df) == 6 and {"metric.train_loss", "param.model.overrides.head_dim"} <= set(df.columns)
+    assert len(df) == 8 and {"metric.train_loss", "param.model.overrides.head_dim"} <= set(df.columns)
 
 
 def test_force_recomputes(tmp_path: Path, tmp_path_factory) -> None:
@@ -49,7 +50,7 @@ def test_force_recomputes(tmp_path: Path, tmp_path_factory) -> None:
     spec = load_spec(tiny_spec(tmp_path / "s.yaml", steps=2))
     first = run_spec(spec, "default", root, progress=False)
     forced = run_spec(spec, "default", root, force=True, progress=False)
-    assert forced.computed == len(first.results) == 5
+    assert forced.computed == len(first.results) == 7
     assert [r.metrics for r in forced.results] == [r.metrics for r in first.results]  # deterministic on CPU
 
 

@@ -32,7 +32,7 @@ STEPS = 6
 
 @pytest.fixture(scope="module")
 def done_root(tmp_path_factory) -> tuple[Path, Path, dict]:
-    """A runs root where the tiny spec (1 arm + 4 references) finished; (spec path, root, metrics by arm)."""
+    """A runs root where the tiny spec (1 arm + 6 references) finished; (spec path, root, metrics by arm)."""
     tmp = tmp_path_factory.mktemp("done")
     spec_path = tiny_spec(tmp / "s.yaml", steps=STEPS, checkpoint_every=2)
     root = seeded_runs_root(tmp, tmp_path_factory)
@@ -144,7 +144,7 @@ def test_a_really_full_disk_fails_one_run_and_leaves_no_temp_files(tmp_path: Pat
         code, out, err = cli(capsys, "run", spec_path, "--runs-root", root, "--no-report", "--no-progress")
         assert code == 1 and "Traceback" not in err
         df = load_results(root, spec.name, "default")
-        assert sorted(df["state"]) == ["done"] * 5 + ["failed"]  # runs[1] has no result.json to list
+        assert sorted(df["state"]) == ["done"] * 7 + ["failed"]  # runs[1] has no result.json to list
         msg = df.loc[df["run_id"] == runs[0].run_id, "error"].item()
         assert "No space left on device" in msg and "stages/train/checkpoint" in msg, msg
         assert f"{full_dir / 'result.json'}: could not record state failed" in err
@@ -178,8 +178,8 @@ def test_index_is_reconciled_rebuilt_and_repaired(done_root, tmp_path: Path, cap
     for p in root.glob(f"{INDEX}*"):
         p.unlink()
     code, out, err = cli(capsys, "ls", "--runs-root", root)
-    assert code == 0 and "missing; rebuilt from 5 result.json files" in err
-    assert len(query_index(root)) == 5
+    assert code == 0 and "missing; rebuilt from 7 result.json files" in err
+    assert len(query_index(root)) == 7
 
     # a truncated index: moved aside, rebuilt, one line
     data = (root / INDEX).read_bytes()
@@ -189,12 +189,12 @@ def test_index_is_reconciled_rebuilt_and_repaired(done_root, tmp_path: Path, cap
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "corrupt" in lines[0] and f"{INDEX}.corrupt-" in lines[0], err
     assert list(root.glob(f"{INDEX}.corrupt-*"))
-    assert len(query_index(root)) == 5
+    assert len(query_index(root)) == 7
 
     # garbage: `reindex` moves it aside and rebuilds
     (root / INDEX).write_bytes(b"\xff" * 5000)
     code, out, err = cli(capsys, "reindex", "--runs-root", root)
-    assert code == 0 and "rebuilt from 5 result.json files" in out and "corrupt" in err
+    assert code == 0 and "rebuilt from 7 result.json files" in out and "corrupt" in err
     assert set(query_index(root)["state"]) == {"done"}
 
 

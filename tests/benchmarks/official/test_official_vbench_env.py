@@ -56,7 +56,7 @@ def test_smoke_spec_scores_with_vbench_end_to_end(vbench_env, tmp_path):
     first = harness_cli("run", str(spec), "--runs-root", str(root), "--reports-dir", str(reports), cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     df = load_results(root, "vbench_smoke", "default")
-    assert set(df["state"]) == {"done"} and len(df) == 5  # the arm + 4 reference generators
+    assert set(df["state"]) == {"done"} and len(df) == 7  # the arm + 6 reference generators
 
     # The arm's numbers from the real vbench env equal our formula on the same decoded frames.
     base = df[df["arm"] == "base"].iloc[0]

@@ -1,9 +1,11 @@
 import pytest
 import torch
 
-from benchmarks.shapes.generators import generate_reference
+import numpy as np
+
+from benchmarks.shapes.generators import caption_distance, generate_reference, nearest_training
 from benchmarks.shapes.prompts import load_suite, real_videos
-from benchmarks.shapes.world import WorldConfig
+from benchmarks.shapes.world import WorldConfig, parse_caption
 
 
 def test_reference_generators(shapes_tokenizer):
@@ -19,12 +21,38 @@ def test_reference_generators(shapes_tokenizer):
     assert not torch.equal(rand, generate_reference("random", prompts, shapes_tokenizer, seed=2))
 
 
+def test_static_repeats_the_first_frame():
+    prompts = load_suite("interpolation", 6, 0)
+    real, static = real_videos(prompts), generate_reference("static", prompts)
+    assert torch.equal(static[:, :-1], real[:, :1].expand_as(static[:, :-1]))
+    assert torch.equal(static[:, -1], real[:, -1])  # interpolation's last frame is a held condition
+
+
+def test_memoriser_recalls_the_nearest_training_clip():
+    cfg = WorldConfig(frames=4, height=16, width=16, max_objects=1, speed=1.0)
+    prompts, train = load_suite("eval", 30, 0, cfg), load_suite("train", 512, 0, cfg)
+    clips = generate_reference("memoriser", prompts, train=train, seed=0)
+    by_clip = {t.real().tobytes(): t for t in train}
+    for p, t, clip in zip(prompts, nearest_training(prompts, train, np.random.default_rng(0)), clips):
+        (want,), (got,), (drawn,) = p.spec, by_clip[clip.numpy().tobytes()].spec, t.spec  # a training clip
+        assert drawn.shape != want.shape and (drawn.colour, drawn.size) == (want.colour, want.size)
+        # right colour, size and motion; a shape seen in training, so never the held-out one
+        assert (got.colour, got.size, got.motion) == (want.colour, want.size, want.motion)
+        assert got.shape != want.shape
+    one = parse_caption("a small red circle moving up")
+    assert caption_distance(one, parse_caption("a small red square moving up")) == 1
+    # the best pairing is with the red object (shape + size = 3), plus one object too many (100)
+    assert caption_distance(one, parse_caption("a small blue circle moving up and a large red square moving up")) == 103
+
+
 def test_bad_generator_arguments(shapes_tokenizer):
     prompts = load_suite("eval", 3, 0)
     with pytest.raises(ValueError, match="generator"):
         generate_reference("noise", prompts, shapes_tokenizer)
     with pytest.raises(ValueError, match="tokenizer"):
         generate_reference("random", prompts)
+    with pytest.raises(ValueError, match="train"):
+        generate_reference("memoriser", prompts)
     with pytest.raises(ValueError, match="cfg"):
         generate_reference("real", prompts, cfg=WorldConfig(height=64, width=64))
     with pytest.raises(ValueError, match="prompts"):
