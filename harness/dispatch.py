@@ -165,10 +165,15 @@ class RunTask(Checkpointable):
         return DelayedSubmission(copy.copy(self))
 
 
+_RENDEZVOUS = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+
+
 def _export_job_ranks() -> int:
     """In a SLURM job of several tasks: export RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and
     MASTER_PORT (submitit's TorchDistributedEnvironment; every task sees all GPUs of its node and
-    ursa.distributed pins cuda:LOCAL_RANK) and return this task's rank; 0 anywhere else."""
+    ursa.distributed pins cuda:LOCAL_RANK) and return this task's rank; 0 anywhere else. They are
+    replaced: SLURM passes the submitter's environment through, and a stray MASTER_PORT or RANK
+    there (a shell that ran torchrun) must neither stop the export nor name this job's rendezvous."""
     if os.environ.get("SUBMITIT_EXECUTOR") != "slurm":
         return 0
     env = submitit.JobEnvironment()
@@ -176,6 +181,8 @@ def _export_job_ranks() -> int:
         return 0
     from submitit.helpers import TorchDistributedEnvironment
 
+    for key in _RENDEZVOUS:  # the submitter's, passed through by SLURM: the port comes from the job id
+        os.environ.pop(key, None)
     TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
     return env.global_rank
 
