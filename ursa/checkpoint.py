@@ -201,7 +201,7 @@ def save_checkpoint(out_dir: Path, checkpoint_format: str, model_cls: type, mode
 
     if checkpoint_format == "full":
         model_state, optim_state = full_state(model, optimizer)  # collectives under FSDP
-        ema_state = full_ema(ema) if ema is not None else None
+        ema_state = full_ema(ema, main) if ema is not None else None
         if main:
             state = {**state, "optimizer": optim_state}
             if ema_state is not None:

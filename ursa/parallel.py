@@ -131,9 +131,17 @@ def set_sharded_state(model: nn.Module, optimizer: torch.optim.Optimizer, ema: E
         ema.load_state_dict(state["ema"])
 
 
-def full_ema(ema: EMA) -> dict[str, Tensor]:
-    """The EMA shadow in full on CPU (DTensor shards gathered: a collective under FSDP)."""
-    return {n: (s.full_tensor() if isinstance(s, DTensor) else s).detach().cpu() for n, s in ema.state_dict().items()}
+def full_ema(ema: EMA, main: bool = True) -> dict[str, Tensor]:
+    """The EMA shadow in full on `main`'s CPU ({} elsewhere). DTensor shards are gathered one tensor
+    at a time on the device (a collective under FSDP: every rank calls it) and only `main` (rank 0,
+    the one that writes files) copies them to its host, so a node's host memory holds one copy, not
+    one per rank."""
+    out = {}
+    for name, shadow in ema.state_dict().items():
+        full = shadow.full_tensor() if isinstance(shadow, DTensor) else shadow
+        if main:
+            out[name] = full.detach().cpu()
+    return out
 
 
 def like_shard(shadow: Tensor, full: Tensor) -> Tensor:

@@ -22,8 +22,11 @@ from torch.multiprocessing import ProcessExitedException
 from torch.distributed.checkpoint import FileSystemReader
 
 from ursa import distributed
+from ursa.ema import EMA
 from ursa.model import URSAConfig, URSAModel
+from ursa.parallel import full_ema, wrap
 from ursa.paths import build_path
+from ursa.preempt import Preempted
 from ursa.train import TokenDataset, TrainConfig, TrainResult, load_result, train
 
 K, STEPS, B = 32, 20, 4
@@ -44,9 +47,9 @@ def model() -> URSAModel:
     return URSAModel(URSAConfig.preset("tiny", text_vocab_size=16, visual_vocab_size=K), seed=0)
 
 
-def fit(out: Path, stop_after: int | None = None, **overrides) -> TrainResult:
+def fit(out: Path, stop_after: int | None = None, on_step=None, **overrides) -> TrainResult:
     return train(model(), build_path("mixture", vocab_size=K), dataset(), TrainConfig(**{**CFG, **overrides}), out,
-                 progress=False, stop_after=stop_after)
+                 progress=False, stop_after=stop_after, on_step=on_step)
 
 
 def run(out: Path, **overrides) -> list[float]:
@@ -79,6 +82,33 @@ def _runs(root: str) -> None:
     run(root / "fsdp_sharded", stop_after=12, parallel="fsdp", **SHARDED)
     run(root / "ddp_sharded", stop_after=12, **SHARDED)
     run(root / "one_to_two", parallel="fsdp", **SHARDED)
+    _preempted(root)
+    _ema_gathered(root)
+
+
+def _preempted(root: Path) -> None:
+    """FSDP2 with sharded checkpoints; only rank 1 gets SIGUSR2, after step 7's boundary (as SLURM
+    may signal the tasks of a job at slightly different times): both ranks stop after step 8 and
+    write its checkpoint (none was due: checkpoint_every 5)."""
+    rank = distributed.current()
+
+    def poke(step: int, loss: float) -> None:
+        if rank.rank == 1 and step == 7:
+            os.kill(os.getpid(), signal.SIGUSR2)
+
+    try:
+        fit(root / "preempted", parallel="fsdp", **SHARDED, on_step=poke)
+    except Preempted as exc:
+        (root / "preempted" / f"rank{rank.rank}.txt").write_text(str(exc))
+
+
+def _ema_gathered(root: Path) -> None:
+    """What full_ema leaves on each rank of an FSDP2 model: names and shapes."""
+    rank = distributed.current()
+    m = model()
+    wrap(m, TrainConfig(**{**CFG, "parallel": "fsdp"}), rank, torch.device("cpu"))
+    full = full_ema(EMA(m, 0.9), rank.main)
+    torch.save({n: tuple(v.shape) for n, v in full.items()}, root / f"ema_rank{rank.rank}.pt")
 
 
 def _killed_at_12(root: str) -> None:
@@ -197,3 +227,29 @@ def test_one_process_sharded_checkpoint_resumes_on_two_fsdp2_processes(two_procs
     # the last checkpoint also holds the full weights: what the harness reads after a distributed run
     final = URSAModel.from_pretrained(out / "checkpoint").state_dict()
     assert near(final, URSAModel.from_pretrained(two_procs / "fsdp_clip" / "checkpoint").state_dict())  # 2 throughout
+
+
+def test_preemption_stops_every_rank_at_the_next_step_and_they_all_write_its_checkpoint(
+        two_procs: Path, one_clip: TrainResult) -> None:
+    """A preemption signal to one rank of two (FSDP2, sharded checkpoints): both stop after the next
+    step and write its checkpoint, each its own shards; the rerun (one process) loses no step and
+    ends as the uninterrupted run (before: SIGUSR2 killed rank 1 and the job died)."""
+    out = two_procs / "preempted"
+    for r in (0, 1):
+        assert "training stopped after step 8" in (out / f"rank{r}.txt").read_text()
+    assert "on SIGUSR2" in (out / "rank1.txt").read_text()  # rank 0 stopped on rank 1's signal
+    ck = out / "checkpoint"
+    state = torch.load(ck / "state.pt", weights_only=False)
+    assert (state["step"], state["world_size"], len(state["losses"])) == (8, 2, 8)
+    assert {"__0_0.distcp", "__1_0.distcp"} <= {p.name for p in ck.iterdir()}
+    steps: list[int] = []
+    resumed = fit(out, on_step=lambda n, _: steps.append(n), **SHARDED)
+    assert steps == list(range(9, STEPS + 1))
+    assert close(resumed.losses, one_clip.losses, RTOL), (resumed.losses, one_clip.losses)
+
+
+def test_full_ema_gathers_to_rank_zero_only(two_procs: Path) -> None:
+    """FSDP2's EMA shards are gathered for rank 0's host alone (before: every rank held a full copy)."""
+    zero, one = (torch.load(two_procs / f"ema_rank{r}.pt") for r in (0, 1))
+    assert one == {}
+    assert zero == {n: tuple(p.shape) for n, p in model().named_parameters()}

@@ -1,0 +1,120 @@
+"""The steady training step: the data order built once per epoch, no update with a non-finite loss
+(also when losses are read back only every log_every steps, and with a fused optimizer that skips
+updates on the device), preemption stops at a step boundary with a checkpoint, log_every's default."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+
+from ursa import train as train_module
+from ursa.paths import build_path
+from ursa.preempt import Preempted
+from ursa.train import NonFiniteLossError, TrainConfig, _batch_index, _permutation, resolved_log_every, train
+
+from tiny_training import K, dataset, model
+
+CFG = dict(steps=8, batch_size=2, warmup_steps=2, checkpoint_every=8, p_first=0.5)
+
+
+def fit(out, m=None, **kw):
+    opts = {k: kw.pop(k) for k in ("on_step", "stop_after") if k in kw}
+    return train(m or model(), build_path("mixture", vocab_size=K), dataset(), TrainConfig(**{**CFG, **kw}), out,
+                 progress=False, **opts)
+
+
+def test_the_permutation_is_built_once_per_epoch(tmp_path, monkeypatch):
+    calls = []
+    randperm = torch.randperm
+
+    def counted(*args, **kwargs):
+        calls.append(args[0])
+        return randperm(*args, **kwargs)
+
+    _permutation.cache_clear()
+    monkeypatch.setattr(torch, "randperm", counted)
+    fit(tmp_path)  # 8 steps x 2 clips of 5: positions 0..15, epochs 0..3
+    assert calls == [5] * 4, calls
+    # the stream is the per-epoch permutations, end to end (batches cross epoch boundaries)
+    stream = torch.cat([_batch_index(p, 2, 5, 0) for p in range(0, 16, 2)])
+    want = torch.cat([randperm(5, generator=torch.Generator().manual_seed(e)) for e in range(4)])[:16]
+    assert torch.equal(stream, want)
+
+
+def _nan_at(m, call: int) -> None:
+    """Make the model's loss NaN at its `call`-th forward (once)."""
+    seen = [0]
+
+    def hook(module, args, output):
+        seen[0] += 1
+        return output * float("nan") if seen[0] == call else output
+
+    m.register_forward_hook(hook)
+
+
+def _same_weights(a, b) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_a_nan_stops_training_before_its_update_when_losses_are_read_every_5_steps(tmp_path):
+    """log_every 5: the loss of step 3 is read at step 5, but its gradient norm is read before the
+    update (on the CPU a read costs nothing): the weights are those after step 2."""
+    before = model()
+    fit(tmp_path / "a", before, log_every=5, stop_after=2)
+    m = model()
+    _nan_at(m, 3)
+    with pytest.raises(NonFiniteLossError, match=r"training loss is nan at step 3; stopped before the update of step 3"):
+        fit(tmp_path / "b", m, log_every=5)
+    assert _same_weights(m, before)
+    assert not (tmp_path / "b" / "checkpoint").exists()
+
+
+def test_a_fused_optimizer_skips_the_update_on_the_device_until_the_flush(tmp_path, monkeypatch):
+    """A fused AdamW (as on CUDA; CPU's fused kernel takes the same found_inf flag): no host read per
+    step; the NaN of step 3 makes it skip updates 3 and 4, and the flush at step 5 raises."""
+    optimizer = train_module._optimizer
+
+    def fused(model_, config):
+        groups = [{"params": g["params"], "weight_decay": g["weight_decay"]}
+                  for g in optimizer(model_, config).param_groups]
+        return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95), fused=True)
+
+    monkeypatch.setattr(train_module, "_optimizer", fused)
+    before = model()
+    fit(tmp_path / "a", before, log_every=5, stop_after=2)
+    m = model()
+    _nan_at(m, 3)
+    with pytest.raises(NonFiniteLossError, match=r"at step 3; no update used it .* read back at step 5"):
+        fit(tmp_path / "b", m, log_every=5)
+    assert _same_weights(m, before)
+    assert all(torch.isfinite(p).all() for p in m.parameters())
+
+
+def test_preemption_checkpoints_at_the_next_step_boundary_and_resumes_exactly(tmp_path):
+    """SIGUSR2 (SLURM's signal before a time limit) during step 4: step 4 finishes, its checkpoint
+    is written (none was due: checkpoint_every 8), Preempted is raised; the rerun resumes there and
+    ends as an uninterrupted run does, bit for bit."""
+    straight = fit(tmp_path / "a")
+
+    def poke(step: int, loss: float) -> None:
+        if step == 3:  # after step 3's boundary: the signal lands while step 4 runs
+            os.kill(os.getpid(), signal.SIGUSR2)
+
+    with pytest.raises(Preempted, match="after step 4 on SIGUSR2"):
+        fit(tmp_path / "b", on_step=poke)
+    state = torch.load(tmp_path / "b" / "checkpoint" / "state.pt", weights_only=False)
+    assert state["step"] == 4 and len(state["losses"]) == 4
+    assert signal.getsignal(signal.SIGUSR2) is signal.SIG_DFL  # the previous handler is back
+    resumed = fit(tmp_path / "b")
+    assert resumed.losses == straight.losses
+
+
+def test_log_every_defaults_to_every_step_on_the_cpu_and_10_on_an_accelerator():
+    config = TrainConfig()
+    assert config.log_every is None
+    assert resolved_log_every(config, torch.device("cpu")) == 1
+    assert resolved_log_every(config, torch.device("cuda", 0)) == 10
+    assert resolved_log_every(TrainConfig(log_every=3), torch.device("cuda", 0)) == 3

@@ -1,0 +1,99 @@
+"""Preemption of a training run: the signal that announces it is noted, every process stops at the
+same step boundary, writes that step's checkpoint, and only then lets the signal take its course.
+
+SLURM sends USR2 (`--signal=USR2@<s>`, before a time limit) or SIGTERM (preemption) to every task
+of a job. Without this, the default action of either kills a process mid-step (or submitit's
+handler requeues from rank 0 alone while the other tasks die), and everything since the last
+periodic checkpoint is lost. Here the handler only records the signal; `Watch.agreed` (a tiny CPU
+all-reduce at each step boundary, so one rank's signal stops them all at the same step) tells the
+loop to checkpoint, and `Watch.hand_over` then passes the signal to the Python handler that was
+installed before (submitit's on rank 0: pickle the job and requeue it, then exit) and raises
+`Preempted` where that handler returns. Lost work: none of the finished steps; the step running
+when the signal came is completed first.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from ursa import distributed
+
+SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
+
+
+class Preempted(RuntimeError):
+    """Training stopped at a step boundary on a preemption signal, after every process wrote the
+    checkpoint of that step; rerunning resumes from it."""
+
+
+_cpu_group: list[Any] = []
+
+
+def _flag_group() -> Any:
+    """A process group that all-reduces CPU tensors: the default one under gloo, a gloo group beside
+    NCCL (made once per process, a collective: every rank reaches it at the same point of train)."""
+    if dist.get_backend() == "gloo":
+        return None
+    if not _cpu_group:
+        _cpu_group.append(dist.new_group(backend="gloo"))
+    return _cpu_group[0]
+
+
+class Watch:
+    """Within `with Watch():` the preemption signals are noted instead of acted on (main thread
+    only: elsewhere signals cannot be caught, and the watch never fires)."""
+
+    def __init__(self, signals: tuple[signal.Signals, ...] = SIGNALS) -> None:
+        self.signals = signals
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+        self._group: Any = None
+
+    def __enter__(self) -> Watch:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.signals:
+                self._previous[sig] = signal.signal(sig, self._note)
+        if distributed.current().world > 1:
+            self._group = _flag_group()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
+
+    def _note(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signum
+
+    def _restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def agreed(self) -> bool:
+        """Whether any process received a signal: a collective of every rank at each step boundary
+        (an all-reduce of one CPU int, no device sync)."""
+        flag = torch.tensor([0 if self.received is None else 1])
+        if distributed.current().world > 1:
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._group)
+        return bool(flag.item())
+
+    def hand_over(self, step: int) -> None:
+        """After the checkpoint of `step`: the previous handlers back, the received signal passed
+        to the previous Python handler (submitit's requeue on rank 0, which exits), then a barrier
+        (the other ranks wait there until the job ends, so none exits before rank 0 requeued),
+        then Preempted."""
+        received, previous = self.received, dict(self._previous)
+        self._restore()
+        handler = previous.get(received) if received is not None else None
+        if callable(handler):
+            handler(received, None)
+        distributed.barrier()
+        name = signal.Signals(received).name if received is not None else "another process's signal"
+        raise Preempted(f"training stopped after step {step} on {name}; every process wrote the checkpoint "
+                        f"of step {step}, from which a rerun resumes")
