@@ -21,8 +21,8 @@ Scale (process groups: ursa/distributed.py; wrapping and checkpoint states: ursa
 same loop runs on N processes (DDP, or FSDP2 with `parallel: fsdp`) with `grad_accum`
 micro-batches per process; the global batch is always
 `batch_size` clips, every process draws the step's timesteps and noise for the whole global
-batch from the same generators and keeps its slice (with `corruption: clip`, one noise seed per
-clip, so a process reads and corrupts only its own clips), and each micro-batch's loss is
+batch from the same generators and reads and corrupts only its own clips with its slice of the
+draws (with `corruption: clip`, one noise seed per clip instead), and each micro-batch's loss is
 its token sum over the token count of the global batch, so N processes x grad_accum give the
 optimisation of one process with the whole batch (up to float summation order). Checkpoints
 (`checkpoint_format`) hold either the full (unsharded) state gathered on rank 0 with
@@ -30,6 +30,15 @@ torch.distributed.checkpoint's state-dict API and written by it in the single-pr
 ("full"), or every rank's own shards written by torch.distributed.checkpoint.save, nothing
 gathered ("sharded"); either resumes on any number of processes (a sharded one is resharded on
 load), and the format is read from the files, so the setting may change between resumes.
+
+Preemption (ursa/preempt.py): USR2 or SIGTERM is noted, every process stops at the same step
+boundary, writes that step's checkpoint, and hands the signal on (submitit: requeue); no finished
+step is lost.
+
+Non-finite losses: no update uses a NaN or infinite loss or gradient. On the host the gradient
+norm is read before each update (free there); on an accelerator the fused AdamW skips the update
+on a device flag (no sync) and every later one, until the losses are read back (`log_every`) and
+NonFiniteLossError names the step. Either way nothing is checkpointed after it.
 """
 
 from __future__ import annotations
@@ -165,9 +174,9 @@ class TrainConfig(BaseModel):
     # checkpoint and snapshot; losses.csv still gets one row per step. None: 1 on the CPU (a read
     # costs nothing there), 10 on an accelerator
     log_every: int | None = Field(None, ge=1)
-    # batch: one draw over the global batch, as one process has always done (every process then
-    # reads and corrupts the whole global batch and keeps its share); clip: a noise seed per clip,
-    # so each process reads and corrupts only its own clips (what many processes want)
+    # batch: one draw over the global batch, as one process has always done (every process draws
+    # the numbers for the whole batch, cheap, and reads and corrupts only its own clips with its
+    # slice of them); clip: a noise seed per clip (a process's clips do not depend on the batch)
     corruption: Literal["batch", "clip"] = "batch"
     tensorboard: bool = False  # also write loss, lr, tokens/s and memory as TensorBoard events in out_dir/tensorboard
 

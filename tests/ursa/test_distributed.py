@@ -84,6 +84,34 @@ def _runs(root: str) -> None:
     run(root / "one_to_two", parallel="fsdp", **SHARDED)
     _preempted(root)
     _ema_gathered(root)
+    _clips_read(root)
+
+
+class _Counted:
+    """A ClipSource that counts the clips a process selects."""
+
+    def __init__(self) -> None:
+        self.data, self.read = dataset(), 0
+
+    latent_shape = property(lambda self: self.data.latent_shape)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def id_range(self) -> tuple[int, int]:
+        return self.data.id_range()
+
+    def select(self, index: torch.Tensor) -> TokenDataset:
+        self.read += len(index)
+        return self.data.select(index)
+
+
+def _clips_read(root: Path) -> None:
+    """How many clips each rank reads in 3 steps of batch-wide corruption."""
+    counted, rank = _Counted(), distributed.current()
+    train(model(), build_path("mixture", vocab_size=K), counted, TrainConfig(**{**CFG, "steps": 3}),
+          root / "counted", progress=False)
+    (root / f"clips_read_rank{rank.rank}.txt").write_text(str(counted.read))
 
 
 def _preempted(root: Path) -> None:
@@ -253,3 +281,10 @@ def test_full_ema_gathers_to_rank_zero_only(two_procs: Path) -> None:
     zero, one = (torch.load(two_procs / f"ema_rank{r}.pt") for r in (0, 1))
     assert one == {}
     assert zero == {n: tuple(p.shape) for n, p in model().named_parameters()}
+
+
+def test_batch_wide_corruption_reads_only_each_ranks_clips(two_procs: Path) -> None:
+    """corruption: batch on 2 processes: each reads (and corrupts) its B/2 clips per step, not the
+    whole global batch (its losses equal one process's: test_ddp_two_processes_...)."""
+    for r in (0, 1):
+        assert (two_procs / f"clips_read_rank{r}.txt").read_text() == str(3 * B // 2)
