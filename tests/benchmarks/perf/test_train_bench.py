@@ -12,6 +12,6 @@ from benchmarks.perf.train_bench import peak_bf16_flops
     ("NVIDIA H200", 989), ("NVIDIA H200 NVL", 835), ("NVIDIA GH200 480GB", 989), ("NVIDIA A100-SXM4-80GB", None),
 ])
 def test_peak_bf16_flops_per_variant(name: str, tflops: int | None) -> None:
-    """Dense bf16 peaks from NVIDIA's data sheets (before: 989 for any H100, PCIe MFU 31% too low)."""
+    """Dense bf16 peaks from NVIDIA's data sheets (before: 989 for any H100: a PCIe card's MFU read 24% low)."""
     got = peak_bf16_flops(name)
     assert (got if got is None else got / 1e12) == tflops
