@@ -56,6 +56,17 @@ def compile_blocks(model: nn.Module) -> None:
         block.compile()
 
 
+def fsdp_policy(config: TrainConfig):
+    """FSDP2's MixedPrecisionPolicy of `train.fsdp_bf16`: parameters all-gathered and used in bf16
+    (half the all-gather bytes, no per-matmul casts), gradients reduce-scattered and kept in fp32
+    beside the fp32 sharded master weights and AdamW; the default policy (fp32 throughout) otherwise."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    if not config.fsdp_bf16:
+        return MixedPrecisionPolicy()
+    return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+
+
 def wrap(model: nn.Module, config: TrainConfig, rank: Rank, device: torch.device) -> tuple[nn.Module, nn.Module | None]:
     """(the module the loop calls, the DDP wrapper or None). FSDP2 shards `model` in place."""
     if config.activation_checkpointing:
@@ -69,9 +80,10 @@ def wrap(model: nn.Module, config: TrainConfig, rank: Rank, device: torch.device
         from torch.distributed.fsdp import fully_shard
 
         mesh = init_device_mesh(device.type, (rank.world,))
+        policy = fsdp_policy(config)
         for block in _blocks(model):
-            fully_shard(block, mesh=mesh)
-        fully_shard(model, mesh=mesh)
+            fully_shard(block, mesh=mesh, mp_policy=policy)
+        fully_shard(model, mesh=mesh, mp_policy=policy)
     elif rank.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 

@@ -167,6 +167,9 @@ class TrainConfig(BaseModel):
     bf16: bool = False
     grad_accum: int = Field(1, ge=1)  # micro-batches per process and step: batch_size / (processes x grad_accum) clips each
     parallel: Literal["ddp", "fsdp"] = "ddp"  # how W > 1 processes share the model (fsdp: FSDP2 fully_shard)
+    # FSDP2 (parallel fsdp, several processes): parameters all-gathered and computed in bf16,
+    # gradients reduced in fp32 into fp32 master weights and AdamW (MixedPrecisionPolicy)
+    fsdp_bf16: bool = False
     activation_checkpointing: bool = False  # recompute each layer's activations in backward (memory for compute)
     compile: bool = False  # torch.compile each transformer block (regional; compiled once, shared by every block)
     ema_decay: float = Field(0.0, ge=0, lt=1)  # > 0: keep an EMA of the weights; sampling then uses it
@@ -189,6 +192,9 @@ class TrainConfig(BaseModel):
         bad = [f for f in self.snapshots if not 0 < f <= 1]
         if bad:
             raise ValueError(f"snapshots: fractions of the training steps in (0, 1], got {bad[0]!r}")
+        if self.fsdp_bf16 and self.parallel != "fsdp":
+            raise ValueError(f"fsdp_bf16: expected parallel 'fsdp' (it is FSDP2's mixed precision), got parallel "
+                             f"{self.parallel!r}; use bf16 (autocast) for one process or DDP")
         total = self.p_first + self.p_first_last + self.p_first_k
         if total > 1.0 + 1e-9:
             raise ValueError(f"p_first + p_first_last + p_first_k must be <= 1, got {total:g}")
