@@ -19,9 +19,6 @@ import threading
 from types import FrameType
 from typing import Any
 
-import torch
-import torch.distributed as dist
-
 from ursa import distributed
 
 SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
@@ -32,19 +29,6 @@ class Preempted(RuntimeError):
     checkpoint of that step; rerunning resumes from it."""
 
 
-_cpu_group: list[Any] = []
-
-
-def _flag_group() -> Any:
-    """A process group that all-reduces CPU tensors: the default one under gloo, a gloo group beside
-    NCCL (made once per process, a collective: every rank reaches it at the same point of train)."""
-    if dist.get_backend() == "gloo":
-        return None
-    if not _cpu_group:
-        _cpu_group.append(dist.new_group(backend="gloo"))
-    return _cpu_group[0]
-
-
 class Watch:
     """Within `with Watch():` the preemption signals are noted instead of acted on (main thread
     only: elsewhere signals cannot be caught, and the watch never fires)."""
@@ -53,14 +37,11 @@ class Watch:
         self.signals = signals
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
-        self._group: Any = None
 
     def __enter__(self) -> Watch:
         if threading.current_thread() is threading.main_thread():
             for sig in self.signals:
                 self._previous[sig] = signal.signal(sig, self._note)
-        if distributed.current().world > 1:
-            self._group = _flag_group()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -78,10 +59,7 @@ class Watch:
     def agreed(self) -> bool:
         """Whether any process received a signal: a collective of every rank at each step boundary
         (an all-reduce of one CPU int, no device sync)."""
-        flag = torch.tensor([0 if self.received is None else 1])
-        if distributed.current().world > 1:
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._group)
-        return bool(flag.item())
+        return bool(distributed.host_max(0 if self.received is None else 1))
 
     def hand_over(self, step: int) -> None:
         """After the checkpoint of `step`: the previous handlers back, the received signal passed

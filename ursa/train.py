@@ -181,6 +181,11 @@ class TrainConfig(BaseModel):
     # the numbers for the whole batch, cheap, and reads and corrupts only its own clips with its
     # slice of them); clip: a noise seed per clip (a process's clips do not depend on the batch)
     corruption: Literal["batch", "clip"] = "batch"
+    # a batch whose captions are right-padded to its longest: "mask", one model call with an
+    # attention mask (SDPA then has no flash kernel, and GQA repeats k/v); "split", one call per
+    # caption length with the padding cut off, no mask (the fast kernels), the same loss and
+    # gradients up to float summation order (captions padded elsewhere than the right: "mask")
+    padded_captions: Literal["mask", "split"] = "mask"
     tensorboard: bool = False  # also write loss, lr, tokens/s and memory as TensorBoard events in out_dir/tensorboard
 
     def snapshot_steps(self) -> list[int]:
@@ -226,6 +231,43 @@ def token_loss_sum(model: nn.Module, batch: TokenDataset, x_t: Tensor, t: Tensor
         all_real = bool(batch.text_mask.all())
     weights = (t[:, :, None, None] < 1.0).float().expand(x1.shape)
     return model(batch.text_ids, x_t, None if all_real else batch.text_mask, targets=x1, weights=weights)
+
+
+def caption_groups(text_mask: Tensor) -> list[tuple[Tensor, int]] | None:
+    """[(clip indices long (b,), real caption length n)] grouping the clips of a batch by the length
+    of their right-padded captions (text_mask bool (B, L), on the host: no sync), None when some
+    caption is not a prefix of real tokens (padding on the left or within)."""
+    lengths = text_mask.sum(1)
+    if not torch.equal(text_mask, torch.arange(text_mask.shape[1]) < lengths[:, None]):
+        return None
+    return [((lengths == n).nonzero().flatten(), n) for n in lengths.unique().tolist()]
+
+
+def even_groups(groups: list[tuple[Tensor, int]], count: int) -> list[tuple[Tensor, int]]:
+    """`groups` cut into `count` (>= len(groups), <= the number of clips) by taking clips off the
+    largest group: processes of one job make as many model calls each (under DDP / FSDP2 a call
+    is a collective), and every call is still one caption length."""
+    groups = list(groups)
+    while len(groups) < count:
+        i = max(range(len(groups)), key=lambda j: len(groups[j][0]))
+        index, n = groups.pop(i)
+        groups += [(index[:1], n), (index[1:], n)]
+    return groups
+
+
+def split_token_loss_sum(model: nn.Module, batch: TokenDataset, x_t: Tensor, t: Tensor,
+                         groups: list[tuple[Tensor, int]], host_mask: Tensor) -> Tensor:
+    """token_loss_sum of a batch with padded captions, one model call per group of clips with the
+    captions cut to n tokens (`caption_groups`: no padding left, so no attention mask and the fast
+    kernels stay eligible); host_mask: the batch's text_mask on the host, read there to tell (a
+    group of a caption padded elsewhere than the right keeps its mask). The sum over the groups
+    is token_loss_sum's to float summation order."""
+    total = torch.zeros((), device=x_t.device)
+    for index, n in groups:
+        idx = index.to(x_t.device)
+        part = TokenDataset(batch.text_ids[idx, :n], batch.text_mask[idx, :n], batch.visual_ids[idx])
+        total = total + token_loss_sum(model, part, x_t[idx], t[idx], bool(host_mask[index, :n].all()))
+    return total
 
 
 def training_loss(
@@ -537,6 +579,13 @@ def train(
                     host_batch = _with_dropped_captions(data.select(index[part]), None if drop is None else drop[part])
                     _check_text_ids(host_batch, text_vocab)
                     all_real = bool(host_batch.text_mask.all())  # read on the host: no device sync in the step
+                    groups = None
+                    if config.padded_captions == "split":  # every rank: the calls are collectives
+                        groups = None if all_real else caption_groups(host_batch.text_mask)
+                        calls = distributed.host_max(1 if groups is None else len(groups))
+                        if calls > 1:
+                            groups = even_groups(groups or [(torch.arange(len(host_batch)),
+                                                             host_batch.text_ids.shape[1])], calls)
                     batch, tk = host_batch.to(device), t[part].to(device)
                     if config.corruption == "batch":
                         x_t = _corrupt_part(path, batch.visual_ids, tk, noise, int(part[0]), validate=host)
@@ -544,7 +593,9 @@ def train(
                         x_t = _corrupt(path, batch.visual_ids, tk, seeds[part].tolist(), validate=host)
                     with grad_sync(model, ddp, k == len(mine) - 1):
                         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                            loss = token_loss_sum(net, batch, x_t, tk, all_real) / count
+                            loss = (token_loss_sum(net, batch, x_t, tk, all_real) if groups is None
+                                    else split_token_loss_sum(net, batch, x_t, tk, groups,
+                                                              host_batch.text_mask)) / count
                         # DDP and FSDP average gradients over ranks; the global loss is their sum
                         (loss * rank.world).backward()
                     step_loss += loss.detach()

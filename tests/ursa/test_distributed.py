@@ -43,6 +43,14 @@ def dataset(n: int = 7) -> TokenDataset:
                         frame.expand(n, 2, 4, 4).contiguous())
 
 
+def padded() -> TokenDataset:
+    """dataset() with captions right-padded to the longest (real lengths 1..4): the ranks' clips
+    of a step have different caption lengths, so they split into different numbers of groups."""
+    data = dataset()
+    data.text_mask = torch.arange(4) < torch.tensor([4, 1, 3, 1, 2, 4, 2])[:, None]
+    return data
+
+
 def model() -> URSAModel:
     return URSAModel(URSAConfig.preset("tiny", text_vocab_size=16, visual_vocab_size=K), seed=0)
 
@@ -85,6 +93,9 @@ def _runs(root: str) -> None:
     run(root / "one_to_two", parallel="fsdp", **SHARDED)
     _preempted(root)
     _ema_gathered(root)
+    for parallel in ("ddp", "fsdp"):
+        train(model(), build_path("mixture", vocab_size=K), padded(),
+              TrainConfig(**CFG, parallel=parallel, padded_captions="split"), root / f"split_{parallel}", progress=False)
     _clips_read(root)
 
 
@@ -301,3 +312,14 @@ def test_fsdp2_bf16_parameters_train_close_to_fp32_with_fp32_master_weights(two_
     assert all(w.dtype == torch.float32 for w in weights.values())
     with pytest.raises(ValueError, match="fsdp_bf16: expected parallel 'fsdp'"):
         TrainConfig(fsdp_bf16=True)
+
+
+def test_split_padded_captions_on_ddp_and_fsdp2_equal_the_masked_single_process(two_procs: Path,
+                                                                                tmp_path: Path) -> None:
+    """padded_captions split on 2 processes: the ranks agree on a number of model calls (each a
+    collective) and cut their groups to it; losses equal one process's masked call (RTOL)."""
+    masked = train(model(), build_path("mixture", vocab_size=K), padded(), TrainConfig(**CFG), tmp_path,
+                   progress=False).losses
+    for parallel in ("ddp", "fsdp"):
+        got = read_losses(two_procs / f"split_{parallel}" / "losses.csv")
+        assert close(got, masked, RTOL), (parallel, got, masked)
