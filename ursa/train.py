@@ -61,6 +61,7 @@ from ursa.checkpoint import (CHECKPOINT, SNAPSHOTS, Outputs, find_checkpoint, lo
                              rng_state, save_checkpoint, save_weights, set_rng_state, write_losses)
 from ursa.checks import FLOAT, check_tensor
 from ursa.ema import EMA
+from ursa.loss import check_kernel, head_kernel
 from ursa.parallel import full_ema, full_weights, grad_sync, micro_batch, wrap
 from ursa.paths import ProbPath
 from ursa.preempt import Watch
@@ -186,6 +187,9 @@ class TrainConfig(BaseModel):
     # caption length with the padding cut off, no mask (the fast kernels), the same loss and
     # gradients up to float summation order (captions padded elsewhere than the right: "mask")
     padded_captions: Literal["mask", "split"] = "mask"
+    # the visual head's loss: "chunked" (ursa/loss.py), or an optional fused linear + cross-entropy
+    # kernel, "liger" (liger-kernel) or "cce" (cut-cross-entropy), if installed (not dependencies)
+    head_kernel: Literal["chunked", "liger", "cce"] = "chunked"
     tensorboard: bool = False  # also write loss, lr, tokens/s and memory as TensorBoard events in out_dir/tensorboard
 
     def snapshot_steps(self) -> list[int]:
@@ -485,6 +489,7 @@ def train(
     low, high = data.id_range()
     if high >= path.vocab_size or low < 0:
         raise ValueError(f"data.visual_ids: expected ids in [0, {path.vocab_size}), got range [{low}, {high}]")
+    check_kernel(config.head_kernel)  # before joining a process group: a missing package is a clean error
     rank = distributed.init_from_env(config.device)
     micro = micro_batch(config, rank)
     device = torch.device(config.device)
@@ -592,7 +597,8 @@ def train(
                     else:
                         x_t = _corrupt(path, batch.visual_ids, tk, seeds[part].tolist(), validate=host)
                     with grad_sync(model, ddp, k == len(mine) - 1):
-                        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16), \
+                                head_kernel(config.head_kernel):
                             loss = (token_loss_sum(net, batch, x_t, tk, all_real) if groups is None
                                     else split_token_loss_sum(net, batch, x_t, tk, groups,
                                                               host_batch.text_mask)) / count

@@ -154,3 +154,23 @@ def test_even_groups_cut_the_largest_group_until_every_rank_has_as_many():
     got = even_groups(groups, 4)
     assert sorted((tuple(i.tolist()), n) for i, n in got) == [((0,), 4), ((1,), 2), ((2,), 4), ((3,), 4)]
     assert even_groups(groups, 2) == groups
+
+
+def test_a_fused_head_kernel_is_optional_and_named_when_missing(tmp_path, monkeypatch):
+    """head_kernel cce / liger: a clear error naming the package when it does not import; wired to
+    the package's linear + cross-entropy with zero-weight tokens as ignored targets (here a stand-in
+    module computing it plainly: the losses equal the chunked head's to float order, 1e-5)."""
+    import sys
+    import types
+
+    import torch.nn.functional as F
+
+    monkeypatch.setitem(sys.modules, "liger_kernel", None)  # not importable, whether installed or not
+    with pytest.raises(ValueError, match=r"head_kernel: 'liger' needs the optional package `liger-kernel`"):
+        fit(tmp_path / "x", head_kernel="liger")
+    fake = types.ModuleType("cut_cross_entropy")
+    fake.linear_cross_entropy = lambda e, c, targets, ignore_index, reduction: F.cross_entropy(
+        F.linear(e, c).float(), targets, ignore_index=ignore_index, reduction=reduction)
+    monkeypatch.setitem(sys.modules, "cut_cross_entropy", fake)
+    chunked, fused = fit(tmp_path / "a").losses, fit(tmp_path / "b", head_kernel="cce").losses
+    torch.testing.assert_close(torch.tensor(fused), torch.tensor(chunked), rtol=1e-5, atol=0)
