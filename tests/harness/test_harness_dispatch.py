@@ -66,3 +66,8 @@ def test_slurm_task_ranks_replace_a_stray_rendezvous_from_the_submitter(monkeypa
     port = int(os.environ["MASTER_PORT"])
     assert (os.environ["RANK"], os.environ["WORLD_SIZE"], os.environ["MASTER_ADDR"]) == ("1", "2", "nodeA")
     assert 20000 <= port <= 60000  # submitit's port from the job id: every task of the job agrees on it
+    monkeypatch.setenv("SLURM_NTASKS", "1")  # a single-task job (a reference run) with the same stray variables
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    monkeypatch.setenv("SLURM_LOCALID", "0")
+    monkeypatch.setenv("WORLD_SIZE", "9")
+    assert _export_job_ranks() == 0 and "WORLD_SIZE" not in os.environ and "MASTER_PORT" not in os.environ
