@@ -56,22 +56,23 @@ class Watch:
             signal.signal(sig, handler)
         self._previous.clear()
 
-    def agreed(self) -> bool:
-        """Whether any process received a signal: a collective of every rank at each step boundary
-        (an all-reduce of one CPU int, no device sync)."""
-        return bool(distributed.host_max(0 if self.received is None else 1))
+    def agreed(self) -> int:
+        """The signal any process received (the largest number, so every rank names the same one),
+        0 for none: a collective of every rank at each step boundary (an all-reduce of one CPU
+        int, no device sync)."""
+        return distributed.host_max(self.received or 0)
 
-    def hand_over(self, step: int) -> None:
-        """After the checkpoint of `step`: the previous handlers back, the received signal passed
-        to the previous Python handler (submitit's requeue on rank 0, which exits), then a barrier
-        (the other ranks wait there until the job ends, so none exits before rank 0 requeued),
-        then Preempted."""
-        received, previous = self.received, dict(self._previous)
-        self._restore()
-        handler = previous.get(received) if received is not None else None
+    def hand_over(self, step: int, signum: int) -> None:
+        """After every rank wrote the checkpoint of `step`: `signum` (what `agreed` returned) goes to
+        the Python handler installed before this watch, on every rank. submitit's on rank 0
+        pickles the job, runs `scontrol requeue` and exits; on other ranks it returns, and so does
+        its handler of SIGTERM (SLURM's preemption: SLURM requeues and ends the job itself): training
+        then goes on until the job is ended, with nothing lost. Without a Python handler (the
+        default action) training stops here: Preempted."""
+        self.received = None
+        handler = self._previous.get(signum)
         if callable(handler):
-            handler(received, None)
-        distributed.barrier()
-        name = signal.Signals(received).name if received is not None else "another process's signal"
-        raise Preempted(f"training stopped after step {step} on {name}; every process wrote the checkpoint "
-                        f"of step {step}, from which a rerun resumes")
+            handler(signum, None)
+            return
+        raise Preempted(f"training stopped after step {step} on {signal.Signals(signum).name}; every process wrote "
+                        f"the checkpoint of step {step}, from which a rerun resumes")

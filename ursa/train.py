@@ -607,7 +607,7 @@ def train(
                     step_loss += loss.detach()
                 pending.append(step_loss)
                 n = step + 1
-                stopping = preemption.agreed()  # every rank: a signal on any one stops all at this step
+                stopping = preemption.agreed()  # every rank: a signal on any one checkpoints all at this step
                 flush = (n % log_every == 0 or n in snapshot_steps or n == last
                          or n % config.checkpoint_every == 0 or stopping)
                 values = None
@@ -650,7 +650,7 @@ def train(
                 if step % config.checkpoint_every == 0 or step == config.steps or stopping:
                     checkpoint()
                 if stopping and step < config.steps:
-                    preemption.hand_over(step)  # raises Preempted (or exits: submitit's requeue)
+                    preemption.hand_over(step, stopping)  # Preempted, submitit's requeue, or go on
     finally:
         bar.close()
         out.close()

@@ -112,6 +112,25 @@ def test_preemption_checkpoints_at_the_next_step_boundary_and_resumes_exactly(tm
     assert resumed.losses == straight.losses
 
 
+def test_a_previous_python_handler_gets_the_signal_after_the_checkpoint_and_training_goes_on(tmp_path):
+    """As submitit's: the handler installed before train() (submitit's requeue, or its bypass of
+    SIGTERM) is called once the checkpoint of the step is on disk; if it returns, training goes on."""
+    seen = []
+
+    def handler(signum, frame):
+        state = torch.load(tmp_path / "b" / "checkpoint" / "state.pt", weights_only=False)
+        seen.append((signal.Signals(signum).name, state["step"]))
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        done = fit(tmp_path / "b", on_step=lambda step, loss: step == 5 and os.kill(os.getpid(), signal.SIGTERM))
+        assert signal.getsignal(signal.SIGTERM) is handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [("SIGTERM", 6)] and done.steps == 8
+    assert done.losses == fit(tmp_path / "a").losses
+
+
 def test_log_every_defaults_to_every_step_on_the_cpu_and_10_on_an_accelerator():
     config = TrainConfig()
     assert config.log_every is None
