@@ -166,18 +166,26 @@ class RunTask(Checkpointable):
         return DelayedSubmission(copy.copy(self))
 
 
+_RENDEZVOUS = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+
+
 def _export_job_ranks() -> int:
     """In a SLURM job of several tasks: export RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and
     MASTER_PORT (submitit's TorchDistributedEnvironment; every task sees all GPUs of its node and
-    ursa.distributed pins cuda:LOCAL_RANK) and return this task's rank; 0 anywhere else."""
+    ursa.distributed pins cuda:LOCAL_RANK) and return this task's rank; 0 anywhere else. They are
+    replaced, and removed in a single-task job: SLURM passes the submitter's environment through,
+    and a stray MASTER_PORT, RANK or WORLD_SIZE there (a shell that ran torchrun) must neither stop
+    the export, nor name this job's rendezvous, nor make one process wait for peers."""
     if os.environ.get("SUBMITIT_EXECUTOR") != "slurm":
         return 0
+    for key in _RENDEZVOUS:  # the submitter's, passed through by SLURM: never this job's
+        os.environ.pop(key, None)
     env = submitit.JobEnvironment()
     if env.num_tasks <= 1:
-        return 0
+        return 0  # one process: no WORLD_SIZE left to make it wait for peers
     from submitit.helpers import TorchDistributedEnvironment
 
-    TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    TorchDistributedEnvironment().export(set_cuda_visible_devices=False)  # the port from the job id
     return env.global_rank
 
 

@@ -212,6 +212,19 @@ def check_axes(spec: Spec) -> None:
         arms[f" (profile {profile})"] = arm_points(resolved)
     check_names(spec, configs)
     check_report_arms(spec, configs, arms)
+    check_gpus(spec, configs)
+
+
+def check_gpus(spec: Spec, configs: list[RunConfig]) -> None:
+    """A SLURM job that trains on CUDA runs one task per GPU: tasks_per_node may not exceed
+    slurm.gpus_per_node (extra tasks would share a GPU, or find none, and fail at their first
+    collective)."""
+    ex = spec.executor
+    cuda = [c for c in configs if c.train.device.startswith("cuda")]
+    if ex.kind == "slurm" and cuda and ex.tasks_per_node > ex.slurm.gpus_per_node:
+        raise SpecError(f"{spec.source}: executor.tasks_per_node: expected at most executor.slurm.gpus_per_node = "
+                        f"{ex.slurm.gpus_per_node} for runs that train on {cuda[0].train.device!r} (one task per "
+                        f"GPU), got {ex.tasks_per_node}; raise gpus_per_node or lower tasks_per_node.")
 
 
 def metric_names(configs: list[RunConfig]) -> list[str]:

@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from torch.distributed.checkpoint import FileSystemReader
 from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.metadata import Metadata, TensorStorageMetadata
+from torch.distributed.tensor import DTensor
 
 from ursa import distributed
 from ursa.ema import EMA
@@ -201,7 +202,7 @@ def save_checkpoint(out_dir: Path, checkpoint_format: str, model_cls: type, mode
 
     if checkpoint_format == "full":
         model_state, optim_state = full_state(model, optimizer)  # collectives under FSDP
-        ema_state = full_ema(ema) if ema is not None else None
+        ema_state = full_ema(ema, main) if ema is not None else None
         if main:
             state = {**state, "optimizer": optim_state}
             if ema_state is not None:
@@ -254,15 +255,29 @@ def _has(metadata: Metadata, prefix: str) -> bool:
     return any(key.startswith(f"{prefix}.") for key in metadata.state_dict_metadata)
 
 
-def _copy(obj: Any) -> Any:
-    """A copy of a state dict's tensors (DTensors stay DTensors), the rest shared."""
+def _tensors(obj: Any) -> list[Tensor]:
+    """The tensors of a state dict, in a fixed order: this rank's local part of each DTensor."""
+    if isinstance(obj, DTensor):
+        return [obj.to_local()]
     if isinstance(obj, Tensor):
-        return obj.detach().clone()
+        return [obj]
     if isinstance(obj, dict):
-        return {k: _copy(v) for k, v in obj.items()}
+        return [t for v in obj.values() for t in _tensors(v)]
     if isinstance(obj, list):
-        return [_copy(v) for v in obj]
-    return obj
+        return [t for v in obj for t in _tensors(v)]
+    return []
+
+
+def _host_backup(state: dict) -> list[Tensor]:
+    """Host copies of this rank's live state tensors (its shards): what a failed in-place read
+    restores. On the host, so a resume needs no second copy of the model + AdamW (+ EMA) on the GPU."""
+    return [t.detach().to("cpu", copy=True) for t in _tensors(state)]
+
+
+@torch.no_grad()
+def _restore(state: dict, backup: list[Tensor]) -> None:
+    for live, saved in zip(_tensors(state), backup):
+        live.copy_(saved)
 
 
 def _ema_from_weights(ema: EMA, model: nn.Module) -> None:
@@ -298,11 +313,17 @@ def _read(found: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
     with_ema = ema is not None and _has(metadata, "ema")
 
     def apply_sharded() -> None:
-        # into a copy of this rank's state (its shard of model + AdamW + EMA once more, before any
-        # activation exists), so a read that fails half-way leaves the model and optimizer as they were
-        target = _copy(sharded_state(model, optimizer, ema if with_ema else None))
-        with _quiet_single_process():
-            dcp.load(target, checkpoint_id=found, no_dist=_no_dist())  # reshards to the current layout
+        # in place into this rank's live state (its shards), after a host copy of them: a read that
+        # fails half-way is undone from the host, so the model and optimizer are left as they were
+        target = sharded_state(model, optimizer, ema if with_ema else None)
+        backup = _host_backup(target)
+        try:
+            with _quiet_single_process():
+                dcp.load(target, checkpoint_id=found, no_dist=_no_dist())  # reshards to the current layout
+        except BaseException:
+            _restore(target, backup)
+            raise
+        del backup
         set_sharded_state(model, optimizer, ema, target)
         if ema is not None and not with_ema:
             _ema_from_weights(ema, model)

@@ -116,6 +116,29 @@ def all_reduce_sum(x: Tensor) -> Tensor:
     return x
 
 
+_host_group: list[Any] = []
+
+
+def host_group() -> Any:
+    """A process group for small CPU tensors (flags, counts): the default one under gloo, a gloo
+    group beside NCCL (made on first use: a collective, so every rank must reach it at the same
+    point of the program)."""
+    if dist.get_backend() == "gloo":
+        return None
+    if not _host_group:
+        _host_group.append(dist.new_group(backend="gloo"))
+    return _host_group[0]
+
+
+def host_max(value: int) -> int:
+    """The largest `value` over ranks, through the host (no device sync); `value` in one process."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return value
+    x = torch.tensor([value])
+    dist.all_reduce(x, op=dist.ReduceOp.MAX, group=host_group())
+    return int(x.item())
+
+
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()

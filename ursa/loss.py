@@ -15,6 +15,11 @@ float32.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import importlib
+from collections.abc import Callable, Iterator
+
 import torch
 from torch import Tensor
 
@@ -71,6 +76,58 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 (grad_weight * grad_output).to(ctx.weight_dtype), None, None, None, None, None)
 
 
+IGNORE = -100  # the fused kernels' ignore_index: targets of zero-weight tokens
+
+
+def _liger(hidden: Tensor, weight: Tensor, targets: Tensor) -> Tensor:
+    from liger_kernel.transformers.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyLoss
+
+    return LigerFusedLinearCrossEntropyLoss(ignore_index=IGNORE, reduction="sum")(weight, hidden, targets).float()
+
+
+def _cce(hidden: Tensor, weight: Tensor, targets: Tensor) -> Tensor:
+    from cut_cross_entropy import linear_cross_entropy as cce
+
+    return cce(hidden, weight, targets, ignore_index=IGNORE, reduction="sum").float()
+
+
+# train.head_kernel -> (module to import, pip package, loss(hidden, weight, targets) summed over
+# targets != IGNORE). Optional: neither is a dependency of ursa-bench.
+FUSED = {"liger": ("liger_kernel", "liger-kernel", _liger), "cce": ("cut_cross_entropy", "cut-cross-entropy", _cce)}
+_kernel: contextvars.ContextVar[str] = contextvars.ContextVar("head_kernel", default="chunked")
+
+
+def check_kernel(name: str) -> None:
+    """ValueError unless head kernel `name` ("chunked", or a FUSED one whose package imports) can run."""
+    if name == "chunked":
+        return
+    if name not in FUSED:
+        raise ValueError(f"train.head_kernel: expected 'chunked' or one of {sorted(FUSED)}, got {name!r}")
+    module, package, _ = FUSED[name]
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise ValueError(f"train.head_kernel: {name!r} needs the optional package `{package}` (pip install "
+                         f"{package}; it is not a dependency of ursa-bench), which does not import here: {exc}; "
+                         f"use head_kernel 'chunked'") from None
+
+
+@contextlib.contextmanager
+def head_kernel(name: str) -> Iterator[None]:
+    """Within: linear_cross_entropy runs the fused kernel `name` (check_kernel first). A fused kernel
+    takes 0/1 weights only (zero-weight tokens become ignored targets), as training's are."""
+    check_kernel(name)
+    token = _kernel.set(name)
+    try:
+        yield
+    finally:
+        _kernel.reset(token)
+
+
+def _fused(name: str) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    return FUSED[name][2]
+
+
 def linear_cross_entropy(hidden: Tensor, weight: Tensor, targets: Tensor, weights: Tensor | None = None,
                          chunk_elements: int = CHUNK_ELEMENTS) -> Tensor:
     """sum_i weights_i * CE(hidden_i @ weight.T, targets_i) as a float32 scalar.
@@ -78,8 +135,12 @@ def linear_cross_entropy(hidden: Tensor, weight: Tensor, targets: Tensor, weight
     hidden float (N, D); weight float (K, D) (a Linear's weight, no bias); targets long (N,) in
     [0, K); weights float (N,) or None (all 1). Equal to
     `(F.cross_entropy(F.linear(hidden, weight).float(), targets, reduction="none") * weights).sum()`
-    and its gradients, to float rounding; differentiable once (no double backward).
+    and its gradients, to float rounding; differentiable once (no double backward). Within
+    `head_kernel("liger" | "cce")` an optional fused kernel computes it instead (0/1 weights only).
     """
+    kernel = _kernel.get()
+    if kernel != "chunked":  # within head_kernel(...): weights are 0/1 (training's noisy-frame mask)
+        return _fused(kernel)(hidden, weight, targets if weights is None else torch.where(weights > 0, targets, IGNORE))
     rows = max(1, chunk_elements // weight.shape[0])
     needs_grad = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)
     return _LinearCrossEntropy.apply(hidden, weight, targets, weights, _compute_dtype(hidden, weight), rows, needs_grad)

@@ -56,6 +56,17 @@ def compile_blocks(model: nn.Module) -> None:
         block.compile()
 
 
+def fsdp_policy(config: TrainConfig):
+    """FSDP2's MixedPrecisionPolicy of `train.fsdp_bf16`: parameters all-gathered and used in bf16
+    (half the all-gather bytes, no per-matmul casts), gradients reduce-scattered and kept in fp32
+    beside the fp32 sharded master weights and AdamW; the default policy (fp32 throughout) otherwise."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    if not config.fsdp_bf16:
+        return MixedPrecisionPolicy()
+    return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+
+
 def wrap(model: nn.Module, config: TrainConfig, rank: Rank, device: torch.device) -> tuple[nn.Module, nn.Module | None]:
     """(the module the loop calls, the DDP wrapper or None). FSDP2 shards `model` in place."""
     if config.activation_checkpointing:
@@ -69,9 +80,10 @@ def wrap(model: nn.Module, config: TrainConfig, rank: Rank, device: torch.device
         from torch.distributed.fsdp import fully_shard
 
         mesh = init_device_mesh(device.type, (rank.world,))
+        policy = fsdp_policy(config)
         for block in _blocks(model):
-            fully_shard(block, mesh=mesh)
-        fully_shard(model, mesh=mesh)
+            fully_shard(block, mesh=mesh, mp_policy=policy)
+        fully_shard(model, mesh=mesh, mp_policy=policy)
     elif rank.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -131,9 +143,17 @@ def set_sharded_state(model: nn.Module, optimizer: torch.optim.Optimizer, ema: E
         ema.load_state_dict(state["ema"])
 
 
-def full_ema(ema: EMA) -> dict[str, Tensor]:
-    """The EMA shadow in full on CPU (DTensor shards gathered: a collective under FSDP)."""
-    return {n: (s.full_tensor() if isinstance(s, DTensor) else s).detach().cpu() for n, s in ema.state_dict().items()}
+def full_ema(ema: EMA, main: bool = True) -> dict[str, Tensor]:
+    """The EMA shadow in full on `main`'s CPU ({} elsewhere). DTensor shards are gathered one tensor
+    at a time on the device (a collective under FSDP: every rank calls it) and only `main` (rank 0,
+    the one that writes files) copies them to its host, so a node's host memory holds one copy, not
+    one per rank."""
+    out = {}
+    for name, shadow in ema.state_dict().items():
+        full = shadow.full_tensor() if isinstance(shadow, DTensor) else shadow
+        if main:
+            out[name] = full.detach().cpu()
+    return out
 
 
 def like_shard(shadow: Tensor, full: Tensor) -> Tensor:

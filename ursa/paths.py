@@ -9,7 +9,15 @@
 
 Time: t = 0 noise, t = 1 clean (t = 1 exactly: sample returns x1, velocity is 0, step keeps x_t).
 Randomness: every method draws its per-token uniforms for the whole batch first, so results do
-not depend on how MetricPath chunks tokens (chunked == unchunked, bitwise).
+not depend on how MetricPath chunks tokens (chunked == unchunked, bitwise). `draw` gives the
+numbers `sample` would draw, so a part of a batch is corrupted as within the whole
+(`sample(part, t, noise=the part's slice)` == the part of `sample(whole, t)`, bitwise): a process
+of a distributed run corrupts only its own clips of a batch-wide draw.
+
+Host syncs: the value checks of ids and times read the tensors back (free on the CPU, a sync on an
+accelerator). `sample(..., validate=False)` skips them for inputs already checked where they were
+made (the training loop checks the data's ids once and draws times on the host), and MetricPath
+then works through every token in fixed chunks instead of finding the noisy ones (a nonzero: a sync).
 """
 
 from __future__ import annotations
@@ -21,20 +29,30 @@ from typing import Literal
 
 import torch
 
-from ursa.checks import check_ids, check_time
+from ursa.checks import check_ids, check_tensor, check_time
 from ursa.schedule import beta, beta_dot
 
 _ROW_PAD = 8  # BLAS picks kernels by row count; padding rows keeps per-row results chunk-independent
 
 
-def _check_ids(name: str, x: torch.Tensor, high: int) -> torch.Tensor:
-    """Integer tensor with values in [0, high) -> long tensor."""
+def _check_ids(name: str, x: torch.Tensor, high: int, validate: bool = True) -> torch.Tensor:
+    """Integer tensor with values in [0, high) -> long tensor (validate=False: dtype only, no sync)."""
+    if not validate:
+        check_tensor(name, x, (torch.int64, torch.int32))
+        return x.long()
     return check_ids(name, x, high).long()
 
 
-def _check_time(name: str, t: float | torch.Tensor, shape: torch.Size, device: torch.device) -> torch.Tensor:
-    """t (float, or float tensor broadcastable to shape, values in [0, 1]) -> float64 (N,) flat."""
-    tt = check_time(name, t, device)
+def _check_time(name: str, t: float | torch.Tensor, shape: torch.Size, device: torch.device,
+                validate: bool = True) -> torch.Tensor:
+    """t (float, or float tensor broadcastable to shape, values in [0, 1]) -> float64 (N,) flat
+    (validate=False: the values are not read, no sync)."""
+    if validate:
+        tt = check_time(name, t, device)
+    elif isinstance(t, torch.Tensor) and t.is_floating_point():
+        tt = t.to(device=device, dtype=torch.float64)
+    else:
+        tt = torch.tensor(float(t), dtype=torch.float64, device=device)
     try:
         ok = torch.broadcast_shapes(tt.shape, shape) == shape
     except RuntimeError:
@@ -60,8 +78,25 @@ class ProbPath(ABC):
     num_states: int
 
     @abstractmethod
-    def sample(self, x1: torch.Tensor, t: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """x_t ~ p_t(. | x1), long (...)."""
+    def draw(self, n: int, generator: torch.Generator | None = None,
+             device: torch.device | str | None = None) -> tuple[torch.Tensor, ...]:
+        """The random numbers `sample` draws for n tokens, in its order: tensors of leading size n."""
+
+    @abstractmethod
+    def sample(self, x1: torch.Tensor, t: float | torch.Tensor, generator: torch.Generator | None = None, *,
+               noise: tuple[torch.Tensor, ...] | None = None, validate: bool = True) -> torch.Tensor:
+        """x_t ~ p_t(. | x1), long (...). noise: `draw`'s numbers for x1's tokens (flat order; e.g. a
+        slice of a larger draw) instead of drawing from `generator`. validate=False: ids and times
+        are not read back (module docstring: host syncs)."""
+
+    def _noise_of(self, noise: tuple[torch.Tensor, ...] | None, n: int, generator: torch.Generator | None,
+                  device: torch.device) -> tuple[torch.Tensor, ...]:
+        if noise is None:
+            return self.draw(n, generator, device)
+        if any(u.shape[0] != n for u in noise):
+            raise ValueError(f"noise: expected tensors of leading size {n} (x1's tokens), got "
+                             f"{[tuple(u.shape) for u in noise]}")
+        return noise
 
     @abstractmethod
     def velocity(self, x_t: torch.Tensor, x1: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
@@ -244,15 +279,31 @@ class MetricPath(ProbPath):
             out[idx] = self._probs_rows(flat[idx], b[idx])
         return out.view(*x1.shape, self.vocab_size)
 
-    def sample(self, x1: torch.Tensor, t: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        x1 = _check_ids("x1", x1, self.vocab_size)
-        flat, tt = x1.reshape(-1), _check_time("t", t, x1.shape, x1.device)
-        u = torch.rand(flat.shape, generator=generator, dtype=torch.float64, device=flat.device)
+    def draw(self, n: int, generator: torch.Generator | None = None,
+             device: torch.device | str | None = None) -> tuple[torch.Tensor, ...]:
+        """(u,): one float64 uniform per token (the inverse-CDF draw)."""
+        return (torch.rand(n, generator=generator, dtype=torch.float64, device=device),)
+
+    def sample(self, x1: torch.Tensor, t: float | torch.Tensor, generator: torch.Generator | None = None, *,
+               noise: tuple[torch.Tensor, ...] | None = None, validate: bool = True) -> torch.Tensor:
+        x1 = _check_ids("x1", x1, self.vocab_size, validate)
+        flat, tt = x1.reshape(-1), _check_time("t", t, x1.shape, x1.device, validate)
+        (u,) = self._noise_of(noise, flat.shape[0], generator, flat.device)
         b = beta(tt, self.c, self.alpha).to(self.embeddings.dtype)
-        out = flat.clone()
-        for idx in self._chunks(tt < 1):
-            out[idx] = self._sample_rows(flat[idx], b[idx], u[idx])
-        return out.view(x1.shape)
+        active = tt < 1
+        if validate:
+            out = flat.clone()
+            for idx in self._chunks(active):
+                out[idx] = self._sample_rows(flat[idx], b[idx], u[idx])
+            return out.view(x1.shape)
+        # every token in fixed chunks (no nonzero); clean ones get beta 0 (finite) and are put back.
+        # Rows are chunk-independent (_ROW_PAD), so this equals the path above bitwise.
+        b = torch.where(active, b, 0.0)
+        out = torch.empty_like(flat)
+        for s in range(0, flat.shape[0], self.chunk_size):
+            end = s + self.chunk_size
+            out[s:end] = self._sample_rows(flat[s:end], b[s:end], u[s:end])
+        return torch.where(active, out, flat).view(x1.shape)
 
     def velocity(self, x_t: torch.Tensor, x1: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
         """Kinetic-optimal rates, float32 (..., K). Where beta_dot is infinite (t = 0 with
@@ -318,18 +369,28 @@ class _KappaPath(ProbPath):
         return self.exponent * t.pow(self.exponent - 1) / (1 - self.kappa(t))
 
     @abstractmethod
-    def _noise(self, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-        """n source-distribution ids, long (n,)."""
+    def _noise(self, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor | None:
+        """n source-distribution ids, long (n,); None for a deterministic source (the mask id)."""
 
     @abstractmethod
     def _movable(self, x_t: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         """bool mask of tokens with a non-zero rate towards x1."""
 
-    def sample(self, x1: torch.Tensor, t: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        x1 = _check_ids("x1", x1, self.vocab_size)
-        flat, tt = x1.reshape(-1), _check_time("t", t, x1.shape, x1.device)
-        keep = torch.rand(flat.shape, generator=generator, dtype=torch.float64, device=flat.device) < self.kappa(tt)
-        return torch.where(keep, flat, self._noise(flat.shape[0], generator, flat.device)).view(x1.shape)
+    def draw(self, n: int, generator: torch.Generator | None = None,
+             device: torch.device | str | None = None) -> tuple[torch.Tensor, ...]:
+        """(u,) or (u, noise ids): a float64 uniform per token (keep x1 when u < kappa_t), then the
+        source ids, when the source is random."""
+        u = torch.rand(n, generator=generator, dtype=torch.float64, device=device)
+        ids = self._noise(n, generator, device)
+        return (u,) if ids is None else (u, ids)
+
+    def sample(self, x1: torch.Tensor, t: float | torch.Tensor, generator: torch.Generator | None = None, *,
+               noise: tuple[torch.Tensor, ...] | None = None, validate: bool = True) -> torch.Tensor:
+        x1 = _check_ids("x1", x1, self.vocab_size, validate)
+        flat, tt = x1.reshape(-1), _check_time("t", t, x1.shape, x1.device, validate)
+        u, *ids = self._noise_of(noise, flat.shape[0], generator, flat.device)
+        source = ids[0] if ids else torch.full_like(flat, self.num_states - 1)  # the mask id
+        return torch.where(u < self.kappa(tt), flat, source).view(x1.shape)
 
     def velocity(self, x_t: torch.Tensor, x1: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
         """kappa_dot / (1 - kappa) on x1 for movable tokens (+inf at t = 0 if exponent < 1),
@@ -384,8 +445,8 @@ class MaskedPath(_KappaPath):
         self.mask_id = vocab_size
         self.num_states = vocab_size + 1
 
-    def _noise(self, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-        return torch.full((n,), self.mask_id, dtype=torch.long, device=device)
+    def _noise(self, n: int, generator: torch.Generator | None, device: torch.device) -> None:
+        return None  # every source token is the mask id (num_states - 1): nothing to draw
 
     def _movable(self, x_t: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         return x_t == self.mask_id

@@ -21,8 +21,8 @@ Scale (process groups: ursa/distributed.py; wrapping and checkpoint states: ursa
 same loop runs on N processes (DDP, or FSDP2 with `parallel: fsdp`) with `grad_accum`
 micro-batches per process; the global batch is always
 `batch_size` clips, every process draws the step's timesteps and noise for the whole global
-batch from the same generators and keeps its slice (with `corruption: clip`, one noise seed per
-clip, so a process reads and corrupts only its own clips), and each micro-batch's loss is
+batch from the same generators and reads and corrupts only its own clips with its slice of the
+draws (with `corruption: clip`, one noise seed per clip instead), and each micro-batch's loss is
 its token sum over the token count of the global batch, so N processes x grad_accum give the
 optimisation of one process with the whole batch (up to float summation order). Checkpoints
 (`checkpoint_format`) hold either the full (unsharded) state gathered on rank 0 with
@@ -30,10 +30,20 @@ torch.distributed.checkpoint's state-dict API and written by it in the single-pr
 ("full"), or every rank's own shards written by torch.distributed.checkpoint.save, nothing
 gathered ("sharded"); either resumes on any number of processes (a sharded one is resharded on
 load), and the format is read from the files, so the setting may change between resumes.
+
+Preemption (ursa/preempt.py): USR2 or SIGTERM is noted, every process stops at the same step
+boundary, writes that step's checkpoint, and hands the signal on (submitit: requeue); no finished
+step is lost.
+
+Non-finite losses: no update uses a NaN or infinite loss or gradient. On the host the gradient
+norm is read before each update (free there); on an accelerator the fused AdamW skips the update
+on a device flag (no sync) and every later one, until the losses are read back (`log_every`) and
+NonFiniteLossError names the step. Either way nothing is checkpointed after it.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -51,12 +61,15 @@ from ursa.checkpoint import (CHECKPOINT, SNAPSHOTS, Outputs, find_checkpoint, lo
                              rng_state, save_checkpoint, save_weights, set_rng_state, write_losses)
 from ursa.checks import FLOAT, check_tensor
 from ursa.ema import EMA
+from ursa.loss import check_kernel, head_kernel
 from ursa.parallel import full_ema, full_weights, grad_sync, micro_batch, wrap
 from ursa.paths import ProbPath
+from ursa.preempt import Watch
 from ursa.schedule import ShiftRule, frame_timesteps, resolve_shift
 
 class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; raised before the optimiser steps."""
+    """The training loss (or gradient) became NaN or infinite; no update used it (module docstring:
+    "Non-finite losses")."""
 
 
 @dataclass
@@ -155,16 +168,28 @@ class TrainConfig(BaseModel):
     bf16: bool = False
     grad_accum: int = Field(1, ge=1)  # micro-batches per process and step: batch_size / (processes x grad_accum) clips each
     parallel: Literal["ddp", "fsdp"] = "ddp"  # how W > 1 processes share the model (fsdp: FSDP2 fully_shard)
+    # FSDP2 (parallel fsdp, several processes): parameters all-gathered and computed in bf16,
+    # gradients reduced in fp32 into fp32 master weights and AdamW (MixedPrecisionPolicy)
+    fsdp_bf16: bool = False
     activation_checkpointing: bool = False  # recompute each layer's activations in backward (memory for compute)
     compile: bool = False  # torch.compile each transformer block (regional; compiled once, shared by every block)
     ema_decay: float = Field(0.0, ge=0, lt=1)  # > 0: keep an EMA of the weights; sampling then uses it
     # losses are kept on the device and read back (one host sync) every log_every steps, at every
-    # checkpoint and snapshot; losses.csv still gets one row per step
-    log_every: int = Field(1, ge=1)
-    # batch: one draw over the global batch, as one process has always done (every process then
-    # reads and corrupts the whole global batch and keeps its share); clip: a noise seed per clip,
-    # so each process reads and corrupts only its own clips (what many processes want)
+    # checkpoint and snapshot; losses.csv still gets one row per step. None: 1 on the CPU (a read
+    # costs nothing there), 10 on an accelerator
+    log_every: int | None = Field(None, ge=1)
+    # batch: one draw over the global batch, as one process has always done (every process draws
+    # the numbers for the whole batch, cheap, and reads and corrupts only its own clips with its
+    # slice of them); clip: a noise seed per clip (a process's clips do not depend on the batch)
     corruption: Literal["batch", "clip"] = "batch"
+    # a batch whose captions are right-padded to its longest: "mask", one model call with an
+    # attention mask (SDPA then has no flash kernel, and GQA repeats k/v); "split", one call per
+    # caption length with the padding cut off, no mask (the fast kernels), the same loss and
+    # gradients up to float summation order (captions padded elsewhere than the right: "mask")
+    padded_captions: Literal["mask", "split"] = "mask"
+    # the visual head's loss: "chunked" (ursa/loss.py), or an optional fused linear + cross-entropy
+    # kernel, "liger" (liger-kernel) or "cce" (cut-cross-entropy), if installed (not dependencies)
+    head_kernel: Literal["chunked", "liger", "cce"] = "chunked"
     tensorboard: bool = False  # also write loss, lr, tokens/s and memory as TensorBoard events in out_dir/tensorboard
 
     def snapshot_steps(self) -> list[int]:
@@ -176,6 +201,9 @@ class TrainConfig(BaseModel):
         bad = [f for f in self.snapshots if not 0 < f <= 1]
         if bad:
             raise ValueError(f"snapshots: fractions of the training steps in (0, 1], got {bad[0]!r}")
+        if self.fsdp_bf16 and self.parallel != "fsdp":
+            raise ValueError(f"fsdp_bf16: expected parallel 'fsdp' (it is FSDP2's mixed precision), got parallel "
+                             f"{self.parallel!r}; use bf16 (autocast) for one process or DDP")
         total = self.p_first + self.p_first_last + self.p_first_k
         if total > 1.0 + 1e-9:
             raise ValueError(f"p_first + p_first_last + p_first_k must be <= 1, got {total:g}")
@@ -207,6 +235,43 @@ def token_loss_sum(model: nn.Module, batch: TokenDataset, x_t: Tensor, t: Tensor
         all_real = bool(batch.text_mask.all())
     weights = (t[:, :, None, None] < 1.0).float().expand(x1.shape)
     return model(batch.text_ids, x_t, None if all_real else batch.text_mask, targets=x1, weights=weights)
+
+
+def caption_groups(text_mask: Tensor) -> list[tuple[Tensor, int]] | None:
+    """[(clip indices long (b,), real caption length n)] grouping the clips of a batch by the length
+    of their right-padded captions (text_mask bool (B, L), on the host: no sync), None when some
+    caption is not a prefix of real tokens (padding on the left or within)."""
+    lengths = text_mask.sum(1)
+    if not torch.equal(text_mask, torch.arange(text_mask.shape[1]) < lengths[:, None]):
+        return None
+    return [((lengths == n).nonzero().flatten(), n) for n in lengths.unique().tolist()]
+
+
+def even_groups(groups: list[tuple[Tensor, int]], count: int) -> list[tuple[Tensor, int]]:
+    """`groups` cut into `count` (>= len(groups), <= the number of clips) by taking clips off the
+    largest group: processes of one job make as many model calls each (under DDP / FSDP2 a call
+    is a collective), and every call is still one caption length."""
+    groups = list(groups)
+    while len(groups) < count:
+        i = max(range(len(groups)), key=lambda j: len(groups[j][0]))
+        index, n = groups.pop(i)
+        groups += [(index[:1], n), (index[1:], n)]
+    return groups
+
+
+def split_token_loss_sum(model: nn.Module, batch: TokenDataset, x_t: Tensor, t: Tensor,
+                         groups: list[tuple[Tensor, int]], host_mask: Tensor) -> Tensor:
+    """token_loss_sum of a batch with padded captions, one model call per group of clips with the
+    captions cut to n tokens (`caption_groups`: no padding left, so no attention mask and the fast
+    kernels stay eligible); host_mask: the batch's text_mask on the host, read there to tell (a
+    group of a caption padded elsewhere than the right keeps its mask). The sum over the groups
+    is token_loss_sum's to float summation order."""
+    total = torch.zeros((), device=x_t.device)
+    for index, n in groups:
+        idx = index.to(x_t.device)
+        part = TokenDataset(batch.text_ids[idx, :n], batch.text_mask[idx, :n], batch.visual_ids[idx])
+        total = total + token_loss_sum(model, part, x_t[idx], t[idx], bool(host_mask[index, :n].all()))
+    return total
 
 
 def training_loss(
@@ -269,16 +334,23 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95), **fused)
 
 
+@functools.lru_cache(maxsize=4)
+def _permutation(num_clips: int, seed: int, epoch: int) -> Tensor:
+    """The order of the clips in `epoch`: long (num_clips,), built once per epoch (and kept: at
+    10M clips a randperm takes longer than a GPU step). Callers must not modify it."""
+    return torch.randperm(num_clips, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
 def _batch_index(position: int, batch_size: int, num_clips: int, seed: int) -> Tensor:
-    """Indices of the batch_size clips after `position` in the stream of per-epoch permutations."""
-    index, perm_epoch, perm = [], -1, None
-    for pos in range(position, position + batch_size):
-        epoch = pos // num_clips
-        if epoch != perm_epoch:
-            perm = torch.randperm(num_clips, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-            perm_epoch = epoch
-        index.append(int(perm[pos % num_clips]))
-    return torch.tensor(index, dtype=torch.long)
+    """Indices (long (batch_size,)) of the batch_size clips after `position` in the stream of
+    per-epoch permutations."""
+    pos = torch.arange(position, position + batch_size)
+    epochs = pos // num_clips
+    index = torch.empty(batch_size, dtype=torch.long)
+    for epoch in range(int(epochs[0]), int(epochs[-1]) + 1):  # one, or two at an epoch boundary
+        sel = epochs == epoch
+        index[sel] = _permutation(num_clips, seed, epoch)[pos[sel] % num_clips]
+    return index
 
 
 def _with_dropped_captions(batch: TokenDataset, drop: Tensor | None) -> TokenDataset:
@@ -289,16 +361,67 @@ def _with_dropped_captions(batch: TokenDataset, drop: Tensor | None) -> TokenDat
     return TokenDataset(batch.text_ids, batch.text_mask & ~drop[:, None].to(batch.text_mask.device), batch.visual_ids)
 
 
-def _corrupt(path: ProbPath, x1: Tensor, t: Tensor, seeds: list[int]) -> Tensor:
+def _corrupt(path: ProbPath, x1: Tensor, t: Tensor, seeds: list[int], validate: bool = True) -> Tensor:
     """x_t ~ p_t(. | x1) for clips x1 long (b, T, h, w) at per-frame times t (b, T) (on x1's device);
     frames with t = 1 stay clean. Clip i's noise comes from a generator seeded seeds[i], so a clip's
-    x_t does not depend on how the global batch is split over processes and micro-batches."""
+    x_t does not depend on how the global batch is split over processes and micro-batches.
+    validate=False: ids and times checked on the host already (no device read per clip)."""
     t_tok = t[:, :, None, None]
     noisy = []
     for i, seed in enumerate(seeds):
         g = torch.Generator(device=x1.device).manual_seed(seed)
-        noisy.append(path.sample(x1[i:i + 1], t_tok[i:i + 1], generator=g))
+        noisy.append(path.sample(x1[i:i + 1], t_tok[i:i + 1], generator=g, validate=validate))
     return torch.where(t_tok >= 1.0, x1, torch.cat(noisy))
+
+
+def _corrupt_part(path: ProbPath, x1: Tensor, t: Tensor, noise: tuple[Tensor, ...], first: int,
+                  validate: bool = True) -> Tensor:
+    """x_t for the clips x1 long (b, T, h, w) (times t (b, T)) that sit at `first` of a global batch
+    whose per-token draws are `noise` (path.draw over the whole batch): those clips come out as the
+    whole batch's corruption would give them, and only they are read and corrupted."""
+    per = x1[0].numel()
+    part = tuple(u[first * per:(first + x1.shape[0]) * per] for u in noise)
+    t_tok = t[:, :, None, None]
+    return torch.where(t_tok >= 1.0, x1, path.sample(x1, t_tok, noise=part, validate=validate))
+
+
+def resolved_log_every(config: TrainConfig, device: torch.device) -> int:
+    """config.log_every, or when None: 1 on the CPU (reading a loss back costs nothing there), 10
+    on an accelerator (each read is a host sync that stalls the launch queue)."""
+    return config.log_every or (1 if device.type == "cpu" else 10)
+
+
+def _guarded_step(model: nn.Module, optimizer: torch.optim.Optimizer, grad_clip: float,
+                  halted: Tensor | None) -> tuple[bool, Tensor | None]:
+    """Clip the gradients and step the optimizer unless they are non-finite: (stepped, halted).
+
+    halted None (an optimizer that is not fused): the norm is read on the host first (free on the
+    CPU) and a non-finite one returns (False, None) with no update. halted a device flag (a fused
+    optimizer): no sync; once a norm is non-finite the flag holds 1 and this and every later update
+    is skipped inside the fused kernel (its found_inf, as GradScaler uses it) until the loop reads
+    the flag back at its next flush and raises."""
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if halted is None:
+        if not math.isfinite(float(norm)):
+            return False, None
+        optimizer.step()
+        return True, None
+    halted = torch.maximum(halted, (~torch.isfinite(norm)).float())
+    optimizer.found_inf = halted
+    optimizer.step()
+    return True, halted
+
+
+def _non_finite(values: list[float], first: int, stop: int, halted_since: bool) -> NonFiniteLossError:
+    """The error for losses `values` of steps first.. (one may be non-finite) when training stops
+    at step `stop`; halted_since: updates were skipped on the device (not stopped on the host)."""
+    bad = next((first + i for i, v in enumerate(values) if not math.isfinite(v)), None)
+    what = (f"training loss is {values[bad - first]} at step {bad}" if bad is not None
+            else f"the gradient norm is not finite at a step in {first}..{stop} (the losses are finite)")
+    if halted_since:
+        return NonFiniteLossError(f"{what}; no update used it (the fused optimizer skipped the updates from "
+                                  f"then on, read back at step {stop}), and no checkpoint was written after it")
+    return NonFiniteLossError(f"{what}; stopped before the update of step {stop} and before any checkpoint")
 
 
 def export_model(model: nn.Module, result: TrainResult, directory: str | Path) -> None:
@@ -366,6 +489,7 @@ def train(
     low, high = data.id_range()
     if high >= path.vocab_size or low < 0:
         raise ValueError(f"data.visual_ids: expected ids in [0, {path.vocab_size}), got range [{low}, {high}]")
+    check_kernel(config.head_kernel)  # before joining a process group: a missing package is a clean error
     rank = distributed.init_from_env(config.device)
     micro = micro_batch(config, rank)
     device = torch.device(config.device)
@@ -406,114 +530,129 @@ def train(
     shift = resolve_shift(config.shift, config.shift_rule, T * h * w)
     snapshot_steps = set(config.snapshot_steps())
     use_bf16 = config.bf16 and device.type == "cuda"
+    log_every = resolved_log_every(config, device)
+    host = device.type == "cpu"  # tensors on the host: reading them back costs no sync
     last = config.steps if stop_after is None else min(config.steps, stop_after)
     mine = distributed.shard(torch.arange(config.batch_size), rank).split(micro)
     bar = tqdm(total=config.steps, initial=step, disable=not (progress and rank.main), desc="train")
     out = Outputs(out_dir, config, rank.main)
     pending: list[Tensor] = []  # per-step losses of this rank's share, on the device, not yet read back
+    # a fused optimizer skips updates on a device flag (no sync); otherwise the norm is read per step
+    halted = torch.zeros((), device=device) if optimizer.defaults.get("fused") else None
     clock, clock_step = time.perf_counter(), step
 
     def weights_for_files() -> dict | None:
         """Full weights to write (EMA when kept, FSDP-gathered when sharded), None: the model's own."""
         if ema is not None:
-            return full_ema(ema)
+            return full_ema(ema, rank.main)
         return full_weights(model) if sharded else None
 
+    def checkpoint() -> None:
+        """Every rank: weights, optimizer and EMA gathered to rank 0 or written as shards."""
+        out.sync()
+        state = {
+            "scheduler": scheduler.state_dict(),
+            "rng": rng_state(t_gen, x_gen),
+            "step": step,
+            "data_position": step * config.batch_size,
+            "losses": losses,
+            "config": config.model_dump(),
+            "world_size": rank.world,
+            "shift": shift,
+        }
+        save_checkpoint(out_dir, config.checkpoint_format, model_cls, model, optimizer, ema, state,
+                        final=step == config.steps)
+
     try:
-        while step < last:
-            index = _batch_index(step * config.batch_size, config.batch_size, len(data), config.seed)
-            t = frame_timesteps(
-                config.batch_size, T, mode=config.frame_schedule, shift=shift, p_first=config.p_first,
-                p_first_last=config.p_first_last, p_first_k=config.p_first_k, generator=t_gen,
-            )
-            # drawn only when enabled, so p_uncond = 0 keeps the RNG stream
-            drop = torch.rand(config.batch_size, generator=t_gen) < config.p_uncond if config.p_uncond > 0 else None
-            count = float((t < 1.0).sum()) * h * w or 1.0  # noisy tokens in the global batch: the loss's denominator
-            if config.corruption == "batch":
-                whole = _with_dropped_captions(data.select(index), drop)  # where the data lives: the host
-                x1 = whole.visual_ids.to(device)
-                t_dev = t.to(device)[:, :, None, None]
-                noisy = torch.where(t_dev >= 1.0, x1, path.sample(x1, t_dev, generator=x_gen))
-            else:
-                seeds = torch.randint(0, 2**62, (config.batch_size,), generator=t_gen)
-            step_loss = torch.zeros((), device=device)
-            for k, part in enumerate(mine):
-                if config.corruption == "batch":
-                    host = whole.select(part)
-                    batch, x_t = host.to(device), noisy[part.to(device)]
+        with Watch() as preemption:
+            while step < last:
+                index = _batch_index(step * config.batch_size, config.batch_size, len(data), config.seed)
+                t = frame_timesteps(
+                    config.batch_size, T, mode=config.frame_schedule, shift=shift, p_first=config.p_first,
+                    p_first_last=config.p_first_last, p_first_k=config.p_first_k, generator=t_gen,
+                )
+                # drawn only when enabled, so p_uncond = 0 keeps the RNG stream
+                drop = (torch.rand(config.batch_size, generator=t_gen) < config.p_uncond
+                        if config.p_uncond > 0 else None)
+                count = float((t < 1.0).sum()) * h * w or 1.0  # noisy tokens in the global batch: the loss's denominator
+                if config.corruption == "batch":  # one draw for the global batch; each rank uses its clips' part
+                    noise = path.draw(config.batch_size * T * h * w, x_gen, device)
                 else:
-                    host = _with_dropped_captions(data.select(index[part]), None if drop is None else drop[part])
-                    batch = host.to(device)
-                    x_t = _corrupt(path, batch.visual_ids, t[part].to(device), seeds[part].tolist())
-                _check_text_ids(host, text_vocab)
-                all_real = bool(host.text_mask.all())  # read on the host: no device sync in the step
-                tk = t[part].to(device)
-                with grad_sync(model, ddp, k == len(mine) - 1):
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                        loss = token_loss_sum(net, batch, x_t, tk, all_real) / count
-                    # DDP and FSDP average gradients over ranks; the global loss is their sum
-                    (loss * rank.world).backward()
-                step_loss += loss.detach()
-            pending.append(step_loss)
-            n = step + 1
-            flush = (n % config.log_every == 0 or n in snapshot_steps or n == last
-                     or n % config.checkpoint_every == 0)
-            values = None
-            if flush:  # one host sync for the steps since the last flush
-                values = distributed.all_reduce_sum(torch.stack(pending)).tolist()
-                pending = []
-                for i, v in enumerate(values):
-                    if not math.isfinite(v):
-                        raise NonFiniteLossError(f"training loss is {v} at step {n - len(values) + 1 + i}; stopped "
-                                                 f"before the update of step {n} and before any checkpoint")
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            if ema is not None:
-                ema.update(model)
-            step = n
-            if values is not None:
-                first = step - len(values) + 1
-                losses.extend(values)
-                out.losses(first, values)
-                elapsed, done = time.perf_counter() - clock, step - clock_step
-                perf = {"perf/tokens_per_s": done * config.batch_size * T * h * w / max(elapsed, 1e-9),
-                        "train/lr": scheduler.get_last_lr()[0]}
-                if device.type == "cuda":
-                    perf["perf/max_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
-                out.scalars(step, perf)
-                clock, clock_step = time.perf_counter(), step
-                bar.update(len(values))
-                bar.set_postfix(loss=f"{values[-1]:.4f}", tok_s=f"{perf['perf/tokens_per_s']:.0f}")
-                if on_step is not None:
-                    for i, v in enumerate(values):
-                        on_step(first + i, v)
-            if step in snapshot_steps:  # before the checkpoint of this step
-                weights = weights_for_files()
-                if rank.main:
-                    save_weights(model_cls, model, weights, out_dir / SNAPSHOTS / f"step_{step}")
-            if stop_after is not None and step >= stop_after and step < config.steps:
-                return TrainResult(losses, step, out_dir / CHECKPOINT, shift)
-            if step % config.checkpoint_every == 0 or step == config.steps:
-                out.sync()
-                state = {
-                    "scheduler": scheduler.state_dict(),
-                    "rng": rng_state(t_gen, x_gen),
-                    "step": step,
-                    "data_position": step * config.batch_size,
-                    "losses": losses,
-                    "config": config.model_dump(),
-                    "world_size": rank.world,
-                    "shift": shift,
-                }
-                # every rank: weights, optimizer and EMA gathered to rank 0 or written as shards
-                save_checkpoint(out_dir, config.checkpoint_format, model_cls, model, optimizer, ema, state,
-                                final=step == config.steps)
+                    seeds = torch.randint(0, 2**62, (config.batch_size,), generator=t_gen)
+                step_loss = torch.zeros((), device=device)
+                for k, part in enumerate(mine):
+                    host_batch = _with_dropped_captions(data.select(index[part]), None if drop is None else drop[part])
+                    _check_text_ids(host_batch, text_vocab)
+                    all_real = bool(host_batch.text_mask.all())  # read on the host: no device sync in the step
+                    groups = None
+                    if config.padded_captions == "split":  # every rank: the calls are collectives
+                        groups = None if all_real else caption_groups(host_batch.text_mask)
+                        calls = distributed.host_max(1 if groups is None else len(groups))
+                        if calls > 1:
+                            groups = even_groups(groups or [(torch.arange(len(host_batch)),
+                                                             host_batch.text_ids.shape[1])], calls)
+                    batch, tk = host_batch.to(device), t[part].to(device)
+                    if config.corruption == "batch":
+                        x_t = _corrupt_part(path, batch.visual_ids, tk, noise, int(part[0]), validate=host)
+                    else:
+                        x_t = _corrupt(path, batch.visual_ids, tk, seeds[part].tolist(), validate=host)
+                    with grad_sync(model, ddp, k == len(mine) - 1):
+                        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16), \
+                                head_kernel(config.head_kernel):
+                            loss = (token_loss_sum(net, batch, x_t, tk, all_real) if groups is None
+                                    else split_token_loss_sum(net, batch, x_t, tk, groups,
+                                                              host_batch.text_mask)) / count
+                        # DDP and FSDP average gradients over ranks; the global loss is their sum
+                        (loss * rank.world).backward()
+                    step_loss += loss.detach()
+                pending.append(step_loss)
+                n = step + 1
+                stopping = preemption.agreed()  # every rank: a signal on any one checkpoints all at this step
+                flush = (n % log_every == 0 or n in snapshot_steps or n == last
+                         or n % config.checkpoint_every == 0 or stopping)
+                values = None
+                if flush:  # one host sync for the steps since the last flush, before this update
+                    values = distributed.all_reduce_sum(torch.stack(pending)).tolist()
+                    pending, first = [], n - len(values) + 1
+                    skipped = halted is not None and bool(halted)  # an earlier update was skipped
+                    if skipped or not all(map(math.isfinite, values)):
+                        raise _non_finite(values, first, n, skipped)
+                stepped, halted = _guarded_step(model, optimizer, config.grad_clip, halted)
+                if not stepped:  # a non-finite gradient norm, read on the host: no update made
+                    unread = distributed.all_reduce_sum(torch.stack(pending)).tolist() if pending else []
+                    raise _non_finite(unread, n - len(unread) + 1 if unread else n, n, False)
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                if ema is not None:
+                    ema.update(model)
+                step = n
+                if values is not None:
+                    losses.extend(values)
+                    out.losses(first, values)
+                    elapsed, done = time.perf_counter() - clock, step - clock_step
+                    perf = {"perf/tokens_per_s": done * config.batch_size * T * h * w / max(elapsed, 1e-9),
+                            "train/lr": scheduler.get_last_lr()[0]}
+                    if device.type == "cuda":
+                        perf["perf/max_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+                    out.scalars(step, perf)
+                    clock, clock_step = time.perf_counter(), step
+                    bar.update(len(values))
+                    bar.set_postfix(loss=f"{values[-1]:.4f}", tok_s=f"{perf['perf/tokens_per_s']:.0f}")
+                    if on_step is not None:
+                        for i, v in enumerate(values):
+                            on_step(first + i, v)
+                if step in snapshot_steps:  # before the checkpoint of this step
+                    weights = weights_for_files()
+                    if rank.main:
+                        save_weights(model_cls, model, weights, out_dir / SNAPSHOTS / f"step_{step}")
+                if stop_after is not None and step >= stop_after and step < config.steps:
+                    return TrainResult(losses, step, out_dir / CHECKPOINT, shift)
+                if step % config.checkpoint_every == 0 or step == config.steps or stopping:
+                    checkpoint()
+                if stopping and step < config.steps:
+                    preemption.hand_over(step, stopping)  # Preempted, submitit's requeue, or go on
     finally:
         bar.close()
         out.close()
-    final_ema = full_ema(ema) if ema is not None else None
+    final_ema = full_ema(ema, rank.main) if ema is not None else None
     return TrainResult(losses, step, out_dir / CHECKPOINT, shift, ema=final_ema if rank.main else None)
-
-

@@ -18,7 +18,8 @@ efficiency against the bare forward + backward, and scaling from 1 to 2 processe
       6 * (N_backbone * S + N_head * S_visual) * B  +  12 * layers * heads * head_dim * S^2 * B
   N_backbone: backbone parameters without the embedding table (a lookup, no FLOPs); N_head: the
   visual head (applied at visual positions only); S: sequence length (text + BOV + visual).
-  Peak: H200 / H100 SXM bf16 dense, 989 TFLOP/s; other devices report MFU as null.
+  Peak: dense bf16 tensor-core peak of the device, read from its name (`peak_bf16_flops`): H100 /
+  H200 SXM 989 TFLOP/s, H100 PCIe 756, H100 / H200 NVL 835; other devices report MFU as null.
 - Scaling (`scaling_cpu_gloo`): the same global batch on 1 process and on 2 (DDP, gloo, one
   thread each); efficiency = t(1) / (2 * t(2)). CPU gloo is not the target; it proves the
   mechanics and shows the all-reduce cost at a small model.
@@ -48,7 +49,10 @@ from ursa.paths import build_path
 from ursa.tokenizers.fsq import fsq_codebook
 from ursa.train import TokenDataset, TrainConfig, train
 
-PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12}  # dense bf16 tensor-core peak (SXM)
+# dense bf16 tensor-core peak by device-name marker, the first that matches (variants before the
+# family: "NVIDIA H100 PCIe", "NVIDIA H100 NVL", "NVIDIA H100 80GB HBM3" (SXM), "NVIDIA H200")
+PEAK_BF16_FLOPS = (("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H200 NVL", 835e12),
+                   ("H100", 989e12), ("H200", 989e12))
 TEXT_LEN = 32
 
 
@@ -71,11 +75,13 @@ def model_flops(config: URSAConfig, batch: int, latent: tuple[int, int, int], te
     return float(batch * (6 * (n_backbone * seq + n_head * visual) + attention))
 
 
+def peak_bf16_flops(name: str) -> float | None:
+    """Dense bf16 FLOP/s of the GPU called `name` (torch.cuda.get_device_name), None if unknown."""
+    return next((v for marker, v in PEAK_BF16_FLOPS if marker.lower() in name.lower()), None)
+
+
 def _peak(device: torch.device) -> float | None:
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+    return peak_bf16_flops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
 
 
 def _data(config: URSAConfig, batch: int, latent: tuple[int, int, int]) -> TokenDataset:

@@ -38,10 +38,11 @@ def tiny_spec(path: Path, name: str, *, steps: int = 4, checkpoint_every: int = 
     return path
 
 
-def harness(*args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """`python -m harness ...` from the repo root (the project venv's python), output captured."""
+def harness(*args: str | Path, timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python -m harness ...` from the repo root (the project venv's python), output captured;
+    `env` adds variables to the inherited environment."""
     return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+                          timeout=timeout, cwd=REPO, env={**os.environ, **(env or {})})
 
 
 def harness_popen(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.Popen:

@@ -59,13 +59,16 @@ def test_two_task_slurm_job_trains_the_run_of_two_local_processes(slurm_cluster,
                                                                   local_two: Path) -> None:
     """executor.tasks_per_node 2 on SLURM: one job of 2 tasks per trained run (submitit's
     TorchDistributedEnvironment), rank 0 owns the run, rank 1 joins its training; the figures are
-    those of the 2-process local run."""
+    those of the 2-process local run. The submitter's shell has a stray MASTER_PORT and RANK (as
+    after a torchrun), which SLURM passes to every task: the tasks replace them with the job's own
+    (before, submitit's export raised on them and every task died)."""
     local = local_two
     spec = tiny_spec(tmp_path / "slurm.yaml", "dist", steps=6, checkpoint_every=3,
                      executor={"kind": "slurm", "threads": 1, "timeout_min": 10, "tasks_per_node": 2,
                                "slurm": {"partition": "debug", "cpus_per_task": 1, "mem_gb": 2}})
     root = tmp_path / "slurm"
-    proc = harness("run", spec, "--runs-root", root, "--no-report", "--no-progress", timeout=600)
+    proc = harness("run", spec, "--runs-root", root, "--no-report", "--no-progress", timeout=600,
+                   env={"MASTER_PORT": "1", "RANK": "5", "WORLD_SIZE": "9"})
     assert proc.returncode == 0, describe(proc)
     a, b = results_table(local, "dist", "default"), results_table(root, "dist", "default")
     assert (b["state"] == "done").all(), b[["arm", "state"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,26 @@ def test_local_timeout_marks_run_failed(tmp_path: Path, tmp_path_factory) -> Non
     result = dispatch([task], ExecutorConfig(kind="local", timeout_min=0.05, max_requeue=0), tmp_path / "jobs",
                       progress=False)[0]
     assert result.state == RunState.FAILED and result.error["message"]
+
+
+def test_slurm_task_ranks_replace_a_stray_rendezvous_from_the_submitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SLURM passes the submitter's environment through: a MASTER_PORT / RANK left there (a shell
+    that ran torchrun) is replaced by the job's own (before: RuntimeError from submitit's export)."""
+    from harness.dispatch import _export_job_ranks
+
+    slurm = dict(SUBMITIT_EXECUTOR="slurm", SLURM_JOB_ID="42", SLURM_NTASKS="2", SLURM_PROCID="1",
+                 SLURM_LOCALID="1", SLURM_JOB_NODELIST="nodeA", SLURM_NNODES="1", SLURM_NODEID="0",
+                 SLURM_JOB_NUM_NODES="1")
+    for key, value in {**slurm, "MASTER_PORT": "1", "RANK": "7", "WORLD_SIZE": "9"}.items():
+        monkeypatch.setenv(key, value)
+    for key in ("MASTER_ADDR", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(key, raising=False)
+    assert _export_job_ranks() == 1
+    port = int(os.environ["MASTER_PORT"])
+    assert (os.environ["RANK"], os.environ["WORLD_SIZE"], os.environ["MASTER_ADDR"]) == ("1", "2", "nodeA")
+    assert 20000 <= port <= 60000  # submitit's port from the job id: every task of the job agrees on it
+    monkeypatch.setenv("SLURM_NTASKS", "1")  # a single-task job (a reference run) with the same stray variables
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    monkeypatch.setenv("SLURM_LOCALID", "0")
+    monkeypatch.setenv("WORLD_SIZE", "9")
+    assert _export_job_ranks() == 0 and "WORLD_SIZE" not in os.environ and "MASTER_PORT" not in os.environ

@@ -223,3 +223,17 @@ def test_fuzz_random_yaml_text(text: str) -> None:
             load_spec(p)
         except SpecError:
             pass
+
+
+def test_cuda_slurm_job_needs_a_gpu_per_task(tmp_path: Path) -> None:
+    """executor.tasks_per_node > slurm.gpus_per_node is a spec error for runs on CUDA (one task per
+    GPU), told before any compute; CPU runs may have any number of tasks."""
+    data = copy.deepcopy(VALID)
+    data["executor"] = {"kind": "slurm", "tasks_per_node": 4, "slurm": {"gpus_per_node": 2}}
+    load_spec(write(tmp_path, data))  # CPU training: no GPU needed
+    data["grid"]["train.device"] = ["cpu", "cuda"]
+    message = error_of(tmp_path, data)
+    assert "executor.tasks_per_node: expected at most executor.slurm.gpus_per_node = 2" in message
+    assert "'cuda'" in message and "got 4" in message
+    data["executor"]["slurm"]["gpus_per_node"] = 4
+    load_spec(write(tmp_path, data))

@@ -226,3 +226,33 @@ def test_zero_row_is_equidistant_like_f_normalize():
     # the path still concentrates on the zero code near t = 1 (>= 99% of 20k draws)
     x1 = torch.full((20_000,), zero)
     assert (path.sample(x1, 0.999, generator=gen(3)) == zero).float().mean() > 0.99
+
+
+def _paths() -> list:
+    emb = torch.randn(24, 5, generator=torch.Generator().manual_seed(3))
+    return [build_path("metric", vocab_size=24, embeddings=emb, chunk_size=7),
+            build_path("mixture", vocab_size=24), build_path("masked", vocab_size=24)]
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_part_of_a_batch_wide_draw_and_the_unvalidated_path_equal_the_whole_bitwise(index: int) -> None:
+    """A process corrupts its clips of a batch-wide draw exactly as the whole batch would be
+    (`noise` = its slice of `draw`), and `validate=False` (no host reads: MetricPath then runs
+    every token in fixed chunks, clean ones included) gives the same ids, bitwise."""
+    path = _paths()[index]
+    g = torch.Generator().manual_seed(1)
+    x1 = torch.randint(0, 24, (4, 3, 2, 5), generator=g)
+    t = torch.rand(4, 3, 1, 1, generator=g)
+    t[:, 0] = 1.0  # clean frames stay x1
+    t[1, 2] = 0.0
+    whole = path.sample(x1, t, generator=torch.Generator().manual_seed(9))
+    noise = path.draw(x1.numel(), torch.Generator().manual_seed(9))
+    per = x1[0].numel()
+    for lo, hi in ((0, 1), (1, 3), (3, 4)):
+        part = tuple(u[lo * per:hi * per] for u in noise)
+        for validate in (True, False):
+            got = path.sample(x1[lo:hi], t[lo:hi], noise=part, validate=validate)
+            assert torch.equal(got, whole[lo:hi]), (lo, hi, validate)
+    assert torch.equal(whole[:, 0], x1[:, 0])
+    with pytest.raises(ValueError, match="noise: expected tensors of leading size 30"):
+        path.sample(x1[:1], t[:1], noise=noise)
