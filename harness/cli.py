@@ -150,7 +150,7 @@ def load_spec(args: argparse.Namespace) -> Spec:
     profile = getattr(args, "profile", None)
     defined = ", ".join(spec.profiles) or "none"
     if profile is not None and profile not in PROFILES:
-        raise ValueError(f"--profile {profile!r}: expected smoke, default or full; {args.spec} "
+        raise ValueError(f"--profile {profile!r}: expected one of {', '.join(PROFILES)}; {args.spec} "
                          f"defines profiles: {defined}")
     if profile is not None and profile != "default" and profile not in spec.profiles:
         print(f"note: {args.spec} defines no profile {profile!r} (it defines: {defined}); "
@@ -263,7 +263,7 @@ def _plan(args: argparse.Namespace) -> int:
         raise ValueError(f"--effect: expected a difference > 0 to detect, got {args.effect!r}")
     if args.prompts is not None and args.prompts < 2:
         raise ValueError(f"--prompts: expected at least 2 prompts, got {args.prompts}")
-    spec = load_spec(args.spec)
+    spec = load_spec(args)
     table, note = plan_table(spec, args.runs_root, args.profile, args.effect, args.prompts)
     print(note)
     with pd.option_context("display.width", 250, "display.max_columns", 20,
@@ -278,7 +278,7 @@ def _replicate(args: argparse.Namespace) -> int:
     from harness.runner import run_spec
     from harness.store import load_results
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args)
     rep = replicate_spec(spec, args.profile, parse_seeds(args.seeds))
     outcome = run_spec(rep, args.profile, args.runs_root, executor_kind=args.executor,
                        max_parallel=args.max_parallel, progress=not args.no_progress)

@@ -52,8 +52,26 @@ def compile_blocks(model: nn.Module) -> None:
     """torch.compile each transformer block in place (regional compilation, as torchtitan does): the
     blocks share one graph, compiled once; the head loss (ursa/loss.py), the embedding and the
     rotary tables stay eager, and parameter names (checkpoints, FSDP2) are unchanged."""
+    _match_inductor_simd()
     for block in _blocks(model):
         block.compile()
+
+
+# bits per vector of ATen's CPU kernel levels (torch.backends.cpu.get_cpu_capability())
+_SIMD_BITS = {"AVX2": 256, "AVX512": 512}
+
+
+def _match_inductor_simd() -> None:
+    """Inductor's CPU kernels use the vector width of ATen's kernel level. Left to pick it itself
+    under ATEN_CPU_CAPABILITY=avx2 (the harness's pin, harness/cpu.py) on an AVX-512 host,
+    torch 2.14's compiled blocks gave a NaN loss at the first step; an explicit width (any of
+    256, 512 or scalar) trains like eager (tests/ursa/test_train_scale.py). A width set by the
+    user stays."""
+    import torch._inductor.config as inductor
+
+    bits = _SIMD_BITS.get(str(torch.backends.cpu.get_cpu_capability()))
+    if inductor.cpp.simdlen is None and bits is not None:
+        inductor.cpp.simdlen = bits
 
 
 def fsdp_policy(config: TrainConfig):

@@ -81,7 +81,7 @@ def test_timed_out_run_checkpoints_requeues_and_matches_uninterrupted(slurm_clus
     # The uninterrupted twin: same spec and seed, in-process (no time limit), at the same time.
     uninterrupted = harness_popen("run", spec, "--executor", "inprocess", "--runs-root", ref_root, "--no-report",
                                   "--no-progress")
-    jobs = wait_for_jobs(folder, count=5)  # the trained run + 4 reference runs
+    jobs = wait_for_jobs(folder, count=7)  # the trained run + 6 reference runs
     (jid,) = [j for j, rdir in jobs.items() if not _arm(rdir).startswith("ref:")]
     deadline = time.monotonic() + 300
     while "REQUEUED" not in sacct_states([jid], duplicates=True).get(jid, []):
@@ -118,7 +118,7 @@ def test_scancel_records_cancelled_and_rerun_completes_only_them(slurm_cluster, 
     folder = submitit_folder(root, "eng_cancel", "default")
     proc = harness_popen("run", spec, "--runs-root", root, "--max-parallel", "2", "--no-report", "--no-progress",
                          env={"URSA_SLURM_LOST_AFTER_S": "5"})
-    jobs = wait_for_jobs(folder, count=6)  # 2 grid runs + 4 reference runs, one array of parallelism 2
+    jobs = wait_for_jobs(folder, count=8)  # 2 grid runs + 6 reference runs, one array of parallelism 2
     order = sorted(jobs, key=lambda j: int(j.split("_")[1]))
     victim, pending = order[0], order[-1]  # the first grid run; the last array task waits its turn
     wait_until_running(victim)
@@ -144,4 +144,4 @@ def test_scancel_records_cancelled_and_rerun_completes_only_them(slurm_cluster, 
     assert (table["state"] == "done").all(), table[["arm", "state"]]
     for rid, mtime in finished_at.items():  # the runs that had finished were not touched
         assert (root / "eng_cancel" / "default" / rid / "result.json").stat().st_mtime_ns == mtime, rid
-    assert len(submitted_runs(folder)) == 8, "the rerun must submit exactly the two cancelled runs"
+    assert len(submitted_runs(folder)) == 10, "the rerun must submit exactly the two cancelled runs"

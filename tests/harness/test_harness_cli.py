@@ -111,7 +111,7 @@ def test_plan_without_runs_and_replicate_on_used_seeds_are_one_clean_error(tmp_p
     res = harness("plan", "ablations/path_shape.yaml", "--effect", "0.05", *runs)
     assert res.returncode == 2 and "no runs" in res.stderr and "Traceback" not in res.stderr
     res = harness("replicate", "ablations/path_shape.yaml", "--seeds", "3-6", *runs)
-    assert res.returncode == 2 and "it uses 0, 1, 2, 3, 4), got 3, 4" in res.stderr, res.stderr
+    assert res.returncode == 2 and "13, 14, 15), got 3, 4, 5, 6: a replicate needs fresh seeds" in res.stderr, res.stderr
     res = harness("replicate", "ablations/path_shape.yaml", "--seeds", "9-7", *runs)
     assert res.returncode == 2 and "--seeds '9-7'" in res.stderr
     assert not (tmp_path / "runs").exists()
@@ -264,7 +264,7 @@ def test_profiles_are_named_from_the_spec(tmp_path: Path) -> None:
     res = harness("validate", str(spec), "--profile", "smoke")
     assert res.returncode == 0 and f"note: {spec} defines no profile 'smoke' (it defines: full)" in res.stderr
     res = harness("validate", str(spec), "--profile", "fast")
-    assert res.returncode == 2 and "--profile 'fast': expected smoke, default or full" in res.stderr
+    assert res.returncode == 2 and "--profile 'fast': expected one of smoke, ci, default, full" in res.stderr
     assert "defines profiles: full" in res.stderr and "Traceback" not in res.stderr
 
 
