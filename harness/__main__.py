@@ -8,8 +8,11 @@ process and every worker it starts run the same CPU kernels on any x86-64 host w
 import signal
 import sys
 
+_signalled: list[int] = []
+
 
 def _interrupt(signum: int, frame: object) -> None:
+    _signalled.append(signum)
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
@@ -20,7 +23,13 @@ try:
 
     pin()
     from harness.cli import main  # after the pin: torch reads it when first imported
-except KeyboardInterrupt:
+
+    code = main()
+except BaseException as exc:  # noqa: BLE001 - only after a signal, else re-raised
+    # a KeyboardInterrupt raised inside a module's import (numpy's, say) can leave that module half
+    # made, and the error surfaces later as another exception (numpy: a RecursionError)
+    if isinstance(exc, SystemExit) or not _signalled:
+        raise
     print("interrupted", file=sys.stderr)
-    sys.exit(130)
-sys.exit(main())
+    code = 130
+sys.exit(code)
