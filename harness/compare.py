@@ -545,6 +545,10 @@ def compare_within(
     level_of = {
         str(a): _norm(v) for a, v in zip(trained["arm"], trained[col]) if v is not None and v == v
     }
+    params_of = {
+        str(a): {c: _norm(v) for c, v in row.items() if c.startswith("param.") and v == v}
+        for a, (_, row) in zip(trained["arm"], trained.iterrows())
+    }
     levels = list(dict.fromkeys(level_of.values()))
     try:
         levels.sort()
@@ -557,7 +561,7 @@ def compare_within(
     wanted = [(metric, "final", None), (metric, "curve_mean", None)]
     if (p_metric, p_stat, p_level) not in wanted:
         wanted.insert(0, (p_metric, p_stat, p_level))
-    claims, notes, means, whys, bases = [], [], {}, [], {}
+    claims, notes, means, whys, pairs = [], [], {}, [], {}
     for m, statistic, lvl in wanted:
         vals, note = statistic_values(df, m, statistic, lvl)
         notes += [note] if note else []
@@ -569,18 +573,16 @@ def compare_within(
                 continue
             base, why = _baseline(here, baseline)
             whys += [why] if why else []
-            bases[level] = base
             if base is None:
                 continue
             for a in here:
                 means.setdefault((m, statistic, level), {})[a] = stats.crossed(
                     list(vals[a].values()), arm_bounds
                 )
-            for a in here:
-                if a == base:
-                    continue
+            pairs[level] = _pair_with_baselines(here, base, baseline, params_of)
+            for a, b in pairs[level].items():
                 name = _without(a, (key, *partners))
-                d = stats.paired_difference(vals[a], vals[base], diff_bounds)
+                d = stats.paired_difference(vals[a], vals[b], diff_bounds)
                 claims.append(
                     Claim(
                         name,
@@ -592,7 +594,7 @@ def compare_within(
                         where=f"{key}={level}",
                     )
                 )
-                gaps.setdefault(name, {})[level] = (a, base)
+                gaps.setdefault(name, {})[level] = (a, b)
         for name, by_level in gaps.items():
             ends = [lv for lv in levels if lv in by_level]
             if len(ends) < 2:
@@ -641,23 +643,28 @@ def compare_within(
     verdicts += list(dict.fromkeys(whys))
     for m, statistic, lvl in wanted:
         for level in levels:
-            mine = [
-                c
-                for c in claims
-                if (c.metric, c.statistic, c.level) == (m, statistic, lvl)
-                and c.where == f"{key}={level}"
-                and not c.primary
-            ]
-            if mine:
-                verdicts.append(
-                    f"{key}={level}. "
-                    + _secondary_text(
-                        mine,
-                        means[(m, statistic, level)],
-                        bases[level],
-                        stat_label(statistic, lvl).capitalize(),
+            for b in dict.fromkeys(pairs.get(level, {}).values()):  # each baseline arm, in order
+                arms = [a for a, base_of in pairs[level].items() if base_of == b]
+                names = {_without(a, (key, *partners)) for a in arms}
+                mine = [
+                    c
+                    for c in claims
+                    if (c.metric, c.statistic, c.level) == (m, statistic, lvl)
+                    and c.where == f"{key}={level}"
+                    and c.arm in names
+                    and not c.primary
+                ]
+                if mine:
+                    here = means[(m, statistic, level)]
+                    verdicts.append(
+                        f"{key}={level}. "
+                        + _secondary_text(
+                            mine,
+                            {a: here[a] for a in (b, *arms) if a in here},
+                            b,
+                            stat_label(statistic, lvl).capitalize(),
+                        )
                     )
-                )
         inter = [
             c
             for c in claims
@@ -683,6 +690,26 @@ def compare_within(
         for a, e in by_arm.items()
     }
     return Comparison(verdicts, _per_seed(values, metric, final), final, {}, claims)
+
+
+def _pair_with_baselines(
+    arms: list[str], first: str, baseline: str | None, params_of: dict[str, dict[str, Any]]
+) -> dict[str, str]:
+    """{arm: the baseline arm it is paired with} at one level of the within-axis. Where several
+    arms match report.baseline (a grid crossed with a second axis, e.g. speed), each arm is paired
+    with the baseline arm sharing most of its axis values (the same speed), so a gap never mixes
+    two settings of the other axis; otherwise every arm is paired with `first`."""
+    bases = [a for a in arms if baseline and arm_matches(baseline, a)] or [first]
+
+    def shared(a: str, b: str) -> int:
+        pa, pb = params_of.get(a, {}), params_of.get(b, {})
+        return sum(pa[k] == pb.get(k) for k in pa)
+
+    return {
+        a: max(bases, key=lambda b: (shared(a, b), -bases.index(b)))
+        for a in arms
+        if a not in bases
+    }
 
 
 def _norm(v: Any) -> Any:

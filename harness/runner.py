@@ -23,11 +23,11 @@ from pathlib import Path
 
 from harness.data import cache_dir, data_fingerprint
 from harness.dispatch import RunTask, dispatch, sigint_ignored
-from harness.expand import RunSpec, apply_profile, expand
-from harness.identity import assign_ids, code_version, data_config, sha256_of
+from harness.expand import RunSpec, apply_profile, arm_label, expand
+from harness.identity import DATA_SECTIONS, assign_ids, canonical_json, code_version, data_config, sha256_of
 from harness.plugins import BENCHMARKS
 from harness.records import RunResult, RunState
-from harness.spec import ExecutorConfig, Spec
+from harness.spec import ExecutorConfig, RunConfig, Spec
 from harness.stages import SHARED, link_shared_stages
 from harness.store import (acquire_run, add_to_manifest, damaged_stages, owner_of, profile_dir,
                            read_json_or_none, read_result, reconcile_index, record_result, run_dir,
@@ -58,23 +58,38 @@ class Outcome:
 
 
 def reference_runs(spec: Spec, profile: str, runs_root: str | Path) -> list[RunSpec]:
-    """One run per reference generator of the benchmark, on the profile's base data config."""
+    """One run per reference generator of the benchmark for each data set the spec's arms use
+    (e.g. each clip length): a reference row scores that data set's clips, so a floor or
+    ceiling is read against the arms trained on it. Where the arms use several data sets, a
+    reference row carries the values of the axes that choose its data set (`params`, the
+    `param.*` columns of results.csv) and names them in its label."""
     from harness.expand import make_run
 
     resolved, base = apply_profile(spec, profile)
-    config = make_run(resolved, profile, base, {}, resolved.seeds[0]).config
+    points: dict[str, tuple[dict, RunConfig]] = {}  # reference payload -> (axis values choosing it, config)
+    for run in expand(spec, profile):
+        chosen = {k: v for k, v in run.params.items() if k.split(".")[0] in DATA_SECTIONS + ("score",)
+                  or k == "sample.tasks"}
+        config = make_run(resolved, profile, base, chosen, resolved.seeds[0]).config
+        points.setdefault(canonical_json(_reference_payload(config)), (chosen, config))
     runs = []
-    for name in BENCHMARKS.get(config.benchmark.name).references:
-        run = RunSpec(spec=spec.name, profile=profile, arm=f"ref:{name}", seed=config.score.seed, params={},
-                      config=config, reference=name)
-        data = data_config(config)
-        payload = {"reference": name, **data, "score": config.score.model_dump(mode="json"),
-                   "tasks": config.sample.tasks,
-                   "code": {k: v for k, v in code_version().items() if k != "commit"},
-                   "data": data_fingerprint(runs_root)(data)}
-        run.run_id = sha256_of(payload)[:16]
-        runs.append(run)
+    for chosen, config in points.values():
+        suffix = f", {arm_label(chosen)}" if len(points) > 1 and chosen else ""
+        for name in BENCHMARKS.get(config.benchmark.name).references:
+            run = RunSpec(spec=spec.name, profile=profile, arm=f"ref:{name}{suffix}", seed=config.score.seed,
+                          params=chosen, config=config, reference=name)
+            data = data_config(config)
+            payload = {"reference": name, **_reference_payload(config),
+                       "code": {k: v for k, v in code_version().items() if k != "commit"},
+                       "data": data_fingerprint(runs_root)(data)}
+            run.run_id = sha256_of(payload)[:16]
+            runs.append(run)
     return runs
+
+
+def _reference_payload(config: RunConfig) -> dict:
+    """What a reference row's result depends on besides its generator and the code."""
+    return {**data_config(config), "score": config.score.model_dump(mode="json"), "tasks": config.sample.tasks}
 
 
 def plan(spec: Spec, profile: str, runs_root: str | Path, references: bool = True) -> list[RunSpec]:

@@ -75,8 +75,10 @@ def mean_interval(values: pd.Series | list[float],
 
 
 def arm_role(arm: str) -> str:
-    """"ceiling"/"degenerate"/"floor" label for reference generator arms, "arm" for trained ones."""
-    return REFERENCE_ROLES.get(arm, "arm")
+    """"ceiling"/"degenerate"/"floor" label for reference generator arms ("ref:real", or
+    "ref:real, <data axis>=<value>" where the spec's arms use several data sets), "arm" for
+    trained ones."""
+    return REFERENCE_ROLES.get(arm.split(", ")[0], "arm")
 
 
 def summarise(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
@@ -107,7 +109,7 @@ def summarise(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFram
     if out.empty:
         return out
     order = {arm: i for i, arm in enumerate(REFERENCE_ROLES)}
-    out["_order"] = [order.get(a, -1) for a in out["arm"]]
+    out["_order"] = [order.get(str(a).split(", ")[0], -1) for a in out["arm"]]
     return out.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
 
 

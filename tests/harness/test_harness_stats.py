@@ -328,3 +328,31 @@ def test_agreement_of_a_replicate_reports_sign_overlap_and_pooled_estimate(
     assert pooled.seeds == 10 and pooled.mean == pytest.approx(
         (comps[0].claims[0].difference.mean + comps[1].claims[0].difference.mean) / 2
     )
+
+
+def test_compare_within_a_crossed_axis_pairs_each_arm_with_the_baseline_of_its_own_setting() -> None:
+    """Length crossed with speed (2 x 2, both paths): masked at speed 0.5 scores 0.3 lower than at
+    speed 1, so pairing metric at speed 0.5 with masked at speed 1 would show a gap of -0.2
+    instead of +0.1. Each gap pairs arms of one speed, and the change of the gap along frames is
+    tested once per speed."""
+    true_gap = {(4, 1.0): 0.1, (4, 0.5): 0.1, (8, 1.0): 0.1, (8, 0.5): 0.3}
+    rows = []
+    for (frames, speed), gap in true_gap.items():
+        for kind in ("masked", "metric"):
+            for seed in range(5):
+                value = 0.5 - 0.3 * (speed == 0.5) + (gap if kind == "metric" else 0.0) + 0.01 * ((seed * 3 + frames) % 4)
+                rows.append({"arm": f"path.kind={kind}, frames={frames}, speed={speed:g}", "seed": seed,
+                             "state": "done", "reference": None, "run_dir": "/nonexistent",
+                             "param.path.kind": kind, "param.frames": float(frames), "param.speed": speed,
+                             "metric.alignment": value})
+    out = compare.compare_within(pd.DataFrame(rows), "alignment", "path.kind=masked", "frames")
+    final = {(c.arm, c.where): c.difference.mean for c in out.claims
+             if c.statistic == "final" and not c.interaction}
+    assert final == pytest.approx({("path.kind=metric, speed=1", "frames=4"): 0.1,
+                                   ("path.kind=metric, speed=0.5", "frames=4"): 0.1,
+                                   ("path.kind=metric, speed=1", "frames=8"): 0.1,
+                                   ("path.kind=metric, speed=0.5", "frames=8"): 0.3}, abs=0.03)
+    prim = {c.arm: c.difference.mean for c in out.claims if c.primary}
+    assert prim == pytest.approx({"path.kind=metric, speed=1": 0.0, "path.kind=metric, speed=0.5": 0.2}, abs=0.03)
+    assert "Holm-corrected over 2 arms" in out.verdicts[0]
+    assert sum(v.startswith("frames=8. At the end of training") for v in out.verdicts) == 2
