@@ -93,3 +93,29 @@ def test_resume_after_kill_gives_the_same_result(tmp_path: Path, tmp_path_factor
     assert (a == b).all()
     losses = (rdir / "stages" / "train" / "losses.csv").read_text().splitlines()
     assert len(losses) == steps + 1 and losses == (clean_dir / "stages" / "train" / "losses.csv").read_text().splitlines()
+
+
+def test_reference_rows_are_planned_once_per_data_set_the_arms_use(tmp_path: Path) -> None:
+    """Arms at 4 and 8 frames (two paths each) get one set of reference rows per length, carrying
+    the length in params (results.csv's param column) and in the label; a spec whose arms share
+    one data set keeps unlabelled rows with the same ids as before."""
+    from harness.plugins import BENCHMARKS
+    from harness.runner import plan
+
+    crossed = load_spec(tiny_spec(tmp_path / "a.yaml", grid={"path.kind": ["masked", "metric"]},
+                                  zip=[{"benchmark.world.frames": [4, 8], "benchmark.world.speed": [1.0, 0.4]}]))
+    refs = [r for r in plan(crossed, "default", tmp_path / "runs") if r.reference]
+    names = BENCHMARKS.get("shapes").references
+    assert len(refs) == 2 * len(names)
+    assert {r.params["benchmark.world.frames"] for r in refs} == {4, 8}
+    assert {r.config.benchmark.options()["world"]["frames"] for r in refs if r.params["benchmark.world.frames"] == 8} == {8}
+    assert f"ref:{names[0]}, benchmark.world.frames=8, benchmark.world.speed=0.4" in {r.arm for r in refs}
+    assert len({r.run_id for r in refs}) == len(refs)
+    single = load_spec(tiny_spec(tmp_path / "b.yaml", grid={"path.kind": ["masked", "metric"]}))
+    plain = [r for r in plan(single, "default", tmp_path / "runs") if r.reference]
+    assert [r.arm for r in plain] == [f"ref:{n}" for n in names] and all(r.params == {} for r in plain)
+    four = {r.reference: r.run_id for r in refs if r.params["benchmark.world.frames"] == 4}
+    assert {r.reference: r.run_id for r in plain} == four  # the same data set: the same rows
+    from harness.tables import REFERENCE_ROLES, arm_role
+
+    assert all(arm_role(r.arm) == REFERENCE_ROLES[f"ref:{r.reference}"] for r in refs)  # floors stay floors
