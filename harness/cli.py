@@ -162,16 +162,20 @@ def load_spec(args: argparse.Namespace) -> Spec:
 
 def _validate(args: argparse.Namespace) -> int:
     """Everything `run` would check, no compute: prints the runs `run` makes (grid x zip x seeds, plus
-    one reference run per reference generator of the benchmark, as harness.runner.plan makes them)."""
+    one reference run per reference generator of the benchmark and data set, as harness.runner.plan
+    makes them)."""
     from harness.expand import apply_profile, expand
     from harness.plugins import BENCHMARKS
+    from harness.runner import reference_data_sets
 
     start = time.perf_counter()
     spec = load_spec(args)
     runs = expand(spec, args.profile)
     resolved, _ = apply_profile(spec, args.profile)
-    references = len(BENCHMARKS.get(resolved.base.benchmark.name).references)
-    refs = f" + {references} reference{'s' * (references != 1)}" if references else ""
+    sets = len(reference_data_sets(spec, args.profile))
+    references = len(BENCHMARKS.get(resolved.base.benchmark.name).references) * sets
+    per_set = f" ({sets} data sets)" if sets > 1 else ""
+    refs = f" + {references} reference{'s' * (references != 1)}{per_set}" if references else ""
     trials = f" + {resolved.search.n_trials} search trials" if resolved.search else ""
     print(f"{args.spec}: OK ({spec.name}, profile {args.profile}: {len(runs)} run{'s' * (len(runs) != 1)}{refs}, "
           f"{trained_models(runs)} trained models{trials}; {time.perf_counter() - start:.2f} s)")

@@ -57,24 +57,31 @@ class Outcome:
         return [r for r in self.results if not r.done]
 
 
+def reference_data_sets(spec: Spec, profile: str) -> list[tuple[dict, RunConfig]]:
+    """(axis values, run config) of each data set the spec's arms use, in arm order: the values
+    of the axes that choose it ({} where every arm uses the profile's base data set)."""
+    from harness.expand import make_run
+
+    resolved, base = apply_profile(spec, profile)
+    points: dict[str, tuple[dict, RunConfig]] = {}  # reference payload -> (axis values, config)
+    for run in expand(spec, profile):
+        chosen = {k: v for k, v in run.params.items() if k.split(".")[0] in DATA_SECTIONS + ("score",)
+                  or k == "sample.tasks"}
+        config = make_run(resolved, profile, base, chosen, resolved.seeds[0]).config
+        points.setdefault(canonical_json(_reference_payload(config)), (chosen, config))
+    return list(points.values())
+
+
 def reference_runs(spec: Spec, profile: str, runs_root: str | Path) -> list[RunSpec]:
     """One run per reference generator of the benchmark for each data set the spec's arms use
     (e.g. each clip length): a reference row scores that data set's clips, so a floor or
     ceiling is read against the arms trained on it. Where the arms use several data sets, a
     reference row carries the values of the axes that choose its data set (`params`, the
     `param.*` columns of results.csv) and names them in its label."""
-    from harness.expand import make_run
-
-    resolved, base = apply_profile(spec, profile)
-    points: dict[str, tuple[dict, RunConfig]] = {}  # reference payload -> (axis values choosing it, config)
-    for run in expand(spec, profile):
-        chosen = {k: v for k, v in run.params.items() if k.split(".")[0] in DATA_SECTIONS + ("score",)
-                  or k == "sample.tasks"}
-        config = make_run(resolved, profile, base, chosen, resolved.seeds[0]).config
-        points.setdefault(canonical_json(_reference_payload(config)), (chosen, config))
+    sets = reference_data_sets(spec, profile)
     runs = []
-    for chosen, config in points.values():
-        suffix = f", {arm_label(chosen)}" if len(points) > 1 and chosen else ""
+    for chosen, config in sets:
+        suffix = f", {arm_label(chosen)}" if len(sets) > 1 and chosen else ""
         for name in BENCHMARKS.get(config.benchmark.name).references:
             run = RunSpec(spec=spec.name, profile=profile, arm=f"ref:{name}{suffix}", seed=config.score.seed,
                           params=chosen, config=config, reference=name)
