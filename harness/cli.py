@@ -1,5 +1,5 @@
-"""`python -m harness {run,search,validate,report,check,status,plan,replicate,ls,reindex,reset,
-tokenize,plugins,env}`.
+"""`python -m harness {run,search,validate,report,check,status,plan,replicate,findings,ls,reindex,
+reset,tokenize,plugins,env}`.
 
 run, report, status and check all take --profile and --runs-root, so a report or a check reads
 exactly the runs that `run` made. Exit codes: 0 ok, 1 a run failed / a check regressed,
@@ -115,6 +115,15 @@ def parser() -> argparse.ArgumentParser:
     rpl.add_argument("--reports-dir", type=Path, default=Path("reports"),
                      help="the original's report, with the agreement, goes to "
                           "<dir>/<spec>/<profile>/ (default: reports/)")
+    fnd = sub.add_parser("findings", help="reports/FINDINGS.md and .html: each claim of the paper's "
+                                          "ablation study against its spec's committed report")
+    fnd.add_argument("--claims", type=Path, default=Path("ablations/claims/paper.yaml"),
+                     help="the claims file (default: ablations/claims/paper.yaml)")
+    fnd.add_argument("--reports-dir", type=Path, default=Path("reports"),
+                     help="reads <dir>/<spec>/<profile>/verdict.json, writes <dir>/FINDINGS.md "
+                          "(default: reports/)")
+    fnd.add_argument("--check", action="store_true",
+                     help="write nothing; exit 1 when FINDINGS.md is older than a report it summarises")
     sub.add_parser("env", add_help=False, help="create an evaluator's separate environment "
                    "(python -m harness env NAME; see python -m harness env --help)")
     ls = sub.add_parser("ls", help="the spec files under --specs and the runs each has in the run store")
@@ -303,6 +312,21 @@ def _replicate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _findings(args: argparse.Namespace) -> int:
+    from harness.findings import findings, stale, write_findings
+
+    if args.check:
+        lines = stale(args.claims, args.reports_dir)
+        print("\n".join(lines) if lines else f"{args.reports_dir / 'FINDINGS.md'}: current")
+        return 1 if lines else 0
+    rows = findings(args.claims, args.reports_dir)
+    path = write_findings(rows, args.reports_dir, args.claims)
+    for r in rows:
+        print(f"{r.verdict:>12}  {r.claim.claim}")
+    print(f"findings: {path} ({path.with_suffix('.html').name} beside it)")
+    return 0
+
+
 def _verdict_of(spec: Spec, args: argparse.Namespace):
     from harness.report import verdict, with_derived
     from harness.store import load_results
@@ -451,7 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     handlers = {"run": _run, "search": _search, "validate": _validate, "report": lambda a: print(_report(load_spec(a), a)) or 0,
                 "check": _check, "status": _status, "ls": _ls, "plugins": _plugins, "reindex": _reindex,
-                "reset": _reset, "tokenize": _tokenize, "plan": _plan, "replicate": _replicate}
+                "reset": _reset, "tokenize": _tokenize, "plan": _plan, "replicate": _replicate,
+                "findings": _findings}
     args, previous = None, None
     try:
         if argv[:1] == ["env"]:  # evaluator environments have their own parser (harness.env)

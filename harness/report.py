@@ -2,7 +2,9 @@
 
 Writes `reports/<spec>/<profile>/` (or `out_dir`; a smoke run never overwrites the default report): `report.md` (plots and strips as files beside it),
 a self-contained `report.html` (images embedded as base64 PNG), `results.csv` / `.parquet`
-(one row per run) and `summary.csv` (one row per arm: mean, 95% CI and n per metric).
+(one row per run), `summary.csv` (one row per arm: mean, 95% CI and n per metric) and
+`verdict.json` (the verdict's tests, the seeds, the replicate's agreement and the commit the
+report was made at: what `python -m harness findings` reads).
 Missing pieces (no study, no numeric axis, no losses, failed runs) shrink the report; they
 never stop it.
 """
@@ -460,24 +462,85 @@ def verdict(spec: Spec, df: pd.DataFrame) -> compare.Comparison | None:
     return compare.compare(df, headline, spec.report.baseline, spec.report.primary)
 
 
-def replicate_blocks(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame,
-                     comparison: compare.Comparison) -> list[Block]:
-    """The agreement of the spec's replicate (`python -m harness replicate`), when one has runs."""
+def replicate_agreement(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame,
+                        comparison: compare.Comparison) -> tuple[str, pd.DataFrame, str] | None:
+    """(sentence, per-claim table, fresh seeds) of the spec's replicate (`python -m harness
+    replicate`) against `comparison`; None when the replicate has no finished run."""
     from harness.replicate import replicate_name
 
     rep = load_results(runs_root, replicate_name(spec.name), profile)
     rep = rep[rep["reference"].isna()] if len(rep) else rep
     if rep.empty or not (rep["state"] == "done").any():
-        return []
+        return None
     rep = with_derived(rep)[0]
     seeds = ", ".join(str(s) for s in sorted(set(rep["seed"])))
     replicate = verdict(spec, rep)
     pooled = verdict(spec, pd.concat([df, rep], ignore_index=True))
     if replicate is None or pooled is None:
-        return []
+        return None
     text, table = compare.agreement(comparison, replicate, pooled, seeds)
-    return [Block("p", text + f" Runs: {runs_root / replicate_name(spec.name) / profile}."),
-            Block("table", table=table)]
+    return text, table, seeds
+
+
+def replicate_blocks(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame,
+                     comparison: compare.Comparison) -> list[Block]:
+    """The agreement of the spec's replicate (`python -m harness replicate`), when one has runs."""
+    return agreement_blocks(spec, runs_root, profile, replicate_agreement(spec, runs_root, profile, df, comparison))
+
+
+def agreement_blocks(spec: Spec, runs_root: Path, profile: str,
+                     agreement: tuple[str, pd.DataFrame, str] | None) -> list[Block]:
+    """The replicate's agreement as the report shows it (nothing without a replicate)."""
+    from harness.replicate import replicate_name
+
+    if agreement is None:
+        return []
+    return [Block("p", agreement[0] + f" Runs: {runs_root / replicate_name(spec.name) / profile}."),
+            Block("table", table=agreement[1])]
+
+
+VERDICT_FILE = "verdict.json"  # the verdict's tests, machine-readable (harness.findings reads it)
+
+
+def verdict_record(spec: Spec, profile: str, df: pd.DataFrame, comparison: compare.Comparison | None,
+                   agreement: tuple[str, pd.DataFrame, str] | None) -> dict[str, Any]:
+    """What verdict.json holds: the spec, profile and code commit the report was made at, the
+    seeds of its finished trained runs, and every test of the verdict (arm against the baseline,
+    statistic, where along report.compare_within, the difference with the interval the report
+    prints, p (Holm-adjusted for a family), the call, the minimum detectable effect) with the
+    replicate's agreement per test when a replicate has runs."""
+    from harness.identity import code_version
+
+    trained = df[df["reference"].isna() & (df["state"] == "done")] if len(df) else df
+    agrees = {}
+    if agreement is not None:
+        for _, row in agreement[1].iterrows():
+            agrees[row["claim"].removeprefix("primary: ")] = row["same sign"] != "no" and row["intervals overlap"] == "yes"
+
+    def test(c: compare.Claim) -> dict[str, Any]:
+        shown = c.shown or c.difference
+        comps = c.difference.components
+        mde = comps.mde(alpha=c.alpha) if comps is not None and comps.seeds >= 2 else None
+        return {"label": c.label(), "arm": c.arm, "metric": c.metric, "statistic": c.statistic,
+                "level": c.level, "where": c.where, "interaction": c.interaction, "primary": c.primary,
+                "difference": _finite(shown.mean), "low": _finite(shown.low), "high": _finite(shown.high),
+                "interval": shown.fmt(signed=True), "p": _finite(c.p), "alpha": c.alpha,
+                "significant": c.significant, "better_if_positive": c.better_if_positive, "call": c.call(),
+                "mde": _finite(mde), "seeds": c.difference.seeds, "prompts": c.difference.clips,
+                "replicate_agrees": agrees.get(c.label())}
+
+    code = code_version()
+    return {"spec": spec.name, "profile": profile,
+            "commit": str(code["commit"])[:10] + ("+dirty" if code["dirty"] else ""),
+            "headline": spec.report.headline, "baseline": spec.report.baseline,
+            "compare_within": spec.report.compare_within,
+            "seeds": sorted(int(s) for s in set(trained["seed"])) if len(trained) else [],
+            "replicate_seeds": agreement[2] if agreement is not None else None,
+            "tests": [test(c) for c in comparison.claims] if comparison is not None else []}
+
+
+def _finite(v: float | None) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) else None
 
 
 def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
@@ -524,12 +587,14 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
     colours = plots.arm_colours(trained)  # one colour per arm in every plot
     headline = spec.report.headline or (spec.report.primary.metric if spec.report.primary else None)
     comparison = verdict(spec, df)
+    agreement = None
     if comparison is not None:
         blocks += [Block("h2", f"Verdict ({headline})")]
         floor = floor_note(summary, headline)
         blocks += [Block("p", floor)] if floor else []
         blocks += [Block("p", v) for v in comparison.verdicts]
-        blocks += replicate_blocks(spec, runs_root, profile, df, comparison)
+        agreement = replicate_agreement(spec, runs_root, profile, df, comparison)
+        blocks += agreement_blocks(spec, runs_root, profile, agreement)
         if comparison.claims:
             blocks += [Block("p", "Every test of the verdict with its power (MDE: the smallest "
                                   "true difference its test detects with 80% power at its alpha "
@@ -641,6 +706,8 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         blocks += [Block("h2", "Performance benchmarks"),
                    Block("p", "See " + ", ".join(f"../../perf/{p.name}" for p in sorted(perf.iterdir()) if p.is_file()))]
 
+    record = verdict_record(spec, profile, df, comparison, agreement)
+    atomic_write_bytes(out / VERDICT_FILE, (json.dumps(record, indent=1) + "\n").encode())
     title = f"{spec.name} — {profile}"
     atomic_write_bytes(out / "report.md", to_markdown(title, blocks).encode())
     atomic_write_bytes(out / "report.html", to_html(title, blocks).encode())

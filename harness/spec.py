@@ -427,6 +427,8 @@ def _suggest(name: str, options: list[str]) -> str:
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
     """Field names of the pydantic model reached by following `loc` (for suggestions)."""
     for part in loc:
+        if isinstance(part, int):  # an index into a list of models: the list's field named the model
+            continue
         field = model.model_fields.get(part) if isinstance(part, str) else None
         ann = getattr(field, "annotation", None) if field else None
         ann = next((a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)), ann)
