@@ -309,7 +309,9 @@ class ReportConfig(_Strict):
     headline: str | None = None  # the metric the verdict is about (e.g. alignment)
     baseline: str | None = None  # the arm every other arm is paired against: a label or "key=value" parts
     primary: PrimaryConfig | None = None  # default: report.headline at the end of training
-    compare_within: str | None = None  # an axis: the verdict is given per value of it (e.g. clip length)
+    # an axis: the verdict is given per value of it (e.g. clip length); each arm is paired with
+    # the baseline arm of its own setting of the other axes (e.g. speed)
+    compare_within: str | None = None
     metrics: list[str] = Field(default_factory=list)  # metrics shown in tables and plots (default: all)
     x: str | None = None  # the axis of metric_vs_param plots (default: the first grid axis)
     plots: list[Literal["metric_vs_param", "optimization_history", "contour", "linearity",
