@@ -408,8 +408,9 @@ def _owners(runs_root: Path, idx) -> dict[tuple[str, str], str | None]:
 
 
 def _spec_files(folder: Path) -> dict[Path, str]:
-    """{spec file: its `name:`} of the YAML files under `folder` (the file stem where a file has no
-    readable name: `ls` lists, it does not validate)."""
+    """{spec file: its `name:`} of the YAML files under `folder` (the file stem where a file cannot
+    be read: `ls` lists, it does not validate); a readable mapping without `name:` is no spec (an
+    included file such as ablations/shared/miniature.yaml, a claims file) and is left out."""
     from harness.specfile import load_yaml_text
 
     out = {}
@@ -418,6 +419,8 @@ def _spec_files(folder: Path) -> dict[Path, str]:
             data = load_yaml_text(path.read_text(), str(path)) if path.stat().st_size < 1_000_000 else None
         except (OSError, ValueError, UnicodeDecodeError):  # SpecError is a ValueError
             data = None
+        if isinstance(data, dict) and "name" not in data:
+            continue
         name = data.get("name") if isinstance(data, dict) else None
         out[path] = name if isinstance(name, str) else path.stem
     return out

@@ -84,6 +84,7 @@ def test_ls_lists_spec_files_with_their_runs(tmp_path: Path) -> None:
     (specs / "sub").mkdir(parents=True)
     (specs / "a.yaml").write_text("name: alpha\n")
     (specs / "sub" / "b.yml").write_text("a: &x [*x]\n")  # unreadable as a spec: listed by its stem
+    (specs / "sub" / "shared.yaml").write_text("profiles: {}\n")  # an included file, no spec: not listed
     root = tmp_path / "runs"
     write_result(root, run_dir(root, "alpha", "smoke", "r1"),
                  RunResult(run_id="r1", spec="alpha", profile="smoke", arm="a", seed=0, state=RunState.DONE))
@@ -92,6 +93,7 @@ def test_ls_lists_spec_files_with_their_runs(tmp_path: Path) -> None:
     lines = [" ".join(line.split()) for line in res.stdout.splitlines()]
     assert f"{specs / 'a.yaml'} alpha (smoke: 1 done)" in lines
     assert f"{specs / 'sub' / 'b.yml'} b (no stored runs)" in lines
+    assert "shared" not in res.stdout
 
 
 @pytest.mark.parametrize("command, extra", [("status", []), ("report", ["--reports-dir", "{tmp}/reports"]),
