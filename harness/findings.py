@@ -6,7 +6,8 @@ metric, statistic, or the change of the gap along report.compare_within, with th
 the paper expects). Each claim's row is read from `reports/<spec>/<profile>/verdict.json` (written
 by the report stage) and says: supported (every test significant in the expected direction),
 contradicted (a test significant the other way), undecided (with the minimum detectable
-effect), not run (with the command that runs it). FINDINGS.md records the fingerprint (sha256 of
+effect), not tested (the report's verdict has no such test, e.g. no compare_within axis for an
+interaction), not run (with the command that runs it). FINDINGS.md records the fingerprint (sha256 of
 verdict.json) and commit of every report it summarises, so `stale` can tell when a report has
 changed since.
 """
@@ -91,7 +92,7 @@ class Row:
     claim: Claim
     spec: str  # the spec's name
     folder: str  # <spec>/<profile>, the report's folder under the reports folder
-    verdict: str  # supported | contradicted | undecided | not run
+    verdict: str  # supported | contradicted | undecided | not tested | not run
     effect: str  # each test's difference [interval] (p), or the command that runs the spec
     seeds: str
     replicate: str  # agrees | disagrees | not replicated
@@ -139,14 +140,14 @@ def finding(claim: Claim, claims_dir: Path, reports: Path) -> Row:
         found = [r for r in tests if arm_matches(test.arm, r["arm"]) and r["metric"] == test.metric
                  and r["statistic"] == test.statistic and r["interaction"] == test.interaction]
         if not found:
-            calls.append("undecided")
+            calls.append("not tested")
             effects.append(f"{test.arm}: {test.metric} {test.statistic} is not a test of this report's verdict")
         for r in found:
             calls.append(_call(test, r))
             effects.append(_effect(r, calls[-1]))
             agrees.append(r.get("replicate_agrees"))
-    verdict = ("contradicted" if "contradicted" in calls else
-               "supported" if all(c == "supported" for c in calls) else "undecided")
+    verdict = next((v for v in ("contradicted", "not tested") if v in calls),
+                   "supported" if all(c == "supported" for c in calls) else "undecided")
     replicate = ("not replicated" if not agrees or any(a is None for a in agrees) else
                  "agrees" if all(agrees) else "disagrees")
     seeds = ", ".join(str(s) for s in record.get("seeds", []))
@@ -181,6 +182,7 @@ def write_findings(rows: list[Row], out: Path, claims_path: Path) -> Path:
                          f"test significant in the paper's direction), contradicted (a test "
                          f"significant the other way), undecided (no significant difference; the "
                          f"MDE is the smallest true difference the test detects with 80% power), "
+                         f"not tested (the report's verdict has no such test), "
                          f"not run (the command that runs it). Effects are differences against the "
                          f"report's baseline (or the change of that gap along its axis) with the "
                          f"interval and p the report prints (Holm-adjusted in a family). "

@@ -109,3 +109,17 @@ def test_claims_file_errors_name_the_file_and_key(tmp_path: Path, claim: dict, n
     assert str(path) in msg and "\n" not in msg
     for needle in needles:
         assert needle in msg, msg
+
+
+def test_a_claim_whose_test_the_verdict_lacks_is_not_tested(tmp_path: Path) -> None:
+    """An interaction claim against a report with no compare_within axis: "not tested", naming
+    the missing test, never "undecided"."""
+    (tmp_path / "shift.yaml").write_text(yaml.safe_dump(
+        {**SPEC, "report": {"headline": "alignment", "baseline": "train.shift=1"}}))
+    write_runs(tmp_path / "runs")
+    reports = tmp_path / "reports"
+    render_report(load_spec(tmp_path / "shift.yaml"), tmp_path / "runs", "smoke", reports / "timestep_shift" / "smoke")
+    claims = claims_file(tmp_path, "shift.yaml", [{"arm": "train.shift=3", "metric": "alignment",
+                                                   "interaction": True}], profile="smoke")
+    [row] = findings(claims, reports)
+    assert row.verdict == "not tested" and "is not a test of this report's verdict" in row.effect
