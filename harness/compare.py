@@ -537,7 +537,9 @@ def compare_within(
     """Each arm against the baseline separately for each value of axis `key` (e.g. clip length), and
     the change of each gap between the axis' first and last values (a difference of differences,
     the interaction test). The primary endpoint is that change on the primary statistic
-    (`partners`: the axes zipped with `key`, left out of the arm names those sentences follow)."""
+    (`partners`: the axes zipped with `key`, left out of the arm names those sentences follow).
+    With a second axis crossed with `key` (e.g. speed), each arm is paired with the baseline arm of
+    its own speed, and the change of the gap is tested once per speed."""
     col = f"param.{key}"
     if col not in df:
         return compare(df, metric, baseline, primary)
