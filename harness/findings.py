@@ -204,9 +204,12 @@ def stale(claims_path: Path = CLAIMS, reports: Path = Path("reports")) -> list[s
     appeared or gone since), or why FINDINGS.md cannot be compared; [] when it is current."""
     page = reports / "FINDINGS.md"
     found = INPUTS.search(page.read_text()) if page.is_file() else None
-    if found is None:
-        return [f"{page}: missing or without its inputs record; run `python -m harness findings`"]
-    recorded = json.loads(found.group(1))
+    try:
+        recorded = json.loads(found.group(1)) if found else None
+    except ValueError:
+        recorded = None
+    if not isinstance(recorded, dict):
+        return [f"{page}: missing or without a readable inputs record; run `python -m harness findings`"]
     now = inputs(findings(claims_path, reports))
     fix = "; run `python -m harness findings`"
     return [f"{folder}: FINDINGS.md records verdict.json {recorded.get(folder)}, it is now {fp}{fix}"
