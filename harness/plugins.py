@@ -108,7 +108,8 @@ def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
 
 
-BUILTIN_MODULES = ("harness.tasks", "harness.dispatch", "harness.text")
+BUILTIN_MODULES = ("harness.tasks", "harness.executors.inprocess", "harness.executors.local", "harness.executors.slurm",
+                   "harness.text")
 
 
 @functools.cache
