@@ -59,13 +59,13 @@ from tqdm.auto import tqdm
 from ursa import distributed
 from ursa.checkpoint import (CHECKPOINT, SNAPSHOTS, Outputs, find_checkpoint, load_checkpoint, read_state,
                              rng_state, save_checkpoint, save_weights, set_rng_state, write_losses)
-from ursa.checks import FLOAT, check_tensor
 from ursa.ema import EMA
 from ursa.loss import check_kernel, head_kernel
 from ursa.parallel import full_ema, full_weights, grad_sync, micro_batch, wrap
 from ursa.paths import ProbPath
 from ursa.preempt import Watch
 from ursa.schedule import ShiftRule, frame_timesteps, resolve_shift
+from ursa.tensor_checks import FLOAT, check_tensor
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss (or gradient) became NaN or infinite; no update used it (module docstring:
