@@ -261,7 +261,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from harness.check import check
+    from harness.regression_gate import check
 
     spec = load_spec(args)
     return check(spec, args.runs_root, args.profile, args.baseline, args.tolerance, args.update_baseline)
@@ -339,7 +339,7 @@ def _status(args: argparse.Namespace) -> int:
 
     from harness.store import load_results, stage_done
 
-    from harness.check import require_runs
+    from harness.regression_gate import require_runs
 
     spec = load_spec(args)
     df = load_results(args.runs_root, spec.name, args.profile)
@@ -455,7 +455,7 @@ def _reset(args: argparse.Namespace) -> int:
 
 
 def _tokenize(args: argparse.Namespace) -> int:
-    from harness.tokenize import tokenize_spec
+    from harness.token_shards import tokenize_spec
 
     return tokenize_spec(load_spec(args), args.profile, args.runs_root, workers=args.workers, device=args.device,
                          progress=not args.no_progress)

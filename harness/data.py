@@ -77,13 +77,13 @@ def data_fingerprint(runs_root: str | Path):
 
 def training_tokens(data: Data, runs_root: str | Path, device: str = "cpu", progress: bool = False):
     """The tokenised training set, cached per data fingerprint: a ursa.shards.ShardDataset read
-    lazily from token shards for a benchmark that `streams` (harness.tokenize writes them on first
+    lazily from token shards for a benchmark that `streams` (harness.token_shards writes them on first
     use, encoding on `device`, or reading the stored ids of a `pretokenized` one), else an in-memory
     ursa.train.TokenDataset."""
     from ursa.train import TokenDataset
 
     if data.benchmark.streams:
-        from harness.tokenize import tokenize
+        from harness.token_shards import tokenize
         from ursa.shards import ShardDataset
 
         return ShardDataset(tokenize(data, runs_root, device=device, progress=progress))

@@ -31,7 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # CLI and perf benchmarks are left out, so editing them does not recompute every run; the official
 # scorers cache their scores by their own version (benchmarks/official/score_cache.py).
 CODE_DIRS = ("ursa", "benchmarks/shapes", "benchmarks/video_folder", "benchmarks/pixel", "benchmarks/release",
-             "harness/stages.py", "harness/data.py", "harness/tokenize.py", "harness/text.py", "harness/tasks.py",
+             "harness/stages.py", "harness/data.py", "harness/token_shards.py", "harness/text.py", "harness/tasks.py",
              "harness/media.py", "harness/spec.py", "harness/expand.py", "harness/plugins.py")
 
 

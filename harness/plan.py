@@ -1,7 +1,7 @@
 """`python -m harness plan SPEC --effect 0.05`: how many seeds (and prompts) a comparison needs,
 from the variance components of an existing pilot run of the spec.
 
-Each test of the spec's verdict (harness.compare: the primary endpoint and the secondary
+Each test of the spec's verdict (harness.comparison: the primary endpoint and the secondary
 comparisons) has the variance components of its paired differences (seed, prompt, residual;
 harness.stats.Components). For an effect, the table gives the seeds at which that test detects it
 with 80% power at its alpha (0.05 for a single primary test, the Bonferroni alpha of a family for
@@ -23,7 +23,7 @@ def plan_table(
     spec: Spec, runs_root: Path, profile: str, effect: float, prompts: int | None = None
 ) -> tuple[pd.DataFrame, str]:
     """One row per test of the verdict: the pilot's design and MDE, and the seeds `effect` needs."""
-    from harness.check import require_runs
+    from harness.regression_gate import require_runs
     from harness.report import verdict, with_derived
     from harness.store import load_results
 

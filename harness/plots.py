@@ -187,7 +187,7 @@ def linearity(curves: dict[str, tuple[list[float], list[float]]],
 def learning_curves(summary: pd.DataFrame, metric: str, tokens_per_step: int | None = None,
                     colours: dict[str, Colour] | None = None) -> Figure | None:
     """`metric` against training step per arm: mean over seeds with its 95% seed-level t band
-    (frame of harness.compare.curve_summary); a second axis counts visual tokens seen."""
+    (frame of harness.comparison.curve_summary); a second axis counts visual tokens seen."""
     if summary.empty or summary["step"].nunique() < 2:
         return None
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
@@ -209,7 +209,7 @@ def learning_curves(summary: pd.DataFrame, metric: str, tokens_per_step: int | N
 
 
 def denoising(table: pd.DataFrame, colours: dict[str, Colour] | None = None) -> Figure | None:
-    """Held-out cross-entropy against noise level t per arm (frame of harness.compare.denoise_table)."""
+    """Held-out cross-entropy against noise level t per arm (frame of harness.comparison.denoise_table)."""
     if table.empty:
         return None
     columns = [c for c in table.columns if c.startswith("t=")]

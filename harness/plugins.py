@@ -41,7 +41,7 @@ class PluginError(ValueError):
 
 class BadClip(ValueError):
     """One training item of a streaming benchmark cannot be used; the message is the reason
-    (recorded in skipped.jsonl by harness.tokenize, never raised to the user)."""
+    (recorded in skipped.jsonl by harness.token_shards, never raised to the user)."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,8 @@ def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
 
 
-BUILTIN_MODULES = ("harness.tasks", "harness.dispatch", "harness.text")
+BUILTIN_MODULES = ("harness.tasks", "harness.executors.inprocess", "harness.executors.local", "harness.executors.slurm",
+                   "harness.text")
 
 
 @functools.cache
@@ -166,11 +167,11 @@ class Benchmark(Component, ABC):
     references: ClassVar[tuple[str, ...]] = ()
     default_tokenizer: ClassVar[str | None] = None
     default_text_tokenizer: ClassVar[str | None] = None
-    # True: training data is too large for memory; harness.tokenize writes `training_clips()` into
+    # True: training data is too large for memory; harness.token_shards writes `training_clips()` into
     # token shards once and training streams them (ursa.shards). False: `training_set()` in memory.
     streams: ClassVar[bool] = False
     # True (with streams): the training clips are ids tokenised elsewhere (`load_tokens`), read and
-    # range-checked by harness.tokenize, never decoded or encoded (e.g. token_folder).
+    # range-checked by harness.token_shards, never decoded or encoded (e.g. token_folder).
     pretokenized: ClassVar[bool] = False
 
     def __init__(self, options: BaseModel, cache_dir: Path) -> None:

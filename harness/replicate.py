@@ -9,7 +9,7 @@ the original's report finds them by name. A spec has one replicate per profile: 
 expansion, as `run` does). Seeds the original uses under that profile are refused.
 
 The original's report then carries the agreement, per claim: the replicate's estimate, same
-sign, overlapping intervals and the pooled estimate of both seed sets (harness.compare.agreement).
+sign, overlapping intervals and the pooled estimate of both seed sets (harness.comparison.agreement).
 """
 
 from __future__ import annotations

@@ -22,7 +22,9 @@ from typing import Any
 
 import pandas as pd
 
-from harness import compare, plots, plugins, stats, tables
+from harness import plots, plugins, stats, tables
+from harness.comparison import (Claim, Comparison, agreement, compare_within, curve_frame, curve_summary, denoise_table,
+                                headline_comparison, metric_range, power_table)
 from harness.spec import Spec, zip_keys
 from harness.specfile import load_spec
 from harness.store import export_results, load_results, read_json, read_json_or_none
@@ -374,7 +376,7 @@ def flag_damaged(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 def floor_note(summary: pd.DataFrame, metric: str) -> str:
     """A sentence, said before the verdict, when no trained arm beats the best floor row on
     `metric` (then differences between arms are differences between failures); "" otherwise."""
-    from harness.check import direction_of
+    from harness.regression_gate import direction_of
 
     col = f"{metric}.mean"
     if summary.empty or col not in summary:
@@ -399,7 +401,7 @@ def floor_note(summary: pd.DataFrame, metric: str) -> str:
 
 def skipped_items(df: pd.DataFrame, runs_root: Path) -> list[str]:
     """One line per training set whose benchmark skipped items (unreadable, too short...): counts
-    and the first reasons, from the skipped.jsonl harness.tokenize leaves beside its shards."""
+    and the first reasons, from the skipped.jsonl harness.token_shards leaves beside its shards."""
     prints = set()
     for d in df["run_dir"] if len(df) and "run_dir" in df else []:
         meta = read_json_or_none(Path(str(d)) / "config.json", "its data set is not described")
@@ -449,7 +451,7 @@ def claim_report_dir(out: Path, spec: Spec, runs_root: Path) -> None:
     atomic_write_bytes(marker, (json.dumps(mine, indent=1) + "\n").encode())
 
 
-def verdict(spec: Spec, df: pd.DataFrame) -> compare.Comparison | None:
+def verdict(spec: Spec, df: pd.DataFrame) -> Comparison | None:
     """The spec's verdict on the runs in `df` (None without report.headline or report.primary)."""
     headline = spec.report.headline or (spec.report.primary.metric if spec.report.primary else None)
     if not headline:
@@ -457,13 +459,13 @@ def verdict(spec: Spec, df: pd.DataFrame) -> compare.Comparison | None:
     within = spec.report.compare_within
     if within:
         partners = next((tuple(zip_keys(g)) for g in spec.zip if within in g), ())
-        return compare.compare_within(df, headline, spec.report.baseline, within, partners,
+        return compare_within(df, headline, spec.report.baseline, within, partners,
                                       spec.report.primary)
-    return compare.compare(df, headline, spec.report.baseline, spec.report.primary)
+    return headline_comparison(df, headline, spec.report.baseline, spec.report.primary)
 
 
 def replicate_agreement(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame,
-                        comparison: compare.Comparison) -> tuple[str, pd.DataFrame, str] | None:
+                        comparison: Comparison) -> tuple[str, pd.DataFrame, str] | None:
     """(sentence, per-claim table, fresh seeds) of the spec's replicate (`python -m harness
     replicate`) against `comparison`; None when the replicate has no finished run."""
     from harness.replicate import replicate_name
@@ -478,12 +480,12 @@ def replicate_agreement(spec: Spec, runs_root: Path, profile: str, df: pd.DataFr
     pooled = verdict(spec, pd.concat([df, rep], ignore_index=True))
     if replicate is None or pooled is None:
         return None
-    text, table = compare.agreement(comparison, replicate, pooled, seeds)
+    text, table = agreement(comparison, replicate, pooled, seeds)
     return text, table, seeds
 
 
 def replicate_blocks(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame,
-                     comparison: compare.Comparison) -> list[Block]:
+                     comparison: Comparison) -> list[Block]:
     """The agreement of the spec's replicate (`python -m harness replicate`), when one has runs."""
     return agreement_blocks(spec, runs_root, profile, replicate_agreement(spec, runs_root, profile, df, comparison))
 
@@ -502,7 +504,7 @@ def agreement_blocks(spec: Spec, runs_root: Path, profile: str,
 VERDICT_FILE = "verdict.json"  # the verdict's tests, machine-readable (harness.findings reads it)
 
 
-def verdict_record(spec: Spec, profile: str, df: pd.DataFrame, comparison: compare.Comparison | None,
+def verdict_record(spec: Spec, profile: str, df: pd.DataFrame, comparison: Comparison | None,
                    agreement: tuple[str, pd.DataFrame, str] | None) -> dict[str, Any]:
     """What verdict.json holds: the spec, profile and code commit the report was made at, the
     seeds of its finished trained runs, and every test of the verdict (arm against the baseline,
@@ -517,7 +519,7 @@ def verdict_record(spec: Spec, profile: str, df: pd.DataFrame, comparison: compa
         for _, row in agreement[1].iterrows():
             agrees[row["claim"].removeprefix("primary: ")] = row["same sign"] != "no" and row["intervals overlap"] == "yes"
 
-    def test(c: compare.Claim) -> dict[str, Any]:
+    def test(c: Claim) -> dict[str, Any]:
         shown = c.shown or c.difference
         comps = c.difference.components
         mde = comps.mde(alpha=c.alpha) if comps is not None and comps.seeds >= 2 else None
@@ -546,7 +548,7 @@ def _finite(v: float | None) -> float | None:
 def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
                   out_dir: str | Path | None = None) -> Path:
     """Render the report of `spec` under `profile`; returns the path of report.md."""
-    from harness.check import require_runs
+    from harness.regression_gate import require_runs
 
     spec = as_spec(spec)
     runs_root = Path(runs_root)
@@ -600,7 +602,7 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
                                   "true difference its test detects with 80% power at its alpha "
                                   "and the spec's seeds and prompts, from the measured variance "
                                   "components):"),
-                       Block("table", table=compare.power_table(comparison.claims))]
+                       Block("table", table=power_table(comparison.claims))]
         if not comparison.per_seed.empty:
             blocks += [Block("p", f"{headline} per seed (mean over prompts) and the arm's mean with its 95% "
                                   "interval (seeds and prompts crossed):"),
@@ -666,8 +668,8 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         if why:
             blocks.append(Block("p", why))
     if headline and wanted("learning_curves"):
-        curves = compare.curve_summary(compare.curve_frame(df, headline),
-                                       compare.metric_range(headline))
+        curves = curve_summary(curve_frame(df, headline),
+                                       metric_range(headline))
         add_plot("learning_curves",
                  plots.learning_curves(curves, headline, _tokens_per_step(df), colours),
                  f"{headline} against training steps per arm")
@@ -677,7 +679,7 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
             wide = table.pivot(index="arm", columns="step", values="value")
             wide.columns = [f"step {c}" for c in wide.columns]  # no unnamed column-name header row
             blocks.append(Block("table", table=wide.reset_index()))
-    denoise = compare.denoise_table(df)
+    denoise = denoise_table(df)
     if not denoise.empty and wanted("denoising"):
         blocks += [Block("p", "Held-out cross-entropy of the final model at fixed noise levels (every frame "
                               "corrupted to t; mean over seeds, nats): how hard each path makes each noise level.")]

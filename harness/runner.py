@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.data import cache_dir, data_fingerprint
-from harness.dispatch import RunTask, dispatch, sigint_ignored
+from harness.dispatch import dispatch
 from harness.expand import RunSpec, apply_profile, arm_label, expand
 from harness.identity import DATA_SECTIONS, assign_ids, canonical_json, code_version, data_config, sha256_of
 from harness.plugins import BENCHMARKS
+from harness.process_guard import sigint_ignored
 from harness.records import RunResult, RunState
 from harness.spec import ExecutorConfig, RunConfig, Spec
 from harness.stages import SHARED, link_shared_stages
@@ -33,6 +34,7 @@ from harness.store import (acquire_run, add_to_manifest, damaged_stages, owner_o
                            read_json_or_none, read_result, reconcile_index, record_result, run_dir,
                            shared_stage_dir, stage_busy, stage_done, sweep_temps, wait_for_owner, warn,
                            write_manifest, write_result)
+from harness.worker import RunTask
 from ursa.io import atomic_write_json
 
 

@@ -257,7 +257,7 @@ class SlurmConfig(_Strict):
 
 
 class ExecutorConfig(_Strict):
-    kind: str = "local"  # a registered executor: inprocess, local, slurm (harness/dispatch.py)
+    kind: str = "local"  # a registered executor: inprocess, local, slurm (harness/executors/)
     max_parallel: int = Field(2, ge=1)  # runs in flight at once (--max-parallel overrides)
     timeout_min: float = Field(60, gt=0)  # per run; a timed-out run is requeued and resumes (max_requeue)
     threads: int = Field(0, ge=0)  # torch threads per run; 0 = cores // max_parallel

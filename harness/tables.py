@@ -3,7 +3,7 @@
 Input is the per-run frame of `harness.store.load_results` (columns `arm`, `seed`, `state`,
 `metric.<name>`, `param.<key>`). Only finished runs (state "done") enter the statistics; a
 metric's interval is the 95% seed-level t interval (harness.stats), clipped to the metric's
-declared range; blank for one seed. The headline comparison (harness.compare) also counts the
+declared range; blank for one seed. The headline comparison (harness.comparison) also counts the
 prompts, crossed with seeds, and pairs arms.
 """
 

@@ -13,8 +13,8 @@ import torch
 from scipy.interpolate import PchipInterpolator
 from scipy.optimize import least_squares, minimize
 
-from ursa.checks import check_time
 from ursa.paths import MetricPath, ProbPath
+from ursa.tensor_checks import check_time
 
 
 def mean_corruption_distance(

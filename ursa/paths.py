@@ -29,8 +29,8 @@ from typing import Literal
 
 import torch
 
-from ursa.checks import check_ids, check_tensor, check_time
 from ursa.schedule import beta, beta_dot
+from ursa.tensor_checks import check_ids, check_tensor, check_time
 
 _ROW_PAD = 8  # BLAS picks kernels by row count; padding rows keeps per-row results chunk-independent
 

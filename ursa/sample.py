@@ -24,9 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ursa.checks import check_tensor, describe
 from ursa.paths import MetricPath, ProbPath
 from ursa.schedule import ShiftRule, resolve_shift, shift_time
+from ursa.tensor_checks import check_tensor, describe
 
 
 class SamplerConfig(BaseModel):

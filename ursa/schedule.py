@@ -12,7 +12,7 @@ from typing import Literal
 
 import torch
 
-from ursa.checks import check_time
+from ursa.tensor_checks import check_time
 
 Number = float | torch.Tensor
 

@@ -1,6 +1,6 @@
 """Token shards on disk and `ShardDataset`, the streaming `ursa.train.ClipSource` over them.
 
-Layout of a shard directory (written by harness.tokenize, readable by anyone with numpy):
+Layout of a shard directory (written by harness.token_shards, readable by anyone with numpy):
   index.json         {"format", "num_clips", "text_length" L, "latent_shape" [T, h, w], "id_range",
                       "shards": [{"file", "count"}, ...], ...}; written last: its presence means complete
   shard-00000.npy    int32 (n, 2L + T*h*w): per clip its text ids (L), text mask (L, 0/1) and visual

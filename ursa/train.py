@@ -59,13 +59,13 @@ from tqdm.auto import tqdm
 from ursa import distributed
 from ursa.checkpoint import (CHECKPOINT, SNAPSHOTS, Outputs, find_checkpoint, load_checkpoint, read_state,
                              rng_state, save_checkpoint, save_weights, set_rng_state, write_losses)
-from ursa.checks import FLOAT, check_tensor
 from ursa.ema import EMA
 from ursa.loss import check_kernel, head_kernel
 from ursa.parallel import full_ema, full_weights, grad_sync, micro_batch, wrap
 from ursa.paths import ProbPath
 from ursa.preempt import Watch
 from ursa.schedule import ShiftRule, frame_timesteps, resolve_shift
+from ursa.tensor_checks import FLOAT, check_tensor
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss (or gradient) became NaN or infinite; no update used it (module docstring:
@@ -459,6 +459,210 @@ def _check_text_ids(batch: TokenDataset, text_vocab: int | None) -> None:
                          f"got values in [{low}, {high}]; the text tokenizer that made the data does not match the model")
 
 
+# ----------------------------------------------------------------------------- one step's batch
+
+@dataclass(frozen=True)
+class StepPlan:
+    """What every step of one train() call uses unchanged: the run's objects and the facts derived
+    from them once (clips per micro-batch in `mine`, the latent shape (T, h, w), the shift)."""
+
+    config: TrainConfig
+    path: ProbPath
+    data: ClipSource
+    model: nn.Module  # the module the optimizer updates
+    net: nn.Module  # what the forward pass calls: `model`, or its DDP / compiled wrapper
+    ddp: bool
+    rank: distributed.Rank
+    device: torch.device
+    mine: tuple[Tensor, ...]  # this rank's clips of the global batch, one long (b,) index per micro-batch
+    shape: tuple[int, int, int]  # (T, h, w) of a latent clip
+    shift: float
+    text_vocab: int | None
+
+    @property
+    def bf16(self) -> bool:
+        """Autocast to bf16 (config.bf16 takes effect on CUDA only)."""
+        return self.config.bf16 and self.device.type == "cuda"
+
+    @property
+    def host(self) -> bool:
+        """Tensors on the host: reading them back costs no sync (ids and times checked there)."""
+        return self.device.type == "cpu"
+
+
+@dataclass(frozen=True)
+class GlobalBatch:
+    """The draws of one step for the whole global batch of B clips, identical on every rank.
+
+    index long (B,) clip indices; t float (B, T) per-frame times; drop bool (B,) dropped captions
+    (None: p_uncond = 0); count the noisy tokens of the global batch (the loss's denominator);
+    noise the batch-wide draws of path.draw (corruption "batch") or seeds long (B,) one noise seed
+    per clip (corruption "clip")."""
+
+    index: Tensor
+    t: Tensor
+    drop: Tensor | None
+    count: float
+    noise: tuple[Tensor, ...] | None
+    seeds: Tensor | None
+
+
+def draw_global_batch(plan: StepPlan, step: int, t_gen: torch.Generator, x_gen: torch.Generator) -> GlobalBatch:
+    """The clips, times, caption dropout and corruption noise of `step` (timesteps, dropout and
+    seeds from t_gen on the CPU, batch-wide corruption from x_gen on the device, in that order)."""
+    config, (T, h, w) = plan.config, plan.shape
+    index = _batch_index(step * config.batch_size, config.batch_size, len(plan.data), config.seed)
+    t = frame_timesteps(
+        config.batch_size, T, mode=config.frame_schedule, shift=plan.shift, p_first=config.p_first,
+        p_first_last=config.p_first_last, p_first_k=config.p_first_k, generator=t_gen,
+    )
+    # drawn only when enabled, so p_uncond = 0 keeps the RNG stream
+    drop = torch.rand(config.batch_size, generator=t_gen) < config.p_uncond if config.p_uncond > 0 else None
+    count = float((t < 1.0).sum()) * h * w or 1.0  # noisy tokens in the global batch: the loss's denominator
+    noise = seeds = None
+    if config.corruption == "batch":  # one draw for the global batch; each rank uses its clips' part
+        noise = plan.path.draw(config.batch_size * T * h * w, x_gen, plan.device)
+    else:
+        seeds = torch.randint(0, 2**62, (config.batch_size,), generator=t_gen)
+    return GlobalBatch(index, t, drop, count, noise, seeds)
+
+
+@dataclass(frozen=True)
+class MicroBatch:
+    """One micro-batch of this rank's clips, ready for the model: batch (on the device, x1 =
+    batch.visual_ids (b, T, h, w)), t float (b, T), x_t long (b, T, h, w); all_real, groups and
+    host_mask (the captions' mask on the host) choose the model calls without a device sync."""
+
+    batch: TokenDataset
+    t: Tensor
+    x_t: Tensor
+    all_real: bool
+    groups: list[tuple[Tensor, int]] | None
+    host_mask: Tensor
+
+
+def micro_batch_inputs(plan: StepPlan, draws: GlobalBatch, part: Tensor) -> MicroBatch:
+    """Select, check, move and corrupt the clips `part` (long (b,), positions in the global batch)."""
+    config = plan.config
+    host_batch = _with_dropped_captions(plan.data.select(draws.index[part]),
+                                        None if draws.drop is None else draws.drop[part])
+    _check_text_ids(host_batch, plan.text_vocab)
+    all_real = bool(host_batch.text_mask.all())  # read on the host: no device sync in the step
+    groups = None
+    if config.padded_captions == "split":  # every rank: the calls are collectives
+        groups = None if all_real else caption_groups(host_batch.text_mask)
+        calls = distributed.host_max(1 if groups is None else len(groups))
+        if calls > 1:
+            groups = even_groups(groups or [(torch.arange(len(host_batch)), host_batch.text_ids.shape[1])], calls)
+    batch, tk = host_batch.to(plan.device), draws.t[part].to(plan.device)
+    if config.corruption == "batch":
+        x_t = _corrupt_part(plan.path, batch.visual_ids, tk, draws.noise, int(part[0]), validate=plan.host)
+    else:
+        x_t = _corrupt(plan.path, batch.visual_ids, tk, draws.seeds[part].tolist(), validate=plan.host)
+    return MicroBatch(batch, tk, x_t, all_real, groups, host_batch.text_mask)
+
+
+# ----------------------------------------------------------------------------- one step
+
+def forward_backward(plan: StepPlan, micro: MicroBatch, count: float) -> Tensor:
+    """The micro-batch's loss (its token sum over the global batch's `count`), backpropagated;
+    returns it detached (a device scalar)."""
+    with torch.autocast(plan.device.type, dtype=torch.bfloat16, enabled=plan.bf16), head_kernel(plan.config.head_kernel):
+        loss = (token_loss_sum(plan.net, micro.batch, micro.x_t, micro.t, micro.all_real) if micro.groups is None
+                else split_token_loss_sum(plan.net, micro.batch, micro.x_t, micro.t, micro.groups,
+                                          micro.host_mask)) / count
+    # DDP and FSDP average gradients over ranks; the global loss is their sum
+    (loss * plan.rank.world).backward()
+    return loss.detach()
+
+
+def train_step(plan: StepPlan, draws: GlobalBatch) -> Tensor:
+    """Forward and backward of this rank's micro-batches of the step (gradients synchronised on
+    the last); returns this rank's share of the step's loss, a device scalar (not read back)."""
+    step_loss = torch.zeros((), device=plan.device)
+    for k, part in enumerate(plan.mine):
+        micro = micro_batch_inputs(plan, draws, part)
+        with grad_sync(plan.model, plan.ddp, k == len(plan.mine) - 1):
+            loss = forward_backward(plan, micro, draws.count)
+        step_loss += loss
+    return step_loss
+
+
+def _update(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+            ema: EMA | None, grad_clip: float, halted: Tensor | None, pending: list[Tensor], n: int) -> Tensor | None:
+    """The update of step n: clip and step the optimizer (_guarded_step), then the LR schedule and
+    the EMA; returns the device flag of skipped updates (None off a fused optimizer). A non-finite
+    gradient norm read on the host raises NonFiniteLossError, with the losses not yet read back
+    (`pending`), before any update."""
+    stepped, halted = _guarded_step(model, optimizer, grad_clip, halted)
+    if not stepped:
+        unread = distributed.all_reduce_sum(torch.stack(pending)).tolist() if pending else []
+        raise _non_finite(unread, n - len(unread) + 1 if unread else n, n, False)
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    if ema is not None:
+        ema.update(model)
+    return halted
+
+
+# ----------------------------------------------------------------------------- the loop
+
+def _resume(out_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: EMA | None,
+            scheduler: torch.optim.lr_scheduler.LRScheduler, t_gen: torch.Generator, x_gen: torch.Generator,
+            config: TrainConfig) -> tuple[int, list[float]]:
+    """(step, losses) of the checkpoint in out_dir, its states loaded into the run's objects (either
+    format, resharded to this run's layout); (0, []) without one."""
+    loaded = load_checkpoint(out_dir, model, optimizer, ema)
+    if loaded is None:
+        return 0, []
+    found, state = loaded
+    scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"], t_gen, x_gen)
+    step, losses = state["step"], list(state["losses"])
+    if state["data_position"] != step * config.batch_size:
+        raise ValueError(f"{found}: data_position {state['data_position']} does not match step {step} "
+                         f"x batch_size {config.batch_size}")
+    return step, losses
+
+
+class _Log:
+    """Where the losses read back at a flush go: losses.csv and the scalars (tokens/s, lr, memory)
+    through `out`, the progress bar, and on_step(step, loss) for each step."""
+
+    def __init__(self, out: Outputs, bar: tqdm, on_step: Callable[[int, float], None] | None,
+                 tokens_per_step: int, device: torch.device, step: int) -> None:
+        self.out, self.bar, self.on_step = out, bar, on_step
+        self.tokens_per_step, self.device = tokens_per_step, device
+        self.clock, self.clock_step = time.perf_counter(), step
+
+    def flushed(self, first: int, values: list[float], step: int, lr: float) -> None:
+        """Losses `values` of steps first..step, read back at the flush of `step`."""
+        self.out.losses(first, values)
+        elapsed, done = time.perf_counter() - self.clock, step - self.clock_step
+        perf = {"perf/tokens_per_s": done * self.tokens_per_step / max(elapsed, 1e-9), "train/lr": lr}
+        if self.device.type == "cuda":
+            perf["perf/max_memory_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
+        self.out.scalars(step, perf)
+        self.clock, self.clock_step = time.perf_counter(), step
+        self.bar.update(len(values))
+        self.bar.set_postfix(loss=f"{values[-1]:.4f}", tok_s=f"{perf['perf/tokens_per_s']:.0f}")
+        if self.on_step is not None:
+            for i, v in enumerate(values):
+                self.on_step(first + i, v)
+
+
+def _check_train_inputs(path: ProbPath, data: ClipSource, config: TrainConfig, stop_after: int | None) -> None:
+    """ValueError naming the argument unless data, stop_after and the head kernel can train on `path`."""
+    if not isinstance(data, ClipSource):
+        raise ValueError(f"data: expected a ClipSource (e.g. a TokenDataset), got {type(data).__name__}")
+    if stop_after is not None and stop_after < 1:
+        raise ValueError(f"stop_after: expected None or an integer >= 1, got {stop_after!r}")
+    low, high = data.id_range()
+    if high >= path.vocab_size or low < 0:
+        raise ValueError(f"data.visual_ids: expected ids in [0, {path.vocab_size}), got range [{low}, {high}]")
+    check_kernel(config.head_kernel)  # before joining a process group: a missing package is a clean error
+
+
 def train(
     model: nn.Module,
     path: ProbPath,
@@ -481,15 +685,12 @@ def train(
     Run in several processes (WORLD_SIZE > 1 in the environment: torchrun, `ursa.distributed.launch`,
     submitit), every process calls train() with the same arguments; it joins the process group,
     trains its share of each global batch, and rank 0 alone writes files and shows progress.
+
+    The parts, as torchtitan splits its trainer: draw_global_batch and micro_batch_inputs (the
+    batch), train_step and forward_backward (the step), and this loop (flush, update, log,
+    snapshots, checkpoints, preemption).
     """
-    if not isinstance(data, ClipSource):
-        raise ValueError(f"data: expected a ClipSource (e.g. a TokenDataset), got {type(data).__name__}")
-    if stop_after is not None and stop_after < 1:
-        raise ValueError(f"stop_after: expected None or an integer >= 1, got {stop_after!r}")
-    low, high = data.id_range()
-    if high >= path.vocab_size or low < 0:
-        raise ValueError(f"data.visual_ids: expected ids in [0, {path.vocab_size}), got range [{low}, {high}]")
-    check_kernel(config.head_kernel)  # before joining a process group: a missing package is a clean error
+    _check_train_inputs(path, data, config, stop_after)
     rank = distributed.init_from_env(config.device)
     micro = micro_batch(config, rank)
     device = torch.device(config.device)
@@ -510,36 +711,25 @@ def train(
     x_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
     torch.manual_seed(config.seed)
     ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
-
-    step, losses = 0, []
-    loaded = load_checkpoint(out_dir, model, optimizer, ema)  # either format, resharded to this run's layout
-    if loaded is not None:
-        found, state = loaded
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"], t_gen, x_gen)
-        step, losses = state["step"], list(state["losses"])
-        if state["data_position"] != step * config.batch_size:
-            raise ValueError(f"{found}: data_position {state['data_position']} does not match step {step} "
-                             f"x batch_size {config.batch_size}")
+    step, losses = _resume(out_dir, model, optimizer, ema, scheduler, t_gen, x_gen, config)
     if rank.main:
         write_losses(out_dir, losses)  # drops rows logged after the checkpoint by a killed run
     distributed.barrier()
 
     T, h, w = data.latent_shape
-    text_vocab = getattr(getattr(model, "config", None), "text_vocab_size", None)
-    shift = resolve_shift(config.shift, config.shift_rule, T * h * w)
+    plan = StepPlan(config, path, data, model, net, ddp, rank, device,
+                    tuple(distributed.shard(torch.arange(config.batch_size), rank).split(micro)), (T, h, w),
+                    resolve_shift(config.shift, config.shift_rule, T * h * w),
+                    getattr(getattr(model, "config", None), "text_vocab_size", None))
     snapshot_steps = set(config.snapshot_steps())
-    use_bf16 = config.bf16 and device.type == "cuda"
     log_every = resolved_log_every(config, device)
-    host = device.type == "cpu"  # tensors on the host: reading them back costs no sync
     last = config.steps if stop_after is None else min(config.steps, stop_after)
-    mine = distributed.shard(torch.arange(config.batch_size), rank).split(micro)
     bar = tqdm(total=config.steps, initial=step, disable=not (progress and rank.main), desc="train")
     out = Outputs(out_dir, config, rank.main)
+    log = _Log(out, bar, on_step, config.batch_size * T * h * w, device, step)
     pending: list[Tensor] = []  # per-step losses of this rank's share, on the device, not yet read back
     # a fused optimizer skips updates on a device flag (no sync); otherwise the norm is read per step
     halted = torch.zeros((), device=device) if optimizer.defaults.get("fused") else None
-    clock, clock_step = time.perf_counter(), step
 
     def weights_for_files() -> dict | None:
         """Full weights to write (EMA when kept, FSDP-gathered when sharded), None: the model's own."""
@@ -558,7 +748,7 @@ def train(
             "losses": losses,
             "config": config.model_dump(),
             "world_size": rank.world,
-            "shift": shift,
+            "shift": plan.shift,
         }
         save_checkpoint(out_dir, config.checkpoint_format, model_cls, model, optimizer, ema, state,
                         final=step == config.steps)
@@ -566,46 +756,7 @@ def train(
     try:
         with Watch() as preemption:
             while step < last:
-                index = _batch_index(step * config.batch_size, config.batch_size, len(data), config.seed)
-                t = frame_timesteps(
-                    config.batch_size, T, mode=config.frame_schedule, shift=shift, p_first=config.p_first,
-                    p_first_last=config.p_first_last, p_first_k=config.p_first_k, generator=t_gen,
-                )
-                # drawn only when enabled, so p_uncond = 0 keeps the RNG stream
-                drop = (torch.rand(config.batch_size, generator=t_gen) < config.p_uncond
-                        if config.p_uncond > 0 else None)
-                count = float((t < 1.0).sum()) * h * w or 1.0  # noisy tokens in the global batch: the loss's denominator
-                if config.corruption == "batch":  # one draw for the global batch; each rank uses its clips' part
-                    noise = path.draw(config.batch_size * T * h * w, x_gen, device)
-                else:
-                    seeds = torch.randint(0, 2**62, (config.batch_size,), generator=t_gen)
-                step_loss = torch.zeros((), device=device)
-                for k, part in enumerate(mine):
-                    host_batch = _with_dropped_captions(data.select(index[part]), None if drop is None else drop[part])
-                    _check_text_ids(host_batch, text_vocab)
-                    all_real = bool(host_batch.text_mask.all())  # read on the host: no device sync in the step
-                    groups = None
-                    if config.padded_captions == "split":  # every rank: the calls are collectives
-                        groups = None if all_real else caption_groups(host_batch.text_mask)
-                        calls = distributed.host_max(1 if groups is None else len(groups))
-                        if calls > 1:
-                            groups = even_groups(groups or [(torch.arange(len(host_batch)),
-                                                             host_batch.text_ids.shape[1])], calls)
-                    batch, tk = host_batch.to(device), t[part].to(device)
-                    if config.corruption == "batch":
-                        x_t = _corrupt_part(path, batch.visual_ids, tk, noise, int(part[0]), validate=host)
-                    else:
-                        x_t = _corrupt(path, batch.visual_ids, tk, seeds[part].tolist(), validate=host)
-                    with grad_sync(model, ddp, k == len(mine) - 1):
-                        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16), \
-                                head_kernel(config.head_kernel):
-                            loss = (token_loss_sum(net, batch, x_t, tk, all_real) if groups is None
-                                    else split_token_loss_sum(net, batch, x_t, tk, groups,
-                                                              host_batch.text_mask)) / count
-                        # DDP and FSDP average gradients over ranks; the global loss is their sum
-                        (loss * rank.world).backward()
-                    step_loss += loss.detach()
-                pending.append(step_loss)
+                pending.append(train_step(plan, draw_global_batch(plan, step, t_gen, x_gen)))
                 n = step + 1
                 stopping = preemption.agreed()  # every rank: a signal on any one checkpoints all at this step
                 flush = (n % log_every == 0 or n in snapshot_steps or n == last
@@ -617,36 +768,17 @@ def train(
                     skipped = halted is not None and bool(halted)  # an earlier update was skipped
                     if skipped or not all(map(math.isfinite, values)):
                         raise _non_finite(values, first, n, skipped)
-                stepped, halted = _guarded_step(model, optimizer, config.grad_clip, halted)
-                if not stepped:  # a non-finite gradient norm, read on the host: no update made
-                    unread = distributed.all_reduce_sum(torch.stack(pending)).tolist() if pending else []
-                    raise _non_finite(unread, n - len(unread) + 1 if unread else n, n, False)
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                if ema is not None:
-                    ema.update(model)
+                halted = _update(model, optimizer, scheduler, ema, config.grad_clip, halted, pending, n)
                 step = n
                 if values is not None:
                     losses.extend(values)
-                    out.losses(first, values)
-                    elapsed, done = time.perf_counter() - clock, step - clock_step
-                    perf = {"perf/tokens_per_s": done * config.batch_size * T * h * w / max(elapsed, 1e-9),
-                            "train/lr": scheduler.get_last_lr()[0]}
-                    if device.type == "cuda":
-                        perf["perf/max_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
-                    out.scalars(step, perf)
-                    clock, clock_step = time.perf_counter(), step
-                    bar.update(len(values))
-                    bar.set_postfix(loss=f"{values[-1]:.4f}", tok_s=f"{perf['perf/tokens_per_s']:.0f}")
-                    if on_step is not None:
-                        for i, v in enumerate(values):
-                            on_step(first + i, v)
+                    log.flushed(first, values, step, scheduler.get_last_lr()[0])
                 if step in snapshot_steps:  # before the checkpoint of this step
                     weights = weights_for_files()
                     if rank.main:
                         save_weights(model_cls, model, weights, out_dir / SNAPSHOTS / f"step_{step}")
                 if stop_after is not None and step >= stop_after and step < config.steps:
-                    return TrainResult(losses, step, out_dir / CHECKPOINT, shift)
+                    return TrainResult(losses, step, out_dir / CHECKPOINT, plan.shift)
                 if step % config.checkpoint_every == 0 or step == config.steps or stopping:
                     checkpoint()
                 if stopping and step < config.steps:
@@ -655,4 +787,4 @@ def train(
         bar.close()
         out.close()
     final_ema = full_ema(ema, rank.main) if ema is not None else None
-    return TrainResult(losses, step, out_dir / CHECKPOINT, shift, ema=final_ema if rank.main else None)
+    return TrainResult(losses, step, out_dir / CHECKPOINT, plan.shift, ema=final_ema if rank.main else None)

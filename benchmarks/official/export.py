@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ursa.checks import check_tensor
 from ursa.io import atomic_write, atomic_write_json
+from ursa.tensor_checks import check_tensor
 
 MANIFEST = "export.json"
 _MAX_NAME_BYTES = 255  # common filesystem limit on one path component

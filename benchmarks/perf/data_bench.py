@@ -1,7 +1,7 @@
 """Data loading: tokenisation throughput, streaming-loader overhead, and training memory from shards vs memory.
 
 - `tokenize`: a generated example folder (benchmarks.video_folder.example: mp4 / gif / png of varied
-  sizes and lengths) through harness.tokenize with 1 and 2 decode workers, each into a fresh cache:
+  sizes and lengths) through harness.token_shards with 1 and 2 decode workers, each into a fresh cache:
   items per second (decoded or skipped) and the usable clips.
 - `loader`: milliseconds per random batch of 16 read by `ShardDataset.select` (positioned reads from
   shards) against `TokenDataset.select` on the same clips in memory.
@@ -32,10 +32,10 @@ TEXT_LEN, VOCAB, TEXT_VOCAB, BATCH = 16, 64, 257, 16
 
 
 def tokenize_throughput(root: Path, files: int, workers: tuple[int, ...] = (1, 2)) -> dict:
-    """Clips/s of harness.tokenize on an example folder of `files` files (4 frames at stride 2 of 16 x 16)."""
+    """Clips/s of harness.token_shards on an example folder of `files` files (4 frames at stride 2 of 16 x 16)."""
     from benchmarks.video_folder.example import make_example
     from harness.data import load_data
-    from harness.tokenize import tokenize
+    from harness.token_shards import tokenize
 
     make_example(root / "folder", n=files, eval_rows=max(2, files // 20))
     config = {"benchmark": {"name": "video_folder", "root": str(root / "folder"), "frames": 4, "frame_stride": 2,

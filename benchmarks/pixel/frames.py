@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from ursa.checks import check_tensor
+from ursa.tensor_checks import check_tensor
 
 PSNR_CAP = 100.0  # dB: the score of identical frames (8-bit frames that differ at all stay below ~90 dB)
 NOISE_FLICKER = 1.0 - (256**2 - 1) / (3 * 256) / 255.0  # independent uniform uint8 frames

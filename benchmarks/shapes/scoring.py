@@ -14,7 +14,7 @@ from benchmarks.shapes.scorers.alignment import score_alignment
 from benchmarks.shapes.scorers.extractor import load_or_train_extractor
 from benchmarks.shapes.scorers.quality import score_quality
 from benchmarks.shapes.scorers.tasks import score_tasks
-from ursa.checks import check_tensor
+from ursa.tensor_checks import check_tensor
 
 SCORERS: tuple[str, ...] = ("alignment", "quality", "fidelity", "tasks")
 

@@ -2,7 +2,7 @@
 
 A folder of videos and images plus a caption manifest (benchmarks/video_folder/manifest.py)
 becomes training data and evaluation suites. The benchmark streams (`streams = True`): its
-training clips are decoded once into token shards by harness.tokenize and read lazily while
+training clips are decoded once into token shards by harness.token_shards and read lazily while
 training (ursa.shards), so the folder may be far larger than memory. Bad items are skipped with a
 reason (skipped.jsonl in the shard directory); a folder with nothing usable is a spec error.
 """
@@ -201,7 +201,7 @@ class VideoFolderBenchmark(Benchmark):
     def geometry(self) -> tuple[int, int, int]:
         return self.geometry_of(self.options)
 
-    # -- training data: streamed (harness.tokenize), or all in memory for small folders
+    # -- training data: streamed (harness.token_shards), or all in memory for small folders
     def training_clips(self) -> tuple[list[ClipItem], list[dict[str, str]]]:
         return [ClipItem(e.key, e.caption) for e in self.split.train], list(self.split.skipped)
 
@@ -301,4 +301,4 @@ class Bytes(TextTokenizerPlugin):
         return ByteTokenizer(options.max_length)
 
 
-from benchmarks.video_folder import tokens  # noqa: E402,F401 - registers token_folder (stored ids) beside it
+from benchmarks.video_folder import token_folder  # noqa: E402,F401 - registers token_folder (stored ids) beside it

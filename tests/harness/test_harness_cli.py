@@ -61,7 +61,7 @@ def test_smoke_path_shape_end_to_end(tmp_path: Path) -> None:
     assert status.returncode == 0 and "train,sample,score" in status.stdout
 
     # the gate (`check` against the committed baseline, of the `ci` profile, whose arms learn) runs
-    # in tests/harness/test_harness_check.py; a baseline of another profile is refused
+    # in tests/harness/test_harness_regression_gate.py; a baseline of another profile is refused
     check = harness("check", "ablations/path_shape.yaml", "--profile", "smoke", "--runs-root", str(runs),
                     "--baseline", str(BASELINE))
     assert check.returncode == 2 and "got one made for path_shape/ci" in check.stderr, check.stderr
@@ -197,7 +197,7 @@ def test_version_and_a_baseline_of_another_profile_are_one_line(tmp_path: Path) 
     out = subprocess.run([sys.executable, "-m", "harness", "--version"], cwd=repo, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0 and out.stdout.startswith("ursa-bench ")
-    from harness.check import check
+    from harness.regression_gate import check
     from harness.specfile import load_spec
 
     spec = load_spec(repo / "ablations" / "path_shape.yaml")

@@ -12,11 +12,12 @@ from harness_fixtures import seeded_runs_root, tiny_spec
 from submitit.helpers import DelayedSubmission
 
 from harness.cpu import PINS, host_flags, pinnable
-from harness.dispatch import RunTask, dispatch
+from harness.dispatch import dispatch
 from harness.records import RunState
 from harness.runner import plan, prepare_run_dir
 from harness.spec import ExecutorConfig
 from harness.specfile import load_spec
+from harness.worker import RunTask
 
 
 def test_checkpoint_resubmits_the_same_run(tmp_path: Path) -> None:
@@ -64,7 +65,7 @@ def test_local_timeout_marks_run_failed(tmp_path: Path, tmp_path_factory) -> Non
 def test_slurm_task_ranks_replace_a_stray_rendezvous_from_the_submitter(monkeypatch: pytest.MonkeyPatch) -> None:
     """SLURM passes the submitter's environment through: a MASTER_PORT / RANK left there (a shell
     that ran torchrun) is replaced by the job's own (before: RuntimeError from submitit's export)."""
-    from harness.dispatch import _export_job_ranks
+    from harness.worker import _export_job_ranks
 
     slurm = dict(SUBMITIT_EXECUTOR="slurm", SLURM_JOB_ID="42", SLURM_NTASKS="2", SLURM_PROCID="1",
                  SLURM_LOCALID="1", SLURM_JOB_NODELIST="nodeA", SLURM_NNODES="1", SLURM_NODEID="0",

@@ -95,7 +95,7 @@ def test_python_m_harness_plugins_lists_the_shapes_components() -> None:
     text = out.stdout
     for needle in ("benchmarks (benchmark.name):", "shapes  [benchmarks.shapes.plugin]", "train_size: int (default 256)",
                    "codebook_size: int (default 65)", "alignment  [benchmarks.shapes.plugin]",
-                   "fid [0, inf] lower is better", "executors (executor.kind):", "slurm  [harness.dispatch]"):
+                   "fid [0, inf] lower is better", "executors (executor.kind):", "slurm  [harness.executors.slurm]"):
         assert needle in text, needle
 
 

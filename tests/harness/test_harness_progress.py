@@ -111,7 +111,8 @@ def test_monitor_logs_the_first_lines_at_once_not_after_its_period(tmp_path: Pat
 def test_the_runs_count_is_one_count_over_every_wave(tmp_path: Path) -> None:
     """dispatch(overall=(finished before, total)) counts on from the earlier waves, on a terminal
     bar and in a log alike (a hidden bar still counts)."""
-    from harness.dispatch import RunTask, dispatch
+    from harness.dispatch import dispatch
+    from harness.worker import RunTask
     from harness.plugins import EXECUTORS
     from harness.spec import ExecutorConfig
 

@@ -14,7 +14,8 @@ from harness import tables
 from harness.report import render_report
 from harness.records import RunResult, RunState
 from harness.specfile import parse_spec
-from harness.store import atomic_write_bytes, atomic_write_json, write_manifest, write_result
+from harness.store import write_manifest, write_result
+from ursa.io import atomic_write_bytes, atomic_write_json
 
 BASE = {"benchmark": {"name": "shapes"}, "score": {"which": ["alignment"]}}  # every run config names them
 SPEC = {"name": "timestep_shift", "description": "Shift ablation (test fixture).", "base": BASE,

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import compare, stats
+from harness import comparison, stats
 
 N = 1000
 SE95 = math.sqrt(0.95 * 0.05 / N)
@@ -198,7 +198,7 @@ def test_steps_to_and_the_change_of_a_gap_are_calibrated() -> None:
         [
             [
                 [
-                    compare.steps_to(list(zip(STEPS, per_run[r, a, :, s])), 0.45, True)[0]
+                    comparison.steps_to(list(zip(STEPS, per_run[r, a, :, s])), 0.45, True)[0]
                     for s in range(3)
                 ]
                 for a in range(2)
@@ -278,7 +278,7 @@ def _runs(
 def test_compare_within_tests_the_change_of_the_gap_as_its_primary() -> None:
     """The interaction claim is a test on the difference of differences (paired by seed), not a
     comparison of two intervals; per-length gaps are Holm-corrected secondaries."""
-    out = compare.compare_within(
+    out = comparison.compare_within(
         _runs({4: 0.0, 8: 0.1, 16: 0.3}), "alignment", "path.kind=masked", "frames", ("speed",)
     )
     first = out.verdicts[0]
@@ -298,14 +298,14 @@ def test_compare_within_tests_the_change_of_the_gap_as_its_primary() -> None:
 
 
 def test_no_run_with_the_metric_and_an_unmatched_baseline_are_sentences_not_errors() -> None:
-    out = compare.compare(_runs({4: 0.1}, with_metric=False), "alignment", "path.kind=masked")
+    out = comparison.headline_comparison(_runs({4: 0.1}, with_metric=False), "alignment", "path.kind=masked")
     assert (
         out.verdicts == ["No finished run reports the headline metric 'alignment'."]
         and out.claims == []
     )
-    out = compare.compare(_runs({4: 0.1}), "alignment", "path.kind=absorbing")
+    out = comparison.headline_comparison(_runs({4: 0.1}), "alignment", "path.kind=absorbing")
     assert "matches no arm with results" in out.verdicts[0] and out.claims == []
-    out = compare.compare(_runs({4: 0.1}), "alignment", None)
+    out = comparison.headline_comparison(_runs({4: 0.1}), "alignment", None)
     assert any("report.baseline is not set: the first arm" in v for v in out.verdicts)
 
 
@@ -316,10 +316,10 @@ def test_agreement_of_a_replicate_reports_sign_overlap_and_pooled_estimate(
     original = _runs({4: 0.1})
     replicate = _runs({4: gap}, seeds=range(11, 16))
     comps = [
-        compare.compare(d, "alignment", "path.kind=masked")
+        comparison.headline_comparison(d, "alignment", "path.kind=masked")
         for d in (original, replicate, pd.concat([original, replicate], ignore_index=True))
     ]
-    text, table = compare.agreement(*comps, "11, 12, 13, 14, 15")
+    text, table = comparison.agreement(*comps, "11, 12, 13, 14, 15")
     assert text.startswith(
         f"Replicate on fresh seeds 11, 12, 13, 14, 15: {agree} of 1 claims agree"
     )
@@ -345,7 +345,7 @@ def test_compare_within_a_crossed_axis_pairs_each_arm_with_the_baseline_of_its_o
                              "state": "done", "reference": None, "run_dir": "/nonexistent",
                              "param.path.kind": kind, "param.frames": float(frames), "param.speed": speed,
                              "metric.alignment": value})
-    out = compare.compare_within(pd.DataFrame(rows), "alignment", "path.kind=masked", "frames")
+    out = comparison.compare_within(pd.DataFrame(rows), "alignment", "path.kind=masked", "frames")
     final = {(c.arm, c.where): c.difference.mean for c in out.claims
              if c.statistic == "final" and not c.interaction}
     assert final == pytest.approx({("path.kind=metric, speed=1", "frames=4"): 0.1,

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from harness.records import RunResult, RunState
-from harness.store import (atomic_write_bytes, atomic_write_json, export_results, load_results, query_index,
-                           read_json, run_dir, write_manifest, write_result)
+from harness.store import export_results, load_results, query_index, read_json, run_dir, write_manifest, write_result
+from ursa.io import atomic_write_bytes, atomic_write_json
 
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path: Path) -> None:

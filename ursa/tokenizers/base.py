@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ursa.checks import check_ids, check_tensor
+from ursa.tensor_checks import check_ids, check_tensor
 
 
 class VisualTokenizer(ABC):

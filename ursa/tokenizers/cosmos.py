@@ -30,8 +30,8 @@ from pathlib import Path
 
 import torch
 
-from ursa.checks import describe
 from ursa.io import read_json_object
+from ursa.tensor_checks import describe
 from ursa.tokenizers.base import VisualTokenizer
 from ursa.tokenizers.fsq import COSMOS_LEVELS, fsq_codebook, fsq_codes_to_indices
 

@@ -36,9 +36,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ursa.checks import check_ids, describe
 from ursa.io import atomic_write, atomic_write_json, read_json_object
 from ursa.shards import pack_rows, read_shard, shard_name, write_index, write_shard
+from ursa.tensor_checks import check_ids, describe
 from ursa.tokenizers.base import VisualTokenizer
 from ursa.tokenizers.text import TextTokenizer
 from ursa.tokenizers.cosmos import (CausalGeometry, file_sha256, load_torchscript, pixels_to_unit, require_files,

@@ -21,7 +21,7 @@ from harness.data import load_data  # noqa: E402
 from harness.expand import expand  # noqa: E402
 from harness.identity import data_config  # noqa: E402
 from harness.specfile import load_spec  # noqa: E402
-from harness.tokenize import tokenize  # noqa: E402
+from harness.token_shards import tokenize  # noqa: E402
 from ursa.shards import ShardDataset  # noqa: E402
 from ursa.tokenizers.fsq import fsq_codebook  # noqa: E402
 from ursa.tokenizers.precomputed import write_precomputed  # noqa: E402

@@ -303,7 +303,7 @@ def _baseline(arms: list[str], baseline: str | None) -> tuple[str | None, str]:
     return found[0], ""
 
 
-def compare(df: pd.DataFrame, metric: str, baseline: str | None, primary: Any = None) -> Comparison:
+def headline_comparison(df: pd.DataFrame, metric: str, baseline: str | None, primary: Any = None) -> Comparison:
     """The primary endpoint, then the headline `metric` at the end of training and over the learning
     curve, every arm paired against `baseline` (report.baseline), secondaries Holm-corrected."""
     values = headline_values(df, metric)
@@ -542,7 +542,7 @@ def compare_within(
     its own speed, and the change of the gap is tested once per speed."""
     col = f"param.{key}"
     if col not in df:
-        return compare(df, metric, baseline, primary)
+        return headline_comparison(df, metric, baseline, primary)
     trained = _trained(df)
     level_of = {
         str(a): _norm(v) for a, v in zip(trained["arm"], trained[col]) if v is not None and v == v

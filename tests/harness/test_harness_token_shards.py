@@ -19,7 +19,7 @@ from harness.data import load_data  # noqa: E402
 from harness.expand import expand  # noqa: E402
 from harness.identity import data_config  # noqa: E402
 from harness.specfile import load_spec  # noqa: E402
-from harness.tokenize import tokenize  # noqa: E402
+from harness.token_shards import tokenize  # noqa: E402
 from ursa.shards import INDEX, ShardDataset  # noqa: E402
 from ursa.tokenizers.text import pad_batch  # noqa: E402
 

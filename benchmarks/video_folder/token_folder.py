@@ -2,7 +2,7 @@
 
 The folder (layout: ursa/tokenizers/precomputed.py) holds shards of visual ids, their captions, the
 (K, D) codebook and optionally the TorchScript decoder / encoder. Training clips are the stored ids:
-harness.tokenize reads them (`pretokenized = True`: no decoding or encoding), adds the text columns
+harness.token_shards reads them (`pretokenized = True`: no decoding or encoding), adds the text columns
 once into the shard cache (keyed by the folder's and the text tokenizer's fingerprints) and training
 streams them (ursa.shards). Caption rows split `eval` (else the last `eval_size` clips) are the
 evaluation suites; their real clips are the stored ids decoded by the folder's decoder. Its tokenizer
@@ -148,7 +148,7 @@ class TokenFolderBenchmark(Benchmark):
     default_tokenizer = "precomputed"
     default_text_tokenizer = "bytes"
     streams = True
-    pretokenized = True  # training_clips are ids (load_tokens), not pixels: harness.tokenize reads, never encodes
+    pretokenized = True  # training_clips are ids (load_tokens), not pixels: harness.token_shards reads, never encodes
 
     def __init__(self, options: TokenFolderOptions, cache_dir: Path) -> None:
         super().__init__(options, cache_dir)
@@ -200,7 +200,7 @@ class TokenFolderBenchmark(Benchmark):
     def geometry(self) -> tuple[int, int, int]:
         return self._tokenizer.pixel_geometry()
 
-    # -- training data: the stored ids, read into the shard cache by harness.tokenize
+    # -- training data: the stored ids, read into the shard cache by harness.token_shards
     def training_clips(self) -> tuple[list[ClipItem], list[dict[str, str]]]:
         return [ClipItem(c.key, c.caption) for c in self.split.train], []
 
@@ -213,7 +213,7 @@ class TokenFolderBenchmark(Benchmark):
         return read_ids([self._train_by_key[item.key] for item in items], self._tokenizer.latent)
 
     def training_set(self) -> tuple[list[str], torch.Tensor]:
-        raise NotImplementedError("token_folder streams its stored ids (harness.tokenize); it has no pixel training set")
+        raise NotImplementedError("token_folder streams its stored ids (harness.token_shards); it has no pixel training set")
 
     # -- evaluation
     @functools.cached_property

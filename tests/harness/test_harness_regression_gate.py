@@ -1,4 +1,4 @@
-"""harness.check: passes on equal results, fails on a degraded metric / missing arm, baseline
+"""harness.regression_gate: passes on equal results, fails on a degraded metric / missing arm, baseline
 roundtrip, tolerances from seed spread; the CI gate on real runs fails on a learning regression."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from test_harness_report import A1, A3, RUNS, SPEC, write_runs  # the results-contract fixture (same tests dir)
 
-from harness.check import check, direction_of
+from harness.regression_gate import check, direction_of
 from harness.specfile import load_spec, parse_spec
 
 

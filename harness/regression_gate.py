@@ -109,7 +109,7 @@ def make_baseline(spec: Spec, profile: str, df: pd.DataFrame, tolerance: float |
         n = next(iter(spread.values()))["seeds"]
         out["derivation"] = (f"values: per-arm means over {n} seeds; tolerance per metric: {Z:g} x "
                              f"the pooled within-arm seed SD x sqrt(1 + 1/{n}), at least "
-                             f"{MIN_TOLERANCE} (harness/check.py)")
+                             f"{MIN_TOLERANCE} (harness/regression_gate.py)")
     elif tolerance is None and (previous or {}).get("derivation"):
         out["derivation"] = ("tolerances kept from the baseline this one replaced "
                              f"({previous['derivation']})")
@@ -139,7 +139,7 @@ def read_baseline(path: Path) -> dict[str, Any]:
     return data
 
 
-def compare(baseline: dict[str, Any], means: dict[str, dict[str, float]], tolerance: float | None) -> pd.DataFrame:
+def against_baseline(baseline: dict[str, Any], means: dict[str, dict[str, float]], tolerance: float | None) -> pd.DataFrame:
     """One row per (metric, arm) of the baseline: baseline, current, delta, allowed, status."""
     rows = []
     for metric, entry in sorted(baseline["metrics"].items()):
@@ -188,7 +188,7 @@ def check(spec: Spec | str | Path, runs_root: str | Path, profile: str, baseline
         raise ValueError(f"--baseline {baseline_path}: expected a baseline of {spec.name}/{profile}, got one made "
                          f"for {made_for[0]}/{made_for[1]} (pass that spec and --profile, or make one with "
                          f"--update-baseline)")
-    table = compare(baseline, arm_means(df), tolerance)
+    table = against_baseline(baseline, arm_means(df), tolerance)
     bad = table[table["status"] != "ok"]
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         if bad.empty:

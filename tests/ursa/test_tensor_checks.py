@@ -1,11 +1,11 @@
-"""Tests for ursa.checks: what each check accepts and the one-line messages it raises."""
+"""Tests for ursa.tensor_checks: what each check accepts and the one-line messages it raises."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from ursa.checks import FLOAT, check_ids, check_tensor, check_time, describe
+from ursa.tensor_checks import FLOAT, check_ids, check_tensor, check_time, describe
 
 
 def test_describe() -> None:
