@@ -456,7 +456,7 @@ def verdict(spec: Spec, df: pd.DataFrame) -> compare.Comparison | None:
     if within:
         partners = next((tuple(zip_keys(g)) for g in spec.zip if within in g), ())
         return compare.compare_within(df, headline, spec.report.baseline, within, partners,
-                                      spec.report.primary)
+                                      spec.report.primary, spec.report.trend)
     return compare.compare(df, headline, spec.report.baseline, spec.report.primary)
 
 

@@ -305,11 +305,23 @@ class PrimaryConfig(_Strict):
         return self
 
 
+class TrendConfig(_Strict):
+    """With report.compare_within: the change, between that axis' first and last values, of the
+    headline's least-squares slope against a numeric axis (in log of its values with `log`), a
+    linear contrast (harness.stats.contrast). A positive change moves the best value of the axis
+    up, e.g. "is the best shift larger for longer clips"."""
+
+    axis: str  # a numeric grid or zip axis (e.g. train.shift)
+    arms: str | None = None  # the arms that make the slope ("key=value" parts; default: every arm)
+    log: bool = True  # slope against log(value) (values > 0)
+
+
 class ReportConfig(_Strict):
     headline: str | None = None  # the metric the verdict is about (e.g. alignment)
     baseline: str | None = None  # the arm every other arm is paired against: a label or "key=value" parts
     primary: PrimaryConfig | None = None  # default: report.headline at the end of training
     compare_within: str | None = None  # an axis: the verdict is given per value of it (e.g. clip length)
+    trend: TrendConfig | None = None  # with compare_within: the change of a slope along another axis
     metrics: list[str] = Field(default_factory=list)  # metrics shown in tables and plots (default: all)
     x: str | None = None  # the axis of metric_vs_param plots (default: the first grid axis)
     plots: list[Literal["metric_vs_param", "optimization_history", "contour", "linearity",
