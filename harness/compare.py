@@ -713,6 +713,10 @@ def _trend_claim(
     if col not in trained:
         return None, f"report.trend.axis {trend.axis!r} is no axis of the runs: no trend test."
     x_of = {str(a): v for a, v in zip(trained["arm"], trained[col])}
+    # `arms` names arms by label or by their axis values (a named arm's label hides them)
+    params = [c for c in trained.columns if c.startswith("param.")]
+    axes_of = {str(r["arm"]): "".join(f", {c[len('param.'):]}={_fmt_value(r[c])}" for c in params)
+               for _, r in trained.iterrows()}
     ends = [lv for lv in (levels[0], levels[-1]) if lv is not None] if len(levels) >= 2 else []
     cells: list[dict[int, np.ndarray]] = []
     weights: list[float] = []
@@ -720,7 +724,7 @@ def _trend_claim(
     for sign, level in zip((-1.0, 1.0), ends):
         here = {float(x_of[a]): a for a in vals
                 if level_of.get(a) == level and isinstance(x_of.get(a), (int, float))
-                and (trend.arms is None or arm_matches(trend.arms, a))}
+                and (trend.arms is None or arm_matches(trend.arms, a + axes_of.get(a, "")))}
         x = sorted(here)
         if len(x) < 2 or (trend.log and x[0] <= 0):
             return None, (f"report.trend: fewer than 2 arms with a{' positive' * trend.log} "
@@ -737,6 +741,11 @@ def _trend_claim(
     name = f"slope in {'log ' * trend.log}{trend.axis}"
     return Claim(name, statistic, m, d, _better_if_positive(m, statistic), lvl,
                  where=f"{key} {ends[0]} -> {ends[-1]}", interaction=True, slope=True), ""
+
+
+def _fmt_value(v: Any) -> str:
+    """An axis value as arm labels print it (numbers as %g: 1.0 prints 1)."""
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def _norm(v: Any) -> Any:

@@ -251,11 +251,57 @@ def _linearity(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame, stud
 
 
 def trial_table(study: Any) -> pd.DataFrame:
-    """One row per Optuna trial: number, state, objective value, parameters, source, run ids."""
-    rows = [{"trial": t.number, "state": t.state.name, "value": t.value, **t.params,
-             "source": t.user_attrs.get("source", "sampler"), "runs": ", ".join(t.user_attrs.get("run_ids", [])),
+    """One row per Optuna trial: number, state, objective value and its standard error over the
+    trial's seeds, parameters, source, run ids."""
+    rows = [{"trial": t.number, "state": t.state.name, "value": t.value, "se": t.user_attrs.get("se"),
+             **t.params, "source": t.user_attrs.get("source", "sampler"),
+             "runs": ", ".join(t.user_attrs.get("run_ids", [])),
              "error": t.user_attrs.get("error", "")} for t in study.trials]
     return pd.DataFrame(rows)
+
+
+def _trial_values(df: pd.DataFrame, trial: Any, metric: str) -> dict[int, Any]:
+    """{seed: per-prompt values of `metric`} of one trial's runs."""
+    runs = df[df["run_id"].isin(trial.user_attrs.get("run_ids", []))] if len(df) else df
+    return {s: v for by_seed in compare.headline_values(runs, metric).values() for s, v in by_seed.items()}
+
+
+def fixed_points_against_best(study: Any, df: pd.DataFrame, metric: str) -> list[str]:
+    """Where each enqueued point (the calibrated (c, alpha), the authors' point) lands against the
+    best trial: its rank among the finished trials and the paired difference best - point over
+    the seeds and prompts both were scored on (harness.stats.paired_difference)."""
+    import optuna
+
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        return []
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    ranked = sorted(done, key=lambda t: -t.value if maximize else t.value)
+    best = ranked[0]
+
+    def point(t: Any) -> str:
+        se = t.user_attrs.get("se")
+        where = ", ".join(f"{k.split('.')[-1]} {v:.3g}" for k, v in t.params.items())
+        return f"trial {t.number} ({where}): {t.value:.3g}" + (f" ± {se:.2g} (SE over seeds)" if se else "")
+
+    text = [f"Best trial of {len(done)} finished: {point(best)}."]
+    lo, hi = compare.metric_range(metric)
+    bounds = (lo - hi, hi - lo)
+    for t in ranked[1:] if len(ranked) > 1 else []:
+        source = t.user_attrs.get("source")
+        if source not in ("calibrated", "enqueue"):
+            continue
+        d = stats.paired_difference(_trial_values(df, best, metric), _trial_values(df, t, metric), bounds)
+        text.append(f"{'Calibrated' if source == 'calibrated' else 'Enqueued'} point, {point(t)}: rank "
+                    f"{ranked.index(t) + 1} of {len(done)}; best minus it {d.fmt(signed=True)} "
+                    f"({int(stats.LEVEL * 100)}% interval, {d.method or 'no interval'}, p "
+                    f"{compare._fmt_p(d.p)}; {d.seeds} seeds x {d.clips} prompts).")
+    for t in (best,) if best.user_attrs.get("source") in ("calibrated", "enqueue") else ():
+        text.append(f"The best trial is the {t.user_attrs['source'].replace('enqueue', 'enqueued')} point itself.")
+    if len(text) > 1:
+        text.append("The best trial was picked on these same seeds, so its lead is biased upward "
+                    "(winner's curse); `python -m harness replicate` scores the points on fresh seeds.")
+    return text
 
 
 def _best_params(study: Any) -> dict[str, Any] | None:
@@ -524,6 +570,7 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
     colours = plots.arm_colours(trained)  # one colour per arm in every plot
     headline = spec.report.headline or (spec.report.primary.metric if spec.report.primary else None)
     comparison = verdict(spec, df)
+    study = _study(spec, runs_root, profile)
     if comparison is not None:
         blocks += [Block("h2", f"Verdict ({headline})")]
         floor = floor_note(summary, headline)
@@ -540,6 +587,9 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
             blocks += [Block("p", f"{headline} per seed (mean over prompts) and the arm's mean with its 95% "
                                   "interval (seeds and prompts crossed):"),
                        Block("table", table=comparison.per_seed)]
+    elif study is not None:
+        blocks += [Block("h2", f"Verdict (search, {spec.search.objective})"),
+                   *(Block("p", p) for p in fixed_points_against_best(study, df, spec.search.objective))]
     else:
         blocks.append(Block("p", "No verdict: set report.headline (and report.baseline) in the spec."))
     blocks += [Block("h2", "Results per arm (mean [95% t interval over seeds]; none for one seed)"),
@@ -582,10 +632,10 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         if flat:
             blocks.append(Block("p", f"Not plotted against {x}: every arm shares these metrics "
                                      f"(arm means within 0.5%): {', '.join(flat)}."))
-    study = _study(spec, runs_root, profile)
     if study is not None:
         blocks += [Block("p", f"Optuna study {study.study_name} ({spec.search.sampler} sampler, seed "
-                              f"{spec.search.sampler_seed}; objective {spec.search.objective}, {spec.search.direction}):"),
+                              f"{spec.search.sampler_seed}; objective {spec.search.objective}, {spec.search.direction}, "
+                              f"a trial's value is the mean over its seeds, se its standard error over them):"),
                    Block("table", table=trial_table(study))]
     if study is not None and (wanted("optimization_history") or wanted("contour")):
         for name, fig in plots.optuna_figures(study, ("path.c", "path.alpha")

@@ -336,7 +336,8 @@ def test_compare_within_tests_the_change_of_the_gap_as_its_primary() -> None:
 def test_compare_within_adds_the_change_of_a_slope_as_a_secondary_claim() -> None:
     """report.trend: the slope of the metric against log shift at 4 frames minus that at 1 frame
     (a contrast paired by seed), here with the best shift moving from 1 to 3; the resolution-rule
-    arm is kept out by `arms`, and a trend axis the runs lack is a sentence."""
+    arm is kept out by `arms` (matched on the axis values behind the arms' zip labels), and a
+    trend axis the runs lack is a sentence."""
     from harness.spec import TrendConfig
 
     peak = {1: {0.5: 0.5, 1.0: 0.6, 3.0: 0.5}, 4: {0.5: 0.3, 1.0: 0.45, 3.0: 0.6}}
@@ -345,13 +346,14 @@ def test_compare_within_adds_the_change_of_a_slope_as_a_secondary_claim() -> Non
         for shift, mu in [*by_shift.items(), (1.0, 0.2)]:
             rule = "fixed" if (shift, mu) != (1.0, 0.2) else "resolution"
             for seed in range(5):
-                rows.append({"arm": f"frames={frames}, shift={shift:g}, rule={rule}", "seed": seed,
+                name = f"shift {shift:g}" if rule == "fixed" else "resolution rule"  # zip labels
+                rows.append({"arm": f"frames={frames}, {name}", "seed": seed,
                              "state": "done", "reference": None, "run_dir": "/nonexistent",
-                             "param.frames": frames, "param.shift": shift,
+                             "param.frames": frames, "param.shift": shift, "param.rule": rule,
                              "metric.alignment": mu + 0.03 * ((seed * 5 + frames + int(4 * shift)) % 4)})
     df = pd.DataFrame(rows)
     trend = TrendConfig(axis="shift", arms="rule=fixed")
-    out = compare.compare_within(df, "alignment", "shift=1, rule=fixed", "frames", (), None, trend)
+    out = compare.compare_within(df, "alignment", "shift 1", "frames", (), None, trend)
     slope = [c for c in out.claims if c.slope]
     assert len(slope) == 1 and not slope[0].primary and slope[0].interaction  # no curve files
     final = slope[0]
@@ -360,7 +362,7 @@ def test_compare_within_adds_the_change_of_a_slope_as_a_secondary_claim() -> Non
     assert abs(final.difference.mean - truth) < 0.03 and final.difference.low > 0
     assert final.call() == "the slope rises, significant" and "(change of the slope)" in final.label()
     assert any("slope in log shift 1 -> 4" in v for v in out.verdicts)
-    missing = compare.compare_within(df, "alignment", "shift=1, rule=fixed", "frames", (), None,
+    missing = compare.compare_within(df, "alignment", "shift 1", "frames", (), None,
                                      TrendConfig(axis="lr"))
     assert not any(c.slope for c in missing.claims)
     assert any("report.trend.axis 'lr' is no axis of the runs" in v for v in missing.verdicts)
