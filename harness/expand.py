@@ -2,7 +2,8 @@
 
 Dotted keys address the run config (`train.shift`, `path.kind`, `model.overrides.hidden_size`).
 A profile (smoke / ci / default / full) overrides run-config keys and may also set `seeds`,
-`grid.<key>` (an axis' values), `search.<field>` or `executor.<field>`.
+`grid.<key>` (an axis' values), `zip` (every zip group, e.g. fewer steps per arm in smoke),
+`search.<field>` or `executor.<field>`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from harness import plugins
 from harness.spec import (LABELS, PROFILES, RunConfig, Section, Spec, SpecError, _short, resolve_run,
                           validate_model, zip_keys)
 
-SPEC_LEVEL = ("seeds", "grid", "search", "executor")
+SPEC_LEVEL = ("seeds", "grid", "zip", "search", "executor")
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness import compare, plots, plugins, stats, tables
+from harness import compare, plots, plugins, scaling, stats, tables
 from harness.spec import Spec, zip_keys
 from harness.specfile import load_spec
 from harness.store import export_results, load_results, read_json, read_json_or_none
@@ -669,6 +669,16 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         add_plot("denoising", plots.denoising(denoise, colours),
                  "held-out cross-entropy per noise level")
         blocks.append(Block("table", table=denoise))
+    if spec.report.scaling:
+        fitted = scaling.fits(df, summary, spec.report.scaling)
+        if fitted.empty:
+            blocks.append(Block("p", "Scaling: fewer than two model sizes with a recorded parameter "
+                                     "count (stages/train/done.json), so no slope."))
+        else:
+            blocks += [Block("p", scaling.verdict(fitted)), Block("table", table=scaling.table(fitted))]
+            if wanted("scaling"):
+                add_plot("scaling", plots.scaling(summary, scaling.parameters(df), fitted),
+                         "metrics against log10 non-embedding parameters, with the fitted slope")
     if wanted("loss_curves"):
         add_plot("loss_curves", plots.loss_curves(df, colours=colours), "training loss per run")
 

@@ -324,8 +324,11 @@ class ReportConfig(_Strict):
     trend: TrendConfig | None = None  # with compare_within: the change of a slope along another axis
     metrics: list[str] = Field(default_factory=list)  # metrics shown in tables and plots (default: all)
     x: str | None = None  # the axis of metric_vs_param plots (default: the first grid axis)
+    # {group: metrics}: each metric's slope against log10 model parameters (harness/scaling.py)
+    scaling: dict[str, list[str]] = Field(default_factory=dict)
     plots: list[Literal["metric_vs_param", "optimization_history", "contour", "linearity",
-                        "loss_curves", "frame_strips", "learning_curves", "denoising"]] = Field(
+                        "loss_curves", "frame_strips", "learning_curves", "denoising",
+                        "scaling"]] = Field(
         default_factory=lambda: ["loss_curves", "frame_strips", "learning_curves", "denoising"])
     paper: dict[str, dict[str, float]] = Field(default_factory=dict)  # {label: {arm: value}} shown beside ours
 
