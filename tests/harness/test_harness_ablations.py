@@ -57,3 +57,17 @@ def test_smoke_profile_validates_runs_and_reports_the_claims_verdict(name: str, 
     report = (tmp_path / "reports" / name / "smoke" / "report.md").read_text()
     missing = [text for text in EXPECTED[name] if text not in report]
     assert not missing, missing
+
+
+def test_a_profile_replaces_the_zip_model_scale_smoke_keeps_its_compute_ratio() -> None:
+    """model_scale's smoke profile replaces the zip (the default's 4,000 / 1,000 / 400 steps would
+    take minutes), keeping the sizes and their 100:25:10 step ratio."""
+    from harness.expand import apply_profile, expand
+    from harness.specfile import load_spec
+
+    spec = load_spec(REPO / "ablations" / "model_scale.yaml")
+    smoke = {r.arm: r.config.train.steps for r in expand(spec, "smoke") if r.reference is None}
+    default = {r.arm: r.config.train.steps for r in expand(spec, "default") if r.reference is None}
+    assert smoke == {"tiny 74k": 40, "small 2-layer 296k": 10, "small 788k": 4}
+    assert default == {"tiny 74k": 4000, "small 2-layer 296k": 1000, "small 788k": 400}
+    assert apply_profile(spec, "smoke")[0].seeds == [0]
