@@ -195,6 +195,7 @@ class Claim:
     level: float | None = None  # steps_to's level
     where: str = ""  # "frames=4", or "frames 4 -> 16" for an interaction
     interaction: bool = False
+    slope: bool = False  # an interaction of a slope (report.trend), not of a gap
     primary: bool = False
     p_adj: float = math.nan  # Holm-adjusted p (secondary claims and a primary of several arms)
     shown: stats.Estimate | None = None  # the interval printed (Bonferroni-adjusted in a family)
@@ -216,6 +217,8 @@ class Claim:
         d = self.difference
         if not self.significant:
             return "no significant difference"
+        if self.slope:
+            return f"the slope {'rises' if d.mean > 0 else 'falls'}, significant"
         if self.interaction:
             better = (d.mean > 0) == self.better_if_positive
             trend = "grows in favour of" if better else "moves against"
@@ -225,7 +228,7 @@ class Claim:
     def label(self) -> str:
         what = f"{self.metric} {stat_label(self.statistic, self.level)}"
         return f"{self.arm}{' at ' + self.where if self.where else ''}: {what}" + (
-            " (change of the gap)" if self.interaction else ""
+            f" (change of the {'slope' if self.slope else 'gap'})" if self.interaction else ""
         )
 
 
@@ -533,13 +536,15 @@ def compare_within(
     key: str,
     partners: tuple[str, ...] = (),
     primary: Any = None,
+    trend: Any = None,
 ) -> Comparison:
     """Each arm against the baseline separately for each value of axis `key` (e.g. clip length), and
     the change of each gap between the axis' first and last values (a difference of differences,
     the interaction test). The primary endpoint is that change on the primary statistic
     (`partners`: the axes zipped with `key`, left out of the arm names those sentences follow).
     With a second axis crossed with `key` (e.g. speed), each arm is paired with the baseline arm of
-    its own speed, and the change of the gap is tested once per speed."""
+    its own speed, and the change of the gap is tested once per speed.
+    `trend` (report.trend) adds the change of the slope against its axis, a secondary claim."""
     col = f"param.{key}"
     if col not in df:
         return headline_comparison(df, metric, baseline, primary)
@@ -621,6 +626,11 @@ def compare_within(
                     primary=is_primary,
                 )
             )
+        if trend is not None:
+            claim, why = _trend_claim(df, vals, level_of, levels, key, trend, (m, statistic, lvl),
+                                      diff_bounds)
+            claims += [claim] if claim else []
+            whys += [why] if why else []
     _decide(claims)
     prim = [c for c in claims if c.primary]
     head = (
@@ -712,6 +722,59 @@ def _pair_with_baselines(
         for a in arms
         if a not in bases
     }
+
+
+def _trend_claim(
+    df: pd.DataFrame,
+    vals: Values,
+    level_of: dict[str, Any],
+    levels: list[Any],
+    key: str,
+    trend: Any,
+    what: tuple[str, str, float | None],
+    diff_bounds: tuple[float, float],
+) -> tuple[Claim | None, str]:
+    """The change of the slope of `what` against `trend.axis` from the first to the last value of
+    `key` (slope weights at the last level minus those at the first), or None and why not."""
+    m, statistic, lvl = what
+    col = f"param.{trend.axis}"
+    trained = _trained(df)
+    if col not in trained:
+        return None, f"report.trend.axis {trend.axis!r} is no axis of the runs: no trend test."
+    x_of = {str(a): v for a, v in zip(trained["arm"], trained[col])}
+    # `arms` names arms by label or by their axis values (a named arm's label hides them)
+    params = [c for c in trained.columns if c.startswith("param.")]
+    axes_of = {str(r["arm"]): "".join(f", {c[len('param.'):]}={_fmt_value(r[c])}" for c in params)
+               for _, r in trained.iterrows()}
+    ends = [lv for lv in (levels[0], levels[-1]) if lv is not None] if len(levels) >= 2 else []
+    cells: list[dict[int, np.ndarray]] = []
+    weights: list[float] = []
+    xs: list[list[float]] = []
+    for sign, level in zip((-1.0, 1.0), ends):
+        here = {float(x_of[a]): a for a in vals
+                if level_of.get(a) == level and isinstance(x_of.get(a), (int, float))
+                and (trend.arms is None or arm_matches(trend.arms, a + axes_of.get(a, "")))}
+        x = sorted(here)
+        if len(x) < 2 or (trend.log and x[0] <= 0):
+            return None, (f"report.trend: fewer than 2 arms with a{' positive' * trend.log} "
+                          f"{trend.axis} at {key}={level}: no trend test.")
+        xs.append(x)
+        w = stats.slope_weights([math.log(v) if trend.log else v for v in x])
+        cells += [vals[here[v]] for v in x]
+        weights += [sign * v for v in w]
+    if len(xs) < 2:
+        return None, f"report.trend: fewer than two values of {key} with results: no trend test."
+    # weights summing to 0 keep sum w x within sum |w| times the metric's span
+    total = sum(abs(w) for w in weights)
+    d = stats.contrast(cells, weights, (total * diff_bounds[0], total * diff_bounds[1]))
+    name = f"slope in {'log ' * trend.log}{trend.axis}"
+    return Claim(name, statistic, m, d, _better_if_positive(m, statistic), lvl,
+                 where=f"{key} {ends[0]} -> {ends[-1]}", interaction=True, slope=True), ""
+
+
+def _fmt_value(v: Any) -> str:
+    """An axis value as arm labels print it (numbers as %g: 1.0 prints 1)."""
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def _norm(v: Any) -> Any:

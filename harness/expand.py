@@ -2,7 +2,8 @@
 
 Dotted keys address the run config (`train.shift`, `path.kind`, `model.overrides.hidden_size`).
 A profile (smoke / ci / default / full) overrides run-config keys and may also set `seeds`,
-`grid.<key>` (an axis' values), `search.<field>` or `executor.<field>`.
+`grid.<key>` (an axis' values), `zip` (every zip group, e.g. fewer steps per arm in smoke),
+`search.<field>` or `executor.<field>`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from harness import plugins
 from harness.spec import (LABELS, PROFILES, RunConfig, Section, Spec, SpecError, _short, resolve_run,
                           validate_model, zip_keys)
 
-SPEC_LEVEL = ("seeds", "grid", "search", "executor")
+SPEC_LEVEL = ("seeds", "grid", "zip", "search", "executor")
 
 
 @dataclass
@@ -255,7 +256,8 @@ def _listing(items: list[str], n: int = 12) -> str:
 
 
 def check_names(spec: Spec, configs: list[RunConfig]) -> None:
-    """report.x names an axis; report.metrics, report.headline and search.objective name metrics the runs report."""
+    """report.x and report.trend.axis name axes; report.metrics, report.scaling, report.headline and
+    search.objective name metrics the runs report."""
     axes = [*spec.grid, *(k for g in spec.zip for k in zip_keys(g)),
             *(spec.search.params if spec.search else ())]
     x = spec.report.x
@@ -264,9 +266,21 @@ def check_names(spec: Spec, configs: list[RunConfig]) -> None:
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise SpecError(f"{spec.source}: report.x: expected a key the spec varies (a grid, zip or search key: "
                         f"{_listing(axes) or 'this spec varies none'}), got {_short(x)}.{hint}")
+    trend = spec.report.trend
+    if trend is not None:
+        if not spec.report.compare_within:
+            raise SpecError(f"{spec.source}: report.trend: expected report.compare_within beside it (the trend "
+                            f"is the change of a slope between that axis' first and last values), got none.")
+        if trend.axis not in axes or trend.axis == spec.report.compare_within:
+            raise SpecError(f"{spec.source}: report.trend.axis: expected a numeric key the spec varies other "
+                            f"than report.compare_within ({_listing(axes) or 'this spec varies none'}), got "
+                            f"{_short(trend.axis)}.")
     names = metric_names(configs)
     for i, metric in enumerate(spec.report.metrics):
         _check_metric(metric, names, f"report.metrics[{i}]", spec)
+    for group, metrics in spec.report.scaling.items():
+        for i, metric in enumerate(metrics):
+            _check_metric(metric, names, f"report.scaling.{group}[{i}]", spec)
     if getattr(spec.report, "headline", None):
         _check_metric(spec.report.headline, names, "report.headline", spec)
     if spec.search:

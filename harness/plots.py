@@ -68,6 +68,40 @@ def _grid(n: int, width: float = 4.2, height: float = 3.2) -> tuple[Figure, list
     return fig, list(axes.flat[:n])
 
 
+def scaling(summary: pd.DataFrame, sizes: dict[str, int], fitted: pd.DataFrame) -> Figure | None:
+    """One panel per group of `fitted` (harness.scaling.fits): each metric's arm means +- 95% CI
+    against log10 non-embedding parameters (`sizes`: {arm: count}) and its fitted slope (a line
+    through the mean of the points)."""
+    if fitted.empty or not sizes:
+        return None
+    groups = list(dict.fromkeys(fitted["group"]))
+    fig, axes = _grid(len(groups))
+    arms = sorted(sizes, key=sizes.get)
+    x = [math.log10(sizes[a]) for a in arms]
+    rows = summary.set_index("arm") if "arm" in summary else summary
+    for ax, group in zip(axes, groups):
+        for i, (_, f) in enumerate(fitted[fitted["group"] == group].iterrows()):
+            m = f["metric"]
+            if f"{m}.mean" not in rows or not all(a in rows.index for a in arms):
+                continue
+            mean = [float(rows.loc[a, f"{m}.mean"]) for a in arms]
+            err = [[max(mu - float(rows.loc[a, f"{m}.low"]), 0.0) if pd.notna(rows.loc[a, f"{m}.low"]) else 0.0
+                    for a, mu in zip(arms, mean)],
+                   [max(float(rows.loc[a, f"{m}.high"]) - mu, 0.0) if pd.notna(rows.loc[a, f"{m}.high"]) else 0.0
+                    for a, mu in zip(arms, mean)]]
+            colour = plt.get_cmap("tab10")(i % 10)
+            ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, ls="none", color=colour)
+            x0, y0, b = sum(x) / len(x), sum(mean) / len(mean), f["slope"].mean
+            ax.plot([x[0], x[-1]], [y0 + b * (x[0] - x0), y0 + b * (x[-1] - x0)], color=colour,
+                    label=f"{m} ({b:+.3g}/decade)")
+        ax.set_xlabel("log10 non-embedding parameters", fontsize=8)
+        ax.set_title(group, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    return fig
+
+
 def metric_vs_param(summary: pd.DataFrame, x: str, metrics: list[str]) -> Figure | None:
     """Mean +- 95% CI of each metric against numeric axis `x` (a `param.<key>` column), one line per
     value of the other axes; reference rows drawn as horizontal dashed lines."""

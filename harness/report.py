@@ -22,9 +22,9 @@ from typing import Any
 
 import pandas as pd
 
-from harness import plots, plugins, stats, tables
-from harness.comparison import (Claim, Comparison, agreement, compare_within, curve_frame, curve_summary, denoise_table,
-                                headline_comparison, metric_range, power_table)
+from harness import plots, plugins, scaling, stats, tables
+from harness.comparison import (Claim, Comparison, _fmt_p, agreement, compare_within, curve_frame, curve_summary,
+                                denoise_table, headline_comparison, headline_values, metric_range, power_table)
 from harness.spec import Spec, zip_keys
 from harness.specfile import load_spec
 from harness.store import export_results, load_results, read_json, read_json_or_none
@@ -255,11 +255,57 @@ def _linearity(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame, stud
 
 
 def trial_table(study: Any) -> pd.DataFrame:
-    """One row per Optuna trial: number, state, objective value, parameters, source, run ids."""
-    rows = [{"trial": t.number, "state": t.state.name, "value": t.value, **t.params,
-             "source": t.user_attrs.get("source", "sampler"), "runs": ", ".join(t.user_attrs.get("run_ids", [])),
+    """One row per Optuna trial: number, state, objective value and its standard error over the
+    trial's seeds, parameters, source, run ids."""
+    rows = [{"trial": t.number, "state": t.state.name, "value": t.value, "se": t.user_attrs.get("se"),
+             **t.params, "source": t.user_attrs.get("source", "sampler"),
+             "runs": ", ".join(t.user_attrs.get("run_ids", [])),
              "error": t.user_attrs.get("error", "")} for t in study.trials]
     return pd.DataFrame(rows)
+
+
+def _trial_values(df: pd.DataFrame, trial: Any, metric: str) -> dict[int, Any]:
+    """{seed: per-prompt values of `metric`} of one trial's runs."""
+    runs = df[df["run_id"].isin(trial.user_attrs.get("run_ids", []))] if len(df) else df
+    return {s: v for by_seed in headline_values(runs, metric).values() for s, v in by_seed.items()}
+
+
+def fixed_points_against_best(study: Any, df: pd.DataFrame, metric: str) -> list[str]:
+    """Where each enqueued point (the calibrated (c, alpha), the authors' point) lands against the
+    best trial: its rank among the finished trials and the paired difference best - point over
+    the seeds and prompts both were scored on (harness.stats.paired_difference)."""
+    import optuna
+
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        return []
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    ranked = sorted(done, key=lambda t: -t.value if maximize else t.value)
+    best = ranked[0]
+
+    def point(t: Any) -> str:
+        se = t.user_attrs.get("se")
+        where = ", ".join(f"{k.split('.')[-1]} {v:.3g}" for k, v in t.params.items())
+        return f"trial {t.number} ({where}): {t.value:.3g}" + (f" ± {se:.2g} (SE over seeds)" if se else "")
+
+    text = [f"Best trial of {len(done)} finished: {point(best)}."]
+    lo, hi = metric_range(metric)
+    bounds = (lo - hi, hi - lo)
+    for t in ranked[1:] if len(ranked) > 1 else []:
+        source = t.user_attrs.get("source")
+        if source not in ("calibrated", "enqueue"):
+            continue
+        d = stats.paired_difference(_trial_values(df, best, metric), _trial_values(df, t, metric), bounds)
+        text.append(f"{'Calibrated' if source == 'calibrated' else 'Enqueued'} point, {point(t)}: rank "
+                    f"{ranked.index(t) + 1} of {len(done)}; best minus it {d.fmt(signed=True)} "
+                    f"({int(stats.LEVEL * 100)}% interval, {d.method or 'no interval'}, p "
+                    f"{_fmt_p(d.p)}; {d.seeds} seeds x {d.clips} prompts).")
+    for t in (best,) if best.user_attrs.get("source") in ("calibrated", "enqueue") else ():
+        text.append(f"The best trial is the {t.user_attrs['source'].replace('enqueue', 'enqueued')} point itself.")
+    if len(text) > 1:
+        text.append("The best trial was picked on these same seeds, so its lead is biased upward "
+                    "(winner's curse); `python -m harness replicate` scores the points on fresh seeds.")
+    return text
 
 
 def _best_params(study: Any) -> dict[str, Any] | None:
@@ -460,7 +506,7 @@ def verdict(spec: Spec, df: pd.DataFrame) -> Comparison | None:
     if within:
         partners = next((tuple(zip_keys(g)) for g in spec.zip if within in g), ())
         return compare_within(df, headline, spec.report.baseline, within, partners,
-                                      spec.report.primary)
+                                      spec.report.primary, spec.report.trend)
     return headline_comparison(df, headline, spec.report.baseline, spec.report.primary)
 
 
@@ -590,6 +636,7 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
     headline = spec.report.headline or (spec.report.primary.metric if spec.report.primary else None)
     comparison = verdict(spec, df)
     agreement = None
+    study = _study(spec, runs_root, profile)
     if comparison is not None:
         blocks += [Block("h2", f"Verdict ({headline})")]
         floor = floor_note(summary, headline)
@@ -607,6 +654,9 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
             blocks += [Block("p", f"{headline} per seed (mean over prompts) and the arm's mean with its 95% "
                                   "interval (seeds and prompts crossed):"),
                        Block("table", table=comparison.per_seed)]
+    elif study is not None:
+        blocks += [Block("h2", f"Verdict (search, {spec.search.objective})"),
+                   *(Block("p", p) for p in fixed_points_against_best(study, df, spec.search.objective))]
     else:
         blocks.append(Block("p", "No verdict: set report.headline (and report.baseline) in the spec."))
     blocks += [Block("h2", "Results per arm (mean [95% t interval over seeds]; none for one seed)"),
@@ -649,10 +699,10 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         if flat:
             blocks.append(Block("p", f"Not plotted against {x}: every arm shares these metrics "
                                      f"(arm means within 0.5%): {', '.join(flat)}."))
-    study = _study(spec, runs_root, profile)
     if study is not None:
         blocks += [Block("p", f"Optuna study {study.study_name} ({spec.search.sampler} sampler, seed "
-                              f"{spec.search.sampler_seed}; objective {spec.search.objective}, {spec.search.direction}):"),
+                              f"{spec.search.sampler_seed}; objective {spec.search.objective}, {spec.search.direction}, "
+                              f"a trial's value is the mean over its seeds, se its standard error over them):"),
                    Block("table", table=trial_table(study))]
     if study is not None and (wanted("optimization_history") or wanted("contour")):
         for name, fig in plots.optuna_figures(study, ("path.c", "path.alpha")
@@ -686,6 +736,16 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         add_plot("denoising", plots.denoising(denoise, colours),
                  "held-out cross-entropy per noise level")
         blocks.append(Block("table", table=denoise))
+    if spec.report.scaling:
+        fitted = scaling.fits(df, summary, spec.report.scaling)
+        if fitted.empty:
+            blocks.append(Block("p", "Scaling: fewer than two model sizes with a recorded parameter "
+                                     "count (stages/train/done.json), so no slope."))
+        else:
+            blocks += [Block("p", scaling.verdict(fitted)), Block("table", table=scaling.table(fitted))]
+            if wanted("scaling"):
+                add_plot("scaling", plots.scaling(summary, scaling.parameters(df), fitted),
+                         "metrics against log10 non-embedding parameters, with the fitted slope")
     if wanted("loss_curves"):
         add_plot("loss_curves", plots.loss_curves(df, colours=colours), "training loss per run")
 

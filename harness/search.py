@@ -29,6 +29,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from harness import stats
 from harness.records import RunResult
 from harness.spec import ExecutorConfig, SearchConfig, SearchParam, Spec
 
@@ -40,6 +41,8 @@ class TrialOutcome:
     value: float | None
     run_ids: list[str] = field(default_factory=list)
     error: str | None = None
+    seed_values: dict[int, float] = field(default_factory=dict)  # the objective metric per seed
+    se: float | None = None  # standard error of `value` over those seeds (seed-level t)
 
 
 Objective = Callable[[dict[str, Any], int], TrialOutcome]
@@ -220,6 +223,9 @@ def optimize(spec: Spec, runs_root: str | Path, profile: str, objective: Objecti
         params = {name: suggest(trial, name, p) for name, p in search.params.items()}
         outcome = objective(params, trial.number)
         trial.set_user_attr("run_ids", outcome.run_ids)
+        if outcome.seed_values:  # the noise behind the value: its seeds and standard error
+            trial.set_user_attr("seed_values", {str(k): v for k, v in outcome.seed_values.items()})
+            trial.set_user_attr("se", outcome.se)
         if outcome.value is None or not math.isfinite(outcome.value):
             trial.set_user_attr("error", outcome.error or f"objective {search.objective} is {outcome.value!r}")
             return math.nan  # Optuna records a NaN objective as a FAIL trial (one log line, no traceback)
@@ -257,7 +263,9 @@ def calibrated_point(spec: Spec, runs_root: str | Path, profile: str) -> dict[st
 def harness_objective(spec: Spec, runs_root: str | Path, profile: str, executor: ExecutorConfig, *,
                       max_parallel: int | None = None, retry_failed: bool = False, progress: bool = False) -> Objective:
     """Objective running one point, for every seed of the spec, as harness runs (cached by run id);
-    the value is the mean of the objective metric over seeds."""
+    the value is the mean of the objective metric over seeds, recorded with each seed's value and
+    the mean's seed-level standard error (a noise-aware objective: a trial is a few seeds, not one
+    draw)."""
     from harness.data import data_fingerprint
     from harness.expand import apply_profile, make_run
     from harness.identity import assign_ids
@@ -282,7 +290,10 @@ def harness_objective(spec: Spec, runs_root: str | Path, profile: str, executor:
         if any(v is None for v in values):
             return TrialOutcome(None, ids, f"objective metric {metric!r} missing from the results "
                                            f"(metrics: {sorted(results[0].metrics)})")
-        return TrialOutcome(sum(values) / len(values), ids)
+        per_seed = {r.seed: float(v) for r, v in zip(results, values)}
+        mean = stats.seed_level(list(per_seed.values()))
+        return TrialOutcome(mean.mean, ids, seed_values=per_seed,
+                            se=mean.se if math.isfinite(mean.se) else None)
 
     return objective
 

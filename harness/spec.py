@@ -305,6 +305,17 @@ class PrimaryConfig(_Strict):
         return self
 
 
+class TrendConfig(_Strict):
+    """With report.compare_within: the change, between that axis' first and last values, of the
+    headline's least-squares slope against a numeric axis (in log of its values with `log`), a
+    linear contrast (harness.stats.contrast). A positive change moves the best value of the axis
+    up, e.g. "is the best shift larger for longer clips"."""
+
+    axis: str  # a numeric grid or zip axis (e.g. train.shift)
+    arms: str | None = None  # the arms that make the slope ("key=value" parts; default: every arm)
+    log: bool = True  # slope against log(value) (values > 0)
+
+
 class ReportConfig(_Strict):
     headline: str | None = None  # the metric the verdict is about (e.g. alignment)
     baseline: str | None = None  # the arm every other arm is paired against: a label or "key=value" parts
@@ -312,10 +323,14 @@ class ReportConfig(_Strict):
     # an axis: the verdict is given per value of it (e.g. clip length); each arm is paired with
     # the baseline arm of its own setting of the other axes (e.g. speed)
     compare_within: str | None = None
+    trend: TrendConfig | None = None  # with compare_within: the change of a slope along another axis
     metrics: list[str] = Field(default_factory=list)  # metrics shown in tables and plots (default: all)
     x: str | None = None  # the axis of metric_vs_param plots (default: the first grid axis)
+    # {group: metrics}: each metric's slope against log10 model parameters (harness/scaling.py)
+    scaling: dict[str, list[str]] = Field(default_factory=dict)
     plots: list[Literal["metric_vs_param", "optimization_history", "contour", "linearity",
-                        "loss_curves", "frame_strips", "learning_curves", "denoising"]] = Field(
+                        "loss_curves", "frame_strips", "learning_curves", "denoising",
+                        "scaling"]] = Field(
         default_factory=lambda: ["loss_curves", "frame_strips", "learning_curves", "denoising"])
     paper: dict[str, dict[str, float]] = Field(default_factory=dict)  # {label: {arm: value}} shown beside ours
 

@@ -156,6 +156,8 @@ def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path, proc
                                     "machine": cpu.facts(),
                                     "shift": result.shift, "model": "model",
                                     "tokens_per_step": config.train.batch_size * math.prod(data.latent_shape()),
+                                    "parameters": model.count_parameters(non_embedding=False),
+                                    "non_embedding_parameters": model.count_parameters(),
                                     "curve": {str(n): f"{SNAPSHOTS}/step_{n}" for n in curve}})
 
 

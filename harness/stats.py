@@ -321,6 +321,41 @@ def difference_of_differences(
     return paired_difference(d2, d1, bounds, level)
 
 
+def contrast(
+    cells: list[dict[int, np.ndarray]],
+    weights: list[float],
+    bounds: tuple[float, float] = (-math.inf, math.inf),
+    level: float = LEVEL,
+) -> Estimate:
+    """sum_k w_k x_k over cells k ({seed: per-prompt values} each), per (seed, prompt), with the
+    crossed interval of those sums: any linear contrast of arm means that keeps the pairing by
+    seed and prompt (weights (1, -1): a paired difference; (1, -1, -1, 1): a difference of
+    differences; `slope_weights` against a -slope_weights: the change of a slope). Seeds every
+    cell has; prompt by prompt where every cell has one prompt count, else seed means."""
+    if len(cells) != len(weights) or not cells:
+        raise ValueError(f"contrast: expected one weight per cell, got {len(weights)} weights for "
+                         f"{len(cells)} cells")
+    seeds = sorted(set.intersection(*(set(c) for c in cells)))
+    rows = [[np.atleast_1d(np.asarray(c[s], float)) for c in cells] for s in seeds]
+    out = []
+    for row in rows:
+        if len({len(v) for v in row}) != 1:
+            row = [np.array([np.nanmean(v)]) for v in row]
+        out.append(sum(w * v for w, v in zip(weights, row)))
+    return crossed(out, bounds, level)
+
+
+def slope_weights(x: list[float]) -> list[float]:
+    """Weights whose contrast is the least-squares slope of the cell means against x:
+    (x_k - mean x) / sum (x - mean x)^2."""
+    xs = np.asarray(x, float)
+    dev = xs - xs.mean()
+    ss = float((dev**2).sum())
+    if not ss > 0:
+        raise ValueError(f"slope_weights: expected at least two distinct x values, got {list(x)}")
+    return [float(d / ss) for d in dev]
+
+
 def holm(pvalues: list[float]) -> list[float]:
     """Holm-adjusted p-values (step-down; family-wise error <= alpha when adjusted p <= alpha).
     NaN entries are not tests: they stay NaN and do not count in the family."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from collections.abc import Hashable
 from typing import Any
 
 import pandas as pd
@@ -96,7 +97,8 @@ def summarise(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFram
         row: dict[str, Any] = {"arm": arm, "role": arm_role(str(arm)), "runs": f"{len(done)}/{len(group)}",
                                "failed": int((group["state"] == "failed").sum())}
         for col in param_cols:
-            vals = group[col].dropna().unique()
+            # an axis value may be a mapping or list (e.g. model.overrides): compared as its repr
+            vals = list(dict.fromkeys(v if isinstance(v, Hashable) else repr(v) for v in group[col].dropna()))
             row[col] = vals[0] if len(vals) == 1 else None
         for m in metrics:
             col = f"metric.{m}"

@@ -169,3 +169,16 @@ def test_resuming_a_study_started_by_other_code_warns(tmp_path: Path) -> None:
     study.set_user_attr("code", {"package": "0.0", "commit": "0" * 40, "dirty": False})
     with pytest.warns(UserWarning, match="was started with code"):
         optimize(spec, tmp_path, "smoke", Recorder(), n_trials=2, progress=False)
+
+
+def test_a_trial_records_its_seeds_and_standard_error(tmp_path: Path) -> None:
+    """A noise-aware objective: the trial's value is the mean over seeds, and the per-seed values
+    and their standard error are kept on the trial (the report's se column and paired tests)."""
+    def objective(params: dict[str, Any], number: int) -> TrialOutcome:
+        per_seed = {0: 0.2, 1: 0.4, 2: 0.3}
+        return TrialOutcome(0.3, [f"run{number}"], seed_values=per_seed, se=0.0577)
+
+    study = optimize(make_spec(), tmp_path, "smoke", objective, n_trials=2, progress=False)
+    t = study.trials[0]
+    assert t.value == 0.3 and t.user_attrs["se"] == 0.0577
+    assert t.user_attrs["seed_values"] == {"0": 0.2, "1": 0.4, "2": 0.3}

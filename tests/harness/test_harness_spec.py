@@ -94,6 +94,11 @@ def test_errors_name_file_key_and_expectation(tmp_path: Path, mutate, needles: l
      ["report.primary.statistic", "snapshots"]),
     ({"primary": {"statistic": "median"}}, ["report.primary.statistic", "'final'"]),
     ({"headline": None, "primary": {}}, ["report.primary.metric", "got neither"]),
+    ({"trend": {"axis": "train.shift"}}, ["report.trend: expected report.compare_within beside it"]),
+    ({"compare_within": "path.kind", "trend": {"axis": "train.shfit"}},
+     ["report.trend.axis: expected a numeric key the spec varies", "got 'train.shfit'"]),
+    ({"scaling": {"semantics": ["alignment_shpe"]}},
+     ["report.scaling.semantics[0]", "Did you mean 'alignment_shape'?"]),
 ])
 def test_report_names_arms_and_metrics_that_exist(tmp_path: Path, report: dict,
                                                   needles: list[str]) -> None:

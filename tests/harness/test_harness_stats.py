@@ -15,7 +15,9 @@ Measured (this file's seeds; `pytest -s` prints them): coverage 93.3-98.2% for e
 and design (3-10 seeds x 8-128 prompts; the lowest, 93.3%, an arm's curve mean at 3 seeds x 32
 prompts); false positives of single null tests 1.2-5.8%, of the primary 4.3%, of the 5
 Holm-corrected secondaries together 2.9%, of steps_to 4.6% and of the change of a gap 4.8%;
-power at the computed MDE (0.26 at 5 seeds x 32 prompts) 0.78; power to detect the main job's
+power at the computed MDE (0.26 at 5 seeds x 32 prompts) 0.78; the change of a slope in log shift
+(stats.contrast, 5 shifts x 2 lengths, 4 seeds x 32 prompts) covers 94.7% and is a false positive
+in 3.0%; power to detect the main job's
 +0.085 end-of-training gap at 5 seeds x 32 prompts and a paired seed SD of 0.14 about 0.11
 (36 seeds would give 80%).
 """
@@ -214,6 +216,40 @@ def test_steps_to_and_the_change_of_a_gap_are_calibrated() -> None:
     assert fp_steps <= FP_MAX and fp_did <= FP_MAX
 
 
+def test_the_change_of_a_slope_contrast_covers_and_holds_its_false_positive_rate() -> None:
+    """`stats.contrast` with slope weights in log shift, long minus short (the timestep_shift
+    question "does the best shift grow with tokens per clip": the metric's slope against log
+    shift tilts up at the longer length): 5 shifts x 2 lengths, 4 seeds x 32 prompts. With a
+    tilt the interval covers the true change of slope (Monte Carlo truth, SE < 0.001) in >= 93%
+    of replications; with equal slopes it is significant in <= 5% + 3 SE. One replication through
+    `stats.contrast` equals the vectorised fit used for the rates."""
+    shifts = [0.5, 1.0, 2.0, 3.0, 5.0]
+    w = stats.slope_weights(list(np.log(shifts)))
+    weights = [-v for v in w] + w  # long minus short
+    short = [0.50, 0.56, 0.60, 0.57, 0.50]
+    rng = np.random.default_rng(21)
+    for long, expect in (([0.40, 0.48, 0.58, 0.62, 0.60], "tilt"), (short, "null")):
+        y = _study(rng, short + long, 4, 32, 0.1)[:, :, -1]  # (reps, 10 arms, seeds, prompts)
+        x = np.tensordot(y, np.asarray(weights, np.float32), axes=([1], [0]))  # (reps, S, P)
+        fit = stats.anova(x)
+        one = stats.contrast([{s: y[0, a, s] for s in range(4)} for a in range(10)], weights)
+        assert math.isclose(one.mean, float(fit["mean"][0]), abs_tol=1e-6)
+        assert math.isclose(one.se, float(fit["se"][0]), rel_tol=1e-5)
+        truth = sum(wk * _truth(mu) for wk, mu in zip(weights, short + long))
+        if expect == "tilt":
+            coverage = _covers(fit, truth)
+            print(f"change of slope {truth:+.4f}: coverage {coverage:.3f}")
+            assert truth > 0.02 and coverage >= COVERAGE_MIN
+        else:
+            fp = float(np.mean(_p(fit) <= 0.05))
+            print(f"change of slope 0: false positives {fp:.3f}")
+            assert fp <= FP_MAX
+    with pytest.raises(ValueError, match="one weight per cell"):
+        stats.contrast([{0: np.zeros(3)}], [1.0, -1.0])
+    with pytest.raises(ValueError, match="two distinct"):
+        stats.slope_weights([1.0, 1.0])
+
+
 def test_minimum_detectable_effect_has_the_power_it_claims() -> None:
     """Components.mde from one pilot's fit: simulating a true difference equal to it, the test
     is significant in 80% +- 0.07 of replications (the MDE is a t approximation, and the pilot's
@@ -295,6 +331,41 @@ def test_compare_within_tests_the_change_of_the_gap_as_its_primary() -> None:
         math.isfinite(c.p_adj) for c in secondary if math.isfinite(c.difference.p)
     )
     assert any(v.startswith("frames=4. At the end of training (secondary)") for v in out.verdicts)
+
+
+def test_compare_within_adds_the_change_of_a_slope_as_a_secondary_claim() -> None:
+    """report.trend: the slope of the metric against log shift at 4 frames minus that at 1 frame
+    (a contrast paired by seed), here with the best shift moving from 1 to 3; the resolution-rule
+    arm is kept out by `arms` (matched on the axis values behind the arms' zip labels), and a
+    trend axis the runs lack is a sentence."""
+    from harness.spec import TrendConfig
+
+    peak = {1: {0.5: 0.5, 1.0: 0.6, 3.0: 0.5}, 4: {0.5: 0.3, 1.0: 0.45, 3.0: 0.6}}
+    rows = []
+    for frames, by_shift in peak.items():
+        for shift, mu in [*by_shift.items(), (1.0, 0.2)]:
+            rule = "fixed" if (shift, mu) != (1.0, 0.2) else "resolution"
+            for seed in range(5):
+                name = f"shift {shift:g}" if rule == "fixed" else "resolution rule"  # zip labels
+                rows.append({"arm": f"frames={frames}, {name}", "seed": seed,
+                             "state": "done", "reference": None, "run_dir": "/nonexistent",
+                             "param.frames": frames, "param.shift": shift, "param.rule": rule,
+                             "metric.alignment": mu + 0.03 * ((seed * 5 + frames + int(4 * shift)) % 4)})
+    df = pd.DataFrame(rows)
+    trend = TrendConfig(axis="shift", arms="rule=fixed")
+    out = compare.compare_within(df, "alignment", "shift 1", "frames", (), None, trend)
+    slope = [c for c in out.claims if c.slope]
+    assert len(slope) == 1 and not slope[0].primary and slope[0].interaction  # no curve files
+    final = slope[0]
+    w = stats.slope_weights([math.log(0.5), 0.0, math.log(3.0)])
+    truth = sum(wk * (peak[4][x] - peak[1][x]) for wk, x in zip(w, (0.5, 1.0, 3.0)))
+    assert abs(final.difference.mean - truth) < 0.03 and final.difference.low > 0
+    assert final.call() == "the slope rises, significant" and "(change of the slope)" in final.label()
+    assert any("slope in log shift 1 -> 4" in v for v in out.verdicts)
+    missing = compare.compare_within(df, "alignment", "shift 1", "frames", (), None,
+                                     TrendConfig(axis="lr"))
+    assert not any(c.slope for c in missing.claims)
+    assert any("report.trend.axis 'lr' is no axis of the runs" in v for v in missing.verdicts)
 
 
 def test_no_run_with_the_metric_and_an_unmatched_baseline_are_sentences_not_errors() -> None:
