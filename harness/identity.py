@@ -1,8 +1,8 @@
 """Run identity: sha256 over the resolved config, the code version and the data fingerprint.
 
 A cache keyed on less serves one model's numbers for another, so everything that determines a
-run's outputs goes in: the canonical JSON of the resolved config (key order irrelevant, with
-settings that do not apply to the chosen path dropped), the package version, git commit and
+run's outputs goes in: the canonical JSON of the resolved config (key order irrelevant; each path kind
+has only its own keys, ursa.paths), the package version, git commit and
 dirty flag of the code that produces results (CODE_DIRS: commits touching only tests, docs,
 reports or dispatch keep ids), and the data fingerprint (benchmark + tokenizer fingerprints).
 
@@ -73,15 +73,6 @@ DATA_SECTIONS = ("benchmark", "tokenizer", "text_tokenizer")
 STAGE_SECTIONS = {"train": (*DATA_SECTIONS, "model", "path", "train"), "sample": ("sample",), "score": ("score",)}
 
 
-def identity_config(config: RunConfig) -> dict[str, Any]:
-    """The resolved config as it enters the hashes; metric-path knobs vanish for other paths."""
-    cfg = config.model_dump(mode="json")
-    if cfg["path"]["kind"] != "metric":
-        for key in ("c", "alpha", "calibrate"):
-            cfg["path"].pop(key)
-    return cfg
-
-
 def data_config(config: RunConfig) -> dict[str, Any]:
     """The sections that determine the data and the tokenizers."""
     cfg = config.model_dump(mode="json")
@@ -102,7 +93,7 @@ def stage_ids(config: RunConfig, data_fingerprint: str, code: dict[str, Any] | N
     Arms that differ only in sampling settings share a train id (one trained model); arms that
     differ only in scorers share a sample id. The score id is the run id."""
     code = {k: v for k, v in (code or code_version()).items() if k != "commit"}  # the code tree identifies it
-    cfg = identity_config(config)
+    cfg = config.model_dump(mode="json")
     payload: dict[str, Any] = {"code": code, "data": data_fingerprint,
                                **{k: cfg[k] for k in STAGE_SECTIONS["train"]}}
     if config.model.init_from:  # the weights it starts from, not just their path

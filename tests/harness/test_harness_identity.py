@@ -6,7 +6,7 @@ import copy
 import time
 
 from harness.expand import expand, make_run
-from harness.identity import assign_ids, canonical_json, identity_config, stage_ids
+from harness.identity import assign_ids, canonical_json, stage_ids
 from harness.specfile import parse_spec
 
 DATA = {"benchmark": {"name": "shapes"}, "score": {"which": ["alignment"]}}  # every run config names them
@@ -47,15 +47,17 @@ def test_sensitive_to_config_code_and_data() -> None:
     assert set(_ids(SPEC, fp="other-tokenizer")).isdisjoint(base)
 
 
-def test_irrelevant_settings_do_not_change_the_id() -> None:
-    """c / alpha do not exist for the masked path: changing them keeps masked ids, changes metric ids."""
-    spec = parse_spec(SPEC)
-    runs = {r.arm: r for r in expand(spec, "default") if r.seed == 0}
-    other = parse_spec({**SPEC, "base": {**SPEC["base"], "path": {"kind": "metric", "c": 5.0}}})
-    runs2 = {r.arm: r for r in expand(other, "default") if r.seed == 0}
-    assert run_id(runs["path.kind=masked"], FP, CODE) == run_id(runs2["path.kind=masked"], FP, CODE)
-    assert run_id(runs["path.kind=metric"], FP, CODE) != run_id(runs2["path.kind=metric"], FP, CODE)
-    assert "c" not in identity_config(runs["path.kind=masked"].config)["path"]
+def test_every_path_key_of_a_run_enters_its_id() -> None:
+    """A run's path section holds only its kind's keys, each of which changes the id: c for a metric
+    arm, exponent for a masked one (the keys of another kind are refused: test_harness_spec)."""
+    def first(data: dict) -> str:
+        return _ids(data)[0]
+
+    masked = {**SPEC, "base": {**SPEC["base"], "path": {"kind": "masked"}}, "grid": {}}
+    assert first({**masked, "base": {**masked["base"], "path": {"kind": "masked", "exponent": 2.0}}}) != first(masked)
+    metric = {**SPEC, "grid": {}}
+    assert first({**metric, "base": {**SPEC["base"], "path": {"kind": "metric", "c": 5.0}}}) != first(metric)
+    assert first({**metric, "base": {**SPEC["base"], "path": {"kind": "metric", "c": 3.0}}}) == first(metric)
 
 
 def test_thousand_run_grid_expands_with_unique_ids_and_validates_each_world_once() -> None:
