@@ -24,7 +24,7 @@ from pathlib import Path
 from harness.data import cache_dir, data_fingerprint
 from harness.dispatch import RunTask, dispatch, sigint_ignored
 from harness.expand import RunSpec, apply_profile, expand
-from harness.identity import assign_ids, code_version, data_config, sha256_of
+from harness.identity import assign_ids, code_version, data_config, sha256_of, stage_code
 from harness.plugins import BENCHMARKS
 from harness.records import RunResult, RunState
 from harness.spec import ExecutorConfig, Spec
@@ -67,10 +67,10 @@ def reference_runs(spec: Spec, profile: str, runs_root: str | Path) -> list[RunS
     for name in BENCHMARKS.get(config.benchmark.name).references:
         run = RunSpec(spec=spec.name, profile=profile, arm=f"ref:{name}", seed=config.score.seed, params={},
                       config=config, reference=name)
-        data = data_config(config)
+        data, code = data_config(config), stage_code(config)
         payload = {"reference": name, **data, "score": config.score.model_dump(mode="json"),
                    "tasks": config.sample.tasks,
-                   "code": {k: v for k, v in code_version().items() if k != "commit"},
+                   "code": {"data": code["data"], "stages": code["train"]["stages"], "score": code["score"]},
                    "data": data_fingerprint(runs_root)(data)}
         run.run_id = sha256_of(payload)[:16]
         runs.append(run)
