@@ -85,7 +85,8 @@ class RunConfig(_Strict):
     tokenizer: Section = Field(default_factory=Section)
     text_tokenizer: Section = Field(default_factory=Section)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    path: SerializeAsAny[PathConfig] = Field(default_factory=lambda: PathConfig.model_validate({}))  # a registered kind
+    # the probability path (docs/math.md): the config of a registered kind (ursa.paths)
+    path: SerializeAsAny[PathConfig] = Field(default_factory=lambda: PathConfig.model_validate({}))
     train: TrainConfig = Field(default_factory=TrainConfig)
     sample: SampleConfig = Field(default_factory=SampleConfig)
     score: ScoreConfig

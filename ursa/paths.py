@@ -528,6 +528,11 @@ class PathConfig(BaseModel):
         raise ValidationError.from_exception_data("PathConfig", [InitErrorDetails(
             type="literal_error", loc=("kind",), input=kind, ctx={"expected": f"a registered path: {expected}"})])
 
+    @classmethod
+    def variants(cls) -> dict[str, type[PathConfig]]:
+        """The registered kinds' config classes, by kind."""
+        return dict(sorted(PATHS.items()))
+
     def fit(self, embeddings: torch.Tensor) -> dict[str, Any]:
         """Settings fitted to the codebook, float (K, D), that replace this config's before `build`
         (the harness stores them with the train stage); {} when the path fits nothing."""
