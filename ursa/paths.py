@@ -510,6 +510,12 @@ class PathConfig(BaseModel):
     kind: str = DEFAULT_KIND  # the probability path (docs/math.md); registered kinds: PATHS
     mask_token: ClassVar[bool] = False  # the model needs one more input state: the mask id K
 
+    def __init__(self, **data: Any) -> None:
+        if type(self) is PathConfig:  # the base has no build: it only picks a kind's config
+            raise TypeError("PathConfig: expected PathConfig.model_validate(data) or a kind's own config class "
+                            "(e.g. MetricPathConfig(c=2.0)), got PathConfig(...)")
+        super().__init__(**data)
+
     @model_validator(mode="wrap")
     @classmethod
     def _by_kind(cls, data: Any, handler: Any) -> Any:
