@@ -206,9 +206,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 def trained_models(runs: list) -> int:
     """How many distinct models the runs train (arms differing only in sampling or scoring share one)."""
-    from harness.identity import STAGE_SECTIONS, canonical_json, identity_config
+    from harness.identity import STAGE_SECTIONS, canonical_json
 
-    return len({canonical_json({k: identity_config(r.config)[k] for k in STAGE_SECTIONS["train"]}) for r in runs})
+    return len({canonical_json({k: r.config.model_dump(mode="json")[k] for k in STAGE_SECTIONS["train"]}) for r in runs})
 
 
 def _report(spec: Spec, args: argparse.Namespace) -> Path:

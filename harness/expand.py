@@ -40,9 +40,10 @@ class RunSpec:
 
 
 def _is_open(model: type[BaseModel], name: str) -> bool:
-    """Keys below an open mapping or a plug-in section are checked when the run is resolved."""
+    """Keys below an open mapping, a plug-in section or a section whose keys depend on a kind (the
+    path: `variant`) are checked when the run is resolved; such a section may be set whole."""
     ann = model.model_fields[name].annotation
-    return getattr(ann, "__origin__", None) is dict or ann is Section
+    return getattr(ann, "__origin__", None) is dict or ann is Section or hasattr(ann, "variant")
 
 
 def _model_of(ann: Any) -> type[BaseModel] | None:
@@ -116,6 +117,15 @@ def set_dotted(d: dict, key: str, value: Any) -> None:
     d[parts[-1]] = copy.deepcopy(value)
 
 
+def base_dict(base: RunConfig) -> dict:
+    """The base run config as a dict that axes and profiles set keys on. Its path section holds only
+    the keys the spec gave: the defaults of one kind are unknown keys to another (`path.kind: masked`
+    over a metric base without c, alpha or calibrate is a masked path)."""
+    data = base.model_dump()
+    data["path"] = base.path.model_dump(exclude_unset=True)
+    return data
+
+
 def _validate_run(cfg: dict, source: str, where: str) -> RunConfig:
     return resolve_run(cfg, source, where)
 
@@ -171,8 +181,8 @@ def check_axes(spec: Spec) -> None:
         section, field = key.split(".")
         if field in getattr(spec.base, section).model_fields_set:
             _check_seed_key(key, f"base.{key}", spec.source)
-    base = spec.base.model_dump()
-    configs = [_validate_run(_resolve(copy.deepcopy(base)), spec.source, "base")]
+    base = base_dict(spec.base)
+    configs = [_validate_run(copy.deepcopy(base), spec.source, "base")]
     # (where, key, values, group): a zip axis's j-th value is checked together with its partners' j-th
     # values (they only ever occur together: frames=16 may need speed=0.2 beside it)
     axes = [(f"grid.{k}", k, v, {k: v}) for k, v in spec.grid.items()]
@@ -190,7 +200,7 @@ def check_axes(spec: Spec) -> None:
             for partner, partner_values in group.items():
                 if j < len(partner_values):
                     set_dotted(cfg, partner, partner_values[j])
-            configs.append(_validate_run(_resolve(cfg), spec.source, f"{where}[{j}]"))
+            configs.append(_validate_run(cfg, spec.source, f"{where}[{j}]"))
     if spec.search:
         for key in spec.search.params:
             check_key(key, f"search.params.{key}", spec.source)
@@ -205,11 +215,11 @@ def check_axes(spec: Spec) -> None:
             cfg = copy.deepcopy(base)
             for key, value in point.items():
                 set_dotted(cfg, key, value)
-            configs.append(_validate_run(_resolve(cfg), spec.source, f"search.enqueue[{j}]"))
+            configs.append(_validate_run(cfg, spec.source, f"search.enqueue[{j}]"))
     arms = {"": arm_points(spec)}
     for profile in spec.profiles:
         resolved, profile_base = apply_profile(spec, profile)
-        configs.append(_validate_run(_resolve(profile_base), spec.source, f"profiles.{profile}"))
+        configs.append(_validate_run(profile_base, spec.source, f"profiles.{profile}"))
         arms[f" (profile {profile})"] = arm_points(resolved)
     check_names(spec, configs)
     check_report_arms(spec, configs, arms)
@@ -293,7 +303,8 @@ def apply_profile(spec: Spec, profile: str) -> tuple[Spec, dict]:
         raise SpecError(f"{spec.source}: --profile: expected one of {', '.join(PROFILES)}, got {profile!r}.")
     overrides = spec.profiles.get(profile, {})
     data = spec.model_dump()
-    base = data.pop("base")
+    base = base_dict(spec.base)
+    data.pop("base")
     for key, value in overrides.items():
         where = f"profiles.{profile}.{key}"
         head = key.split(".")[0]
@@ -315,24 +326,29 @@ def apply_profile(spec: Spec, profile: str) -> tuple[Spec, dict]:
     new = validate_model(Spec, {**data, "base": base}, spec.source, f"profiles.{profile}")
     if overrides:
         check_run_count(new, f"profiles.{profile}")
-    _validate_run(_resolve(copy.deepcopy(base)), spec.source, f"profiles.{profile}")
+    _validate_run(copy.deepcopy(base), spec.source, f"profiles.{profile}")
     return new, base
-
-
-def _resolve(cfg: dict) -> dict:
-    """Settings implied by others: the masked path needs the mask token in the model."""
-    if cfg.get("path", {}).get("kind") == "masked":
-        cfg.setdefault("model", {}).setdefault("overrides", {}).setdefault("mask_token", True)
-    return cfg
 
 
 def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def flat_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Axis values with a whole section set (`path: {kind: masked}`) as its dotted keys
+    (`path.kind: masked`): how runs record, label and report them."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dict) and hasattr(getattr(RunConfig.model_fields.get(key), "annotation", None), "variant"):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
 def arm_label(params: dict[str, Any]) -> str:
     """An unnamed arm's label: its axis values as `key=value` parts (numbers as %g: 1.0 prints 1)."""
-    return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items()) or "base"
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in flat_params(params).items()) or "base"
 
 
 def arm_points(spec: Spec) -> list[tuple[str, dict[str, Any]]]:
@@ -360,9 +376,9 @@ def make_run(spec: Spec, profile: str, base: dict, params: dict[str, Any], seed:
         set_dotted(cfg, key, value)
     set_dotted(cfg, "train.seed", seed)
     set_dotted(cfg, "sample.seed", seed)
-    run = _validate_run(_resolve(cfg), spec.source, f"run {params}")
+    run = _validate_run(cfg, spec.source, f"run {params}")
     arm = arm if arm is not None else arm_label(params)
-    return RunSpec(spec=spec.name, profile=profile, arm=arm, seed=seed, params=dict(params), config=run)
+    return RunSpec(spec=spec.name, profile=profile, arm=arm, seed=seed, params=flat_params(params), config=run)
 
 
 def expand(spec: Spec, profile: str = "default") -> list[RunSpec]:
@@ -377,32 +393,22 @@ def expand(spec: Spec, profile: str = "default") -> list[RunSpec]:
     return runs
 
 
-# settings harness.identity drops for paths other than metric (they do not change such a run)
-METRIC_ONLY = ("path.c", "path.alpha", "path.calibrate")
-
-
 def check_distinct(spec: Spec, runs: list[RunSpec]) -> None:
     """Two arms whose runs resolve to the same identity (same config as hashed, same seed) would be
     one run in the store under two labels, so validate and run would disagree on what runs: an error
     naming the axes that change nothing there and the arms that merge."""
-    from harness.identity import canonical_json, identity_config
+    from harness.identity import canonical_json
 
     where = {k: f"grid.{k}" for k in spec.grid}
     where |= {k: f"zip[{i}].{k}" for i, g in enumerate(spec.zip) for k in zip_keys(g)}
     seen: dict[tuple[int, str], RunSpec] = {}
     for run in runs:
-        first = seen.setdefault((run.seed, canonical_json(identity_config(run.config))), run)
+        first = seen.setdefault((run.seed, canonical_json(run.config.model_dump(mode="json"))), run)
         if first is run:
             continue
         differ = [k for k in run.params if canonical_json(run.params[k]) != canonical_json(first.params.get(k))]
-        kind = run.config.path.kind
-        if differ and set(differ) <= set(METRIC_ONLY) and kind != "metric":
-            why = (f"{', '.join(METRIC_ONLY)} apply only to the metric path and a run's identity drops them for "
-                   f"path.kind {kind!r}; vary them only on metric-path arms (e.g. a zip of path.kind with "
-                   f"{differ[0]}, or a separate spec for the metric path)")
-        else:
-            why = (f"{' and '.join(differ) or 'their settings'} resolve to the same config for both "
-                   f"(e.g. 1 and 1.0, or a setting that does not apply to these arms); keep one of the values")
+        why = (f"{' and '.join(differ) or 'their settings'} resolve to the same config for both "
+               f"(e.g. 1 and 1.0); keep one of the values")
         axes = _listing([where.get(k, k) for k in differ]) or "grid"
         raise SpecError(f"{spec.source}: {axes}: expected every arm to be a different run, got arms "
                         f"{_short(first.arm, 160)} and {_short(run.arm, 160)} that are the same run (seed {run.seed}), "

@@ -1,14 +1,16 @@
-"""Run identity: sha256 over the resolved config, the code version and the data fingerprint.
+"""Run identity: per stage, a hash of exactly the configs and code versions of what it runs.
 
 A cache keyed on less serves one model's numbers for another, so everything that determines a
-run's outputs goes in: the canonical JSON of the resolved config (key order irrelevant, with
-settings that do not apply to the chosen path dropped), the package version, git commit and
-dirty flag of the code that produces results (CODE_DIRS: commits touching only tests, docs,
-reports or dispatch keep ids), and the data fingerprint (benchmark + tokenizer fingerprints).
+stage's outputs goes in: its config sections as canonical JSON (key order irrelevant; a path
+section holds only its kind's keys), the code versions of the components it runs
+(harness.codehash: their modules and in-project imports, docstrings, comments and error messages
+aside) and, for training, the data fingerprint (benchmark + tokenizer fingerprints) and the
+weights it starts from. Nothing else: a docs or test edit keeps every id, a scorer's code change
+recomputes only the score stage, a path plug-in's change what it trains and everything after.
 
-Identity is per stage: the train id hashes only what affects training, the sample id adds the
-sampling settings, the score id (the run id) adds the scorers, so arms that share a stage share
-its outputs instead of recomputing them.
+Identity is per stage: the train id hashes what affects training, the sample id adds the
+sampling settings and tasks, the score id (the run id) adds the scorers, so arms that share a
+stage share its outputs instead of recomputing them.
 """
 
 from __future__ import annotations
@@ -21,18 +23,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from harness.codehash import module_version, version_of
+
 if TYPE_CHECKING:
     from harness.expand import RunSpec
     from harness.spec import RunConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# The code that can change a run's outputs (model, the bundled benchmarks, tokenizers and pixel
-# scorers, and the harness's stages, data and config resolution). Reports, checks, dispatch, the
-# CLI and perf benchmarks are left out, so editing them does not recompute every run; the official
-# scorers cache their scores by their own version (benchmarks/official/score_cache.py).
-CODE_DIRS = ("ursa", "benchmarks/shapes", "benchmarks/video_folder", "benchmarks/pixel", "benchmarks/release",
-             "harness/stages.py", "harness/data.py", "harness/token_shards.py", "harness/text.py", "harness/tasks.py",
-             "harness/media.py", "harness/spec.py", "harness/expand.py", "harness/plugins.py")
 
 
 def canonical_json(obj: Any) -> str:
@@ -46,12 +43,12 @@ def sha256_of(obj: Any) -> str:
 
 @functools.cache
 def code_version() -> dict[str, Any]:
-    """{"package", "commit" (HEAD, recorded), "tree" (hash of HEAD's code trees), "dirty"} (cached per process)."""
+    """{"package", "commit" (HEAD), "dirty"}: recorded beside results, not hashed (cached per process)."""
     try:
         version = metadata.version("ursa-bench")
     except metadata.PackageNotFoundError:
         version = "unknown"
-    commit, tree, dirty = "unknown", "unknown", True
+    commit, dirty = "unknown", True
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
@@ -59,27 +56,16 @@ def code_version() -> dict[str, Any]:
 
     try:
         commit = git("rev-parse", "HEAD")
-        # content of the code that produces results: commits elsewhere (tests, reports, docs, CLI) keep ids
-        tree = sha256_of(git("rev-parse", *(f"HEAD:{d}" for d in CODE_DIRS)).split())[:16]
         # untracked files under runs/ or reports/ do not make the code dirty; tracked edits do
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", *CODE_DIRS))
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):
         pass
-    return {"package": version, "commit": commit, "tree": tree, "dirty": dirty}
+    return {"package": version, "commit": commit, "dirty": dirty}
 
 
 DATA_SECTIONS = ("benchmark", "tokenizer", "text_tokenizer")
 # What each stage adds to the identity of the stage before it (train hashes the data as well).
 STAGE_SECTIONS = {"train": (*DATA_SECTIONS, "model", "path", "train"), "sample": ("sample",), "score": ("score",)}
-
-
-def identity_config(config: RunConfig) -> dict[str, Any]:
-    """The resolved config as it enters the hashes; metric-path knobs vanish for other paths."""
-    cfg = config.model_dump(mode="json")
-    if cfg["path"]["kind"] != "metric":
-        for key in ("c", "alpha", "calibrate"):
-            cfg["path"].pop(key)
-    return cfg
 
 
 def data_config(config: RunConfig) -> dict[str, Any]:
@@ -96,20 +82,34 @@ def directory_fingerprint(path: str | Path) -> str:
     return sha256_of({"config": config, "files": [(str(p.relative_to(root)), p.stat().st_size) for p in files]})[:16]
 
 
-def stage_ids(config: RunConfig, data_fingerprint: str, code: dict[str, Any] | None = None) -> dict[str, str]:
-    """{"train", "sample", "score"}: 16-hex ids, each hashing its own sections plus the id before it.
+def stage_code(config: RunConfig) -> dict[str, dict[str, Any]]:
+    """{"data", "train", "sample", "score": {component: code version}}: the components that make the
+    data and those each stage runs. The stage runner (harness.stages, with the ursa model, trainer
+    and sampler it imports) is part of training."""
+    from harness import plugins
+
+    registries = (plugins.BENCHMARKS, plugins.VISUAL_TOKENIZERS, plugins.TEXT_TOKENIZERS)
+    return {"data": {key: version_of(reg.get(getattr(config, key).name)) for key, reg in zip(DATA_SECTIONS, registries)},
+            "train": {"stages": module_version("harness.stages"), "path": version_of(type(config.path))},
+            "sample": {task: version_of(plugins.TASKS.get(task)) for task in config.sample.tasks},
+            "score": {name: version_of(plugins.SCORERS.get(name)) for name in config.score.which}}
+
+
+def stage_ids(config: RunConfig, data_fingerprint: str, code: dict[str, dict[str, Any]] | None = None) -> dict[str, str]:
+    """{"train", "sample", "score"}: 16-hex ids, each hashing its own sections and code versions
+    (`code`: stage_code's) plus the id before it.
 
     Arms that differ only in sampling settings share a train id (one trained model); arms that
     differ only in scorers share a sample id. The score id is the run id."""
-    code = {k: v for k, v in (code or code_version()).items() if k != "commit"}  # the code tree identifies it
-    cfg = identity_config(config)
-    payload: dict[str, Any] = {"code": code, "data": data_fingerprint,
+    code = code or stage_code(config)
+    cfg = config.model_dump(mode="json")
+    payload: dict[str, Any] = {"code": code["train"], "data_code": code["data"], "data": data_fingerprint,
                                **{k: cfg[k] for k in STAGE_SECTIONS["train"]}}
     if config.model.init_from:  # the weights it starts from, not just their path
         payload["init_from"] = directory_fingerprint(config.model.init_from)
     ids = {"train": sha256_of(payload)[:16]}
-    ids["sample"] = sha256_of({"train": ids["train"], "sample": cfg["sample"]})[:16]
-    ids["score"] = sha256_of({"sample": ids["sample"], "score": cfg["score"]})[:16]
+    ids["sample"] = sha256_of({"train": ids["train"], "sample": cfg["sample"], "code": code["sample"]})[:16]
+    ids["score"] = sha256_of({"sample": ids["sample"], "score": cfg["score"], "code": code["score"]})[:16]
     return ids
 
 

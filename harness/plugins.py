@@ -10,8 +10,8 @@ one-paragraph errors as the rest of the spec. Components come from three places:
   registers this way, from this project's own pyproject.toml);
 - modules a spec names under `plugins:` (imported before the spec is validated).
 
-The harness never names a particular benchmark, tokenizer or scorer: everything it knows about
-one comes through the interfaces below.
+The harness never names a particular benchmark, tokenizer, scorer or probability path:
+everything it knows about one comes through the interfaces below (a path: ursa.paths.PathConfig).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+
+from ursa import paths
 
 if TYPE_CHECKING:
     import torch
@@ -66,10 +68,10 @@ def did_you_mean(name: str, options: Iterable[str]) -> str:
 class Registry(Generic[T]):
     """Named components of one kind. `register(name)` is a decorator; `get(name)` looks one up."""
 
-    def __init__(self, kind: str, key: str) -> None:
+    def __init__(self, kind: str, key: str, items: dict[str, T] | None = None) -> None:
         self.kind = kind  # "benchmark", "scorer", ...
         self.key = key  # the spec key that names one ("benchmark.name", "score.which", ...)
-        self._items: dict[str, T] = {}
+        self._items: dict[str, T] = {} if items is None else items  # shared with ursa's own registry
 
     def register(self, name: str) -> Callable[[T], T]:
         if not isinstance(name, str) or not name or any(c.isspace() for c in name):
@@ -346,7 +348,9 @@ TEXT_TOKENIZERS: Registry[type[TextTokenizerPlugin]] = Registry("text tokenizer"
 SCORERS: Registry[type[Scorer]] = Registry("scorer", "score.which")
 TASKS: Registry[Task] = Registry("generation task", "sample.tasks")
 EXECUTORS: Registry[Callable[..., Any]] = Registry("executor", "executor.kind")
-REGISTRIES = (BENCHMARKS, VISUAL_TOKENIZERS, TEXT_TOKENIZERS, SCORERS, TASKS, EXECUTORS)
+# probability paths: ursa's registry (ursa.paths.register_path; a path's config class, `build` makes the path)
+PATHS: Registry[type[paths.PathConfig]] = Registry("probability path", "path.kind", paths.PATHS)
+REGISTRIES = (BENCHMARKS, VISUAL_TOKENIZERS, TEXT_TOKENIZERS, SCORERS, TASKS, EXECUTORS, PATHS)
 
 # Metrics the harness itself reports besides the scorers': the final training loss and the
 # held-out denoising cross-entropy (mean over noise levels, and `denoise_ce@t=<t>` per level).
@@ -418,5 +422,7 @@ def describe_registries(registries: Sequence[Registry]) -> str:
                         f"{m.name} [{m.low:g}, {m.high:g}] {'higher' if m.higher_is_better else 'lower'} is better"
                         for m in item.metrics))
                 out += extra + _options_lines(item.Options)
+            elif isinstance(item, type) and issubclass(item, BaseModel):  # a path config: its keys
+                out += _options_lines(item)
         out.append("")
     return "\n".join(out).rstrip()

@@ -190,34 +190,33 @@ def _study(spec: Spec, runs_root: Path, profile: str) -> Any | None:
     return load_existing_study(spec, runs_root, profile)
 
 
-def corruption_curves(embeddings: Any, metric_params: set[tuple[float, float]], n: int = 2048,
+def corruption_curves(embeddings: Any, paths: dict[str, Any], n: int = 2048,
                       seed: int = 0) -> dict[str, tuple[list[float], list[float]]]:
-    """{label: (t, mean d(x_t, x_1))} at t = 0, 0.1, ..., 1 for masked, mixture and each metric (c, alpha).
-
-    embeddings: float (K, D) codebook. Monte Carlo over n uniform x_1 (seeded)."""
+    """{label: (t, mean d(x_t, x_1))} at t = 0, 0.1, ..., 1 for each of `paths` ({label: a fitted
+    ursa.paths.PathConfig}). embeddings: float (K, D) codebook. Monte Carlo over n uniform x_1 (seeded)."""
     import torch
 
-    from ursa.paths import build_path
     from ursa.calibration import mean_corruption_distance
 
     t = torch.linspace(0, 1, 11)
-    paths = [("masked", {}), ("mixture", {})] + [("metric", {"c": c, "alpha": a}) for c, a in sorted(metric_params)]
     curves = {}
-    for kind, kw in paths:
-        path = build_path(kind, vocab_size=embeddings.shape[0], embeddings=embeddings, **kw)
+    for label, config in paths.items():
+        path = config.build(embeddings.shape[0], embeddings)
         d = mean_corruption_distance(path, embeddings, t, n=n, generator=torch.Generator().manual_seed(seed))
-        curves[_path_label(kind, kw.get("c", 0.0), kw.get("alpha", 0.0))] = (t.tolist(), d.tolist())
+        curves[label] = (t.tolist(), d.tolist())
     return curves
 
 
-def _path_label(kind: str, c: float, alpha: float) -> str:
-    return kind if kind != "metric" else f"metric c={c:.3g} alpha={alpha:.3g}"
+def _path_label(config: Any) -> str:
+    """`metric c=3 alpha=0.9`: the kind and its settings (numbers %.3g)."""
+    settings = config.model_dump(exclude={"kind"})
+    return " ".join([config.kind, *(f"{k}={v:.3g}" for k, v in settings.items() if isinstance(v, float))])
 
 
 def _linearity(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame, study: Any) -> tuple[dict, str]:
     """Corruption curves on the tokenizer of the spec's runs (read from the run cache, never fitted
-    here) for masked, mixture and the path of every arm, each labelled by the arms that train it (a
-    calibrated arm's fitted (c, alpha) from its train stage), and the best trial's metric path."""
+    here) for the path of every arm, each labelled by the arms that train it (with the settings its
+    train stage fitted, e.g. a calibrated metric path's (c, alpha)), and the best trial's path."""
     if df.empty or not (runs_root / "_cache").is_dir():
         return {}, "linearity plot skipped: no runs, so no cached tokenizer to measure the paths on"
     try:
@@ -226,29 +225,21 @@ def _linearity(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame, stud
         runs = expand(spec, profile)
         emb = data_for(runs[0].config, runs_root).tokenizer.codebook_embeddings().float()
         arms: dict[str, list[str]] = {}  # path label -> the arms that train that path
-        params = set()
+        paths: dict[str, Any] = {}  # path label -> its fitted config
         run_dirs = dict(zip(df["arm"].astype(str), df["run_dir"])) if "run_dir" in df else {}
         for r in runs:
-            p = r.config.path
-            c, alpha = p.c, p.alpha
-            if p.kind == "metric" and p.calibrate:
-                record = Path(str(run_dirs.get(r.arm, ""))) / "stages" / "train" / "path.json"
-                fitted = read_json_or_none(record, "the plot uses the path's calibration instead")
-                if isinstance(fitted, dict) and {"c", "alpha"} <= set(fitted):
-                    c, alpha = float(fitted["c"]), float(fitted["alpha"])
-                else:
-                    from ursa.calibration import calibrate_metric_path
-
-                    c, alpha = map(float, calibrate_metric_path(emb))
-            if p.kind == "metric":
-                params.add((c, alpha))
-            arms.setdefault(_path_label(p.kind, c, alpha), [])
-            if r.arm not in arms[_path_label(p.kind, c, alpha)]:
-                arms[_path_label(p.kind, c, alpha)].append(r.arm)
+            record = Path(str(run_dirs.get(r.arm, ""))) / "stages" / "train" / "path.json"
+            fitted = read_json_or_none(record, "the plot fits the path again instead") if record.exists() else None
+            config = r.config.path.model_copy(update=fitted if isinstance(fitted, dict) else r.config.path.fit(emb))
+            label = _path_label(config)
+            paths[label] = config
+            if r.arm not in arms.setdefault(label, []):
+                arms[label].append(r.arm)
         best = _best_params(study)
-        if best and {"path.c", "path.alpha"} <= set(best):
-            params.add((best["path.c"], best["path.alpha"]))
-        curves = corruption_curves(emb, params)
+        if best and all(k.startswith("path.") for k in best):
+            config = runs[0].config.path.model_copy(update={k[len("path."):]: v for k, v in best.items()})
+            paths.setdefault(_path_label(config), config)
+        curves = corruption_curves(emb, paths)
         return {" | ".join(arms.get(label) or [label]): v for label, v in curves.items()}, ""
     except Exception as exc:  # noqa: BLE001 - the report goes on without this plot
         return {}, f"linearity plot unavailable: {type(exc).__name__}: {exc}"

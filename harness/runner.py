@@ -24,7 +24,7 @@ from pathlib import Path
 from harness.data import cache_dir, data_fingerprint
 from harness.dispatch import dispatch
 from harness.expand import RunSpec, apply_profile, arm_label, expand
-from harness.identity import DATA_SECTIONS, assign_ids, canonical_json, code_version, data_config, sha256_of
+from harness.identity import DATA_SECTIONS, assign_ids, canonical_json, code_version, data_config, sha256_of, stage_code
 from harness.plugins import BENCHMARKS
 from harness.process_guard import sigint_ignored
 from harness.records import RunResult, RunState
@@ -89,11 +89,17 @@ def reference_runs(spec: Spec, profile: str, runs_root: str | Path) -> list[RunS
                           params=chosen, config=config, reference=name)
             data = data_config(config)
             payload = {"reference": name, **_reference_payload(config),
-                       "code": {k: v for k, v in code_version().items() if k != "commit"},
+                       "code": _reference_code(config),
                        "data": data_fingerprint(runs_root)(data)}
             run.run_id = sha256_of(payload)[:16]
             runs.append(run)
     return runs
+
+
+def _reference_code(config: RunConfig) -> dict:
+    """The code versions a reference row runs: the data's, the stage runner's and the scorers'."""
+    code = stage_code(config)
+    return {"data": code["data"], "stages": code["train"]["stages"], "score": code["score"]}
 
 
 def _reference_payload(config: RunConfig) -> dict:

@@ -5,9 +5,10 @@ A spec declares one fully described run (`base`), the axes that vary (`grid`, `z
 (smoke / ci / default / full) given as dotted-key overrides. Reading YAML files (`include:`,
 `plugins:`) is harness/specfile.py; expanding axes is harness/expand.py.
 
-Each setting is declared once: `train:` is `ursa.train.TrainConfig` itself and `sample:` extends
-`ursa.sample.SamplerConfig`, so the spec validator and the code that consumes a setting share
-one schema. `benchmark:`, `tokenizer:` and `text_tokenizer:` are plug-in sections: `name` picks a
+Each setting is declared once: `train:` is `ursa.train.TrainConfig` itself, `model:` is
+`ursa.config.ModelConfig`, `path:` the config of a registered path kind (`ursa.paths.PathConfig`:
+each kind takes only its own keys) and `sample:` extends `ursa.sample.SamplerConfig`, so the spec
+validator and the code that consumes a setting share one schema. `benchmark:`, `tokenizer:` and `text_tokenizer:` are plug-in sections: `name` picks a
 registered component (harness/plugins.py) and every other key is one of that component's typed
 options, validated by `resolve_run`. Every problem raises `SpecError` (a ValueError) naming the
 file, the dotted key path, what was expected and what was got, before any compute.
@@ -16,18 +17,17 @@ file, the dotted key path, what was expected and what was got, before any comput
 from __future__ import annotations
 
 import difflib
-import functools
 import json
-import math
 import re
 import types
 import typing
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from harness import plugins
+from ursa.config import ModelConfig
+from ursa.paths import PathConfig
 from ursa.sample import SamplerConfig
 from ursa.train import TrainConfig
 
@@ -58,91 +58,6 @@ class Section(BaseModel):
         return dict(self.model_extra or {})
 
 
-class ModelConfig(_Strict):
-    preset: Literal["tiny", "small", "base", "0.6B", "1.7B"] = "tiny"  # URSAConfig.preset sizes (ursa/config.py)
-    overrides: dict[str, Any] = Field(default_factory=dict)  # URSAConfig fields set over the preset (num_layers, ...)
-    init_format: Literal["pretrained", "release"] = "pretrained"  # from `init_from: {format: ..., path: ...}`
-    # a saved URSAModel directory, or {format: release, path: DIR}: the authors' released pipeline
-    # folder (ursa/release.py); with train.steps 0 the run only evaluates it
-    init_from: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _init_from_mapping(cls, data: Any) -> Any:
-        init = data.get("init_from") if isinstance(data, dict) else None
-        if isinstance(init, dict):
-            if set(init) - {"format", "path"} or not isinstance(init.get("path"), str):
-                raise ValueError(f"model.init_from as a path or {{format: pretrained | release, path: DIR}}, got {_short(init)}")
-            data = {**data, "init_from": init["path"], "init_format": init.get("format", "pretrained")}
-        return data
-
-    @field_validator("init_from")
-    @classmethod
-    def _checkpoint_exists(cls, path: str | None, info: ValidationInfo) -> str | None:
-        if path is not None and info.data.get("init_format") == "release":
-            from ursa.release import missing_release_files
-
-            missing = missing_release_files(path, ("transformer", "scheduler"))
-            if missing:  # one message naming every missing file and what it is
-                raise ValueError(f"the authors' release folder (transformer/, scheduler/); {len(missing)} missing: "
-                                 + "; ".join(missing))
-        elif path is not None and not (Path(path) / "config.json").is_file():
-            raise ValueError(f"a saved URSAModel directory (with config.json), got missing path {path!r}")
-        return path
-
-    @field_validator("overrides")
-    @classmethod
-    def _overrides(cls, overrides: dict[str, Any]) -> dict[str, Any]:
-        check_model_overrides(overrides)
-        return overrides
-
-
-@functools.cache
-def _ursa_fields() -> dict[str, str]:
-    """{field: annotation} of ursa.config.URSAConfig (a module that does not import transformers)."""
-    import dataclasses
-
-    from ursa.config import URSAConfig
-
-    return {f.name: str(f.type) for f in dataclasses.fields(URSAConfig)}
-
-
-def check_model_overrides(overrides: dict[str, Any]) -> None:
-    """`model.overrides` are URSAConfig fields: sizes and counts positive integers, floats finite
-    and positive, mask_token a boolean. Raises ValueError ("... got ...") on the first bad one."""
-    for key, value in overrides.items():
-        if key == "mask_token":
-            if not isinstance(value, bool):
-                raise ValueError(f"model.overrides.mask_token to be true or false, got {_short(value)}")
-            continue
-        kinds = _ursa_fields()
-        if key not in kinds:
-            hint = _suggest(str(key), list(kinds))
-            raise ValueError(f"model.overrides keys that are fields of ursa.config.URSAConfig ({', '.join(kinds)}), "
-                             f"got {key!r}.{hint}")
-        kind = kinds[key]
-        if kind == "int" or key.endswith("_size") or key.startswith("num_"):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"model.overrides.{key} to be a positive integer (a size or count), got "
-                                 f"{_short(value)}")
-        elif kind == "float":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"model.overrides.{key} to be a finite number > 0, got {_short(value)}")
-        elif key == "mrope_section" and value is not None and not (
-                isinstance(value, list) and len(value) == 3
-                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)):
-            raise ValueError(f"model.overrides.mrope_section to be null or 3 non-negative integers, got "
-                             f"{_short(value)}")
-
-
-class PathConfig(_Strict):
-    kind: Literal["metric", "mixture", "masked"] = "metric"  # the probability path (docs/math.md)
-    c: float = Field(3.0, gt=0)  # metric path: beta_t = c (t / (1 - t))^alpha, the scale
-    alpha: float = Field(0.9, gt=0)  # metric path: the exponent of beta_t
-    exponent: float = Field(1.0, gt=0)  # mixture / masked paths: kappa_t = t^exponent
-    calibrate: bool = False  # metric path: fit (c, alpha) so the mean corruption distance falls linearly in t
-
-
 class SampleConfig(SamplerConfig):
     """`ursa.sample.SamplerConfig` plus the evaluation protocol: which tasks, batch, long-video context."""
 
@@ -170,7 +85,8 @@ class RunConfig(_Strict):
     tokenizer: Section = Field(default_factory=Section)
     text_tokenizer: Section = Field(default_factory=Section)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    path: PathConfig = Field(default_factory=PathConfig)
+    # the probability path (docs/math.md): the config of a registered kind (ursa.paths)
+    path: SerializeAsAny[PathConfig] = Field(default_factory=lambda: PathConfig.model_validate({}))
     train: TrainConfig = Field(default_factory=TrainConfig)
     sample: SampleConfig = Field(default_factory=SampleConfig)
     score: ScoreConfig
@@ -178,10 +94,10 @@ class RunConfig(_Strict):
     @model_validator(mode="after")
     def _combinations(self) -> RunConfig:
         pinned = self.model.overrides.get("mask_token")
-        if pinned is not None and bool(pinned) != (self.path.kind == "masked"):
+        if pinned is not None and bool(pinned) != self.path.mask_token:
             raise ValueError(f"model.overrides.mask_token={pinned!r} contradicts path.kind={self.path.kind!r} "
-                             "(the mask token exists exactly for the masked path; leave it unset)")
-        if self.model.init_format == "release" and self.path != PathConfig():
+                             "(the mask token exists exactly for paths whose source is the mask id; leave it unset)")
+        if self.model.init_format == "release" and self.path != PathConfig.model_validate({}):
             raise ValueError("no path settings with model.init_from.format release (the release's scheduler/ "
                              f"defines the path: kind, c, alpha and codebook), got path {_short(self.path.model_dump())}")
         if self.train.steps == 0 and not self.model.init_from:
@@ -441,8 +357,21 @@ def _suggest(name: str, options: list[str]) -> str:
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
-def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names of the pydantic model reached by following `loc` (for suggestions)."""
+def _variant(model: type[BaseModel], data: Any) -> type[BaseModel]:
+    """The class that validates `data` for `model`: a model with `variant(data)` (the `path:`
+    section: one config class per registered kind) names it; None if data names none."""
+    pick = getattr(model, "variant", None)
+    if pick is None:
+        return model
+    try:
+        return pick(data)
+    except ValueError:  # an unknown kind: its own error is reported
+        return model
+
+
+def _model_at(model: type[BaseModel], loc: tuple, data: Any = None) -> type[BaseModel] | None:
+    """The pydantic model reached by following `loc` through `model` and `data` (for suggestions)."""
+    model = _variant(model, data)
     for part in loc:
         if isinstance(part, int):  # an index into a list of models: the list's field named the model
             continue
@@ -450,9 +379,10 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
         ann = getattr(field, "annotation", None) if field else None
         ann = next((a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)), ann)
         if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return []
-        model = ann
-    return list(model.model_fields)
+            return None
+        data = data.get(part) if isinstance(data, dict) else None
+        model = _variant(ann, data)
+    return model
 
 
 def _short(value: Any, width: int = 80) -> str:
@@ -487,7 +417,7 @@ def _bool_for_number(ann: Any, value: Any, loc: tuple = ()) -> tuple | None:
         return next((hit for k, v in value.items() if (hit := _bool_for_number(args[1], v, (*loc, k))) is not None),
                     None)
     if isinstance(ann, type) and issubclass(ann, BaseModel) and isinstance(value, dict):
-        fields = ann.model_fields
+        fields = _variant(ann, value).model_fields
         return next((hit for k, v in value.items()
                      if k in fields and (hit := _bool_for_number(fields[k].annotation, v, (*loc, k))) is not None),
                     None)
@@ -508,11 +438,11 @@ def validate_model(model: type[BaseModel], data: Any, source: str, where: str = 
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise format_error(source, where, err, model, section=section) from None
+        raise format_error(source, where, err, model, section=section, data=data) from None
 
 
 def format_error(source: str, prefix: str, err: ValidationError, model: type[BaseModel],
-                 section: tuple[str, ...] = ()) -> SpecError:
+                 section: tuple[str, ...] = (), data: Any = None) -> SpecError:
     """Turn the first pydantic error into one paragraph: file, dotted key, expected, got.
 
     `section`: the key path of `model` inside the run config (a plug-in's options live under
@@ -522,9 +452,12 @@ def format_error(source: str, prefix: str, err: ValidationError, model: type[Bas
     loc = section + own
     path = _key_path(prefix, loc)
     if e["type"] == "extra_forbidden":
-        fields = _fields_at(model, own[:-1])
+        at = _model_at(model, own[:-1], data)
+        fields = list(at.model_fields) if at else []
         hint = _suggest(str(loc[-1]), fields)
-        return SpecError(f"{source}: unknown key {path!r}.{hint} Expected one of: {', '.join(fields)}.")
+        kind = at.model_fields["kind"].default if at and hasattr(at, "variant") else None  # a kind's own keys
+        of = f" (the keys of {'.'.join(map(str, loc[:-1]))}.kind {kind!r})" if isinstance(kind, str) else ""
+        return SpecError(f"{source}: unknown key {path!r}.{hint} Expected one of{of}: {', '.join(fields)}.")
     if e["type"] == "missing":
         return SpecError(f"{source}: {path or '<top level>'}: required key is missing.")
     msg = e["msg"].removeprefix("Value error, ").removeprefix("Input should be ")

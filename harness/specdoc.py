@@ -104,6 +104,13 @@ def rows(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str, 
         if inner and issubclass(inner[0], Section):
             out.append((key, "section", "", (doc + " " if doc else "") + "`name:` of a registered component plus "
                         "its options (`python -m harness plugins`)"))
+        elif inner and hasattr(inner[0], "variants"):  # keys by kind (the path): each kind's own
+            kinds = inner[0].variants()
+            out.append((key, "section", "", doc))
+            out.append((f"{key}.kind", " | ".join(map(repr, kinds)), repr(inner[0].model_fields["kind"].default),
+                        "which registered kind; each takes only its own keys below"))
+            out += [(k, t, d, f"{kind}: {m}") for kind, variant in kinds.items()
+                     for k, t, d, m in rows(variant, key + ".") if k != f"{key}.kind"]
         elif inner and not typing.get_origin(ann) in (list, dict):
             out.append((key, "section", "(optional)" if info.default is None else "", doc))
             out += rows(inner[0], key + ".")

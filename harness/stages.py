@@ -35,10 +35,10 @@ STAGES = ("train", "sample", "score")
 SHARED = ("train", "sample")  # stages keyed by their own id and shared between runs
 
 
-def build_path(config: RunConfig, data: Data, rdir: Path):
-    """The probability path; a calibrated metric path stores its (c, alpha) in stages/train/path.json."""
-    from ursa.paths import build_path as ursa_build_path
-
+def run_path(config: RunConfig, data: Data, rdir: Path):
+    """The probability path a run trains and samples with: `config.path` built on the tokenizer,
+    with the settings it fits to the codebook (a calibrated metric path's (c, alpha)) stored in
+    stages/train/path.json by the train stage and read back by the later ones."""
     if config.model.init_format == "release":  # the release's own path: its scheduler/ and codebook
         from ursa.release import build_release_path
 
@@ -47,19 +47,15 @@ def build_path(config: RunConfig, data: Data, rdir: Path):
             raise ValueError(f"release scheduler codebook: expected {data.tokenizer.vocab_size} rows (the tokenizer's K), "
                              f"got {path.vocab_size} in {config.model.init_from}/scheduler/scheduler_model.pth")
         return path
-    p = config.path
-    c, alpha = p.c, p.alpha
+    embeddings = data.tokenizer.codebook_embeddings()
     record = stage_dir(rdir, "train") / "path.json"
-    if p.kind == "metric" and p.calibrate:
-        if record.exists():
-            c, alpha = read_json(record)["c"], read_json(record)["alpha"]
-        else:
-            from ursa.calibration import calibrate_metric_path
-
-            c, alpha = map(float, calibrate_metric_path(data.tokenizer.codebook_embeddings()))
-            atomic_write_json(record, {"c": c, "alpha": alpha})
-    return ursa_build_path(p.kind, vocab_size=data.tokenizer.vocab_size,
-                           embeddings=data.tokenizer.codebook_embeddings(), c=c, alpha=alpha, exponent=p.exponent)
+    if record.exists():
+        fitted = read_json(record)
+    else:
+        fitted = config.path.fit(embeddings)
+        if fitted:
+            atomic_write_json(record, fitted)
+    return config.path.model_copy(update=fitted).build(data.tokenizer.vocab_size, embeddings)
 
 
 def build_model(config: RunConfig, data: Data):
@@ -69,7 +65,7 @@ def build_model(config: RunConfig, data: Data):
     if m.init_from:
         return load_model(m.init_from)
     overrides = {"text_vocab_size": data.text.vocab_size, "visual_vocab_size": data.tokenizer.vocab_size,
-                 "mask_token": config.path.kind == "masked", **m.overrides}
+                 "mask_token": config.path.mask_token, **m.overrides}
     return URSAModel(URSAConfig.preset(m.preset, **overrides), seed=config.train.seed)
 
 
@@ -110,7 +106,7 @@ def _train_rank(runs_root: str, rdir: str) -> None:
     data = data_for(config, runs_root)
     main = os.environ.get("RANK", "0") == "0"  # rank 0 reports the run's live progress
     with progress.reporting(Path(rdir)) if main else contextlib.nullcontext():
-        train(build_model(config, data), build_path(config, data, Path(rdir)), training_tokens(data, runs_root),
+        train(build_model(config, data), run_path(config, data, Path(rdir)), training_tokens(data, runs_root),
               config.train, stage_dir(Path(rdir), "train"), progress=False,
               on_step=(lambda step, loss: progress.update("train", step, config.train.steps, loss)) if main else None)
 
@@ -123,7 +119,7 @@ def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path, proc
     from ursa.train import CHECKPOINT, export_model, load_result, train
 
     out = stage_dir(rdir, "train")
-    path = build_path(config, data, rdir)
+    path = run_path(config, data, rdir)
     if config.evaluation_only:
         mark_stage_done(rdir, "train", {"steps": 0, "model": str(Path(config.model.init_from).resolve())})
         return
@@ -186,7 +182,7 @@ def stage_sample(config: RunConfig, data: Data, rdir: Path) -> None:
     from ursa.sample import EulerSampler, for_precision
 
     s = config.sample
-    path = build_path(config, data, rdir)
+    path = run_path(config, data, rdir)
     points = model_points(rdir)
     final = max(points)
     for step, model_dir in points.items():  # every curve point with the same sampler seed
@@ -253,7 +249,7 @@ def stage_score(config: RunConfig, data: Data, rdir: Path, runs_root: Path) -> d
 
     points = model_points(rdir)
     final = max(points)
-    path = build_path(config, data, rdir) if config.score.denoising_bins else None
+    path = run_path(config, data, rdir) if config.score.denoising_bins else None
     curve: dict[str, dict[str, float]] = {}
     curve_clips: dict[str, dict[str, list[float]]] = {}  # per-clip values at every curve point
     clips: dict[str, list[float]] = {}

@@ -1,13 +1,20 @@
 """URSAConfig: the shape and vocabulary layout of an URSA denoiser, and the named presets.
 
 Kept apart from ursa/model.py so that reading or validating a configuration (a spec's
-`model.overrides`, a saved config.json) does not import transformers.
+`model.overrides`, a saved config.json) does not import transformers. `ModelConfig` is the
+`model:` section of a spec.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+import difflib
+import functools
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 if TYPE_CHECKING:
     from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLTextConfig
@@ -140,3 +147,88 @@ class URSAConfig:
         cfg._attn_implementation = "sdpa"
         cfg.is_causal = False  # transformers' switch from causal to bidirectional mask creation
         return cfg
+
+
+class ModelConfig(BaseModel):
+    """The `model:` section of a spec: a preset, URSAConfig overrides, or the checkpoint to start from."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
+
+    preset: Literal["tiny", "small", "base", "0.6B", "1.7B"] = "tiny"  # URSAConfig.preset sizes (ursa/config.py)
+    overrides: dict[str, Any] = Field(default_factory=dict)  # URSAConfig fields set over the preset (num_layers, ...)
+    init_format: Literal["pretrained", "release"] = "pretrained"  # from `init_from: {format: ..., path: ...}`
+    # a saved URSAModel directory, or {format: release, path: DIR}: the authors' released pipeline
+    # folder (ursa/release.py); with train.steps 0 the run only evaluates it
+    init_from: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _init_from_mapping(cls, data: Any) -> Any:
+        init = data.get("init_from") if isinstance(data, dict) else None
+        if isinstance(init, dict):
+            if set(init) - {"format", "path"} or not isinstance(init.get("path"), str):
+                raise ValueError(f"model.init_from as a path or {{format: pretrained | release, path: DIR}}, got {_short(init)}")
+            data = {**data, "init_from": init["path"], "init_format": init.get("format", "pretrained")}
+        return data
+
+    @field_validator("init_from")
+    @classmethod
+    def _checkpoint_exists(cls, path: str | None, info: ValidationInfo) -> str | None:
+        if path is not None and info.data.get("init_format") == "release":
+            from ursa.release import missing_release_files
+
+            missing = missing_release_files(path, ("transformer", "scheduler"))
+            if missing:  # one message naming every missing file and what it is
+                raise ValueError(f"the authors' release folder (transformer/, scheduler/); {len(missing)} missing: "
+                                 + "; ".join(missing))
+        elif path is not None and not (Path(path) / "config.json").is_file():
+            raise ValueError(f"a saved URSAModel directory (with config.json), got missing path {path!r}")
+        return path
+
+    @field_validator("overrides")
+    @classmethod
+    def _overrides(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        check_model_overrides(overrides)
+        return overrides
+
+
+@functools.cache
+def _ursa_fields() -> dict[str, str]:
+    """{field: annotation} of URSAConfig."""
+    return {f.name: str(f.type) for f in fields(URSAConfig)}
+
+
+def check_model_overrides(overrides: dict[str, Any]) -> None:
+    """`model.overrides` are URSAConfig fields: sizes and counts positive integers, floats finite
+    and positive, mask_token a boolean. Raises ValueError ("... got ...") on the first bad one."""
+    for key, value in overrides.items():
+        if key == "mask_token":
+            if not isinstance(value, bool):
+                raise ValueError(f"model.overrides.mask_token to be true or false, got {_short(value)}")
+            continue
+        kinds = _ursa_fields()
+        if key not in kinds:
+            close = difflib.get_close_matches(str(key), list(kinds), n=1, cutoff=0.6)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"model.overrides keys that are fields of ursa.config.URSAConfig ({', '.join(kinds)}), "
+                             f"got {key!r}.{hint}")
+        kind = kinds[key]
+        if kind == "int" or key.endswith("_size") or key.startswith("num_"):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"model.overrides.{key} to be a positive integer (a size or count), got "
+                                 f"{_short(value)}")
+        elif kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"model.overrides.{key} to be a finite number > 0, got {_short(value)}")
+        elif key == "mrope_section" and value is not None and not (
+                isinstance(value, list) and len(value) == 3
+                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)):
+            raise ValueError(f"model.overrides.mrope_section to be null or 3 non-negative integers, got "
+                             f"{_short(value)}")
+
+
+
+
+def _short(value: Any, width: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."

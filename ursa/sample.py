@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ursa.paths import MetricPath, ProbPath
+from ursa.paths import ProbPath
 from ursa.schedule import ShiftRule, resolve_shift, shift_time
 from ursa.tensor_checks import check_tensor, describe
 
@@ -129,7 +129,7 @@ def for_precision(model: nn.Module, path: ProbPath, precision: str) -> tuple[nn.
     authors run the transformer and their scheduler's codebook in float16)."""
     dtype = PRECISIONS[precision]
     model = model.to(dtype)
-    if precision == "release" and isinstance(path, MetricPath):
+    if precision == "release":
         path = path.in_dtype(dtype)
     return model, path
 
@@ -234,13 +234,9 @@ class EulerSampler:
         hold = (lambda x: x) if cfg.compat_condition_drift else given
 
         K = self.path.vocab_size
-        if self.path.num_states > K:  # masked path: the source is all-mask (id K)
-            x = torch.full(shape, K, dtype=torch.long, device=device)
-        else:  # uniform source
-            x = torch.randint(K, shape, generator=generator, device=device)
-        x = given(x)
+        x = given(self.path.source(shape, generator, device))
         grid = cfg.time_grid(math.prod(latent_shape)).tolist()
-        still_first = cfg.compat_still_first_step and isinstance(self.path, MetricPath)  # their mixture path moves at t = 0
+        still_first = cfg.compat_still_first_step and self.path.still_at_start
         for k in tqdm(range(cfg.steps), disable=not progress, desc="sample"):
             t, h = grid[k], grid[k + 1] - grid[k]
             if still_first and k == 0 and k < cfg.steps - 1:

@@ -27,8 +27,8 @@ from benchmarks.video_folder.decode import ClipSpec, read_clip
 from benchmarks.video_folder.manifest import Entry, ManifestError, file_signature, read_manifest
 
 REAL_TASKS = ("t2i", "i2v", "interpolation", "extrapolation")  # suites that need real clips
-# The code that turns files into clips: shards are keyed by the data fingerprint, which the run
-# identity's code version (harness.identity.CODE_DIRS) does not cover for this package.
+# The code that turns files into clips: shards are keyed by the data fingerprint alone (the code
+# versions of run ids, harness.codehash, do not key the shard cache), so it carries this code.
 _DECODER_CODE = hashlib.sha256(b"".join((Path(__file__).parent / name).read_bytes()
                                         for name in ("decode.py", "manifest.py"))).hexdigest()[:16]
 

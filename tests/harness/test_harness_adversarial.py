@@ -220,11 +220,13 @@ CORPUS: list[Case] = [
          ("base", "sample.cfg_scale 3", "train.p_uncond > 0", "e.g. 0.1")),
     Case("cfg-in-grid-without-uncond", 6, spec(("grid", {"sample.cfg_scale": [1.0, 2.0]})),
          ("grid.sample.cfg_scale[1]", "train.p_uncond")),
-    Case("kind-x-c-merges", 6, spec(("grid", {"path.kind": ["masked", "metric"], "path.c": [1.0, 2.0]})),
-         ("grid.path.c", "'path.kind=masked, path.c=1' and 'path.kind=masked, path.c=2'", "metric path")),
-    Case("kind-zip-calibrate-merges", 6, spec(("zip", [{"path.kind": ["mixture", "mixture"],
-                                                        "path.calibrate": [False, True]}])),
-         ("zip[0].path.calibrate", "same run")),
+    Case("kind-x-c-foreign-key", 6, spec(("grid", {"path.kind": ["masked", "metric"], "path.c": [1.0, 2.0]})),
+         ("(run-config key path.c)", "path.kind 'masked'", "kind, exponent")),
+    Case("kind-zip-calibrate-foreign-key", 6, spec(("zip", [{"path.kind": ["mixture", "mixture"],
+                                                             "path.calibrate": [False, True]}])),
+         ("zip[0].path.kind[0] (run-config key path.calibrate)", "path.kind 'mixture'")),
+    Case("exponent-on-metric-arms", 6, spec(("grid", {"path.exponent": [1.0, 2.0]})),
+         ("grid.path.exponent[0]", "path.kind 'metric'", "kind, c, alpha, calibrate")),
     Case("int-and-float-merge", 6, spec(("grid", {"train.shift": [1, 1.0]})),
          ("grid.train.shift", "same run", "1 and 1.0")),
     Case("seed-on-an-axis", 6, spec(("grid", {"train.seed": [1, 2]})), ("grid.train.seed", "seeds")),
@@ -498,7 +500,7 @@ def test_overrides_are_checked_against_ursa_config_without_loading_transformers(
     script = textwrap.dedent("""
         import dataclasses, sys
         from harness.cli import main
-        from harness.spec import _ursa_fields
+        from ursa.config import _ursa_fields
         assert main(["validate", "ablations/path_shape.yaml"]) == 0
         assert "transformers" not in sys.modules, "validate imported transformers"
         from ursa.model import URSAConfig

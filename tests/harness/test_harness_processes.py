@@ -17,7 +17,7 @@ import pytest
 from harness_fixtures import seeded_runs_root, tiny_spec
 from safetensors.torch import load_file
 
-from harness.identity import code_version
+from harness.codehash import clear_cache
 from harness.records import RunState
 from harness.runner import run_spec
 from harness.specfile import load_spec
@@ -307,7 +307,7 @@ def test_kill_at_a_write_point_then_rerun_gives_identical_results(name: str, nth
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert killed.returncode == 137, killed.stderr[-3000:]
     planned = read_json(root / "tiny" / "default" / "manifest.json")["run_ids"]
-    code_version.cache_clear()  # run ids hash the code: this process's cached version may predate others' commits
+    clear_cache()  # run ids hash the code: this process's cached versions may predate others' commits
     outcome = run_spec(load_spec(spec_path), "default", root, progress=False)
     if sorted(r.run_id for r in outcome.results) != planned:
         pytest.skip("the code under test changed (a commit elsewhere) between the kill and the rerun: new run ids")

@@ -159,11 +159,13 @@ def test_report_with_a_study_has_optuna_plots(tmp_path: Path) -> None:
 def test_corruption_curves_run_from_full_noise_to_clean() -> None:
     import torch
 
-    from harness.report import corruption_curves
+    from harness.report import _path_label, corruption_curves
+    from ursa.paths import PathConfig
 
     emb = torch.randn(24, 3, generator=torch.Generator().manual_seed(0))
-    curves = corruption_curves(emb, {(3.0, 0.9)}, n=512)
-    assert set(curves) == {"masked", "mixture", "metric c=3 alpha=0.9"}
+    configs = [PathConfig.model_validate(d) for d in ({"kind": "masked"}, {"kind": "mixture"}, {"c": 3.0})]
+    curves = corruption_curves(emb, {_path_label(c): c for c in configs}, n=512)
+    assert set(curves) == {"masked exponent=1", "mixture exponent=1", "metric c=3 alpha=0.9"}
     starts = [d[0] for _, d in curves.values()]
     for label, (t, d) in curves.items():
         assert t[0] == 0.0 and t[-1] == 1.0 and len(d) == 11
@@ -336,11 +338,11 @@ def test_linearity_draws_every_arm_with_the_calibrated_one_at_its_fitted_point(t
     spec = parse_spec({"name": "paths", "seeds": [0],
                        "base": {"benchmark": {"name": "shapes", "world": WORLD}, "tokenizer": {"codebook_size": 65},
                                 "score": {"which": ["alignment"]}},
-                       "zip": [{"path.kind": ["masked", "metric", "metric"], "path.calibrate": [False, False, True],
+                       "zip": [{"path": [{"kind": "masked"}, {"kind": "metric"}, {"kind": "metric", "calibrate": True}],
                                 "labels": ["masked", "metric (3, 0.9)", "linearised metric"]}]})
     df = pd.DataFrame({"arm": ["masked", "metric (3, 0.9)", "linearised metric"], "run_dir": [str(tmp_path)] * 3})
     curves, why = _linearity(spec, root, "default", df, None)
-    assert why == "" and {"masked", "metric (3, 0.9)", "linearised metric", "mixture"} <= set(curves)
+    assert why == "" and set(curves) == {"masked", "metric (3, 0.9)", "linearised metric"}
     assert curves["linearised metric"] != curves["metric (3, 0.9)"]  # fitted (c, alpha), not the defaults
     # calibrated: the mean distance falls linearly in t, within 10% of d(0) (measured 5.4%; the
     # default (3, 0.9) deviates 31%)

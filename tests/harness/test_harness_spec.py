@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 VALID = {
     "name": "demo",
-    "base": {"path": {"kind": "metric", "c": 3.0, "alpha": 0.9}, "train": {"steps": 5, "batch_size": 4},
+    "base": {"path": {"kind": "metric"}, "train": {"steps": 5, "batch_size": 4},
              "benchmark": {"name": "shapes", "world": {"frames": 4}}, "score": {"which": ["alignment"]}},
     "grid": {"path.kind": ["masked", "mixture", "metric"]},
     "seeds": [0, 1],
@@ -125,14 +125,44 @@ def test_report_arms_that_exist_validate(tmp_path: Path) -> None:
 
 
 def test_masked_path_gets_mask_token_and_contradiction_is_caught(tmp_path: Path) -> None:
+    from harness.data import data_for
     from harness.expand import expand
+    from harness.stages import build_model
 
     runs = expand(load_spec(write(tmp_path, VALID)), "smoke")
-    by_kind = {r.config.path.kind: r.config.model.overrides.get("mask_token", False) for r in runs}
+    data = data_for(runs[0].config, tmp_path / "runs")
+    by_kind = {r.config.path.kind: build_model(r.config, data).config.mask_token for r in runs}
     assert by_kind == {"masked": True, "mixture": False, "metric": False}
     bad = copy.deepcopy(VALID)
     bad["base"]["model"] = {"overrides": {"mask_token": False}}
     assert "mask_token" in error_of(tmp_path, bad)
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ({"kind": "masked", "c": 3.0}, ["unknown key 'base.path.c'", "base.path.kind 'masked'", "kind, exponent"]),
+    ({"kind": "metric", "exponent": 2.0}, ["unknown key 'base.path.exponent'", "base.path.kind 'metric'",
+                                           "kind, c, alpha, calibrate"]),
+    ({"kind": "mixture", "calibrate": True}, ["unknown key 'base.path.calibrate'", "path.kind 'mixture'"]),
+    ({"kind": "absorbing"}, ["base.path.kind: expected a registered path: 'masked', 'metric' or 'mixture'",
+                             "got 'absorbing'"]),
+    ({"kind": "metric", "c": True}, ["base.path.c: expected a number, got True"]),
+])
+def test_each_path_kind_takes_only_its_own_keys(tmp_path: Path, path: dict, expected: list[str]) -> None:
+    bad = copy.deepcopy(VALID)
+    bad["base"]["path"] = path
+    bad.pop("grid")
+    message = error_of(tmp_path, bad)
+    assert all(part in message for part in expected), message
+    assert "Traceback" not in message
+
+
+def test_a_kind_axis_over_a_base_with_another_kinds_keys_is_refused(tmp_path: Path) -> None:
+    """The grid sets path.kind over a base that gives c: the masked arm would carry a key it does not
+    have (before, it was dropped from the run id, while path.exponent entered a metric arm's)."""
+    bad = copy.deepcopy(VALID)
+    bad["base"]["path"] = {"kind": "metric", "c": 3.0}
+    message = error_of(tmp_path, bad)
+    assert "grid.path.kind[0]" in message and "run-config key path.c" in message and "path.kind 'masked'" in message
 
 
 def test_include_merges_relative_and_detects_cycles(tmp_path: Path) -> None:

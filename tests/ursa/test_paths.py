@@ -6,10 +6,12 @@ import math
 
 import pytest
 import torch
+from pydantic import ValidationError
 from scipy.stats import chisquare
 
 from ursa.calibration import mean_corruption_distance
-from ursa.paths import MaskedPath, MetricPath, MixturePath, build_path
+from ursa.paths import (PATHS, MaskedPath, MaskedPathConfig, MetricPath, MetricPathConfig, MixturePath,
+                        MixturePathConfig, PathConfig, build_path)
 from ursa.schedule import beta_dot, shift_time
 
 N_DRAWS = 20_000
@@ -209,6 +211,40 @@ def test_build_path_kinds() -> None:
     assert isinstance(masked, MaskedPath) and masked.num_states == 51 and masked.mask_id == 50
 
 
+@pytest.mark.parametrize(("data", "cls"), [({}, MetricPathConfig), ({"kind": "mixture"}, MixturePathConfig),
+                                           ({"kind": "masked", "exponent": 2}, MaskedPathConfig)])
+def test_path_config_is_the_registered_config_of_its_kind(data: dict, cls: type) -> None:
+    config = PathConfig.model_validate(data)
+    assert type(config) is cls and PATHS[config.kind] is cls
+    assert PathConfig.model_validate(config.model_dump()) == config  # round trip through a run's config.json
+    assert config.mask_token == (config.kind == "masked")
+
+
+@pytest.mark.parametrize(("data", "key"), [({"kind": "masked", "c": 3.0}, "c"), ({"exponent": 2.0}, "exponent"),
+                                           ({"kind": "mixture", "calibrate": True}, "calibrate"),
+                                           ({"kind": "diffusion"}, "kind")])
+def test_a_key_of_another_kind_is_refused(data: dict, key: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        PathConfig.model_validate(data)
+    assert info.value.errors()[0]["loc"] == (key,)
+
+
+def test_calibrated_metric_config_fits_c_alpha_and_builds_with_them() -> None:
+    emb = codebook(40, 4)
+    config = PathConfig.model_validate({"calibrate": True})
+    fitted = config.fit(emb)
+    assert set(fitted) == {"c", "alpha"} and PathConfig.model_validate({}).fit(emb) == {}
+    path = config.model_copy(update=fitted).build(40, emb)
+    assert (path.c, path.alpha) == (fitted["c"], fitted["alpha"])
+
+
+def test_sources_the_sampler_starts_from() -> None:
+    masked, mixture = build_path("masked", vocab_size=8), build_path("mixture", vocab_size=8)
+    assert torch.equal(masked.source((2, 3)), torch.full((2, 3), 8))
+    want = torch.randint(8, (2, 3), generator=gen(4))  # the uniform draw the sampler always made
+    assert torch.equal(mixture.source((2, 3), gen(4)), want)
+
+
 def test_zero_row_is_equidistant_like_f_normalize():
     """FSQ grids contain the all-zero code: it stays zero after normalisation (F.normalize
     semantics), so d(zero, y) = 2 for every y != zero, d(zero, zero) = 0, and D(0) stays exact."""
@@ -230,7 +266,7 @@ def test_zero_row_is_equidistant_like_f_normalize():
 
 def _paths() -> list:
     emb = torch.randn(24, 5, generator=torch.Generator().manual_seed(3))
-    return [build_path("metric", vocab_size=24, embeddings=emb, chunk_size=7),
+    return [MetricPath(emb, chunk_size=7),
             build_path("mixture", vocab_size=24), build_path("masked", vocab_size=24)]
 
 
