@@ -27,7 +27,10 @@ def test_check_passes(name: str) -> None:
     args, fix = CHECKS[name]
     proc = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True)
     if "No module named" in proc.stderr and proc.returncode == 1:
-        pytest.fail(f"{name}: {args[0]} is not installed in {sys.executable}; install the dev "
-                    f"extra (pip install -e '.[dev]'), as README.md says.")
-    assert proc.returncode == 0, (f"{name} failed (python -m {' '.join(args)}); to fix: {fix}\n"
-                                  f"{proc.stdout}{proc.stderr}")
+        pytest.fail(
+            f"{name}: {args[0]} is not installed in {sys.executable}; install the dev "
+            f"extra (pip install -e '.[dev]'), as README.md says."
+        )
+    assert proc.returncode == 0, (
+        f"{name} failed (python -m {' '.join(args)}); to fix: {fix}\n{proc.stdout}{proc.stderr}"
+    )
