@@ -77,9 +77,10 @@ def build_model(config: RunConfig, data: Data):
 def load_model(directory: str | Path):
     """A model saved by save_pretrained, or the authors' release folder (it has transformer/config.json)."""
     from ursa.model import URSAModel
+    from ursa.release import load_transformer
 
     release = (Path(directory) / "transformer" / "config.json").is_file()
-    return URSAModel.from_release(directory) if release else URSAModel.from_pretrained(directory)
+    return load_transformer(directory) if release else URSAModel.from_pretrained(directory)
 
 
 def train_device(rdir: Path) -> str:

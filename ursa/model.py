@@ -39,9 +39,51 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
-def _release_rope(config: URSAConfig) -> nn.Module:
-    from ursa.release import ReleaseRotaryEmbedding  # lazy: ursa.release imports this module
+class ReleaseRotaryEmbedding(nn.Module):
+    """The authors' rotary layout (FlexRotaryEmbedding.get_func): head_dim/2 frequency slots j
+    with inverse frequency theta^(-2j/head_dim); the first 3*(head_dim//8) slots take the position
+    axes in the cycle (t, h, w, t, h, w, ...), the rest the cycle (h, w, h, w, ...).
 
+    forward(x, position_ids long (3, B, S)) -> (cos, sin), each (B, S, head_dim) in x's dtype, in
+    the rotate-half form transformers' Qwen3-VL attention applies. (Theirs writes each rotated pair
+    next to each other; q and k are permuted alike, so every attention score is the same.)
+    """
+
+    def __init__(self, head_dim: int, theta: float) -> None:
+        super().__init__()
+        half, rep1 = head_dim // 2, head_dim // 8
+        axes = [j % 3 for j in range(3 * rep1)] + [1 + j % 2 for j in range(half - 3 * rep1)]
+        self.register_buffer("axis", torch.tensor(axes, dtype=torch.long), persistent=False)  # (head_dim/2,)
+        inv = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        self.register_buffer("inv_freq", inv, persistent=False)  # (head_dim/2,)
+
+    def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pos = position_ids.expand(3, -1, -1).float()[self.axis.to(position_ids.device)]  # (head_dim/2, B, S)
+        freqs = pos.permute(1, 2, 0) * self.inv_freq.to(x.device)  # (B, S, head_dim/2)
+        emb = torch.cat([freqs, freqs], dim=-1)
+        return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+
+
+def release_text_layout(text_ids: torch.Tensor, text_mask: torch.Tensor | None,
+                        config: URSAConfig) -> torch.Tensor:
+    """The release's text layout: the real tokens of each row (text_mask True; all when None),
+    their first `max_prompt_length` kept, right-aligned after left padding with `text_pad_id`
+    (URSAPipeline.encode_prompt: padding "max_length", padding_side "left", truncation).
+    long (B, L) -> long (B, max_prompt_length); unchanged when either setting is None."""
+    length, pad = config.max_prompt_length, config.text_pad_id
+    if length is None or pad is None:
+        return text_ids
+    mask = torch.ones_like(text_ids, dtype=torch.bool) if text_mask is None else text_mask
+    rank = mask.long().cumsum(1) - 1  # (B, L) index of each real token among its row's real tokens
+    keep = mask & (rank < length)
+    kept = keep.sum(1, keepdim=True)  # (B, 1)
+    out = text_ids.new_full((text_ids.shape[0], length), pad)
+    rows = torch.arange(text_ids.shape[0], device=text_ids.device)[:, None].expand_as(text_ids)
+    out[rows[keep], (length - kept + rank)[keep]] = text_ids[keep]
+    return out
+
+
+def _release_rope(config: URSAConfig) -> nn.Module:
     return ReleaseRotaryEmbedding(config.head_dim, config.rope_theta)
 
 
@@ -143,8 +185,6 @@ class URSAModel(nn.Module):
         batch, length = text_ids.shape
         latent_shape = tuple(visual_ids.shape[1:])
         if self.config.text_padding == "attended":  # the release's layout: left-padded, pads attended
-            from ursa.release import release_text_layout
-
             text_ids, text_mask = release_text_layout(text_ids, text_mask, self.config), None
             length = text_ids.shape[1]
         if text_mask is not None and text_mask.device.type == "cpu" and bool(text_mask.all()):
@@ -181,14 +221,6 @@ class URSAModel(nn.Module):
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"}))
         atomic_write_json(directory / CONFIG_NAME, self.config.to_dict())
-
-    @classmethod
-    def from_release(cls, directory: str | Path, dtype: torch.dtype = torch.float32,
-                     device: str | torch.device | None = None) -> URSAModel:
-        """The transformer of the authors' released pipeline folder (see ursa.release.load_transformer)."""
-        from ursa.release import load_transformer
-
-        return load_transformer(directory, dtype=dtype, device=device)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> URSAModel:

@@ -14,7 +14,7 @@ Their forward conventions become URSAConfig fields, not a second model: the BOV 
 (`bov_token_id`), visual ids are offset by `lm_vocab_size` (= text_vocab_size here), text pads
 are ordinary attended tokens (`text_padding="attended"`), the head is next-position shifted
 (`head_shift`) and the rotary frequencies follow their FlexRotaryEmbedding (`rope_layout=
-"ursa_release"`, `ReleaseRotaryEmbedding` below).
+"ursa_release"`, `ReleaseRotaryEmbedding` in ursa.model).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from torch import nn
 
 from ursa.config import URSAConfig
 from ursa.io import read_json_object
@@ -164,25 +163,6 @@ def release_pad_id(directory: Path, raw: dict) -> int | None:
     return pad if isinstance(pad, int) else None
 
 
-def release_text_layout(text_ids: torch.Tensor, text_mask: torch.Tensor | None,
-                        config: URSAConfig) -> torch.Tensor:
-    """The release's text layout: the real tokens of each row (text_mask True; all when None),
-    their first `max_prompt_length` kept, right-aligned after left padding with `text_pad_id`
-    (URSAPipeline.encode_prompt: padding "max_length", padding_side "left", truncation).
-    long (B, L) -> long (B, max_prompt_length); unchanged when either setting is None."""
-    length, pad = config.max_prompt_length, config.text_pad_id
-    if length is None or pad is None:
-        return text_ids
-    mask = torch.ones_like(text_ids, dtype=torch.bool) if text_mask is None else text_mask
-    rank = mask.long().cumsum(1) - 1  # (B, L) index of each real token among its row's real tokens
-    keep = mask & (rank < length)
-    kept = keep.sum(1, keepdim=True)  # (B, 1)
-    out = text_ids.new_full((text_ids.shape[0], length), pad)
-    rows = torch.arange(text_ids.shape[0], device=text_ids.device)[:, None].expand_as(text_ids)
-    out[rows[keep], (length - kept + rank)[keep]] = text_ids[keep]
-    return out
-
-
 def release_to_project_key(key: str) -> str:
     """Their parameter name -> this project's: model.* -> backbone.*, lm_head.weight -> head.weight."""
     if key.startswith("model."):
@@ -238,31 +218,6 @@ def load_transformer(directory: str | Path, dtype: torch.dtype = torch.float32,
     model.load_state_dict(state, assign=True)
     model.backbone.rotary_emb = ROPE_LAYOUTS[config.rope_layout](config).to(device)  # buffers were on meta
     return model.eval()
-
-
-class ReleaseRotaryEmbedding(nn.Module):
-    """The authors' rotary layout (FlexRotaryEmbedding.get_func): head_dim/2 frequency slots j
-    with inverse frequency theta^(-2j/head_dim); the first 3*(head_dim//8) slots take the position
-    axes in the cycle (t, h, w, t, h, w, ...), the rest the cycle (h, w, h, w, ...).
-
-    forward(x, position_ids long (3, B, S)) -> (cos, sin), each (B, S, head_dim) in x's dtype, in
-    the rotate-half form transformers' Qwen3-VL attention applies. (Theirs writes each rotated pair
-    next to each other; q and k are permuted alike, so every attention score is the same.)
-    """
-
-    def __init__(self, head_dim: int, theta: float) -> None:
-        super().__init__()
-        half, rep1 = head_dim // 2, head_dim // 8
-        axes = [j % 3 for j in range(3 * rep1)] + [1 + j % 2 for j in range(half - 3 * rep1)]
-        self.register_buffer("axis", torch.tensor(axes, dtype=torch.long), persistent=False)  # (head_dim/2,)
-        inv = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-        self.register_buffer("inv_freq", inv, persistent=False)  # (head_dim/2,)
-
-    def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pos = position_ids.expand(3, -1, -1).float()[self.axis.to(position_ids.device)]  # (head_dim/2, B, S)
-        freqs = pos.permute(1, 2, 0) * self.inv_freq.to(x.device)  # (B, S, head_dim/2)
-        emb = torch.cat([freqs, freqs], dim=-1)
-        return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
 
 
 @dataclass(frozen=True)
