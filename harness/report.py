@@ -1,10 +1,10 @@
 """`python -m harness report SPEC`: tables, plots and samples of one spec + profile.
 
-Writes `reports/<spec>/<profile>/` (or `out_dir`; a smoke run never overwrites the default report): `report.md` (plots and strips as files beside it),
-a self-contained `report.html` (images embedded as base64 PNG), `results.csv` / `.parquet`
-(one row per run) and `summary.csv` (one row per arm: mean, 95% CI and n per metric).
-Missing pieces (no study, no numeric axis, no losses, failed runs) shrink the report; they
-never stop it.
+Writes `reports/<spec>/<profile>/` (or `out_dir`; a smoke run never overwrites the default
+report): `report.md` (plots and strips as files beside it), a self-contained `report.html`
+(images embedded as base64 PNG), `results.csv` / `.parquet` (one row per run) and
+`summary.csv` (one row per arm: mean, 95% CI and n per metric). Missing pieces (no study, no
+numeric axis, no losses, failed runs) shrink the report; they never stop it.
 """
 
 from __future__ import annotations
@@ -197,7 +197,8 @@ def corruption_curves(embeddings: Any, metric_params: set[tuple[float, float]], 
     from ursa.calibration import mean_corruption_distance
 
     t = torch.linspace(0, 1, 11)
-    paths = [("masked", {}), ("mixture", {})] + [("metric", {"c": c, "alpha": a}) for c, a in sorted(metric_params)]
+    paths: list[tuple[str, dict[str, Any]]] = [("masked", {}), ("mixture", {})]
+    paths += [("metric", {"c": c, "alpha": a}) for c, a in sorted(metric_params)]
     curves = {}
     for kind, kw in paths:
         path = build_path(kind, vocab_size=embeddings.shape[0], embeddings=embeddings, **kw)
@@ -344,7 +345,7 @@ def arm_legend(df: pd.DataFrame) -> pd.DataFrame | None:
     """arm -> its settings ("key=value" per axis), once, for specs that name their arms; None when
     every label already is its settings."""
     params = [c for c in df.columns if c.startswith("param.")]
-    rows = {}
+    rows: dict[str, str] = {}
     for _, row in df[df["reference"].isna()].iterrows() if len(df) else []:
         config = ", ".join(f"{c[len('param.'):]}={_fmt_cell(row[c])}" for c in params
                            if not _missing(row[c]))
@@ -526,7 +527,7 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
     comparison = verdict(spec, df)
     if comparison is not None:
         blocks += [Block("h2", f"Verdict ({headline})")]
-        floor = floor_note(summary, headline)
+        floor = floor_note(summary, headline) if headline else None
         blocks += [Block("p", floor)] if floor else []
         blocks += [Block("p", v) for v in comparison.verdicts]
         blocks += replicate_blocks(spec, runs_root, profile, df, comparison)
@@ -551,7 +552,7 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         blocks.append(Block("p", "Arms sharing one trained model (they differ only in sampling or scoring "
                                  "settings, so the model was trained once): " + "; ".join(shared) + "."))
     groups = tables.metric_groups(metrics)
-    for i, (task, names) in enumerate(groups.items()):  # one table per sampled task keeps each readable
+    for task, names in groups.items():  # one table per sampled task keeps each readable
         if len(groups) > 1:
             blocks.append(Block("p", f"Task: {task}"))
         blocks.append(Block("table", table=tables.display_table(summary, names)))
@@ -582,14 +583,14 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         if flat:
             blocks.append(Block("p", f"Not plotted against {x}: every arm shares these metrics "
                                      f"(arm means within 0.5%): {', '.join(flat)}."))
-    study = _study(spec, runs_root, profile)
-    if study is not None:
-        blocks += [Block("p", f"Optuna study {study.study_name} ({spec.search.sampler} sampler, seed "
-                              f"{spec.search.sampler_seed}; objective {spec.search.objective}, {spec.search.direction}):"),
+    study, search = _study(spec, runs_root, profile), spec.search
+    if study is not None and search is not None:  # a study exists only for a spec with search:
+        blocks += [Block("p", f"Optuna study {study.study_name} ({search.sampler} sampler, seed "
+                              f"{search.sampler_seed}; objective {search.objective}, {search.direction}):"),
                    Block("table", table=trial_table(study))]
-    if study is not None and (wanted("optimization_history") or wanted("contour")):
+    if study is not None and search is not None and (wanted("optimization_history") or wanted("contour")):
         for name, fig in plots.optuna_figures(study, ("path.c", "path.alpha")
-                                              if {"path.c", "path.alpha"} <= set(spec.search.params) else None).items():
+                                              if {"path.c", "path.alpha"} <= set(search.params) else None).items():
             if wanted(name):
                 add_plot(name, fig, f"Optuna {name.replace('_', ' ')} ({study.study_name})")
             else:

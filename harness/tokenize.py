@@ -103,11 +103,11 @@ def _shard_ids(data: Data, pool: ThreadPoolExecutor, items: list[ClipItem],
     else:
         loaded = list(pool.map(lambda it: _decode(data, it), items))
     good = [j for j, d in enumerate(loaded) if isinstance(d, torch.Tensor)]
+    clips = [d for d in loaded if isinstance(d, torch.Tensor)]  # loaded[j] for j in good
     if data.benchmark.pretokenized:
-        visual = torch.stack([loaded[j] for j in good]) if good else torch.zeros((0, *data.latent_shape()),
-                                                                                 dtype=torch.long)
+        visual = torch.stack(clips) if clips else torch.zeros((0, *data.latent_shape()), dtype=torch.long)
     else:
-        visual = _encode(data, [loaded[j] for j in good], device)
+        visual = _encode(data, clips, device)
     skipped = [{"key": items[j].key, "reason": d} for j, d in enumerate(loaded) if not isinstance(d, torch.Tensor)]
     return good, visual, skipped
 

@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLTextModel, Qwen3VLTextRotaryEmbedding
+from transformers.models.qwen3_vl.modeling_qwen3_vl import (Qwen3VLTextAttention, Qwen3VLTextModel,
+                                                          Qwen3VLTextRotaryEmbedding)
 
 from ursa.config import URSAConfig
 from ursa.io import atomic_write, atomic_write_json
@@ -48,6 +49,9 @@ class ReleaseRotaryEmbedding(nn.Module):
     the rotate-half form transformers' Qwen3-VL attention applies. (Theirs writes each rotated pair
     next to each other; q and k are permuted alike, so every attention score is the same.)
     """
+
+    axis: torch.Tensor
+    inv_freq: torch.Tensor
 
     def __init__(self, head_dim: int, theta: float) -> None:
         super().__init__()
@@ -128,9 +132,10 @@ class URSAModel(nn.Module):
             self.head = nn.Linear(config.hidden_size, config.visual_vocab_size, bias=False)
             nn.init.normal_(self.head.weight, std=config.initializer_range)
         if config.rope_layout != "mrope_interleaved":
-            self.backbone.rotary_emb = ROPE_LAYOUTS[config.rope_layout](config)
-        for layer in self.backbone.layers:  # sdpa must never fall back to is_causal=True
-            layer.self_attn.is_causal = False
+            self.backbone.rotary_emb = ROPE_LAYOUTS[config.rope_layout](config)  # type: ignore[assignment]  # any rotary module
+        for module in self.backbone.modules():  # sdpa must never fall back to is_causal=True
+            if isinstance(module, Qwen3VLTextAttention):
+                module.is_causal = False
 
     def _validate(self, text_ids: torch.Tensor, visual_ids: torch.Tensor, text_mask: torch.Tensor | None,
                   targets: torch.Tensor | None = None, weights: torch.Tensor | None = None) -> None:
@@ -144,7 +149,8 @@ class URSAModel(nn.Module):
         if not isinstance(visual_ids, torch.Tensor) or visual_ids.dtype != torch.long or visual_ids.dim() != 4:
             raise ValueError(f"visual_ids: expected torch.long tensor of shape (B, T, h, w), got {describe(visual_ids)}")
         if visual_ids.shape[0] != text_ids.shape[0] or visual_ids[0].numel() == 0:
-            raise ValueError(f"visual_ids: expected a non-empty (B={text_ids.shape[0]}, T, h, w) grid, got shape {tuple(visual_ids.shape)}")
+            raise ValueError(f"visual_ids: expected a non-empty (B={text_ids.shape[0]}, T, h, w) grid, "
+                             f"got shape {tuple(visual_ids.shape)}")
         if text_mask is not None and (not isinstance(text_mask, torch.Tensor) or text_mask.dtype != torch.bool
                                       or text_mask.shape != text_ids.shape):
             raise ValueError(f"text_mask: expected torch.bool tensor of shape {tuple(text_ids.shape)}, got {describe(text_mask)}")
@@ -183,7 +189,8 @@ class URSAModel(nn.Module):
         """
         self._validate(text_ids, visual_ids, text_mask, targets, weights)
         batch, length = text_ids.shape
-        latent_shape = tuple(visual_ids.shape[1:])
+        _, t, h, w = visual_ids.shape
+        latent_shape = (t, h, w)
         if self.config.text_padding == "attended":  # the release's layout: left-padded, pads attended
             text_ids, text_mask = release_text_layout(text_ids, text_mask, self.config), None
             length = text_ids.shape[1]
@@ -241,7 +248,7 @@ class URSAModel(nn.Module):
             raise ValueError(f"from_pretrained: expected weights for {WEIGHTS_NAME} matching the config, "
                              f"got mismatched keys {sorted(missing)[:5]}")
         model.load_state_dict(state, assign=True)
-        model.backbone.rotary_emb = ROPE_LAYOUTS[config.rope_layout](config).to(device or "cpu")  # meta buffers
+        model.backbone.rotary_emb = ROPE_LAYOUTS[config.rope_layout](config).to(device or "cpu")  # type: ignore[assignment]  # meta buffers
         return model
 
 

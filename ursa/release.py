@@ -23,7 +23,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -195,11 +195,13 @@ def load_transformer(directory: str | Path, dtype: torch.dtype = torch.float32,
     with torch.device("meta"):
         model = URSAModel(config, seed=None)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    files, _ = _weight_files(directory)
+    files, missing = _weight_files(directory)
+    if files is None:  # check_release found them; a folder changed since fails plainly
+        raise _fail(directory, "expected " + "; ".join(missing))
     ours = {release_to_project_key(k): k for k in files}
     problems = [f"missing {project_to_release_key(k)!r}" for k in sorted(set(expected) - set(ours))]
     problems += [f"unexpected {k!r}" for k in sorted(set(ours.values())) if release_to_project_key(k) not in expected]
-    handles: dict[Path, object] = {}
+    handles: dict[Path, Any] = {}  # safetensors' safe_open handles
     try:
         for name in sorted(set(expected) & set(ours)):
             file = files[ours[name]]
@@ -216,7 +218,7 @@ def load_transformer(directory: str | Path, dtype: torch.dtype = torch.float32,
     finally:
         handles.clear()
     model.load_state_dict(state, assign=True)
-    model.backbone.rotary_emb = ROPE_LAYOUTS[config.rope_layout](config).to(device)  # buffers were on meta
+    model.backbone.rotary_emb = ROPE_LAYOUTS[config.rope_layout](config).to(device)  # type: ignore[assignment]  # meta buffers
     return model.eval()
 
 
@@ -235,14 +237,17 @@ class ReleaseScheduler:
         return "mixture" if self.alpha is None else "metric"
 
 
-def _number(directory: Path, raw: dict, key: str, default: float | None, allow_none: bool = False) -> float | None:
+def _number(directory: Path, raw: dict, key: str, default: float | None, allow_none: bool = False) -> float:
     value = raw.get(key, default)
-    if value is None and allow_none:
-        return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise _fail(directory, f"expected scheduler/scheduler_config.json {key!r} a finite number > 0"
                                f"{' or null' if allow_none else ''}, got {value!r}")
     return float(value)
+
+
+def _number_or_none(directory: Path, raw: dict, key: str) -> float | None:
+    """None where `key` is null or absent, else the number (as _number checks it)."""
+    return None if raw.get(key) is None else _number(directory, raw, key, None, allow_none=True)
 
 
 def _scheduler_config(directory: Path) -> dict:
@@ -274,8 +279,8 @@ def load_scheduler(directory: str | Path, trust_pickle: bool = False) -> Release
     """
     directory = check_release(directory, ("scheduler",))
     raw = _scheduler_config(directory)
-    alpha = _number(directory, raw, "alpha", None, allow_none=True)
-    c = _number(directory, raw, "c", None, allow_none=alpha is None)
+    alpha = _number_or_none(directory, raw, "alpha")
+    c = _number_or_none(directory, raw, "c") if alpha is None else _number(directory, raw, "c", None)
     shift, eps = _number(directory, raw, "shift", 1.0), _number(directory, raw, "eps", 1e-5)
     file = directory / "scheduler" / "scheduler_model.pth"
     try:
@@ -304,7 +309,7 @@ def build_release_path(directory: str | Path, chunk_size: int = 4096, trust_pick
     from ursa.paths import MetricPath, MixturePath
 
     s = load_scheduler(directory, trust_pickle=trust_pickle)
-    if s.kind == "mixture":
+    if s.alpha is None or s.c is None:  # the mixture path (c is null only there)
         return MixturePath(s.codebook.shape[0])
     return MetricPath(s.codebook, c=s.c, alpha=s.alpha, chunk_size=chunk_size, zero_rows=zero_rows)
 
