@@ -146,7 +146,9 @@ def test_the_graph_sees_every_kind_of_import(tmp_path: Path) -> None:
         "harness/a.py": "def f():\n    from ursa.sub.b import g\n",
         "ursa/__init__.py": "",
         "ursa/sub/__init__.py": "",
-        "ursa/sub/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..c import C\n",
+        "ursa/sub/b.py": (
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..c import C\n"
+        ),
         "ursa/c.py": "from harness import a\nC = 1\n",
         "benchmarks/__init__.py": "",
     }

@@ -28,6 +28,7 @@ def condition_frames(task: str, frames: int) -> tuple[int, ...]:
 
 
 def read_prompts(path: Path) -> list[str]:
-    """The captions of an eval prompt file: each row's "caption" of a .jsonl, else each non-empty line."""
+    """The captions of an eval prompt file: each row's "caption" of a .jsonl, else each non-empty
+    line."""
     lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     return [json.loads(line)["caption"] for line in lines] if path.suffix.lower() == ".jsonl" else lines
