@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # harness.spec imports torch (TrainConfig): kept out of the CLI's start
+    from harness.records import RunResult
     from harness.spec import Spec
 
 PROFILES = ("smoke", "ci", "default", "full")  # harness.spec.PROFILES (a test keeps them equal)
@@ -239,7 +240,7 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _search_trials(spec: Spec, args: argparse.Namespace) -> list[dict]:
+def _search_trials(spec: Spec, args: argparse.Namespace) -> list[RunResult]:
     """Run this worker's share of the spec's Optuna study; the results of its trials' runs."""
     from harness.expand import apply_profile
     from harness.search import run_search
@@ -368,12 +369,12 @@ def _ls(args: argparse.Namespace) -> int:
         n = reindex(args.runs_root)
         print(f"{args.runs_root / INDEX}: {what}; rebuilt from {n} result.json files", file=sys.stderr)
         idx = query_index(args.runs_root)
-    files = _spec_files(args.specs)
-    if files:
+    spec_files = _spec_files(args.specs)
+    if spec_files:
         print(f"spec files under {args.specs}/:")
-        width = max(len(str(p)) for p in files)
+        width = max(len(str(p)) for p in spec_files)
         owners = _owners(args.runs_root, idx)
-        for path, name in files.items():
+        for path, name in spec_files.items():
             mine = idx[idx["spec"] == name] if not idx.empty else idx
             groups = [(prof, g) for prof, g in mine.groupby("profile")  # runs of this file only
                       if owners.get((name, prof)) in (None, os.path.abspath(path))]

@@ -1,4 +1,5 @@
-"""The data side of a run: the benchmark, visual and text tokenizers it names, and its training tokens.
+"""The data side of a run: the benchmark, visual and text tokenizers it names (its training
+tokens: harness.token_shards).
 
 Built from the plug-in sections of a run config (harness/plugins.py); deterministic in them and
 cached under `<runs_root>/_cache/` (tokenizer fits and tokenised training sets are shared by every
@@ -13,9 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from benchmarks.shapes.cache import load_checked, rebuild_note, save_atomic
 from harness import plugins
 from harness.identity import canonical_json, data_config, sha256_of
 from harness.spec import RunConfig
@@ -73,32 +71,3 @@ def data_for(config: RunConfig, runs_root: str | Path) -> Data:
 def data_fingerprint(runs_root: str | Path):
     """A `fingerprint(data_config) -> str` callable for harness.identity.assign_ids."""
     return lambda config: load_data(config, runs_root).fingerprint
-
-
-def training_tokens(data: Data, runs_root: str | Path, device: str = "cpu", progress: bool = False):
-    """The tokenised training set, cached per data fingerprint: a ursa.shards.ShardDataset read
-    lazily from token shards for a benchmark that `streams` (harness.token_shards writes them on first
-    use, encoding on `device`, or reading the stored ids of a `pretokenized` one), else an in-memory
-    ursa.train.TokenDataset."""
-    from ursa.train import TokenDataset
-
-    if data.benchmark.streams:
-        from harness.token_shards import tokenize
-        from ursa.shards import ShardDataset
-
-        return ShardDataset(tokenize(data, runs_root, device=device, progress=progress))
-
-    path = cache_dir(runs_root) / "data" / f"train-{data.fingerprint}.safetensors"
-    keys = ("text_ids", "text_mask", "visual_ids")
-    if path.exists():
-        try:  # checksummed like the stages: a flipped bit is rebuilt, never trained on
-            t, _ = load_checked(path, keys)
-            return TokenDataset(t["text_ids"], t["text_mask"].bool(), t["visual_ids"])
-        except ValueError as exc:
-            rebuild_note(path, exc)
-    captions, videos = data.benchmark.training_set()
-    text_ids, text_mask = data.text(captions)
-    visual_ids = data.tokenizer.encode(videos)
-    tensors = {"text_ids": text_ids, "text_mask": text_mask.to(torch.uint8), "visual_ids": visual_ids}
-    save_atomic(path, tensors, data.fingerprint)  # a unique temp name per writer
-    return TokenDataset(text_ids, text_mask, visual_ids)

@@ -1,8 +1,9 @@
-"""Separate Python environments for external evaluators: `python -m harness env vbench`.
+"""Separate Python environments for external evaluators: `python -m harness env NAME`.
 
-vbench 0.1.5 pins transformers 4.33.2 and numpy < 2, which cannot live beside this project's
-transformers 5 / numpy 2, so it gets its own venv. The scorers in `benchmarks.official` talk to
-that venv only through a subprocess and JSON files.
+An evaluator whose pins cannot live beside this project's (vbench 0.1.5 pins transformers 4.33.2
+and numpy < 2) gets its own venv; its scorers talk to it only through a subprocess and JSON files.
+A plug-in declares what its env needs (`EnvSpec`) in `ENVIRONMENTS` (the official scorers
+register `vbench`, benchmarks/official/envs.py); the harness builds it.
 
 Torch comes from this machine's disk, never from a download:
 - `torch_from="link"` (default): the torch stack of the running interpreter (torch, torchvision,
@@ -11,7 +12,7 @@ Torch comes from this machine's disk, never from a download:
 - `torch_from="pip"`: `pip install torch==<this torch> torchvision==<this torchvision>`, which
   pip resolves from the local wheel folders configured on the machine.
 
-An env counts as built only once `ursa-env.json` is written, last, after an import check.
+An env counts as built only once `ursa-env.json` (MARKER) is written, last, after an import check.
 """
 
 from __future__ import annotations
@@ -20,14 +21,18 @@ import argparse
 import fcntl
 import importlib.metadata as metadata
 import json
+import os
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.official.envs import MARKER, default_env_path, env_python, is_built, site_packages
+from harness.plugins import Registry
 from ursa.io import atomic_write_json
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MARKER = "ursa-env.json"
 
 
 @dataclass(frozen=True)
@@ -45,15 +50,29 @@ class EnvSpec:
     check: str
 
 
-ENVS: dict[str, EnvSpec] = {
-    "vbench": EnvSpec(
-        build=("setuptools<81", "wheel", "cython"),
-        requirements=("vbench==0.1.5",),
-        check="import torch, torchvision, numpy, cv2, decord, clip, transformers, vbench; "
-        "from vbench import VBench; import vbench.temporal_flickering; "
-        "from vbench2_beta_i2v import VBenchI2V",
-    ),
-}
+ENVIRONMENTS: Registry[EnvSpec] = Registry("evaluator environment", "env name")
+
+
+def default_env_path(name: str) -> Path:
+    """$URSA_<NAME>_ENV if set, else <repo>/.cache/envs/<name>."""
+    override = os.environ.get(f"URSA_{name.upper()}_ENV")
+    return Path(override) if override else REPO_ROOT / ".cache" / "envs" / name
+
+
+def env_python(path: Path | str) -> Path:
+    return Path(path) / "bin" / "python"
+
+
+def is_built(path: Path | str) -> bool:
+    return (Path(path) / MARKER).is_file() and env_python(path).is_file()
+
+
+def site_packages(path: Path | str) -> Path:
+    found = sorted((Path(path) / "lib").glob("python3*/site-packages"))
+    if not found:
+        raise ValueError(f"env {path}: expected lib/python3*/site-packages, found none")
+    return found[0]
+
 
 # Distributions shared from the running interpreter when torch_from="link".
 _SHARED_NAMES = ("torch", "torchvision", "triton")
@@ -89,7 +108,7 @@ def _link_torch(path: Path) -> dict[str, str]:
     versions: dict[str, str] = {}
     for dist in _shared_torch_distributions():
         versions[dist.metadata["Name"]] = dist.version
-        site = Path(dist.locate_file(""))
+        site = Path(str(dist.locate_file("")))
         tops = {Path(f).parts[0] for f in dist.files or [] if not str(f).startswith("..")}
         for top in tops:
             target, link = site / top, shared / top
@@ -119,11 +138,10 @@ def create_env(name: str, path: Path | str | None = None, *, torch_from: str = "
     rebuilt in place. Raises ValueError for an unknown name/torch_from, RuntimeError when a
     build step fails (with the failing command).
     """
-    if name not in ENVS:
-        raise ValueError(f"env name: expected one of {sorted(ENVS)}, got {name!r}")
+    spec = ENVIRONMENTS.get(name)  # PluginError (a ValueError) naming the registered ones
     if torch_from not in ("link", "pip"):
         raise ValueError(f"torch_from: expected 'link' or 'pip', got {torch_from!r}")
-    spec, path = ENVS[name], Path(path) if path else default_env_path(name)
+    path = Path(path) if path else default_env_path(name)
     if is_built(path) and not force:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,7 +178,7 @@ def main_env(argv: list[str] | None = None) -> int:
     """CLI: `python -m harness env NAME [--path P] [--torch-from link|pip] [--force] [--quiet]`."""
     parser = argparse.ArgumentParser(prog="python -m harness env",
                                      description="Create an evaluator's separate environment.")
-    parser.add_argument("name", choices=sorted(ENVS))
+    parser.add_argument("name", choices=ENVIRONMENTS.names())
     parser.add_argument("--path", type=Path, default=None,
                         help="default: $URSA_<NAME>_ENV or <repo>/.cache/envs/<name>")
     parser.add_argument("--torch-from", choices=("link", "pip"), default="link")

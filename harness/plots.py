@@ -164,7 +164,7 @@ def loss_curves(runs: pd.DataFrame, smooth: int = 10,
     colours = colours or arm_colours([arm for arm, _, _ in curves])
     fig, ax = plt.subplots(figsize=(7, 4))
     labelled: set[str] = set()
-    for arm, seed, frame in curves:
+    for arm, _seed, frame in curves:
         loss = frame["loss"].rolling(max(1, min(smooth, len(frame) // 5 or 1)), min_periods=1).mean()
         ax.plot(frame["step"], loss, color=_colour(colours, arm, 0), lw=1.2, alpha=0.85,
                 label=None if arm in labelled else arm)

@@ -396,7 +396,7 @@ def _options_lines(options: type[BaseModel]) -> list[str]:
     lines = []
     for name, f in options.model_fields.items():
         default = "required" if f.is_required() else (
-            f"default {f.default_factory()!r}" if f.default_factory is not None else f"default {f.default!r}")
+            f"default {f.get_default(call_default_factory=True)!r}")
         ann = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
         doc = f" - {f.description}" if f.description else ""
         lines.append(f"      {name}: {ann} ({default}){doc}")

@@ -7,7 +7,7 @@ from enum import Enum
 from typing import Any
 
 
-class RunState(str, Enum):
+class RunState(str, Enum):  # noqa: UP042 - a StrEnum would print members differently
     """pending -> running -> done | failed | cancelled | interrupted.
 
     A killed run is resumed from `running`; `cancelled` (SLURM) and `interrupted` (Ctrl-C during

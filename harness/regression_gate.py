@@ -110,7 +110,7 @@ def make_baseline(spec: Spec, profile: str, df: pd.DataFrame, tolerance: float |
         out["derivation"] = (f"values: per-arm means over {n} seeds; tolerance per metric: {Z:g} x "
                              f"the pooled within-arm seed SD x sqrt(1 + 1/{n}), at least "
                              f"{MIN_TOLERANCE} (harness/regression_gate.py)")
-    elif tolerance is None and (previous or {}).get("derivation"):
+    elif tolerance is None and previous and previous.get("derivation"):
         out["derivation"] = ("tolerances kept from the baseline this one replaced "
                              f"({previous['derivation']})")
     out["metrics"] = {m: {"direction": direction_of(m), "tolerance": tolerance_of(m),

@@ -1,12 +1,12 @@
 """`python -m harness report SPEC`: tables, plots and samples of one spec + profile.
 
-Writes `reports/<spec>/<profile>/` (or `out_dir`; a smoke run never overwrites the default report): `report.md` (plots and strips as files beside it),
-a self-contained `report.html` (images embedded as base64 PNG), `results.csv` / `.parquet`
-(one row per run), `summary.csv` (one row per arm: mean, 95% CI and n per metric) and
-`verdict.json` (the verdict's tests, the seeds, the replicate's agreement and the commit the
-report was made at: what `python -m harness findings` reads).
-Missing pieces (no study, no numeric axis, no losses, failed runs) shrink the report; they
-never stop it.
+Writes `reports/<spec>/<profile>/` (or `out_dir`; a smoke run never overwrites the default
+report): `report.md` (plots and strips as files beside it), a self-contained `report.html`
+(images embedded as base64 PNG), `results.csv` / `.parquet` (one row per run), `summary.csv`
+(one row per arm: mean, 95% CI and n per metric) and `verdict.json` (the verdict's tests, the
+seeds, the replicate's agreement and the commit the report was made at: what `python -m harness
+findings` reads). Missing pieces (no study, no numeric axis, no losses, failed runs) shrink the
+report; they never stop it.
 """
 
 from __future__ import annotations
@@ -385,7 +385,7 @@ def arm_legend(df: pd.DataFrame) -> pd.DataFrame | None:
     """arm -> its settings ("key=value" per axis), once, for specs that name their arms; None when
     every label already is its settings."""
     params = [c for c in df.columns if c.startswith("param.")]
-    rows = {}
+    rows: dict[str, str] = {}
     for _, row in df[df["reference"].isna()].iterrows() if len(df) else []:
         config = ", ".join(f"{c[len('param.'):]}={_fmt_cell(row[c])}" for c in params
                            if not _missing(row[c]))
@@ -630,7 +630,7 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
     study = _study(spec, runs_root, profile)
     if comparison is not None:
         blocks += [Block("h2", f"Verdict ({headline})")]
-        floor = floor_note(summary, headline)
+        floor = floor_note(summary, headline) if headline else None
         blocks += [Block("p", floor)] if floor else []
         blocks += [Block("p", v) for v in comparison.verdicts]
         agreement = replicate_agreement(spec, runs_root, profile, df, comparison)
@@ -659,7 +659,7 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         blocks.append(Block("p", "Arms sharing one trained model (they differ only in sampling or scoring "
                                  "settings, so the model was trained once): " + "; ".join(shared) + "."))
     groups = tables.metric_groups(metrics)
-    for i, (task, names) in enumerate(groups.items()):  # one table per sampled task keeps each readable
+    for task, names in groups.items():  # one table per sampled task keeps each readable
         if len(groups) > 1:
             blocks.append(Block("p", f"Task: {task}"))
         blocks.append(Block("table", table=tables.display_table(summary, names)))
@@ -695,9 +695,9 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
                               f"{spec.search.sampler_seed}; objective {spec.search.objective}, {spec.search.direction}, "
                               f"a trial's value is the mean over its seeds, se its standard error over them):"),
                    Block("table", table=trial_table(study))]
-    if study is not None and (wanted("optimization_history") or wanted("contour")):
+    if study is not None and search is not None and (wanted("optimization_history") or wanted("contour")):
         for name, fig in plots.optuna_figures(study, ("path.c", "path.alpha")
-                                              if {"path.c", "path.alpha"} <= set(spec.search.params) else None).items():
+                                              if {"path.c", "path.alpha"} <= set(search.params) else None).items():
             if wanted(name):
                 add_plot(name, fig, f"Optuna {name.replace('_', ' ')} ({study.study_name})")
             else:

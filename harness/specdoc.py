@@ -50,11 +50,15 @@ def field_comments(model: type[BaseModel]) -> dict[str, str]:
                     for tok in tokenize.generate_tokens(io.StringIO(source).readline)
                     if tok.type == tokenize.COMMENT and not tok.string.lstrip("# ").startswith(("type:", "noqa"))}
         lines = source.splitlines()
-        for node in ast.parse(source).body[0].body:
+        class_def = ast.parse(source).body[0]
+        if not isinstance(class_def, ast.ClassDef):
+            continue
+        for node in class_def.body:
             if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
                 text = comments.get(node.end_lineno or node.lineno)
                 if text is None:  # a comment block right above the field
-                    above, k = [], node.lineno - 1
+                    above: list[str] = []
+                    k = node.lineno - 1
                     while k >= 1 and lines[k - 1].strip().startswith("#"):
                         above.insert(0, comments.get(k, ""))
                         k -= 1

@@ -327,7 +327,8 @@ def _anchor_folders(data: dict, folder: Path) -> dict:
         for key in FOLDER_OPTIONS:
             if key in bench:
                 bench[key] = anchor(bench[key])
-    profiles = data.get("profiles") if isinstance(data.get("profiles"), dict) else {}
+    profiles = data.get("profiles")
+    profiles = profiles if isinstance(profiles, dict) else {}
     for overrides in profiles.values():
         if isinstance(overrides, dict):
             for key in FOLDER_OPTIONS:

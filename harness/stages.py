@@ -22,12 +22,13 @@ import torch
 from safetensors.torch import save_file
 
 from harness import cpu, media, plugins, progress
-from harness.data import Data, cache_dir, data_for, training_tokens
+from harness.data import Data, cache_dir, data_for
 from harness.records import RunResult, RunState
 from harness.spec import RunConfig
 from harness.store import (invalidate_stage, link_stage, mark_stage_done, read_json, read_json_or_none, record_result,
                            shared_stage_dir, stage_dir, stage_done, stage_lock, sweep_temps, write_result)
 from harness.tasks import TaskContext
+from harness.token_shards import training_tokens
 from ursa.io import atomic_write, atomic_write_json
 from ursa.train import SNAPSHOTS
 
@@ -72,9 +73,10 @@ def build_model(config: RunConfig, data: Data):
 def load_model(directory: str | Path):
     """A model saved by save_pretrained, or the authors' release folder (it has transformer/config.json)."""
     from ursa.model import URSAModel
+    from ursa.release import load_transformer
 
     release = (Path(directory) / "transformer" / "config.json").is_file()
-    return URSAModel.from_release(directory) if release else URSAModel.from_pretrained(directory)
+    return load_transformer(directory) if release else URSAModel.from_pretrained(directory)
 
 
 def train_device(rdir: Path) -> str:

@@ -27,6 +27,7 @@ coverage of every interval are in tests/harness/test_harness_stats.py.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -159,7 +160,7 @@ class Estimate:
 NAN = Estimate(math.nan, math.nan, math.nan, 0, 0)
 
 
-def _matrix(per_seed: list[np.ndarray | list[float] | float]) -> tuple[np.ndarray, str]:
+def _matrix(per_seed: Sequence[np.ndarray | list[float] | float]) -> tuple[np.ndarray, str]:
     """(S, P) table of per-seed, per-prompt values and a note on what was dropped.
 
     Seeds with equal prompt counts are matched prompt by prompt; a prompt some seed lacks (a
@@ -229,9 +230,9 @@ def seed_t(x: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def t_interval(
-    mean: np.ndarray,
-    se: np.ndarray,
-    df: np.ndarray,
+    mean: np.ndarray | np.float64,
+    se: np.ndarray | np.float64,
+    df: np.ndarray | np.float64,
     level: float = LEVEL,
     bounds: tuple[float, float] = (-math.inf, math.inf),
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -242,7 +243,7 @@ def t_interval(
 
 
 def crossed(
-    per_seed: list[np.ndarray | list[float] | float],
+    per_seed: Sequence[np.ndarray | list[float] | float],
     bounds: tuple[float, float] = (-math.inf, math.inf),
     level: float = LEVEL,
 ) -> Estimate:

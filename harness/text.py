@@ -33,7 +33,7 @@ class HFText(TextTokenizerPlugin):
     Options = HFOptions
 
     @classmethod
-    def build(cls, options: HFOptions, benchmark: Benchmark, cache_dir: Path) -> Any:
+    def build(cls, options: HFOptions, benchmark: Benchmark, cache_dir: Path) -> Any:  # type: ignore[override]  # its own Options
         from ursa.tokenizers.text import HFTextTokenizer
 
         return HFTextTokenizer(options.path, prefix=options.prefix, max_length=options.max_length)

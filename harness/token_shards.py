@@ -31,11 +31,20 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from harness.data import Data, cache_dir
+from harness.cachefile import load_checked, rebuild_note, save_atomic
+from harness.data import Data, cache_dir, load_data
 from harness.plugins import BadClip, ClipItem
 from harness.store import stage_lock, sweep_temps
 from ursa.io import atomic_write, atomic_write_json
-from ursa.shards import INDEX, pack_rows, read_shard, shard_name, write_index, write_shard
+from ursa.shards import (
+    INDEX,
+    ShardDataset,
+    pack_rows,
+    read_shard,
+    shard_name,
+    write_index,
+    write_shard,
+)
 
 DEFAULT_SHARD_SIZE = 256
 ENCODE_BATCH = 32  # clips per tokenizer call: bounds encoder memory on the device
@@ -94,11 +103,11 @@ def _shard_ids(data: Data, pool: ThreadPoolExecutor, items: list[ClipItem],
     else:
         loaded = list(pool.map(lambda it: _decode(data, it), items))
     good = [j for j, d in enumerate(loaded) if isinstance(d, torch.Tensor)]
+    clips = [d for d in loaded if isinstance(d, torch.Tensor)]  # loaded[j] for j in good
     if data.benchmark.pretokenized:
-        visual = torch.stack([loaded[j] for j in good]) if good else torch.zeros((0, *data.latent_shape()),
-                                                                                 dtype=torch.long)
+        visual = torch.stack(clips) if clips else torch.zeros((0, *data.latent_shape()), dtype=torch.long)
     else:
-        visual = _encode(data, [loaded[j] for j in good], device)
+        visual = _encode(data, clips, device)
     skipped = [{"key": items[j].key, "reason": d} for j, d in enumerate(loaded) if not isinstance(d, torch.Tensor)]
     return good, visual, skipped
 
@@ -205,11 +214,36 @@ def _finish(data: Data, out: Path, metas: list[dict], known_bad: list[dict], lat
     return out
 
 
+def training_tokens(data: Data, runs_root: str | Path, device: str = "cpu", progress: bool = False):
+    """The tokenised training set, cached per data fingerprint: a ursa.shards.ShardDataset read
+    lazily from token shards for a benchmark that `streams` (`tokenize` writes them on first
+    use, encoding on `device`, or reading the stored ids of a `pretokenized` one), else an in-memory
+    ursa.train.TokenDataset."""
+    from ursa.train import TokenDataset
+
+    if data.benchmark.streams:
+        return ShardDataset(tokenize(data, runs_root, device=device, progress=progress))
+
+    path = cache_dir(runs_root) / "data" / f"train-{data.fingerprint}.safetensors"
+    keys = ("text_ids", "text_mask", "visual_ids")
+    if path.exists():
+        try:  # checksummed like the stages: a flipped bit is rebuilt, never trained on
+            t, _ = load_checked(path, keys)
+            return TokenDataset(t["text_ids"], t["text_mask"].bool(), t["visual_ids"])
+        except ValueError as exc:
+            rebuild_note(path, exc)
+    captions, videos = data.benchmark.training_set()
+    text_ids, text_mask = data.text(captions)
+    visual_ids = data.tokenizer.encode(videos)
+    tensors = {"text_ids": text_ids, "text_mask": text_mask.to(torch.uint8), "visual_ids": visual_ids}
+    save_atomic(path, tensors, data.fingerprint)  # a unique temp name per writer
+    return TokenDataset(text_ids, text_mask, visual_ids)
+
+
 def tokenize_spec(spec, profile: str, runs_root: str | Path, *, workers: int | None = None,
                   device: str | None = None, progress: bool = True) -> int:
     """`python -m harness tokenize`: build the shards of every distinct data config of `spec`
     (benchmarks that keep their training set in memory are listed and left alone). Returns 0."""
-    from harness.data import load_data
     from harness.expand import expand
     from harness.identity import canonical_json, data_config
 

@@ -3,8 +3,9 @@
 One intra-op thread: the tiny models here are dominated by thread synchronisation when
 several threads fight over 2 cores (observed 25-100x slowdowns), and one thread keeps CPU
 results bitwise reproducible across machines with different core counts. Subprocesses the
-tests start (harness local executor, SLURM jobs) inherit the environment variable. The CPU kernel pins of `python -m harness` (harness/cpu.py)
-are set before torch is imported, so in-process runs here compute what the CLI computes.
+tests start (harness local executor, SLURM jobs) inherit the environment variable. The CPU
+kernel pins of `python -m harness` (harness/cpu.py) are set before torch is imported, so
+in-process runs here compute what the CLI computes.
 """
 
 import os

@@ -30,7 +30,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -91,7 +91,7 @@ def save_weights(model_cls: type, model: nn.Module, weights: dict[str, Tensor] |
     """Write `model` as save_pretrained does; `weights` (a full CPU state: FSDP-gathered or EMA)
     replaces the module's own, through an empty shell of the model's class (no second copy in memory)."""
     if weights is None:
-        model.save_pretrained(directory)
+        cast(Any, model).save_pretrained(directory)  # URSAModel.save_pretrained
         return
     with torch.device("meta"):
         shell = model_cls(model.config, seed=None)

@@ -65,7 +65,8 @@ class URSAConfig:
     # Layout conventions. The defaults are this project's layout; a model loaded from the
     # authors' release records theirs (ursa/release.py, docs/release.md).
     bov_token_id: int | None = None  # None: BOV is an extra last embedding row; int: a text id (release: 151652)
-    text_padding: str = "masked"  # "masked": pads unattended, real tokens numbered; "attended": every slot is a token at its index
+    # "masked": pads unattended, real tokens numbered; "attended": every slot is a token at its index
+    text_padding: str = "masked"
     head_shift: bool = False  # True: the hidden state at position p predicts the visual token at p + 1
     rope_layout: str = "mrope_interleaved"  # rotary frequency layout, a key of ursa.model.ROPE_LAYOUTS
     max_prompt_length: int | None = None  # "attended": text re-laid left-padded to this length (release: 320)
@@ -85,9 +86,10 @@ class URSAConfig:
         if len(section) != 3 or sum(section) != self.head_dim // 2 or 3 * max(section[1:]) > self.head_dim // 2:
             raise ValueError(f"URSAConfig.mrope_section: expected 3 ints summing to head_dim/2={self.head_dim // 2} "
                              f"with 3*max(h, w) <= head_dim/2, got {section}")
-        self.mrope_section = tuple(int(s) for s in section)
+        self.mrope_section = (int(section[0]), int(section[1]), int(section[2]))
         if self.bov_token_id is not None and not (isinstance(self.bov_token_id, int) and 0 <= self.bov_token_id < self.text_vocab_size):
-            raise ValueError(f"URSAConfig.bov_token_id: expected None or a text id in [0, {self.text_vocab_size}), got {self.bov_token_id!r}")
+            raise ValueError(f"URSAConfig.bov_token_id: expected None or a text id in "
+                             f"[0, {self.text_vocab_size}), got {self.bov_token_id!r}")
         if self.text_padding not in ("masked", "attended"):
             raise ValueError(f"URSAConfig.text_padding: expected 'masked' or 'attended', got {self.text_padding!r}")
         if self.rope_layout not in ("mrope_interleaved", "ursa_release"):
@@ -98,7 +100,8 @@ class URSAConfig:
         if self.max_prompt_length is not None and (not isinstance(self.max_prompt_length, int) or self.max_prompt_length < 1):
             raise ValueError(f"URSAConfig.max_prompt_length: expected None or a positive int, got {self.max_prompt_length!r}")
         if self.text_pad_id is not None and not (isinstance(self.text_pad_id, int) and 0 <= self.text_pad_id < self.text_vocab_size):
-            raise ValueError(f"URSAConfig.text_pad_id: expected None or a text id in [0, {self.text_vocab_size}), got {self.text_pad_id!r}")
+            raise ValueError(f"URSAConfig.text_pad_id: expected None or a text id in "
+                             f"[0, {self.text_vocab_size}), got {self.text_pad_id!r}")
 
     @classmethod
     def preset(cls, name: str, **overrides) -> URSAConfig:
@@ -111,7 +114,7 @@ class URSAConfig:
         """Every field, except layout conventions left at their defaults (a project model's
         config.json stays as it was before the conventions existed)."""
         d = asdict(self)
-        d["mrope_section"] = list(self.mrope_section)
+        d["mrope_section"] = list(self.mrope_section or ())
         for name in _CONVENTIONS:
             if d[name] == self.__dataclass_fields__[name].default:
                 del d[name]
@@ -121,7 +124,8 @@ class URSAConfig:
     def from_dict(cls, d: dict) -> URSAConfig:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"URSAConfig keys: expected a subset of {sorted(cls.__dataclass_fields__)}, got unknown {sorted(unknown)}")
+            raise ValueError(f"URSAConfig keys: expected a subset of {sorted(cls.__dataclass_fields__)}, "
+                             f"got unknown {sorted(unknown)}")
         return cls(**d)
 
     @property
@@ -142,7 +146,7 @@ class URSAConfig:
             max_position_embeddings=self.max_position_embeddings, rms_norm_eps=self.rms_norm_eps,
             initializer_range=self.initializer_range, use_cache=False,
             rope_parameters={"rope_type": "default", "rope_theta": self.rope_theta,
-                             "mrope_section": list(self.mrope_section), "mrope_interleaved": True},
+                             "mrope_section": list(self.mrope_section or ()), "mrope_interleaved": True},
         )
         cfg._attn_implementation = "sdpa"
         cfg.is_causal = False  # transformers' switch from causal to bidirectional mask creation

@@ -56,7 +56,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             ce = lse - z.gather(1, y[:, None]).squeeze(1)  # (rows,)
             scale = None if weights is None else weights[part].float()
             total += (ce if scale is None else ce * scale).sum()
-            if needs_grad:
+            if grad_hidden is not None and grad_weight is not None:  # needs_grad
                 z.sub_(lse[:, None]).exp_()  # softmax, in place: z is the chunk's only (rows, K) buffer
                 z[torch.arange(z.shape[0], device=z.device), y] -= 1.0  # d CE / d logits = softmax - onehot
                 if scale is not None:

@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLTextModel, Qwen3VLTextRotaryEmbedding
+from transformers.models.qwen3_vl.modeling_qwen3_vl import (Qwen3VLTextAttention, Qwen3VLTextModel,
+                                                          Qwen3VLTextRotaryEmbedding)
 
 from ursa.config import URSAConfig
 from ursa.io import atomic_write, atomic_write_json
@@ -39,9 +40,54 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
-def _release_rope(config: URSAConfig) -> nn.Module:
-    from ursa.release import ReleaseRotaryEmbedding  # lazy: ursa.release imports this module
+class ReleaseRotaryEmbedding(nn.Module):
+    """The authors' rotary layout (FlexRotaryEmbedding.get_func): head_dim/2 frequency slots j
+    with inverse frequency theta^(-2j/head_dim); the first 3*(head_dim//8) slots take the position
+    axes in the cycle (t, h, w, t, h, w, ...), the rest the cycle (h, w, h, w, ...).
 
+    forward(x, position_ids long (3, B, S)) -> (cos, sin), each (B, S, head_dim) in x's dtype, in
+    the rotate-half form transformers' Qwen3-VL attention applies. (Theirs writes each rotated pair
+    next to each other; q and k are permuted alike, so every attention score is the same.)
+    """
+
+    axis: torch.Tensor
+    inv_freq: torch.Tensor
+
+    def __init__(self, head_dim: int, theta: float) -> None:
+        super().__init__()
+        half, rep1 = head_dim // 2, head_dim // 8
+        axes = [j % 3 for j in range(3 * rep1)] + [1 + j % 2 for j in range(half - 3 * rep1)]
+        self.register_buffer("axis", torch.tensor(axes, dtype=torch.long), persistent=False)  # (head_dim/2,)
+        inv = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        self.register_buffer("inv_freq", inv, persistent=False)  # (head_dim/2,)
+
+    def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pos = position_ids.expand(3, -1, -1).float()[self.axis.to(position_ids.device)]  # (head_dim/2, B, S)
+        freqs = pos.permute(1, 2, 0) * self.inv_freq.to(x.device)  # (B, S, head_dim/2)
+        emb = torch.cat([freqs, freqs], dim=-1)
+        return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+
+
+def release_text_layout(text_ids: torch.Tensor, text_mask: torch.Tensor | None,
+                        config: URSAConfig) -> torch.Tensor:
+    """The release's text layout: the real tokens of each row (text_mask True; all when None),
+    their first `max_prompt_length` kept, right-aligned after left padding with `text_pad_id`
+    (URSAPipeline.encode_prompt: padding "max_length", padding_side "left", truncation).
+    long (B, L) -> long (B, max_prompt_length); unchanged when either setting is None."""
+    length, pad = config.max_prompt_length, config.text_pad_id
+    if length is None or pad is None:
+        return text_ids
+    mask = torch.ones_like(text_ids, dtype=torch.bool) if text_mask is None else text_mask
+    rank = mask.long().cumsum(1) - 1  # (B, L) index of each real token among its row's real tokens
+    keep = mask & (rank < length)
+    kept = keep.sum(1, keepdim=True)  # (B, 1)
+    out = text_ids.new_full((text_ids.shape[0], length), pad)
+    rows = torch.arange(text_ids.shape[0], device=text_ids.device)[:, None].expand_as(text_ids)
+    out[rows[keep], (length - kept + rank)[keep]] = text_ids[keep]
+    return out
+
+
+def _release_rope(config: URSAConfig) -> nn.Module:
     return ReleaseRotaryEmbedding(config.head_dim, config.rope_theta)
 
 
@@ -86,9 +132,10 @@ class URSAModel(nn.Module):
             self.head = nn.Linear(config.hidden_size, config.visual_vocab_size, bias=False)
             nn.init.normal_(self.head.weight, std=config.initializer_range)
         if config.rope_layout != "mrope_interleaved":
-            self.backbone.rotary_emb = ROPE_LAYOUTS[config.rope_layout](config)
-        for layer in self.backbone.layers:  # sdpa must never fall back to is_causal=True
-            layer.self_attn.is_causal = False
+            self.backbone.rotary_emb = ROPE_LAYOUTS[config.rope_layout](config)  # type: ignore[assignment]  # any rotary module
+        for module in self.backbone.modules():  # sdpa must never fall back to is_causal=True
+            if isinstance(module, Qwen3VLTextAttention):
+                module.is_causal = False
 
     def _validate(self, text_ids: torch.Tensor, visual_ids: torch.Tensor, text_mask: torch.Tensor | None,
                   targets: torch.Tensor | None = None, weights: torch.Tensor | None = None) -> None:
@@ -102,7 +149,8 @@ class URSAModel(nn.Module):
         if not isinstance(visual_ids, torch.Tensor) or visual_ids.dtype != torch.long or visual_ids.dim() != 4:
             raise ValueError(f"visual_ids: expected torch.long tensor of shape (B, T, h, w), got {describe(visual_ids)}")
         if visual_ids.shape[0] != text_ids.shape[0] or visual_ids[0].numel() == 0:
-            raise ValueError(f"visual_ids: expected a non-empty (B={text_ids.shape[0]}, T, h, w) grid, got shape {tuple(visual_ids.shape)}")
+            raise ValueError(f"visual_ids: expected a non-empty (B={text_ids.shape[0]}, T, h, w) grid, "
+                             f"got shape {tuple(visual_ids.shape)}")
         if text_mask is not None and (not isinstance(text_mask, torch.Tensor) or text_mask.dtype != torch.bool
                                       or text_mask.shape != text_ids.shape):
             raise ValueError(f"text_mask: expected torch.bool tensor of shape {tuple(text_ids.shape)}, got {describe(text_mask)}")
@@ -141,10 +189,9 @@ class URSAModel(nn.Module):
         """
         self._validate(text_ids, visual_ids, text_mask, targets, weights)
         batch, length = text_ids.shape
-        latent_shape = tuple(visual_ids.shape[1:])
+        _, t, h, w = visual_ids.shape
+        latent_shape = (t, h, w)
         if self.config.text_padding == "attended":  # the release's layout: left-padded, pads attended
-            from ursa.release import release_text_layout
-
             text_ids, text_mask = release_text_layout(text_ids, text_mask, self.config), None
             length = text_ids.shape[1]
         if text_mask is not None and text_mask.device.type == "cpu" and bool(text_mask.all()):
@@ -183,14 +230,6 @@ class URSAModel(nn.Module):
         atomic_write_json(directory / CONFIG_NAME, self.config.to_dict())
 
     @classmethod
-    def from_release(cls, directory: str | Path, dtype: torch.dtype = torch.float32,
-                     device: str | torch.device | None = None) -> URSAModel:
-        """The transformer of the authors' released pipeline folder (see ursa.release.load_transformer)."""
-        from ursa.release import load_transformer
-
-        return load_transformer(directory, dtype=dtype, device=device)
-
-    @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> URSAModel:
         """Load a model written by `save_pretrained`; ValueError names a missing or bad file."""
         directory = Path(directory)
@@ -209,7 +248,7 @@ class URSAModel(nn.Module):
             raise ValueError(f"from_pretrained: expected weights for {WEIGHTS_NAME} matching the config, "
                              f"got mismatched keys {sorted(missing)[:5]}")
         model.load_state_dict(state, assign=True)
-        model.backbone.rotary_emb = ROPE_LAYOUTS[config.rope_layout](config).to(device or "cpu")  # meta buffers
+        model.backbone.rotary_emb = ROPE_LAYOUTS[config.rope_layout](config).to(device or "cpu")  # type: ignore[assignment]  # meta buffers
         return model
 
 

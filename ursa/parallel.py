@@ -7,7 +7,7 @@ process groups: ursa/distributed.py."""
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -33,11 +33,12 @@ def micro_batch(config: TrainConfig, rank: Rank) -> int:
 def _enable_activation_checkpointing(model: nn.Module) -> None:
     """Recompute activations in backward: the transformers backbone's own switch (non-reentrant)."""
     for module in model.modules():
-        if hasattr(module, "gradient_checkpointing_enable") and getattr(module, "supports_gradient_checkpointing", 0):
+        if hasattr(module, "gradient_checkpointing_enable") and getattr(module, "supports_gradient_checkpointing", False):
+            hooks = cast(Any, module)  # transformers' PreTrainedModel, found by duck typing
             if hasattr(module, "activation_checkpointing_enable"):  # transformers >= 5 names it so
-                module.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+                hooks.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
             else:
-                module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                hooks.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             return
     raise ValueError(f"train.activation_checkpointing: expected a model with a transformers backbone, "
                      f"got {type(model).__name__} without one")
@@ -112,9 +113,9 @@ def wrap(model: nn.Module, config: TrainConfig, rank: Rank, device: torch.device
 def grad_sync(model: nn.Module, ddp: nn.Module | None, sync: bool):
     """Context of one micro-batch: gradients are reduced across processes only when `sync` (the last)."""
     if ddp is not None and not sync:
-        return ddp.no_sync()
+        return cast(Any, ddp).no_sync()  # DistributedDataParallel
     if hasattr(model, "set_requires_gradient_sync"):  # FSDP2
-        model.set_requires_gradient_sync(sync)
+        cast(Any, model).set_requires_gradient_sync(sync)
     return contextlib.nullcontext()
 
 
@@ -134,7 +135,7 @@ def set_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, weights: 
 
 
 def full_weights(model: nn.Module) -> dict[str, Tensor]:
-    return get_model_state_dict(model, options=_FULL)
+    return cast(dict[str, Tensor], get_model_state_dict(model, options=_FULL))  # full: plain tensors
 
 
 def fsdp_sharded(model: nn.Module) -> bool:

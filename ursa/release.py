@@ -14,7 +14,7 @@ Their forward conventions become URSAConfig fields, not a second model: the BOV 
 (`bov_token_id`), visual ids are offset by `lm_vocab_size` (= text_vocab_size here), text pads
 are ordinary attended tokens (`text_padding="attended"`), the head is next-position shifted
 (`head_shift`) and the rotary frequencies follow their FlexRotaryEmbedding (`rope_layout=
-"ursa_release"`, `ReleaseRotaryEmbedding` below).
+"ursa_release"`, `ReleaseRotaryEmbedding` in ursa.model).
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
-from torch import nn
 
 from ursa.config import URSAConfig
 from ursa.io import read_json_object
@@ -164,25 +163,6 @@ def release_pad_id(directory: Path, raw: dict) -> int | None:
     return pad if isinstance(pad, int) else None
 
 
-def release_text_layout(text_ids: torch.Tensor, text_mask: torch.Tensor | None,
-                        config: URSAConfig) -> torch.Tensor:
-    """The release's text layout: the real tokens of each row (text_mask True; all when None),
-    their first `max_prompt_length` kept, right-aligned after left padding with `text_pad_id`
-    (URSAPipeline.encode_prompt: padding "max_length", padding_side "left", truncation).
-    long (B, L) -> long (B, max_prompt_length); unchanged when either setting is None."""
-    length, pad = config.max_prompt_length, config.text_pad_id
-    if length is None or pad is None:
-        return text_ids
-    mask = torch.ones_like(text_ids, dtype=torch.bool) if text_mask is None else text_mask
-    rank = mask.long().cumsum(1) - 1  # (B, L) index of each real token among its row's real tokens
-    keep = mask & (rank < length)
-    kept = keep.sum(1, keepdim=True)  # (B, 1)
-    out = text_ids.new_full((text_ids.shape[0], length), pad)
-    rows = torch.arange(text_ids.shape[0], device=text_ids.device)[:, None].expand_as(text_ids)
-    out[rows[keep], (length - kept + rank)[keep]] = text_ids[keep]
-    return out
-
-
 def release_to_project_key(key: str) -> str:
     """Their parameter name -> this project's: model.* -> backbone.*, lm_head.weight -> head.weight."""
     if key.startswith("model."):
@@ -215,11 +195,13 @@ def load_transformer(directory: str | Path, dtype: torch.dtype = torch.float32,
     with torch.device("meta"):
         model = URSAModel(config, seed=None)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    files, _ = _weight_files(directory)
+    files, missing = _weight_files(directory)
+    if files is None:  # check_release found them; a folder changed since fails plainly
+        raise _fail(directory, "expected " + "; ".join(missing))
     ours = {release_to_project_key(k): k for k in files}
     problems = [f"missing {project_to_release_key(k)!r}" for k in sorted(set(expected) - set(ours))]
     problems += [f"unexpected {k!r}" for k in sorted(set(ours.values())) if release_to_project_key(k) not in expected]
-    handles: dict[Path, object] = {}
+    handles: dict[Path, Any] = {}  # safetensors' safe_open handles
     try:
         for name in sorted(set(expected) & set(ours)):
             file = files[ours[name]]
@@ -236,33 +218,8 @@ def load_transformer(directory: str | Path, dtype: torch.dtype = torch.float32,
     finally:
         handles.clear()
     model.load_state_dict(state, assign=True)
-    model.backbone.rotary_emb = ROPE_LAYOUTS[config.rope_layout](config).to(device)  # buffers were on meta
+    model.backbone.rotary_emb = ROPE_LAYOUTS[config.rope_layout](config).to(device)  # type: ignore[assignment]  # meta buffers
     return model.eval()
-
-
-class ReleaseRotaryEmbedding(nn.Module):
-    """The authors' rotary layout (FlexRotaryEmbedding.get_func): head_dim/2 frequency slots j
-    with inverse frequency theta^(-2j/head_dim); the first 3*(head_dim//8) slots take the position
-    axes in the cycle (t, h, w, t, h, w, ...), the rest the cycle (h, w, h, w, ...).
-
-    forward(x, position_ids long (3, B, S)) -> (cos, sin), each (B, S, head_dim) in x's dtype, in
-    the rotate-half form transformers' Qwen3-VL attention applies. (Theirs writes each rotated pair
-    next to each other; q and k are permuted alike, so every attention score is the same.)
-    """
-
-    def __init__(self, head_dim: int, theta: float) -> None:
-        super().__init__()
-        half, rep1 = head_dim // 2, head_dim // 8
-        axes = [j % 3 for j in range(3 * rep1)] + [1 + j % 2 for j in range(half - 3 * rep1)]
-        self.register_buffer("axis", torch.tensor(axes, dtype=torch.long), persistent=False)  # (head_dim/2,)
-        inv = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-        self.register_buffer("inv_freq", inv, persistent=False)  # (head_dim/2,)
-
-    def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pos = position_ids.expand(3, -1, -1).float()[self.axis.to(position_ids.device)]  # (head_dim/2, B, S)
-        freqs = pos.permute(1, 2, 0) * self.inv_freq.to(x.device)  # (B, S, head_dim/2)
-        emb = torch.cat([freqs, freqs], dim=-1)
-        return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
 
 
 @dataclass(frozen=True)
@@ -280,14 +237,17 @@ class ReleaseScheduler:
         return "mixture" if self.alpha is None else "metric"
 
 
-def _number(directory: Path, raw: dict, key: str, default: float | None, allow_none: bool = False) -> float | None:
+def _number(directory: Path, raw: dict, key: str, default: float | None, allow_none: bool = False) -> float:
     value = raw.get(key, default)
-    if value is None and allow_none:
-        return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise _fail(directory, f"expected scheduler/scheduler_config.json {key!r} a finite number > 0"
                                f"{' or null' if allow_none else ''}, got {value!r}")
     return float(value)
+
+
+def _number_or_none(directory: Path, raw: dict, key: str) -> float | None:
+    """None where `key` is null or absent, else the number (as _number checks it)."""
+    return None if raw.get(key) is None else _number(directory, raw, key, None, allow_none=True)
 
 
 def _scheduler_config(directory: Path) -> dict:
@@ -319,8 +279,8 @@ def load_scheduler(directory: str | Path, trust_pickle: bool = False) -> Release
     """
     directory = check_release(directory, ("scheduler",))
     raw = _scheduler_config(directory)
-    alpha = _number(directory, raw, "alpha", None, allow_none=True)
-    c = _number(directory, raw, "c", None, allow_none=alpha is None)
+    alpha = _number_or_none(directory, raw, "alpha")
+    c = _number_or_none(directory, raw, "c") if alpha is None else _number(directory, raw, "c", None)
     shift, eps = _number(directory, raw, "shift", 1.0), _number(directory, raw, "eps", 1e-5)
     file = directory / "scheduler" / "scheduler_model.pth"
     try:
@@ -349,7 +309,7 @@ def build_release_path(directory: str | Path, chunk_size: int = 4096, trust_pick
     from ursa.paths import MetricPath, MixturePath
 
     s = load_scheduler(directory, trust_pickle=trust_pickle)
-    if s.kind == "mixture":
+    if s.alpha is None or s.c is None:  # the mixture path (c is null only there)
         return MixturePath(s.codebook.shape[0])
     return MetricPath(s.codebook, c=s.c, alpha=s.alpha, chunk_size=chunk_size, zero_rows=zero_rows)
 

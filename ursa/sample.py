@@ -207,18 +207,18 @@ class EulerSampler:
         if (condition_ids is None) != (condition_frames is None):
             raise ValueError("condition_frames: expected condition_ids and condition_frames both given or both None, "
                              f"got {describe(condition_ids)} and {describe(condition_frames)}")
-        held = None
-        if condition_ids is not None:
+        held: tuple[Tensor, Tensor] | None = None  # (frames given (B, T, h, w) bool, their ids)
+        if condition_ids is not None and condition_frames is not None:  # both or neither (above)
             check_tensor("condition_ids", condition_ids, torch.long, shape)
             check_tensor("condition_frames", condition_frames, torch.bool, shape[:2])
             if int(condition_ids.min()) < 0 or int(condition_ids.max()) >= self.path.vocab_size:
                 raise ValueError(f"condition_ids: expected ids in [0, {self.path.vocab_size}), got values in "
                                  f"[{int(condition_ids.min())}, {int(condition_ids.max())}]")
-            held = condition_frames[:, :, None, None].expand(shape).to(device)
             condition_ids = condition_ids.to(device)
             if cfg.cond_noise_scale > 0:  # their add_noise(cond, 1 - s): drawn once, then held
                 t = 1.0 - cfg.cond_noise_scale
                 condition_ids = self.path.sample(condition_ids, t, generator=generator)
+            held = (condition_frames[:, :, None, None].expand(shape).to(device), condition_ids)
 
         check_ids = getattr(self.model, "check_ids", None)  # URSAModel checks id ranges once here, not every step
         if check_ids is not None:
@@ -228,7 +228,7 @@ class EulerSampler:
         mask = _mask_or_none(text_mask)  # read once per call, not at every step
 
         def given(x: Tensor) -> Tensor:
-            return x if held is None else torch.where(held, condition_ids, x)
+            return x if held is None else torch.where(held[0], held[1], x)
 
         # condition frames are written into the start; held again at every step unless the bug-2 compat flag is set
         hold = (lambda x: x) if cfg.compat_condition_drift else given

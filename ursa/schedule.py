@@ -8,13 +8,14 @@ Time convention: t = 0 is pure noise, t = 1 is clean data.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, TypeVar
 
 import torch
 
 from ursa.tensor_checks import check_time
 
 Number = float | torch.Tensor
+Time = TypeVar("Time", float, torch.Tensor)  # shift_time keeps a float a float, a tensor a tensor
 
 
 def _check_positive(name: str, value: float) -> None:
@@ -45,7 +46,7 @@ def beta_dot(t: Number, c: float, alpha: float) -> torch.Tensor:
     return c * alpha * tt.pow(alpha - 1) / (1 - tt).pow(alpha + 1)
 
 
-def shift_time(t: Number, shift: float) -> Number:
+def shift_time(t: Time, shift: float) -> Time:
     """Resolution shift t' = t / (t + shift (1 - t)); shift = 1 is the identity, shift > 1 moves
     time towards noise (t' <= t). Float in -> float out, tensor in -> tensor (same dtype) out."""
     _check_positive("shift", shift)

@@ -92,7 +92,8 @@ class ShardDataset:
             raise ValueError(f"{path}: format: expected {FORMAT!r}, got {index.get('format')!r}")
         self.index = index
         self.text_length = int(index["text_length"])
-        self._latent = tuple(int(x) for x in index["latent_shape"])
+        t, h, w = (int(x) for x in index["latent_shape"])
+        self._latent = (t, h, w)
         self._width = 2 * self.text_length + int(np.prod(self._latent))
         counts = [int(s["count"]) for s in index["shards"]]
         self._files = [self.directory / s["file"] for s in index["shards"]]

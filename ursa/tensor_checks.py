@@ -27,13 +27,13 @@ def describe(x: object) -> str:
 def check_tensor(name: str, x: object, dtypes: Dtypes, shape: Shape | None = None) -> None:
     """ValueError unless `x` is a tensor of one of `dtypes` (FLOAT: any float dtype) matching
     `shape` (one entry per dim: an int must match, a str or None matches any size; None: any shape)."""
-    if dtypes == FLOAT:
+    if isinstance(dtypes, str):  # FLOAT, the one string dtypes takes
         dtype_ok, want = isinstance(x, torch.Tensor) and x.is_floating_point(), FLOAT
     else:
         allowed = (dtypes,) if isinstance(dtypes, torch.dtype) else tuple(dtypes)
         dtype_ok = isinstance(x, torch.Tensor) and x.dtype in allowed
         want = " or ".join(map(_dtype_name, allowed))
-    ok = dtype_ok and (shape is None or (x.dim() == len(shape) and all(
+    ok = isinstance(x, torch.Tensor) and dtype_ok and (shape is None or (x.dim() == len(shape) and all(
         not isinstance(s, int) or s == n for s, n in zip(shape, x.shape))))
     if not ok:
         dims = "" if shape is None else " of shape (" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
@@ -44,6 +44,7 @@ def check_ids(name: str, x: object, high: int, shape: Shape | None = None) -> to
     """`x` itself, after a ValueError unless it is an int64 or int32 tensor (of `shape`, see
     check_tensor) with every value in [0, high)."""
     check_tensor(name, x, (torch.int64, torch.int32), shape)
+    assert isinstance(x, torch.Tensor)  # check_tensor raised otherwise; narrows x for the checker
     if x.numel() and (int(x.min()) < 0 or int(x.max()) >= high):
         raise ValueError(f"{name}: expected ids in [0, {high}), got values in [{int(x.min())}, {int(x.max())}]")
     return x

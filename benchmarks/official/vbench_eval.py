@@ -18,9 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.official.envs import (MARKER, default_env_path, env_python, is_built,
-                                     require_env, site_packages)
+from benchmarks.official.envs import require_env
 from benchmarks.official.resources import Resource, require
+from harness.env import MARKER, default_env_path, env_python, is_built, site_packages
 
 # name: (min, max, weight) -- VBench scripts/constant.py NORMALIZE_DIC / DIM_WEIGHT.
 VBENCH_DIMENSIONS: dict[str, tuple[float, float, float]] = {

@@ -120,8 +120,7 @@ class _VBenchFamily(Scorer):
         return float(fps)
 
     def _env(self) -> Path:
-        from benchmarks.official.envs import default_env_path, is_built
-        from harness.env import create_env
+        from harness.env import create_env, default_env_path, is_built
 
         path = default_env_path("vbench")
         if not is_built(path):
@@ -134,9 +133,8 @@ class _VBenchFamily(Scorer):
 
     def evaluate(self, videos: torch.Tensor, prompts: list, task: str,
                  seed: int) -> tuple[dict[str, float], dict[str, list[float]]]:
-        from benchmarks.official.envs import MARKER
         from benchmarks.official.score_cache import cached_scores, files_fingerprint, samples_digest
-        from harness.env import env_packages
+        from harness.env import MARKER, env_packages
         from harness.identity import sha256_of
 
         problem = vb.width_problem(self.name(), self.dimension, int(videos.shape[3]))  # geometry known only now

@@ -135,7 +135,8 @@ class Flicker(Scorer):
 
 @SCORERS.register("frames")
 class FrameTaskMetrics(Scorer):
-    """Conditioned-task PSNR against the real clips: i2v first frame, interpolation endpoints, extrapolation continuation."""
+    """Conditioned-task PSNR against the real clips: i2v first frame, interpolation endpoints,
+    extrapolation continuation."""
 
     metrics = (Metric("first_frame_psnr", 0.0, PSNR_CAP), Metric("endpoint_psnr", 0.0, PSNR_CAP),
                Metric("continuation_psnr", 0.0, PSNR_CAP))

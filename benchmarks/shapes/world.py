@@ -45,14 +45,17 @@ class WorldConfig:
 
     def __post_init__(self) -> None:
         if self.frames < 1 or self.height < 16 or self.width < 16:
-            raise ValueError(f"WorldConfig: expected frames >= 1 and height, width >= 16, got {self.frames}x{self.height}x{self.width}")
+            raise ValueError(f"WorldConfig: expected frames >= 1 and height, width >= 16, "
+                             f"got {self.frames}x{self.height}x{self.width}")
         if self.height % 4 or self.width % 4:
             raise ValueError(f"WorldConfig: expected height and width divisible by 4 (patch size), got {self.height}x{self.width}")
         if not 1 <= self.min_objects <= self.max_objects <= len(COLOURS):
-            raise ValueError(f"WorldConfig: expected 1 <= min_objects <= max_objects <= {len(COLOURS)}, got {self.min_objects}, {self.max_objects}")
+            raise ValueError(f"WorldConfig: expected 1 <= min_objects <= max_objects <= {len(COLOURS)}, "
+                             f"got {self.min_objects}, {self.max_objects}")
         room = min(self.height, self.width) - max(SIZES.values()) - 2
         if self.travel > room:
-            raise ValueError(f"WorldConfig: speed * (frames - 1) = {self.travel:.1f} px does not fit in the frame (max {room} px); lower speed")
+            raise ValueError(f"WorldConfig: speed * (frames - 1) = {self.travel:.1f} px does not fit in the "
+                             f"frame (max {room} px); lower speed")
 
     @property
     def travel(self) -> float:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,8 @@ from harness.plugins import (BENCHMARKS, TEXT_TOKENIZERS, VISUAL_TOKENIZERS, Bad
                              TextTokenizerPlugin, VisualTokenizerPlugin)
 from benchmarks.video_folder.decode import ClipSpec, read_clip
 from benchmarks.video_folder.manifest import Entry, ManifestError, file_signature, read_manifest
+from benchmarks.video_folder.prompts import REAL_TASKS, VideoPrompt, condition_frames, read_prompts
 
-REAL_TASKS = ("t2i", "i2v", "interpolation", "extrapolation")  # suites that need real clips
 # The code that turns files into clips: shards are keyed by the data fingerprint alone (the code
 # versions of run ids, harness.codehash, do not key the shard cache), so it carries this code.
 _DECODER_CODE = hashlib.sha256(b"".join((Path(__file__).parent / name).read_bytes()
@@ -118,29 +117,6 @@ def _split(root: str, manifest: str, size: int, mtime_ns: int, eval_size: int) -
         train, held = tuple(entries[:len(entries) - k]), tuple(entries[len(entries) - k:])
     sha = hashlib.sha256(Path(manifest).read_bytes()).hexdigest()[:16]
     return FolderSplit(train, held, tuple(skipped), sha)
-
-
-@dataclass(frozen=True)
-class VideoPrompt:
-    """An evaluation prompt; `key` names its real clip (None for a text-only prompt)."""
-
-    caption: str
-    task: str
-    condition_frames: tuple[int, ...] = ()
-    key: str | None = None
-
-
-def condition_frames(task: str, frames: int) -> tuple[int, ...]:
-    """The pixel frames of a `frames`-frame clip that `task` gives the sampler: none (t2v, t2i), the
-    first (i2v), first and last (interpolation), the first half (extrapolation)."""
-    return {"t2v": (), "t2i": (), "i2v": (0,), "interpolation": (0, frames - 1),
-            "extrapolation": tuple(range(max(1, frames // 2)))}[task]
-
-
-def read_prompts(path: Path) -> list[str]:
-    """The captions of an eval prompt file: each row's "caption" of a .jsonl, else each non-empty line."""
-    lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    return [json.loads(line)["caption"] for line in lines] if path.suffix.lower() == ".jsonl" else lines
 
 
 @BENCHMARKS.register("video_folder")

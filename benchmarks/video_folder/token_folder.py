@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from harness.identity import sha256_of
 from harness.plugins import BENCHMARKS, Benchmark, ClipItem
 from benchmarks.video_folder.manifest import file_signature
-from benchmarks.video_folder.plugin import REAL_TASKS, VideoPrompt, condition_frames, read_prompts
+from benchmarks.video_folder.prompts import REAL_TASKS, VideoPrompt, condition_frames, read_prompts
 
 
 class TokenFolderOptions(BaseModel):

@@ -31,7 +31,8 @@ run_search(load_spec(sys.argv[1]), sys.argv[2], "default", sys.argv[3], Executor
 
 
 def test_two_processes_and_two_slurm_jobs_share_one_postgres_study(slurm_cluster, postgres_url, tmp_path: Path) -> None:
-    from harness.data import data_for, training_tokens
+    from harness.data import data_for
+    from harness.token_shards import training_tokens
     from harness.expand import apply_profile, make_run
     from harness.search import counted, open_study, run_search
     from harness.spec import ExecutorConfig

@@ -74,8 +74,10 @@ def tokenizer(tmp_path_factory) -> ReleaseVideoTokenizer:
 def _given(tokenizer, clips: torch.Tensor, task: str, cond: tuple[int, ...]) -> torch.Tensor:
     """The ids the task gives the sampler at its held latent frames: long (B, n_held, h, w)."""
     recorder = _Recorder()
-    text = lambda captions: (torch.zeros(len(captions), 2, dtype=torch.long),  # noqa: E731
-                             torch.ones(len(captions), 2, dtype=torch.bool))
+
+    def text(captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros(len(captions), 2, dtype=torch.long), torch.ones(len(captions), 2, dtype=torch.bool)
+
     ctx = tasks.TaskContext(recorder, Data(_Clips(clips), tokenizer, text, "fp"), SampleConfig(),
                             torch.Generator().manual_seed(0))
     prompts = [_Prompt("a", task, cond), _Prompt("b", task, cond)]

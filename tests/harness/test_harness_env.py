@@ -6,9 +6,9 @@ import sys
 import pytest
 import torch
 
-from benchmarks.official.envs import MARKER, is_built, require_env
+from benchmarks.official.envs import require_env
 from benchmarks.official.resources import MissingResourceError
-from harness.env import _link_torch, create_env
+from harness.env import MARKER, _link_torch, create_env, is_built
 
 
 def test_bad_arguments(tmp_path):

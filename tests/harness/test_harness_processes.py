@@ -133,7 +133,7 @@ def test_two_harness_runs_at_once_compute_every_run_once(tmp_path: Path, tmp_pat
     procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
         for symptom in ("Directory not empty", "job ended without a result", "No such file", "Traceback"):
             assert symptom not in err, err[-3000:]

@@ -50,9 +50,9 @@ def test_release_sampled_as_is_and_fine_tuned(tmp_path: Path, tmp_path_factory) 
     assert saved["rope_layout"] == "ursa_release" and saved["head_shift"] and saved["bov_token_id"] == data_v(release)
     from safetensors.torch import load_file
 
-    from ursa.model import URSAModel
+    from ursa.release import load_transformer
 
-    start = URSAModel.from_release(release).state_dict()
+    start = load_transformer(release).state_dict()
     after = load_file(str(train_dir / "model" / "model.safetensors"))
     assert set(after) == set(start) and not torch.equal(after["head.weight"], start["head.weight"])
     done = json.loads((runs / "rel" / "default" / evaluated.run_id / "stages" / "train" / "done.json").read_text())
@@ -156,14 +156,13 @@ def test_negative_prompt_is_the_unconditional_branch(tmp_path: Path) -> None:
     from harness.spec import SampleConfig
     from harness.tasks import TaskContext
     from test_release_helpers import make_tokenizer
-    from ursa.model import URSAModel
-    from ursa.release import build_release_path
+    from ursa.release import build_release_path, load_transformer
     from ursa.sample import EulerSampler, text_to_video
     from ursa.tokenizers.text import HFTextTokenizer
 
     release = make_release(tmp_path / "rel")
     make_tokenizer(release / "tokenizer")
-    model, path = URSAModel.from_release(release), build_release_path(release)
+    model, path = load_transformer(release), build_release_path(release)
     plugin, prompts = TEXT_TOKENIZERS.get("release_text"), [type("P", (), {"caption": c}) for c in ("a red circle", "up")]
     config = SampleConfig(steps=4, cfg_scale=5.0)
 

@@ -109,7 +109,10 @@ def test_extrapolation_gives_the_latent_frames_of_its_pixel_frames(monkeypatch: 
                                                                dtype=torch.uint8),
                             condition_ids=lambda ps, tok, frames: tok.encode(
                                 torch.zeros(len(ps), len(frames), 32, 32, 3, dtype=torch.uint8)))
-    text = lambda caps: (torch.ones(len(caps), 3, dtype=torch.long), torch.ones(len(caps), 3, dtype=torch.bool))  # noqa: E731
+
+    def text(caps: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.ones(len(caps), 3, dtype=torch.long), torch.ones(len(caps), 3, dtype=torch.bool)
+
     data = SimpleNamespace(tokenizer=Compressing(), benchmark=bench, text=text)
     seen = {}
     monkeypatch.setattr(S, "extrapolate",

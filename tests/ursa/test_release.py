@@ -11,7 +11,7 @@ from test_release_helpers import TINY, fsq_codebook, make_release, reference_log
 
 from ursa.model import URSAModel
 from ursa.paths import MetricPath, MixturePath
-from ursa.release import (build_release_path, load_scheduler, read_transformer_config,
+from ursa.release import (build_release_path, load_scheduler, load_transformer, read_transformer_config,
                           release_to_project_key)
 
 
@@ -22,7 +22,7 @@ def release(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(release):
-    return URSAModel.from_release(release)
+    return load_transformer(release)
 
 
 def _inputs(seed, batch, length, shape):
@@ -57,7 +57,7 @@ def test_text_layout_left_padded_from_mask(model):
 
 
 def test_sharded_weights_and_dtype(tmp_path, model):
-    sharded = URSAModel.from_release(make_release(tmp_path, shards=3), dtype=torch.bfloat16)
+    sharded = load_transformer(make_release(tmp_path, shards=3), dtype=torch.bfloat16)
     assert all(p.dtype == torch.bfloat16 for p in sharded.parameters())
     assert torch.equal(sharded.head.weight, model.head.weight.bfloat16())
     text, visual = _inputs(3, 1, 5, (2, 2, 2))
@@ -127,7 +127,7 @@ def test_missing_shard_named(tmp_path):
     root = make_release(tmp_path, shards=2)
     (root / "transformer" / "diffusion_pytorch_model-00002-of-00002.safetensors").unlink()
     with pytest.raises(ValueError, match="00002-of-00002.safetensors .a weight shard"):
-        URSAModel.from_release(root)
+        load_transformer(root)
 
 
 def test_shape_mismatch_and_unknown_architecture(tmp_path, release):
@@ -135,16 +135,16 @@ def test_shape_mismatch_and_unknown_architecture(tmp_path, release):
     cfg = dict(TINY, intermediate_size=64)
     (bad / "transformer" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match=r"mlp.gate_proj.weight' has shape \(48, 32\), the config implies \(64, 32\)"):
-        URSAModel.from_release(bad)
+        load_transformer(bad)
     (bad / "transformer" / "config.json").write_text(json.dumps(dict(TINY, _class_name="NovaTransformer3DModel")))
     with pytest.raises(ValueError, match="_class_name.*NovaTransformer3DModel"):
-        URSAModel.from_release(bad)
+        load_transformer(bad)
     (bad / "transformer" / "config.json").write_text(json.dumps(dict(TINY, vocab_size=70)))
     with pytest.raises(ValueError, match="vocab_size = lm_vocab_size \\+ lm_head_size"):
-        URSAModel.from_release(bad)
+        load_transformer(bad)
     (bad / "transformer" / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="transformer/config.json to be a JSON object"):
-        URSAModel.from_release(bad)
+        load_transformer(bad)
 
 
 def test_bad_scheduler_files(tmp_path, release):

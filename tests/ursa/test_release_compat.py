@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ursa.model import URSAModel
 from ursa.paths import MixturePath
-from ursa.release import build_release_path
+from ursa.release import build_release_path, load_transformer
 from ursa.sample import EulerSampler, SamplerConfig, image_to_video
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -23,7 +22,7 @@ SHAPE = (3, 2, 2)  # latent (T, h, w); frame 0 given in i2v
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
     root = make_release(tmp_path_factory.mktemp("rel") / "URSA")
-    return URSAModel.from_release(root), build_release_path(root)
+    return load_transformer(root), build_release_path(root)
 
 
 def i2v(model, path, **config) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:

@@ -21,7 +21,7 @@ MAX_PROMPT = 320  # the release's max_prompt_length
 def release_state(cfg: dict, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random weights under the authors' parameter names (transformer_ursa.py / qwen3.py)."""
     g = torch.Generator().manual_seed(seed)
-    H, D, I = cfg["hidden_size"], cfg["head_dim"], cfg["intermediate_size"]
+    H, D, I = cfg["hidden_size"], cfg["head_dim"], cfg["intermediate_size"]  # noqa: E741 - hidden, head, intermediate sizes
     nq, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
 
     def w(*shape, scale=0.2):
@@ -125,7 +125,7 @@ def reference_logits(state: dict, cfg: dict, text_ids: torch.Tensor, visual_ids:
     pos = _positions(L, shape)
     x = state["model.embed_tokens.weight"][ids]
     for n in range(cfg["num_hidden_layers"]):
-        p = lambda k: state[f"model.layers.{n}.{k}"]  # noqa: E731
+        p = lambda k: state[f"model.layers.{n}.{k}"]  # noqa: E731, B023 - used in this iteration only
         a = _rms(x, p("input_layernorm.weight"))
         q = (a @ p("self_attn.q_proj.weight").T).unflatten(-1, (nq, D))
         k = (a @ p("self_attn.k_proj.weight").T).unflatten(-1, (nkv, D))

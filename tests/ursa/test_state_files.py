@@ -58,7 +58,7 @@ def test_temp_names_carry_pid_and_host_and_tell_stale_from_live(tmp_path: Path) 
 
 def _hammer(path: str, worker: int) -> None:
     for i in range(40):
-        atomic_write(Path(path), lambda tmp: tmp.write_bytes(f"{worker}:{i}".encode() * 1000))
+        atomic_write(Path(path), lambda tmp: tmp.write_bytes(f"{worker}:{i}".encode() * 1000))  # noqa: B023 - called at once
 
 
 def test_concurrent_writers_of_one_file_never_collide(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -134,7 +135,7 @@ def resolve_geometry(folder: str | Path, levels: Sequence[int] | None = None, te
     found = _from_folder(folder)
     given = {"levels": None if levels is None else list(levels), "temporal_compression": temporal_compression,
              "spatial_compression": spatial_compression}
-    merged: dict[str, object] = {}
+    merged: dict[str, Any] = {}
     for key, value in given.items():
         known = found.get(key)
         if value is not None and known is not None and known != value:

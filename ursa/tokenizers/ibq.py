@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -172,9 +173,9 @@ class IBQAutoencoder(nn.Module):
         self.quant_conv = nn.Conv2d(c["latent_channels"], c["vq_embed_dim"], 1)
         self.post_quant_conv = nn.Conv2d(c["vq_embed_dim"], c["latent_channels"], 1)
         if c["attn_down_block"]:
-            self.encoder.down_blocks[-1].attentions.extend(Attention(dims[-1]) for _ in range(depth))
+            cast(nn.ModuleList, self.encoder.down_blocks[-1].attentions).extend(Attention(dims[-1]) for _ in range(depth))
         if c["attn_up_block"]:
-            self.decoder.up_blocks[0].attentions.extend(Attention(dims[-1]) for _ in range(depth + 1))
+            cast(nn.ModuleList, self.decoder.up_blocks[0].attentions).extend(Attention(dims[-1]) for _ in range(depth + 1))
         self.quantizer = Codebook(c["num_vq_embeddings"], c["vq_embed_dim"])
 
     @property

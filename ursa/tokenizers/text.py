@@ -35,7 +35,8 @@ class HFTextTokenizer:
 
         path = Path(path)
         if not path.is_dir():
-            raise ValueError(f"text tokenizer path: expected a local directory with tokenizer files, got {str(path)!r} (not a directory)")
+            raise ValueError(f"text tokenizer path: expected a local directory with tokenizer files, "
+                             f"got {str(path)!r} (not a directory)")
         if max_length is not None and (not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1):
             raise ValueError(f"text tokenizer max_length: expected a positive int or None, got {max_length!r}")
         self._tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)

@@ -105,8 +105,13 @@ def score_fidelity(videos: torch.Tensor, reference: torch.Tensor, weights: Path,
     manifold; recall: real samples covered)."""
     if len(videos) < 2 or len(reference) < 2:
         raise ValueError(f"fidelity: expected >= 2 clips on each side, got {len(videos)} and {len(reference)}")
-    frames = lambda v: v.flatten(0, 1).permute(0, 3, 1, 2).contiguous()  # (N*F, 3, H, W)
-    clips = lambda v: v.permute(0, 1, 4, 2, 3).flatten(1, 2).contiguous()  # (N, F*3, H, W)
+
+    def frames(v: torch.Tensor) -> torch.Tensor:
+        return v.flatten(0, 1).permute(0, 3, 1, 2).contiguous()  # (N*F, 3, H, W)
+
+    def clips(v: torch.Tensor) -> torch.Tensor:
+        return v.permute(0, 1, 4, 2, 3).flatten(1, 2).contiguous()  # (N, F*3, H, W)
+
     out = {f"{k}_frame": v for k, v in _metrics(frames(videos), frames(reference), "shapes-frame", weights, seed).items()}
     if videos.shape[1] > 1:
         out.update({f"{k}_clip": v for k, v in _metrics(clips(videos), clips(reference), "shapes-clip", weights, seed).items()})

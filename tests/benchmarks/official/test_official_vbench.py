@@ -11,11 +11,16 @@ import pytest
 import torch
 
 import benchmarks.official
-from benchmarks.official.envs import MARKER
 from benchmarks.official.export import export_vbench_custom
 from benchmarks.official.resources import MissingResourceError
-from benchmarks.official.vbench_eval import (I2V_DIMENSIONS, VBENCH_DIMENSIONS, run_vbench, summarize,
-                                       summarize_i2v)
+from benchmarks.official.vbench_eval import (
+    I2V_DIMENSIONS,
+    VBENCH_DIMENSIONS,
+    run_vbench,
+    summarize,
+    summarize_i2v,
+)
+from harness.env import MARKER
 
 # Chosen normalised values n (raw = min + n * (max - min)), so the expected scores are simple sums.
 NORM = {"subject_consistency": 0.5, "background_consistency": 0.5, "temporal_flickering": 1.0,

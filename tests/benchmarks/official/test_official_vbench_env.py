@@ -15,9 +15,9 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
-from benchmarks.official.envs import env_python
 from benchmarks.official.export import I2V_INFO, export_vbench_i2v_custom
 from harness import plugins
+from harness.env import env_python
 from harness.store import load_results
 
 WORLD = {"frames": 4, "height": 16, "width": 16, "max_objects": 1, "speed": 1.0}

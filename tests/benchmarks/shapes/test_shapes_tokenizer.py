@@ -4,10 +4,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from benchmarks.shapes.cache import FingerprintMismatch, load_checked, tensors_sha256
+from benchmarks.shapes.cache import FingerprintMismatch
 from benchmarks.shapes.prompts import load_suite, real_videos
 from benchmarks.shapes.tokenizer import load_or_fit_tokenizer
 from benchmarks.shapes.world import WorldConfig
+from harness.cachefile import load_checked, tensors_sha256
 
 
 def test_encode_decode_shapes_and_reconstruction(shapes_tokenizer):
