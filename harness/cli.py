@@ -208,6 +208,12 @@ def _run(args: argparse.Namespace) -> int:
     from harness.runner import run_spec
 
     spec = load_spec(args)
+    if not args.no_report:  # refused before the runs, not after them
+        from harness.report import report_owner_error
+
+        problem = report_owner_error(args.reports_dir / spec.name / args.profile, spec, args.runs_root)
+        if problem:
+            raise ValueError(f"{problem} (or pass --no-report)")
     start = time.perf_counter()
     outcome = run_spec(spec, args.profile, args.runs_root, executor_kind=args.executor,
                        max_parallel=args.max_parallel, retry_failed=args.retry_failed, force=args.force,

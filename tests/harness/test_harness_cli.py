@@ -340,3 +340,19 @@ def test_every_command_exits_quietly_into_a_closed_pipe(tmp_path: Path) -> None:
             assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr, (args, res.stderr)
             continue
         assert res.returncode in (0, 141) and res.stderr == "", (args, res.returncode, res.stderr)
+
+
+def test_run_on_a_scratch_runs_root_refuses_before_running_to_overwrite_anothers_report(tmp_path: Path) -> None:
+    """A report folder that holds the report of the same spec file on another (existing) runs root:
+    `run` says so before it runs anything; --no-report runs."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\nbase:\n  benchmark: {name: shapes}\n  score: {which: [alignment]}\n")
+    main_root, scratch, reports = tmp_path / "runs", tmp_path / "scratch", tmp_path / "reports"
+    out = reports / "s" / "default"
+    out.mkdir(parents=True)
+    main_root.mkdir()
+    (out / "source.json").write_text(json.dumps({"spec": "../../../s.yaml", "runs_root": "../../../runs"}))
+    res = harness("run", str(spec), "--runs-root", str(scratch), "--reports-dir", str(reports), "--no-progress")
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert f"holds the report of spec file {spec} on runs root {main_root}" in res.stderr, res.stderr
+    assert "--no-report" in res.stderr and not scratch.exists(), "refused before any run"

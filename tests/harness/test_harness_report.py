@@ -294,6 +294,14 @@ def test_a_copied_spec_does_not_overwrite_the_report_of_the_spec_it_came_from(tm
         render_report(load_spec(copy), tmp_path / "runs", "smoke", out)
     assert (out / "report.md").read_text() == before
     render_report(load_spec(original), tmp_path / "runs", "smoke", out)  # its own spec file rewrites it
+    # the same spec file on another runs root (a scratch run) is refused too, while the first root exists
+    write_runs(tmp_path / "scratch", spec="timestep_shift", profile="smoke")
+    with pytest.raises(ValueError, match=f"on runs root {tmp_path / 'runs'}; expected the report of .* on runs "
+                                         f"root {tmp_path / 'scratch'} to go elsewhere"):
+        render_report(load_spec(original), tmp_path / "scratch", "smoke", out)
+    assert (out / "report.md").read_text() == before
+    (tmp_path / "runs").rename(tmp_path / "runs.old")  # a runs root that is gone owns no report
+    render_report(load_spec(original), tmp_path / "scratch", "smoke", out)
 
 
 def test_report_flags_damaged_runs_and_leaves_them_out(tmp_path: Path) -> None:
