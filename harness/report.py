@@ -23,7 +23,7 @@ import pandas as pd
 from harness import compare, plots, plugins, stats, tables
 from harness.spec import Spec, zip_keys
 from harness.specfile import load_spec
-from harness.store import export_results, load_results, read_json, read_json_or_none
+from harness.store import export_results, load_results, read_json, read_json_or_none, read_result
 from ursa.io import atomic_write_bytes
 
 
@@ -397,13 +397,22 @@ def floor_note(summary: pd.DataFrame, metric: str) -> str:
 
 def skipped_items(df: pd.DataFrame, runs_root: Path) -> list[str]:
     """One line per training set whose benchmark skipped items (unreadable, too short...): counts
-    and the first reasons, from the skipped.jsonl harness.tokenize leaves beside its shards."""
-    prints = set()
+    and the first reasons, from the skipped.jsonl harness.tokenize leaves beside its shards; and
+    one for the held-out items the runs' scores leave out (each result's `skipped`)."""
+    prints, held_out = set(), {}
     for d in df["run_dir"] if len(df) and "run_dir" in df else []:
         meta = read_json_or_none(Path(str(d)) / "config.json", "its data set is not described")
         if isinstance(meta, dict) and isinstance(meta.get("data"), str):
             prints.add(meta["data"])
+        result = read_result(Path(str(d)))
+        for row in result.skipped if result is not None else ():
+            held_out.setdefault(str(row.get("key")), str(row.get("reason")))
     lines = []
+    if held_out:
+        reasons = "; ".join(f"{k}: {r}" for k, r in sorted(held_out.items())[:3])
+        lines.append(f"Held-out data: {len(held_out)} item{'s' * (len(held_out) != 1)} left out of every "
+                     f"suite the runs are scored on ({reasons}{' ...' if len(held_out) > 3 else ''}; every "
+                     f"reason: `skipped` in each run's result.json).")
     for fp in sorted(prints):
         path = runs_root / "_cache" / "shards" / fp / "skipped.jsonl"
         try:
