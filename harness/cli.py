@@ -503,7 +503,8 @@ def _command(argv: list[str] | None) -> int:
 
         where = ""
         if args is not None and getattr(args, "command", None) in ("run", "search"):
-            where = (f"; rerun `python -m harness {args.command} {args.spec} --profile {args.profile} "
+            profile = args.profile or "default"  # an interrupt before load_spec filled it in
+            where = (f"; rerun `python -m harness {args.command} {args.spec} --profile {profile} "
                      f"--runs-root {args.runs_root}` to resume")
         if isinstance(exc, interrupted):
             print(f"interrupted: workers stopped, {len(exc.unfinished)} unfinished run(s) recorded as interrupted"
