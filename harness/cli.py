@@ -222,6 +222,12 @@ def _run(args: argparse.Namespace) -> int:
     from harness.runner import run_spec
 
     spec = load_spec(args)
+    if not args.no_report:  # refused before the runs, not after them
+        from harness.report import report_owner_error
+
+        problem = report_owner_error(args.reports_dir / spec.name / args.profile, spec, args.runs_root)
+        if problem:
+            raise ValueError(f"{problem} (or pass --no-report)")
     start = time.perf_counter()
     outcome = run_spec(spec, args.profile, args.runs_root, executor_kind=args.executor,
                        max_parallel=args.max_parallel, retry_failed=args.retry_failed, force=args.force,
@@ -476,6 +482,28 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command and return its exit code (the module's docstring lists them); a closed
+    stdout is 141 and silent for every command."""
+    code = _command(argv)
+    try:
+        sys.stdout.flush()  # what an error path left buffered: a closed pipe shows here, not at exit
+    except BrokenPipeError:
+        return _stdout_closed()
+    return code
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout left: send the rest to /dev/null (no second error when Python flushes
+    stdout at exit) and exit as a tool killed by the broken pipe would."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+    return 141  # 128 + SIGPIPE
+
+
+def _command(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     handlers = {"run": _run, "search": _search, "validate": _validate, "report": lambda a: print(_report(load_spec(a), a)) or 0,
                 "check": _check, "status": _status, "ls": _ls, "plugins": _plugins, "reindex": _reindex,
@@ -502,18 +530,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'spec error' if isinstance(exc, spec_error) else 'error'}: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `... | head`: the reader left; exit quietly
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout at exit
-        except OSError:
-            pass
-        return 141  # 128 + SIGPIPE, as a tool killed by the broken pipe would
+        return _stdout_closed()
     except KeyboardInterrupt as exc:  # also while torch imports: no import here, the one line only
         interrupted = getattr(sys.modules.get("harness.runner"), "Interrupted", ())
 
         where = ""
         if args is not None and getattr(args, "command", None) in ("run", "search"):
-            where = (f"; rerun `python -m harness {args.command} {args.spec} --profile {args.profile} "
+            profile = args.profile or "default"  # an interrupt before load_spec filled it in
+            where = (f"; rerun `python -m harness {args.command} {args.spec} --profile {profile} "
                      f"--runs-root {args.runs_root}` to resume")
         if isinstance(exc, interrupted):
             print(f"interrupted: workers stopped, {len(exc.unfinished)} unfinished run(s) recorded as interrupted"

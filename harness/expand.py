@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
 from harness import plugins
-from harness.spec import (LABELS, PROFILES, RunConfig, Section, Spec, SpecError, _short, resolve_run,
+from harness.spec import (LABELS, PROFILES, GridAxis, RunConfig, Section, Spec, SpecError, _short, resolve_run,
                           validate_model, zip_keys)
 
 SPEC_LEVEL = ("seeds", "grid", "zip", "search", "executor")
@@ -136,7 +138,7 @@ SEED_KEYS = ("train.seed", "sample.seed")  # set from the spec's `seeds` for eve
 def count_runs(spec: Spec) -> int:
     """grid x zip x seeds, counted without building a run."""
     n = len(spec.seeds)
-    for values in spec.grid.values():
+    for values in spec.grid_values.values():
         n *= len(values)
     for group in spec.zip:
         n *= len(next(iter(group.values()), []))
@@ -149,7 +151,7 @@ def check_run_count(spec: Spec, where: str = "") -> None:
     `where` prefixes the key named (a profile); the key is the axis with the most values."""
     n = count_runs(spec)
     if n > spec.max_runs:
-        factors = [(f"grid.{k}", len(v), f"{len(v):,} ({k})") for k, v in spec.grid.items()]
+        factors = [(f"grid.{k}", len(v), f"{len(v):,} ({k})") for k, v in spec.grid_values.items()]
         factors += [(f"zip[{i}]", len(next(iter(g.values()), [])), f"{len(next(iter(g.values()), [])):,} (zip[{i}])")
                     for i, g in enumerate(spec.zip)]
         factors.append(("seeds", len(spec.seeds), f"{len(spec.seeds):,} seed{'s' * (len(spec.seeds) != 1)}"))
@@ -185,7 +187,7 @@ def check_axes(spec: Spec) -> None:
     configs = [_validate_run(copy.deepcopy(base), spec.source, "base")]
     # (where, key, values, group): a zip axis's j-th value is checked together with its partners' j-th
     # values (they only ever occur together: frames=16 may need speed=0.2 beside it)
-    axes = [(f"grid.{k}", k, v, {k: v}) for k, v in spec.grid.items()]
+    axes = [(f"grid.{k}", k, v, {k: v}) for k, v in spec.grid_values.items()]
     axes += [(f"zip[{i}].{k}", k, g[k], {p: g[p] for p in zip_keys(g)})
              for i, g in enumerate(spec.zip) for k in zip_keys(g)]
     seen: set[str] = set()
@@ -314,7 +316,7 @@ def apply_profile(spec: Spec, profile: str) -> tuple[Spec, dict]:
                 if axis not in data["grid"]:
                     raise SpecError(f"{spec.source}: {where}: expected an existing grid axis "
                                     f"({', '.join(data['grid']) or 'none'}), got {axis!r}.")
-                data["grid"][axis] = value
+                data["grid"][axis] = _keep_names(data["grid"][axis], value, spec.source, where)
             elif head == "search" and data["search"] is None:
                 raise SpecError(f"{spec.source}: {where}: the spec has no search block to override.")
             else:
@@ -328,6 +330,21 @@ def apply_profile(spec: Spec, profile: str) -> tuple[Spec, dict]:
         check_run_count(new, f"profiles.{profile}")
     _validate_run(copy.deepcopy(base), spec.source, f"profiles.{profile}")
     return new, base
+
+
+def _keep_names(axis: Any, values: Any, source: str, where: str) -> Any:
+    """A profile's plain list for a named grid axis keeps the names the spec gave those values
+    (a smoke profile that drops values keeps its arms' labels); a value without one is an error."""
+    if not (isinstance(axis, dict) and isinstance(values, list)):
+        return values
+    key = functools.partial(json.dumps, sort_keys=True, default=repr)
+    names = {key(v): name for v, name in zip(axis["values"], axis[LABELS])}
+    unnamed = [v for v in values if key(v) not in names]
+    if unnamed:
+        raise SpecError(f"{source}: {where}: expected values the spec's axis names ({_short(axis['values'])}), "
+                        f"or {{values: [...], {LABELS}: [...]}} naming new ones, got {_short(unnamed[0])}, "
+                        f"which has no label.")
+    return {"values": values, LABELS: [names[key(v)] for v in values]}
 
 
 def _fmt(value: Any) -> str:
@@ -353,19 +370,25 @@ def arm_label(params: dict[str, Any]) -> str:
 
 def arm_points(spec: Spec) -> list[tuple[str, dict[str, Any]]]:
     """(label, axis values) of every arm of `spec` (grid x zip), in the order `expand` makes
-    them; a named zip point's `labels:` entry stands in its label for its `key=value` parts."""
-    grid_axes = [[(k, v) for v in values] for k, values in spec.grid.items()]
-    # each zip point: (its name from the group's `labels:` or None, its (key, value) pairs)
-    zip_axes = [[(g[LABELS][j] if LABELS in g else None, tuple((k, g[k][j]) for k in zip_keys(g)))
-                 for j in range(len(g[zip_keys(g)[0]]))] for g in spec.zip]
+    them; a named grid value's or zip point's `labels:` entry stands in for its `key=value` parts."""
+    # each axis point: (its name from `labels:` or None, its (key, value) pairs)
+    axes = [[(a.labels[j] if isinstance(a, GridAxis) else None, ((k, v),))
+             for j, v in enumerate(spec.grid_values[k])] for k, a in spec.grid.items()]
+    axes += [[(g[LABELS][j] if LABELS in g else None, tuple((k, g[k][j]) for k in zip_keys(g)))
+              for j in range(len(g[zip_keys(g)[0]]))] for g in spec.zip]
     points = []
-    for grid_point in itertools.product(*grid_axes):
-        for zip_point in itertools.product(*zip_axes):
-            params, parts = dict(grid_point), [arm_label(dict(grid_point))] if grid_point else []
-            for name, pairs in zip_point:
-                params.update(pairs)
-                parts.append(name if name is not None else arm_label(dict(pairs)))
-            points.append((", ".join(parts) or "base", params))
+    for point in itertools.product(*axes):
+        params, parts, unnamed = {}, [], {}
+        for name, pairs in point:
+            params.update(pairs)
+            if name is None:  # consecutive unnamed axes read as one `key=value, ...` run of parts
+                unnamed.update(pairs)
+                continue
+            parts += [arm_label(unnamed)] if unnamed else []
+            parts.append(name)
+            unnamed = {}
+        parts += [arm_label(unnamed)] if unnamed else []
+        points.append((", ".join(parts) or "base", params))
     return points
 
 

@@ -230,6 +230,11 @@ class Benchmark(Component, ABC):
         """uint8 (N, F, H, W, 3) clips of reference generator `name` (one of `references`)."""
         raise NotImplementedError(f"{type(self).__name__} has no reference generators")
 
+    def eval_skipped(self) -> list[dict[str, str]]:
+        """Held-out items left out of every suite (an unreadable clip, say), as {"key", "reason"}
+        rows: recorded in each run's result and shown in its report. Default: none."""
+        return []
+
     def training_clips(self) -> tuple[list[ClipItem], list[dict[str, str]]]:
         """Streaming benchmarks: (the training items in a fixed order, the items already known to be
         unusable as {"key", "reason"} rows)."""

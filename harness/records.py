@@ -36,7 +36,8 @@ class RunResult:
     `reference` names the reference generator of a floor / ceiling row (None for trained or
     evaluated arms); `stage_ids` the shared train / sample stages it used; `machine` what decides
     the CPU results of the process that ran it (harness.cpu.facts: kernel level, pins, threads,
-    versions; the train stage's done.json holds those of the process that trained)."""
+    versions; the train stage's done.json holds those of the process that trained); `skipped` the
+    held-out items the benchmark left out of every suite (Benchmark.eval_skipped)."""
 
     run_id: str
     spec: str
@@ -52,6 +53,7 @@ class RunResult:
     stage_ids: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # held-out items left out of the scores: {"key", "reason"}
     trial: int | None = None  # Optuna trial number of a search run
     started: float | None = None
     finished: float | None = None

@@ -27,7 +27,7 @@ from harness.comparison import (Claim, Comparison, _fmt_p, agreement, compare_wi
                                 denoise_table, headline_comparison, headline_values, metric_range, power_table)
 from harness.spec import Spec, zip_keys
 from harness.specfile import load_spec
-from harness.store import export_results, load_results, read_json, read_json_or_none
+from harness.store import export_results, load_results, read_json, read_json_or_none, read_result
 from ursa.io import atomic_write_bytes
 
 
@@ -438,13 +438,22 @@ def floor_note(summary: pd.DataFrame, metric: str) -> str:
 
 def skipped_items(df: pd.DataFrame, runs_root: Path) -> list[str]:
     """One line per training set whose benchmark skipped items (unreadable, too short...): counts
-    and the first reasons, from the skipped.jsonl harness.token_shards leaves beside its shards."""
-    prints = set()
+    and the first reasons, from the skipped.jsonl harness.token_shards leaves beside its shards; and
+    one for the held-out items the runs' scores leave out (each result's `skipped`)."""
+    prints, held_out = set(), {}
     for d in df["run_dir"] if len(df) and "run_dir" in df else []:
         meta = read_json_or_none(Path(str(d)) / "config.json", "its data set is not described")
         if isinstance(meta, dict) and isinstance(meta.get("data"), str):
             prints.add(meta["data"])
+        result = read_result(Path(str(d)))
+        for row in result.skipped if result is not None else ():
+            held_out.setdefault(str(row.get("key")), str(row.get("reason")))
     lines = []
+    if held_out:
+        reasons = "; ".join(f"{k}: {r}" for k, r in sorted(held_out.items())[:3])
+        lines.append(f"Held-out data: {len(held_out)} item{'s' * (len(held_out) != 1)} left out of every "
+                     f"suite the runs are scored on ({reasons}{' ...' if len(held_out) > 3 else ''}; every "
+                     f"reason: `skipped` in each run's result.json).")
     for fp in sorted(prints):
         path = runs_root / "_cache" / "shards" / fp / "skipped.jsonl"
         try:
@@ -462,30 +471,45 @@ def skipped_items(df: pd.DataFrame, runs_root: Path) -> list[str]:
     return lines
 
 
-def claim_report_dir(out: Path, spec: Spec, runs_root: Path) -> None:
-    """Record which spec file and runs root the report in `out` comes from; ValueError when `out`
-    holds the report of another spec file or runs root (a copied spec must not overwrite it)."""
+def report_owner_error(out: Path, spec: Spec, runs_root: Path) -> str | None:
+    """Why `out` may not take the report of `spec` on `runs_root`: it holds the report of another
+    spec file or runs root that still exists (a copied spec, or the same spec run on a scratch
+    runs root, must not overwrite it); None when it may (see claim_report_dir)."""
     from harness.store import spec_source
 
-    if spec.source.startswith("<"):  # a spec made in memory names no file
+    if spec.source.startswith("<"):  # a spec made in memory names no file and claims nothing
+        return None
+    try:
+        theirs = json.loads((out / "source.json").read_text())
+        owner = (out.resolve() / theirs["spec"]).resolve()
+        their_root = (out.resolve() / theirs["runs_root"]).resolve()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    # a report whose spec file or runs root is gone is nobody's: the new one takes its place
+    if not (owner.is_file() and their_root.is_dir()) or \
+            (owner, their_root) == (Path(spec_source(spec.source)).resolve(), runs_root.resolve()):
+        return None
+    return (f"{out}: holds the report of spec file {owner} on runs root {their_root}; expected the "
+            f"report of {spec.source} on runs root {runs_root} to go elsewhere: pass --reports-dir, or "
+            f"delete {out} to give it to this spec file and runs root")
+
+
+def claim_report_dir(out: Path, spec: Spec, runs_root: Path) -> None:
+    """Record in `out`/source.json which spec file and runs root its report comes from;
+    ValueError when it holds another's (report_owner_error)."""
+    from harness.store import spec_source
+
+    if spec.source.startswith("<"):
         return
+    problem = report_owner_error(out, spec, runs_root)
+    if problem:
+        raise ValueError(problem)
     out.mkdir(parents=True, exist_ok=True)
     here = out.resolve()
     # paths relative to the report: a committed report names no path of the machine that made it
     mine = {"spec": os.path.relpath(spec_source(spec.source), here),
             "runs_root": os.path.relpath(runs_root, here)}
-    marker = out / "source.json"
-    try:
-        theirs = json.loads(marker.read_text())
-        owner = (here / theirs["spec"]).resolve()
-    except (OSError, ValueError, KeyError, TypeError):
-        theirs, owner = None, None
-    if owner is not None and owner != Path(spec_source(spec.source)).resolve() and owner.is_file():
-        raise ValueError(f"{out}: holds the report of spec file {owner} (runs root "
-                         f"{theirs.get('runs_root')}); expected the report of {spec.source} to go "
-                         f"elsewhere: pass --reports-dir, or delete {out} to give it to this spec "
-                         f"file")
-    atomic_write_bytes(marker, (json.dumps(mine, indent=1) + "\n").encode())
+    atomic_write_bytes(out / "source.json", (json.dumps(mine, indent=1) + "\n").encode())
 
 
 def verdict(spec: Spec, df: pd.DataFrame) -> Comparison | None:

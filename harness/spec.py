@@ -32,7 +32,7 @@ from ursa.sample import SamplerConfig
 from ursa.train import TrainConfig
 
 PROFILES = ("smoke", "ci", "default", "full")
-LABELS = "labels"  # the key in a zip group that names its points (not a run-config key)
+LABELS = "labels"  # the key in a zip group (and a named grid axis) that names its points
 SEED_BOUND = 2**63  # seeds are in [0, SEED_BOUND): what torch.manual_seed takes
 MAX_RUNS = 10_000  # default of a spec's `max_runs`
 MAX_NAME = 64  # characters of a spec name (it names directories under the runs and reports roots)
@@ -251,6 +251,23 @@ class ReportConfig(_Strict):
     paper: dict[str, dict[str, float]] = Field(default_factory=dict)  # {label: {arm: value}} shown beside ours
 
 
+class GridAxis(_Strict):
+    """A grid axis whose values have names: `{values: [...], labels: [...]}`, one label per value.
+    An arm's label joins its axes' names (`key=value` for an axis without them) with ', '."""
+
+    values: list[Any]  # the axis' values, as a plain grid axis lists them
+    labels: list[str]  # one distinct, non-empty name per value, in the same order
+
+    @model_validator(mode="after")
+    def _one_label_per_value(self) -> GridAxis:
+        if len(self.labels) != len(self.values) or not all(n.strip() for n in self.labels) \
+                or _first_repeat(self.labels) is not None:
+            raise ValueError(f"one distinct, non-empty name per value ({len(self.values)} "
+                             f"value{'s' * (len(self.values) != 1)}: {_short(self.values, 60)}; each names "
+                             f"its arms in every table and plot), got {len(self.labels)}: {_short(self.labels, 60)}")
+        return self
+
+
 class Spec(_Strict):
     """A validated ablation spec; `source` is the YAML file it came from."""
 
@@ -258,7 +275,8 @@ class Spec(_Strict):
     description: str = ""  # shown at the top of the report
     plugins: list[str] = Field(default_factory=list)  # modules to import first (they register components)
     base: RunConfig  # the run config every arm starts from
-    grid: dict[str, list[Any]] = Field(default_factory=dict)  # dotted key -> values; arms: the product of the axes
+    # dotted key -> values (or {values: [...], labels: [...]}, naming them); arms: the product of the axes
+    grid: dict[str, list[Any] | GridAxis] = Field(default_factory=dict)
     # groups of keys varied together (equal lengths); `labels:` in a group names its points' arms
     zip: list[dict[str, list[Any]]] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)  # every arm runs once per seed
@@ -295,10 +313,38 @@ class Spec(_Strict):
             raise ValueError(f"distinct seeds (a repeated seed repeats the same runs), got {seeds[twice]} twice")
         return seeds
 
+    @field_validator("grid", mode="before")
+    @classmethod
+    def _named_axes(cls, grid: Any) -> Any:
+        """An axis written as a mapping is a GridAxis; its errors name the axis (not pydantic's
+        union of a list and a mapping)."""
+        if not isinstance(grid, dict):
+            return grid
+        out = {}
+        for key, axis in grid.items():
+            if isinstance(axis, dict):
+                try:
+                    axis = GridAxis.model_validate(axis)
+                except ValidationError as err:
+                    e = err.errors()[0]
+                    if e["type"] == "value_error":  # _one_label_per_value's
+                        raise ValueError(f"{LABELS} of grid axis {key!r}: {e['msg'].removeprefix('Value error, ')}") \
+                            from None
+                    raise ValueError(f"grid axis {key!r} as a list of values or {{values: [...], {LABELS}: [...]}}, "
+                                     f"got {_short(axis)} ({'.'.join(map(str, e['loc']))}: {e['msg']})") from None
+            out[key] = axis
+        return out
+
+    @property
+    def grid_values(self) -> dict[str, list[Any]]:
+        """Each grid axis' values, named or not."""
+        return {k: a.values if isinstance(a, GridAxis) else a for k, a in self.grid.items()}
+
     @field_validator("grid")
     @classmethod
-    def _grid_nonempty(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        for key, values in grid.items():
+    def _grid_nonempty(cls, grid: dict[str, list[Any] | GridAxis]) -> dict[str, list[Any] | GridAxis]:
+        for key, axis in grid.items():
+            values = axis.values if isinstance(axis, GridAxis) else axis
             if not values:
                 raise ValueError(f"grid axis {key!r} needs at least one value, got an empty list")
             twice = _first_repeat(values)

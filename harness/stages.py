@@ -350,6 +350,7 @@ def _run_stages(runs_root: str | Path, rdir: Path, processes: int = 1) -> RunRes
                 result.timings[stage] = round(time.perf_counter() - start, 3)
             result.metrics = read_json(stage_dir(rdir, "score") / "scores.json")
             result.curve = read_json(stage_dir(rdir, "score") / "curve.json")
+        result.skipped = data.benchmark.eval_skipped()
         result.state = RunState.DONE
     except KeyboardInterrupt:
         result.fail(RunState.INTERRUPTED, "interrupted (Ctrl-C) while running; the next `harness run` resumes it")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,15 +200,23 @@ class VideoFolderBenchmark(Benchmark):
 
     # -- evaluation
     @functools.cached_property
-    def _eval_clips(self) -> dict[str, torch.Tensor]:
-        """{key: uint8 (F, H, W, 3)} of the decodable eval clips (bad ones are reported and left out)."""
-        out = {}
+    def _eval_decoded(self) -> tuple[dict[str, torch.Tensor], list[dict[str, str]]]:
+        """({key: uint8 (F, H, W, 3)} of the decodable eval clips, {"key", "reason"} of the others)."""
+        out, skipped = {}, []
         for e in self.split.eval:
             try:
                 out[e.key] = self.load_clip(ClipItem(e.key, e.caption))
             except BadClip as exc:
-                print(f"video_folder: eval clip {e.key} skipped: {exc}", file=sys.stderr)
-        return out
+                skipped.append({"key": e.key, "reason": str(exc)})
+        return out, skipped
+
+    @property
+    def _eval_clips(self) -> dict[str, torch.Tensor]:
+        return self._eval_decoded[0]
+
+    def eval_skipped(self) -> list[dict[str, str]]:
+        """The eval clips that could not be decoded (left out of every suite), with the reason."""
+        return self._eval_decoded[1]
 
     def suite(self, task: str) -> list[VideoPrompt]:
         if task == "t2v" and self.options.eval_prompts:

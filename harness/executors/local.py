@@ -58,11 +58,15 @@ def stop_local_jobs(jobs: list[Any], grace_s: float = 10.0) -> None:
 
 def _stop(jobs: list[Any], grace_s: float) -> None:
     procs = [job._process for job in jobs if getattr(job, "_process", None) is not None]
-    for proc in procs:
-        for child in children(proc.pid):
-            send_signal(child, signal.SIGINT)
+    signalled: set[int] = set()
     deadline = time.monotonic() + grace_s
     while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        # a controller submitted just before the stop starts its worker only now: signal workers
+        # as they appear, or the grace runs out on a worker that never heard of the stop
+        for proc in procs:
+            for child in set(children(proc.pid)) - signalled if proc.poll() is None else ():
+                send_signal(child, signal.SIGINT)
+                signalled.add(child)
         time.sleep(0.1)
     for proc in procs:
         if proc.poll() is None:

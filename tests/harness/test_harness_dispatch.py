@@ -83,3 +83,32 @@ def test_slurm_task_ranks_replace_a_stray_rendezvous_from_the_submitter(monkeypa
     monkeypatch.setenv("SLURM_LOCALID", "0")
     monkeypatch.setenv("WORLD_SIZE", "9")
     assert _export_job_ranks() == 0 and "WORLD_SIZE" not in os.environ and "MASTER_PORT" not in os.environ
+
+
+# A stand-in for submitit's job controller: it starts its worker late (as a controller submitted just
+# before a stop, still importing submitit), waits for it, and writes the worker's exit code.
+_LATE_CONTROLLER = """
+import subprocess, sys, time
+time.sleep(0.5)
+worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+open(sys.argv[1], "w").write(str(worker.wait()))
+"""
+
+
+def test_a_stop_reaches_a_worker_its_controller_starts_after_the_stop_began(tmp_path: Path) -> None:
+    """SIGTERM on `harness run` right after a job was submitted: the worker that job's controller
+    starts a moment later still gets the stop's SIGINT (and the controller then exits on its own),
+    instead of waiting out the grace period and being killed with its controller."""
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from harness.dispatch import stop_local_jobs
+
+    code = tmp_path / "worker_exit_code"
+    controller = subprocess.Popen([sys.executable, "-c", _LATE_CONTROLLER, str(code)])
+    stop_local_jobs([SimpleNamespace(_process=controller)], grace_s=20)
+    assert controller.returncode == 0, "the controller was killed at the end of the grace period"
+    # ended by the SIGINT (-2, or 1 when it lands while the interpreter starts), not by the 120 s
+    # sleep's end or a SIGKILL
+    assert code.read_text() in ("-2", "1"), code.read_text()

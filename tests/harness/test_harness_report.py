@@ -214,6 +214,37 @@ def test_named_arms_label_runs_everywhere_and_the_legend_shows_their_settings(tm
     assert "## Arms" in text and "| paper shift, lambda = 3 | train.shift=3, train.shift_rule=fixed |" in text
 
 
+def test_a_grid_axis_names_its_values_everywhere_an_arm_label_shows(tmp_path: Path) -> None:
+    """`grid: {key: {values, labels}}` names arms as a zip group's `labels:` does: expand, stored
+    runs relabelled, the Arms legend, the report; a profile's plain list keeps the names; a labels
+    list of the wrong length, or a profile value without a name, is one paragraph naming the key."""
+    from harness.expand import expand
+    from harness.report import arm_legend, with_labels
+    from harness.spec import SpecError
+
+    named = {"name": "named", "base": BASE, "seeds": [0],
+             "grid": {"train.shift": {"values": [1.0, 3.0], "labels": ["gentle shift", "paper shift"]},
+                      "train.shift_rule": ["fixed"]},
+             "profiles": {"smoke": {"grid.train.shift": [3.0]}}}
+    spec = parse_spec(named)
+    assert [r.arm for r in expand(spec, "default")] == ["gentle shift, train.shift_rule=fixed",
+                                                        "paper shift, train.shift_rule=fixed"]
+    assert [r.arm for r in expand(spec, "smoke")] == ["paper shift, train.shift_rule=fixed"]
+    write_runs(tmp_path / "runs", {A1: RUNS[A1][:1], A3: RUNS[A3][:1]}, spec="named", profile="default")
+    df = with_labels(load(tmp_path / "runs", "named"), spec, "default")
+    assert set(df["arm"]) == {"gentle shift, train.shift_rule=fixed", "paper shift, train.shift_rule=fixed"}
+    assert arm_legend(df).set_index("arm")["settings"]["paper shift, train.shift_rule=fixed"] == A3
+    text = render_report(spec, tmp_path / "runs", "default", tmp_path / "report").read_text()
+    assert f"| gentle shift, train.shift_rule=fixed | {A1} |" in text and "## Arms" in text
+    wrong = {**named, "grid": {"train.shift": {"values": [1.0, 3.0], "labels": ["only one"]}}}
+    with pytest.raises(SpecError, match=r"grid: expected labels of grid axis 'train.shift': one distinct, "
+                                        r"non-empty name per value \(2 values: \[1.0, 3.0\].*got 1: \['only one'\]"):
+        parse_spec(wrong)
+    with pytest.raises(SpecError, match=r"profiles.smoke.grid.train.shift: expected values the spec's axis "
+                                        r"names .* got 5.0, which has no label"):
+        parse_spec({**named, "profiles": {"smoke": {"grid.train.shift": [5.0]}}})
+
+
 def load(root: Path, name: str, profile: str = "default") -> pd.DataFrame:
     from harness.store import load_results
 
@@ -297,6 +328,14 @@ def test_a_copied_spec_does_not_overwrite_the_report_of_the_spec_it_came_from(tm
         render_report(load_spec(copy), tmp_path / "runs", "smoke", out)
     assert (out / "report.md").read_text() == before
     render_report(load_spec(original), tmp_path / "runs", "smoke", out)  # its own spec file rewrites it
+    # the same spec file on another runs root (a scratch run) is refused too, while the first root exists
+    write_runs(tmp_path / "scratch", spec="timestep_shift", profile="smoke")
+    with pytest.raises(ValueError, match=f"on runs root {tmp_path / 'runs'}; expected the report of .* on runs "
+                                         f"root {tmp_path / 'scratch'} to go elsewhere"):
+        render_report(load_spec(original), tmp_path / "scratch", "smoke", out)
+    assert (out / "report.md").read_text() == before
+    (tmp_path / "runs").rename(tmp_path / "runs.old")  # a runs root that is gone owns no report
+    render_report(load_spec(original), tmp_path / "scratch", "smoke", out)
 
 
 def test_report_flags_damaged_runs_and_leaves_them_out(tmp_path: Path) -> None:

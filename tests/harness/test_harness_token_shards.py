@@ -12,7 +12,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "video_folder"))
-from video_folder_fixtures import BAD, GOOD_TRAIN, build_folder, folder_spec  # noqa: E402
+from video_folder_fixtures import BAD, EVAL_BAD, GOOD_TRAIN, build_folder, folder_spec  # noqa: E402
 
 from harness.cli import main  # noqa: E402
 from harness.data import load_data  # noqa: E402
@@ -138,6 +138,11 @@ def test_cli_validate_tokenize_and_run_a_tiny_spec(spec: Path, tmp_path: Path, c
     metrics = next(r["metrics"] for r in results if r.get("reference") is None)  # the trained run
     assert 0 <= metrics["temporal_flickering"] <= 1 and metrics["denoise_ce"] > 0
     assert not list(runs.glob("_cache/data/train-*"))  # trained from the shards, not an in-memory copy
+    # the held-out clip only decoding finds bad: recorded in every run's result, counted in the report
+    assert all([r["key"] for r in res["skipped"]] == list(EVAL_BAD) for res in results), results
+    report = (reports / "vf_tiny" / "default" / "report.md").read_text()
+    assert "Held-out data: 1 item left out of every suite the runs are scored on (clips/eval_truncated.mp4: " \
+           "unreadable video" in report, report
 
 
 def one_paragraph(capsys) -> str:

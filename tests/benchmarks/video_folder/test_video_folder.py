@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from video_folder_fixtures import BAD, GOOD_TRAIN, OPTIONS, build_folder
+from video_folder_fixtures import BAD, EVAL_BAD, GOOD_TRAIN, OPTIONS, build_folder
 
 from benchmarks.video_folder.decode import ClipSpec, read_clip
 from benchmarks.video_folder.example import render, write_video
@@ -75,7 +75,7 @@ def test_every_bad_item_is_skipped_with_its_reason(folder: Path, manifest: str) 
     assert set(reasons) == set(BAD)
     for key, want in BAD.items():
         assert want in reasons[key], (key, reasons[key])
-    assert len(b.split.train) == GOOD_TRAIN + 2 and len(b.split.eval) == 2  # + truncated + one_frame
+    assert len(b.split.train) == GOOD_TRAIN + 2 and len(b.split.eval) == 3  # + truncated + one_frame; + eval_truncated
 
 
 def test_training_set_suites_and_references(folder: Path) -> None:
@@ -84,6 +84,8 @@ def test_training_set_suites_and_references(folder: Path) -> None:
     assert len(captions) == GOOD_TRAIN and videos.shape == (GOOD_TRAIN, 4, 16, 16, 3)
     assert b.geometry() == (4, 16, 16)
     t2v, i2v = b.suite("t2v"), b.suite("i2v")
+    # the held-out clip only decoding finds bad is in no suite, and the benchmark says why
+    assert [(r["key"], EVAL_BAD[r["key"]] in r["reason"]) for r in b.eval_skipped()] == [(k, True) for k in EVAL_BAD]
     assert len(t2v) == 2 and i2v[0].condition_frames == (0,) and b.suite("interpolation")[0].condition_frames == (0, 3)
     real = b.real_videos(t2v)
     assert real.shape == (2, 4, 16, 16, 3) and b.real_videos(b.suite("t2i")).shape == (2, 1, 16, 16, 3)

@@ -21,18 +21,22 @@ BAD = {
     "clips/notes.txt": "unsupported file type '.txt'",
     "clips/nocaption.gif": "no caption in the manifest",
 }
+# a held-out row only decoding finds bad: left out of every suite, recorded in each run's result
+EVAL_BAD = {"clips/eval_truncated.mp4": "unreadable video"}
 GOOD_TRAIN = 8  # usable training rows of the example part
 OPTIONS = {"frames": 4, "height": 16, "width": 16, "shard_size": 3}
 
 
 def build_folder(root: Path) -> Path:
-    """make_example's 10 clips (8 train, 2 eval) plus one item of every bad kind; writes the manifest as
+    """make_example's 10 clips (8 train, 2 eval) plus one item of every bad kind (and a bad eval
+    clip); writes the manifest as
     captions.csv and captions.jsonl (same rows)."""
     make_example(root, n=10, eval_rows=2, frames=(5, 8))
     rng = np.random.default_rng(1)
     rows = list(csv.DictReader(open(root / "captions.csv")))
     good = (root / "clips" / "clip0000.mp4").read_bytes()
     (root / "clips" / "truncated.mp4").write_bytes(good[: len(good) // 2])
+    (root / "clips" / "eval_truncated.mp4").write_bytes(good[: len(good) // 3])
     (root / "clips" / "empty.mp4").write_bytes(b"")
     write_video(root / "clips" / "uncaptioned.mp4", render("red", "left", 6, 32, 32, rng))
     write_video(root / "clips" / "one_frame.mp4", render("red", "left", 1, 32, 32, rng))
@@ -42,6 +46,7 @@ def build_folder(root: Path) -> Path:
     rows += [{"path": k, "caption": f"bad item {k}", "split": "train"}
              for k in ("clips/empty.mp4", "clips/gone.mp4", "clips/one_frame.mp4", "clips/notes.txt")]
     rows.append({"path": "clips/nocaption.gif", "caption": " ", "split": "train"})
+    rows.append({"path": "clips/eval_truncated.mp4", "caption": "a truncated held-out clip", "split": "eval"})
     with open(root / "captions.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["path", "caption", "split"])
         writer.writeheader()
