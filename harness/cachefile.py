@@ -31,12 +31,17 @@ def save_atomic(path: Path, tensors: dict[str, torch.Tensor], fp: str) -> None:
     """Write tensors + {"fingerprint": fp, "sha256": ...} to `path` atomically
     (ursa.io.atomic_write)."""
     metadata = {"fingerprint": fp, "sha256": tensors_sha256(tensors)}
-    atomic_write(path, lambda tmp: save_file({k: v.contiguous() for k, v in tensors.items()}, tmp,
-                                             metadata=metadata))
+    atomic_write(
+        path,
+        lambda tmp: save_file(
+            {k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata
+        ),
+    )
 
 
-def load_checked(path: Path, keys: tuple[str, ...] = ()
-                 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def load_checked(
+    path: Path, keys: tuple[str, ...] = ()
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, metadata) of a cache file whose tensors match the sha256 it stores; ValueError
     naming what is wrong otherwise (unreadable, no checksum, checksum differs, keys missing)."""
     try:

@@ -61,7 +61,10 @@ def _root_of(name: str) -> tuple[Path, ...]:
 def _file_of(name: str, roots: tuple[Path, ...]) -> Path | None:
     parts = name.split(".")
     for root in roots:
-        for candidate in (root.joinpath(*parts).with_suffix(".py"), root.joinpath(*parts, "__init__.py")):
+        for candidate in (
+            root.joinpath(*parts).with_suffix(".py"),
+            root.joinpath(*parts, "__init__.py"),
+        ):
             if candidate.is_file() and "site-packages" not in candidate.parts:
                 return candidate
     return None
@@ -86,8 +89,13 @@ def _closure(name: str, roots: tuple[Path, ...]) -> dict[str, Path]:
 def _imports(tree: ast.Module, package: str) -> list[str]:
     """Module names a tree imports (a `from a import b` may name module a.b), outside TYPE_CHECKING."""
     names: list[str] = []
-    hidden = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.dump(block.test)
-              for stmt in block.body for n in ast.walk(stmt)}
+    hidden = {
+        id(n)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.dump(block.test)
+        for stmt in block.body
+        for n in ast.walk(stmt)
+    }
     for node in ast.walk(tree):
         if id(node) in hidden:
             continue
@@ -96,7 +104,7 @@ def _imports(tree: ast.Module, package: str) -> list[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
             names += [base, *(f"{base}.{alias.name}" for alias in node.names)]
     return names
@@ -107,8 +115,12 @@ class _Normalise(ast.NodeTransformer):
 
     def _undoc(self, node: Any) -> Any:
         body = node.body
-        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                and isinstance(body[0].value.value, str):
+        if (
+            body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             node.body = body[1:] or [ast.Pass()]
         return self.generic_visit(node)
 
@@ -124,4 +136,6 @@ def _is_text(node: ast.AST) -> bool:
     """A string literal, f-string or a concatenation of them (an error message)."""
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         return _is_text(node.left) or _is_text(node.right)
-    return isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant) and isinstance(node.value, str))
+    return isinstance(node, ast.JoinedStr) or (
+        isinstance(node, ast.Constant) and isinstance(node.value, str)
+    )

@@ -306,7 +306,9 @@ def _baseline(arms: list[str], baseline: str | None) -> tuple[str | None, str]:
     return found[0], ""
 
 
-def headline_comparison(df: pd.DataFrame, metric: str, baseline: str | None, primary: Any = None) -> Comparison:
+def headline_comparison(
+    df: pd.DataFrame, metric: str, baseline: str | None, primary: Any = None
+) -> Comparison:
     """The primary endpoint, then the headline `metric` at the end of training and over the learning
     curve, every arm paired against `baseline` (report.baseline), secondaries Holm-corrected."""
     values = headline_values(df, metric)
@@ -627,8 +629,9 @@ def compare_within(
                 )
             )
         if trend is not None:
-            claim, why = _trend_claim(df, vals, level_of, levels, key, trend, (m, statistic, lvl),
-                                      diff_bounds)
+            claim, why = _trend_claim(
+                df, vals, level_of, levels, key, trend, (m, statistic, lvl), diff_bounds
+            )
             claims += [claim] if claim else []
             whys += [why] if why else []
     _decide(claims)
@@ -718,9 +721,7 @@ def _pair_with_baselines(
         return sum(pa[k] == pb.get(k) for k in pa)
 
     return {
-        a: max(bases, key=lambda b: (shared(a, b), -bases.index(b)))
-        for a in arms
-        if a not in bases
+        a: max(bases, key=lambda b: (shared(a, b), -bases.index(b))) for a in arms if a not in bases
     }
 
 
@@ -744,20 +745,28 @@ def _trend_claim(
     x_of = {str(a): v for a, v in zip(trained["arm"], trained[col])}
     # `arms` names arms by label or by their axis values (a named arm's label hides them)
     params = [c for c in trained.columns if c.startswith("param.")]
-    axes_of = {str(r["arm"]): "".join(f", {c[len('param.'):]}={_fmt_value(r[c])}" for c in params)
-               for _, r in trained.iterrows()}
+    axes_of = {
+        str(r["arm"]): "".join(f", {c[len('param.') :]}={_fmt_value(r[c])}" for c in params)
+        for _, r in trained.iterrows()
+    }
     ends = [lv for lv in (levels[0], levels[-1]) if lv is not None] if len(levels) >= 2 else []
     cells: list[dict[int, np.ndarray]] = []
     weights: list[float] = []
     xs: list[list[float]] = []
     for sign, level in zip((-1.0, 1.0), ends):
-        here = {float(x_of[a]): a for a in vals
-                if level_of.get(a) == level and isinstance(x_of.get(a), (int, float))
-                and (trend.arms is None or arm_matches(trend.arms, a + axes_of.get(a, "")))}
+        here = {
+            float(x_of[a]): a
+            for a in vals
+            if level_of.get(a) == level
+            and isinstance(x_of.get(a), (int, float))
+            and (trend.arms is None or arm_matches(trend.arms, a + axes_of.get(a, "")))
+        }
         x = sorted(here)
         if len(x) < 2 or (trend.log and x[0] <= 0):
-            return None, (f"report.trend: fewer than 2 arms with a{' positive' * trend.log} "
-                          f"{trend.axis} at {key}={level}: no trend test.")
+            return None, (
+                f"report.trend: fewer than 2 arms with a{' positive' * trend.log} "
+                f"{trend.axis} at {key}={level}: no trend test."
+            )
         xs.append(x)
         w = stats.slope_weights([math.log(v) if trend.log else v for v in x])
         cells += [vals[here[v]] for v in x]
@@ -768,8 +777,17 @@ def _trend_claim(
     total = sum(abs(w) for w in weights)
     d = stats.contrast(cells, weights, (total * diff_bounds[0], total * diff_bounds[1]))
     name = f"slope in {'log ' * trend.log}{trend.axis}"
-    return Claim(name, statistic, m, d, _better_if_positive(m, statistic), lvl,
-                 where=f"{key} {ends[0]} -> {ends[-1]}", interaction=True, slope=True), ""
+    return Claim(
+        name,
+        statistic,
+        m,
+        d,
+        _better_if_positive(m, statistic),
+        lvl,
+        where=f"{key} {ends[0]} -> {ends[-1]}",
+        interaction=True,
+        slope=True,
+    ), ""
 
 
 def _fmt_value(v: Any) -> str:

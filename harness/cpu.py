@@ -32,8 +32,20 @@ from typing import Any
 # the kernel level every x86-64 host with AVX2 + FMA runs alike
 PINS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 # the host flags that decide which kernels a library may pick (reported, not all used)
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
-             "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+ISA_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_bf16",
+)
 
 
 def host_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
@@ -54,8 +66,11 @@ def pinnable(flags: set[str], machine: str | None = None) -> bool:
     return machine in ("x86_64", "amd64") and {"avx2", "fma"} <= flags
 
 
-def pin(environ: MutableMapping[str, str] | None = None, flags: set[str] | None = None,
-        machine: str | None = None) -> dict[str, str]:
+def pin(
+    environ: MutableMapping[str, str] | None = None,
+    flags: set[str] | None = None,
+    machine: str | None = None,
+) -> dict[str, str]:
     """Set every PINS variable the environment does not set already (before torch is imported);
     returns those set. Nothing on a host that cannot run them (flags, machine: of this host)."""
     environ = os.environ if environ is None else environ
@@ -78,10 +93,14 @@ def warn_if_unpinned() -> None:
     notebook), the pinned level cannot take effect any more: say so, once; `facts()` records it."""
     wanted = os.environ.get("ATEN_CPU_CAPABILITY")
     if wanted and capability().lower() != wanted.lower():
-        warnings.warn(f"ATEN_CPU_CAPABILITY={wanted} but this process runs {capability()} kernels "
-                      f"(torch was imported before the pin): its CPU results may differ from other "
-                      f"hosts'; run through `python -m harness` or an executor that starts workers "
-                      f"(local, slurm) for the pinned kernels", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"ATEN_CPU_CAPABILITY={wanted} but this process runs {capability()} kernels "
+            f"(torch was imported before the pin): its CPU results may differ from other "
+            f"hosts'; run through `python -m harness` or an executor that starts workers "
+            f"(local, slurm) for the pinned kernels",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
 def _library_versions() -> dict[str, str | None]:
@@ -94,9 +113,13 @@ def _library_versions() -> dict[str, str | None]:
         line = next((ln for ln in config.splitlines() if marker in ln), None)
         return line.split(marker, 1)[1].split()[0] if line else None
 
-    return {"torch": torch.__version__, "numpy": numpy.__version__,
-            "mkl": after("Kernel Library Version "), "onednn": after("MKL-DNN v"),
-            "python": platform.python_version()}
+    return {
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "mkl": after("Kernel Library Version "),
+        "onednn": after("MKL-DNN v"),
+        "python": platform.python_version(),
+    }
 
 
 def facts() -> dict[str, Any]:
@@ -106,13 +129,21 @@ def facts() -> dict[str, Any]:
     import torch
 
     flags = host_flags()
-    model = next((ln.split(":", 1)[1].strip() for ln in _cpuinfo_lines()
-                  if ln.startswith("model name")), None)
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in _cpuinfo_lines() if ln.startswith("model name")),
+        None,
+    )
     pins = {k: os.environ.get(k) for k in PINS}
-    return {"capability": capability(), "pins": pins,
-            "pinned": pins == PINS and capability() == "AVX2",
-            "threads": torch.get_num_threads(), "machine": platform.machine(), "cpu": model,
-            "isa": [f for f in ISA_FLAGS if f in flags], "versions": _library_versions()}
+    return {
+        "capability": capability(),
+        "pins": pins,
+        "pinned": pins == PINS and capability() == "AVX2",
+        "threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "cpu": model,
+        "isa": [f for f in ISA_FLAGS if f in flags],
+        "versions": _library_versions(),
+    }
 
 
 def _cpuinfo_lines() -> list[str]:

@@ -53,9 +53,13 @@ def _load(data_json: str, root: str) -> Data:
     tokenizer = tok_cls.build(tok_opts, benchmark, cache)
     text_cls, text_opts = options(plugins.TEXT_TOKENIZERS, "text_tokenizer")
     text = text_cls.build(text_opts, benchmark, cache)
-    fp = sha256_of({"benchmark": [cfg["benchmark"]["name"], benchmark.fingerprint()],
-                    "tokenizer": [cfg["tokenizer"]["name"], tokenizer.fingerprint()],
-                    "text_tokenizer": [cfg["text_tokenizer"]["name"], text_cls.fingerprint(text)]})[:16]
+    fp = sha256_of(
+        {
+            "benchmark": [cfg["benchmark"]["name"], benchmark.fingerprint()],
+            "tokenizer": [cfg["tokenizer"]["name"], tokenizer.fingerprint()],
+            "text_tokenizer": [cfg["text_tokenizer"]["name"], text_cls.fingerprint(text)],
+        }
+    )[:16]
     return Data(benchmark, tokenizer, text, fp)
 
 

@@ -47,8 +47,14 @@ def threads_per_job(config: ExecutorConfig, max_parallel: int) -> int:
     return config.threads or max(1, (os.cpu_count() or 1) // max_parallel)
 
 
-def settle(task: RunTask, job: Any | None, exc: BaseException | None, *, lost: bool = False,
-            returned: Any = None) -> RunResult:
+def settle(
+    task: RunTask,
+    job: Any | None,
+    exc: BaseException | None,
+    *,
+    lost: bool = False,
+    returned: Any = None,
+) -> RunResult:
     """The run's final result; a job that died without writing one is recorded as failed, and as
     cancelled when SLURM says so or the job vanished from the queue (`lost`). A result that cannot
     be recorded (disk full) is reported on stderr and returned as it is."""
@@ -60,20 +66,33 @@ def settle(task: RunTask, job: Any | None, exc: BaseException | None, *, lost: b
             record_result(task.runs_root, rdir, result)
             return result
     if result is None:
-        meta = read_json_or_none(rdir / "config.json", "it is rewritten from the plan by the next `run`")
+        meta = read_json_or_none(
+            rdir / "config.json", "it is rewritten from the plan by the next `run`"
+        )
         head = task.head or (meta or {}).get("run")
         if head is None:
-            head = {"run_id": rdir.name, "spec": rdir.parent.parent.name, "profile": rdir.parent.name,
-                    "arm": "?", "seed": -1}
+            head = {
+                "run_id": rdir.name,
+                "spec": rdir.parent.parent.name,
+                "profile": rdir.parent.name,
+                "arm": "?",
+                "seed": -1,
+            }
         result = RunResult.from_json(head)
     if result.done or (exc is None and not lost and result.state == RunState.FAILED):
         return result
     state = RunState.FAILED
     if lost or (job is not None and str(getattr(job, "state", "")).upper().startswith("CANCELLED")):
         state = RunState.CANCELLED
-    message = f"{type(exc).__name__}: {exc}" if exc else (
-        "job vanished from the SLURM queue without an accounting record (cancelled while pending)" if lost
-        else "job ended without a result")
+    message = (
+        f"{type(exc).__name__}: {exc}"
+        if exc
+        else (
+            "job vanished from the SLURM queue without an accounting record (cancelled while pending)"
+            if lost
+            else "job ended without a result"
+        )
+    )
     tb = "".join(traceback.format_exception(exc)) if exc else ""
     result.fail(state, message, tb)
     record_result(task.runs_root, rdir, result)
@@ -92,9 +111,15 @@ def collect(jobs: list[tuple[RunTask, Any]], bar: tqdm) -> list[RunResult]:
     return out
 
 
-def dispatch(tasks: list[RunTask], config: ExecutorConfig, folder: str | Path, *,
-             max_parallel: int | None = None, progress: bool = True,
-             overall: tuple[int, int] | None = None) -> list[RunResult]:
+def dispatch(
+    tasks: list[RunTask],
+    config: ExecutorConfig,
+    folder: str | Path,
+    *,
+    max_parallel: int | None = None,
+    progress: bool = True,
+    overall: tuple[int, int] | None = None,
+) -> list[RunResult]:
     """Run every task with the registered executor `config.kind`; returns the final result of each, in order.
 
     `overall` (runs finished before this call, runs in all) makes the bar and log count every run of
@@ -114,11 +139,20 @@ def dispatch(tasks: list[RunTask], config: ExecutorConfig, folder: str | Path, *
     shown = progress and tty
     # a hidden bar still counts (a disabled tqdm does not): the log lines read its count
     sink = None if shown else open(os.devnull, "w")  # noqa: SIM115 - closed with the bar
-    bar = tqdm(total=total, initial=before, desc=f"runs ({config.kind})", unit="run",
-               file=sink or sys.stderr)
+    bar = tqdm(
+        total=total,
+        initial=before,
+        desc=f"runs ({config.kind})",
+        unit="run",
+        file=sink or sys.stderr,
+    )
 
     def active() -> list[tuple[str, Path]]:
-        return [(_label(task), Path(task.run_dir)) for task in tasks if (Path(task.run_dir) / PROGRESS).exists()]
+        return [
+            (_label(task), Path(task.run_dir))
+            for task in tasks
+            if (Path(task.run_dir) / PROGRESS).exists()
+        ]
 
     def log(line: str) -> None:
         print(f"[runs] {bar.n}/{total} finished; {line}", file=sys.stderr, flush=True)
@@ -126,9 +160,17 @@ def dispatch(tasks: list[RunTask], config: ExecutorConfig, folder: str | Path, *
     try:
         if not progress:
             return run_all(tasks, config, folder, cap, bar)
-        every = float(os.environ.get("URSA_PROGRESS_LOG_S", "30"))  # seconds between [progress] lines in a log
-        with Monitor(active, tty=tty, set_postfix=lambda text: bar.set_postfix_str(text, refresh=True), log=log,
-                     interval_s=min(1.0, max(every, 0.05)), log_every_s=every):
+        every = float(
+            os.environ.get("URSA_PROGRESS_LOG_S", "30")
+        )  # seconds between [progress] lines in a log
+        with Monitor(
+            active,
+            tty=tty,
+            set_postfix=lambda text: bar.set_postfix_str(text, refresh=True),
+            log=log,
+            interval_s=min(1.0, max(every, 0.05)),
+            log_every_s=every,
+        ):
             return run_all(tasks, config, folder, cap, bar)
     finally:
         bar.close()
@@ -139,4 +181,8 @@ def dispatch(tasks: list[RunTask], config: ExecutorConfig, folder: str | Path, *
 def _label(task: RunTask) -> str:
     """'arm s<seed>' of a task (its run id prefix when the plan's head is not at hand)."""
     head = task.head or {}
-    return f"{head['arm']} s{head['seed']}" if "arm" in head and "seed" in head else Path(task.run_dir).name[:10]
+    return (
+        f"{head['arm']} s{head['seed']}"
+        if "arm" in head and "seed" in head
+        else Path(task.run_dir).name[:10]
+    )

@@ -82,8 +82,9 @@ _SHARED_PREFIXES = ("nvidia-", "cuda-")
 def _run(cmd: list[str], progress: bool) -> None:
     if progress:
         print("+", " ".join(cmd), flush=True)
-    proc = subprocess.run(cmd, stdout=None if progress else subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(
+        cmd, stdout=None if progress else subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     if proc.returncode != 0:
         tail = "" if progress else "\n" + (proc.stdout or "")[-4000:]
         raise RuntimeError(f"command failed (exit {proc.returncode}): {' '.join(cmd)}{tail}")
@@ -96,8 +97,10 @@ def _shared_torch_distributions() -> list[metadata.Distribution]:
         if name in _SHARED_NAMES or name.startswith(_SHARED_PREFIXES):
             seen.setdefault(name, dist)
     if "torch" not in seen or "torchvision" not in seen:
-        raise ValueError("torch_from='link' needs torch and torchvision installed in the running "
-                         f"interpreter ({sys.executable}); got {sorted(seen)}; use torch_from='pip'")
+        raise ValueError(
+            "torch_from='link' needs torch and torchvision installed in the running "
+            f"interpreter ({sys.executable}); got {sorted(seen)}; use torch_from='pip'"
+        )
     return list(seen.values())
 
 
@@ -125,13 +128,21 @@ def env_packages(path: Path | str) -> list[str]:
     path = Path(path)
     shared = path / "shared-torch"
     where = [str(site_packages(path))] + ([str(shared)] if shared.is_dir() else [])
-    found = {f"{(d.metadata['Name'] or '?').lower().replace('_', '-')}=={d.version}"
-             for d in metadata.distributions(path=where)}
+    found = {
+        f"{(d.metadata['Name'] or '?').lower().replace('_', '-')}=={d.version}"
+        for d in metadata.distributions(path=where)
+    }
     return sorted(found)
 
 
-def create_env(name: str, path: Path | str | None = None, *, torch_from: str = "link",
-               force: bool = False, progress: bool = True) -> Path:
+def create_env(
+    name: str,
+    path: Path | str | None = None,
+    *,
+    torch_from: str = "link",
+    force: bool = False,
+    progress: bool = True,
+) -> Path:
     """Create (or reuse) the venv for evaluator `name`; returns its path.
 
     A reused env must carry the marker file; an unmarked folder (a failed earlier build) is
@@ -152,7 +163,9 @@ def create_env(name: str, path: Path | str | None = None, *, torch_from: str = "
         return _build(name, spec, path, torch_from=torch_from, force=force, progress=progress)
 
 
-def _build(name: str, spec: EnvSpec, path: Path, *, torch_from: str, force: bool, progress: bool) -> Path:
+def _build(
+    name: str, spec: EnvSpec, path: Path, *, torch_from: str, force: bool, progress: bool
+) -> Path:
     (path / MARKER).unlink(missing_ok=True)
     start = time.monotonic()
     _run([sys.executable, "-m", "venv", *(["--clear"] if force else []), str(path)], progress)
@@ -161,32 +174,47 @@ def _build(name: str, spec: EnvSpec, path: Path, *, torch_from: str, force: bool
     if torch_from == "link":
         torch_versions = _link_torch(path)
     else:
-        torch_versions = {"torch": metadata.version("torch"),
-                          "torchvision": metadata.version("torchvision")}
+        torch_versions = {
+            "torch": metadata.version("torch"),
+            "torchvision": metadata.version("torchvision"),
+        }
         _run(pip + [f"{k}=={v.split('+')[0]}" for k, v in torch_versions.items()], progress)
     # build pins repeated so torch's own `setuptools>=77` cannot lift setuptools past 80.
     _run(pip + ["--no-build-isolation", *spec.requirements, *spec.build], progress)
     _run([str(env_python(path)), "-c", spec.check], progress)
-    record = {"name": name, "requirements": list(spec.requirements), "build": list(spec.build),
-              "torch_from": torch_from, "torch": torch_versions, "python": sys.version.split()[0],
-              "packages": env_packages(path), "build_seconds": round(time.monotonic() - start, 1)}
+    record = {
+        "name": name,
+        "requirements": list(spec.requirements),
+        "build": list(spec.build),
+        "torch_from": torch_from,
+        "torch": torch_versions,
+        "python": sys.version.split()[0],
+        "packages": env_packages(path),
+        "build_seconds": round(time.monotonic() - start, 1),
+    }
     atomic_write_json(path / MARKER, record)
     return path
 
 
 def main_env(argv: list[str] | None = None) -> int:
     """CLI: `python -m harness env NAME [--path P] [--torch-from link|pip] [--force] [--quiet]`."""
-    parser = argparse.ArgumentParser(prog="python -m harness env",
-                                     description="Create an evaluator's separate environment.")
+    parser = argparse.ArgumentParser(
+        prog="python -m harness env", description="Create an evaluator's separate environment."
+    )
     parser.add_argument("name", choices=ENVIRONMENTS.names())
-    parser.add_argument("--path", type=Path, default=None,
-                        help="default: $URSA_<NAME>_ENV or <repo>/.cache/envs/<name>")
+    parser.add_argument(
+        "--path",
+        type=Path,
+        default=None,
+        help="default: $URSA_<NAME>_ENV or <repo>/.cache/envs/<name>",
+    )
     parser.add_argument("--torch-from", choices=("link", "pip"), default="link")
     parser.add_argument("--force", action="store_true", help="rebuild even if already built")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
-    path = create_env(args.name, args.path, torch_from=args.torch_from, force=args.force,
-                      progress=not args.quiet)
+    path = create_env(
+        args.name, args.path, torch_from=args.torch_from, force=args.force, progress=not args.quiet
+    )
     print(json.loads((path / MARKER).read_text()) | {"path": str(path)})
     return 0
 

@@ -19,9 +19,10 @@ import functools
 import hashlib
 import json
 import subprocess
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from harness.codehash import module_version, version_of
 
@@ -51,8 +52,9 @@ def code_version() -> dict[str, Any]:
     commit, dirty = "unknown", True
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
 
     try:
         commit = git("rev-parse", "HEAD")
@@ -65,7 +67,11 @@ def code_version() -> dict[str, Any]:
 
 DATA_SECTIONS = ("benchmark", "tokenizer", "text_tokenizer")
 # What each stage adds to the identity of the stage before it (train hashes the data as well).
-STAGE_SECTIONS = {"train": (*DATA_SECTIONS, "model", "path", "train"), "sample": ("sample",), "score": ("score",)}
+STAGE_SECTIONS = {
+    "train": (*DATA_SECTIONS, "model", "path", "train"),
+    "sample": ("sample",),
+    "score": ("score",),
+}
 
 
 def data_config(config: RunConfig) -> dict[str, Any]:
@@ -79,7 +85,9 @@ def directory_fingerprint(path: str | Path) -> str:
     root = Path(path)
     files = sorted(p for p in root.rglob("*") if p.is_file())
     config = (root / "config.json").read_text() if (root / "config.json").is_file() else ""
-    return sha256_of({"config": config, "files": [(str(p.relative_to(root)), p.stat().st_size) for p in files]})[:16]
+    return sha256_of(
+        {"config": config, "files": [(str(p.relative_to(root)), p.stat().st_size) for p in files]}
+    )[:16]
 
 
 def stage_code(config: RunConfig) -> dict[str, dict[str, Any]]:
@@ -89,13 +97,23 @@ def stage_code(config: RunConfig) -> dict[str, dict[str, Any]]:
     from harness import plugins
 
     registries = (plugins.BENCHMARKS, plugins.VISUAL_TOKENIZERS, plugins.TEXT_TOKENIZERS)
-    return {"data": {key: version_of(reg.get(getattr(config, key).name)) for key, reg in zip(DATA_SECTIONS, registries)},
-            "train": {"stages": module_version("harness.stages"), "path": version_of(type(config.path))},
-            "sample": {task: version_of(plugins.TASKS.get(task)) for task in config.sample.tasks},
-            "score": {name: version_of(plugins.SCORERS.get(name)) for name in config.score.which}}
+    return {
+        "data": {
+            key: version_of(reg.get(getattr(config, key).name))
+            for key, reg in zip(DATA_SECTIONS, registries)
+        },
+        "train": {
+            "stages": module_version("harness.stages"),
+            "path": version_of(type(config.path)),
+        },
+        "sample": {task: version_of(plugins.TASKS.get(task)) for task in config.sample.tasks},
+        "score": {name: version_of(plugins.SCORERS.get(name)) for name in config.score.which},
+    }
 
 
-def stage_ids(config: RunConfig, data_fingerprint: str, code: dict[str, dict[str, Any]] | None = None) -> dict[str, str]:
+def stage_ids(
+    config: RunConfig, data_fingerprint: str, code: dict[str, dict[str, Any]] | None = None
+) -> dict[str, str]:
     """{"train", "sample", "score"}: 16-hex ids, each hashing its own sections and code versions
     (`code`: stage_code's) plus the id before it.
 
@@ -103,13 +121,21 @@ def stage_ids(config: RunConfig, data_fingerprint: str, code: dict[str, dict[str
     differ only in scorers share a sample id. The score id is the run id."""
     code = code or stage_code(config)
     cfg = config.model_dump(mode="json")
-    payload: dict[str, Any] = {"code": code["train"], "data_code": code["data"], "data": data_fingerprint,
-                               **{k: cfg[k] for k in STAGE_SECTIONS["train"]}}
+    payload: dict[str, Any] = {
+        "code": code["train"],
+        "data_code": code["data"],
+        "data": data_fingerprint,
+        **{k: cfg[k] for k in STAGE_SECTIONS["train"]},
+    }
     if config.model.init_from:  # the weights it starts from, not just their path
         payload["init_from"] = directory_fingerprint(config.model.init_from)
     ids = {"train": sha256_of(payload)[:16]}
-    ids["sample"] = sha256_of({"train": ids["train"], "sample": cfg["sample"], "code": code["sample"]})[:16]
-    ids["score"] = sha256_of({"sample": ids["sample"], "score": cfg["score"], "code": code["score"]})[:16]
+    ids["sample"] = sha256_of(
+        {"train": ids["train"], "sample": cfg["sample"], "code": code["sample"]}
+    )[:16]
+    ids["score"] = sha256_of(
+        {"sample": ids["sample"], "score": cfg["score"], "code": code["score"]}
+    )[:16]
     return ids
 
 

@@ -19,7 +19,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-
 Colour = tuple[float, float, float, float]
 
 
@@ -62,7 +61,9 @@ def to_png(fig: Figure, dpi: int = 110) -> bytes:
 def _grid(n: int, width: float = 4.2, height: float = 3.2) -> tuple[Figure, list[Any]]:
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained"
+    )
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n])
@@ -85,15 +86,29 @@ def scaling(summary: pd.DataFrame, sizes: dict[str, int], fitted: pd.DataFrame) 
             if f"{m}.mean" not in rows or not all(a in rows.index for a in arms):
                 continue
             mean = [float(rows.loc[a, f"{m}.mean"]) for a in arms]
-            err = [[max(mu - float(rows.loc[a, f"{m}.low"]), 0.0) if pd.notna(rows.loc[a, f"{m}.low"]) else 0.0
-                    for a, mu in zip(arms, mean)],
-                   [max(float(rows.loc[a, f"{m}.high"]) - mu, 0.0) if pd.notna(rows.loc[a, f"{m}.high"]) else 0.0
-                    for a, mu in zip(arms, mean)]]
+            err = [
+                [
+                    max(mu - float(rows.loc[a, f"{m}.low"]), 0.0)
+                    if pd.notna(rows.loc[a, f"{m}.low"])
+                    else 0.0
+                    for a, mu in zip(arms, mean)
+                ],
+                [
+                    max(float(rows.loc[a, f"{m}.high"]) - mu, 0.0)
+                    if pd.notna(rows.loc[a, f"{m}.high"])
+                    else 0.0
+                    for a, mu in zip(arms, mean)
+                ],
+            ]
             colour = plt.get_cmap("tab10")(i % 10)
             ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, ls="none", color=colour)
             x0, y0, b = sum(x) / len(x), sum(mean) / len(mean), f["slope"].mean
-            ax.plot([x[0], x[-1]], [y0 + b * (x[0] - x0), y0 + b * (x[-1] - x0)], color=colour,
-                    label=f"{m} ({b:+.3g}/decade)")
+            ax.plot(
+                [x[0], x[-1]],
+                [y0 + b * (x[0] - x0), y0 + b * (x[-1] - x0)],
+                color=colour,
+                label=f"{m} ({b:+.3g}/decade)",
+            )
         ax.set_xlabel("log10 non-embedding parameters", fontsize=8)
         ax.set_title(group, fontsize=9)
         ax.tick_params(labelsize=7)
@@ -114,21 +129,37 @@ def metric_vs_param(summary: pd.DataFrame, x: str, metrics: list[str]) -> Figure
     if trained.empty:
         return None
     # separate lines only for axes that vary at a fixed x (zip partners of x move with it)
-    others = [c for c in summary.columns if c.startswith("param.") and c != col
-              and trained.groupby(col)[c].nunique(dropna=False).max() > 1]
+    others = [
+        c
+        for c in summary.columns
+        if c.startswith("param.")
+        and c != col
+        and trained.groupby(col)[c].nunique(dropna=False).max() > 1
+    ]
     refs = summary[summary["role"] != "arm"]
     ref_styles = [(":", "0.35"), ("--", "0.5"), ("-.", "0.6"), ((0, (1, 3)), "0.7")]
     fig, axes = _grid(len(metrics))
     for ax, m in zip(axes, metrics):
-        for key, group in (trained.groupby(others, dropna=False) if others else [((), trained)]):
+        for key, group in trained.groupby(others, dropna=False) if others else [((), trained)]:
             group = group.sort_values(col)
-            label = ", ".join(f"{o[6:]}={v}" for o, v in zip(others, key if isinstance(key, tuple) else (key,)))
+            label = ", ".join(
+                f"{o[6:]}={v}" for o, v in zip(others, key if isinstance(key, tuple) else (key,))
+            )
             mean = group[f"{m}.mean"]
-            err = [(mean - group[f"{m}.low"]).fillna(0.0).clip(lower=0), (group[f"{m}.high"] - mean).fillna(0.0).clip(lower=0)]
+            err = [
+                (mean - group[f"{m}.low"]).fillna(0.0).clip(lower=0),
+                (group[f"{m}.high"] - mean).fillna(0.0).clip(lower=0),
+            ]
             ax.errorbar(group[col], mean, yerr=err, marker="o", capsize=3, label=label or "trained")
         for (_, ref), (ls, grey) in zip(refs.iterrows(), ref_styles):
             if math.isfinite(ref[f"{m}.mean"]):
-                ax.axhline(ref[f"{m}.mean"], ls=ls, lw=1.0, color=grey, label=f"{ref['arm']} ({ref['role']})")
+                ax.axhline(
+                    ref[f"{m}.mean"],
+                    ls=ls,
+                    lw=1.0,
+                    color=grey,
+                    label=f"{ref['arm']} ({ref['role']})",
+                )
         ax.set_xlabel(x, fontsize=8)
         ax.set_title(m, fontsize=9)
         ax.tick_params(labelsize=7)
@@ -138,8 +169,13 @@ def metric_vs_param(summary: pd.DataFrame, x: str, metrics: list[str]) -> Figure
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
     # above the panels: a tall figure's bottom legend sits a screen or more below its first panels
-    fig.legend(handles.values(), handles.keys(), loc="outside upper center", ncols=min(3, len(handles)),
-               fontsize=7)
+    fig.legend(
+        handles.values(),
+        handles.keys(),
+        loc="outside upper center",
+        ncols=min(3, len(handles)),
+        fontsize=7,
+    )
     fig.suptitle(f"metrics vs {x} (mean, 95% t interval over seeds)", fontsize=10)
     return fig
 
@@ -154,10 +190,15 @@ def read_losses(run_dir: str | Path) -> pd.DataFrame | None:
     return frame if {"step", "loss"} <= set(frame.columns) and len(frame) else None
 
 
-def loss_curves(runs: pd.DataFrame, smooth: int = 10,
-                colours: dict[str, Colour] | None = None) -> Figure | None:
+def loss_curves(
+    runs: pd.DataFrame, smooth: int = 10, colours: dict[str, Colour] | None = None
+) -> Figure | None:
     """Training loss vs step per run (running mean over `smooth` steps), one colour per arm."""
-    curves = [(r["arm"], r["seed"], read_losses(r["run_dir"])) for _, r in runs.iterrows() if r.get("run_dir")]
+    curves = [
+        (r["arm"], r["seed"], read_losses(r["run_dir"]))
+        for _, r in runs.iterrows()
+        if r.get("run_dir")
+    ]
     curves = [c for c in curves if c[2] is not None]
     if not curves:
         return None
@@ -165,9 +206,17 @@ def loss_curves(runs: pd.DataFrame, smooth: int = 10,
     fig, ax = plt.subplots(figsize=(7, 4))
     labelled: set[str] = set()
     for arm, _seed, frame in curves:
-        loss = frame["loss"].rolling(max(1, min(smooth, len(frame) // 5 or 1)), min_periods=1).mean()
-        ax.plot(frame["step"], loss, color=_colour(colours, arm, 0), lw=1.2, alpha=0.85,
-                label=None if arm in labelled else arm)
+        loss = (
+            frame["loss"].rolling(max(1, min(smooth, len(frame) // 5 or 1)), min_periods=1).mean()
+        )
+        ax.plot(
+            frame["step"],
+            loss,
+            color=_colour(colours, arm, 0),
+            lw=1.2,
+            alpha=0.85,
+            label=None if arm in labelled else arm,
+        )
         labelled.add(arm)
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy loss")
@@ -199,8 +248,9 @@ def optuna_figures(study: Any, params: tuple[str, str] | None = None) -> dict[st
     return figs
 
 
-def linearity(curves: dict[str, tuple[list[float], list[float]]],
-              colours: dict[str, Colour] | None = None) -> Figure | None:
+def linearity(
+    curves: dict[str, tuple[list[float], list[float]]], colours: dict[str, Colour] | None = None
+) -> Figure | None:
     """Mean corruption distance E d(x_t, x_1) vs t per path (labelled by the arm that trains it,
     in that arm's colour), with the ideal linear reference."""
     if not curves:
@@ -218,8 +268,12 @@ def linearity(curves: dict[str, tuple[list[float], list[float]]],
     return fig
 
 
-def learning_curves(summary: pd.DataFrame, metric: str, tokens_per_step: int | None = None,
-                    colours: dict[str, Colour] | None = None) -> Figure | None:
+def learning_curves(
+    summary: pd.DataFrame,
+    metric: str,
+    tokens_per_step: int | None = None,
+    colours: dict[str, Colour] | None = None,
+) -> Figure | None:
     """`metric` against training step per arm: mean over seeds with its 95% seed-level t band
     (frame of harness.comparison.curve_summary); a second axis counts visual tokens seen."""
     if summary.empty or summary["step"].nunique() < 2:
@@ -227,16 +281,33 @@ def learning_curves(summary: pd.DataFrame, metric: str, tokens_per_step: int | N
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     for i, (arm, g) in enumerate(summary.groupby("arm", sort=False)):
         colour = _colour(colours, str(arm), i)
-        ax.plot(g["step"], g["mean"], marker="o", color=colour, label=f"{arm} ({int(g['seeds'].max())} seeds)")
-        ax.fill_between(g["step"], g["low"].fillna(g["mean"]), g["high"].fillna(g["mean"]), color=colour, alpha=0.15)
+        ax.plot(
+            g["step"],
+            g["mean"],
+            marker="o",
+            color=colour,
+            label=f"{arm} ({int(g['seeds'].max())} seeds)",
+        )
+        ax.fill_between(
+            g["step"],
+            g["low"].fillna(g["mean"]),
+            g["high"].fillna(g["mean"]),
+            color=colour,
+            alpha=0.15,
+        )
     ax.set_xlabel("training step")
     ax.set_ylabel(metric)
     if tokens_per_step:
-        top = ax.secondary_xaxis("top", functions=(lambda s: s * tokens_per_step / 1e6,
-                                                   lambda t: t * 1e6 / tokens_per_step))
+        top = ax.secondary_xaxis(
+            "top",
+            functions=(lambda s: s * tokens_per_step / 1e6, lambda t: t * 1e6 / tokens_per_step),
+        )
         top.set_xlabel("visual tokens seen (millions)", fontsize=8)
-    ax.set_title(f"{metric} over training (mean, 95% t band over seeds)", fontsize=10,
-                 pad=30 if tokens_per_step else 6)
+    ax.set_title(
+        f"{metric} over training (mean, 95% t band over seeds)",
+        fontsize=10,
+        pad=30 if tokens_per_step else 6,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return fig
@@ -250,8 +321,13 @@ def denoising(table: pd.DataFrame, colours: dict[str, Colour] | None = None) -> 
     ts = [float(c[2:]) for c in columns]
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     for i, (_, row) in enumerate(table.iterrows()):
-        ax.plot(ts, [row[c] for c in columns], marker="o", label=row["arm"],
-                color=_colour(colours, str(row["arm"]), i))
+        ax.plot(
+            ts,
+            [row[c] for c in columns],
+            marker="o",
+            label=row["arm"],
+            color=_colour(colours, str(row["arm"]), i),
+        )
     ax.set_xlabel("noise level t (0 = pure noise, 1 = clean)")
     ax.set_ylabel("held-out cross-entropy (nats)")
     ax.set_title("denoising difficulty per noise level (mean over seeds)", fontsize=10)

@@ -71,17 +71,23 @@ class Registry(Generic[T]):
     def __init__(self, kind: str, key: str, items: dict[str, T] | None = None) -> None:
         self.kind = kind  # "benchmark", "scorer", ...
         self.key = key  # the spec key that names one ("benchmark.name", "score.which", ...)
-        self._items: dict[str, T] = {} if items is None else items  # shared with ursa's own registry
+        self._items: dict[str, T] = (
+            {} if items is None else items
+        )  # shared with ursa's own registry
 
     def register(self, name: str) -> Callable[[T], T]:
         if not isinstance(name, str) or not name or any(c.isspace() for c in name):
-            raise PluginError(f"{self.kind} name: expected a non-empty string without spaces, got {name!r}")
+            raise PluginError(
+                f"{self.kind} name: expected a non-empty string without spaces, got {name!r}"
+            )
 
         def add(item: T) -> T:
             old = self._items.get(name)
             if old is not None and _qualname(old) != _qualname(item):
-                raise PluginError(f"{self.kind} {name!r}: already registered by {_qualname(old)}; "
-                                  f"{_qualname(item)} cannot take the name")
+                raise PluginError(
+                    f"{self.kind} {name!r}: already registered by {_qualname(old)}; "
+                    f"{_qualname(item)} cannot take the name"
+                )
             self._items[name] = item
             return item
 
@@ -91,10 +97,12 @@ class Registry(Generic[T]):
         load_plugins()
         if name not in self._items:
             known = ", ".join(sorted(self._items)) or "none"
-            raise PluginError(f"{self.key}: expected a registered {self.kind} ({known}), got {name!r}."
-                              f"{did_you_mean(name, self._items)} Third-party {self.kind}s register through "
-                              f"the '{ENTRY_POINT_GROUP}' entry point or a spec's 'plugins:' list "
-                              f"(python -m harness plugins lists what is registered).")
+            raise PluginError(
+                f"{self.key}: expected a registered {self.kind} ({known}), got {name!r}."
+                f"{did_you_mean(name, self._items)} Third-party {self.kind}s register through "
+                f"the '{ENTRY_POINT_GROUP}' entry point or a spec's 'plugins:' list "
+                f"(python -m harness plugins lists what is registered)."
+            )
         return self._items[name]
 
     def names(self) -> list[str]:
@@ -110,8 +118,13 @@ def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
 
 
-BUILTIN_MODULES = ("harness.tasks", "harness.executors.inprocess", "harness.executors.local", "harness.executors.slurm",
-                   "harness.text")
+BUILTIN_MODULES = (
+    "harness.tasks",
+    "harness.executors.inprocess",
+    "harness.executors.local",
+    "harness.executors.slurm",
+    "harness.text",
+)
 
 
 @functools.cache
@@ -124,8 +137,10 @@ def load_plugins() -> None:
         try:
             ep.load()
         except Exception as exc:  # noqa: BLE001 - one broken plug-in must name itself, not crash the CLI
-            raise PluginError(f"entry point {ep.name!r} ({ep.value}) of group {ENTRY_POINT_GROUP!r}: failed to "
-                              f"import: {type(exc).__name__}: {exc}") from None
+            raise PluginError(
+                f"entry point {ep.name!r} ({ep.value}) of group {ENTRY_POINT_GROUP!r}: failed to "
+                f"import: {type(exc).__name__}: {exc}"
+            ) from None
 
 
 def import_modules(modules: Sequence[str], where: str = "plugins") -> None:
@@ -134,18 +149,23 @@ def import_modules(modules: Sequence[str], where: str = "plugins") -> None:
         try:
             importlib.import_module(name)
         except Exception as exc:  # noqa: BLE001 - reported as a spec error
-            raise PluginError(f"{where}[{i}]: expected an importable module that registers components, got "
-                              f"{name!r} ({type(exc).__name__}: {exc})") from None
+            raise PluginError(
+                f"{where}[{i}]: expected an importable module that registers components, got "
+                f"{name!r} ({type(exc).__name__}: {exc})"
+            ) from None
 
 
 # ----------------------------------------------------------------------------- interfaces
+
 
 class Prompt(Protocol):
     """What the harness reads of an evaluation prompt (a benchmark may carry more)."""
 
     caption: str
     task: str
-    condition_frames: tuple[int, ...]  # frame indices given to the sampler (i2v, interpolation, ...)
+    condition_frames: tuple[
+        int, ...
+    ]  # frame indices given to the sampler (i2v, interpolation, ...)
 
 
 class Component:
@@ -226,7 +246,9 @@ class Benchmark(Component, ABC):
     def real_videos(self, prompts: list[Prompt]) -> torch.Tensor:
         """uint8 (N, F, H, W, 3): the real clips of `prompts` (condition frames come from them)."""
 
-    def generate_reference(self, name: str, prompts: list[Prompt], tokenizer: Any, seed: int) -> torch.Tensor:
+    def generate_reference(
+        self, name: str, prompts: list[Prompt], tokenizer: Any, seed: int
+    ) -> torch.Tensor:
         """uint8 (N, F, H, W, 3) clips of reference generator `name` (one of `references`)."""
         raise NotImplementedError(f"{type(self).__name__} has no reference generators")
 
@@ -246,7 +268,9 @@ class Benchmark(Component, ABC):
 
     def load_tokens(self, items: list[ClipItem]) -> torch.Tensor:
         """Pretokenized benchmarks: the stored ids long (n, T, h, w) of `items`."""
-        raise NotImplementedError(f"{type(self).__name__} is not pretokenized (pretokenized = False)")
+        raise NotImplementedError(
+            f"{type(self).__name__} is not pretokenized (pretokenized = False)"
+        )
 
     def real_ids(self, prompts: list[Prompt], tokenizer: Any) -> torch.Tensor:
         """long (N, T, h, w): the ids of `prompts`' real clips, the frames conditioned tasks are given
@@ -254,8 +278,9 @@ class Benchmark(Component, ABC):
         that stores ids returns them as stored."""
         return tokenizer.encode(self.real_videos(prompts))
 
-    def condition_ids(self, prompts: list[Prompt], tokenizer: Any,
-                      frames: Sequence[int]) -> torch.Tensor:
+    def condition_ids(
+        self, prompts: list[Prompt], tokenizer: Any, frames: Sequence[int]
+    ) -> torch.Tensor:
         """long (N, k, h, w): the ids of pixel frames `frames` (in order) of `prompts`' real clips,
         encoded on their own as a clip of len(frames) frames: what conditioned tasks are given.
         Never cut from the whole clip's ids, whose encoder may mix frames (Cosmos-3D's temporal
@@ -320,11 +345,14 @@ class Scorer(Component, ABC):
         self.cache_dir = Path(cache_dir)
 
     @abstractmethod
-    def score(self, videos: torch.Tensor, prompts: list[Prompt], task: str, seed: int) -> dict[str, float]:
+    def score(
+        self, videos: torch.Tensor, prompts: list[Prompt], task: str, seed: int
+    ) -> dict[str, float]:
         """videos uint8 (N, F, H, W, 3), clip n generated for prompts[n] -> {metric name: value}."""
 
-    def evaluate(self, videos: torch.Tensor, prompts: list[Prompt], task: str,
-                 seed: int) -> tuple[dict[str, float], dict[str, list[float]]]:
+    def evaluate(
+        self, videos: torch.Tensor, prompts: list[Prompt], task: str, seed: int
+    ) -> tuple[dict[str, float], dict[str, list[float]]]:
         """(metrics, per-clip values {metric: N floats}). Per-clip values let reports bootstrap over
         prompts as well as seeds; a scorer that has them overrides this, the default has none."""
         return self.score(videos, prompts, task, seed), {}
@@ -348,8 +376,12 @@ class Scorer(Component, ABC):
 Task = Callable[..., "torch.Tensor"]
 
 BENCHMARKS: Registry[type[Benchmark]] = Registry("benchmark", "benchmark.name")
-VISUAL_TOKENIZERS: Registry[type[VisualTokenizerPlugin]] = Registry("visual tokenizer", "tokenizer.name")
-TEXT_TOKENIZERS: Registry[type[TextTokenizerPlugin]] = Registry("text tokenizer", "text_tokenizer.name")
+VISUAL_TOKENIZERS: Registry[type[VisualTokenizerPlugin]] = Registry(
+    "visual tokenizer", "tokenizer.name"
+)
+TEXT_TOKENIZERS: Registry[type[TextTokenizerPlugin]] = Registry(
+    "text tokenizer", "text_tokenizer.name"
+)
 SCORERS: Registry[type[Scorer]] = Registry("scorer", "score.which")
 TASKS: Registry[Task] = Registry("generation task", "sample.tasks")
 EXECUTORS: Registry[Callable[..., Any]] = Registry("executor", "executor.kind")
@@ -359,8 +391,10 @@ REGISTRIES = (BENCHMARKS, VISUAL_TOKENIZERS, TEXT_TOKENIZERS, SCORERS, TASKS, EX
 
 # Metrics the harness itself reports besides the scorers': the final training loss and the
 # held-out denoising cross-entropy (mean over noise levels, and `denoise_ce@t=<t>` per level).
-BUILTIN_METRICS = (Metric("train_loss", 0.0, float("inf"), higher_is_better=False),
-                   Metric("denoise_ce", 0.0, float("inf"), higher_is_better=False))
+BUILTIN_METRICS = (
+    Metric("train_loss", 0.0, float("inf"), higher_is_better=False),
+    Metric("denoise_ce", 0.0, float("inf"), higher_is_better=False),
+)
 
 
 def metric_info(name: str) -> Metric | None:
@@ -400,8 +434,11 @@ def derived_metrics(metrics: Mapping[str, float]) -> tuple[dict[str, float], lis
 def _options_lines(options: type[BaseModel]) -> list[str]:
     lines = []
     for name, f in options.model_fields.items():
-        default = "required" if f.is_required() else (
-            f"default {f.get_default(call_default_factory=True)!r}")
+        default = (
+            "required"
+            if f.is_required()
+            else (f"default {f.get_default(call_default_factory=True)!r}")
+        )
         ann = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
         doc = f" - {f.description}" if f.description else ""
         lines.append(f"      {name}: {ann} ({default}){doc}")
@@ -415,17 +452,26 @@ def describe_registries(registries: Sequence[Registry]) -> str:
         out.append(f"{reg.kind}s ({reg.key}):")
         for name in reg.names():
             item = reg.get(name)
-            doc = item.describe() if isinstance(item, type) and issubclass(item, Component) else (
-                (item.__doc__ or "").strip().splitlines()[0] if item.__doc__ else "")
+            doc = (
+                item.describe()
+                if isinstance(item, type) and issubclass(item, Component)
+                else ((item.__doc__ or "").strip().splitlines()[0] if item.__doc__ else "")
+            )
             out.append(f"  {name}  [{getattr(item, '__module__', '?')}]  {doc}".rstrip())
             if isinstance(item, type) and issubclass(item, Component):
                 extra = []
                 if issubclass(item, Benchmark):
-                    extra.append(f"      tasks: {', '.join(item.tasks)}; references: {', '.join(item.references) or 'none'}")
+                    extra.append(
+                        f"      tasks: {', '.join(item.tasks)}; references: {', '.join(item.references) or 'none'}"
+                    )
                 if issubclass(item, Scorer):
-                    extra.append("      metrics: " + ", ".join(
-                        f"{m.name} [{m.low:g}, {m.high:g}] {'higher' if m.higher_is_better else 'lower'} is better"
-                        for m in item.metrics))
+                    extra.append(
+                        "      metrics: "
+                        + ", ".join(
+                            f"{m.name} [{m.low:g}, {m.high:g}] {'higher' if m.higher_is_better else 'lower'} is better"
+                            for m in item.metrics
+                        )
+                    )
                 out += extra + _options_lines(item.Options)
             elif isinstance(item, type) and issubclass(item, BaseModel):  # a path config: its keys
                 out += _options_lines(item)

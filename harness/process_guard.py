@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-
 PR_SET_PDEATHSIG = 1
 
 
@@ -25,7 +24,7 @@ def proc_start_time(pid: int) -> str | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat[stat.rindex(")") + 2:].split()[19]
+    return stat[stat.rindex(")") + 2 :].split()[19]
 
 
 def process_alive(pid: int, start: str | None) -> bool:
@@ -42,7 +41,7 @@ def process_alive(pid: int, start: str | None) -> bool:
             except PermissionError:
                 return True
         return False
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return fields[0] != "Z" and (start is None or fields[19] == start)
 
 
@@ -82,7 +81,7 @@ def children(pid: int) -> list[int]:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
                 out.append(int(entry.name))
     return out
 

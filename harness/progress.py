@@ -38,15 +38,27 @@ class ProgressFile:
         self.first_step = 0
         self.written = 0.0
 
-    def update(self, stage: str, step: int, total: int, loss: float | None = None, force: bool = False) -> None:
+    def update(
+        self, stage: str, step: int, total: int, loss: float | None = None, force: bool = False
+    ) -> None:
         now = time.time()
-        if stage != self.stage:  # the ETA of a stage counts from its own start (and its first step, on resume)
+        if (
+            stage != self.stage
+        ):  # the ETA of a stage counts from its own start (and its first step, on resume)
             self.stage, self.stage_started, self.first_step, force = stage, now, step, True
         if not force and step < total and now - self.written < _WRITE_EVERY_S:
             return
         self.written = now
-        record = {"stage": stage, "step": step, "total": total, "loss": loss, "pid": os.getpid(),
-                  "stage_started": self.stage_started, "first_step": self.first_step, "updated": now}
+        record = {
+            "stage": stage,
+            "step": step,
+            "total": total,
+            "loss": loss,
+            "pid": os.getpid(),
+            "stage_started": self.stage_started,
+            "first_step": self.first_step,
+            "updated": now,
+        }
         try:
             atomic_write_json(self.path, record)
         except OSError:
@@ -80,7 +92,9 @@ def read(run_dir: Path | str) -> dict[str, Any] | None:
         record = json.loads((Path(run_dir) / PROGRESS).read_text())
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) and {"stage", "step", "total"} <= record.keys() else None
+    return (
+        record if isinstance(record, dict) and {"stage", "step", "total"} <= record.keys() else None
+    )
 
 
 def _duration(seconds: float) -> str:
@@ -114,9 +128,16 @@ class Monitor:
     `set_postfix(text)` (the runs bar); otherwise to `log` every `log_every_s` seconds.
     """
 
-    def __init__(self, active: Callable[[], list[tuple[str, Path]]], *, tty: bool,
-                 set_postfix: Callable[[str], None], log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
-                 interval_s: float = 1.0, log_every_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        active: Callable[[], list[tuple[str, Path]]],
+        *,
+        tty: bool,
+        set_postfix: Callable[[str], None],
+        log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+        interval_s: float = 1.0,
+        log_every_s: float = 30.0,
+    ) -> None:
         self.active, self.tty, self.set_postfix, self.log = active, tty, set_postfix, log
         self.interval_s, self.log_every_s = interval_s, log_every_s
         self._stop = threading.Event()
@@ -136,7 +157,9 @@ class Monitor:
             try:
                 lines = self.lines()
                 if self.tty:
-                    shown = " | ".join(lines[:3]) + (f" | +{len(lines) - 3} more" if len(lines) > 3 else "")
+                    shown = " | ".join(lines[:3]) + (
+                        f" | +{len(lines) - 3} more" if len(lines) > 3 else ""
+                    )
                     self.set_postfix(shown)
                 elif lines and time.monotonic() - last_log >= self.log_every_s:
                     last_log = time.monotonic()

@@ -47,13 +47,17 @@ class RunResult:
     params: dict[str, Any] = field(default_factory=dict)
     state: RunState = RunState.PENDING
     metrics: dict[str, float] = field(default_factory=dict)
-    curve: dict[str, dict[str, float]] = field(default_factory=dict)  # training step -> metrics there
+    curve: dict[str, dict[str, float]] = field(
+        default_factory=dict
+    )  # training step -> metrics there
     error: dict[str, str] | None = None  # {"message", "traceback"}
     reference: str | None = None
     stage_ids: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)
-    skipped: list[dict[str, str]] = field(default_factory=list)  # held-out items left out of the scores: {"key", "reason"}
+    skipped: list[dict[str, str]] = field(
+        default_factory=list
+    )  # held-out items left out of the scores: {"key", "reason"}
     trial: int | None = None  # Optuna trial number of a search run
     started: float | None = None
     finished: float | None = None

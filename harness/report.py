@@ -23,8 +23,20 @@ from typing import Any
 import pandas as pd
 
 from harness import plots, plugins, scaling, stats, tables
-from harness.comparison import (Claim, Comparison, _fmt_p, agreement, compare_within, curve_frame, curve_summary,
-                                denoise_table, headline_comparison, headline_values, metric_range, power_table)
+from harness.comparison import (
+    Claim,
+    Comparison,
+    _fmt_p,
+    agreement,
+    compare_within,
+    curve_frame,
+    curve_summary,
+    denoise_table,
+    headline_comparison,
+    headline_values,
+    metric_range,
+    power_table,
+)
 from harness.spec import Spec, zip_keys
 from harness.specfile import load_spec
 from harness.store import export_results, load_results, read_json, read_json_or_none, read_result
@@ -56,7 +68,11 @@ def _md_table(df: pd.DataFrame) -> str:
     cols = [str(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(_fmt_cell(v).replace("|", "\\|").replace("\n", " ") for v in row) + " |")
+        lines.append(
+            "| "
+            + " | ".join(_fmt_cell(v).replace("|", "\\|").replace("\n", " ") for v in row)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -72,22 +88,29 @@ def to_markdown(title: str, blocks: list[Block]) -> str:
         elif b.kind == "img":
             out += [f"![{b.text}]({b.file})", "", f"*{b.text}*", ""]
         elif b.kind == "code":
-            out += [f"<details><summary>{b.file}</summary>\n\n```json\n{b.text}\n```\n</details>", ""]
+            out += [
+                f"<details><summary>{b.file}</summary>\n\n```json\n{b.text}\n```\n</details>",
+                "",
+            ]
     return "\n".join(out)
 
 
 # tables wider than the page scroll inside their own box (.wide), never the page
-_CSS = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-        ".wide{max-width:100%;overflow-x:auto}"
-        "table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;"
-        "padding:3px 7px;text-align:left}th{background:#f3f3f3}img{max-width:100%}"
-        "pre{font-size:11px;white-space:pre-wrap;overflow-wrap:anywhere}figure{margin:1em 0}"
-        ".note{color:#a33}")
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+    ".wide{max-width:100%;overflow-x:auto}"
+    "table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;"
+    "padding:3px 7px;text-align:left}th{background:#f3f3f3}img{max-width:100%}"
+    "pre{font-size:11px;white-space:pre-wrap;overflow-wrap:anywhere}figure{margin:1em 0}"
+    ".note{color:#a33}"
+)
 
 
 def to_html(title: str, blocks: list[Block]) -> str:
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-           f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
+    out = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
+    ]
     for b in blocks:
         if b.kind == "h2":
             out.append(f"<h2>{html.escape(b.text)}</h2>")
@@ -98,23 +121,32 @@ def to_html(title: str, blocks: list[Block]) -> str:
             out.append(f"<div class='wide'>{table}</div>")
         elif b.kind == "img" and b.png is not None:
             data = base64.b64encode(b.png).decode()
-            out.append(f"<figure><img alt='{html.escape(b.text)}' src='data:image/png;base64,{data}'>"
-                       f"<figcaption>{html.escape(b.text)}</figcaption></figure>")
+            out.append(
+                f"<figure><img alt='{html.escape(b.text)}' src='data:image/png;base64,{data}'>"
+                f"<figcaption>{html.escape(b.text)}</figcaption></figure>"
+            )
         elif b.kind == "code":
-            out.append(f"<details><summary>{html.escape(b.file)}</summary><pre>{html.escape(b.text)}</pre></details>")
+            out.append(
+                f"<details><summary>{html.escape(b.file)}</summary><pre>{html.escape(b.text)}</pre></details>"
+            )
     return "\n".join(out) + "</body></html>\n"
 
 
 # ----------------------------------------------------------------------------- sections
+
 
 def _axis(spec: Spec, summary: pd.DataFrame) -> str | None:
     """The x axis for metric-vs-param: report.x, else a numeric varying grid axis (shift first)."""
     if spec.report.x:
         return spec.report.x
     keys = [*spec.grid, *(k for g in spec.zip for k in zip_keys(g))]
-    numeric = [k for k in keys if f"param.{k}" in summary  # a boolean axis is no quantity to plot
-               and not summary[f"param.{k}"].dropna().map(lambda v: isinstance(v, bool)).any()
-               and pd.to_numeric(summary[f"param.{k}"], errors="coerce").notna().sum() > 1]
+    numeric = [
+        k
+        for k in keys
+        if f"param.{k}" in summary  # a boolean axis is no quantity to plot
+        and not summary[f"param.{k}"].dropna().map(lambda v: isinstance(v, bool)).any()
+        and pd.to_numeric(summary[f"param.{k}"], errors="coerce").notna().sum() > 1
+    ]
     return next((k for k in numeric if "shift" in k), numeric[0] if numeric else None)
 
 
@@ -129,7 +161,7 @@ def _tokens_per_step(df: pd.DataFrame) -> int | None:
 
 
 def wall_time(df: pd.DataFrame) -> str:
-    """"N runs computed in M min (first start to last finish)", from the runs' result.json."""
+    """ "N runs computed in M min (first start to last finish)", from the runs' result.json."""
     spans = []
     for d in df["run_dir"] if len(df) else []:
         try:
@@ -145,7 +177,7 @@ def wall_time(df: pd.DataFrame) -> str:
 
 
 def shared_models(df: pd.DataFrame) -> list[str]:
-    """"model <id>: arm a, arm b (seed s)" for every trained model that more than one arm uses."""
+    """ "model <id>: arm a, arm b (seed s)" for every trained model that more than one arm uses."""
     out = []
     runs = df[df["model"].notna() & df["reference"].isna()] if "model" in df else df.iloc[:0]
     for model, group in runs.groupby("model", sort=True):
@@ -156,8 +188,17 @@ def shared_models(df: pd.DataFrame) -> list[str]:
     return out
 
 
-_RUN_KEYS = ("run_id", "spec", "profile", "arm", "seed", "params", "reference", "stage_ids",
-             "trial")  # config.json's "run" without the plan's pending state and empty metrics
+_RUN_KEYS = (
+    "run_id",
+    "spec",
+    "profile",
+    "arm",
+    "seed",
+    "params",
+    "reference",
+    "stage_ids",
+    "trial",
+)  # config.json's "run" without the plan's pending state and empty metrics
 
 
 def _run_table(df: pd.DataFrame) -> tuple[pd.DataFrame, list[Block]]:
@@ -168,16 +209,33 @@ def _run_table(df: pd.DataFrame) -> tuple[pd.DataFrame, list[Block]]:
         cfg = read_json(cfg_path) if cfg_path.is_file() else {}
         code = cfg.get("code") or {}
         data = cfg.get("data") or ""  # written by harness.runner.prepare_run_dir
-        commit = str(code.get("commit", ""))[:10] + ("+dirty" if code.get("dirty") else "") if code else ""
-        rows.append({"run_id": r["run_id"], "arm": r["arm"], "seed": r.get("seed"), "state": r["state"],
-                     "model": r.get("model") or "",
-                     "code": f"{code.get('package', '')} {commit}".strip(), "data": str(data)[:16],
-                     "error": str(r.get("error") or "")[:160] if r["state"] != "done" else ""})
+        commit = (
+            str(code.get("commit", ""))[:10] + ("+dirty" if code.get("dirty") else "")
+            if code
+            else ""
+        )
+        rows.append(
+            {
+                "run_id": r["run_id"],
+                "arm": r["arm"],
+                "seed": r.get("seed"),
+                "state": r["state"],
+                "model": r.get("model") or "",
+                "code": f"{code.get('package', '')} {commit}".strip(),
+                "data": str(data)[:16],
+                "error": str(r.get("error") or "")[:160] if r["state"] != "done" else "",
+            }
+        )
         if cfg:  # the run's result is in the table above
             head = {k: v for k, v in (cfg.get("run") or {}).items() if k in _RUN_KEYS}
             cfg = {**cfg, "run": head}
-            configs.append(Block("code", json.dumps(cfg, indent=1, sort_keys=True, default=str),
-                                 file=f"config of {r['run_id']} ({r['arm']}, seed {r.get('seed')})"))
+            configs.append(
+                Block(
+                    "code",
+                    json.dumps(cfg, indent=1, sort_keys=True, default=str),
+                    file=f"config of {r['run_id']} ({r['arm']}, seed {r.get('seed')})",
+                )
+            )
     return pd.DataFrame(rows), configs
 
 
@@ -190,8 +248,9 @@ def _study(spec: Spec, runs_root: Path, profile: str) -> Any | None:
     return load_existing_study(spec, runs_root, profile)
 
 
-def corruption_curves(embeddings: Any, paths: dict[str, Any], n: int = 2048,
-                      seed: int = 0) -> dict[str, tuple[list[float], list[float]]]:
+def corruption_curves(
+    embeddings: Any, paths: dict[str, Any], n: int = 2048, seed: int = 0
+) -> dict[str, tuple[list[float], list[float]]]:
     """{label: (t, mean d(x_t, x_1))} at t = 0, 0.1, ..., 1 for each of `paths` ({label: a fitted
     ursa.paths.PathConfig}). embeddings: float (K, D) codebook. Monte Carlo over n uniform x_1 (seeded)."""
     import torch
@@ -202,7 +261,9 @@ def corruption_curves(embeddings: Any, paths: dict[str, Any], n: int = 2048,
     curves = {}
     for label, config in paths.items():
         path = config.build(embeddings.shape[0], embeddings)
-        d = mean_corruption_distance(path, embeddings, t, n=n, generator=torch.Generator().manual_seed(seed))
+        d = mean_corruption_distance(
+            path, embeddings, t, n=n, generator=torch.Generator().manual_seed(seed)
+        )
         curves[label] = (t.tolist(), d.tolist())
     return curves
 
@@ -210,10 +271,14 @@ def corruption_curves(embeddings: Any, paths: dict[str, Any], n: int = 2048,
 def _path_label(config: Any) -> str:
     """`metric c=3 alpha=0.9`: the kind and its settings (numbers %.3g)."""
     settings = config.model_dump(exclude={"kind"})
-    return " ".join([config.kind, *(f"{k}={v:.3g}" for k, v in settings.items() if isinstance(v, float))])
+    return " ".join(
+        [config.kind, *(f"{k}={v:.3g}" for k, v in settings.items() if isinstance(v, float))]
+    )
 
 
-def _linearity(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame, study: Any) -> tuple[dict, str]:
+def _linearity(
+    spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame, study: Any
+) -> tuple[dict, str]:
     """Corruption curves on the tokenizer of the spec's runs (read from the run cache, never fitted
     here) for the path of every arm, each labelled by the arms that train it (with the settings its
     train stage fitted, e.g. a calibrated metric path's (c, alpha)), and the best trial's path."""
@@ -222,6 +287,7 @@ def _linearity(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame, stud
     try:
         from harness.data import data_for
         from harness.expand import expand
+
         runs = expand(spec, profile)
         emb = data_for(runs[0].config, runs_root).tokenizer.codebook_embeddings().float()
         arms: dict[str, list[str]] = {}  # path label -> the arms that train that path
@@ -229,15 +295,23 @@ def _linearity(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame, stud
         run_dirs = dict(zip(df["arm"].astype(str), df["run_dir"])) if "run_dir" in df else {}
         for r in runs:
             record = Path(str(run_dirs.get(r.arm, ""))) / "stages" / "train" / "path.json"
-            fitted = read_json_or_none(record, "the plot fits the path again instead") if record.exists() else None
-            config = r.config.path.model_copy(update=fitted if isinstance(fitted, dict) else r.config.path.fit(emb))
+            fitted = (
+                read_json_or_none(record, "the plot fits the path again instead")
+                if record.exists()
+                else None
+            )
+            config = r.config.path.model_copy(
+                update=fitted if isinstance(fitted, dict) else r.config.path.fit(emb)
+            )
             label = _path_label(config)
             paths[label] = config
             if r.arm not in arms.setdefault(label, []):
                 arms[label].append(r.arm)
         best = _best_params(study)
         if best and all(k.startswith("path.") for k in best):
-            config = runs[0].config.path.model_copy(update={k[len("path."):]: v for k, v in best.items()})
+            config = runs[0].config.path.model_copy(
+                update={k[len("path.") :]: v for k, v in best.items()}
+            )
             paths.setdefault(_path_label(config), config)
         curves = corruption_curves(emb, paths)
         return {" | ".join(arms.get(label) or [label]): v for label, v in curves.items()}, ""
@@ -248,10 +322,19 @@ def _linearity(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame, stud
 def trial_table(study: Any) -> pd.DataFrame:
     """One row per Optuna trial: number, state, objective value and its standard error over the
     trial's seeds, parameters, source, run ids."""
-    rows = [{"trial": t.number, "state": t.state.name, "value": t.value, "se": t.user_attrs.get("se"),
-             **t.params, "source": t.user_attrs.get("source", "sampler"),
-             "runs": ", ".join(t.user_attrs.get("run_ids", [])),
-             "error": t.user_attrs.get("error", "")} for t in study.trials]
+    rows = [
+        {
+            "trial": t.number,
+            "state": t.state.name,
+            "value": t.value,
+            "se": t.user_attrs.get("se"),
+            **t.params,
+            "source": t.user_attrs.get("source", "sampler"),
+            "runs": ", ".join(t.user_attrs.get("run_ids", [])),
+            "error": t.user_attrs.get("error", ""),
+        }
+        for t in study.trials
+    ]
     return pd.DataFrame(rows)
 
 
@@ -277,7 +360,9 @@ def fixed_points_against_best(study: Any, df: pd.DataFrame, metric: str) -> list
     def point(t: Any) -> str:
         se = t.user_attrs.get("se")
         where = ", ".join(f"{k.split('.')[-1]} {v:.3g}" for k, v in t.params.items())
-        return f"trial {t.number} ({where}): {t.value:.3g}" + (f" ± {se:.2g} (SE over seeds)" if se else "")
+        return f"trial {t.number} ({where}): {t.value:.3g}" + (
+            f" ± {se:.2g} (SE over seeds)" if se else ""
+        )
 
     text = [f"Best trial of {len(done)} finished: {point(best)}."]
     lo, hi = metric_range(metric)
@@ -286,16 +371,24 @@ def fixed_points_against_best(study: Any, df: pd.DataFrame, metric: str) -> list
         source = t.user_attrs.get("source")
         if source not in ("calibrated", "enqueue"):
             continue
-        d = stats.paired_difference(_trial_values(df, best, metric), _trial_values(df, t, metric), bounds)
-        text.append(f"{'Calibrated' if source == 'calibrated' else 'Enqueued'} point, {point(t)}: rank "
-                    f"{ranked.index(t) + 1} of {len(done)}; best minus it {d.fmt(signed=True)} "
-                    f"({int(stats.LEVEL * 100)}% interval, {d.method or 'no interval'}, p "
-                    f"{_fmt_p(d.p)}; {d.seeds} seeds x {d.clips} prompts).")
+        d = stats.paired_difference(
+            _trial_values(df, best, metric), _trial_values(df, t, metric), bounds
+        )
+        text.append(
+            f"{'Calibrated' if source == 'calibrated' else 'Enqueued'} point, {point(t)}: rank "
+            f"{ranked.index(t) + 1} of {len(done)}; best minus it {d.fmt(signed=True)} "
+            f"({int(stats.LEVEL * 100)}% interval, {d.method or 'no interval'}, p "
+            f"{_fmt_p(d.p)}; {d.seeds} seeds x {d.clips} prompts)."
+        )
     for t in (best,) if best.user_attrs.get("source") in ("calibrated", "enqueue") else ():
-        text.append(f"The best trial is the {t.user_attrs['source'].replace('enqueue', 'enqueued')} point itself.")
+        text.append(
+            f"The best trial is the {t.user_attrs['source'].replace('enqueue', 'enqueued')} point itself."
+        )
     if len(text) > 1:
-        text.append("The best trial was picked on these same seeds, so its lead is biased upward "
-                    "(winner's curse); `python -m harness replicate` scores the points on fresh seeds.")
+        text.append(
+            "The best trial was picked on these same seeds, so its lead is biased upward "
+            "(winner's curse); `python -m harness replicate` scores the points on fresh seeds."
+        )
     return text
 
 
@@ -313,11 +406,18 @@ def _strips(df: pd.DataFrame) -> list[tuple[str, str, Path, list[str]]]:
     for arm, group in df[df["state"] == "done"].groupby("arm", sort=False):
         for _, r in group.iterrows():
             stages = Path(str(r["run_dir"])) / "stages"
-            found = sorted([*(stages / "sample").glob("strip_*.png"), *(stages / "reference").glob("strip_*.png")])
+            found = sorted(
+                [
+                    *(stages / "sample").glob("strip_*.png"),
+                    *(stages / "reference").glob("strip_*.png"),
+                ]
+            )
             if found:
-                tasks = [p.stem[len("strip_"):] for p in found]
-                out += [(str(arm), task, p, _strip_prompts(Path(str(r["run_dir"])), task))
-                        for task, p in zip(tasks, found)]
+                tasks = [p.stem[len("strip_") :] for p in found]
+                out += [
+                    (str(arm), task, p, _strip_prompts(Path(str(r["run_dir"])), task))
+                    for task, p in zip(tasks, found)
+                ]
                 break
     return out
 
@@ -341,12 +441,20 @@ def with_derived(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     VBench's Quality / Total over the dimensions scored) as `metric.*` columns, and their notes."""
     rows, notes = [], []
     for _, row in df.iterrows():
-        metrics = {c[len("metric."):]: v for c, v in row.items() if c.startswith("metric.") and pd.notna(v)}
+        metrics = {
+            c[len("metric.") :]: v
+            for c, v in row.items()
+            if c.startswith("metric.") and pd.notna(v)
+        }
         derived, lines = plugins.derived_metrics(metrics)
-        rows.append({f"metric.{k}": v for k, v in derived.items() if f"metric.{k}" not in df.columns})
+        rows.append(
+            {f"metric.{k}": v for k, v in derived.items() if f"metric.{k}" not in df.columns}
+        )
         notes += lines
     extra = pd.DataFrame(rows, index=df.index)
-    return (pd.concat([df, extra], axis=1) if len(extra.columns) else df), list(dict.fromkeys(notes))
+    return (pd.concat([df, extra], axis=1) if len(extra.columns) else df), list(
+        dict.fromkeys(notes)
+    )
 
 
 def paragraphs(text: str) -> list[str]:
@@ -371,7 +479,7 @@ def with_labels(df: pd.DataFrame, spec: Spec, profile: str) -> pd.DataFrame:
     params = [c for c in df.columns if c.startswith("param.")]
     arms = []
     for _, row in df.iterrows():
-        point = {c[len("param."):]: row[c] for c in params if not _missing(row[c])}
+        point = {c[len("param.") :]: row[c] for c in params if not _missing(row[c])}
         reference = not _missing(row.get("reference"))
         arms.append(row["arm"] if reference else names.get(canonical_json(point), row["arm"]))
     return df.assign(arm=arms)
@@ -387,8 +495,9 @@ def arm_legend(df: pd.DataFrame) -> pd.DataFrame | None:
     params = [c for c in df.columns if c.startswith("param.")]
     rows: dict[str, str] = {}
     for _, row in df[df["reference"].isna()].iterrows() if len(df) else []:
-        config = ", ".join(f"{c[len('param.'):]}={_fmt_cell(row[c])}" for c in params
-                           if not _missing(row[c]))
+        config = ", ".join(
+            f"{c[len('param.') :]}={_fmt_cell(row[c])}" for c in params if not _missing(row[c])
+        )
         rows.setdefault(str(row["arm"]), config)
     if all(arm == config for arm, config in rows.items()):
         return None
@@ -402,8 +511,11 @@ def flag_damaged(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
     states, damaged = [], []
     for _, row in df.iterrows():
-        bad = damaged_stages(Path(str(row["run_dir"])), not _missing(row.get("reference"))) \
-            if row["state"] == "done" else []
+        bad = (
+            damaged_stages(Path(str(row["run_dir"])), not _missing(row.get("reference")))
+            if row["state"] == "done"
+            else []
+        )
         states.append("damaged" if bad else row["state"])
         if bad:
             damaged.append(f"{row['arm']} seed {row['seed']} ({row['run_id']}): {', '.join(bad)}")
@@ -431,16 +543,19 @@ def floor_note(summary: pd.DataFrame, metric: str) -> str:
     if beats.any():
         return ""
     side = "below" if higher else "above"
-    return (f"No arm beats the floor: every arm's {metric} is at or {side} {best_floor['arm']} "
-            f"({best_floor['role']}, {best_floor[col]:.4g}), so the arms have not learnt what "
-            f"{metric} measures and the comparison below is between failures.")
+    return (
+        f"No arm beats the floor: every arm's {metric} is at or {side} {best_floor['arm']} "
+        f"({best_floor['role']}, {best_floor[col]:.4g}), so the arms have not learnt what "
+        f"{metric} measures and the comparison below is between failures."
+    )
 
 
 def skipped_items(df: pd.DataFrame, runs_root: Path) -> list[str]:
     """One line per training set whose benchmark skipped items (unreadable, too short...): counts
     and the first reasons, from the skipped.jsonl harness.token_shards leaves beside its shards; and
     one for the held-out items the runs' scores leave out (each result's `skipped`)."""
-    prints, held_out = set(), {}
+    prints: set[str] = set()
+    held_out: dict[str, Any] = {}
     for d in df["run_dir"] if len(df) and "run_dir" in df else []:
         meta = read_json_or_none(Path(str(d)) / "config.json", "its data set is not described")
         if isinstance(meta, dict) and isinstance(meta.get("data"), str):
@@ -451,9 +566,11 @@ def skipped_items(df: pd.DataFrame, runs_root: Path) -> list[str]:
     lines = []
     if held_out:
         reasons = "; ".join(f"{k}: {r}" for k, r in sorted(held_out.items())[:3])
-        lines.append(f"Held-out data: {len(held_out)} item{'s' * (len(held_out) != 1)} left out of every "
-                     f"suite the runs are scored on ({reasons}{' ...' if len(held_out) > 3 else ''}; every "
-                     f"reason: `skipped` in each run's result.json).")
+        lines.append(
+            f"Held-out data: {len(held_out)} item{'s' * (len(held_out) != 1)} left out of every "
+            f"suite the runs are scored on ({reasons}{' ...' if len(held_out) > 3 else ''}; every "
+            f"reason: `skipped` in each run's result.json)."
+        )
     for fp in sorted(prints):
         path = runs_root / "_cache" / "shards" / fp / "skipped.jsonl"
         try:
@@ -464,10 +581,12 @@ def skipped_items(df: pd.DataFrame, runs_root: Path) -> list[str]:
             used = read_json_or_none(path.parent / "index.json", "the used count is left out") or {}
             count = f"{used['num_clips']} used, " if isinstance(used.get("num_clips"), int) else ""
             reasons = "; ".join(f"{r.get('key')}: {r.get('reason')}" for r in rows[:3])
-            lines.append(f"Training data {fp}: {count}{len(rows)} item{'s' * (len(rows) != 1)} "
-                         f"skipped "
-                         f"({reasons}{' ...' if len(rows) > 3 else ''}; every reason: "
-                         f"{os.path.relpath(path, runs_root)} under the runs root).")
+            lines.append(
+                f"Training data {fp}: {count}{len(rows)} item{'s' * (len(rows) != 1)} "
+                f"skipped "
+                f"({reasons}{' ...' if len(rows) > 3 else ''}; every reason: "
+                f"{os.path.relpath(path, runs_root)} under the runs root)."
+            )
     return lines
 
 
@@ -486,12 +605,16 @@ def report_owner_error(out: Path, spec: Spec, runs_root: Path) -> str | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     # a report whose spec file or runs root is gone is nobody's: the new one takes its place
-    if not (owner.is_file() and their_root.is_dir()) or \
-            (owner, their_root) == (Path(spec_source(spec.source)).resolve(), runs_root.resolve()):
+    if not (owner.is_file() and their_root.is_dir()) or (owner, their_root) == (
+        Path(spec_source(spec.source)).resolve(),
+        runs_root.resolve(),
+    ):
         return None
-    return (f"{out}: holds the report of spec file {owner} on runs root {their_root}; expected the "
-            f"report of {spec.source} on runs root {runs_root} to go elsewhere: pass --reports-dir, or "
-            f"delete {out} to give it to this spec file and runs root")
+    return (
+        f"{out}: holds the report of spec file {owner} on runs root {their_root}; expected the "
+        f"report of {spec.source} on runs root {runs_root} to go elsewhere: pass --reports-dir, or "
+        f"delete {out} to give it to this spec file and runs root"
+    )
 
 
 def claim_report_dir(out: Path, spec: Spec, runs_root: Path) -> None:
@@ -507,8 +630,10 @@ def claim_report_dir(out: Path, spec: Spec, runs_root: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     here = out.resolve()
     # paths relative to the report: a committed report names no path of the machine that made it
-    mine = {"spec": os.path.relpath(spec_source(spec.source), here),
-            "runs_root": os.path.relpath(runs_root, here)}
+    mine = {
+        "spec": os.path.relpath(spec_source(spec.source), here),
+        "runs_root": os.path.relpath(runs_root, here),
+    }
     atomic_write_bytes(out / "source.json", (json.dumps(mine, indent=1) + "\n").encode())
 
 
@@ -520,13 +645,21 @@ def verdict(spec: Spec, df: pd.DataFrame) -> Comparison | None:
     within = spec.report.compare_within
     if within:
         partners = next((tuple(zip_keys(g)) for g in spec.zip if within in g), ())
-        return compare_within(df, headline, spec.report.baseline, within, partners,
-                                      spec.report.primary, spec.report.trend)
+        return compare_within(
+            df,
+            headline,
+            spec.report.baseline,
+            within,
+            partners,
+            spec.report.primary,
+            spec.report.trend,
+        )
     return headline_comparison(df, headline, spec.report.baseline, spec.report.primary)
 
 
-def replicate_agreement(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame,
-                        comparison: Comparison) -> tuple[str, pd.DataFrame, str] | None:
+def replicate_agreement(
+    spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame, comparison: Comparison
+) -> tuple[str, pd.DataFrame, str] | None:
     """(sentence, per-claim table, fresh seeds) of the spec's replicate (`python -m harness
     replicate`) against `comparison`; None when the replicate has no finished run."""
     from harness.replicate import replicate_name
@@ -545,28 +678,39 @@ def replicate_agreement(spec: Spec, runs_root: Path, profile: str, df: pd.DataFr
     return text, table, seeds
 
 
-def replicate_blocks(spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame,
-                     comparison: Comparison) -> list[Block]:
+def replicate_blocks(
+    spec: Spec, runs_root: Path, profile: str, df: pd.DataFrame, comparison: Comparison
+) -> list[Block]:
     """The agreement of the spec's replicate (`python -m harness replicate`), when one has runs."""
-    return agreement_blocks(spec, runs_root, profile, replicate_agreement(spec, runs_root, profile, df, comparison))
+    return agreement_blocks(
+        spec, runs_root, profile, replicate_agreement(spec, runs_root, profile, df, comparison)
+    )
 
 
-def agreement_blocks(spec: Spec, runs_root: Path, profile: str,
-                     agreement: tuple[str, pd.DataFrame, str] | None) -> list[Block]:
+def agreement_blocks(
+    spec: Spec, runs_root: Path, profile: str, agreement: tuple[str, pd.DataFrame, str] | None
+) -> list[Block]:
     """The replicate's agreement as the report shows it (nothing without a replicate)."""
     from harness.replicate import replicate_name
 
     if agreement is None:
         return []
-    return [Block("p", agreement[0] + f" Runs: {runs_root / replicate_name(spec.name) / profile}."),
-            Block("table", table=agreement[1])]
+    return [
+        Block("p", agreement[0] + f" Runs: {runs_root / replicate_name(spec.name) / profile}."),
+        Block("table", table=agreement[1]),
+    ]
 
 
 VERDICT_FILE = "verdict.json"  # the verdict's tests, machine-readable (harness.findings reads it)
 
 
-def verdict_record(spec: Spec, profile: str, df: pd.DataFrame, comparison: Comparison | None,
-                   agreement: tuple[str, pd.DataFrame, str] | None) -> dict[str, Any]:
+def verdict_record(
+    spec: Spec,
+    profile: str,
+    df: pd.DataFrame,
+    comparison: Comparison | None,
+    agreement: tuple[str, pd.DataFrame, str] | None,
+) -> dict[str, Any]:
     """What verdict.json holds: the spec, profile and code commit the report was made at, the
     seeds of its finished trained runs, and every test of the verdict (arm against the baseline,
     statistic, where along report.compare_within, the difference with the interval the report
@@ -578,36 +722,59 @@ def verdict_record(spec: Spec, profile: str, df: pd.DataFrame, comparison: Compa
     agrees = {}
     if agreement is not None:
         for _, row in agreement[1].iterrows():
-            agrees[row["claim"].removeprefix("primary: ")] = row["same sign"] != "no" and row["intervals overlap"] == "yes"
+            agrees[row["claim"].removeprefix("primary: ")] = (
+                row["same sign"] != "no" and row["intervals overlap"] == "yes"
+            )
 
     def test(c: Claim) -> dict[str, Any]:
         shown = c.shown or c.difference
         comps = c.difference.components
         mde = comps.mde(alpha=c.alpha) if comps is not None and comps.seeds >= 2 else None
-        return {"label": c.label(), "arm": c.arm, "metric": c.metric, "statistic": c.statistic,
-                "level": c.level, "where": c.where, "interaction": c.interaction, "primary": c.primary,
-                "difference": _finite(shown.mean), "low": _finite(shown.low), "high": _finite(shown.high),
-                "interval": shown.fmt(signed=True), "p": _finite(c.p), "alpha": c.alpha,
-                "significant": c.significant, "better_if_positive": c.better_if_positive, "call": c.call(),
-                "mde": _finite(mde), "seeds": c.difference.seeds, "prompts": c.difference.clips,
-                "replicate_agrees": agrees.get(c.label())}
+        return {
+            "label": c.label(),
+            "arm": c.arm,
+            "metric": c.metric,
+            "statistic": c.statistic,
+            "level": c.level,
+            "where": c.where,
+            "interaction": c.interaction,
+            "primary": c.primary,
+            "difference": _finite(shown.mean),
+            "low": _finite(shown.low),
+            "high": _finite(shown.high),
+            "interval": shown.fmt(signed=True),
+            "p": _finite(c.p),
+            "alpha": c.alpha,
+            "significant": c.significant,
+            "better_if_positive": c.better_if_positive,
+            "call": c.call(),
+            "mde": _finite(mde),
+            "seeds": c.difference.seeds,
+            "prompts": c.difference.clips,
+            "replicate_agrees": agrees.get(c.label()),
+        }
 
     code = code_version()
-    return {"spec": spec.name, "profile": profile,
-            "commit": str(code["commit"])[:10] + ("+dirty" if code["dirty"] else ""),
-            "headline": spec.report.headline, "baseline": spec.report.baseline,
-            "compare_within": spec.report.compare_within,
-            "seeds": sorted(int(s) for s in set(trained["seed"])) if len(trained) else [],
-            "replicate_seeds": agreement[2] if agreement is not None else None,
-            "tests": [test(c) for c in comparison.claims] if comparison is not None else []}
+    return {
+        "spec": spec.name,
+        "profile": profile,
+        "commit": str(code["commit"])[:10] + ("+dirty" if code["dirty"] else ""),
+        "headline": spec.report.headline,
+        "baseline": spec.report.baseline,
+        "compare_within": spec.report.compare_within,
+        "seeds": sorted(int(s) for s in set(trained["seed"])) if len(trained) else [],
+        "replicate_seeds": agreement[2] if agreement is not None else None,
+        "tests": [test(c) for c in comparison.claims] if comparison is not None else [],
+    }
 
 
 def _finite(v: float | None) -> float | None:
     return float(v) if v is not None and math.isfinite(v) else None
 
 
-def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
-                  out_dir: str | Path | None = None) -> Path:
+def render_report(
+    spec: Spec | str | Path, runs_root: str | Path, profile: str, out_dir: str | Path | None = None
+) -> Path:
     """Render the report of `spec` under `profile`; returns the path of report.md."""
     from harness.regression_gate import require_runs
 
@@ -625,7 +792,9 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
     summary = tables.summarise(df, metrics)
     figures = tables.paper_figures(spec.name, spec.report.paper)
     # run directories relative to the runs root: a committed report names no path of the machine that made it
-    portable = df.assign(run_dir=[os.path.relpath(d, runs_root) for d in df["run_dir"]]) if len(df) else df
+    portable = (
+        df.assign(run_dir=[os.path.relpath(d, runs_root) for d in df["run_dir"]]) if len(df) else df
+    )
     export_results(portable, out / "results.csv")
     export_results(portable, out / "results.parquet")
     export_results(summary, out / "summary.csv")
@@ -634,14 +803,23 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
     blocks = [Block("p", para) for para in paragraphs(spec.description)]
     n_done = int((df["state"] == "done").sum()) if len(df) else 0
     n_damaged = f", {len(damaged)} damaged" if damaged else ""
-    blocks.append(Block("p", f"Profile: {profile}. Runs: {len(df)} ({n_done} done, {n_failed} "
-                             f"failed{n_damaged}). "
-                             f"Spec: {spec.source}. Runs root: {runs_root}.{wall_time(df)}"))
+    blocks.append(
+        Block(
+            "p",
+            f"Profile: {profile}. Runs: {len(df)} ({n_done} done, {n_failed} "
+            f"failed{n_damaged}). "
+            f"Spec: {spec.source}. Runs root: {runs_root}.{wall_time(df)}",
+        )
+    )
     if damaged:
-        blocks.append(Block("p", "Damaged runs, left out of every table and plot (their stored "
-                                 "outputs no longer match their checksums; `python -m harness run` "
-                                 "recomputes them): "
-                                 + "; ".join(damaged) + "."))
+        blocks.append(
+            Block(
+                "p",
+                "Damaged runs, left out of every table and plot (their stored "
+                "outputs no longer match their checksums; `python -m harness run` "
+                "recomputes them): " + "; ".join(damaged) + ".",
+            )
+        )
     blocks += [Block("p", note) for note in skipped_items(df, runs_root)]
     legend = arm_legend(df)
     if legend is not None:
@@ -660,28 +838,52 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         agreement = replicate_agreement(spec, runs_root, profile, df, comparison)
         blocks += agreement_blocks(spec, runs_root, profile, agreement)
         if comparison.claims:
-            blocks += [Block("p", "Every test of the verdict with its power (MDE: the smallest "
-                                  "true difference its test detects with 80% power at its alpha "
-                                  "and the spec's seeds and prompts, from the measured variance "
-                                  "components):"),
-                       Block("table", table=power_table(comparison.claims))]
+            blocks += [
+                Block(
+                    "p",
+                    "Every test of the verdict with its power (MDE: the smallest "
+                    "true difference its test detects with 80% power at its alpha "
+                    "and the spec's seeds and prompts, from the measured variance "
+                    "components):",
+                ),
+                Block("table", table=power_table(comparison.claims)),
+            ]
         if not comparison.per_seed.empty:
-            blocks += [Block("p", f"{headline} per seed (mean over prompts) and the arm's mean with its 95% "
-                                  "interval (seeds and prompts crossed):"),
-                       Block("table", table=comparison.per_seed)]
-    elif study is not None:
-        blocks += [Block("h2", f"Verdict (search, {spec.search.objective})"),
-                   *(Block("p", p) for p in fixed_points_against_best(study, df, spec.search.objective))]
+            blocks += [
+                Block(
+                    "p",
+                    f"{headline} per seed (mean over prompts) and the arm's mean with its 95% "
+                    "interval (seeds and prompts crossed):",
+                ),
+                Block("table", table=comparison.per_seed),
+            ]
+    elif study is not None and spec.search is not None:
+        blocks += [
+            Block("h2", f"Verdict (search, {spec.search.objective})"),
+            *(Block("p", p) for p in fixed_points_against_best(study, df, spec.search.objective)),
+        ]
     else:
-        blocks.append(Block("p", "No verdict: set report.headline (and report.baseline) in the spec."))
-    blocks += [Block("h2", "Results per arm (mean [95% t interval over seeds]; none for one seed)"),
-               Block("p", "Rows ref:* are the reference generators: real clips and tokenizer reconstructions are "
-                          "ceilings, a static clip and a memoriser of the nearest training clip are degenerate "
-                          "samples a good model must beat, shuffled prompts and random tokens are floors.")]
+        blocks.append(
+            Block("p", "No verdict: set report.headline (and report.baseline) in the spec.")
+        )
+    blocks += [
+        Block("h2", "Results per arm (mean [95% t interval over seeds]; none for one seed)"),
+        Block(
+            "p",
+            "Rows ref:* are the reference generators: real clips and tokenizer reconstructions are "
+            "ceilings, a static clip and a memoriser of the nearest training clip are degenerate "
+            "samples a good model must beat, shuffled prompts and random tokens are floors.",
+        ),
+    ]
     shared = shared_models(df)
     if shared:
-        blocks.append(Block("p", "Arms sharing one trained model (they differ only in sampling or scoring "
-                                 "settings, so the model was trained once): " + "; ".join(shared) + "."))
+        blocks.append(
+            Block(
+                "p",
+                "Arms sharing one trained model (they differ only in sampling or scoring "
+                "settings, so the model was trained once): " + "; ".join(shared) + ".",
+            )
+        )
     groups = tables.metric_groups(metrics)
     for task, names in groups.items():  # one table per sampled task keeps each readable
         if len(groups) > 1:
@@ -689,8 +891,10 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         blocks.append(Block("table", table=tables.display_table(summary, names)))
     blocks += [Block("p", note) for note in derived_notes]
     if figures:
-        blocks += [Block("h2", f"Paper reference figures ({tables.PAPER_NOTE})"),
-                   Block("table", table=tables.paper_table(figures))]
+        blocks += [
+            Block("h2", f"Paper reference figures ({tables.PAPER_NOTE})"),
+            Block("table", table=tables.paper_table(figures)),
+        ]
 
     # report.plots, when the spec sets it, picks the plots; otherwise every plot the data allows
     chosen = set(spec.report.plots) if "plots" in spec.report.model_fields_set else None
@@ -712,55 +916,98 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
         shown = [m for m in metrics if m not in flat]
         add_plot("metric_vs_param", plots.metric_vs_param(summary, x, shown), f"metrics vs {x}")
         if flat:
-            blocks.append(Block("p", f"Not plotted against {x}: every arm shares these metrics "
-                                     f"(arm means within 0.5%): {', '.join(flat)}."))
-    if study is not None:
-        blocks += [Block("p", f"Optuna study {study.study_name} ({spec.search.sampler} sampler, seed "
-                              f"{spec.search.sampler_seed}; objective {spec.search.objective}, {spec.search.direction}, "
-                              f"a trial's value is the mean over its seeds, se its standard error over them):"),
-                   Block("table", table=trial_table(study))]
-    if study is not None and search is not None and (wanted("optimization_history") or wanted("contour")):
-        for name, fig in plots.optuna_figures(study, ("path.c", "path.alpha")
-                                              if {"path.c", "path.alpha"} <= set(search.params) else None).items():
+            blocks.append(
+                Block(
+                    "p",
+                    f"Not plotted against {x}: every arm shares these metrics "
+                    f"(arm means within 0.5%): {', '.join(flat)}.",
+                )
+            )
+    if study is not None and spec.search is not None:
+        blocks += [
+            Block(
+                "p",
+                f"Optuna study {study.study_name} ({spec.search.sampler} sampler, seed "
+                f"{spec.search.sampler_seed}; objective {spec.search.objective}, {spec.search.direction}, "
+                f"a trial's value is the mean over its seeds, se its standard error over them):",
+            ),
+            Block("table", table=trial_table(study)),
+        ]
+    if (
+        study is not None
+        and spec.search is not None
+        and (wanted("optimization_history") or wanted("contour"))
+    ):
+        for name, fig in plots.optuna_figures(
+            study,
+            ("path.c", "path.alpha")
+            if {"path.c", "path.alpha"} <= set(spec.search.params)
+            else None,
+        ).items():
             if wanted(name):
                 add_plot(name, fig, f"Optuna {name.replace('_', ' ')} ({study.study_name})")
             else:
                 plots.plt.close(fig)
     if wanted("linearity"):
         curves, why = _linearity(spec, runs_root, profile, df, study)
-        add_plot("linearity", plots.linearity(curves, colours),
-                 "mean corruption distance vs t per path")
+        add_plot(
+            "linearity", plots.linearity(curves, colours), "mean corruption distance vs t per path"
+        )
         if why:
             blocks.append(Block("p", why))
     if headline and wanted("learning_curves"):
-        curves = curve_summary(curve_frame(df, headline),
-                                       metric_range(headline))
-        add_plot("learning_curves",
-                 plots.learning_curves(curves, headline, _tokens_per_step(df), colours),
-                 f"{headline} against training steps per arm")
+        curves = curve_summary(curve_frame(df, headline), metric_range(headline))
+        add_plot(
+            "learning_curves",
+            plots.learning_curves(curves, headline, _tokens_per_step(df), colours),
+            f"{headline} against training steps per arm",
+        )
         if not curves.empty and curves["step"].nunique() > 1:
-            table = curves.assign(value=[stats.Estimate(m, lo, hi, int(n), 1).fmt() for m, lo, hi, n in
-                                         zip(curves["mean"], curves["low"], curves["high"], curves["seeds"])])
+            table = curves.assign(
+                value=[
+                    stats.Estimate(m, lo, hi, int(n), 1).fmt()
+                    for m, lo, hi, n in zip(
+                        curves["mean"], curves["low"], curves["high"], curves["seeds"]
+                    )
+                ]
+            )
             wide = table.pivot(index="arm", columns="step", values="value")
             wide.columns = [f"step {c}" for c in wide.columns]  # no unnamed column-name header row
             blocks.append(Block("table", table=wide.reset_index()))
     denoise = denoise_table(df)
     if not denoise.empty and wanted("denoising"):
-        blocks += [Block("p", "Held-out cross-entropy of the final model at fixed noise levels (every frame "
-                              "corrupted to t; mean over seeds, nats): how hard each path makes each noise level.")]
-        add_plot("denoising", plots.denoising(denoise, colours),
-                 "held-out cross-entropy per noise level")
+        blocks += [
+            Block(
+                "p",
+                "Held-out cross-entropy of the final model at fixed noise levels (every frame "
+                "corrupted to t; mean over seeds, nats): how hard each path makes each noise level.",
+            )
+        ]
+        add_plot(
+            "denoising", plots.denoising(denoise, colours), "held-out cross-entropy per noise level"
+        )
         blocks.append(Block("table", table=denoise))
     if spec.report.scaling:
         fitted = scaling.fits(df, summary, spec.report.scaling)
         if fitted.empty:
-            blocks.append(Block("p", "Scaling: fewer than two model sizes with a recorded parameter "
-                                     "count (stages/train/done.json), so no slope."))
+            blocks.append(
+                Block(
+                    "p",
+                    "Scaling: fewer than two model sizes with a recorded parameter "
+                    "count (stages/train/done.json), so no slope.",
+                )
+            )
         else:
-            blocks += [Block("p", scaling.verdict(fitted)), Block("table", table=scaling.table(fitted))]
+            blocks += [
+                Block("p", scaling.verdict(fitted)),
+                Block("table", table=scaling.table(fitted)),
+            ]
             if wanted("scaling"):
-                add_plot("scaling", plots.scaling(summary, scaling.parameters(df), fitted),
-                         "metrics against log10 non-embedding parameters, with the fitted slope")
+                add_plot(
+                    "scaling",
+                    plots.scaling(summary, scaling.parameters(df), fitted),
+                    "metrics against log10 non-embedding parameters, with the fitted slope",
+                )
     if wanted("loss_curves"):
         add_plot("loss_curves", plots.loss_curves(df, colours=colours), "training loss per run")
 
@@ -773,15 +1020,31 @@ def render_report(spec: Spec | str | Path, runs_root: str | Path, profile: str,
             png = png_path.read_bytes()
             atomic_write_bytes(out / "strips" / name, png)
             rows = "; ".join(f"row {i + 1}: {p!r}" for i, p in enumerate(prompts))
-            blocks.append(Block("img", f"{arm} — {task}" + (f" (prompts, {rows})" if rows else ""),
-                                png=png, file=f"strips/{name}"))
+            blocks.append(
+                Block(
+                    "img",
+                    f"{arm} — {task}" + (f" (prompts, {rows})" if rows else ""),
+                    png=png,
+                    file=f"strips/{name}",
+                )
+            )
 
     run_table, configs = _run_table(df)
-    blocks += [Block("h2", "Runs (config, code version, data fingerprint)"), Block("table", table=run_table), *configs]
+    blocks += [
+        Block("h2", "Runs (config, code version, data fingerprint)"),
+        Block("table", table=run_table),
+        *configs,
+    ]
     perf = out.parent.parent / "perf"
     if perf.is_dir() and any(perf.iterdir()):
-        blocks += [Block("h2", "Performance benchmarks"),
-                   Block("p", "See " + ", ".join(f"../../perf/{p.name}" for p in sorted(perf.iterdir()) if p.is_file()))]
+        blocks += [
+            Block("h2", "Performance benchmarks"),
+            Block(
+                "p",
+                "See "
+                + ", ".join(f"../../perf/{p.name}" for p in sorted(perf.iterdir()) if p.is_file()),
+            ),
+        ]
 
     record = verdict_record(spec, profile, df, comparison, agreement)
     atomic_write_bytes(out / VERDICT_FILE, (json.dumps(record, indent=1) + "\n").encode())

@@ -29,8 +29,9 @@ def parameters(df: pd.DataFrame) -> dict[str, int]:
     """{arm: non-embedding parameters} from the train stage records of the arm's finished runs."""
     out: dict[str, int] = {}
     for _, r in _trained(df).iterrows():
-        done = read_json_or_none(Path(str(r["run_dir"])) / "stages" / "train" / "done.json",
-                                 "its model size is unknown")
+        done = read_json_or_none(
+            Path(str(r["run_dir"])) / "stages" / "train" / "done.json", "its model size is unknown"
+        )
         count = done.get("non_embedding_parameters") if isinstance(done, dict) else None
         if isinstance(count, int) and count > 0:
             out.setdefault(str(r["arm"]), count)
@@ -54,14 +55,24 @@ def fits(df: pd.DataFrame, summary: pd.DataFrame, groups: dict[str, list[str]]) 
                 continue
             lo, hi = metric_range(m)
             total = sum(abs(w) for w in weights)
-            slope = stats.contrast([vals[a] for a in arms], weights,
-                                   (total * (lo - hi), total * (hi - lo)))
+            slope = stats.contrast(
+                [vals[a] for a in arms], weights, (total * (lo - hi), total * (hi - lo))
+            )
             small = stats.crossed(list(vals[arms[0]].values()), (lo, hi))
             ceiling = _ceiling(summary, m, hi)
             room = ceiling - small.mean if math.isfinite(ceiling) else math.nan
-            rows.append({"group": group, "metric": m, "smallest": small.mean, "ceiling": ceiling,
-                         "slope": slope, "share of headroom per decade":
-                         slope.mean / room if room and math.isfinite(room) and room > 0 else math.nan})
+            rows.append(
+                {
+                    "group": group,
+                    "metric": m,
+                    "smallest": small.mean,
+                    "ceiling": ceiling,
+                    "slope": slope,
+                    "share of headroom per decade": slope.mean / room
+                    if room and math.isfinite(room) and room > 0
+                    else math.nan,
+                }
+            )
     out = pd.DataFrame(rows)
     if len(out):
         out["p (Holm)"] = stats.holm([e.p for e in out["slope"]])
@@ -78,13 +89,17 @@ def _ceiling(summary: pd.DataFrame, metric: str, high: float) -> float:
 
 def table(fitted: pd.DataFrame) -> pd.DataFrame:
     """`fits` for the report: the slope with its 95% interval, p and the headroom share."""
-    return pd.DataFrame({
-        "group": fitted["group"], "metric": fitted["metric"],
-        "smallest model": fitted["smallest"], "ceiling": fitted["ceiling"],
-        "slope per decade [95%]": [e.fmt(signed=True) for e in fitted["slope"]],
-        "p (Holm)": [_fmt_p(p) for p in fitted["p (Holm)"]],
-        "share of headroom per decade": fitted["share of headroom per decade"],
-    })
+    return pd.DataFrame(
+        {
+            "group": fitted["group"],
+            "metric": fitted["metric"],
+            "smallest model": fitted["smallest"],
+            "ceiling": fitted["ceiling"],
+            "slope per decade [95%]": [e.fmt(signed=True) for e in fitted["slope"]],
+            "p (Holm)": [_fmt_p(p) for p in fitted["p (Holm)"]],
+            "share of headroom per decade": fitted["share of headroom per decade"],
+        }
+    )
 
 
 def verdict(fitted: pd.DataFrame) -> str:
@@ -92,9 +107,25 @@ def verdict(fitted: pd.DataFrame) -> str:
     significant (Holm over the table)."""
     parts = []
     for group, g in fitted.groupby("group", sort=False):
-        share = float(np.nanmean(g["share of headroom per decade"])) if g["share of headroom per decade"].notna().any() else math.nan
-        sig = [f"{m} {e.fmt(signed=True)}" for m, e, p in zip(g["metric"], g["slope"], g["p (Holm)"]) if p <= stats.ALPHA]
-        parts.append(f"{group}: mean share of headroom per decade {share:+.2f}; "
-                     + (f"significant slopes (Holm): {'; '.join(sig)}" if sig else "no slope significant (Holm)"))
-    return ("Scaling (slope of each metric against log10 non-embedding parameters, paired by seed and "
-            "prompt): " + ". ".join(parts) + ".")
+        share = (
+            float(np.nanmean(g["share of headroom per decade"]))
+            if g["share of headroom per decade"].notna().any()
+            else math.nan
+        )
+        sig = [
+            f"{m} {e.fmt(signed=True)}"
+            for m, e, p in zip(g["metric"], g["slope"], g["p (Holm)"])
+            if p <= stats.ALPHA
+        ]
+        parts.append(
+            f"{group}: mean share of headroom per decade {share:+.2f}; "
+            + (
+                f"significant slopes (Holm): {'; '.join(sig)}"
+                if sig
+                else "no slope significant (Holm)"
+            )
+        )
+    return (
+        "Scaling (slope of each metric against log10 non-embedding parameters, paired by seed and "
+        "prompt): " + ". ".join(parts) + "."
+    )

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -55,18 +56,30 @@ def default_storage(runs_root: str | Path, spec_name: str, profile: str) -> str:
 
 
 def study_name(spec: Spec, profile: str) -> str:
-    return (spec.search.study_name if spec.search and spec.search.study_name else f"{spec.name}.{profile}")
+    return (
+        spec.search.study_name
+        if spec.search and spec.search.study_name
+        else f"{spec.name}.{profile}"
+    )
 
 
-def make_storage(url: str, heartbeat_interval: int = 30, grace_period: int = 120) -> optuna.storages.RDBStorage:
+def make_storage(
+    url: str, heartbeat_interval: int = 30, grace_period: int = 120
+) -> optuna.storages.RDBStorage:
     """RDB storage with heartbeats; a stale trial (its worker died) is re-queued up to 3 times."""
     if not url.startswith(("sqlite:", "postgresql", "mysql")):
-        raise ValueError(f"storage: expected an RDB URL (sqlite:///FILE or postgresql://...), got {url!r}")
+        raise ValueError(
+            f"storage: expected an RDB URL (sqlite:///FILE or postgresql://...), got {url!r}"
+        )
     with warnings.catch_warnings():  # heartbeats are flagged experimental in Optuna 5
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
-        return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                                          heartbeat_stale_trial_callback=retry)
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            heartbeat_stale_trial_callback=retry,
+        )
 
 
 def grid_space(params: dict[str, SearchParam]) -> dict[str, list[Any]]:
@@ -76,12 +89,16 @@ def grid_space(params: dict[str, SearchParam]) -> dict[str, list[Any]]:
         if p.type == "categorical":
             space[name] = list(p.choices or [])
         elif p.step is None and p.type == "float":
-            raise ValueError(f"search.params.{name}: the grid sampler needs a 'step' for a float parameter, got none")
+            raise ValueError(
+                f"search.params.{name}: the grid sampler needs a 'step' for a float parameter, got none"
+            )
         else:
             step = p.step or 1
             count = int(math.floor((p.high - p.low) / step + 1e-9)) + 1
             values = [p.low + i * step for i in range(count)]
-            space[name] = [int(v) for v in values] if p.type == "int" else [round(v, 12) for v in values]
+            space[name] = (
+                [int(v) for v in values] if p.type == "int" else [round(v, 12) for v in values]
+            )
     return space
 
 
@@ -119,14 +136,20 @@ def budget(search: SearchConfig) -> int:
     return min(search.n_trials, math.prod(len(v) for v in grid_space(search.params).values()))
 
 
-def open_study(spec: Spec, runs_root: str | Path, profile: str, storage: str | None = None) -> optuna.Study:
+def open_study(
+    spec: Spec, runs_root: str | Path, profile: str, storage: str | None = None
+) -> optuna.Study:
     """Create or resume the spec's study (sampler, direction and storage from its search block)."""
     if spec.search is None:
         raise ValueError(f"{spec.source}: search: expected a search block to run a study, got none")
     url = storage or spec.search.storage or default_storage(runs_root, spec.name, profile)
-    return optuna.create_study(storage=make_storage(url), study_name=study_name(spec, profile),
-                               sampler=make_sampler(spec.search), direction=spec.search.direction,
-                               load_if_exists=True)
+    return optuna.create_study(
+        storage=make_storage(url),
+        study_name=study_name(spec, profile),
+        sampler=make_sampler(spec.search),
+        direction=spec.search.direction,
+        load_if_exists=True,
+    )
 
 
 def _note_code_version(study: optuna.Study) -> None:
@@ -139,11 +162,16 @@ def _note_code_version(study: optuna.Study) -> None:
     if before is None:
         study.set_user_attr("code", now)
     elif before != now:
-        warnings.warn(f"study {study.study_name!r} was started with code {before}, resumed with {now}; "
-                      "use a new study_name or --storage to start afresh", stacklevel=3)
+        warnings.warn(
+            f"study {study.study_name!r} was started with code {before}, resumed with {now}; "
+            "use a new study_name or --storage to start afresh",
+            stacklevel=3,
+        )
 
 
-def load_existing_study(spec: Spec, runs_root: str | Path, profile: str, storage: str | None = None) -> optuna.Study | None:
+def load_existing_study(
+    spec: Spec, runs_root: str | Path, profile: str, storage: str | None = None
+) -> optuna.Study | None:
     """The spec's study if its storage already holds it (never creates a database)."""
     if spec.search is None:
         return None
@@ -154,8 +182,9 @@ def load_existing_study(spec: Spec, runs_root: str | Path, profile: str, storage
             return None
         url = f"sqlite:///{path}"
     try:
-        return optuna.load_study(study_name=study_name(spec, profile), storage=url,
-                                 sampler=make_sampler(spec.search))
+        return optuna.load_study(
+            study_name=study_name(spec, profile), storage=url, sampler=make_sampler(spec.search)
+        )
     except KeyError:
         return None
 
@@ -166,26 +195,42 @@ def enqueue_fixed(study: optuna.Study, points: list[tuple[dict[str, Any], str]])
         study.enqueue_trial(params, user_attrs={"source": source}, skip_if_exists=True)
 
 
-def fixed_points(spec: Spec, calibrated: Callable[[], dict[str, float]] | None) -> list[tuple[dict[str, Any], str]]:
+def fixed_points(
+    spec: Spec, calibrated: Callable[[], dict[str, float]] | None
+) -> list[tuple[dict[str, Any], str]]:
     """The spec's `enqueue` points, then the calibrated (c, alpha) if `enqueue_calibrated`."""
     search = spec.search
     points = [(dict(p), "enqueue") for p in search.enqueue]
     if search.enqueue_calibrated:
         if not {"path.c", "path.alpha"} <= set(search.params):
-            raise ValueError(f"{spec.source}: search.enqueue_calibrated: expected search params path.c and "
-                             f"path.alpha, got {sorted(search.params)}")
+            raise ValueError(
+                f"{spec.source}: search.enqueue_calibrated: expected search params path.c and "
+                f"path.alpha, got {sorted(search.params)}"
+            )
         if calibrated is None:
-            raise ValueError("run_search: enqueue_calibrated needs a `calibrated` point provider, got None")
+            raise ValueError(
+                "run_search: enqueue_calibrated needs a `calibrated` point provider, got None"
+            )
         points.append((calibrated(), "calibrated"))
     if points and search.sampler == "grid":
-        raise ValueError(f"{spec.source}: search.enqueue: the grid sampler runs every grid point itself; "
-                         "expected no enqueued points with sampler: grid")
+        raise ValueError(
+            f"{spec.source}: search.enqueue: the grid sampler runs every grid point itself; "
+            "expected no enqueued points with sampler: grid"
+        )
     return points
 
 
-def optimize(spec: Spec, runs_root: str | Path, profile: str, objective: Objective, *,
-             storage: str | None = None, n_trials: int | None = None,
-             calibrated: Callable[[], dict[str, float]] | None = None, progress: bool = True) -> optuna.Study:
+def optimize(
+    spec: Spec,
+    runs_root: str | Path,
+    profile: str,
+    objective: Objective,
+    *,
+    storage: str | None = None,
+    n_trials: int | None = None,
+    calibrated: Callable[[], dict[str, float]] | None = None,
+    progress: bool = True,
+) -> optuna.Study:
     """Run the spec's study until it holds `n_trials` (default: the budget) counted trials.
 
     `calibrated` (for enqueue_calibrated) defaults to the calibrated (c, alpha) of the spec's tokenizer.
@@ -208,11 +253,15 @@ def optimize(spec: Spec, runs_root: str | Path, profile: str, objective: Objecti
     _note_code_version(study)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)  # a killed worker's trial, once its heartbeat is stale
+        optuna.storages.fail_stale_trials(
+            study
+        )  # a killed worker's trial, once its heartbeat is stale
     done = len(started(study))
     if done >= target:
         return study
-    bar = tqdm(total=target, initial=done, desc=f"search {spec.name}", unit="trial", disable=not progress)
+    bar = tqdm(
+        total=target, initial=done, desc=f"search {spec.name}", unit="trial", disable=not progress
+    )
 
     def trial_fn(trial: optuna.Trial) -> float:
         # lower-numbered trials have precedence (a queued one will be run by someone)
@@ -227,8 +276,12 @@ def optimize(spec: Spec, runs_root: str | Path, profile: str, objective: Objecti
             trial.set_user_attr("seed_values", {str(k): v for k, v in outcome.seed_values.items()})
             trial.set_user_attr("se", outcome.se)
         if outcome.value is None or not math.isfinite(outcome.value):
-            trial.set_user_attr("error", outcome.error or f"objective {search.objective} is {outcome.value!r}")
-            return math.nan  # Optuna records a NaN objective as a FAIL trial (one log line, no traceback)
+            trial.set_user_attr(
+                "error", outcome.error or f"objective {search.objective} is {outcome.value!r}"
+            )
+            return (
+                math.nan
+            )  # Optuna records a NaN objective as a FAIL trial (one log line, no traceback)
         return float(outcome.value)
 
     def stop_at_budget(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -247,6 +300,7 @@ def optimize(spec: Spec, runs_root: str | Path, profile: str, objective: Objecti
 
 # ----------------------------------------------------------------------------- harness wiring
 
+
 def calibrated_point(spec: Spec, runs_root: str | Path, profile: str) -> dict[str, float]:
     """{"path.c", "path.alpha"} from calibrate_metric_path on the codebook of the spec's tokenizer."""
     from harness.data import data_for
@@ -260,8 +314,16 @@ def calibrated_point(spec: Spec, runs_root: str | Path, profile: str) -> dict[st
     return {"path.c": c, "path.alpha": alpha}
 
 
-def harness_objective(spec: Spec, runs_root: str | Path, profile: str, executor: ExecutorConfig, *,
-                      max_parallel: int | None = None, retry_failed: bool = False, progress: bool = False) -> Objective:
+def harness_objective(
+    spec: Spec,
+    runs_root: str | Path,
+    profile: str,
+    executor: ExecutorConfig,
+    *,
+    max_parallel: int | None = None,
+    retry_failed: bool = False,
+    progress: bool = False,
+) -> Objective:
     """Objective running one point, for every seed of the spec, as harness runs (cached by run id);
     the value is the mean of the objective metric over seeds, recorded with each seed's value and
     the mean's seed-level standard error (a noise-aware objective: a trial is a few seeds, not one
@@ -280,27 +342,48 @@ def harness_objective(spec: Spec, runs_root: str | Path, profile: str, executor:
             run.extra["trial"] = number
         assign_ids(runs, data_fingerprint(runs_root))
         register_runs(runs, runs_root, spec.source)
-        results = execute_runs(runs, runs_root, executor, max_parallel=max_parallel, retry_failed=retry_failed,
-                               progress=progress).results
+        results = execute_runs(
+            runs,
+            runs_root,
+            executor,
+            max_parallel=max_parallel,
+            retry_failed=retry_failed,
+            progress=progress,
+        ).results
         ids = [r.run_id for r in runs]
         failed = [r for r in results if not r.done]
         if failed:
-            return TrialOutcome(None, ids, f"{len(failed)} run(s) failed: {(failed[0].error or {}).get('message')}")
+            return TrialOutcome(
+                None, ids, f"{len(failed)} run(s) failed: {(failed[0].error or {}).get('message')}"
+            )
         values = [r.metrics.get(metric) for r in results]
         if any(v is None for v in values):
-            return TrialOutcome(None, ids, f"objective metric {metric!r} missing from the results "
-                                           f"(metrics: {sorted(results[0].metrics)})")
+            return TrialOutcome(
+                None,
+                ids,
+                f"objective metric {metric!r} missing from the results "
+                f"(metrics: {sorted(results[0].metrics)})",
+            )
         per_seed = {r.seed: float(v) for r, v in zip(results, values)}
         mean = stats.seed_level(list(per_seed.values()))
-        return TrialOutcome(mean.mean, ids, seed_values=per_seed,
-                            se=mean.se if math.isfinite(mean.se) else None)
+        return TrialOutcome(
+            mean.mean, ids, seed_values=per_seed, se=mean.se if math.isfinite(mean.se) else None
+        )
 
     return objective
 
 
-def run_search(spec: Spec, runs_root: str | Path, profile: str, storage: str | None = None,
-               executor: ExecutorConfig | None = None, *, max_parallel: int | None = None,
-               retry_failed: bool = False, progress: bool = True) -> list[RunResult]:
+def run_search(
+    spec: Spec,
+    runs_root: str | Path,
+    profile: str,
+    storage: str | None = None,
+    executor: ExecutorConfig | None = None,
+    *,
+    max_parallel: int | None = None,
+    retry_failed: bool = False,
+    progress: bool = True,
+) -> list[RunResult]:
     """Run the spec's search through the harness; returns the result of every run of every counted trial."""
     from harness.expand import apply_profile
     from harness.runner import check_runs_root
@@ -308,10 +391,25 @@ def run_search(spec: Spec, runs_root: str | Path, profile: str, storage: str | N
 
     check_runs_root(runs_root, spec.name, profile)
     executor = executor or apply_profile(spec, profile)[0].executor
-    objective = harness_objective(spec, runs_root, profile, executor, max_parallel=max_parallel,
-                                  retry_failed=retry_failed, progress=progress and executor.kind == "inprocess")
+    objective = harness_objective(
+        spec,
+        runs_root,
+        profile,
+        executor,
+        max_parallel=max_parallel,
+        retry_failed=retry_failed,
+        progress=progress and executor.kind == "inprocess",
+    )
     study = optimize(spec, runs_root, profile, objective, storage=storage, progress=progress)
-    ids = list(dict.fromkeys(i for t in counted(study.get_trials(deepcopy=False)) for i in t.user_attrs.get("run_ids", [])))
-    add_to_manifest(runs_root, spec.name, profile, ids, spec.source)  # `run` rewrites the manifest; trials stay in it
+    ids = list(
+        dict.fromkeys(
+            i
+            for t in counted(study.get_trials(deepcopy=False))
+            for i in t.user_attrs.get("run_ids", [])
+        )
+    )
+    add_to_manifest(
+        runs_root, spec.name, profile, ids, spec.source
+    )  # `run` rewrites the manifest; trials stay in it
     results = [read_result(run_dir(runs_root, spec.name, profile, i)) for i in ids]
     return [r for r in results if r is not None]

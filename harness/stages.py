@@ -25,8 +25,20 @@ from harness import cpu, media, plugins, progress
 from harness.data import Data, cache_dir, data_for
 from harness.records import RunResult, RunState
 from harness.spec import RunConfig
-from harness.store import (invalidate_stage, link_stage, mark_stage_done, read_json, read_json_or_none, record_result,
-                           shared_stage_dir, stage_dir, stage_done, stage_lock, sweep_temps, write_result)
+from harness.store import (
+    invalidate_stage,
+    link_stage,
+    mark_stage_done,
+    read_json,
+    read_json_or_none,
+    record_result,
+    shared_stage_dir,
+    stage_dir,
+    stage_done,
+    stage_lock,
+    sweep_temps,
+    write_result,
+)
 from harness.tasks import TaskContext
 from harness.token_shards import training_tokens
 from ursa.io import atomic_write, atomic_write_json
@@ -45,8 +57,10 @@ def run_path(config: RunConfig, data: Data, rdir: Path):
 
         path = build_release_path(config.model.init_from)
         if path.vocab_size != data.tokenizer.vocab_size:
-            raise ValueError(f"release scheduler codebook: expected {data.tokenizer.vocab_size} rows (the tokenizer's K), "
-                             f"got {path.vocab_size} in {config.model.init_from}/scheduler/scheduler_model.pth")
+            raise ValueError(
+                f"release scheduler codebook: expected {data.tokenizer.vocab_size} rows (the tokenizer's K), "
+                f"got {path.vocab_size} in {config.model.init_from}/scheduler/scheduler_model.pth"
+            )
         return path
     embeddings = data.tokenizer.codebook_embeddings()
     record = stage_dir(rdir, "train") / "path.json"
@@ -65,8 +79,12 @@ def build_model(config: RunConfig, data: Data):
     m = config.model
     if m.init_from:
         return load_model(m.init_from)
-    overrides = {"text_vocab_size": data.text.vocab_size, "visual_vocab_size": data.tokenizer.vocab_size,
-                 "mask_token": config.path.mask_token, **m.overrides}
+    overrides = {
+        "text_vocab_size": data.text.vocab_size,
+        "visual_vocab_size": data.tokenizer.vocab_size,
+        "mask_token": config.path.mask_token,
+        **m.overrides,
+    }
     return URSAModel(URSAConfig.preset(m.preset, **overrides), seed=config.train.seed)
 
 
@@ -108,12 +126,22 @@ def _train_rank(runs_root: str, rdir: str) -> None:
     data = data_for(config, runs_root)
     main = os.environ.get("RANK", "0") == "0"  # rank 0 reports the run's live progress
     with progress.reporting(Path(rdir)) if main else contextlib.nullcontext():
-        train(build_model(config, data), run_path(config, data, Path(rdir)), training_tokens(data, runs_root),
-              config.train, stage_dir(Path(rdir), "train"), progress=False,
-              on_step=(lambda step, loss: progress.update("train", step, config.train.steps, loss)) if main else None)
+        train(
+            build_model(config, data),
+            run_path(config, data, Path(rdir)),
+            training_tokens(data, runs_root),
+            config.train,
+            stage_dir(Path(rdir), "train"),
+            progress=False,
+            on_step=(lambda step, loss: progress.update("train", step, config.train.steps, loss))
+            if main
+            else None,
+        )
 
 
-def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path, processes: int = 1) -> None:
+def stage_train(
+    config: RunConfig, data: Data, rdir: Path, runs_root: Path, processes: int = 1
+) -> None:
     """Train (or, evaluation-only, just record the model to evaluate) into stages/train; on
     `processes` local processes (torch.distributed) when > 1, the model then read back from the
     final checkpoint."""
@@ -123,7 +151,9 @@ def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path, proc
     out = stage_dir(rdir, "train")
     path = run_path(config, data, rdir)
     if config.evaluation_only:
-        mark_stage_done(rdir, "train", {"steps": 0, "model": str(Path(config.model.init_from).resolve())})
+        mark_stage_done(
+            rdir, "train", {"steps": 0, "model": str(Path(config.model.init_from).resolve())}
+        )
         return
     # cached before any process of a distributed stage reads it; tokenised (if streaming) on the training device
     tokens = training_tokens(data, runs_root, device=config.train.device)
@@ -131,32 +161,57 @@ def stage_train(config: RunConfig, data: Data, rdir: Path, runs_root: Path, proc
     def report(step: int, loss: float) -> None:  # live progress (harness/progress.py) of rank 0
         progress.update("train", step, config.train.steps, loss)
 
-    if distributed.world_from_env() > 1:  # rank 0 of a SLURM multi-task job: the other tasks wait for this
+    if (
+        distributed.world_from_env() > 1
+    ):  # rank 0 of a SLURM multi-task job: the other tasks wait for this
         distributed.announce(True, config.train.device)
-        train(build_model(config, data), path, tokens, config.train, out, progress=False, on_step=report)
+        train(
+            build_model(config, data),
+            path,
+            tokens,
+            config.train,
+            out,
+            progress=False,
+            on_step=report,
+        )
         result = load_result(out)
         model = load_model(out / CHECKPOINT)
     elif processes > 1:
         import torch
 
-        distributed.launch(_train_rank, processes, str(runs_root), str(rdir),
-                           threads=max(1, torch.get_num_threads() // processes),
-                           start_method="fork" if config.train.device == "cpu" else "spawn")
+        distributed.launch(
+            _train_rank,
+            processes,
+            str(runs_root),
+            str(rdir),
+            threads=max(1, torch.get_num_threads() // processes),
+            start_method="fork" if config.train.device == "cpu" else "spawn",
+        )
         result = load_result(out)
         model = load_model(out / CHECKPOINT)
     else:
         model = build_model(config, data)
         result = train(model, path, tokens, config.train, out, progress=False, on_step=report)
     export_model(model, result, out / "model")  # the EMA weights when train.ema_decay > 0
-    tail = result.losses[-max(1, len(result.losses) // 10):]
-    curve = [n for n in config.train.snapshot_steps() if n < result.steps]  # the final model is "model"
-    mark_stage_done(rdir, "train", {"steps": result.steps, "final_loss": sum(tail) / max(len(tail), 1),
-                                    "machine": cpu.facts(),
-                                    "shift": result.shift, "model": "model",
-                                    "tokens_per_step": config.train.batch_size * math.prod(data.latent_shape()),
-                                    "parameters": model.count_parameters(non_embedding=False),
-                                    "non_embedding_parameters": model.count_parameters(),
-                                    "curve": {str(n): f"{SNAPSHOTS}/step_{n}" for n in curve}})
+    tail = result.losses[-max(1, len(result.losses) // 10) :]
+    curve = [
+        n for n in config.train.snapshot_steps() if n < result.steps
+    ]  # the final model is "model"
+    mark_stage_done(
+        rdir,
+        "train",
+        {
+            "steps": result.steps,
+            "final_loss": sum(tail) / max(len(tail), 1),
+            "machine": cpu.facts(),
+            "shift": result.shift,
+            "model": "model",
+            "tokens_per_step": config.train.batch_size * math.prod(data.latent_shape()),
+            "parameters": model.count_parameters(non_embedding=False),
+            "non_embedding_parameters": model.count_parameters(),
+            "curve": {str(n): f"{SNAPSHOTS}/step_{n}" for n in curve},
+        },
+    )
 
 
 def model_points(rdir: Path) -> dict[int, Path]:
@@ -200,34 +255,53 @@ def stage_sample(config: RunConfig, data: Data, rdir: Path) -> None:
             generate = plugins.TASKS.get(task)
             prompts = data.benchmark.suite(task)
             with torch.no_grad():
-                ids = torch.cat([generate(ctx, prompts[i:i + s.batch_size])
-                                 for i in range(0, len(prompts), s.batch_size)])
+                ids = torch.cat(
+                    [
+                        generate(ctx, prompts[i : i + s.batch_size])
+                        for i in range(0, len(prompts), s.batch_size)
+                    ]
+                )
             videos[task] = data.tokenizer.decode(ids)
             if step == final:
                 media.write_strip(out / f"strip_{task}.png", videos[task])
                 media.write_gif(out / f"{task}.gif", videos[task])
-        atomic_write(out / "samples.safetensors",
-                     lambda p: save_file({k: v.contiguous() for k, v in videos.items()}, str(p)))
-    mark_stage_done(rdir, "sample", {"tasks": list(s.tasks), "shift": s.shift_for(math.prod(data.latent_shape())),
-                                     "curve": [n for n in points if n != final]})
+        atomic_write(
+            out / "samples.safetensors",
+            lambda p: save_file({k: v.contiguous() for k, v in videos.items()}, str(p)),
+        )
+    mark_stage_done(
+        rdir,
+        "sample",
+        {
+            "tasks": list(s.tasks),
+            "shift": s.shift_for(math.prod(data.latent_shape())),
+            "curve": [n for n in points if n != final],
+        },
+    )
 
 
-def score_videos(config: RunConfig, data: Data, runs_root: Path, task: str, videos: torch.Tensor,
-                 prompts: list) -> tuple[dict[str, float], dict[str, list[float]]]:
+def score_videos(
+    config: RunConfig, data: Data, runs_root: Path, task: str, videos: torch.Tensor, prompts: list
+) -> tuple[dict[str, float], dict[str, list[float]]]:
     """Every scorer of `score.which` on one task's videos: (metrics, per-clip values); t2v
     metrics keep their names, other tasks' get a `<task>.` prefix."""
     metrics: dict[str, float] = {}
     clips: dict[str, list[float]] = {}
     for name in config.score.which:
         cls = plugins.SCORERS.get(name)
-        scorer = cls(cls.Options.model_validate(config.score.options.get(name, {})), data.benchmark,
-                     cache_dir(runs_root))
+        scorer = cls(
+            cls.Options.model_validate(config.score.options.get(name, {})),
+            data.benchmark,
+            cache_dir(runs_root),
+        )
         m, c = scorer.evaluate(videos, prompts, task, config.score.seed)
         metrics.update(m)
         clips.update(c)
     prefix = "" if task == "t2v" else f"{task}."
-    return ({f"{prefix}{k}": float(v) for k, v in metrics.items()},
-            {f"{prefix}{k}": [float(x) for x in v] for k, v in clips.items()})
+    return (
+        {f"{prefix}{k}": float(v) for k, v in metrics.items()},
+        {f"{prefix}{k}": [float(x) for x in v] for k, v in clips.items()},
+    )
 
 
 def denoising_metrics(config: RunConfig, data: Data, model_dir: Path, path) -> dict[str, float]:
@@ -240,8 +314,13 @@ def denoising_metrics(config: RunConfig, data: Data, model_dir: Path, path) -> d
     text_ids, text_mask = data.text([p.caption for p in prompts])
     held_out = TokenDataset(text_ids, text_mask, data.benchmark.real_ids(prompts, data.tokenizer))
     times = [(i + 0.5) / bins for i in range(bins)]
-    ce = denoising_loss(load_model(model_dir), path, held_out, times,
-                        generator=torch.Generator().manual_seed(config.score.seed))
+    ce = denoising_loss(
+        load_model(model_dir),
+        path,
+        held_out,
+        times,
+        generator=torch.Generator().manual_seed(config.score.seed),
+    )
     return {"denoise_ce": sum(ce) / bins, **{f"denoise_ce@t={t:.3g}": v for t, v in zip(times, ce)}}
 
 
@@ -259,7 +338,9 @@ def stage_score(config: RunConfig, data: Data, rdir: Path, runs_root: Path) -> d
         videos = load_file(_sample_dir(rdir, step, final) / "samples.safetensors")
         metrics: dict[str, float] = {}
         for task in config.sample.tasks:
-            m, c = score_videos(config, data, runs_root, task, videos[task], data.benchmark.suite(task))
+            m, c = score_videos(
+                config, data, runs_root, task, videos[task], data.benchmark.suite(task)
+            )
             metrics.update(m)
             curve_clips.setdefault(str(step), {}).update(c)
             if step == final:
@@ -280,7 +361,9 @@ def stage_score(config: RunConfig, data: Data, rdir: Path, runs_root: Path) -> d
     return metrics
 
 
-def stage_reference(config: RunConfig, data: Data, rdir: Path, runs_root: Path, name: str) -> dict[str, float]:
+def stage_reference(
+    config: RunConfig, data: Data, rdir: Path, runs_root: Path, name: str
+) -> dict[str, float]:
     """Reference clips of generator `name` on every sampled task's suite, scored like the samples
     (condition frames taken from the real clips), so task metrics get floors and ceilings."""
     out = stage_dir(rdir, "reference")
@@ -313,13 +396,24 @@ def run_stages(runs_root: str | Path, rdir: Path, processes: int = 1) -> RunResu
 
 def _run_stages(runs_root: str | Path, rdir: Path, processes: int = 1) -> RunResult:
     runs_root = Path(runs_root)
-    meta = read_json_or_none(rdir / "config.json", "expected the runner to rewrite it from the plan")
+    meta = read_json_or_none(
+        rdir / "config.json", "expected the runner to rewrite it from the plan"
+    )
     if not isinstance(meta, dict) or "config" not in meta or "run" not in meta:
-        raise ValueError(f"{rdir / 'config.json'}: unreadable or incomplete; expected the config.json `harness run` "
-                         f"writes (rerun `python -m harness run` to rewrite it from the plan)")
+        raise ValueError(
+            f"{rdir / 'config.json'}: unreadable or incomplete; expected the config.json `harness run` "
+            f"writes (rerun `python -m harness run` to rewrite it from the plan)"
+        )
     config = RunConfig.model_validate(meta["config"])
-    result = RunResult.from_json({**meta["run"], "state": RunState.RUNNING, "started": time.time(),
-                                  "pid": os.getpid(), "machine": cpu.facts()})
+    result = RunResult.from_json(
+        {
+            **meta["run"],
+            "state": RunState.RUNNING,
+            "started": time.time(),
+            "pid": os.getpid(),
+            "machine": cpu.facts(),
+        }
+    )
     try:
         write_result(runs_root, rdir, result)
         data = data_for(config, runs_root)
@@ -335,7 +429,9 @@ def _run_stages(runs_root: str | Path, rdir: Path, processes: int = 1) -> RunRes
                     continue
                 start = time.perf_counter()
                 with stage_lock(stage_dir(rdir, stage).resolve()):
-                    if stage_done(rdir, stage):  # another worker computed the shared stage meanwhile
+                    if stage_done(
+                        rdir, stage
+                    ):  # another worker computed the shared stage meanwhile
                         continue
                     # the stage is ours now: leftovers of killed writers and damaged outputs go
                     sweep_temps(stage_dir(rdir, stage).resolve(), locked=True)
@@ -353,7 +449,10 @@ def _run_stages(runs_root: str | Path, rdir: Path, processes: int = 1) -> RunRes
         result.skipped = data.benchmark.eval_skipped()
         result.state = RunState.DONE
     except KeyboardInterrupt:
-        result.fail(RunState.INTERRUPTED, "interrupted (Ctrl-C) while running; the next `harness run` resumes it")
+        result.fail(
+            RunState.INTERRUPTED,
+            "interrupted (Ctrl-C) while running; the next `harness run` resumes it",
+        )
         result.finished = time.time()
         record_result(runs_root, rdir, result)
         raise

@@ -334,8 +334,10 @@ def contrast(
     differences; `slope_weights` against a -slope_weights: the change of a slope). Seeds every
     cell has; prompt by prompt where every cell has one prompt count, else seed means."""
     if len(cells) != len(weights) or not cells:
-        raise ValueError(f"contrast: expected one weight per cell, got {len(weights)} weights for "
-                         f"{len(cells)} cells")
+        raise ValueError(
+            f"contrast: expected one weight per cell, got {len(weights)} weights for "
+            f"{len(cells)} cells"
+        )
     seeds = sorted(set.intersection(*(set(c) for c in cells)))
     rows = [[np.atleast_1d(np.asarray(c[s], float)) for c in cells] for s in seeds]
     out = []
@@ -375,8 +377,10 @@ def describe_power(d: Estimate, alpha: float = ALPHA) -> str:
     if c is None or not math.isfinite(d.mean) or c.seeds < 2:
         return "power not estimable (fewer than 2 seeds)"
     design = f"{c.seeds} seeds" + (f" x {c.prompts} prompts" if c.prompts > 1 else "")
-    text = (f"minimum detectable difference ±{c.mde(alpha=alpha):.3g} ({int(POWER * 100)}% power, "
-            f"alpha {alpha:.3g}, {design})")
+    text = (
+        f"minimum detectable difference ±{c.mde(alpha=alpha):.3g} ({int(POWER * 100)}% power, "
+        f"alpha {alpha:.3g}, {design})"
+    )
     n = c.seeds_for(d.mean, alpha=alpha)
     if n is None:
         more = "; more prompts would" if c.prompts > 1 and c.prompt > 0 else ""

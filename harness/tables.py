@@ -10,8 +10,8 @@ prompts, crossed with seeds, and pairs arms.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -31,7 +31,6 @@ REFERENCE_ROLES = {
 PAPER_NOTE = "paper, full scale (VBench / DPG-Bench), not comparable with the shapes benchmark"
 
 
-
 @dataclass(frozen=True)
 class PaperFigure:
     """One full-scale figure from the paper; `arm` names the matching arm of the spec, if any."""
@@ -43,32 +42,40 @@ class PaperFigure:
 
 
 _T2V, _I2V, _DPG = "VBench T2V total", "VBench++ I2V total", "DPG-Bench overall"
-_MAIN = (PaperFigure(_T2V, 82.4, note="URSA; Emu3 81.0, Wan2.1 83.7"),
-         PaperFigure("VBench T2V dynamic degree", 81.4, note="URSA; HunyuanVideo 70.8"))
+_MAIN = (
+    PaperFigure(_T2V, 82.4, note="URSA; Emu3 81.0, Wan2.1 83.7"),
+    PaperFigure("VBench T2V dynamic degree", 81.4, note="URSA; HunyuanVideo 70.8"),
+)
 
 # docs/math.md "Reported results", keyed by spec name; arms are the spec's arm labels.
 PAPER_FIGURES: dict[str, tuple[PaperFigure, ...]] = {
-    "path_shape": (PaperFigure(_T2V, 69.0, "masked", "masked diffusion (approx.)"),
-                   PaperFigure(_T2V, 82.4, "linearised metric", "metric path (URSA)"),
-                   PaperFigure("mixture vs masked", math.nan, "mixture",
-                               "mixture path > masked (no figure)")),
-    "timestep_shift": (PaperFigure(_T2V, 81.2, "train.shift=3, train.shift_rule=fixed", "shift lambda = 3"),
-                       *_MAIN[:1]),
+    "path_shape": (
+        PaperFigure(_T2V, 69.0, "masked", "masked diffusion (approx.)"),
+        PaperFigure(_T2V, 82.4, "linearised metric", "metric path (URSA)"),
+        PaperFigure("mixture vs masked", math.nan, "mixture", "mixture path > masked (no figure)"),
+    ),
+    "timestep_shift": (
+        PaperFigure(_T2V, 81.2, "train.shift=3, train.shift_rule=fixed", "shift lambda = 3"),
+        *_MAIN[:1],
+    ),
     "path_search": _MAIN[:1],
     "model_scale": (*_MAIN[:1], PaperFigure(_T2V, 80.5, note="4B model (scaling helps semantics)")),
-    "frame_schedule": (PaperFigure(_T2V, 82.4, "train.frame_schedule=async", "URSA, async frame timesteps"),
-                       PaperFigure(_I2V, 86.2, "train.frame_schedule=async", "URSA; CogVideoX 86.7"),
-                       PaperFigure(_DPG, 86.0, note="T2I; Janus-Pro 84.2, Show-o2 86.1")),
+    "frame_schedule": (
+        PaperFigure(_T2V, 82.4, "train.frame_schedule=async", "URSA, async frame timesteps"),
+        PaperFigure(_I2V, 86.2, "train.frame_schedule=async", "URSA; CogVideoX 86.7"),
+        PaperFigure(_DPG, 86.0, note="T2I; Janus-Pro 84.2, Show-o2 86.1"),
+    ),
 }
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
     """Metric names (without the `metric.` prefix), in column order."""
-    return [c[len("metric."):] for c in df.columns if c.startswith("metric.")]
+    return [c[len("metric.") :] for c in df.columns if c.startswith("metric.")]
 
 
-def mean_interval(values: pd.Series | list[float],
-                  bounds: tuple[float, float] = (-math.inf, math.inf)) -> stats.Estimate:
+def mean_interval(
+    values: pd.Series | list[float], bounds: tuple[float, float] = (-math.inf, math.inf)
+) -> stats.Estimate:
     """Mean over the finite values (one per seed) with its seed-level t interval (harness.stats;
     no interval for n = 1, NaN for n = 0)."""
     x = pd.to_numeric(pd.Series(values, dtype=float), errors="coerce").dropna()
@@ -76,7 +83,7 @@ def mean_interval(values: pd.Series | list[float],
 
 
 def arm_role(arm: str) -> str:
-    """"ceiling"/"degenerate"/"floor" label for reference generator arms ("ref:real", or
+    """ "ceiling"/"degenerate"/"floor" label for reference generator arms ("ref:real", or
     "ref:real, <data axis>=<value>" where the spec's arms use several data sets), "arm" for
     trained ones."""
     return REFERENCE_ROLES.get(arm.split(", ")[0], "arm")
@@ -94,18 +101,31 @@ def summarise(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFram
     rows: list[dict[str, Any]] = []
     for arm, group in df.groupby("arm", sort=False, dropna=False):
         done = group[group["state"] == "done"]
-        row: dict[str, Any] = {"arm": arm, "role": arm_role(str(arm)), "runs": f"{len(done)}/{len(group)}",
-                               "failed": int((group["state"] == "failed").sum())}
+        row: dict[str, Any] = {
+            "arm": arm,
+            "role": arm_role(str(arm)),
+            "runs": f"{len(done)}/{len(group)}",
+            "failed": int((group["state"] == "failed").sum()),
+        }
         for col in param_cols:
             # an axis value may be a mapping or list (e.g. model.overrides): compared as its repr
-            vals = list(dict.fromkeys(v if isinstance(v, Hashable) else repr(v) for v in group[col].dropna()))
+            vals = list(
+                dict.fromkeys(
+                    v if isinstance(v, Hashable) else repr(v) for v in group[col].dropna()
+                )
+            )
             row[col] = vals[0] if len(vals) == 1 else None
         for m in metrics:
             col = f"metric.{m}"
             info = metric_info(m)
-            e = mean_interval(done[col], (info.low, info.high) if info else (-math.inf, math.inf)) \
-                if col in done else stats.NAN
-            row.update({f"{m}.mean": e.mean, f"{m}.low": e.low, f"{m}.high": e.high, f"{m}.n": e.seeds})
+            e = (
+                mean_interval(done[col], (info.low, info.high) if info else (-math.inf, math.inf))
+                if col in done
+                else stats.NAN
+            )
+            row.update(
+                {f"{m}.mean": e.mean, f"{m}.low": e.low, f"{m}.high": e.high, f"{m}.n": e.seeds}
+            )
         rows.append(row)
     out = pd.DataFrame(rows)
     if out.empty:
@@ -115,10 +135,16 @@ def summarise(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFram
     return out.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
-def paper_figures(spec_name: str, configured: dict[str, dict[str, float]] | None = None) -> list[PaperFigure]:
+def paper_figures(
+    spec_name: str, configured: dict[str, dict[str, float]] | None = None
+) -> list[PaperFigure]:
     """The spec's `report.paper` ({label: {arm: value}}) if given, else the built-in figures for that spec."""
     if configured:
-        return [PaperFigure(label, float(v), arm) for label, per_arm in configured.items() for arm, v in per_arm.items()]
+        return [
+            PaperFigure(label, float(v), arm)
+            for label, per_arm in configured.items()
+            for arm, v in per_arm.items()
+        ]
     return list(PAPER_FIGURES.get(spec_name, ()))
 
 
@@ -129,9 +155,18 @@ def arm_matches(pattern: str, arm: str) -> bool:
 
 def paper_table(figures: list[PaperFigure]) -> pd.DataFrame:
     """The paper's figures as their own table (figure, value, matching arm, note)."""
-    return pd.DataFrame([{"figure": f.label, "value (paper, full scale)": "" if math.isnan(f.value) else f"{f.value:g}",
-                          "arm": f.arm or "—", "note": f.note} for f in figures],
-                        columns=["figure", "value (paper, full scale)", "arm", "note"])
+    return pd.DataFrame(
+        [
+            {
+                "figure": f.label,
+                "value (paper, full scale)": "" if math.isnan(f.value) else f"{f.value:g}",
+                "arm": f.arm or "—",
+                "note": f.note,
+            }
+            for f in figures
+        ],
+        columns=["figure", "value (paper, full scale)", "arm", "note"],
+    )
 
 
 def metric_groups(metrics: list[str]) -> dict[str, list[str]]:
@@ -156,6 +191,10 @@ def display_table(summary: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
         return pd.DataFrame(columns=["arm", "role", "runs"])
     out = summary[["arm", "role", "runs"]].copy()
     for m in metrics:
-        out[m] = [stats.Estimate(a, lo, hi, int(n), 1).fmt(4) for a, lo, hi, n in
-                  zip(summary[f"{m}.mean"], summary[f"{m}.low"], summary[f"{m}.high"], summary[f"{m}.n"])]
+        out[m] = [
+            stats.Estimate(a, lo, hi, int(n), 1).fmt(4)
+            for a, lo, hi, n in zip(
+                summary[f"{m}.mean"], summary[f"{m}.low"], summary[f"{m}.high"], summary[f"{m}.n"]
+            )
+        ]
     return out

@@ -38,7 +38,10 @@ class TaskContext:
             if callable(uncond):
                 kw["uncond_ids"], kw["uncond_mask"] = uncond(len(prompts))
             else:
-                kw.update(uncond_ids=torch.zeros_like(text_ids[:, :1]), uncond_mask=torch.zeros_like(text_mask[:, :1]))
+                kw.update(
+                    uncond_ids=torch.zeros_like(text_ids[:, :1]),
+                    uncond_mask=torch.zeros_like(text_mask[:, :1]),
+                )
         return text_ids, text_mask, kw
 
     def clip_length(self, prompts: list[Prompt]) -> int:
@@ -58,8 +61,10 @@ class TaskContext:
 def long_windows(length: int, window: int, context_frames: int) -> int:
     """Fewest windows n with window + (n - 1) * (window - context_frames) >= length (latent frames)."""
     if not 1 <= context_frames < window:
-        raise ValueError(f"sample.context_frames: expected an integer in [1, {window}) (the window's latent "
-                         f"frames), got {context_frames}")
+        raise ValueError(
+            f"sample.context_frames: expected an integer in [1, {window}) (the window's latent "
+            f"frames), got {context_frames}"
+        )
     return 1 + max(0, -(-(length - window) // (window - context_frames)))
 
 
@@ -86,10 +91,19 @@ def long_video(ctx: TaskContext, prompts: list[Prompt]) -> torch.Tensor:
 
     text_ids, text_mask, kw = ctx.text(prompts)
     T, h, w = ctx.data.latent_shape()
-    length = ctx.data.tokenizer.latent_shape(*ctx.data.benchmark.real_videos(prompts[:1]).shape[1:4])[0]
+    length = ctx.data.tokenizer.latent_shape(
+        *ctx.data.benchmark.real_videos(prompts[:1]).shape[1:4]
+    )[0]
     c = ctx.config.context_frames
-    ids = S.long_video(ctx.sampler, text_ids, text_mask, (T, h, w), num_windows=long_windows(length, T, c),
-                       context_frames=c, **kw)
+    ids = S.long_video(
+        ctx.sampler,
+        text_ids,
+        text_mask,
+        (T, h, w),
+        num_windows=long_windows(length, T, c),
+        context_frames=c,
+        **kw,
+    )
     return ids[:, :length]
 
 

@@ -7,22 +7,30 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.plugins import TEXT_TOKENIZERS, Benchmark, TextTokenizerPlugin
 from harness.identity import sha256_of
+from harness.plugins import TEXT_TOKENIZERS, Benchmark, TextTokenizerPlugin
 
 
 class HFOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    path: str = Field(description="local directory with the tokenizer files (nothing is downloaded)")
-    prefix: str = Field("", description='prepended to every caption, e.g. the authors\' video prefix "motion=9.0, "')
-    max_length: int | None = Field(None, ge=1, description="cut captions to this many tokens (prefix included)")
+    path: str = Field(
+        description="local directory with the tokenizer files (nothing is downloaded)"
+    )
+    prefix: str = Field(
+        "", description='prepended to every caption, e.g. the authors\' video prefix "motion=9.0, "'
+    )
+    max_length: int | None = Field(
+        None, ge=1, description="cut captions to this many tokens (prefix included)"
+    )
 
     @field_validator("path")
     @classmethod
     def _is_directory(cls, path: str) -> str:
         if not Path(path).is_dir():
-            raise ValueError(f"a local directory with tokenizer files (tokenizer.json, ...), got missing {path!r}")
+            raise ValueError(
+                f"a local directory with tokenizer files (tokenizer.json, ...), got missing {path!r}"
+            )
         return path
 
 
@@ -41,4 +49,6 @@ class HFText(TextTokenizerPlugin):
     @classmethod
     def fingerprint(cls, tokenizer: Any) -> str:
         vocab = tokenizer._tok.get_vocab()
-        return sha256_of([sorted(vocab.items(), key=lambda kv: kv[1]), tokenizer.prefix, tokenizer.max_length])[:16]
+        return sha256_of(
+            [sorted(vocab.items(), key=lambda kv: kv[1]), tokenizer.prefix, tokenizer.max_length]
+        )[:16]

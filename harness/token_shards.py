@@ -76,7 +76,7 @@ def _encode(data: Data, clips: list[torch.Tensor], device: str) -> torch.Tensor:
         return torch.zeros((0, *data.latent_shape()), dtype=torch.long)
     out = []
     for i in range(0, len(clips), ENCODE_BATCH):
-        video = torch.stack(clips[i:i + ENCODE_BATCH])
+        video = torch.stack(clips[i : i + ENCODE_BATCH])
         if hasattr(data.tokenizer, "to"):  # a tokenizer with weights runs where training runs
             video = video.to(device)
         out.append(data.tokenizer.encode(video).long().cpu())
@@ -88,15 +88,22 @@ def _read_ids(data: Data, items: list[ClipItem]) -> list[torch.Tensor | str]:
     ids = data.benchmark.load_tokens(items)  # (n, T, h, w)
     latent, k = data.latent_shape(), data.tokenizer.vocab_size
     if tuple(ids.shape) != (len(items), *latent):
-        raise ValueError(f"benchmark {type(data.benchmark).__name__}: load_tokens: expected ids of shape "
-                         f"{(len(items), *latent)}, got {tuple(ids.shape)}")
+        raise ValueError(
+            f"benchmark {type(data.benchmark).__name__}: load_tokens: expected ids of shape "
+            f"{(len(items), *latent)}, got {tuple(ids.shape)}"
+        )
     low, high = ids.flatten(1).min(1).values, ids.flatten(1).max(1).values
-    return [ids[j] if 0 <= low[j] and high[j] < k else f"ids outside the codebook [0, {k}): min {int(low[j])}, "
-            f"max {int(high[j])}" for j in range(len(items))]
+    return [
+        ids[j]
+        if 0 <= low[j] and high[j] < k
+        else f"ids outside the codebook [0, {k}): min {int(low[j])}, max {int(high[j])}"
+        for j in range(len(items))
+    ]
 
 
-def _shard_ids(data: Data, pool: ThreadPoolExecutor, items: list[ClipItem],
-               device: str) -> tuple[list[int], torch.Tensor, list[dict[str, str]]]:
+def _shard_ids(
+    data: Data, pool: ThreadPoolExecutor, items: list[ClipItem], device: str
+) -> tuple[list[int], torch.Tensor, list[dict[str, str]]]:
     """(positions of the usable items, their ids long (n, T, h, w), {"key", "reason"} of the others)."""
     if data.benchmark.pretokenized:  # ids made elsewhere: read and checked, not encoded
         loaded = _read_ids(data, items)
@@ -105,10 +112,18 @@ def _shard_ids(data: Data, pool: ThreadPoolExecutor, items: list[ClipItem],
     good = [j for j, d in enumerate(loaded) if isinstance(d, torch.Tensor)]
     clips = [d for d in loaded if isinstance(d, torch.Tensor)]  # loaded[j] for j in good
     if data.benchmark.pretokenized:
-        visual = torch.stack(clips) if clips else torch.zeros((0, *data.latent_shape()), dtype=torch.long)
+        visual = (
+            torch.stack(clips)
+            if clips
+            else torch.zeros((0, *data.latent_shape()), dtype=torch.long)
+        )
     else:
         visual = _encode(data, clips, device)
-    skipped = [{"key": items[j].key, "reason": d} for j, d in enumerate(loaded) if not isinstance(d, torch.Tensor)]
+    skipped = [
+        {"key": items[j].key, "reason": d}
+        for j, d in enumerate(loaded)
+        if not isinstance(d, torch.Tensor)
+    ]
     return good, visual, skipped
 
 
@@ -126,8 +141,15 @@ def _complete(out: Path, k: int, width: int) -> dict | None:
     return meta if rows is not None and rows.shape[0] == len(meta.get("keys", ())) else None
 
 
-def tokenize(data: Data, runs_root: str | Path, *, device: str = "cpu", workers: int | None = None,
-             progress: bool = True, on_shard: Callable[[int], None] | None = None) -> Path:
+def tokenize(
+    data: Data,
+    runs_root: str | Path,
+    *,
+    device: str = "cpu",
+    workers: int | None = None,
+    progress: bool = True,
+    on_shard: Callable[[int], None] | None = None,
+) -> Path:
     """The complete shard directory of `data` (built, or finished after a kill, if needed).
 
     on_shard(k) is called after shard k is written (tests raise from it to simulate a kill).
@@ -141,34 +163,54 @@ def tokenize(data: Data, runs_root: str | Path, *, device: str = "cpu", workers:
         if (out / INDEX).is_file():  # another run or worker tokenised this data while we waited
             return out
         sweep_temps(out, locked=True, recursive=False)  # temp files of a killed writer
-        return _tokenize(data, out, device=device, workers=workers, progress=progress, on_shard=on_shard)
+        return _tokenize(
+            data, out, device=device, workers=workers, progress=progress, on_shard=on_shard
+        )
 
 
-def _tokenize(data: Data, out: Path, *, device: str, workers: int | None, progress: bool,
-              on_shard: Callable[[int], None] | None) -> Path:
+def _tokenize(
+    data: Data,
+    out: Path,
+    *,
+    device: str,
+    workers: int | None,
+    progress: bool,
+    on_shard: Callable[[int], None] | None,
+) -> Path:
     """Build the missing shards of `out` and finish it (the caller holds its lock)."""
     start = time.perf_counter()
     items, known_bad = data.benchmark.training_clips()
     size = int(getattr(data.benchmark.options, "shard_size", DEFAULT_SHARD_SIZE))
-    text_ids, text_mask = data.text([item.caption for item in items])  # (N, L): one L for every shard
+    text_ids, text_mask = data.text(
+        [item.caption for item in items]
+    )  # (N, L): one L for every shard
     latent = data.latent_shape()
     width = 2 * text_ids.shape[1] + math.prod(latent)
     if hasattr(data.tokenizer, "to"):
         data.tokenizer.to(device)
     num_shards = math.ceil(len(items) / size)
     metas, done_before = [], 0
-    bar = tqdm(total=len(items), unit="clip", desc="tokenize", disable=not progress, file=sys.stderr)
+    bar = tqdm(
+        total=len(items), unit="clip", desc="tokenize", disable=not progress, file=sys.stderr
+    )
     with ThreadPoolExecutor(workers or default_workers()) as pool:
         for k in range(num_shards):
             lo, hi = k * size, min((k + 1) * size, len(items))
             meta = _complete(out, k, width)
             if meta is None:
                 good, visual, skipped = _shard_ids(data, pool, items[lo:hi], device)
-                rows = pack_rows(text_ids[[lo + j for j in good]], text_mask[[lo + j for j in good]], visual)
-                meta = {"keys": [items[lo + j].key for j in good], "captions": [items[lo + j].caption for j in good],
-                        "skipped": skipped,
-                        "id_range": [int(visual.min()), int(visual.max())] if len(good) else None}
-                atomic_write_json(_shard_meta(out, k), meta)  # before the shard: a shard never lacks its sidecar
+                rows = pack_rows(
+                    text_ids[[lo + j for j in good]], text_mask[[lo + j for j in good]], visual
+                )
+                meta = {
+                    "keys": [items[lo + j].key for j in good],
+                    "captions": [items[lo + j].caption for j in good],
+                    "skipped": skipped,
+                    "id_range": [int(visual.min()), int(visual.max())] if len(good) else None,
+                }
+                atomic_write_json(
+                    _shard_meta(out, k), meta
+                )  # before the shard: a shard never lacks its sidecar
                 write_shard(out / shard_name(k), rows)
                 if on_shard is not None:
                     on_shard(k)
@@ -178,8 +220,16 @@ def _tokenize(data: Data, out: Path, *, device: str, workers: int | None, progre
             bar.update(hi - lo)
             bar.set_postfix(skipped=sum(len(m["skipped"]) for m in metas))
     bar.close()
-    return _finish(data, out, metas, known_bad, latent, text_ids.shape[1], len(items) - done_before,
-                   time.perf_counter() - start)
+    return _finish(
+        data,
+        out,
+        metas,
+        known_bad,
+        latent,
+        text_ids.shape[1],
+        len(items) - done_before,
+        time.perf_counter() - start,
+    )
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -190,27 +240,50 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     atomic_write(path, write)
 
 
-def _finish(data: Data, out: Path, metas: list[dict], known_bad: list[dict], latent: tuple[int, ...],
-            text_length: int, decoded: int, seconds: float) -> Path:
+def _finish(
+    data: Data,
+    out: Path,
+    metas: list[dict],
+    known_bad: list[dict],
+    latent: tuple[int, ...],
+    text_length: int,
+    decoded: int,
+    seconds: float,
+) -> Path:
     """Write skipped.jsonl, captions.jsonl and, last, index.json; report the counts."""
     skipped = [*known_bad, *(r for m in metas for r in m["skipped"])]
     _write_jsonl(out / "skipped.jsonl", skipped)
     num = sum(len(m["keys"]) for m in metas)
     if num == 0:
-        reasons = Counter(r["reason"].split(" (")[0].split(": ", 1)[-1] for r in skipped).most_common(3)
-        raise ValueError(f"benchmark {type(data.benchmark).__name__}: expected at least one usable training clip, "
-                         f"got none: all {len(skipped)} items were skipped (most common reasons: "
-                         f"{'; '.join(f'{n} x {r}' for r, n in reasons)}); every item's reason is in "
-                         f"{out / 'skipped.jsonl'}")
-    _write_jsonl(out / "captions.jsonl", [{"key": k, "caption": c} for m in metas
-                                          for k, c in zip(m["keys"], m["captions"])])
+        reasons = Counter(
+            r["reason"].split(" (")[0].split(": ", 1)[-1] for r in skipped
+        ).most_common(3)
+        raise ValueError(
+            f"benchmark {type(data.benchmark).__name__}: expected at least one usable training clip, "
+            f"got none: all {len(skipped)} items were skipped (most common reasons: "
+            f"{'; '.join(f'{n} x {r}' for r, n in reasons)}); every item's reason is in "
+            f"{out / 'skipped.jsonl'}"
+        )
+    _write_jsonl(
+        out / "captions.jsonl",
+        [{"key": k, "caption": c} for m in metas for k, c in zip(m["keys"], m["captions"])],
+    )
     ranges = [m["id_range"] for m in metas if m["id_range"] is not None]
-    write_index(out, [len(m["keys"]) for m in metas], text_length, latent,
-                (min(r[0] for r in ranges), max(r[1] for r in ranges)), fingerprint=data.fingerprint,
-                skipped=len(skipped))
+    write_index(
+        out,
+        [len(m["keys"]) for m in metas],
+        text_length,
+        latent,
+        (min(r[0] for r in ranges), max(r[1] for r in ranges)),
+        fingerprint=data.fingerprint,
+        skipped=len(skipped),
+    )
     rate = decoded / seconds if seconds > 0 else float("nan")
-    print(f"tokenize: {num} clips in {len(metas)} shards, {len(skipped)} skipped (reasons: {out / 'skipped.jsonl'}); "
-          f"{decoded} decoded in {seconds:.1f} s ({rate:.1f} clips/s) -> {out}", file=sys.stderr)
+    print(
+        f"tokenize: {num} clips in {len(metas)} shards, {len(skipped)} skipped (reasons: {out / 'skipped.jsonl'}); "
+        f"{decoded} decoded in {seconds:.1f} s ({rate:.1f} clips/s) -> {out}",
+        file=sys.stderr,
+    )
     return out
 
 
@@ -235,13 +308,24 @@ def training_tokens(data: Data, runs_root: str | Path, device: str = "cpu", prog
     captions, videos = data.benchmark.training_set()
     text_ids, text_mask = data.text(captions)
     visual_ids = data.tokenizer.encode(videos)
-    tensors = {"text_ids": text_ids, "text_mask": text_mask.to(torch.uint8), "visual_ids": visual_ids}
+    tensors = {
+        "text_ids": text_ids,
+        "text_mask": text_mask.to(torch.uint8),
+        "visual_ids": visual_ids,
+    }
     save_atomic(path, tensors, data.fingerprint)  # a unique temp name per writer
     return TokenDataset(text_ids, text_mask, visual_ids)
 
 
-def tokenize_spec(spec, profile: str, runs_root: str | Path, *, workers: int | None = None,
-                  device: str | None = None, progress: bool = True) -> int:
+def tokenize_spec(
+    spec,
+    profile: str,
+    runs_root: str | Path,
+    *,
+    workers: int | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> int:
     """`python -m harness tokenize`: build the shards of every distinct data config of `spec`
     (benchmarks that keep their training set in memory are listed and left alone). Returns 0."""
     from harness.expand import expand
@@ -257,10 +341,16 @@ def tokenize_spec(spec, profile: str, runs_root: str | Path, *, workers: int | N
         data = load_data(cfg, runs_root)
         name = cfg["benchmark"]["name"]
         if not data.benchmark.streams:
-            print(f"{name} (data {data.fingerprint}): keeps its training set in memory; nothing to tokenise")
+            print(
+                f"{name} (data {data.fingerprint}): keeps its training set in memory; nothing to tokenise"
+            )
             continue
-        out = tokenize(data, runs_root, device=device or train_device, workers=workers, progress=progress)
+        out = tokenize(
+            data, runs_root, device=device or train_device, workers=workers, progress=progress
+        )
         index = json.loads((out / INDEX).read_text())
-        print(f"{name} (data {data.fingerprint}): {index['num_clips']} clips in {len(index['shards'])} shards, "
-              f"{index['skipped']} skipped -> {out}")
+        print(
+            f"{name} (data {data.fingerprint}): {index['num_clips']} clips in {len(index['shards'])} shards, "
+            f"{index['skipped']} skipped -> {out}"
+        )
     return 0

@@ -26,9 +26,16 @@ class RunTask(Checkpointable):
     a run another process finished since is returned as it is, not computed again; `watch`
     (pid, start time) is the local `harness run` the worker must not outlive."""
 
-    def __init__(self, runs_root: str | Path, run_dir: str | Path, threads: int = 0,
-                 head: dict | None = None, seen_finished: float | None = None,
-                 watch: tuple[int, str | None] | None = None, processes: int = 1) -> None:
+    def __init__(
+        self,
+        runs_root: str | Path,
+        run_dir: str | Path,
+        threads: int = 0,
+        head: dict | None = None,
+        seen_finished: float | None = None,
+        watch: tuple[int, str | None] | None = None,
+        processes: int = 1,
+    ) -> None:
         self.runs_root = str(runs_root)
         self.processes = processes  # local processes that train the run (executor.tasks_per_node)
         self.run_dir = str(run_dir)
@@ -60,16 +67,26 @@ class RunTask(Checkpointable):
     def _run(self, rdir: Path) -> RunResult:
         from harness.stages import run_stages
 
-        with acquire_run(rdir, on_wait=lambda owner: warn(f"{rdir}: owned by {owner}; waiting for it")):
+        with acquire_run(
+            rdir, on_wait=lambda owner: warn(f"{rdir}: owned by {owner}; waiting for it")
+        ):
             current = read_result(rdir)
-            if current is not None and (current.done or (current.state == RunState.FAILED
-                                                          and current.finished != self.seen_finished)):
+            if current is not None and (
+                current.done
+                or (current.state == RunState.FAILED and current.finished != self.seen_finished)
+            ):
                 return current  # finished by another process while this one was queued or waiting
-            sweep_temps(rdir, locked=True)  # the run directory is ours: leftovers of killed writers go
-            for link in (rdir / "stages").glob("*"):  # shared stages: what dead processes of this host left
+            sweep_temps(
+                rdir, locked=True
+            )  # the run directory is ours: leftovers of killed writers go
+            for link in (rdir / "stages").glob(
+                "*"
+            ):  # shared stages: what dead processes of this host left
                 if link.is_symlink() and link.is_dir():
                     sweep_temps(link.resolve(), locked=False)
-            if self.threads:  # a worker process owns its share of the cores, set here (not in library code)
+            if (
+                self.threads
+            ):  # a worker process owns its share of the cores, set here (not in library code)
                 import torch
 
                 torch.set_num_threads(self.threads)

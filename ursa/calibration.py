@@ -30,9 +30,13 @@ def mean_corruption_distance(
     the mean distance between two uniform ids (so every path starts at D(0) and ends at 0)."""
     metric = MetricPath(embeddings)
     if metric.vocab_size != path.vocab_size:
-        raise ValueError(f"embeddings: expected {path.vocab_size} rows (path.vocab_size), got {metric.vocab_size}")
+        raise ValueError(
+            f"embeddings: expected {path.vocab_size} rows (path.vocab_size), got {metric.vocab_size}"
+        )
     if x1 is None:
-        x1 = torch.randint(path.vocab_size, (n,), generator=generator, device=metric.embeddings.device)
+        x1 = torch.randint(
+            path.vocab_size, (n,), generator=generator, device=metric.embeddings.device
+        )
     grid = check_time("t_grid", torch.as_tensor(t_grid, dtype=torch.float64)).flatten()
     out = torch.empty(len(grid), dtype=torch.float64)
     for i, t in enumerate(grid.tolist()):
@@ -85,7 +89,11 @@ def calibrate_metric_path(
     metric = MetricPath(embeddings, chunk_size=256)
     K = metric.vocab_size
     g = torch.Generator().manual_seed(seed)
-    rows = torch.arange(K) if K <= num_rows else torch.randperm(K, generator=g)[:num_rows].sort().values
+    rows = (
+        torch.arange(K)
+        if K <= num_rows
+        else torch.randperm(K, generator=g)[:num_rows].sort().values
+    )
     dist = metric.distances_to(rows.to(metric.embeddings.device)).cpu()
     d0 = float(dist.to(torch.float64).mean())
     ts = np.linspace(0.0, 1.0, num_points)[1:-1]
@@ -96,7 +104,9 @@ def calibrate_metric_path(
     inside = np.nonzero((dc <= target.max() + 0.05 * d0) & (dc >= target.min() - 0.05 * d0))[0]
     lo, hi = coarse[max(inside.min() - 4, 0)], coarse[min(inside.max() + 4, len(coarse) - 1)]
     fine = np.arange(lo, hi + 1e-9, 0.05)
-    curve = PchipInterpolator(fine, expected_distance(dist, torch.from_numpy(np.exp(fine))).numpy(), extrapolate=False)
+    curve = PchipInterpolator(
+        fine, expected_distance(dist, torch.from_numpy(np.exp(fine))).numpy(), extrapolate=False
+    )
 
     def residuals(p: np.ndarray) -> np.ndarray:
         logb = np.clip(p[0] + p[1] * s, lo, hi)  # outside the table D is ~D(0) or ~0: clamp
@@ -106,8 +116,14 @@ def calibrate_metric_path(
     dfine = curve(fine)
     logb_star = np.interp(target, dfine[::-1], fine[::-1])  # D decreases in beta
     alpha0, logc0 = np.polyfit(s, logb_star, 1)
-    fit = least_squares(residuals, np.array([logc0, max(alpha0, 0.05)]), bounds=([-30.0, 0.05], [30.0, 10.0]))
-    polish = minimize(lambda p: float(np.abs(residuals(p)).max()), fit.x, method="Nelder-Mead",
-                      options={"xatol": 1e-6, "fatol": 1e-8, "maxfev": 2000})
+    fit = least_squares(
+        residuals, np.array([logc0, max(alpha0, 0.05)]), bounds=([-30.0, 0.05], [30.0, 10.0])
+    )
+    polish = minimize(
+        lambda p: float(np.abs(residuals(p)).max()),
+        fit.x,
+        method="Nelder-Mead",
+        options={"xatol": 1e-6, "fatol": 1e-8, "maxfev": 2000},
+    )
     best = polish.x if polish.fun < np.abs(fit.fun).max() and polish.x[1] > 0 else fit.x
     return float(np.exp(best[0])), float(best[1])

@@ -46,8 +46,16 @@ from torch.distributed.tensor import DTensor
 from ursa import distributed
 from ursa.ema import EMA
 from ursa.io import atomic_write, disk_error, temp_tag
-from ursa.parallel import (fsdp_sharded, full_ema, full_state, full_weights, like_shard, set_full_state,
-                           set_sharded_state, sharded_state)
+from ursa.parallel import (
+    fsdp_sharded,
+    full_ema,
+    full_state,
+    full_weights,
+    like_shard,
+    set_full_state,
+    set_sharded_state,
+    sharded_state,
+)
 
 if TYPE_CHECKING:
     from ursa.train import TrainConfig
@@ -83,11 +91,13 @@ def set_rng_state(state: dict, t_gen: torch.Generator, x_gen: torch.Generator) -
     t_gen.set_state(state["timestep_generator"])
     x_gen.set_state(state["corruption_generator"])
     if "cuda" in state and torch.cuda.is_available():  # a resume may see fewer GPUs than the writer
-        for index, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
+        for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
             torch.cuda.set_rng_state(cuda_state, index)
 
 
-def save_weights(model_cls: type, model: nn.Module, weights: dict[str, Tensor] | None, directory: Path) -> None:
+def save_weights(
+    model_cls: type, model: nn.Module, weights: dict[str, Tensor] | None, directory: Path
+) -> None:
     """Write `model` as save_pretrained does; `weights` (a full CPU state: FSDP-gathered or EMA)
     replaces the module's own, through an empty shell of the model's class (no second copy in memory)."""
     if weights is None:
@@ -148,7 +158,9 @@ def _write_full(out_dir: Path, write_weights: Callable[[Path], None], state: dic
 def _quiet_single_process():
     """torch.distributed.checkpoint without a process group warns that it assumes one process: it is one."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="torch.distributed is (disabled, )?unavailable or uninitialized")
+        warnings.filterwarnings(
+            "ignore", message="torch.distributed is (disabled, )?unavailable or uninitialized"
+        )
         yield
 
 
@@ -156,8 +168,13 @@ def _no_dist() -> bool:
     return not (dist.is_available() and dist.is_initialized())
 
 
-def _write_sharded(out_dir: Path, write_weights: Callable[[Path], None] | None, shards: dict, state: dict,
-                   main: bool) -> None:
+def _write_sharded(
+    out_dir: Path,
+    write_weights: Callable[[Path], None] | None,
+    shards: dict,
+    state: dict,
+    main: bool,
+) -> None:
     """Every rank: its shards (torch.distributed.checkpoint.save, a collective) into the temp dir
     rank 0 names; rank 0 state.pt (and write_weights(dir) when given) into the same dir, then
     (after a barrier) moves it into place."""
@@ -182,8 +199,17 @@ def _write_sharded(out_dir: Path, write_weights: Callable[[Path], None] | None, 
         _move_into_place(out_dir, tmp)
 
 
-def save_checkpoint(out_dir: Path, checkpoint_format: str, model_cls: type, model: nn.Module,
-                    optimizer: torch.optim.Optimizer, ema: EMA | None, state: dict, *, final: bool = False) -> Path:
+def save_checkpoint(
+    out_dir: Path,
+    checkpoint_format: str,
+    model_cls: type,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    ema: EMA | None,
+    state: dict,
+    *,
+    final: bool = False,
+) -> Path:
     """Write out_dir/checkpoint in `checkpoint_format` ("full" or "sharded", see the module
     docstring). A collective: every rank calls it, with the same `state` (the small part: schedule,
     RNG, step, data position, losses, config...; rank 0's is written). `final`: the run's last
@@ -196,9 +222,13 @@ def save_checkpoint(out_dir: Path, checkpoint_format: str, model_cls: type, mode
     tell a killed writer's leftovers; a failed write removes its temp directory (a full disk raises
     OSError(ENOSPC) naming the checkpoint)."""
     if checkpoint_format not in ("full", "sharded"):
-        raise ValueError(f"train.checkpoint_format: expected 'full' or 'sharded', got {checkpoint_format!r}")
+        raise ValueError(
+            f"train.checkpoint_format: expected 'full' or 'sharded', got {checkpoint_format!r}"
+        )
     main = distributed.current().main
-    gathered = fsdp_sharded(model)  # the model's own state_dict is then a shard: write the gathered one
+    gathered = fsdp_sharded(
+        model
+    )  # the model's own state_dict is then a shard: write the gathered one
 
     if checkpoint_format == "full":
         model_state, optim_state = full_state(model, optimizer)  # collectives under FSDP
@@ -207,7 +237,11 @@ def save_checkpoint(out_dir: Path, checkpoint_format: str, model_cls: type, mode
             state = {**state, "optimizer": optim_state}
             if ema_state is not None:
                 state["ema"] = ema_state
-            _write_full(out_dir, lambda d: save_weights(model_cls, model, model_state if gathered else None, d), state)
+            _write_full(
+                out_dir,
+                lambda d: save_weights(model_cls, model, model_state if gathered else None, d),
+                state,
+            )
     else:
         weights = full_weights(model) if final and gathered else None  # a collective under FSDP
         write = (lambda d: save_weights(model_cls, model, weights, d)) if final else None
@@ -234,7 +268,9 @@ def _shard_index(found: Path) -> Metadata:
     """The .metadata of a sharded checkpoint, after checking that every file it lists is there and
     long enough (a truncated or missing shard is found before anything is loaded)."""
     if not (found / METADATA).is_file():
-        raise ValueError(f"lacks {METADATA} (torch.distributed.checkpoint's index of its .distcp shards)")
+        raise ValueError(
+            f"lacks {METADATA} (torch.distributed.checkpoint's index of its .distcp shards)"
+        )
     try:
         metadata = FileSystemReader(found).read_metadata()
     except Exception as exc:  # noqa: BLE001 - any unreadable index is damage
@@ -286,8 +322,9 @@ def _ema_from_weights(ema: EMA, model: nn.Module) -> None:
     ema.load_state_dict({n: params[n].detach() for n in ema.names})
 
 
-def _read(found: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-          ema: EMA | None) -> tuple[dict, Callable[[], None]]:
+def _read(
+    found: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: EMA | None
+) -> tuple[dict, Callable[[], None]]:
     """(state.pt, the call that loads the rest into model, optimizer and EMA) of one checkpoint
     directory; this rank alone reads and checks its files (no collective), the call is a collective."""
     state = torch.load(found / STATE, map_location="cpu", weights_only=False)
@@ -304,7 +341,9 @@ def _read(found: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
             set_full_state(model, optimizer, weights, state["optimizer"])
             if ema is not None and state.get("ema"):
                 saved = state["ema"]
-                ema.load_state_dict({n: like_shard(s, saved[n]) for n, s in ema.state_dict().items()})
+                ema.load_state_dict(
+                    {n: like_shard(s, saved[n]) for n, s in ema.state_dict().items()}
+                )
             elif ema is not None:
                 _ema_from_weights(ema, model)
 
@@ -319,7 +358,9 @@ def _read(found: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
         backup = _host_backup(target)
         try:
             with _quiet_single_process():
-                dcp.load(target, checkpoint_id=found, no_dist=_no_dist())  # reshards to the current layout
+                dcp.load(
+                    target, checkpoint_id=found, no_dist=_no_dist()
+                )  # reshards to the current layout
         except BaseException:
             _restore(target, backup)
             raise
@@ -341,8 +382,9 @@ def _summary(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
-def load_checkpoint(out_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    ema: EMA | None) -> tuple[Path, dict] | None:
+def load_checkpoint(
+    out_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: EMA | None
+) -> tuple[Path, dict] | None:
     """(checkpoint dir, state.pt) of the newest readable checkpoint, either format, after loading its
     weights, optimizer and EMA (if `ema`: restarted at the loaded weights when the checkpoint has
     none) into the current sharding. A collective: every rank calls it, and the ranks agree on each
@@ -368,8 +410,10 @@ def load_checkpoint(out_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
                 return found, state
         if main:
             why = _summary(error) if error is not None else "another rank could not read it"
-            print(f"{found}: damaged checkpoint ({why}); removed, resuming from an older one or from the start",
-                  file=sys.stderr)
+            print(
+                f"{found}: damaged checkpoint ({why}); removed, resuming from an older one or from the start",
+                file=sys.stderr,
+            )
             trash = out_dir / f".{name}.tmp-{temp_tag()}"
             with contextlib.suppress(OSError):
                 os.replace(found, trash)
@@ -390,17 +434,23 @@ def read_state(directory: Path) -> dict:
         try:
             metadata = _shard_index(directory)
         except ValueError as exc:
-            raise ValueError(f"{directory}: {exc}; expected a complete sharded checkpoint") from None
+            raise ValueError(
+                f"{directory}: {exc}; expected a complete sharded checkpoint"
+            ) from None
         if _has(metadata, "ema"):
-            ema = {key.removeprefix("ema."): torch.empty(md.size, dtype=md.properties.dtype)
-                   for key, md in metadata.state_dict_metadata.items()
-                   if key.startswith("ema.") and isinstance(md, TensorStorageMetadata)}
+            ema = {
+                key.removeprefix("ema."): torch.empty(md.size, dtype=md.properties.dtype)
+                for key, md in metadata.state_dict_metadata.items()
+                if key.startswith("ema.") and isinstance(md, TensorStorageMetadata)
+            }
             try:
                 with _quiet_single_process():
                     dcp.load({"ema": ema}, checkpoint_id=directory, no_dist=True)
             except (Exception, CheckpointException) as exc:  # noqa: BLE001
-                raise ValueError(f"{directory}: could not read the EMA weights from its shards ({_summary(exc)}); "
-                                 f"expected a complete sharded checkpoint") from None
+                raise ValueError(
+                    f"{directory}: could not read the EMA weights from its shards ({_summary(exc)}); "
+                    f"expected a complete sharded checkpoint"
+                ) from None
             state["ema"] = ema
     return state
 
@@ -440,8 +490,10 @@ class Outputs:
 
     def __init__(self, out_dir: Path, config: TrainConfig, main: bool) -> None:
         if main and config.tensorboard and importlib.util.find_spec("tensorboard") is None:
-            raise ValueError("train.tensorboard: expected the `tensorboard` package (a dependency of "
-                             "ursa-bench: pip install -e .), got none installed")
+            raise ValueError(
+                "train.tensorboard: expected the `tensorboard` package (a dependency of "
+                "ursa-bench: pip install -e .), got none installed"
+            )
         self.path = out_dir / LOSSES
         self.csv = open(self.path, "a", newline="") if main else None
         self.tb = self.wandb = None
@@ -449,11 +501,20 @@ class Outputs:
             from torch.utils.tensorboard import SummaryWriter
 
             self.tb = SummaryWriter(str(out_dir / TENSORBOARD))
-        if main and os.environ.get("WANDB_PROJECT") and importlib.util.find_spec("wandb") is not None:
+        if (
+            main
+            and os.environ.get("WANDB_PROJECT")
+            and importlib.util.find_spec("wandb") is not None
+        ):
             import wandb
 
-            self.wandb = wandb.init(project=os.environ["WANDB_PROJECT"], dir=str(out_dir), resume="allow",
-                                    config=config.model_dump(), id=os.environ.get("WANDB_RUN_ID"))
+            self.wandb = wandb.init(
+                project=os.environ["WANDB_PROJECT"],
+                dir=str(out_dir),
+                resume="allow",
+                config=config.model_dump(),
+                id=os.environ.get("WANDB_RUN_ID"),
+            )
 
     def losses(self, first_step: int, values: list[float]) -> None:
         for i, loss in enumerate(values):

@@ -46,7 +46,11 @@ class Rank:
 def current() -> Rank:
     """The Rank of this process: from the initialised process group, else a single process."""
     if dist.is_available() and dist.is_initialized():
-        return Rank(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())))
+        return Rank(
+            dist.get_rank(),
+            dist.get_world_size(),
+            int(os.environ.get("LOCAL_RANK", dist.get_rank())),
+        )
     return Rank()
 
 
@@ -59,8 +63,10 @@ def init_from_env(device: str = "cpu", timeout_s: float | None = None) -> Rank:
         return current()
     missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
     if missing:
-        raise ValueError(f"distributed training: WORLD_SIZE={world} but the environment lacks {missing}; expected "
-                         f"the variables torchrun, ursa.distributed.launch or submitit's TorchDistributedEnvironment set")
+        raise ValueError(
+            f"distributed training: WORLD_SIZE={world} but the environment lacks {missing}; expected "
+            f"the variables torchrun, ursa.distributed.launch or submitit's TorchDistributedEnvironment set"
+        )
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     backend = "nccl" if device.startswith("cuda") else "gloo"
     if backend == "nccl":
@@ -106,7 +112,7 @@ def shutdown() -> None:
 def shard(index: Tensor, rank: Rank) -> Tensor:
     """Rank's contiguous slice of a global batch `index` (long (B,)), B divisible by rank.world."""
     per = index.shape[0] // rank.world
-    return index[rank.rank * per:(rank.rank + 1) * per]
+    return index[rank.rank * per : (rank.rank + 1) * per]
 
 
 def all_reduce_sum(x: Tensor) -> Tensor:
@@ -170,15 +176,23 @@ def free_port() -> int:
 
 
 def _entry(local_rank: int, world: int, port: int, fn: Callable[..., Any], args: tuple) -> None:
-    os.environ.update(RANK=str(local_rank), WORLD_SIZE=str(world), LOCAL_RANK=str(local_rank),
-                      LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(local_rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(local_rank),
+        LOCAL_WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     try:
         fn(*args)
     finally:
         shutdown()
 
 
-def launch(fn: Callable[..., Any], nprocs: int, *args: Any, threads: int = 1, start_method: str = "spawn") -> None:
+def launch(
+    fn: Callable[..., Any], nprocs: int, *args: Any, threads: int = 1, start_method: str = "spawn"
+) -> None:
     """Run fn(*args) in `nprocs` local processes forming one process group (ranks 0..nprocs-1).
 
     fn must be picklable (a module-level function); it calls ursa.train.train (which joins the
@@ -192,8 +206,13 @@ def launch(fn: Callable[..., Any], nprocs: int, *args: Any, threads: int = 1, st
     import torch.multiprocessing as mp
 
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    mp.start_processes(_entry, args=(nprocs, free_port(), _threaded(fn, threads), args), nprocs=nprocs,
-                       join=True, start_method=start_method)
+    mp.start_processes(
+        _entry,
+        args=(nprocs, free_port(), _threaded(fn, threads), args),
+        nprocs=nprocs,
+        join=True,
+        start_method=start_method,
+    )
 
 
 class _threaded:

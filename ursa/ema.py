@@ -28,7 +28,9 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         """One EMA step towards the model's current parameters."""
         params = dict(model.named_parameters())
-        torch._foreach_lerp_(self.shadow, [params[n].detach().float() for n in self.names], 1.0 - self.decay)
+        torch._foreach_lerp_(
+            self.shadow, [params[n].detach().float() for n in self.names], 1.0 - self.decay
+        )
 
     def state_dict(self) -> dict[str, Tensor]:
         """{parameter name: shadow tensor} (float32)."""
@@ -38,6 +40,8 @@ class EMA:
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         missing = set(self.names) ^ set(state)
         if missing:
-            raise ValueError(f"ema state: expected the model's parameter names, got mismatched {sorted(missing)[:5]}")
+            raise ValueError(
+                f"ema state: expected the model's parameter names, got mismatched {sorted(missing)[:5]}"
+            )
         for s, n in zip(self.shadow, self.names):
             s.copy_(state[n])

@@ -29,7 +29,9 @@ from typing import Any
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:4]
 # pid, host tag, random part of a temp name made by temp_tag()
 _TAG = re.compile(r"(?<![0-9])(\d+)-([0-9a-f]{4})([0-9a-f]{8})(?![0-9a-f])")
-FOREIGN_TEMP_AGE_S = 3600.0  # a temp file of another host (shared filesystem) is stale after this long
+FOREIGN_TEMP_AGE_S = (
+    3600.0  # a temp file of another host (shared filesystem) is stale after this long
+)
 
 
 def temp_tag() -> str:
@@ -112,7 +114,13 @@ def _open_temp(path: Path, suffix: str) -> tuple[int, Path]:
     raise FileExistsError(f"{path}: could not create a unique temp file beside it")
 
 
-_FULL = ("no space left on device", "storagefull", "os error 28", "disk quota exceeded", "os error 122")
+_FULL = (
+    "no space left on device",
+    "storagefull",
+    "os error 28",
+    "disk quota exceeded",
+    "os error 122",
+)
 
 
 def disk_error(exc: BaseException, path: str | Path) -> BaseException:
@@ -134,7 +142,9 @@ def disk_error(exc: BaseException, path: str | Path) -> BaseException:
         if not full:
             return exc
         code = errno.ENOSPC
-    named = exc.filename if isinstance(exc, OSError) and exc.filename and exc.errno == code else None
+    named = (
+        exc.filename if isinstance(exc, OSError) and exc.filename and exc.errno == code else None
+    )
     return OSError(code, os.strerror(code), str(named or path))
 
 
@@ -144,7 +154,9 @@ def read_json_object(path: str | Path) -> dict:
     try:
         obj = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: expected a JSON object, could not read or parse it ({exc})") from None
+        raise ValueError(
+            f"{path}: expected a JSON object, could not read or parse it ({exc})"
+        ) from None
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: expected a JSON object, got a JSON {type(obj).__name__}")
     return obj
@@ -157,10 +169,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     """`obj` as JSON (indent 2, sorted keys, str() for anything else, trailing newline), atomically."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+    atomic_write_bytes(
+        path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
+    )
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], object], *, suffix: str = ".tmp") -> None:
+def atomic_write(
+    path: str | Path, write: Callable[[Path], object], *, suffix: str = ".tmp"
+) -> None:
     """Call `write(tmp)` to fill an empty temp file beside `path`, then fsync and os.replace it.
 
     For writers that take a file name (safetensors, PIL, imageio, csv through open()). `suffix`

@@ -36,18 +36,40 @@ def _compute_dtype(hidden: Tensor, weight: Tensor) -> torch.dtype:
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden: Tensor, weight: Tensor, targets: Tensor, weights: Tensor | None,
-                dtype: torch.dtype, rows: int, needs_grad: bool) -> Tensor:
+    def forward(
+        ctx,
+        hidden: Tensor,
+        weight: Tensor,
+        targets: Tensor,
+        weights: Tensor | None,
+        dtype: torch.dtype,
+        rows: int,
+        needs_grad: bool,
+    ) -> Tensor:
         with torch.autocast(hidden.device.type, enabled=False):  # dtypes are set explicitly below
-            return _LinearCrossEntropy._forward(ctx, hidden, weight, targets, weights, dtype, rows, needs_grad)
+            return _LinearCrossEntropy._forward(
+                ctx, hidden, weight, targets, weights, dtype, rows, needs_grad
+            )
 
     @staticmethod
-    def _forward(ctx, hidden: Tensor, weight: Tensor, targets: Tensor, weights: Tensor | None,
-                 dtype: torch.dtype, rows: int, needs_grad: bool) -> Tensor:
+    def _forward(
+        ctx,
+        hidden: Tensor,
+        weight: Tensor,
+        targets: Tensor,
+        weights: Tensor | None,
+        dtype: torch.dtype,
+        rows: int,
+        needs_grad: bool,
+    ) -> Tensor:
         w_c = weight.to(dtype)
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         grad_hidden = torch.empty_like(hidden) if needs_grad else None
-        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if needs_grad else None
+        grad_weight = (
+            torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
+            if needs_grad
+            else None
+        )
         for start in range(0, hidden.shape[0], rows):
             part = slice(start, start + rows)
             h_c, y = hidden[part].to(dtype), targets[part]
@@ -57,8 +79,12 @@ class _LinearCrossEntropy(torch.autograd.Function):
             scale = None if weights is None else weights[part].float()
             total += (ce if scale is None else ce * scale).sum()
             if grad_hidden is not None and grad_weight is not None:  # needs_grad
-                z.sub_(lse[:, None]).exp_()  # softmax, in place: z is the chunk's only (rows, K) buffer
-                z[torch.arange(z.shape[0], device=z.device), y] -= 1.0  # d CE / d logits = softmax - onehot
+                z.sub_(
+                    lse[:, None]
+                ).exp_()  # softmax, in place: z is the chunk's only (rows, K) buffer
+                z[torch.arange(z.shape[0], device=z.device), y] -= (
+                    1.0  # d CE / d logits = softmax - onehot
+                )
                 if scale is not None:
                     z.mul_(scale[:, None])
                 g = z.to(dtype)
@@ -72,17 +98,28 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):
         grad_hidden, grad_weight = ctx.saved_tensors
-        return (grad_hidden * grad_output.to(grad_hidden.dtype),
-                (grad_weight * grad_output).to(ctx.weight_dtype), None, None, None, None, None)
+        return (
+            grad_hidden * grad_output.to(grad_hidden.dtype),
+            (grad_weight * grad_output).to(ctx.weight_dtype),
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
 
 
 IGNORE = -100  # the fused kernels' ignore_index: targets of zero-weight tokens
 
 
 def _liger(hidden: Tensor, weight: Tensor, targets: Tensor) -> Tensor:
-    from liger_kernel.transformers.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyLoss
+    from liger_kernel.transformers.fused_linear_cross_entropy import (
+        LigerFusedLinearCrossEntropyLoss,
+    )
 
-    return LigerFusedLinearCrossEntropyLoss(ignore_index=IGNORE, reduction="sum")(weight, hidden, targets).float()
+    return LigerFusedLinearCrossEntropyLoss(ignore_index=IGNORE, reduction="sum")(
+        weight, hidden, targets
+    ).float()
 
 
 def _cce(hidden: Tensor, weight: Tensor, targets: Tensor) -> Tensor:
@@ -93,7 +130,10 @@ def _cce(hidden: Tensor, weight: Tensor, targets: Tensor) -> Tensor:
 
 # train.head_kernel -> (module to import, pip package, loss(hidden, weight, targets) summed over
 # targets != IGNORE). Optional: neither is a dependency of ursa-bench.
-FUSED = {"liger": ("liger_kernel", "liger-kernel", _liger), "cce": ("cut_cross_entropy", "cut-cross-entropy", _cce)}
+FUSED = {
+    "liger": ("liger_kernel", "liger-kernel", _liger),
+    "cce": ("cut_cross_entropy", "cut-cross-entropy", _cce),
+}
 _kernel: contextvars.ContextVar[str] = contextvars.ContextVar("head_kernel", default="chunked")
 
 
@@ -102,14 +142,18 @@ def check_kernel(name: str) -> None:
     if name == "chunked":
         return
     if name not in FUSED:
-        raise ValueError(f"train.head_kernel: expected 'chunked' or one of {sorted(FUSED)}, got {name!r}")
+        raise ValueError(
+            f"train.head_kernel: expected 'chunked' or one of {sorted(FUSED)}, got {name!r}"
+        )
     module, package, _ = FUSED[name]
     try:
         importlib.import_module(module)
     except ImportError as exc:
-        raise ValueError(f"train.head_kernel: {name!r} needs the optional package `{package}` (pip install "
-                         f"{package}; it is not a dependency of ursa-bench), which does not import here: {exc}; "
-                         f"use head_kernel 'chunked'") from None
+        raise ValueError(
+            f"train.head_kernel: {name!r} needs the optional package `{package}` (pip install "
+            f"{package}; it is not a dependency of ursa-bench), which does not import here: {exc}; "
+            f"use head_kernel 'chunked'"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -128,8 +172,13 @@ def _fused(name: str) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
     return FUSED[name][2]
 
 
-def linear_cross_entropy(hidden: Tensor, weight: Tensor, targets: Tensor, weights: Tensor | None = None,
-                         chunk_elements: int = CHUNK_ELEMENTS) -> Tensor:
+def linear_cross_entropy(
+    hidden: Tensor,
+    weight: Tensor,
+    targets: Tensor,
+    weights: Tensor | None = None,
+    chunk_elements: int = CHUNK_ELEMENTS,
+) -> Tensor:
     """sum_i weights_i * CE(hidden_i @ weight.T, targets_i) as a float32 scalar.
 
     hidden float (N, D); weight float (K, D) (a Linear's weight, no bias); targets long (N,) in
@@ -139,8 +188,16 @@ def linear_cross_entropy(hidden: Tensor, weight: Tensor, targets: Tensor, weight
     `head_kernel("liger" | "cce")` an optional fused kernel computes it instead (0/1 weights only).
     """
     kernel = _kernel.get()
-    if kernel != "chunked":  # within head_kernel(...): weights are 0/1 (training's noisy-frame mask)
-        return _fused(kernel)(hidden, weight, targets if weights is None else torch.where(weights > 0, targets, IGNORE))
+    if (
+        kernel != "chunked"
+    ):  # within head_kernel(...): weights are 0/1 (training's noisy-frame mask)
+        return _fused(kernel)(
+            hidden,
+            weight,
+            targets if weights is None else torch.where(weights > 0, targets, IGNORE),
+        )
     rows = max(1, chunk_elements // weight.shape[0])
     needs_grad = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)
-    return _LinearCrossEntropy.apply(hidden, weight, targets, weights, _compute_dtype(hidden, weight), rows, needs_grad)
+    return _LinearCrossEntropy.apply(
+        hidden, weight, targets, weights, _compute_dtype(hidden, weight), rows, needs_grad
+    )

@@ -11,8 +11,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor, nn
-from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
-                                                     set_state_dict)
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_state_dict,
+    set_state_dict,
+)
 from torch.distributed.tensor import DTensor, distribute_tensor
 
 from ursa.distributed import Rank
@@ -21,32 +25,45 @@ from ursa.ema import EMA
 if TYPE_CHECKING:
     from ursa.train import TrainConfig
 
+
 def micro_batch(config: TrainConfig, rank: Rank) -> int:
     """Clips per micro-batch: batch_size / (processes x grad_accum), which must divide evenly."""
     parts = rank.world * config.grad_accum
     if config.batch_size % parts:
-        raise ValueError(f"train.batch_size: expected a multiple of processes x grad_accum = {rank.world} x "
-                         f"{config.grad_accum} = {parts} (the global batch is split evenly), got {config.batch_size}")
+        raise ValueError(
+            f"train.batch_size: expected a multiple of processes x grad_accum = {rank.world} x "
+            f"{config.grad_accum} = {parts} (the global batch is split evenly), got {config.batch_size}"
+        )
     return config.batch_size // parts
 
 
 def _enable_activation_checkpointing(model: nn.Module) -> None:
     """Recompute activations in backward: the transformers backbone's own switch (non-reentrant)."""
     for module in model.modules():
-        if hasattr(module, "gradient_checkpointing_enable") and getattr(module, "supports_gradient_checkpointing", False):
+        if hasattr(module, "gradient_checkpointing_enable") and getattr(
+            module, "supports_gradient_checkpointing", False
+        ):
             hooks = cast(Any, module)  # transformers' PreTrainedModel, found by duck typing
             if hasattr(module, "activation_checkpointing_enable"):  # transformers >= 5 names it so
-                hooks.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+                hooks.activation_checkpointing_enable(
+                    activation_checkpointing_kwargs={"use_reentrant": False}
+                )
             else:
-                hooks.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                hooks.gradient_checkpointing_enable(
+                    gradient_checkpointing_kwargs={"use_reentrant": False}
+                )
             return
-    raise ValueError(f"train.activation_checkpointing: expected a model with a transformers backbone, "
-                     f"got {type(model).__name__} without one")
+    raise ValueError(
+        f"train.activation_checkpointing: expected a model with a transformers backbone, "
+        f"got {type(model).__name__} without one"
+    )
 
 
 def _blocks(model: nn.Module) -> list[nn.Module]:
     """The repeated transformer blocks (members of every nn.ModuleList): FSDP2's shard units."""
-    return [block for module in model.modules() if isinstance(module, nn.ModuleList) for block in module]
+    return [
+        block for module in model.modules() if isinstance(module, nn.ModuleList) for block in module
+    ]
 
 
 def compile_blocks(model: nn.Module) -> None:
@@ -86,7 +103,9 @@ def fsdp_policy(config: TrainConfig):
     return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
 
 
-def wrap(model: nn.Module, config: TrainConfig, rank: Rank, device: torch.device) -> tuple[nn.Module, nn.Module | None]:
+def wrap(
+    model: nn.Module, config: TrainConfig, rank: Rank, device: torch.device
+) -> tuple[nn.Module, nn.Module | None]:
     """(the module the loop calls, the DDP wrapper or None). FSDP2 shards `model` in place."""
     if config.activation_checkpointing:
         _enable_activation_checkpointing(model)
@@ -106,7 +125,9 @@ def wrap(model: nn.Module, config: TrainConfig, rank: Rank, device: torch.device
     elif rank.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = ddp = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     return net, ddp
 
 
@@ -128,14 +149,23 @@ def full_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict
     return get_state_dict(model, optimizer, options=_FULL)
 
 
-def set_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, weights: dict, optim_state: dict) -> None:
+def set_full_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer, weights: dict, optim_state: dict
+) -> None:
     """Load a full state (as `full_state` gives it, read back on every rank) into any sharding."""
-    set_state_dict(model, optimizer, model_state_dict=weights, optim_state_dict=optim_state,
-                   options=StateDictOptions(full_state_dict=True))
+    set_state_dict(
+        model,
+        optimizer,
+        model_state_dict=weights,
+        optim_state_dict=optim_state,
+        options=StateDictOptions(full_state_dict=True),
+    )
 
 
 def full_weights(model: nn.Module) -> dict[str, Tensor]:
-    return cast(dict[str, Tensor], get_model_state_dict(model, options=_FULL))  # full: plain tensors
+    return cast(
+        dict[str, Tensor], get_model_state_dict(model, options=_FULL)
+    )  # full: plain tensors
 
 
 def fsdp_sharded(model: nn.Module) -> bool:
@@ -155,9 +185,13 @@ def sharded_state(model: nn.Module, optimizer: torch.optim.Optimizer, ema: EMA |
     return state
 
 
-def set_sharded_state(model: nn.Module, optimizer: torch.optim.Optimizer, ema: EMA | None, state: dict) -> None:
+def set_sharded_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer, ema: EMA | None, state: dict
+) -> None:
     """Load a state laid out as `sharded_state` gives it (filled by torch.distributed.checkpoint)."""
-    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
+    set_state_dict(
+        model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"]
+    )
     if ema is not None and "ema" in state:
         ema.load_state_dict(state["ema"])
 

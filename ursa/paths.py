@@ -28,7 +28,6 @@ then works through every token in fixed chunks instead of finding the noisy ones
 from __future__ import annotations
 
 import copy
-
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -39,7 +38,9 @@ from pydantic_core import InitErrorDetails
 from ursa.schedule import beta, beta_dot
 from ursa.tensor_checks import check_ids, check_tensor, check_time
 
-_ROW_PAD = 8  # BLAS picks kernels by row count; padding rows keeps per-row results chunk-independent
+_ROW_PAD = (
+    8  # BLAS picks kernels by row count; padding rows keeps per-row results chunk-independent
+)
 
 
 def _check_ids(name: str, x: torch.Tensor, high: int, validate: bool = True) -> torch.Tensor:
@@ -50,8 +51,13 @@ def _check_ids(name: str, x: torch.Tensor, high: int, validate: bool = True) -> 
     return check_ids(name, x, high).long()
 
 
-def _check_time(name: str, t: float | torch.Tensor, shape: torch.Size, device: torch.device,
-                validate: bool = True) -> torch.Tensor:
+def _check_time(
+    name: str,
+    t: float | torch.Tensor,
+    shape: torch.Size,
+    device: torch.device,
+    validate: bool = True,
+) -> torch.Tensor:
     """t (float, or float tensor broadcastable to shape, values in [0, 1]) -> float64 (N,) flat
     (validate=False: the values are not read, no sync)."""
     if validate:
@@ -65,7 +71,9 @@ def _check_time(name: str, t: float | torch.Tensor, shape: torch.Size, device: t
     except RuntimeError:
         ok = False
     if not ok:
-        raise ValueError(f"{name}: expected a shape broadcastable to {tuple(shape)}, got {tuple(tt.shape)}")
+        raise ValueError(
+            f"{name}: expected a shape broadcastable to {tuple(shape)}, got {tuple(tt.shape)}"
+        )
     return tt.expand(shape).reshape(-1)
 
 
@@ -87,8 +95,12 @@ class ProbPath(ABC):
     # (SamplerConfig.compat_still_first_step): their metric path has no rate at t = 0
     still_at_start: ClassVar[bool] = False
 
-    def source(self, shape: tuple[int, ...], generator: torch.Generator | None = None,
-               device: torch.device | str | None = None) -> torch.Tensor:
+    def source(
+        self,
+        shape: tuple[int, ...],
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
         """x_0, the source distribution the sampler starts from: long `shape`, uniform ids in
         [0, vocab_size) by default."""
         return torch.randint(self.vocab_size, shape, generator=generator, device=device)
@@ -99,28 +111,48 @@ class ProbPath(ABC):
         return self
 
     @abstractmethod
-    def draw(self, n: int, generator: torch.Generator | None = None,
-             device: torch.device | str | None = None) -> tuple[torch.Tensor, ...]:
+    def draw(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> tuple[torch.Tensor, ...]:
         """The random numbers `sample` draws for n tokens, in its order: tensors of leading size n."""
 
     @abstractmethod
-    def sample(self, x1: torch.Tensor, t: float | torch.Tensor, generator: torch.Generator | None = None, *,
-               noise: tuple[torch.Tensor, ...] | None = None, validate: bool = True) -> torch.Tensor:
+    def sample(
+        self,
+        x1: torch.Tensor,
+        t: float | torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        noise: tuple[torch.Tensor, ...] | None = None,
+        validate: bool = True,
+    ) -> torch.Tensor:
         """x_t ~ p_t(. | x1), long (...). noise: `draw`'s numbers for x1's tokens (flat order; e.g. a
         slice of a larger draw) instead of drawing from `generator`. validate=False: ids and times
         are not read back (module docstring: host syncs)."""
 
-    def _noise_of(self, noise: tuple[torch.Tensor, ...] | None, n: int, generator: torch.Generator | None,
-                  device: torch.device) -> tuple[torch.Tensor, ...]:
+    def _noise_of(
+        self,
+        noise: tuple[torch.Tensor, ...] | None,
+        n: int,
+        generator: torch.Generator | None,
+        device: torch.device,
+    ) -> tuple[torch.Tensor, ...]:
         if noise is None:
             return self.draw(n, generator, device)
         if any(u.shape[0] != n for u in noise):
-            raise ValueError(f"noise: expected tensors of leading size {n} (x1's tokens), got "
-                             f"{[tuple(u.shape) for u in noise]}")
+            raise ValueError(
+                f"noise: expected tensors of leading size {n} (x1's tokens), got "
+                f"{[tuple(u.shape) for u in noise]}"
+            )
         return noise
 
     @abstractmethod
-    def velocity(self, x_t: torch.Tensor, x1: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+    def velocity(
+        self, x_t: torch.Tensor, x1: torch.Tensor, t: float | torch.Tensor
+    ) -> torch.Tensor:
         """Jump rates out of x_t towards x1, float32 (..., num_states), >= 0, 0 at x_t."""
 
     @abstractmethod
@@ -136,7 +168,12 @@ class ProbPath(ABC):
         drawn from u / r. Tokens with t >= 1 do not move. Returns long (...)."""
 
     def _check_step(
-        self, x_t: torch.Tensor, x1: torch.Tensor, t: float | torch.Tensor, h: float | torch.Tensor, x_t_high: int
+        self,
+        x_t: torch.Tensor,
+        x1: torch.Tensor,
+        t: float | torch.Tensor,
+        h: float | torch.Tensor,
+        x_t_high: int,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Validate step inputs -> flat (x_t, x1, t, h)."""
         x1 = _check_ids("x1", x1, self.vocab_size)
@@ -146,7 +183,9 @@ class ProbPath(ABC):
         hh = _check_time("h", h, x1.shape, x1.device)
         over = (tt < 1) & (tt + hh > 1 + 1e-9)  # clean tokens (t = 1) may take any h: they stay
         if bool(over.any()):
-            raise ValueError(f"h: expected t + h <= 1 where t < 1, got t + h up to {float((tt + hh)[over].max())}")
+            raise ValueError(
+                f"h: expected t + h <= 1 where t < 1, got t + h up to {float((tt + hh)[over].max())}"
+            )
         return x_t.reshape(-1), x1.reshape(-1), tt, hh
 
 
@@ -168,20 +207,37 @@ class MetricPath(ProbPath):
 
     still_at_start = True
 
-    def __init__(self, embeddings: torch.Tensor, c: float = 3.0, alpha: float = 0.9, chunk_size: int = 4096,
-                 zero_rows: Literal["equidistant", "origin"] = "equidistant") -> None:
-        if not isinstance(embeddings, torch.Tensor) or not embeddings.is_floating_point() or embeddings.dim() != 2:
-            got = (f"{embeddings.dtype} of shape {tuple(embeddings.shape)}" if isinstance(embeddings, torch.Tensor)
-                   else type(embeddings).__name__)
+    def __init__(
+        self,
+        embeddings: torch.Tensor,
+        c: float = 3.0,
+        alpha: float = 0.9,
+        chunk_size: int = 4096,
+        zero_rows: Literal["equidistant", "origin"] = "equidistant",
+    ) -> None:
+        if (
+            not isinstance(embeddings, torch.Tensor)
+            or not embeddings.is_floating_point()
+            or embeddings.dim() != 2
+        ):
+            got = (
+                f"{embeddings.dtype} of shape {tuple(embeddings.shape)}"
+                if isinstance(embeddings, torch.Tensor)
+                else type(embeddings).__name__
+            )
             raise ValueError(f"embeddings: expected a 2-D float tensor (K, D), got {got}")
         if embeddings.shape[0] < 2 or embeddings.shape[1] < 1:
-            raise ValueError(f"embeddings: expected K >= 2 rows and D >= 1 columns, got {tuple(embeddings.shape)}")
+            raise ValueError(
+                f"embeddings: expected K >= 2 rows and D >= 1 columns, got {tuple(embeddings.shape)}"
+            )
         norms = embeddings.to(torch.float64).norm(dim=1)
         bad = (~torch.isfinite(embeddings).all(1)).nonzero().flatten()
         if len(bad) or not bool((norms > 0).any()):
             first = f" (first: row {int(bad[0])})" if len(bad) else ""
-            raise ValueError(f"embeddings: expected finite rows, at least one with non-zero norm, got "
-                             f"{len(bad)} non-finite rows{first} and {int((norms == 0).sum())} zero rows")
+            raise ValueError(
+                f"embeddings: expected finite rows, at least one with non-zero norm, got "
+                f"{len(bad)} non-finite rows{first} and {int((norms == 0).sum())} zero rows"
+            )
         for name, v in (("c", c), ("alpha", alpha)):
             if not isinstance(v, (int, float)) or not v > 0:
                 raise ValueError(f"{name}: expected a number > 0, got {v!r}")
@@ -191,11 +247,19 @@ class MetricPath(ProbPath):
             raise ValueError(f"zero_rows: expected 'equidistant' or 'origin', got {zero_rows!r}")
         # F.normalize semantics: a zero row (FSQ grids contain the all-zero code) stays zero, so
         # cos = 0 and d = 2 to every other state: it is equidistant, having no direction.
-        self.embeddings = (embeddings.to(torch.float64) / norms.clamp_min(1e-12)[:, None]).to(torch.float32).contiguous()
+        self.embeddings = (
+            (embeddings.to(torch.float64) / norms.clamp_min(1e-12)[:, None])
+            .to(torch.float32)
+            .contiguous()
+        )
         self._num_zero_rows = int((norms == 0).sum())
         self.zero_rows = zero_rows
         # "origin": 1 for each zero row, subtracted from 2 - 2 cos once per zero end (exact 0 elsewhere)
-        self._deficit = (norms == 0).to(torch.float32) if zero_rows == "origin" and self._num_zero_rows else None
+        self._deficit = (
+            (norms == 0).to(torch.float32)
+            if zero_rows == "origin" and self._num_zero_rows
+            else None
+        )
         self._e_t = self.embeddings.T.contiguous()  # (D, K)
         self.c, self.alpha, self.chunk_size = float(c), float(alpha), chunk_size
         self.vocab_size = self.num_states = embeddings.shape[0]
@@ -241,7 +305,7 @@ class MetricPath(ProbPath):
         flat = x1.reshape(-1)
         out = self.embeddings.new_empty(flat.shape[0], self.vocab_size)
         for s in range(0, flat.shape[0], self.chunk_size):
-            out[s:s + self.chunk_size] = self._dist_rows(flat[s:s + self.chunk_size])
+            out[s : s + self.chunk_size] = self._dist_rows(flat[s : s + self.chunk_size])
         return out.view(*x1.shape, self.vocab_size)
 
     def uniform_distance(self) -> float:
@@ -250,7 +314,11 @@ class MetricPath(ProbPath):
         E |e_x|^2 + E |e_y|^2 with d(z, z) = 0 already in it)."""
         mean = self.embeddings.to(torch.float64).mean(0)
         zero = self._num_zero_rows / self.vocab_size
-        return float(2 - 2 * mean.dot(mean) - 2 * zero * (1 if self.zero_rows == "origin" else 1 / self.vocab_size))
+        return float(
+            2
+            - 2 * mean.dot(mean)
+            - 2 * zero * (1 if self.zero_rows == "origin" else 1 / self.vocab_size)
+        )
 
     # -- path ----------------------------------------------------------------------------------
     def _chunks(self, active: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -267,7 +335,9 @@ class MetricPath(ProbPath):
     def _sample_rows(self, x1: torch.Tensor, b: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return _inverse_cdf(self._dist_rows(x1).mul_(-b[:, None]).exp_().cumsum_(1), u)
 
-    def _rate_weights(self, x_t: torch.Tensor, x1: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _rate_weights(
+        self, x_t: torch.Tensor, x1: torch.Tensor, b: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(p_t(x|x1) * Z * max(0, d(x_t,x1) - d(x,x1)) float32 (m, K), Z float32 (m, 1)): the
         unnormalised kinetic-optimal weights; u = beta_dot * weights / Z."""
         d = self._dist_rows(x1)
@@ -276,15 +346,23 @@ class MetricPath(ProbPath):
         weights = d.neg_().add_(d0).clamp_(min=0).mul_(w)  # exactly 0 at x_t
         return weights, w.cumsum_(1)[:, -1:].clone()
 
-    def _velocity_rows(self, x_t: torch.Tensor, x1: torch.Tensor, b: torch.Tensor, bd: torch.Tensor) -> torch.Tensor:
+    def _velocity_rows(
+        self, x_t: torch.Tensor, x1: torch.Tensor, b: torch.Tensor, bd: torch.Tensor
+    ) -> torch.Tensor:
         weights, z = self._rate_weights(x_t, x1, b)
         scale = (bd[:, None] / z).to(torch.float32)
         if bool(torch.isinf(scale).any()):  # inf * 0 would be NaN: 0-weight states keep rate 0
             return torch.where(weights > 0, weights * scale, 0.0)
         return weights.mul_(scale)
 
-    def _step_rows(self, x_t: torch.Tensor, x1: torch.Tensor, b: torch.Tensor, scale: torch.Tensor,
-                   u: torch.Tensor) -> torch.Tensor:
+    def _step_rows(
+        self,
+        x_t: torch.Tensor,
+        x1: torch.Tensor,
+        b: torch.Tensor,
+        scale: torch.Tensor,
+        u: torch.Tensor,
+    ) -> torch.Tensor:
         weights, z = self._rate_weights(x_t, x1, b)
         cdf = weights.cumsum_(1)
         total = cdf[:, -1].to(torch.float64)
@@ -302,13 +380,24 @@ class MetricPath(ProbPath):
             out[idx] = self._probs_rows(flat[idx], b[idx])
         return out.view(*x1.shape, self.vocab_size)
 
-    def draw(self, n: int, generator: torch.Generator | None = None,
-             device: torch.device | str | None = None) -> tuple[torch.Tensor, ...]:
+    def draw(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> tuple[torch.Tensor, ...]:
         """(u,): one float64 uniform per token (the inverse-CDF draw)."""
         return (torch.rand(n, generator=generator, dtype=torch.float64, device=device),)
 
-    def sample(self, x1: torch.Tensor, t: float | torch.Tensor, generator: torch.Generator | None = None, *,
-               noise: tuple[torch.Tensor, ...] | None = None, validate: bool = True) -> torch.Tensor:
+    def sample(
+        self,
+        x1: torch.Tensor,
+        t: float | torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        noise: tuple[torch.Tensor, ...] | None = None,
+        validate: bool = True,
+    ) -> torch.Tensor:
         x1 = _check_ids("x1", x1, self.vocab_size, validate)
         flat, tt = x1.reshape(-1), _check_time("t", t, x1.shape, x1.device, validate)
         (u,) = self._noise_of(noise, flat.shape[0], generator, flat.device)
@@ -328,7 +417,9 @@ class MetricPath(ProbPath):
             out[s:end] = self._sample_rows(flat[s:end], b[s:end], u[s:end])
         return torch.where(active, out, flat).view(x1.shape)
 
-    def velocity(self, x_t: torch.Tensor, x1: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+    def velocity(
+        self, x_t: torch.Tensor, x1: torch.Tensor, t: float | torch.Tensor
+    ) -> torch.Tensor:
         """Kinetic-optimal rates, float32 (..., K). Where beta_dot is infinite (t = 0 with
         alpha < 1) the rates towards closer states are +inf; use `step`, which integrates them."""
         x1 = _check_ids("x1", x1, self.vocab_size)
@@ -353,10 +444,14 @@ class MetricPath(ProbPath):
         infinite (t = 0, alpha < 1) h * beta_dot_t is replaced by its exact integral
         beta_{t+h} - beta_t (finite), so the first step from pure noise is well defined."""
         zf, flat, tt, hh = self._check_step(x_t, x1, t, h, self.vocab_size)
-        u = torch.rand((2, flat.shape[0]), generator=generator, dtype=torch.float64, device=flat.device)
+        u = torch.rand(
+            (2, flat.shape[0]), generator=generator, dtype=torch.float64, device=flat.device
+        )
         b = beta(tt, self.c, self.alpha)
         bd = beta_dot(tt, self.c, self.alpha)
-        scale = torch.where(torch.isfinite(bd), hh * bd, beta((tt + hh).clamp(max=1), self.c, self.alpha) - b)
+        scale = torch.where(
+            torch.isfinite(bd), hh * bd, beta((tt + hh).clamp(max=1), self.c, self.alpha) - b
+        )
         b = b.to(self.embeddings.dtype)
         out = zf.clone()
         for idx in self._chunks((tt < 1) & (hh > 0) & (zf != flat)):
@@ -370,7 +465,9 @@ def _inverse_cdf(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     states are never drawn."""
     total = cdf[:, -1:]
     v = (u[:, None] * total).to(cdf.dtype)
-    v = torch.minimum(v, torch.nextafter(total, torch.zeros_like(total)))  # keep v < total after rounding
+    v = torch.minimum(
+        v, torch.nextafter(total, torch.zeros_like(total))
+    )  # keep v < total after rounding
     return torch.searchsorted(cdf, v, right=True).squeeze(1)
 
 
@@ -392,30 +489,45 @@ class _KappaPath(ProbPath):
         return self.exponent * t.pow(self.exponent - 1) / (1 - self.kappa(t))
 
     @abstractmethod
-    def _noise(self, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor | None:
+    def _noise(
+        self, n: int, generator: torch.Generator | None, device: torch.device
+    ) -> torch.Tensor | None:
         """n source-distribution ids, long (n,); None for a deterministic source (the mask id)."""
 
     @abstractmethod
     def _movable(self, x_t: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         """bool mask of tokens with a non-zero rate towards x1."""
 
-    def draw(self, n: int, generator: torch.Generator | None = None,
-             device: torch.device | str | None = None) -> tuple[torch.Tensor, ...]:
+    def draw(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> tuple[torch.Tensor, ...]:
         """(u,) or (u, noise ids): a float64 uniform per token (keep x1 when u < kappa_t), then the
         source ids, when the source is random."""
         u = torch.rand(n, generator=generator, dtype=torch.float64, device=device)
         ids = self._noise(n, generator, device)
         return (u,) if ids is None else (u, ids)
 
-    def sample(self, x1: torch.Tensor, t: float | torch.Tensor, generator: torch.Generator | None = None, *,
-               noise: tuple[torch.Tensor, ...] | None = None, validate: bool = True) -> torch.Tensor:
+    def sample(
+        self,
+        x1: torch.Tensor,
+        t: float | torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        noise: tuple[torch.Tensor, ...] | None = None,
+        validate: bool = True,
+    ) -> torch.Tensor:
         x1 = _check_ids("x1", x1, self.vocab_size, validate)
         flat, tt = x1.reshape(-1), _check_time("t", t, x1.shape, x1.device, validate)
         u, *ids = self._noise_of(noise, flat.shape[0], generator, flat.device)
         source = ids[0] if ids else torch.full_like(flat, self.num_states - 1)  # the mask id
         return torch.where(u < self.kappa(tt), flat, source).view(x1.shape)
 
-    def velocity(self, x_t: torch.Tensor, x1: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+    def velocity(
+        self, x_t: torch.Tensor, x1: torch.Tensor, t: float | torch.Tensor
+    ) -> torch.Tensor:
         """kappa_dot / (1 - kappa) on x1 for movable tokens (+inf at t = 0 if exponent < 1),
         0 elsewhere and where t = 1. float32 (..., num_states)."""
         x1 = _check_ids("x1", x1, self.vocab_size)
@@ -452,7 +564,9 @@ class MixturePath(_KappaPath):
         super().__init__(vocab_size, exponent)
         self.num_states = vocab_size
 
-    def _noise(self, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    def _noise(
+        self, n: int, generator: torch.Generator | None, device: torch.device
+    ) -> torch.Tensor:
         return torch.randint(self.vocab_size, (n,), generator=generator, device=device)
 
     def _movable(self, x_t: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
@@ -471,8 +585,12 @@ class MaskedPath(_KappaPath):
     def _noise(self, n: int, generator: torch.Generator | None, device: torch.device) -> None:
         return None  # every source token is the mask id (num_states - 1): nothing to draw
 
-    def source(self, shape: tuple[int, ...], generator: torch.Generator | None = None,
-               device: torch.device | str | None = None) -> torch.Tensor:
+    def source(
+        self,
+        shape: tuple[int, ...],
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
         """x_0: every token the mask id, long `shape` (nothing is drawn)."""
         return torch.full(shape, self.mask_id, dtype=torch.long, device=device)
 
@@ -492,10 +610,14 @@ def register_path(config: C) -> C:
     kind = config.model_fields["kind"].default
     old = PATHS.get(kind)
     if not isinstance(kind, str) or not kind:
-        raise ValueError(f"{config.__qualname__}.kind: expected a non-empty string default (the path's name), "
-                         f"got {kind!r}")
+        raise ValueError(
+            f"{config.__qualname__}.kind: expected a non-empty string default (the path's name), "
+            f"got {kind!r}"
+        )
     if old is not None and old.__qualname__ != config.__qualname__:
-        raise ValueError(f"path kind {kind!r}: already registered by {old.__module__}.{old.__qualname__}")
+        raise ValueError(
+            f"path kind {kind!r}: already registered by {old.__module__}.{old.__qualname__}"
+        )
     PATHS[kind] = config
     return config
 
@@ -512,8 +634,10 @@ class PathConfig(BaseModel):
 
     def __init__(self, **data: Any) -> None:
         if type(self) is PathConfig:  # the base has no build: it only picks a kind's config
-            raise TypeError("PathConfig: expected PathConfig.model_validate(data) or a kind's own config class "
-                            "(e.g. MetricPathConfig(c=2.0)), got PathConfig(...)")
+            raise TypeError(
+                "PathConfig: expected PathConfig.model_validate(data) or a kind's own config class "
+                "(e.g. MetricPathConfig(c=2.0)), got PathConfig(...)"
+            )
         super().__init__(**data)
 
     @model_validator(mode="wrap")
@@ -530,9 +654,22 @@ class PathConfig(BaseModel):
         if isinstance(kind, str) and kind in PATHS:
             return PATHS[kind]
         names = sorted(PATHS)
-        expected = ", ".join(repr(n) for n in names[:-1]) + f" or {names[-1]!r}" if len(names) > 1 else repr(names[0])
-        raise ValidationError.from_exception_data("PathConfig", [InitErrorDetails(
-            type="literal_error", loc=("kind",), input=kind, ctx={"expected": f"a registered path: {expected}"})])
+        expected = (
+            ", ".join(repr(n) for n in names[:-1]) + f" or {names[-1]!r}"
+            if len(names) > 1
+            else repr(names[0])
+        )
+        raise ValidationError.from_exception_data(
+            "PathConfig",
+            [
+                InitErrorDetails(
+                    type="literal_error",
+                    loc=("kind",),
+                    input=kind,
+                    ctx={"expected": f"a registered path: {expected}"},
+                )
+            ],
+        )
 
     @classmethod
     def variants(cls) -> dict[str, type[PathConfig]]:
@@ -568,10 +705,14 @@ class MetricPathConfig(PathConfig):
 
     def build(self, vocab_size: int, embeddings: torch.Tensor | None = None) -> MetricPath:
         if embeddings is None:
-            raise ValueError("embeddings: expected a (vocab_size, D) float tensor for kind='metric', got None")
+            raise ValueError(
+                "embeddings: expected a (vocab_size, D) float tensor for kind='metric', got None"
+            )
         path = MetricPath(embeddings, c=self.c, alpha=self.alpha)
         if path.vocab_size != vocab_size:
-            raise ValueError(f"embeddings: expected {vocab_size} rows (vocab_size), got {path.vocab_size}")
+            raise ValueError(
+                f"embeddings: expected {vocab_size} rows (vocab_size), got {path.vocab_size}"
+            )
         return path
 
 
@@ -598,7 +739,9 @@ class MaskedPathConfig(PathConfig):
         return MaskedPath(vocab_size, self.exponent)
 
 
-def build_path(kind: str, *, vocab_size: int, embeddings: torch.Tensor | None = None, **settings: Any) -> ProbPath:
+def build_path(
+    kind: str, *, vocab_size: int, embeddings: torch.Tensor | None = None, **settings: Any
+) -> ProbPath:
     """The registered path `kind` with `settings` (its config's keys, e.g. c, alpha, exponent) over ids
     in [0, vocab_size); embeddings float (vocab_size, D) for the metric path. ValueError on a bad
     kind or setting."""
@@ -607,5 +750,7 @@ def build_path(kind: str, *, vocab_size: int, embeddings: torch.Tensor | None = 
     except ValidationError as err:
         e = err.errors()[0]
         expected = e["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
-        raise ValueError(f"{'.'.join(map(str, e['loc']))}: expected {expected}, got {e.get('input')!r}") from None
+        raise ValueError(
+            f"{'.'.join(map(str, e['loc']))}: expected {expected}, got {e.get('input')!r}"
+        ) from None
     return config.build(vocab_size, embeddings)

@@ -74,5 +74,7 @@ class Watch:
         if callable(handler):
             handler(signum, None)
             return
-        raise Preempted(f"training stopped after step {step} on {signal.Signals(signum).name}; every process wrote "
-                        f"the checkpoint of step {step}, from which a rerun resumes")
+        raise Preempted(
+            f"training stopped after step {step} on {signal.Signals(signum).name}; every process wrote "
+            f"the checkpoint of step {step}, from which a rerun resumes"
+        )

@@ -37,16 +37,31 @@ WEIGHTS_INDEX = WEIGHTS + ".index.json"  # diffusers' SAFE_WEIGHTS_INDEX_NAME (s
 
 # part -> {file: what it is}; the transformer's weights are checked apart (single or sharded)
 RELEASE_FILES: dict[str, dict[str, str]] = {
-    "transformer": {"transformer/config.json": "the denoiser's configuration (URSATransformer3DModel)"},
-    "scheduler": {"scheduler/scheduler_config.json": "the path parameters c, alpha, shift, eps (KineticOptimalScheduler)",
-                  "scheduler/scheduler_model.pth": "the codebook embedding the metric path uses (entry 'path.emb')"},
-    "tokenizer": {"tokenizer/tokenizer_config.json": "the Qwen3 text tokenizer's configuration",
-                  "tokenizer/tokenizer.json": "the Qwen3 text tokenizer's vocabulary and merges"},
+    "transformer": {
+        "transformer/config.json": "the denoiser's configuration (URSATransformer3DModel)"
+    },
+    "scheduler": {
+        "scheduler/scheduler_config.json": "the path parameters c, alpha, shift, eps (KineticOptimalScheduler)",
+        "scheduler/scheduler_model.pth": "the codebook embedding the metric path uses (entry 'path.emb')",
+    },
+    "tokenizer": {
+        "tokenizer/tokenizer_config.json": "the Qwen3 text tokenizer's configuration",
+        "tokenizer/tokenizer.json": "the Qwen3 text tokenizer's vocabulary and merges",
+    },
 }
 # The authors' URSATransformer3DModel.__init__ defaults (1.7B), used where config.json omits a key.
-_TRANSFORMER_DEFAULTS = dict(hidden_size=2048, intermediate_size=6144, num_attention_heads=16, num_key_value_heads=8,
-                             num_hidden_layers=28, rope_theta=1_000_000.0, vocab_size=215_669, lm_vocab_size=151_669,
-                             lm_head_size=64_000, bov_token_id=151_652)
+_TRANSFORMER_DEFAULTS = dict(
+    hidden_size=2048,
+    intermediate_size=6144,
+    num_attention_heads=16,
+    num_key_value_heads=8,
+    num_hidden_layers=28,
+    rope_theta=1_000_000.0,
+    vocab_size=215_669,
+    lm_vocab_size=151_669,
+    lm_head_size=64_000,
+    bov_token_id=151_652,
+)
 # Keys outside URSATransformer3DModel.__init__'s signature never reach its Qwen3Config: diffusers'
 # register_to_config / from_config keep only the signature's keys, so the authors' model always has
 # transformers' Qwen3Config defaults for these, whatever config.json says (read_transformer_config
@@ -69,38 +84,58 @@ def _weight_files(directory: Path) -> tuple[dict[str, Path] | None, list[str]]:
         with safe_open(str(tdir / WEIGHTS), framework="pt") as f:
             return {k: tdir / WEIGHTS for k in f.keys()}, []
     if not (tdir / WEIGHTS_INDEX).is_file():
-        return None, [f"transformer/{WEIGHTS} (the denoiser's weights; or a sharded set listed in transformer/{WEIGHTS_INDEX})"]
+        return None, [
+            f"transformer/{WEIGHTS} (the denoiser's weights; or a sharded set listed in transformer/{WEIGHTS_INDEX})"
+        ]
     try:
         weight_map = json.loads((tdir / WEIGHTS_INDEX).read_text())["weight_map"]
         if not isinstance(weight_map, dict):
             raise TypeError(f"weight_map is a {type(weight_map).__name__}")
     except (ValueError, KeyError, TypeError) as err:
-        raise _fail(directory, f"expected transformer/{WEIGHTS_INDEX} to be JSON with a 'weight_map' object "
-                               f"{{parameter: shard file}}, got {err!r}") from err
+        raise _fail(
+            directory,
+            f"expected transformer/{WEIGHTS_INDEX} to be JSON with a 'weight_map' object "
+            f"{{parameter: shard file}}, got {err!r}",
+        ) from err
     missing = sorted({f for f in weight_map.values() if not (tdir / f).is_file()})
-    return ({k: tdir / f for k, f in weight_map.items()} if not missing else None,
-            [f"transformer/{f} (a weight shard listed in {WEIGHTS_INDEX})" for f in missing])
+    return (
+        {k: tdir / f for k, f in weight_map.items()} if not missing else None,
+        [f"transformer/{f} (a weight shard listed in {WEIGHTS_INDEX})" for f in missing],
+    )
 
 
-def missing_release_files(directory: str | Path, parts: tuple[str, ...] = ("transformer", "scheduler")) -> list[str]:
+def missing_release_files(
+    directory: str | Path, parts: tuple[str, ...] = ("transformer", "scheduler")
+) -> list[str]:
     """Every missing file of `parts` as "name (what it is)"; [] when the folder is complete."""
     directory = Path(directory)
     if not directory.is_dir():
-        return [f"{directory} (the authors' pipeline folder: transformer/, scheduler/, tokenizer/, vae/)"]
-    missing = [f"{name} ({what})" for part in parts for name, what in RELEASE_FILES[part].items()
-               if not (directory / name).is_file()]
+        return [
+            f"{directory} (the authors' pipeline folder: transformer/, scheduler/, tokenizer/, vae/)"
+        ]
+    missing = [
+        f"{name} ({what})"
+        for part in parts
+        for name, what in RELEASE_FILES[part].items()
+        if not (directory / name).is_file()
+    ]
     if "transformer" in parts:
         missing += _weight_files(directory)[1]
     return missing
 
 
-def check_release(directory: str | Path, parts: tuple[str, ...] = ("transformer", "scheduler")) -> Path:
+def check_release(
+    directory: str | Path, parts: tuple[str, ...] = ("transformer", "scheduler")
+) -> Path:
     """Raise one ValueError listing every missing file of `parts` (what each is); return the folder."""
     directory = Path(directory)
     missing = missing_release_files(directory, parts)
     if missing:
-        raise _fail(directory, f"expected every file of {', '.join(parts)}, got {len(missing)} missing: "
-                               + "; ".join(missing))
+        raise _fail(
+            directory,
+            f"expected every file of {', '.join(parts)}, got {len(missing)} missing: "
+            + "; ".join(missing),
+        )
     return directory
 
 
@@ -111,49 +146,84 @@ def read_transformer_config(directory: str | Path) -> URSAConfig:
     try:
         raw = read_json_object(file)
     except ValueError as err:
-        raise _fail(directory, f"expected transformer/config.json to be a JSON object ({err})") from None
+        raise _fail(
+            directory, f"expected transformer/config.json to be a JSON object ({err})"
+        ) from None
     name = raw.get("_class_name", TRANSFORMER_CLASSES[0])
     if name not in TRANSFORMER_CLASSES:
-        raise _fail(directory, f"expected transformer/config.json '_class_name' in {list(TRANSFORMER_CLASSES)}, got "
-                               f"{name!r} (an architecture this loader does not reproduce)")
+        raise _fail(
+            directory,
+            f"expected transformer/config.json '_class_name' in {list(TRANSFORMER_CLASSES)}, got "
+            f"{name!r} (an architecture this loader does not reproduce)",
+        )
     c = {**_TRANSFORMER_DEFAULTS, **_QWEN3_DEFAULTS, **raw}
     ignored = {k: raw[k] for k, v in _AUTHORS_FIXED.items() if k in raw and raw[k] != v}
     if ignored:
         want = ", ".join(f"{k} {_AUTHORS_FIXED[k]!r}" for k in ignored)
         got = ", ".join(f"{k} {v!r}" for k, v in ignored.items())
-        raise _fail(directory, f"expected transformer/config.json {want} (the authors' "
-                               f"URSATransformer3DModel drops keys outside its signature, so "
-                               f"their Qwen3 backbone always uses Qwen3Config's head_dim 128, "
-                               f"rms_norm_eps 1e-6, max_position_embeddings 32768), got {got}: "
-                               f"their model would not be built with these")
+        raise _fail(
+            directory,
+            f"expected transformer/config.json {want} (the authors' "
+            f"URSATransformer3DModel drops keys outside its signature, so "
+            f"their Qwen3 backbone always uses Qwen3Config's head_dim 128, "
+            f"rms_norm_eps 1e-6, max_position_embeddings 32768), got {got}: "
+            f"their model would not be built with these",
+        )
     if c["attention_bias"] or c.get("use_sliding_window"):
-        raise _fail(directory, "expected a Qwen3 backbone without attention bias or sliding window, got "
-                               f"attention_bias={c['attention_bias']!r}, use_sliding_window={c.get('use_sliding_window')!r}")
+        raise _fail(
+            directory,
+            "expected a Qwen3 backbone without attention bias or sliding window, got "
+            f"attention_bias={c['attention_bias']!r}, use_sliding_window={c.get('use_sliding_window')!r}",
+        )
     if c["vocab_size"] != c["lm_vocab_size"] + c["lm_head_size"]:
-        raise _fail(directory, f"expected transformer/config.json vocab_size = lm_vocab_size + lm_head_size = "
-                               f"{c['lm_vocab_size']} + {c['lm_head_size']} (text ids, then the visual codes), got {c['vocab_size']}")
+        raise _fail(
+            directory,
+            f"expected transformer/config.json vocab_size = lm_vocab_size + lm_head_size = "
+            f"{c['lm_vocab_size']} + {c['lm_head_size']} (text ids, then the visual codes), got {c['vocab_size']}",
+        )
     try:
-        return URSAConfig(hidden_size=c["hidden_size"], num_layers=c["num_hidden_layers"], num_heads=c["num_attention_heads"],
-                          num_kv_heads=c["num_key_value_heads"], head_dim=c["head_dim"],
-                          intermediate_size=c["intermediate_size"], text_vocab_size=c["lm_vocab_size"],
-                          visual_vocab_size=c["lm_head_size"], rope_theta=float(c["rope_theta"]),
-                          rms_norm_eps=float(c["rms_norm_eps"]), max_position_embeddings=c["max_position_embeddings"],
-                          bov_token_id=c["bov_token_id"], text_padding="attended", head_shift=True,
-                          rope_layout="ursa_release", max_prompt_length=MAX_PROMPT_LENGTH,
-                          text_pad_id=release_pad_id(directory, raw))
+        return URSAConfig(
+            hidden_size=c["hidden_size"],
+            num_layers=c["num_hidden_layers"],
+            num_heads=c["num_attention_heads"],
+            num_kv_heads=c["num_key_value_heads"],
+            head_dim=c["head_dim"],
+            intermediate_size=c["intermediate_size"],
+            text_vocab_size=c["lm_vocab_size"],
+            visual_vocab_size=c["lm_head_size"],
+            rope_theta=float(c["rope_theta"]),
+            rms_norm_eps=float(c["rms_norm_eps"]),
+            max_position_embeddings=c["max_position_embeddings"],
+            bov_token_id=c["bov_token_id"],
+            text_padding="attended",
+            head_shift=True,
+            rope_layout="ursa_release",
+            max_prompt_length=MAX_PROMPT_LENGTH,
+            text_pad_id=release_pad_id(directory, raw),
+        )
     except (ValueError, TypeError) as err:
-        raise _fail(directory, f"expected transformer/config.json to describe a valid model, got {err}") from err
+        raise _fail(
+            directory, f"expected transformer/config.json to describe a valid model, got {err}"
+        ) from err
 
 
 def release_pad_id(directory: Path, raw: dict) -> int | None:
     """The text pad id of the layout: the tokenizer's pad token (tokenizer/tokenizer_config.json's
     pad_token looked up in tokenizer/tokenizer.json), else config.json's pad_token_id, else None."""
     try:
-        pad = json.loads((directory / "tokenizer" / "tokenizer_config.json").read_text()).get("pad_token")
+        pad = json.loads((directory / "tokenizer" / "tokenizer_config.json").read_text()).get(
+            "pad_token"
+        )
         pad = pad.get("content") if isinstance(pad, dict) else pad
-        added = json.loads((directory / "tokenizer" / "tokenizer.json").read_text()).get("added_tokens", [])
+        added = json.loads((directory / "tokenizer" / "tokenizer.json").read_text()).get(
+            "added_tokens", []
+        )
         ids = [t["id"] for t in added if t.get("content") == pad]
-        vocab = json.loads((directory / "tokenizer" / "tokenizer.json").read_text()).get("model", {}).get("vocab", {})
+        vocab = (
+            json.loads((directory / "tokenizer" / "tokenizer.json").read_text())
+            .get("model", {})
+            .get("vocab", {})
+        )
         found = ids[0] if ids else vocab.get(pad) if isinstance(vocab, dict) else None
         if isinstance(found, int):
             return found
@@ -166,19 +236,22 @@ def release_pad_id(directory: Path, raw: dict) -> int | None:
 def release_to_project_key(key: str) -> str:
     """Their parameter name -> this project's: model.* -> backbone.*, lm_head.weight -> head.weight."""
     if key.startswith("model."):
-        return "backbone." + key[len("model."):]
+        return "backbone." + key[len("model.") :]
     return "head.weight" if key == "lm_head.weight" else key
 
 
 def project_to_release_key(key: str) -> str:
     """Inverse of release_to_project_key."""
     if key.startswith("backbone."):
-        return "model." + key[len("backbone."):]
+        return "model." + key[len("backbone.") :]
     return "lm_head.weight" if key == "head.weight" else key
 
 
-def load_transformer(directory: str | Path, dtype: torch.dtype = torch.float32,
-                     device: str | torch.device | None = None):
+def load_transformer(
+    directory: str | Path,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device | None = None,
+):
     """The released denoiser as a URSAModel, in `dtype` on `device`.
 
     The model is built on the meta device and each tensor is read from its safetensors file,
@@ -200,7 +273,11 @@ def load_transformer(directory: str | Path, dtype: torch.dtype = torch.float32,
         raise _fail(directory, "expected " + "; ".join(missing))
     ours = {release_to_project_key(k): k for k in files}
     problems = [f"missing {project_to_release_key(k)!r}" for k in sorted(set(expected) - set(ours))]
-    problems += [f"unexpected {k!r}" for k in sorted(set(ours.values())) if release_to_project_key(k) not in expected]
+    problems += [
+        f"unexpected {k!r}"
+        for k in sorted(set(ours.values()))
+        if release_to_project_key(k) not in expected
+    ]
     handles: dict[Path, Any] = {}  # safetensors' safe_open handles
     try:
         for name in sorted(set(expected) & set(ours)):
@@ -209,12 +286,21 @@ def load_transformer(directory: str | Path, dtype: torch.dtype = torch.float32,
                 handles[file] = safe_open(str(file), framework="pt", device="cpu")
             shape = tuple(handles[file].get_slice(ours[name]).get_shape())
             if shape != expected[name]:
-                problems.append(f"{ours[name]!r} has shape {shape}, the config implies {expected[name]}")
+                problems.append(
+                    f"{ours[name]!r} has shape {shape}, the config implies {expected[name]}"
+                )
         if problems:
-            raise _fail(directory, f"expected transformer weights matching transformer/config.json, got "
-                                   f"{len(problems)} problems: " + "; ".join(problems[:8]) + (" ..." if len(problems) > 8 else ""))
-        state = {name: handles[files[ours[name]]].get_tensor(ours[name]).to(device=device, dtype=dtype)
-                 for name in expected}
+            raise _fail(
+                directory,
+                f"expected transformer weights matching transformer/config.json, got "
+                f"{len(problems)} problems: "
+                + "; ".join(problems[:8])
+                + (" ..." if len(problems) > 8 else ""),
+            )
+        state = {
+            name: handles[files[ours[name]]].get_tensor(ours[name]).to(device=device, dtype=dtype)
+            for name in expected
+        }
     finally:
         handles.clear()
     model.load_state_dict(state, assign=True)
@@ -237,11 +323,21 @@ class ReleaseScheduler:
         return "mixture" if self.alpha is None else "metric"
 
 
-def _number(directory: Path, raw: dict, key: str, default: float | None, allow_none: bool = False) -> float:
+def _number(
+    directory: Path, raw: dict, key: str, default: float | None, allow_none: bool = False
+) -> float:
     value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise _fail(directory, f"expected scheduler/scheduler_config.json {key!r} a finite number > 0"
-                               f"{' or null' if allow_none else ''}, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise _fail(
+            directory,
+            f"expected scheduler/scheduler_config.json {key!r} a finite number > 0"
+            f"{' or null' if allow_none else ''}, got {value!r}",
+        )
     return float(value)
 
 
@@ -254,12 +350,16 @@ def _scheduler_config(directory: Path) -> dict:
     try:
         raw = read_json_object(directory / "scheduler" / "scheduler_config.json")
     except ValueError as err:
-        raise _fail(directory, f"expected scheduler/scheduler_config.json to be a JSON object "
-                               f"({err})") from None
+        raise _fail(
+            directory, f"expected scheduler/scheduler_config.json to be a JSON object ({err})"
+        ) from None
     name = raw.get("_class_name", SCHEDULER_CLASSES[0])
     if name not in SCHEDULER_CLASSES:
-        raise _fail(directory, f"expected scheduler/scheduler_config.json '_class_name' in "
-                               f"{list(SCHEDULER_CLASSES)}, got {name!r}")
+        raise _fail(
+            directory,
+            f"expected scheduler/scheduler_config.json '_class_name' in "
+            f"{list(SCHEDULER_CLASSES)}, got {name!r}",
+        )
     return raw
 
 
@@ -280,24 +380,42 @@ def load_scheduler(directory: str | Path, trust_pickle: bool = False) -> Release
     directory = check_release(directory, ("scheduler",))
     raw = _scheduler_config(directory)
     alpha = _number_or_none(directory, raw, "alpha")
-    c = _number_or_none(directory, raw, "c") if alpha is None else _number(directory, raw, "c", None)
+    c = (
+        _number_or_none(directory, raw, "c")
+        if alpha is None
+        else _number(directory, raw, "c", None)
+    )
     shift, eps = _number(directory, raw, "shift", 1.0), _number(directory, raw, "eps", 1e-5)
     file = directory / "scheduler" / "scheduler_model.pth"
     try:
         state = torch.load(file, map_location="cpu", weights_only=not trust_pickle)
     except Exception as err:  # UnpicklingError, or a corrupt / truncated archive
-        raise _fail(directory, f"expected scheduler/scheduler_model.pth to be a torch file of tensors (read with "
-                               f"weights_only=True; pass trust_pickle=True only for a file you trust), got "
-                               f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from err
+        raise _fail(
+            directory,
+            f"expected scheduler/scheduler_model.pth to be a torch file of tensors (read with "
+            f"weights_only=True; pass trust_pickle=True only for a file you trust), got "
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+        ) from err
     emb = state.get("path.emb") if isinstance(state, dict) else None
     if not isinstance(emb, torch.Tensor) or emb.dim() != 2 or not emb.is_floating_point():
-        got = f"{emb.dtype} {tuple(emb.shape)}" if isinstance(emb, torch.Tensor) else type(emb).__name__
-        raise _fail(directory, f"expected scheduler/scheduler_model.pth entry 'path.emb' a float (K, D) codebook, got {got}")
+        got = (
+            f"{emb.dtype} {tuple(emb.shape)}"
+            if isinstance(emb, torch.Tensor)
+            else type(emb).__name__
+        )
+        raise _fail(
+            directory,
+            f"expected scheduler/scheduler_model.pth entry 'path.emb' a float (K, D) codebook, got {got}",
+        )
     return ReleaseScheduler(c=c, alpha=alpha, shift=shift, eps=eps, codebook=emb.float())
 
 
-def build_release_path(directory: str | Path, chunk_size: int = 4096, trust_pickle: bool = False,
-                       zero_rows: Literal["origin", "equidistant"] = "origin"):
+def build_release_path(
+    directory: str | Path,
+    chunk_size: int = 4096,
+    trust_pickle: bool = False,
+    zero_rows: Literal["origin", "equidistant"] = "origin",
+):
     """The release's probability path as a ursa.paths ProbPath: MetricPath(codebook, c, alpha),
     or MixturePath(K) when alpha is null (KineticOptimalScheduler.load_pretrained).
 
@@ -315,8 +433,10 @@ def build_release_path(directory: str | Path, chunk_size: int = 4096, trust_pick
 
 
 # ---- text ----------------------------------------------------------------------------------
-VBENCH_NEGATIVE_PROMPT = ("worst quality, low quality, inconsistent motion, static, still, blurry, jittery, "
-                          "distorted, ugly")  # evaluations/vbench/sample.py
+VBENCH_NEGATIVE_PROMPT = (
+    "worst quality, low quality, inconsistent motion, static, still, blurry, jittery, "
+    "distorted, ugly"
+)  # evaluations/vbench/sample.py
 
 
 def motion_prefix(score: float) -> str:
@@ -334,30 +454,57 @@ class ReleaseTextTokenizer:
     `uncond(batch)` is the negative prompt the same way (default "", as the pipeline's).
     """
 
-    def __init__(self, path: str | Path, max_length: int = MAX_PROMPT_LENGTH, prefix: str = "",
-                 negative_prompt: str = "") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        max_length: int = MAX_PROMPT_LENGTH,
+        prefix: str = "",
+        negative_prompt: str = "",
+    ) -> None:
         from transformers import AutoTokenizer
 
         path = Path(path)
-        missing = [f for f in ("tokenizer_config.json", "tokenizer.json") if not (path / f).is_file()]
+        missing = [
+            f for f in ("tokenizer_config.json", "tokenizer.json") if not (path / f).is_file()
+        ]
         if missing:
-            raise ValueError(f"release tokenizer {str(path)!r}: expected the Qwen3 tokenizer files, got missing {missing}")
+            raise ValueError(
+                f"release tokenizer {str(path)!r}: expected the Qwen3 tokenizer files, got missing {missing}"
+            )
         if not isinstance(max_length, int) or max_length < 1:
-            raise ValueError(f"release tokenizer max_length: expected a positive int, got {max_length!r}")
+            raise ValueError(
+                f"release tokenizer max_length: expected a positive int, got {max_length!r}"
+            )
         self._tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         if self._tok.pad_token_id is None:
-            raise ValueError(f"release tokenizer {str(path)!r}: expected a pad token in tokenizer_config.json, got none")
+            raise ValueError(
+                f"release tokenizer {str(path)!r}: expected a pad token in tokenizer_config.json, got none"
+            )
         self.vocab_size, self.pad_id = len(self._tok), int(self._tok.pad_token_id)
         self.path = path
         self.max_length, self.prefix, self.negative_prompt = max_length, prefix, negative_prompt
 
-    def __call__(self, captions: list[str], max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        enc = self._tok([self.prefix + c for c in captions], padding="max_length", padding_side="left",
-                        truncation=True, max_length=max_length or self.max_length, return_tensors="pt")
+    def __call__(
+        self, captions: list[str], max_length: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = self._tok(
+            [self.prefix + c for c in captions],
+            padding="max_length",
+            padding_side="left",
+            truncation=True,
+            max_length=max_length or self.max_length,
+            return_tensors="pt",
+        )
         return enc.input_ids.long(), enc.attention_mask.bool()
 
     def uncond(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The negative prompt, no prefix (the pipeline tokenises it as given): (B, max_length) twice."""
-        enc = self._tok([self.negative_prompt] * batch, padding="max_length", padding_side="left",
-                        truncation=True, max_length=self.max_length, return_tensors="pt")
+        enc = self._tok(
+            [self.negative_prompt] * batch,
+            padding="max_length",
+            padding_side="left",
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
         return enc.input_ids.long(), enc.attention_mask.bool()

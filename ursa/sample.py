@@ -37,7 +37,9 @@ class SamplerConfig(BaseModel):
 
     steps: int = Field(25, ge=1)  # Euler steps N
     shift: float = Field(1.0, gt=0)  # timestep shift lambda of the sampling grid
-    shift_rule: ShiftRule = "fixed"  # "resolution": lambda from the clip's token count, as in training
+    shift_rule: ShiftRule = (
+        "fixed"  # "resolution": lambda from the clip's token count, as in training
+    )
     cfg_scale: float = Field(1.0, ge=0)  # classifier-free guidance scale s (<= 1: no guidance)
     cfg_trunc: float = Field(0.9, ge=0, le=1)  # guidance only while t < cfg_trunc
     # s < 1 moves the prediction towards the unconditional one; the authors guide only when s > 1
@@ -49,7 +51,9 @@ class SamplerConfig(BaseModel):
     # the transformer's dtype while sampling (`for_precision`); guidance, softmax and the path step
     # run in float32, except "release": all in float16 as the authors' pipeline (their bug 4)
     precision: Literal["float32", "bfloat16", "release"] = "float32"
-    argmax_last: bool = False  # the last step takes the argmax of the prediction instead of a sample
+    argmax_last: bool = (
+        False  # the last step takes the argmax of the prediction instead of a sample
+    )
     # the authors' bug 2 (docs/release.md), for like-for-like comparison with their published numbers: condition
     # frames are set once at the start, then jump like any token (their I2V / V2V frames drift); False holds them
     compat_condition_drift: bool = False
@@ -60,10 +64,12 @@ class SamplerConfig(BaseModel):
     @model_validator(mode="after")
     def _guidance_below_one(self) -> SamplerConfig:
         if self.cfg_scale < 1 and not self.cfg_below_one:
-            raise ValueError(f"cfg_scale {self.cfg_scale:g} < 1 guides towards the unconditional "
-                             f"prediction, which the authors' pipeline never does (it guides only "
-                             f"when the scale is > 1 and samples unguided otherwise): set "
-                             f"cfg_scale 1 for no guidance, or cfg_below_one true to mean it")
+            raise ValueError(
+                f"cfg_scale {self.cfg_scale:g} < 1 guides towards the unconditional "
+                f"prediction, which the authors' pipeline never does (it guides only "
+                f"when the scale is > 1 and samples unguided otherwise): set "
+                f"cfg_scale 1 for no guidance, or cfg_below_one true to mean it"
+            )
         return self
 
     @property
@@ -79,20 +85,30 @@ class SamplerConfig(BaseModel):
     def time_grid(self, num_tokens: int = 1) -> Tensor:
         """float64 (steps + 1,) times t_k = shift_time(k / N): 0 = t_0 < ... < t_N = 1
         (`num_tokens` matters only under the "resolution" shift rule)."""
-        return shift_time(torch.arange(self.steps + 1, dtype=torch.float64) / self.steps, self.shift_for(num_tokens))
+        return shift_time(
+            torch.arange(self.steps + 1, dtype=torch.float64) / self.steps,
+            self.shift_for(num_tokens),
+        )
 
 
 def _pad_to(ids: Tensor, mask: Tensor, length: int) -> tuple[Tensor, Tensor]:
     """Right-pad text (B, L) to `length` with id 0 and mask False (padding is never attended)."""
     pad = length - ids.shape[1]
-    return torch.nn.functional.pad(ids, (0, pad)), torch.nn.functional.pad(mask, (0, pad), value=False)
+    return torch.nn.functional.pad(ids, (0, pad)), torch.nn.functional.pad(
+        mask, (0, pad), value=False
+    )
 
 
-def guided_inputs(text_ids: Tensor, text_mask: Tensor, uncond_ids: Tensor, uncond_mask: Tensor) -> tuple[Tensor, Tensor | None]:
+def guided_inputs(
+    text_ids: Tensor, text_mask: Tensor, uncond_ids: Tensor, uncond_mask: Tensor
+) -> tuple[Tensor, Tensor | None]:
     """The text of the batched guided forward: ids long (2B, L') = [cond; uncond], both right-padded
     to the longer length L', and their mask bool (2B, L') (None when every token is real)."""
     length = max(text_ids.shape[1], uncond_ids.shape[1])
-    (text, mask), (u_ids, u_mask) = _pad_to(text_ids, text_mask, length), _pad_to(uncond_ids, uncond_mask, length)
+    (text, mask), (u_ids, u_mask) = (
+        _pad_to(text_ids, text_mask, length),
+        _pad_to(uncond_ids, uncond_mask, length),
+    )
     return torch.cat([text, u_ids]), _mask_or_none(torch.cat([mask, u_mask]))
 
 
@@ -102,8 +118,12 @@ def _mask_or_none(mask: Tensor) -> Tensor | None:
     return None if bool(mask.all()) else mask
 
 
-def categorical(logits: Tensor, generator: torch.Generator | None = None, chunk_size: int = 4096,
-                dtype: torch.dtype = torch.float32) -> Tensor:
+def categorical(
+    logits: Tensor,
+    generator: torch.Generator | None = None,
+    chunk_size: int = 4096,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
     """One draw per row of softmax(logits (..., K)) -> long (...), by inverse CDF; softmax and
     CDF in `dtype` (float16: the authors' release sampling).
 
@@ -116,7 +136,9 @@ def categorical(logits: Tensor, generator: torch.Generator | None = None, chunk_
     out = []
     for rows, u_rows in zip(flat.split(chunk_size), u.split(chunk_size)):
         cdf = torch.softmax(rows.to(dtype), dim=-1).cumsum_(-1)
-        out.append(torch.searchsorted(cdf, u_rows * cdf[:, -1:], right=True).clamp_max_(flat.shape[-1] - 1))
+        out.append(
+            torch.searchsorted(cdf, u_rows * cdf[:, -1:], right=True).clamp_max_(flat.shape[-1] - 1)
+        )
     return torch.cat(out).view(logits.shape[:-1])
 
 
@@ -137,12 +159,20 @@ def for_precision(model: nn.Module, path: ProbPath, precision: str) -> tuple[nn.
 class EulerSampler:
     """Sample visual ids (B, T, h, w) from `model` along `path` with `config`."""
 
-    def __init__(self, model: nn.Module, path: ProbPath, config: SamplerConfig | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, path: ProbPath, config: SamplerConfig | None = None
+    ) -> None:
         self.model = model
         self.path = path
         self.config = config or SamplerConfig()
 
-    def _logits(self, text: Tensor, mask: Tensor | None, x: Tensor, guided: tuple[Tensor, Tensor | None] | None) -> Tensor:
+    def _logits(
+        self,
+        text: Tensor,
+        mask: Tensor | None,
+        x: Tensor,
+        guided: tuple[Tensor, Tensor | None] | None,
+    ) -> Tensor:
         """Guided logits float32 (B, T, h, w, K), float16 under precision "release". guided: the
         (cond ; uncond) text ids (2B, L') and mask, so both branches share one batched forward;
         None: the conditional branch alone."""
@@ -190,37 +220,53 @@ class EulerSampler:
         batch, device = text_ids.shape[0], text_ids.device
         check_tensor("text_mask", text_mask, torch.bool, tuple(text_ids.shape))
         if len(latent_shape) != 3 or not all(isinstance(n, int) and n >= 1 for n in latent_shape):
-            raise ValueError(f"latent_shape: expected three positive ints (T, h, w), got {latent_shape!r}")
+            raise ValueError(
+                f"latent_shape: expected three positive ints (T, h, w), got {latent_shape!r}"
+            )
         shape = (batch, *latent_shape)
         use_cfg = cfg.guided
         guided = None  # the batched (cond; uncond) text of the guided forward
         if use_cfg:
             if uncond_ids is None or uncond_mask is None:
-                raise ValueError(f"uncond_ids: expected negative-prompt ids and mask when "
-                                 f"cfg_scale={cfg.cfg_scale} guides, got None")
+                raise ValueError(
+                    f"uncond_ids: expected negative-prompt ids and mask when "
+                    f"cfg_scale={cfg.cfg_scale} guides, got None"
+                )
             check_tensor("uncond_ids", uncond_ids, torch.long, ("B", "L"))
             if uncond_ids.shape[0] not in (1, batch):
-                raise ValueError(f"uncond_ids: expected batch 1 or {batch}, got shape {tuple(uncond_ids.shape)}")
+                raise ValueError(
+                    f"uncond_ids: expected batch 1 or {batch}, got shape {tuple(uncond_ids.shape)}"
+                )
             check_tensor("uncond_mask", uncond_mask, torch.bool, tuple(uncond_ids.shape))
-            guided = guided_inputs(text_ids, text_mask, uncond_ids.expand(batch, -1).to(device),
-                                   uncond_mask.expand(batch, -1).to(device))
+            guided = guided_inputs(
+                text_ids,
+                text_mask,
+                uncond_ids.expand(batch, -1).to(device),
+                uncond_mask.expand(batch, -1).to(device),
+            )
         if (condition_ids is None) != (condition_frames is None):
-            raise ValueError("condition_frames: expected condition_ids and condition_frames both given or both None, "
-                             f"got {describe(condition_ids)} and {describe(condition_frames)}")
+            raise ValueError(
+                "condition_frames: expected condition_ids and condition_frames both given or both None, "
+                f"got {describe(condition_ids)} and {describe(condition_frames)}"
+            )
         held: tuple[Tensor, Tensor] | None = None  # (frames given (B, T, h, w) bool, their ids)
         if condition_ids is not None and condition_frames is not None:  # both or neither (above)
             check_tensor("condition_ids", condition_ids, torch.long, shape)
             check_tensor("condition_frames", condition_frames, torch.bool, shape[:2])
             if int(condition_ids.min()) < 0 or int(condition_ids.max()) >= self.path.vocab_size:
-                raise ValueError(f"condition_ids: expected ids in [0, {self.path.vocab_size}), got values in "
-                                 f"[{int(condition_ids.min())}, {int(condition_ids.max())}]")
+                raise ValueError(
+                    f"condition_ids: expected ids in [0, {self.path.vocab_size}), got values in "
+                    f"[{int(condition_ids.min())}, {int(condition_ids.max())}]"
+                )
             condition_ids = condition_ids.to(device)
             if cfg.cond_noise_scale > 0:  # their add_noise(cond, 1 - s): drawn once, then held
                 t = 1.0 - cfg.cond_noise_scale
                 condition_ids = self.path.sample(condition_ids, t, generator=generator)
             held = (condition_frames[:, :, None, None].expand(shape).to(device), condition_ids)
 
-        check_ids = getattr(self.model, "check_ids", None)  # URSAModel checks id ranges once here, not every step
+        check_ids = getattr(
+            self.model, "check_ids", None
+        )  # URSAModel checks id ranges once here, not every step
         if check_ids is not None:
             check_ids(text_ids, condition_ids)
             if guided is not None:
@@ -244,7 +290,9 @@ class EulerSampler:
             x = hold(x)
             z = self._logits(text_ids, mask, x, guided if use_cfg and t < cfg.cfg_trunc else None)
             if z.shape != (*shape, K):
-                raise ValueError(f"model: expected logits of shape {(*shape, K)}, got {tuple(z.shape)}")
+                raise ValueError(
+                    f"model: expected logits of shape {(*shape, K)}, got {tuple(z.shape)}"
+                )
             last = k == cfg.steps - 1
             if last and cfg.argmax_last:
                 x1_hat = z.argmax(-1)
@@ -258,59 +306,112 @@ class EulerSampler:
 # ---- tasks ---------------------------------------------------------------------------------
 
 
-def _given(sampler: EulerSampler, text_ids: Tensor, text_mask: Tensor, num_frames: int,
-           frames: dict[int, Tensor], **kwargs) -> Tensor:
+def _given(
+    sampler: EulerSampler,
+    text_ids: Tensor,
+    text_mask: Tensor,
+    num_frames: int,
+    frames: dict[int, Tensor],
+    **kwargs,
+) -> Tensor:
     """Sample (B, num_frames, h, w) with frames[i] (long (B, h, w)) given at latent index i."""
     first = next(iter(frames.values()))
     check_tensor("frames", first, torch.long, (text_ids.shape[0], "h", "w"))
     batch, h, w = first.shape
     if not all(0 <= i < num_frames for i in frames):
-        raise ValueError(f"num_frames: expected > every given frame index {sorted(frames)}, got {num_frames}")
+        raise ValueError(
+            f"num_frames: expected > every given frame index {sorted(frames)}, got {num_frames}"
+        )
     ids = torch.zeros(batch, num_frames, h, w, dtype=torch.long, device=first.device)
     given = torch.zeros(batch, num_frames, dtype=torch.bool, device=first.device)
     for i, frame in frames.items():
         check_tensor(f"frames[{i}]", frame, torch.long, (batch, h, w))
         ids[:, i], given[:, i] = frame, True
-    return sampler.sample(text_ids, text_mask, (num_frames, h, w), condition_ids=ids, condition_frames=given, **kwargs)
+    return sampler.sample(
+        text_ids, text_mask, (num_frames, h, w), condition_ids=ids, condition_frames=given, **kwargs
+    )
 
 
-def text_to_image(sampler: EulerSampler, text_ids: Tensor, text_mask: Tensor, latent_hw: tuple[int, int],
-                  **kwargs) -> Tensor:
+def text_to_image(
+    sampler: EulerSampler, text_ids: Tensor, text_mask: Tensor, latent_hw: tuple[int, int], **kwargs
+) -> Tensor:
     """One latent frame from text: ids long (B, 1, h, w). kwargs go to EulerSampler.sample."""
     return sampler.sample(text_ids, text_mask, (1, *latent_hw), **kwargs)
 
 
-def text_to_video(sampler: EulerSampler, text_ids: Tensor, text_mask: Tensor, latent_shape: tuple[int, int, int],
-                  **kwargs) -> Tensor:
+def text_to_video(
+    sampler: EulerSampler,
+    text_ids: Tensor,
+    text_mask: Tensor,
+    latent_shape: tuple[int, int, int],
+    **kwargs,
+) -> Tensor:
     """All T latent frames from noise: ids long (B, T, h, w)."""
     return sampler.sample(text_ids, text_mask, latent_shape, **kwargs)
 
 
-def image_to_video(sampler: EulerSampler, text_ids: Tensor, text_mask: Tensor, first_frame: Tensor,
-                   num_frames: int, **kwargs) -> Tensor:
+def image_to_video(
+    sampler: EulerSampler,
+    text_ids: Tensor,
+    text_mask: Tensor,
+    first_frame: Tensor,
+    num_frames: int,
+    **kwargs,
+) -> Tensor:
     """first_frame long (B, h, w) given as latent frame 0 -> ids long (B, num_frames, h, w)."""
     return _given(sampler, text_ids, text_mask, num_frames, {0: first_frame}, **kwargs)
 
 
-def interpolate(sampler: EulerSampler, text_ids: Tensor, text_mask: Tensor, first_frame: Tensor,
-                last_frame: Tensor, num_frames: int, **kwargs) -> Tensor:
+def interpolate(
+    sampler: EulerSampler,
+    text_ids: Tensor,
+    text_mask: Tensor,
+    first_frame: Tensor,
+    last_frame: Tensor,
+    num_frames: int,
+    **kwargs,
+) -> Tensor:
     """First and last latent frames (B, h, w) given -> ids long (B, num_frames, h, w), num_frames >= 2."""
     if num_frames < 2:
         raise ValueError(f"num_frames: expected >= 2 for interpolation, got {num_frames}")
-    return _given(sampler, text_ids, text_mask, num_frames, {0: first_frame, num_frames - 1: last_frame}, **kwargs)
+    return _given(
+        sampler,
+        text_ids,
+        text_mask,
+        num_frames,
+        {0: first_frame, num_frames - 1: last_frame},
+        **kwargs,
+    )
 
 
-def extrapolate(sampler: EulerSampler, text_ids: Tensor, text_mask: Tensor, context: Tensor,
-                num_frames: int, **kwargs) -> Tensor:
+def extrapolate(
+    sampler: EulerSampler,
+    text_ids: Tensor,
+    text_mask: Tensor,
+    context: Tensor,
+    num_frames: int,
+    **kwargs,
+) -> Tensor:
     """context long (B, k, h, w) given as the first k latent frames -> ids long (B, num_frames, h, w)."""
     check_tensor("context", context, torch.long, (text_ids.shape[0], "k", "h", "w"))
     if not 1 <= context.shape[1] < num_frames:
-        raise ValueError(f"context: expected 1 <= k < num_frames={num_frames} frames, got k={context.shape[1]}")
-    return _given(sampler, text_ids, text_mask, num_frames, dict(enumerate(context.unbind(1))), **kwargs)
+        raise ValueError(
+            f"context: expected 1 <= k < num_frames={num_frames} frames, got k={context.shape[1]}"
+        )
+    return _given(
+        sampler, text_ids, text_mask, num_frames, dict(enumerate(context.unbind(1))), **kwargs
+    )
 
 
-def long_video(sampler: EulerSampler, text_ids: Tensor, text_mask: Tensor, latent_shape: tuple[int, int, int],
-               num_windows: int, context_frames: int, **kwargs) -> Tensor:
+def long_video(
+    sampler: EulerSampler,
+    text_ids: Tensor,
+    text_mask: Tensor,
+    latent_shape: tuple[int, int, int],
+    num_windows: int,
+    context_frames: int,
+    **kwargs,
+) -> Tensor:
     """Sliding windows of T latent frames; window n > 0 is conditioned on the last `context_frames`
     frames of window n - 1 and adds T - context_frames new ones.
 
@@ -320,7 +421,9 @@ def long_video(sampler: EulerSampler, text_ids: Tensor, text_mask: Tensor, laten
     if not isinstance(num_windows, int) or num_windows < 1:
         raise ValueError(f"num_windows: expected an integer >= 1, got {num_windows!r}")
     if not isinstance(context_frames, int) or not 1 <= context_frames < T:
-        raise ValueError(f"context_frames: expected an integer in [1, T={T}), got {context_frames!r}")
+        raise ValueError(
+            f"context_frames: expected an integer in [1, T={T}), got {context_frames!r}"
+        )
     window = text_to_video(sampler, text_ids, text_mask, latent_shape, **kwargs)
     pieces = [window]
     for _ in range(num_windows - 1):

@@ -19,7 +19,12 @@ Time = TypeVar("Time", float, torch.Tensor)  # shift_time keeps a float a float,
 
 
 def _check_positive(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0 or not math.isfinite(value):
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not value > 0
+        or not math.isfinite(value)
+    ):
         raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
 
 
@@ -72,8 +77,14 @@ def shift_for_tokens(
     """
     if not isinstance(num_tokens, int) or isinstance(num_tokens, bool) or num_tokens < 1:
         raise ValueError(f"num_tokens: expected an int >= 1, got {num_tokens!r}")
-    if not (isinstance(base_tokens, int) and isinstance(max_tokens, int) and 1 <= base_tokens < max_tokens):
-        raise ValueError(f"base_tokens, max_tokens: expected ints with 1 <= base < max, got {base_tokens}, {max_tokens}")
+    if not (
+        isinstance(base_tokens, int)
+        and isinstance(max_tokens, int)
+        and 1 <= base_tokens < max_tokens
+    ):
+        raise ValueError(
+            f"base_tokens, max_tokens: expected ints with 1 <= base < max, got {base_tokens}, {max_tokens}"
+        )
     _check_positive("base_shift", base_shift)
     _check_positive("max_shift", max_shift)
     frac = min(max((num_tokens - base_tokens) / (max_tokens - base_tokens), 0.0), 1.0)
@@ -122,7 +133,9 @@ def frame_timesteps(
         raise ValueError(f"mode: expected 'async' or 'sync', got {mode!r}")
     probs = (p_first, p_first_last, p_first_k)
     if any(not 0 <= p <= 1 for p in probs) or sum(probs) > 1 + 1e-9:
-        raise ValueError(f"p_first, p_first_last, p_first_k: expected values in [0, 1] summing to <= 1, got {probs}")
+        raise ValueError(
+            f"p_first, p_first_last, p_first_k: expected values in [0, 1] summing to <= 1, got {probs}"
+        )
     u = torch.rand(batch, num_frames if mode == "async" else 1, generator=generator)
     t = shift_time(0.999 * u, shift).expand(batch, num_frames).clone()
     pick = torch.rand(batch, generator=generator)

@@ -38,14 +38,21 @@ def pack_rows(text_ids: Tensor, text_mask: Tensor, visual_ids: Tensor) -> np.nda
     """(N, L) ids, (N, L) mask, (N, T, h, w) ids -> int32 (N, 2L + T*h*w) shard rows."""
     n = visual_ids.shape[0]
     if visual_ids.numel() and int(visual_ids.max()) > np.iinfo(DTYPE).max:
-        raise ValueError(f"visual_ids: expected ids below 2**31 for int32 shards, got {int(visual_ids.max())}")
-    grid = int(np.prod(visual_ids.shape[1:]))  # explicit widths: an empty shard (n = 0) keeps its row width
-    return np.concatenate([text_ids.numpy(), text_mask.to(torch.int64).numpy(),
-                           visual_ids.reshape(n, grid).numpy()], axis=1).astype(DTYPE)
+        raise ValueError(
+            f"visual_ids: expected ids below 2**31 for int32 shards, got {int(visual_ids.max())}"
+        )
+    grid = int(
+        np.prod(visual_ids.shape[1:])
+    )  # explicit widths: an empty shard (n = 0) keeps its row width
+    return np.concatenate(
+        [text_ids.numpy(), text_mask.to(torch.int64).numpy(), visual_ids.reshape(n, grid).numpy()],
+        axis=1,
+    ).astype(DTYPE)
 
 
 def write_shard(path: Path, rows: np.ndarray) -> None:
     """Write int32 (n, D) rows to `path` atomically (unique temp name, fsync, rename)."""
+
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             np.save(f, np.ascontiguousarray(rows, dtype=DTYPE))
@@ -53,13 +60,27 @@ def write_shard(path: Path, rows: np.ndarray) -> None:
     atomic_write(path, write)
 
 
-def write_index(directory: Path, counts: list[int], text_length: int, latent_shape: tuple[int, ...],
-                id_range: tuple[int, int], **extra) -> None:
+def write_index(
+    directory: Path,
+    counts: list[int],
+    text_length: int,
+    latent_shape: tuple[int, ...],
+    id_range: tuple[int, int],
+    **extra,
+) -> None:
     """Write index.json (atomically, last: it marks the directory complete) for shards 0..len(counts)-1."""
-    atomic_write_json(Path(directory) / INDEX, {
-        "format": FORMAT, "num_clips": sum(counts), "text_length": text_length, "latent_shape": list(latent_shape),
-        "id_range": list(id_range), "shards": [{"file": shard_name(k), "count": n} for k, n in enumerate(counts)],
-        **extra})
+    atomic_write_json(
+        Path(directory) / INDEX,
+        {
+            "format": FORMAT,
+            "num_clips": sum(counts),
+            "text_length": text_length,
+            "latent_shape": list(latent_shape),
+            "id_range": list(id_range),
+            "shards": [{"file": shard_name(k), "count": n} for k, n in enumerate(counts)],
+            **extra,
+        },
+    )
 
 
 def read_shard(path: Path, width: int) -> np.ndarray | None:
@@ -86,8 +107,10 @@ class ShardDataset:
         try:
             index = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
-            raise ValueError(f"{path}: expected the index of a complete shard directory, got "
-                             f"{type(exc).__name__}: {exc}") from None
+            raise ValueError(
+                f"{path}: expected the index of a complete shard directory, got "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
         if index.get("format") != FORMAT:
             raise ValueError(f"{path}: format: expected {FORMAT!r}, got {index.get('format')!r}")
         self.index = index
@@ -97,10 +120,14 @@ class ShardDataset:
         self._width = 2 * self.text_length + int(np.prod(self._latent))
         counts = [int(s["count"]) for s in index["shards"]]
         self._files = [self.directory / s["file"] for s in index["shards"]]
-        self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)  # clip offset of each shard
+        self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(
+            np.int64
+        )  # clip offset of each shard
         if int(self._starts[-1]) != int(index["num_clips"]):
-            raise ValueError(f"{path}: num_clips {index['num_clips']} does not match the shards' counts "
-                             f"({int(self._starts[-1])})")
+            raise ValueError(
+                f"{path}: num_clips {index['num_clips']} does not match the shards' counts "
+                f"({int(self._starts[-1])})"
+            )
         self._offsets: dict[int, int] = {}  # shard -> byte offset of its first row, once checked
 
     def _offset(self, k: int) -> int:
@@ -111,16 +138,24 @@ class ShardDataset:
             try:
                 with open(path, "rb") as f:
                     fmt = np.lib.format
-                    read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}[fmt.read_magic(f)]
+                    read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}[
+                        fmt.read_magic(f)
+                    ]
                     shape, fortran, dtype = read(f)
                     offset = f.tell()
-                ok = (shape == (want, self._width) and dtype == DTYPE and not fortran
-                      and path.stat().st_size == offset + want * self._width * DTYPE().itemsize)
+                ok = (
+                    shape == (want, self._width)
+                    and dtype == DTYPE
+                    and not fortran
+                    and path.stat().st_size == offset + want * self._width * DTYPE().itemsize
+                )
             except (OSError, ValueError, KeyError):
                 ok = False
             if not ok:
-                raise ValueError(f"{path}: expected a shard of {want} rows x {self._width} int32, got a missing or "
-                                 f"damaged file (rerun `python -m harness tokenize` to rebuild it)")
+                raise ValueError(
+                    f"{path}: expected a shard of {want} rows x {self._width} int32, got a missing or "
+                    f"damaged file (rerun `python -m harness tokenize` to rebuild it)"
+                )
             self._offsets[k] = offset
         return self._offsets[k]
 
@@ -161,11 +196,15 @@ class ShardDataset:
                 for j in np.flatnonzero(shard == k).tolist():
                     buf = os.pread(fd, size, offset + (idx[j] - int(self._starts[k])) * size)
                     if len(buf) != size:
-                        raise ValueError(f"{self._files[k]}: shard shorter than its index says (rerun "
-                                         f"`python -m harness tokenize` to rebuild it)")
+                        raise ValueError(
+                            f"{self._files[k]}: shard shorter than its index says (rerun "
+                            f"`python -m harness tokenize` to rebuild it)"
+                        )
                     rows[j] = np.frombuffer(buf, dtype=DTYPE)
             finally:
                 os.close(fd)
         t = torch.from_numpy(rows).long()
         L = self.text_length
-        return TokenDataset(t[:, :L], t[:, L:2 * L].bool(), t[:, 2 * L:].reshape(len(idx), *self._latent))
+        return TokenDataset(
+            t[:, :L], t[:, L : 2 * L].bool(), t[:, 2 * L :].reshape(len(idx), *self._latent)
+        )

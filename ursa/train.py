@@ -57,8 +57,19 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ursa import distributed
-from ursa.checkpoint import (CHECKPOINT, SNAPSHOTS, Outputs, find_checkpoint, load_checkpoint, read_state,
-                             rng_state, save_checkpoint, save_weights, set_rng_state, write_losses)
+from ursa.checkpoint import (
+    CHECKPOINT,
+    SNAPSHOTS,
+    Outputs,
+    find_checkpoint,
+    load_checkpoint,
+    read_state,
+    rng_state,
+    save_checkpoint,
+    save_weights,
+    set_rng_state,
+    write_losses,
+)
 from ursa.ema import EMA
 from ursa.loss import check_kernel, head_kernel
 from ursa.parallel import full_ema, full_weights, grad_sync, micro_batch, wrap
@@ -66,6 +77,7 @@ from ursa.paths import ProbPath
 from ursa.preempt import Watch
 from ursa.schedule import ShiftRule, frame_timesteps, resolve_shift
 from ursa.tensor_checks import FLOAT, check_tensor
+
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss (or gradient) became NaN or infinite; no update used it (module docstring:
@@ -89,9 +101,13 @@ class TokenDataset:
         check_tensor("visual_ids", self.visual_ids, torch.int64, ("N", "T", "h", "w"))
         n = self.text_ids.shape[0]
         if self.text_mask.shape != self.text_ids.shape:
-            raise ValueError(f"text_mask: expected shape {tuple(self.text_ids.shape)}, got {tuple(self.text_mask.shape)}")
+            raise ValueError(
+                f"text_mask: expected shape {tuple(self.text_ids.shape)}, got {tuple(self.text_mask.shape)}"
+            )
         if self.visual_ids.shape[0] != n:
-            raise ValueError(f"visual_ids: expected {n} clips (as text_ids), got {self.visual_ids.shape[0]}")
+            raise ValueError(
+                f"visual_ids: expected {n} clips (as text_ids), got {self.visual_ids.shape[0]}"
+            )
 
     def __len__(self) -> int:
         return self.text_ids.shape[0]
@@ -101,7 +117,9 @@ class TokenDataset:
         return TokenDataset(self.text_ids[index], self.text_mask[index], self.visual_ids[index])
 
     def to(self, device: torch.device | str) -> TokenDataset:
-        return TokenDataset(self.text_ids.to(device), self.text_mask.to(device), self.visual_ids.to(device))
+        return TokenDataset(
+            self.text_ids.to(device), self.text_mask.to(device), self.visual_ids.to(device)
+        )
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -139,7 +157,9 @@ class TrainConfig(BaseModel):
     clips' token count (T * h * w); "fixed" uses `shift` as given.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_default=True, validate_assignment=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, validate_assignment=True, allow_inf_nan=False
+    )
 
     steps: int = Field(200, ge=0)  # 0: no update (an evaluation-only run of a loaded model)
     batch_size: int = Field(16, ge=1)
@@ -166,14 +186,22 @@ class TrainConfig(BaseModel):
     snapshots: list[float] = Field(default_factory=list)
     device: str = "cpu"
     bf16: bool = False
-    grad_accum: int = Field(1, ge=1)  # micro-batches per process and step: batch_size / (processes x grad_accum) clips each
-    parallel: Literal["ddp", "fsdp"] = "ddp"  # how W > 1 processes share the model (fsdp: FSDP2 fully_shard)
+    grad_accum: int = Field(
+        1, ge=1
+    )  # micro-batches per process and step: batch_size / (processes x grad_accum) clips each
+    parallel: Literal["ddp", "fsdp"] = (
+        "ddp"  # how W > 1 processes share the model (fsdp: FSDP2 fully_shard)
+    )
     # FSDP2 (parallel fsdp, several processes): parameters all-gathered and computed in bf16,
     # gradients reduced in fp32 into fp32 master weights and AdamW (MixedPrecisionPolicy)
     fsdp_bf16: bool = False
-    activation_checkpointing: bool = False  # recompute each layer's activations in backward (memory for compute)
+    activation_checkpointing: bool = (
+        False  # recompute each layer's activations in backward (memory for compute)
+    )
     compile: bool = False  # torch.compile each transformer block (regional; compiled once, shared by every block)
-    ema_decay: float = Field(0.0, ge=0, lt=1)  # > 0: keep an EMA of the weights; sampling then uses it
+    ema_decay: float = Field(
+        0.0, ge=0, lt=1
+    )  # > 0: keep an EMA of the weights; sampling then uses it
     # losses are kept on the device and read back (one host sync) every log_every steps, at every
     # checkpoint and snapshot; losses.csv still gets one row per step. None: 1 on the CPU (a read
     # costs nothing there), 10 on an accelerator
@@ -200,10 +228,14 @@ class TrainConfig(BaseModel):
     def _probabilities_sum(self) -> TrainConfig:
         bad = [f for f in self.snapshots if not 0 < f <= 1]
         if bad:
-            raise ValueError(f"snapshots: fractions of the training steps in (0, 1], got {bad[0]!r}")
+            raise ValueError(
+                f"snapshots: fractions of the training steps in (0, 1], got {bad[0]!r}"
+            )
         if self.fsdp_bf16 and self.parallel != "fsdp":
-            raise ValueError(f"fsdp_bf16: expected parallel 'fsdp' (it is FSDP2's mixed precision), got parallel "
-                             f"{self.parallel!r}; use bf16 (autocast) for one process or DDP")
+            raise ValueError(
+                f"fsdp_bf16: expected parallel 'fsdp' (it is FSDP2's mixed precision), got parallel "
+                f"{self.parallel!r}; use bf16 (autocast) for one process or DDP"
+            )
         total = self.p_first + self.p_first_last + self.p_first_k
         if total > 1.0 + 1e-9:
             raise ValueError(f"p_first + p_first_last + p_first_k must be <= 1, got {total:g}")
@@ -218,10 +250,14 @@ class TrainResult:
     steps: int
     checkpoint_dir: Path
     shift: float  # the shift lambda used (config.shift resolved by config.shift_rule)
-    ema: dict[str, Tensor] | None = None  # EMA weights (full, CPU; rank 0) when config.ema_decay > 0
+    ema: dict[str, Tensor] | None = (
+        None  # EMA weights (full, CPU; rank 0) when config.ema_decay > 0
+    )
 
 
-def token_loss_sum(model: nn.Module, batch: TokenDataset, x_t: Tensor, t: Tensor, all_real: bool | None = None) -> Tensor:
+def token_loss_sum(
+    model: nn.Module, batch: TokenDataset, x_t: Tensor, t: Tensor, all_real: bool | None = None
+) -> Tensor:
     """Sum of the cross-entropy of the x1 prediction over visual tokens of frames with t < 1.
 
     batch: B clips (visual_ids (B, T, h, w) = x1); x_t long (B, T, h, w); t float (B, T), all on
@@ -234,7 +270,9 @@ def token_loss_sum(model: nn.Module, batch: TokenDataset, x_t: Tensor, t: Tensor
     if all_real is None:
         all_real = bool(batch.text_mask.all())
     weights = (t[:, :, None, None] < 1.0).float().expand(x1.shape)
-    return model(batch.text_ids, x_t, None if all_real else batch.text_mask, targets=x1, weights=weights)
+    return model(
+        batch.text_ids, x_t, None if all_real else batch.text_mask, targets=x1, weights=weights
+    )
 
 
 def caption_groups(text_mask: Tensor) -> list[tuple[Tensor, int]] | None:
@@ -259,8 +297,14 @@ def even_groups(groups: list[tuple[Tensor, int]], count: int) -> list[tuple[Tens
     return groups
 
 
-def split_token_loss_sum(model: nn.Module, batch: TokenDataset, x_t: Tensor, t: Tensor,
-                         groups: list[tuple[Tensor, int]], host_mask: Tensor) -> Tensor:
+def split_token_loss_sum(
+    model: nn.Module,
+    batch: TokenDataset,
+    x_t: Tensor,
+    t: Tensor,
+    groups: list[tuple[Tensor, int]],
+    host_mask: Tensor,
+) -> Tensor:
     """token_loss_sum of a batch with padded captions, one model call per group of clips with the
     captions cut to n tokens (`caption_groups`: no padding left, so no attention mask and the fast
     kernels stay eligible); host_mask: the batch's text_mask on the host, read there to tell (a
@@ -269,13 +313,21 @@ def split_token_loss_sum(model: nn.Module, batch: TokenDataset, x_t: Tensor, t: 
     total = torch.zeros((), device=x_t.device)
     for index, n in groups:
         idx = index.to(x_t.device)
-        part = TokenDataset(batch.text_ids[idx, :n], batch.text_mask[idx, :n], batch.visual_ids[idx])
-        total = total + token_loss_sum(model, part, x_t[idx], t[idx], bool(host_mask[index, :n].all()))
+        part = TokenDataset(
+            batch.text_ids[idx, :n], batch.text_mask[idx, :n], batch.visual_ids[idx]
+        )
+        total = total + token_loss_sum(
+            model, part, x_t[idx], t[idx], bool(host_mask[index, :n].all())
+        )
     return total
 
 
 def training_loss(
-    model: nn.Module, path: ProbPath, batch: TokenDataset, t: Tensor, generator: torch.Generator | None = None
+    model: nn.Module,
+    path: ProbPath,
+    batch: TokenDataset,
+    t: Tensor,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Mean cross-entropy of the model's x1 prediction over visual tokens of frames with t < 1.
 
@@ -292,8 +344,14 @@ def training_loss(
 
 
 @torch.no_grad()
-def denoising_loss(model: nn.Module, path: ProbPath, data: ClipSource, times: list[float],
-                   generator: torch.Generator | None = None, batch_size: int = 64) -> list[float]:
+def denoising_loss(
+    model: nn.Module,
+    path: ProbPath,
+    data: ClipSource,
+    times: list[float],
+    generator: torch.Generator | None = None,
+    batch_size: int = 64,
+) -> list[float]:
     """Held-out cross-entropy at fixed noise levels: for each t in `times` (each < 1), every frame
     of every clip is corrupted to time t and the loss is the mean over clips and visual tokens.
     How hard a path makes each noise level, and far less noisy than sampled metrics."""
@@ -320,7 +378,9 @@ def _lr_factor(step: int, config: TrainConfig) -> float:
         return (step + 1) / config.warmup_steps
     span = max(config.steps - config.warmup_steps, 1)
     progress = min((step - config.warmup_steps) / span, 1.0)
-    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (
+        1 + math.cos(math.pi * progress)
+    )
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
@@ -330,7 +390,9 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    fused = {"fused": True} if params and params[0].device.type == "cuda" else {}  # one kernel per step on GPU
+    fused = (
+        {"fused": True} if params and params[0].device.type == "cuda" else {}
+    )  # one kernel per step on GPU
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95), **fused)
 
 
@@ -338,7 +400,9 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
 def _permutation(num_clips: int, seed: int, epoch: int) -> Tensor:
     """The order of the clips in `epoch`: long (num_clips,), built once per epoch (and kept: at
     10M clips a randperm takes longer than a GPU step). Callers must not modify it."""
-    return torch.randperm(num_clips, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return torch.randperm(
+        num_clips, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)
+    )
 
 
 def _batch_index(position: int, batch_size: int, num_clips: int, seed: int) -> Tensor:
@@ -358,10 +422,16 @@ def _with_dropped_captions(batch: TokenDataset, drop: Tensor | None) -> TokenDat
     the unconditional branch classifier-free guidance needs."""
     if drop is None:
         return batch
-    return TokenDataset(batch.text_ids, batch.text_mask & ~drop[:, None].to(batch.text_mask.device), batch.visual_ids)
+    return TokenDataset(
+        batch.text_ids,
+        batch.text_mask & ~drop[:, None].to(batch.text_mask.device),
+        batch.visual_ids,
+    )
 
 
-def _corrupt(path: ProbPath, x1: Tensor, t: Tensor, seeds: list[int], validate: bool = True) -> Tensor:
+def _corrupt(
+    path: ProbPath, x1: Tensor, t: Tensor, seeds: list[int], validate: bool = True
+) -> Tensor:
     """x_t ~ p_t(. | x1) for clips x1 long (b, T, h, w) at per-frame times t (b, T) (on x1's device);
     frames with t = 1 stay clean. Clip i's noise comes from a generator seeded seeds[i], so a clip's
     x_t does not depend on how the global batch is split over processes and micro-batches.
@@ -370,17 +440,23 @@ def _corrupt(path: ProbPath, x1: Tensor, t: Tensor, seeds: list[int], validate: 
     noisy = []
     for i, seed in enumerate(seeds):
         g = torch.Generator(device=x1.device).manual_seed(seed)
-        noisy.append(path.sample(x1[i:i + 1], t_tok[i:i + 1], generator=g, validate=validate))
+        noisy.append(path.sample(x1[i : i + 1], t_tok[i : i + 1], generator=g, validate=validate))
     return torch.where(t_tok >= 1.0, x1, torch.cat(noisy))
 
 
-def _corrupt_part(path: ProbPath, x1: Tensor, t: Tensor, noise: tuple[Tensor, ...], first: int,
-                  validate: bool = True) -> Tensor:
+def _corrupt_part(
+    path: ProbPath,
+    x1: Tensor,
+    t: Tensor,
+    noise: tuple[Tensor, ...],
+    first: int,
+    validate: bool = True,
+) -> Tensor:
     """x_t for the clips x1 long (b, T, h, w) (times t (b, T)) that sit at `first` of a global batch
     whose per-token draws are `noise` (path.draw over the whole batch): those clips come out as the
     whole batch's corruption would give them, and only they are read and corrupted."""
     per = x1[0].numel()
-    part = tuple(u[first * per:(first + x1.shape[0]) * per] for u in noise)
+    part = tuple(u[first * per : (first + x1.shape[0]) * per] for u in noise)
     t_tok = t[:, :, None, None]
     return torch.where(t_tok >= 1.0, x1, path.sample(x1, t_tok, noise=part, validate=validate))
 
@@ -391,8 +467,9 @@ def resolved_log_every(config: TrainConfig, device: torch.device) -> int:
     return config.log_every or (1 if device.type == "cpu" else 10)
 
 
-def _guarded_step(model: nn.Module, optimizer: torch.optim.Optimizer, grad_clip: float,
-                  halted: Tensor | None) -> tuple[bool, Tensor | None]:
+def _guarded_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, grad_clip: float, halted: Tensor | None
+) -> tuple[bool, Tensor | None]:
     """Clip the gradients and step the optimizer unless they are non-finite: (stepped, halted).
 
     halted None (an optimizer that is not fused): the norm is read on the host first (free on the
@@ -412,16 +489,25 @@ def _guarded_step(model: nn.Module, optimizer: torch.optim.Optimizer, grad_clip:
     return True, halted
 
 
-def _non_finite(values: list[float], first: int, stop: int, halted_since: bool) -> NonFiniteLossError:
+def _non_finite(
+    values: list[float], first: int, stop: int, halted_since: bool
+) -> NonFiniteLossError:
     """The error for losses `values` of steps first.. (one may be non-finite) when training stops
     at step `stop`; halted_since: updates were skipped on the device (not stopped on the host)."""
     bad = next((first + i for i, v in enumerate(values) if not math.isfinite(v)), None)
-    what = (f"training loss is {values[bad - first]} at step {bad}" if bad is not None
-            else f"the gradient norm is not finite at a step in {first}..{stop} (the losses are finite)")
+    what = (
+        f"training loss is {values[bad - first]} at step {bad}"
+        if bad is not None
+        else f"the gradient norm is not finite at a step in {first}..{stop} (the losses are finite)"
+    )
     if halted_since:
-        return NonFiniteLossError(f"{what}; no update used it (the fused optimizer skipped the updates from "
-                                  f"then on, read back at step {stop}), and no checkpoint was written after it")
-    return NonFiniteLossError(f"{what}; stopped before the update of step {stop} and before any checkpoint")
+        return NonFiniteLossError(
+            f"{what}; no update used it (the fused optimizer skipped the updates from "
+            f"then on, read back at step {stop}), and no checkpoint was written after it"
+        )
+    return NonFiniteLossError(
+        f"{what}; stopped before the update of step {stop} and before any checkpoint"
+    )
 
 
 def export_model(model: nn.Module, result: TrainResult, directory: str | Path) -> None:
@@ -438,9 +524,13 @@ def load_result(out_dir: str | Path) -> TrainResult:
     distributed run leave to the one that launched them): losses, steps, shift, EMA weights."""
     found = find_checkpoint(Path(out_dir))
     if found is None:
-        raise ValueError(f"{out_dir}: expected a training checkpoint ({CHECKPOINT}/state.pt), got none")
+        raise ValueError(
+            f"{out_dir}: expected a training checkpoint ({CHECKPOINT}/state.pt), got none"
+        )
     state = read_state(found)
-    return TrainResult(list(state["losses"]), state["step"], found, state["shift"], ema=state.get("ema"))
+    return TrainResult(
+        list(state["losses"]), state["step"], found, state["shift"], ema=state.get("ema")
+    )
 
 
 def _check_text_ids(batch: TokenDataset, text_vocab: int | None) -> None:
@@ -455,11 +545,14 @@ def _check_text_ids(batch: TokenDataset, text_vocab: int | None) -> None:
         return
     low, high = int(ids.min()), int(ids.max())
     if low < 0 or high >= text_vocab:
-        raise ValueError(f"data.text_ids: expected caption ids in [0, {text_vocab}) (the model's text_vocab_size), "
-                         f"got values in [{low}, {high}]; the text tokenizer that made the data does not match the model")
+        raise ValueError(
+            f"data.text_ids: expected caption ids in [0, {text_vocab}) (the model's text_vocab_size), "
+            f"got values in [{low}, {high}]; the text tokenizer that made the data does not match the model"
+        )
 
 
 # ----------------------------------------------------------------------------- one step's batch
+
 
 @dataclass(frozen=True)
 class StepPlan:
@@ -474,7 +567,9 @@ class StepPlan:
     ddp: bool
     rank: distributed.Rank
     device: torch.device
-    mine: tuple[Tensor, ...]  # this rank's clips of the global batch, one long (b,) index per micro-batch
+    mine: tuple[
+        Tensor, ...
+    ]  # this rank's clips of the global batch, one long (b,) index per micro-batch
     shape: tuple[int, int, int]  # (T, h, w) of a latent clip
     shift: float
     text_vocab: int | None
@@ -507,20 +602,36 @@ class GlobalBatch:
     seeds: Tensor | None
 
 
-def draw_global_batch(plan: StepPlan, step: int, t_gen: torch.Generator, x_gen: torch.Generator) -> GlobalBatch:
+def draw_global_batch(
+    plan: StepPlan, step: int, t_gen: torch.Generator, x_gen: torch.Generator
+) -> GlobalBatch:
     """The clips, times, caption dropout and corruption noise of `step` (timesteps, dropout and
     seeds from t_gen on the CPU, batch-wide corruption from x_gen on the device, in that order)."""
     config, (T, h, w) = plan.config, plan.shape
     index = _batch_index(step * config.batch_size, config.batch_size, len(plan.data), config.seed)
     t = frame_timesteps(
-        config.batch_size, T, mode=config.frame_schedule, shift=plan.shift, p_first=config.p_first,
-        p_first_last=config.p_first_last, p_first_k=config.p_first_k, generator=t_gen,
+        config.batch_size,
+        T,
+        mode=config.frame_schedule,
+        shift=plan.shift,
+        p_first=config.p_first,
+        p_first_last=config.p_first_last,
+        p_first_k=config.p_first_k,
+        generator=t_gen,
     )
     # drawn only when enabled, so p_uncond = 0 keeps the RNG stream
-    drop = torch.rand(config.batch_size, generator=t_gen) < config.p_uncond if config.p_uncond > 0 else None
-    count = float((t < 1.0).sum()) * h * w or 1.0  # noisy tokens in the global batch: the loss's denominator
+    drop = (
+        torch.rand(config.batch_size, generator=t_gen) < config.p_uncond
+        if config.p_uncond > 0
+        else None
+    )
+    count = (
+        float((t < 1.0).sum()) * h * w or 1.0
+    )  # noisy tokens in the global batch: the loss's denominator
     noise = seeds = None
-    if config.corruption == "batch":  # one draw for the global batch; each rank uses its clips' part
+    if (
+        config.corruption == "batch"
+    ):  # one draw for the global batch; each rank uses its clips' part
         noise = plan.path.draw(config.batch_size * T * h * w, x_gen, plan.device)
     else:
         seeds = torch.randint(0, 2**62, (config.batch_size,), generator=t_gen)
@@ -544,8 +655,9 @@ class MicroBatch:
 def micro_batch_inputs(plan: StepPlan, draws: GlobalBatch, part: Tensor) -> MicroBatch:
     """Select, check, move and corrupt the clips `part` (long (b,), positions in the global batch)."""
     config = plan.config
-    host_batch = _with_dropped_captions(plan.data.select(draws.index[part]),
-                                        None if draws.drop is None else draws.drop[part])
+    host_batch = _with_dropped_captions(
+        plan.data.select(draws.index[part]), None if draws.drop is None else draws.drop[part]
+    )
     _check_text_ids(host_batch, plan.text_vocab)
     all_real = bool(host_batch.text_mask.all())  # read on the host: no device sync in the step
     groups = None
@@ -553,24 +665,38 @@ def micro_batch_inputs(plan: StepPlan, draws: GlobalBatch, part: Tensor) -> Micr
         groups = None if all_real else caption_groups(host_batch.text_mask)
         calls = distributed.host_max(1 if groups is None else len(groups))
         if calls > 1:
-            groups = even_groups(groups or [(torch.arange(len(host_batch)), host_batch.text_ids.shape[1])], calls)
+            groups = even_groups(
+                groups or [(torch.arange(len(host_batch)), host_batch.text_ids.shape[1])], calls
+            )
     batch, tk = host_batch.to(plan.device), draws.t[part].to(plan.device)
     if config.corruption == "batch":
-        x_t = _corrupt_part(plan.path, batch.visual_ids, tk, draws.noise, int(part[0]), validate=plan.host)
+        x_t = _corrupt_part(
+            plan.path, batch.visual_ids, tk, draws.noise, int(part[0]), validate=plan.host
+        )
     else:
-        x_t = _corrupt(plan.path, batch.visual_ids, tk, draws.seeds[part].tolist(), validate=plan.host)
+        x_t = _corrupt(
+            plan.path, batch.visual_ids, tk, draws.seeds[part].tolist(), validate=plan.host
+        )
     return MicroBatch(batch, tk, x_t, all_real, groups, host_batch.text_mask)
 
 
 # ----------------------------------------------------------------------------- one step
 
+
 def forward_backward(plan: StepPlan, micro: MicroBatch, count: float) -> Tensor:
     """The micro-batch's loss (its token sum over the global batch's `count`), backpropagated;
     returns it detached (a device scalar)."""
-    with torch.autocast(plan.device.type, dtype=torch.bfloat16, enabled=plan.bf16), head_kernel(plan.config.head_kernel):
-        loss = (token_loss_sum(plan.net, micro.batch, micro.x_t, micro.t, micro.all_real) if micro.groups is None
-                else split_token_loss_sum(plan.net, micro.batch, micro.x_t, micro.t, micro.groups,
-                                          micro.host_mask)) / count
+    with (
+        torch.autocast(plan.device.type, dtype=torch.bfloat16, enabled=plan.bf16),
+        head_kernel(plan.config.head_kernel),
+    ):
+        loss = (
+            token_loss_sum(plan.net, micro.batch, micro.x_t, micro.t, micro.all_real)
+            if micro.groups is None
+            else split_token_loss_sum(
+                plan.net, micro.batch, micro.x_t, micro.t, micro.groups, micro.host_mask
+            )
+        ) / count
     # DDP and FSDP average gradients over ranks; the global loss is their sum
     (loss * plan.rank.world).backward()
     return loss.detach()
@@ -588,8 +714,16 @@ def train_step(plan: StepPlan, draws: GlobalBatch) -> Tensor:
     return step_loss
 
 
-def _update(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
-            ema: EMA | None, grad_clip: float, halted: Tensor | None, pending: list[Tensor], n: int) -> Tensor | None:
+def _update(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    ema: EMA | None,
+    grad_clip: float,
+    halted: Tensor | None,
+    pending: list[Tensor],
+    n: int,
+) -> Tensor | None:
     """The update of step n: clip and step the optimizer (_guarded_step), then the LR schedule and
     the EMA; returns the device flag of skipped updates (None off a fused optimizer). A non-finite
     gradient norm read on the host raises NonFiniteLossError, with the losses not yet read back
@@ -607,9 +741,17 @@ def _update(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch
 
 # ----------------------------------------------------------------------------- the loop
 
-def _resume(out_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: EMA | None,
-            scheduler: torch.optim.lr_scheduler.LRScheduler, t_gen: torch.Generator, x_gen: torch.Generator,
-            config: TrainConfig) -> tuple[int, list[float]]:
+
+def _resume(
+    out_dir: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    ema: EMA | None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    t_gen: torch.Generator,
+    x_gen: torch.Generator,
+    config: TrainConfig,
+) -> tuple[int, list[float]]:
     """(step, losses) of the checkpoint in out_dir, its states loaded into the run's objects (either
     format, resharded to this run's layout); (0, []) without one."""
     loaded = load_checkpoint(out_dir, model, optimizer, ema)
@@ -620,8 +762,10 @@ def _resume(out_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, e
     set_rng_state(state["rng"], t_gen, x_gen)
     step, losses = state["step"], list(state["losses"])
     if state["data_position"] != step * config.batch_size:
-        raise ValueError(f"{found}: data_position {state['data_position']} does not match step {step} "
-                         f"x batch_size {config.batch_size}")
+        raise ValueError(
+            f"{found}: data_position {state['data_position']} does not match step {step} "
+            f"x batch_size {config.batch_size}"
+        )
     return step, losses
 
 
@@ -629,8 +773,15 @@ class _Log:
     """Where the losses read back at a flush go: losses.csv and the scalars (tokens/s, lr, memory)
     through `out`, the progress bar, and on_step(step, loss) for each step."""
 
-    def __init__(self, out: Outputs, bar: tqdm, on_step: Callable[[int, float], None] | None,
-                 tokens_per_step: int, device: torch.device, step: int) -> None:
+    def __init__(
+        self,
+        out: Outputs,
+        bar: tqdm,
+        on_step: Callable[[int, float], None] | None,
+        tokens_per_step: int,
+        device: torch.device,
+        step: int,
+    ) -> None:
         self.out, self.bar, self.on_step = out, bar, on_step
         self.tokens_per_step, self.device = tokens_per_step, device
         self.clock, self.clock_step = time.perf_counter(), step
@@ -639,7 +790,10 @@ class _Log:
         """Losses `values` of steps first..step, read back at the flush of `step`."""
         self.out.losses(first, values)
         elapsed, done = time.perf_counter() - self.clock, step - self.clock_step
-        perf = {"perf/tokens_per_s": done * self.tokens_per_step / max(elapsed, 1e-9), "train/lr": lr}
+        perf = {
+            "perf/tokens_per_s": done * self.tokens_per_step / max(elapsed, 1e-9),
+            "train/lr": lr,
+        }
         if self.device.type == "cuda":
             perf["perf/max_memory_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
         self.out.scalars(step, perf)
@@ -651,16 +805,24 @@ class _Log:
                 self.on_step(first + i, v)
 
 
-def _check_train_inputs(path: ProbPath, data: ClipSource, config: TrainConfig, stop_after: int | None) -> None:
+def _check_train_inputs(
+    path: ProbPath, data: ClipSource, config: TrainConfig, stop_after: int | None
+) -> None:
     """ValueError naming the argument unless data, stop_after and the head kernel can train on `path`."""
     if not isinstance(data, ClipSource):
-        raise ValueError(f"data: expected a ClipSource (e.g. a TokenDataset), got {type(data).__name__}")
+        raise ValueError(
+            f"data: expected a ClipSource (e.g. a TokenDataset), got {type(data).__name__}"
+        )
     if stop_after is not None and stop_after < 1:
         raise ValueError(f"stop_after: expected None or an integer >= 1, got {stop_after!r}")
     low, high = data.id_range()
     if high >= path.vocab_size or low < 0:
-        raise ValueError(f"data.visual_ids: expected ids in [0, {path.vocab_size}), got range [{low}, {high}]")
-    check_kernel(config.head_kernel)  # before joining a process group: a missing package is a clean error
+        raise ValueError(
+            f"data.visual_ids: expected ids in [0, {path.vocab_size}), got range [{low}, {high}]"
+        )
+    check_kernel(
+        config.head_kernel
+    )  # before joining a process group: a missing package is a clean error
 
 
 def train(
@@ -694,7 +856,9 @@ def train(
     rank = distributed.init_from_env(config.device)
     micro = micro_batch(config, rank)
     device = torch.device(config.device)
-    if device.type == "cuda" and rank.world > 1:  # one GPU per process, whatever index the config names
+    if (
+        device.type == "cuda" and rank.world > 1
+    ):  # one GPU per process, whatever index the config names
         device = torch.device("cuda", rank.local_rank)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -717,17 +881,29 @@ def train(
     distributed.barrier()
 
     T, h, w = data.latent_shape
-    plan = StepPlan(config, path, data, model, net, ddp, rank, device,
-                    tuple(distributed.shard(torch.arange(config.batch_size), rank).split(micro)), (T, h, w),
-                    resolve_shift(config.shift, config.shift_rule, T * h * w),
-                    getattr(getattr(model, "config", None), "text_vocab_size", None))
+    plan = StepPlan(
+        config,
+        path,
+        data,
+        model,
+        net,
+        ddp,
+        rank,
+        device,
+        tuple(distributed.shard(torch.arange(config.batch_size), rank).split(micro)),
+        (T, h, w),
+        resolve_shift(config.shift, config.shift_rule, T * h * w),
+        getattr(getattr(model, "config", None), "text_vocab_size", None),
+    )
     snapshot_steps = set(config.snapshot_steps())
     log_every = resolved_log_every(config, device)
     last = config.steps if stop_after is None else min(config.steps, stop_after)
     bar = tqdm(total=config.steps, initial=step, disable=not (progress and rank.main), desc="train")
     out = Outputs(out_dir, config, rank.main)
     log = _Log(out, bar, on_step, config.batch_size * T * h * w, device, step)
-    pending: list[Tensor] = []  # per-step losses of this rank's share, on the device, not yet read back
+    pending: list[
+        Tensor
+    ] = []  # per-step losses of this rank's share, on the device, not yet read back
     # a fused optimizer skips updates on a device flag (no sync); otherwise the norm is read per step
     halted = torch.zeros((), device=device) if optimizer.defaults.get("fused") else None
 
@@ -750,17 +926,32 @@ def train(
             "world_size": rank.world,
             "shift": plan.shift,
         }
-        save_checkpoint(out_dir, config.checkpoint_format, model_cls, model, optimizer, ema, state,
-                        final=step == config.steps)
+        save_checkpoint(
+            out_dir,
+            config.checkpoint_format,
+            model_cls,
+            model,
+            optimizer,
+            ema,
+            state,
+            final=step == config.steps,
+        )
 
     try:
         with Watch() as preemption:
             while step < last:
                 pending.append(train_step(plan, draw_global_batch(plan, step, t_gen, x_gen)))
                 n = step + 1
-                stopping = preemption.agreed()  # every rank: a signal on any one checkpoints all at this step
-                flush = (n % log_every == 0 or n in snapshot_steps or n == last
-                         or n % config.checkpoint_every == 0 or stopping)
+                stopping = (
+                    preemption.agreed()
+                )  # every rank: a signal on any one checkpoints all at this step
+                flush = (
+                    n % log_every == 0
+                    or n in snapshot_steps
+                    or n == last
+                    or n % config.checkpoint_every == 0
+                    or stopping
+                )
                 values = None
                 if flush:  # one host sync for the steps since the last flush, before this update
                     values = distributed.all_reduce_sum(torch.stack(pending)).tolist()
@@ -768,7 +959,9 @@ def train(
                     skipped = halted is not None and bool(halted)  # an earlier update was skipped
                     if skipped or not all(map(math.isfinite, values)):
                         raise _non_finite(values, first, n, skipped)
-                halted = _update(model, optimizer, scheduler, ema, config.grad_clip, halted, pending, n)
+                halted = _update(
+                    model, optimizer, scheduler, ema, config.grad_clip, halted, pending, n
+                )
                 step = n
                 if values is not None:
                     losses.extend(values)
@@ -776,7 +969,9 @@ def train(
                 if step in snapshot_steps:  # before the checkpoint of this step
                     weights = weights_for_files()
                     if rank.main:
-                        save_weights(model_cls, model, weights, out_dir / SNAPSHOTS / f"step_{step}")
+                        save_weights(
+                            model_cls, model, weights, out_dir / SNAPSHOTS / f"step_{step}"
+                        )
                 if stop_after is not None and step >= stop_after and step < config.steps:
                     return TrainResult(losses, step, out_dir / CHECKPOINT, plan.shift)
                 if step % config.checkpoint_every == 0 or step == config.steps or stopping:
@@ -787,4 +982,6 @@ def train(
         bar.close()
         out.close()
     final_ema = full_ema(ema, rank.main) if ema is not None else None
-    return TrainResult(losses, step, out_dir / CHECKPOINT, plan.shift, ema=final_ema if rank.main else None)
+    return TrainResult(
+        losses, step, out_dir / CHECKPOINT, plan.shift, ema=final_ema if rank.main else None
+    )

@@ -34,16 +34,20 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--resolution", default="1-1")
     parser.add_argument("--prompt-file", default=None)
-    parser.add_argument("--info-file", default=None, help="i2v: the info JSON of the exported videos")
+    parser.add_argument(
+        "--info-file", default=None, help="i2v: the info JSON of the exported videos"
+    )
     parser.add_argument("--dimensions", nargs="+", required=True)
     args = parser.parse_args()
 
     if args.mode == "i2v":  # the info file pairs each video with its first-frame image
         from vbench2_beta_i2v import VBenchI2V
+
         bench = VBenchI2V(args.device, args.info_file, args.output)
     else:
         import vbench
         from vbench import VBench
+
         info = Path(vbench.__file__).parent / "VBench_full_info.json"
         bench = VBench(args.device, str(info), args.output)
     prompts = json.loads(Path(args.prompt_file).read_text()) if args.prompt_file else []
@@ -52,13 +56,27 @@ def main() -> int:
     for dim in args.dimensions:
         part = f"{args.name}.{dim}"
         if args.mode == "i2v":
-            bench.evaluate(videos_path=args.videos_path, name=part, dimension_list=[dim],
-                           local=True, resolution=args.resolution)
+            bench.evaluate(
+                videos_path=args.videos_path,
+                name=part,
+                dimension_list=[dim],
+                local=True,
+                resolution=args.resolution,
+            )
         else:
-            videos = _videos_only(os.path.join(args.videos_path, dim), args.output, part) \
-                if args.mode == "vbench_standard" else args.videos_path
-            bench.evaluate(videos_path=videos, name=part, dimension_list=[dim], local=True,
-                           mode=args.mode, prompt_list=prompts)
+            videos = (
+                _videos_only(os.path.join(args.videos_path, dim), args.output, part)
+                if args.mode == "vbench_standard"
+                else args.videos_path
+            )
+            bench.evaluate(
+                videos_path=videos,
+                name=part,
+                dimension_list=[dim],
+                local=True,
+                mode=args.mode,
+                prompt_list=prompts,
+            )
         merged.update(json.loads((Path(args.output) / f"{part}_eval_results.json").read_text()))
 
     final = Path(args.output) / f"{args.name}_eval_results.json"

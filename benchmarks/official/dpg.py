@@ -69,7 +69,9 @@ def load_questions(csv_path: Path | str, *, official_compat: bool = False) -> di
         rows = list(csv.DictReader(f))
     need = {"item_id", "proposition_id", "dependency", "tuple", "question_natural_language"}
     if not rows or not need <= set(rows[0]):
-        raise ValueError(f"{csv_path}: expected columns {sorted(need)}, got {sorted(rows[0]) if rows else 'no rows'}")
+        raise ValueError(
+            f"{csv_path}: expected columns {sorted(need)}, got {sorted(rows[0]) if rows else 'no rows'}"
+        )
     for row in rows[1:] if official_compat else rows:
         item = items.setdefault(row["item_id"], Item())
         qid = int(row["proposition_id"])
@@ -81,8 +83,10 @@ def load_questions(csv_path: Path | str, *, official_compat: bool = False) -> di
             for qid, parents in item.parents.items():
                 bad = [p for p in parents if p != 0 and p not in item.questions]
                 if bad:
-                    raise ValueError(f"{csv_path}: item {item_id} question {qid} depends on "
-                                     f"unknown question(s) {bad}")
+                    raise ValueError(
+                        f"{csv_path}: item {item_id} question {qid} depends on "
+                        f"unknown question(s) {bad}"
+                    )
     return items
 
 
@@ -90,8 +94,9 @@ def split_tiles(image: np.ndarray, tiles: int = 4) -> list[np.ndarray]:
     """uint8 (2H,2W,3) -> the first `tiles` of [top-left, top-right, bottom-left, bottom-right],
     each (H,W,3): rows and columns are halved apart, so non-square tiles come back as tiled."""
     if image.ndim != 3 or image.shape[0] % 2 or image.shape[1] % 2:
-        raise ValueError(f"image: expected a 2x2 grid of equal tiles (2H, 2W, 3), got shape "
-                         f"{image.shape}")
+        raise ValueError(
+            f"image: expected a 2x2 grid of equal tiles (2H, 2W, 3), got shape {image.shape}"
+        )
     h, w = image.shape[0] // 2, image.shape[1] // 2
     grid = [image[:h, :w], image[:h, w:], image[h:, :w], image[h:, w:]]
     return grid[:tiles]
@@ -106,8 +111,9 @@ def dependency_scores(answers: dict[int, bool], parents: dict[int, list[int]]) -
     return scores
 
 
-def score_image(image: np.ndarray, item: Item, vqa: VQABackend, *,
-                tiles: int = 4) -> tuple[float, list[dict[int, bool]]]:
+def score_image(
+    image: np.ndarray, item: Item, vqa: VQABackend, *, tiles: int = 4
+) -> tuple[float, list[dict[int, bool]]]:
     """uint8 (2H,2W,3) -> (image score in [0,1], raw yes/no answers per tile)."""
     tile_scores, tile_answers = [], []
     for tile in split_tiles(image, tiles):
@@ -119,9 +125,15 @@ def score_image(image: np.ndarray, item: Item, vqa: VQABackend, *,
     return sum(tile_scores) / len(tile_scores), tile_answers
 
 
-def score_folder(image_dir: Path | str, csv_path: Path | str, vqa: VQABackend, *,
-                 tiles: int = 4, official_compat: bool = False,
-                 progress: bool = True) -> DPGResult:
+def score_folder(
+    image_dir: Path | str,
+    csv_path: Path | str,
+    vqa: VQABackend,
+    *,
+    tiles: int = 4,
+    official_compat: bool = False,
+    progress: bool = True,
+) -> DPGResult:
     """Score `{image_dir}/{item_id}.png` (export_dpg layout) against the DPG-Bench CSV."""
     if tiles not in (1, 2, 3, 4):
         raise ValueError(f"tiles: expected 1..4, got {tiles}")
@@ -130,8 +142,10 @@ def score_folder(image_dir: Path | str, csv_path: Path | str, vqa: VQABackend, *
     files = sorted(p for p in image_dir.glob("*.png") if not p.name.startswith("."))
     unknown = [p.name for p in files if p.name.split(".")[0] not in items]
     if not files or unknown:
-        raise ValueError(f"{image_dir}: expected {{item_id}}.png files for DPG-Bench items, "
-                         f"got {len(files)} file(s), unknown ids {unknown[:5]}")
+        raise ValueError(
+            f"{image_dir}: expected {{item_id}}.png files for DPG-Bench items, "
+            f"got {len(files)} file(s), unknown ids {unknown[:5]}"
+        )
     per_image: dict[str, float] = {}
     categories: dict[str, list[float]] = defaultdict(list)
     skipped: list[str] = []
@@ -139,8 +153,9 @@ def score_folder(image_dir: Path | str, csv_path: Path | str, vqa: VQABackend, *
         item_id = path.name.split(".")[0]
         item = items[item_id]
         try:
-            score, answers = score_image(np.asarray(Image.open(path).convert("RGB")), item, vqa,
-                                         tiles=tiles)
+            score, answers = score_image(
+                np.asarray(Image.open(path).convert("RGB")), item, vqa, tiles=tiles
+            )
         except KeyError:  # upstream: parent dropped by the first-row bug -> image skipped
             skipped.append(item_id)
             continue
@@ -151,10 +166,13 @@ def score_folder(image_dir: Path | str, csv_path: Path | str, vqa: VQABackend, *
     l1: dict[str, list[float]] = defaultdict(list)
     for cat, values in categories.items():
         l1[cat.split("-")[0].strip()].extend(values)
-    return DPGResult(score=100.0 * float(np.mean(list(per_image.values()))),
-                     l1={k: 100.0 * float(np.mean(v)) for k, v in l1.items()},
-                     l2={k: 100.0 * float(np.mean(v)) for k, v in sorted(categories.items())},
-                     per_image=per_image, skipped=skipped)
+    return DPGResult(
+        score=100.0 * float(np.mean(list(per_image.values()))),
+        l1={k: 100.0 * float(np.mean(v)) for k, v in l1.items()},
+        l2={k: 100.0 * float(np.mean(v)) for k, v in sorted(categories.items())},
+        per_image=per_image,
+        skipped=skipped,
+    )
 
 
 def item_prompts(csv_path: Path | str) -> dict[str, str]:
@@ -170,9 +188,11 @@ VQA_BACKENDS: dict[str, type] = {}
 
 def register_vqa_backend(name: str):
     """Class decorator: make a VQA backend available to the `dpg` scorer under `name`."""
+
     def add(cls: type) -> type:
         VQA_BACKENDS[name] = cls
         return cls
+
     return add
 
 
@@ -184,15 +204,23 @@ class MPLUGBackend:
     def requirements(model_dir: Path | str) -> list[Resource]:
         """The model files and the modelscope package, each with how to obtain it."""
         model_dir = Path(model_dir)
-        how = (f"modelscope download --model {MPLUG_ID} --local_dir {model_dir}  "
-               "(needs `pip install modelscope`)")
-        needed = [Resource(model_dir / "configuration.json", how),
-                  Resource(model_dir / "pytorch_model.bin", how)]
+        how = (
+            f"modelscope download --model {MPLUG_ID} --local_dir {model_dir}  "
+            "(needs `pip install modelscope`)"
+        )
+        needed = [
+            Resource(model_dir / "configuration.json", how),
+            Resource(model_dir / "pytorch_model.bin", how),
+        ]
         try:
             import modelscope  # noqa: F401
         except ImportError:
-            needed.append(Resource(Path("<python package modelscope>"),
-                                   "pip install 'modelscope[multi-modal]' in the scoring env"))
+            needed.append(
+                Resource(
+                    Path("<python package modelscope>"),
+                    "pip install 'modelscope[multi-modal]' in the scoring env",
+                )
+            )
         return needed
 
     def __init__(self, model_dir: Path | str, device: str = "cpu"):
@@ -200,7 +228,10 @@ class MPLUGBackend:
         require("DPG-Bench mPLUG VQA", self.requirements(model_dir))
         from modelscope.pipelines import pipeline
         from modelscope.utils.constant import Tasks
-        self._pipeline = pipeline(Tasks.visual_question_answering, model=str(model_dir), device=device)
+
+        self._pipeline = pipeline(
+            Tasks.visual_question_answering, model=str(model_dir), device=device
+        )
 
     def answer(self, image: Image.Image, question: str) -> str:
         return self._pipeline({"image": image, "question": question})["text"]

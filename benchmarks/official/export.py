@@ -37,11 +37,15 @@ def _check_videos(videos: torch.Tensor, name: str = "videos") -> np.ndarray:
 def _video_name(prompt: str, index: int, suffix: str = ".mp4") -> str:
     name = f"{prompt}-{index}{suffix}"
     if "/" in prompt or "\0" in prompt or not prompt.strip():
-        raise ValueError(f"prompt {prompt!r}: expected non-empty text without '/' or NUL "
-                         "(VBench uses the prompt itself as the file name)")
+        raise ValueError(
+            f"prompt {prompt!r}: expected non-empty text without '/' or NUL "
+            "(VBench uses the prompt itself as the file name)"
+        )
     if len(name.encode()) > _MAX_NAME_BYTES:
-        raise ValueError(f"prompt {prompt[:40]!r}...: file name {len(name.encode())} bytes, "
-                         f"expected <= {_MAX_NAME_BYTES}")
+        raise ValueError(
+            f"prompt {prompt[:40]!r}...: file name {len(name.encode())} bytes, "
+            f"expected <= {_MAX_NAME_BYTES}"
+        )
     return name
 
 
@@ -54,8 +58,10 @@ def _sample_indices(prompts: list[str], n: int, per_prompt: int | None) -> list[
         bad = {p: c for p, c in counts.items() if c != per_prompt}
         if bad:
             p, c = next(iter(bad.items()))
-            raise ValueError(f"prompts: expected {per_prompt} samples per prompt, got {c} for "
-                             f"{p!r} ({len(bad)} prompt(s) wrong)")
+            raise ValueError(
+                f"prompts: expected {per_prompt} samples per prompt, got {c} for "
+                f"{p!r} ({len(bad)} prompt(s) wrong)"
+            )
     seen: Counter[str] = Counter()
     indices = []
     for p in prompts:
@@ -71,11 +77,16 @@ def write_video(frames: np.ndarray, path: Path, fps: float = 8, *, lossless: boo
     moves VBench's temporal flickering by up to 0.05 on 16x16 clips)."""
     if not lossless and (frames.shape[1] % 2 or frames.shape[2] % 2):
         raise ValueError(f"{path.name}: H and W must be even for yuv420p, got {frames.shape[1:3]}")
-    codec = dict(codec="libx264rgb", quality=None, pixelformat="rgb24", output_params=["-crf", "0"]) \
-        if lossless else dict(codec="libx264", quality=9, pixelformat="yuv420p")
+    codec = (
+        dict(codec="libx264rgb", quality=None, pixelformat="rgb24", output_params=["-crf", "0"])
+        if lossless
+        else dict(codec="libx264", quality=9, pixelformat="yuv420p")
+    )
 
     def encode(tmp: Path) -> None:
-        with imageio.get_writer(tmp, fps=fps, macro_block_size=1, format="FFMPEG", **codec) as writer:
+        with imageio.get_writer(
+            tmp, fps=fps, macro_block_size=1, format="FFMPEG", **codec
+        ) as writer:
             for frame in frames:
                 writer.append_data(frame)
 
@@ -92,11 +103,20 @@ def _write_manifest(out_dir: Path, record: dict) -> None:
 
 def video_names(prompts: list[str], per_prompt: int | None = None) -> list[str]:
     """`{prompt}-{i}.mp4` of each video, in video order (i counts the samples of one prompt)."""
-    return [_video_name(p, i) for p, i in zip(prompts, _sample_indices(prompts, len(prompts), per_prompt))]
+    return [
+        _video_name(p, i)
+        for p, i in zip(prompts, _sample_indices(prompts, len(prompts), per_prompt))
+    ]
 
 
-def _write_prompt_videos(videos: np.ndarray, prompts: list[str], out_dir: Path, fps: float,
-                         per_prompt: int | None, lossless: bool = False) -> dict[str, str]:
+def _write_prompt_videos(
+    videos: np.ndarray,
+    prompts: list[str],
+    out_dir: Path,
+    fps: float,
+    per_prompt: int | None,
+    lossless: bool = False,
+) -> dict[str, str]:
     _sample_indices(prompts, len(videos), per_prompt)  # one prompt per video
     names = video_names(prompts, per_prompt)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -106,9 +126,16 @@ def _write_prompt_videos(videos: np.ndarray, prompts: list[str], out_dir: Path, 
     return dict(zip(names, prompts))
 
 
-def export_vbench_standard(videos: torch.Tensor, prompts: list[str], out_dir: Path | str,
-                           dimension: str, *, samples_per_prompt: int = 5, fps: float = 8,
-                           lossless: bool = False) -> Path:
+def export_vbench_standard(
+    videos: torch.Tensor,
+    prompts: list[str],
+    out_dir: Path | str,
+    dimension: str,
+    *,
+    samples_per_prompt: int = 5,
+    fps: float = 8,
+    lossless: bool = False,
+) -> Path:
     """videos uint8 (N,F,H,W,3), prompts[n] = prompt of video n -> `{out}/{dimension}/{prompt}-{i}.mp4`.
 
     Each prompt must appear exactly `samples_per_prompt` times (VBench averages over 5).
@@ -117,31 +144,60 @@ def export_vbench_standard(videos: torch.Tensor, prompts: list[str], out_dir: Pa
     array = _check_videos(videos)
     folder = Path(out_dir) / dimension
     files = _write_prompt_videos(array, prompts, folder, fps, samples_per_prompt, lossless)
-    _write_manifest(folder, {"layout": "vbench_standard", "dimension": dimension, "fps": fps,
-                             "lossless": lossless,
-                             "samples_per_prompt": samples_per_prompt, "files": files})
+    _write_manifest(
+        folder,
+        {
+            "layout": "vbench_standard",
+            "dimension": dimension,
+            "fps": fps,
+            "lossless": lossless,
+            "samples_per_prompt": samples_per_prompt,
+            "files": files,
+        },
+    )
     return folder
 
 
-def export_vbench_custom(videos: torch.Tensor, prompts: list[str], out_dir: Path | str, *,
-                         fps: float = 8, lossless: bool = False) -> Path:
+def export_vbench_custom(
+    videos: torch.Tensor,
+    prompts: list[str],
+    out_dir: Path | str,
+    *,
+    fps: float = 8,
+    lossless: bool = False,
+) -> Path:
     """videos uint8 (N,F,H,W,3) -> `{out}/{prompt}-{i}.mp4` + `prompts.json` for custom_input mode."""
     array = _check_videos(videos)
     folder = Path(out_dir)
     files = _write_prompt_videos(array, prompts, folder, fps, None, lossless)
     atomic_write_json(folder / "prompts.json", files)
-    _write_manifest(folder, {"layout": "vbench_custom", "fps": fps, "lossless": lossless, "files": files})
+    _write_manifest(
+        folder, {"layout": "vbench_custom", "fps": fps, "lossless": lossless, "files": files}
+    )
     return folder
 
 
-def export_vbench_i2v(videos: torch.Tensor, prompts: list[str], out_dir: Path | str, *,
-                      samples_per_prompt: int = 5, fps: float = 8) -> Path:
+def export_vbench_i2v(
+    videos: torch.Tensor,
+    prompts: list[str],
+    out_dir: Path | str,
+    *,
+    samples_per_prompt: int = 5,
+    fps: float = 8,
+) -> Path:
     """videos uint8 (N,F,H,W,3) conditioned on the I2V suite images -> `{out}/{prompt}-{i}.mp4`."""
     array = _check_videos(videos)
     folder = Path(out_dir)
     files = _write_prompt_videos(array, prompts, folder, fps, samples_per_prompt)
-    _write_manifest(folder, {"layout": "vbench_i2v", "fps": fps,
-                             "samples_per_prompt": samples_per_prompt, "files": files})
+    _write_manifest(
+        folder,
+        {
+            "layout": "vbench_i2v",
+            "fps": fps,
+            "samples_per_prompt": samples_per_prompt,
+            "files": files,
+        },
+    )
     return folder
 
 
@@ -158,9 +214,16 @@ def i2v_clip_name(n: int, caption: str) -> str:
     return f"clip{n:05d}" + (f" {phrase}" if phrase else "")
 
 
-def export_vbench_i2v_custom(videos: torch.Tensor, first_frames: torch.Tensor, captions: list[str],
-                             out_dir: Path | str, dimensions: list[str], *, fps: float = 8,
-                             lossless: bool = False) -> Path:
+def export_vbench_i2v_custom(
+    videos: torch.Tensor,
+    first_frames: torch.Tensor,
+    captions: list[str],
+    out_dir: Path | str,
+    dimensions: list[str],
+    *,
+    fps: float = 8,
+    lossless: bool = False,
+) -> Path:
     """VBench-I2V on custom inputs: videos uint8 (N,F,H,W,3) generated from first_frames uint8
     (N,H,W,3) (the given images) -> `{out}/videos/{name}-0.mp4`, `{out}/images/{name}.png` (name:
     `i2v_clip_name`, with the caption's camera-motion phrase) and `{out}/i2v_info.json`, the info
@@ -184,11 +247,25 @@ def export_vbench_i2v_custom(videos: torch.Tensor, first_frames: torch.Tensor, c
         clip = i2v_clip_name(n, caption)
         write_video(video, folder / "videos" / f"{clip}-0.mp4", fps=fps, lossless=lossless)
         _write_png(image, folder / "images" / f"{clip}.png")
-        entries.append({"prompt_en": clip, "caption": caption, "dimension": list(dimensions),
-                        "image_name": str(folder / "images" / f"{clip}.png")})
+        entries.append(
+            {
+                "prompt_en": clip,
+                "caption": caption,
+                "dimension": list(dimensions),
+                "image_name": str(folder / "images" / f"{clip}.png"),
+            }
+        )
     atomic_write_json(folder / I2V_INFO, entries)
-    _write_manifest(folder, {"layout": "vbench_i2v_custom", "fps": fps, "lossless": lossless, "clips": len(entries),
-                             "dimensions": list(dimensions)})
+    _write_manifest(
+        folder,
+        {
+            "layout": "vbench_i2v_custom",
+            "fps": fps,
+            "lossless": lossless,
+            "clips": len(entries),
+            "dimensions": list(dimensions),
+        },
+    )
     return folder
 
 
@@ -203,8 +280,10 @@ def export_dpg(images: torch.Tensor, prompt_ids: list[str], out_dir: Path | str)
     """images uint8 (N,4,H,W,3), 4 samples of prompt prompt_ids[n] -> `{out}/{prompt_id}.png`."""
     check_tensor("images", images, torch.uint8, ("N", 4, "H", "W", 3))
     if len(prompt_ids) != len(images) or len(set(prompt_ids)) != len(prompt_ids):
-        raise ValueError(f"prompt_ids: expected {len(images)} unique ids, got {len(prompt_ids)} "
-                         f"({len(set(prompt_ids))} unique)")
+        raise ValueError(
+            f"prompt_ids: expected {len(images)} unique ids, got {len(prompt_ids)} "
+            f"({len(set(prompt_ids))} unique)"
+        )
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST).unlink(missing_ok=True)
@@ -215,17 +294,24 @@ def export_dpg(images: torch.Tensor, prompt_ids: list[str], out_dir: Path | str)
     return folder
 
 
-def export_image_folder(samples: torch.Tensor, out_dir: Path | str, *,
-                        frames: str = "all") -> Path:
+def export_image_folder(samples: torch.Tensor, out_dir: Path | str, *, frames: str = "all") -> Path:
     """uint8 images (N,H,W,3) or videos (N,F,H,W,3) -> `{out}/{index:06d}.png` for torch-fidelity.
 
     frames: for videos, "all" writes every frame, "first" only frame 0.
     """
     if frames not in ("all", "first"):
         raise ValueError(f"frames: expected 'all' or 'first', got {frames!r}")
-    if not isinstance(samples, torch.Tensor) or samples.dtype != torch.uint8 \
-            or samples.ndim not in (4, 5) or samples.shape[-1] != 3:
-        got = f"{samples.dtype} {tuple(samples.shape)}" if isinstance(samples, torch.Tensor) else type(samples).__name__
+    if (
+        not isinstance(samples, torch.Tensor)
+        or samples.dtype != torch.uint8
+        or samples.ndim not in (4, 5)
+        or samples.shape[-1] != 3
+    ):
+        got = (
+            f"{samples.dtype} {tuple(samples.shape)}"
+            if isinstance(samples, torch.Tensor)
+            else type(samples).__name__
+        )
         raise ValueError(f"samples: expected uint8 (N,H,W,3) or (N,F,H,W,3), got {got}")
     if samples.ndim == 5:
         samples = samples[:, :1] if frames == "first" else samples

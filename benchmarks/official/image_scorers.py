@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -46,14 +46,23 @@ def _model_dir(options: DPGOptions) -> Path:
 
 # ----------------------------------------------------------------------------- DPG-Bench
 
+
 class DPGOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    csv_path: str | None = Field(None, description="ELLA's dpg_bench.csv (default $URSA_DPG_CSV, else "
-                                                   ".cache/dpg_bench/dpg_bench.csv)")
-    backend: str = Field("mplug", description="registered VQA backend (benchmarks.official.dpg.VQA_BACKENDS)")
-    model_dir: str | None = Field(None, description="the backend's local weights folder (default $URSA_DPG_VQA, "
-                                                    "else .cache/dpg_bench/mplug)")
+    csv_path: str | None = Field(
+        None,
+        description="ELLA's dpg_bench.csv (default $URSA_DPG_CSV, else "
+        ".cache/dpg_bench/dpg_bench.csv)",
+    )
+    backend: str = Field(
+        "mplug", description="registered VQA backend (benchmarks.official.dpg.VQA_BACKENDS)"
+    )
+    model_dir: str | None = Field(
+        None,
+        description="the backend's local weights folder (default $URSA_DPG_VQA, "
+        "else .cache/dpg_bench/mplug)",
+    )
     device: str = Field("cpu", description="torch device of the VQA model")
 
 
@@ -75,8 +84,10 @@ class DPGBench(Scorer):
         lines = _missing_lines([Resource(_csv(options), CSV_URL)])
         backend = VQA_BACKENDS.get(options.backend)
         if backend is None:
-            return lines + [f"a registered VQA backend for dpg ({', '.join(sorted(VQA_BACKENDS))}), not "
-                            f"{options.backend!r} (benchmarks.official.dpg.register_vqa_backend adds one)"]
+            return lines + [
+                f"a registered VQA backend for dpg ({', '.join(sorted(VQA_BACKENDS))}), not "
+                f"{options.backend!r} (benchmarks.official.dpg.register_vqa_backend adds one)"
+            ]
         return lines + _missing_lines(backend.requirements(_model_dir(options)))
 
     def score(self, videos: torch.Tensor, prompts: list, task: str, seed: int) -> dict[str, float]:
@@ -91,44 +102,60 @@ class DPGBench(Scorer):
         for n, p in enumerate(prompts):
             item = getattr(p, "item_id", None) or by_text.get(p.caption.strip())
             if item is None:
-                raise ValueError(f"dpg: prompt {p.caption[:60]!r} is not a DPG-Bench prompt of "
-                                 f"{_csv(self.options)} (expected an `item_id` on the prompt or its text "
-                                 f"in the CSV's `text` column)")
+                raise ValueError(
+                    f"dpg: prompt {p.caption[:60]!r} is not a DPG-Bench prompt of "
+                    f"{_csv(self.options)} (expected an `item_id` on the prompt or its text "
+                    f"in the CSV's `text` column)"
+                )
             groups[str(item)].append(n)
         bad = {k: len(v) for k, v in groups.items() if len(v) != 4}
         if bad:
             item, count = next(iter(bad.items()))
-            raise ValueError(f"dpg: expected 4 samples per DPG-Bench prompt (tiled 2x2), got {count} for item "
-                             f"{item!r} ({len(bad)} item(s) wrong)")
+            raise ValueError(
+                f"dpg: expected 4 samples per DPG-Bench prompt (tiled 2x2), got {count} for item "
+                f"{item!r} ({len(bad)} item(s) wrong)"
+            )
         return dict(groups)
 
-    def evaluate(self, videos: torch.Tensor, prompts: list, task: str,
-                 seed: int) -> tuple[dict[str, float], dict[str, list[float]]]:
+    def evaluate(
+        self, videos: torch.Tensor, prompts: list, task: str, seed: int
+    ) -> tuple[dict[str, float], dict[str, list[float]]]:
         from benchmarks.official.dpg import VQA_BACKENDS, score_folder
         from benchmarks.official.export import export_dpg
         from benchmarks.official.score_cache import cached_scores, files_fingerprint, samples_digest
 
         groups = self._groups(prompts)
         backend = VQA_BACKENDS[self.options.backend]
-        key = {"scorer": self.metric, "version": SCORER_VERSION,
-               "options": self.options.model_dump(mode="json"),
-               "samples": samples_digest(videos, [p.caption for p in prompts]),
-               "files": files_fingerprint([Resource(_csv(self.options), ""),
-                                           *backend.requirements(_model_dir(self.options))])}
+        key = {
+            "scorer": self.metric,
+            "version": SCORER_VERSION,
+            "options": self.options.model_dump(mode="json"),
+            "samples": samples_digest(videos, [p.caption for p in prompts]),
+            "files": files_fingerprint(
+                [Resource(_csv(self.options), ""), *backend.requirements(_model_dir(self.options))]
+            ),
+        }
 
         def compute(work: Path) -> tuple[dict[str, float], dict[str, list[float]]]:
             images = videos[:, 0]  # (N, H, W, 3): a t2i sample is a one-frame clip
             tiles = torch.stack([images[idx] for idx in groups.values()])  # (M, 4, H, W, 3)
             folder = export_dpg(tiles, list(groups), work / "images")
-            result = score_folder(folder, _csv(self.options), backend(_model_dir(self.options), self.options.device),
-                                  official_compat=self.official, progress=False)
+            result = score_folder(
+                folder,
+                _csv(self.options),
+                backend(_model_dir(self.options), self.options.device),
+                official_compat=self.official,
+                progress=False,
+            )
             per_clip = [0.0] * len(prompts)
             for item, idx in groups.items():
                 for n in idx:  # each clip carries its prompt's image score
                     per_clip[n] = 100.0 * result.per_image.get(item, 0.0)
             name = self.metric
-            metrics = {name: result.score,
-                       **{f"{name}.{k}": v for k, v in result.l1.items() if k in DPG_CATEGORIES}}
+            metrics = {
+                name: result.score,
+                **{f"{name}.{k}": v for k, v in result.l1.items() if k in DPG_CATEGORIES},
+            }
             # upstream skips some images from the score: their clips have no value then
             return metrics, ({} if result.skipped else {name: per_clip})
 
@@ -142,27 +169,37 @@ class DPGBenchFixed(DPGBench):
 
     metric = "dpg_fixed"
     official = False
-    metrics = (Metric("dpg_fixed", 0.0, 100.0),
-               *(Metric(f"dpg_fixed.{c}", 0.0, 100.0) for c in DPG_CATEGORIES))
+    metrics = (
+        Metric("dpg_fixed", 0.0, 100.0),
+        *(Metric(f"dpg_fixed.{c}", 0.0, 100.0) for c in DPG_CATEGORIES),
+    )
 
     @classmethod
     def derive(cls, metrics: Mapping[str, float]) -> tuple[dict[str, float], list[str]]:
         if "dpg_fixed" not in metrics:
             return {}, []
-        return {}, ["dpg_fixed is DPG-Bench with upstream's two bugs fixed (the first CSV row "
-                     "kept; category scores over all 4 tiles, not the last): it differs from "
-                     "published DPG-Bench figures; the `dpg` scorer reproduces upstream's "
-                     "computation for those."]
+        return {}, [
+            "dpg_fixed is DPG-Bench with upstream's two bugs fixed (the first CSV row "
+            "kept; category scores over all 4 tiles, not the last): it differs from "
+            "published DPG-Bench figures; the `dpg` scorer reproduces upstream's "
+            "computation for those."
+        ]
 
 
 # ----------------------------------------------------------------------------- Inception FID / KID / IS
 
+
 class InceptionOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    weights_path: str | None = Field(None, description="Inception-v3 weights (default $URSA_INCEPTION_WEIGHTS, "
-                                                       "else torch hub's checkpoints folder)")
-    frames: Literal["all", "first"] = Field("all", description="which frames of each clip are images")
+    weights_path: str | None = Field(
+        None,
+        description="Inception-v3 weights (default $URSA_INCEPTION_WEIGHTS, "
+        "else torch hub's checkpoints folder)",
+    )
+    frames: Literal["all", "first"] = Field(
+        "all", description="which frames of each clip are images"
+    )
     device: str = Field("cpu", description="torch device")
     batch_size: int = Field(32, ge=1)
     kid_subset_size: int = Field(1000, ge=2, description="capped at the smaller set size")
@@ -179,38 +216,60 @@ class _Inception(Scorer):
         from benchmarks.official.inception import INCEPTION_URL, inception_weights_path
 
         weights = inception_weights_path(options.weights_path)
-        return _missing_lines([Resource(weights, f"download {INCEPTION_URL} there, or set "
-                                                             "$URSA_INCEPTION_WEIGHTS / weights_path")])
+        return _missing_lines(
+            [
+                Resource(
+                    weights,
+                    f"download {INCEPTION_URL} there, or set "
+                    "$URSA_INCEPTION_WEIGHTS / weights_path",
+                )
+            ]
+        )
 
     def score(self, videos: torch.Tensor, prompts: list, task: str, seed: int) -> dict[str, float]:
         return self.evaluate(videos, prompts, task, seed)[0]
 
-    def evaluate(self, videos: torch.Tensor, prompts: list, task: str,
-                 seed: int) -> tuple[dict[str, float], dict[str, list[float]]]:
+    def evaluate(
+        self, videos: torch.Tensor, prompts: list, task: str, seed: int
+    ) -> tuple[dict[str, float], dict[str, list[float]]]:
         from benchmarks.official.inception import inception_metrics, inception_weights_path
         from benchmarks.official.score_cache import cached_scores, files_fingerprint, samples_digest
 
         captions = [p.caption for p in prompts]
         real = self.benchmark.real_videos(prompts)
         weights = inception_weights_path(self.options.weights_path)
-        key = {"scorer": "inception", "version": SCORER_VERSION,
-               "small_n": 1,  # N, IS splits and KID subsets in the entry
-               "options": self.options.model_dump(mode="json"),
-               "seed": seed, "samples": samples_digest(videos, captions), "real": samples_digest(real, captions),
-               "weights": files_fingerprint([Resource(weights, "")])}
+        key = {
+            "scorer": "inception",
+            "version": SCORER_VERSION,
+            "small_n": 1,  # N, IS splits and KID subsets in the entry
+            "options": self.options.model_dump(mode="json"),
+            "seed": seed,
+            "samples": samples_digest(videos, captions),
+            "real": samples_digest(real, captions),
+            "weights": files_fingerprint([Resource(weights, "")]),
+        }
 
         def frames(x: torch.Tensor) -> torch.Tensor:  # (N, F, H, W, 3) -> (N * F', H, W, 3)
             return (x[:, :1] if self.options.frames == "first" else x).flatten(0, 1)
 
         def compute(work: Path) -> tuple[dict[str, float], dict[str, list[float]]]:
-            m = inception_metrics(frames(videos), frames(real), weights_path=weights, device=self.options.device,
-                                  batch_size=self.options.batch_size, kid_subset_size=self.options.kid_subset_size,
-                                  seed=seed)
-            return {"fid.inception": m["frechet_inception_distance"],
-                    "kid.inception": m["kernel_inception_distance_mean"],
-                    "is.inception": m["inception_score_mean"],
-                    "n": m["n_generated"], "is_splits": m["is_splits"],
-                    "kid_subsets": m["kid_subsets"]}, {}
+            m = inception_metrics(
+                frames(videos),
+                frames(real),
+                weights_path=weights,
+                device=self.options.device,
+                batch_size=self.options.batch_size,
+                kid_subset_size=self.options.kid_subset_size,
+                seed=seed,
+            )
+            return {
+                "fid.inception": m["frechet_inception_distance"],
+                "kid.inception": m["kernel_inception_distance_mean"],
+                "is.inception": m["inception_score_mean"],
+                "n": m["n_generated"],
+                "is_splits": m["is_splits"],
+                "kid_subsets": m["kid_subsets"],
+            }, {}
 
         metrics, _ = cached_scores(self.cache_dir / "official" / "scores", key, compute)
         return {self.output: metrics[self.output], f"{self.output}.n": metrics["n"]}, {}
@@ -223,9 +282,11 @@ class _Inception(Scorer):
         n = metrics.get(f"{cls.output}.n")
         if cls.output not in metrics or n is None:
             return {}, []
-        return {}, [f"{cls.output} is on N = {n:g} generated images (frames: those of one clip "
-                     f"are correlated, so the effective N is smaller) against as many real ones; "
-                     f"{cls.caveat}"]
+        return {}, [
+            f"{cls.output} is on N = {n:g} generated images (frames: those of one clip "
+            f"are correlated, so the effective N is smaller) against as many real ones; "
+            f"{cls.caveat}"
+        ]
 
 
 @SCORERS.register("fid.inception")
@@ -233,11 +294,15 @@ class InceptionFID(_Inception):
     """FID with torch-fidelity's Inception-v3 (local weights) against the real clips' frames."""
 
     output = "fid.inception"
-    metrics = (Metric("fid.inception", 0.0, float("inf"), higher_is_better=False),
-               Metric("fid.inception.n", 0.0, float("inf")))
-    caveat = ("FID is biased upwards at small N (the bias shrinks roughly like 1/N; published "
-              "FIDs use 50,000 images): compare FIDs only at equal N, never with published "
-              "figures.")
+    metrics = (
+        Metric("fid.inception", 0.0, float("inf"), higher_is_better=False),
+        Metric("fid.inception.n", 0.0, float("inf")),
+    )
+    caveat = (
+        "FID is biased upwards at small N (the bias shrinks roughly like 1/N; published "
+        "FIDs use 50,000 images): compare FIDs only at equal N, never with published "
+        "figures."
+    )
 
 
 @SCORERS.register("kid.inception")
@@ -245,11 +310,15 @@ class InceptionKID(_Inception):
     """KID (mean over subsets) with torch-fidelity's Inception-v3 against the real clips' frames."""
 
     output = "kid.inception"
-    metrics = (Metric("kid.inception", float("-inf"), float("inf"), higher_is_better=False),
-               Metric("kid.inception.n", 0.0, float("inf")))
-    caveat = ("KID is unbiased but noisy at small N; when N is at most kid_subset_size its subsets "
-              "would all be the whole sets, so it is one estimate over them (no spread across "
-              "subsets).")
+    metrics = (
+        Metric("kid.inception", float("-inf"), float("inf"), higher_is_better=False),
+        Metric("kid.inception.n", 0.0, float("inf")),
+    )
+    caveat = (
+        "KID is unbiased but noisy at small N; when N is at most kid_subset_size its subsets "
+        "would all be the whole sets, so it is one estimate over them (no spread across "
+        "subsets)."
+    )
 
 
 @SCORERS.register("is.inception")
@@ -257,9 +326,13 @@ class InceptionIS(_Inception):
     """Inception Score (mean over splits) of the samples' frames, torch-fidelity's Inception-v3."""
 
     output = "is.inception"
-    metrics = (Metric("is.inception", 1.0, float("inf")),
-               Metric("is.inception.n", 0.0, float("inf")))
-    caveat = ("IS uses min(10, N // 10) splits of at least 10 images (torch-fidelity's fixed 10 "
-              "splits give NaN below 10 images and exactly 1.0 at 10), and is refused below 10; "
-              "small splits bias it downwards, so compare IS only at equal N, never with published "
-              "figures.")
+    metrics = (
+        Metric("is.inception", 1.0, float("inf")),
+        Metric("is.inception.n", 0.0, float("inf")),
+    )
+    caveat = (
+        "IS uses min(10, N // 10) splits of at least 10 images (torch-fidelity's fixed 10 "
+        "splits give NaN below 10 images and exactly 1.0 at 10), and is refused below 10; "
+        "small splits bias it downwards, so compare IS only at equal N, never with published "
+        "figures."
+    )

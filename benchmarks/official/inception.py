@@ -18,7 +18,9 @@ from torch.utils.data import Dataset
 from benchmarks.official.resources import Resource, require
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
-INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
+INCEPTION_URL = (
+    f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
+)
 IS_SPLITS = 10  # torch-fidelity's (and the original IS protocol's) split count
 MIN_PER_SPLIT = 10  # images per IS split below which the split count is lowered
 
@@ -28,10 +30,12 @@ def is_splits(n: int) -> int:
     fixed 10 give NaN below 10 images and exactly 1.0 at 10: one image per split has no spread to
     measure); ValueError below 10 images, where no split is meaningful."""
     if n < MIN_PER_SPLIT:
-        raise ValueError(f"is.inception: expected at least {MIN_PER_SPLIT} generated images "
-                         f"(the Inception Score compares each split's predictions with their "
-                         f"mean; with 10 fixed splits fewer images give NaN, and 10 give exactly "
-                         f"1.0), got {n}")
+        raise ValueError(
+            f"is.inception: expected at least {MIN_PER_SPLIT} generated images "
+            f"(the Inception Score compares each split's predictions with their "
+            f"mean; with 10 fixed splits fewer images give NaN, and 10 give exactly "
+            f"1.0), got {n}"
+        )
     return min(IS_SPLITS, n // MIN_PER_SPLIT)
 
 
@@ -49,7 +53,9 @@ class ImageTensorDataset(Dataset):
 
     def __init__(self, images: torch.Tensor):
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"images: expected uint8 (N,H,W,3), got {images.dtype} {tuple(images.shape)}")
+            raise ValueError(
+                f"images: expected uint8 (N,H,W,3), got {images.dtype} {tuple(images.shape)}"
+            )
         self.images = images
 
     def __len__(self) -> int:
@@ -65,17 +71,26 @@ def _as_input(x: Path | str | torch.Tensor, name: str) -> tuple[str | Dataset, i
     folder = Path(x)
     files = [p for p in folder.glob("*.png")] if folder.is_dir() else []
     if not files:
-        raise ValueError(f"{name}: expected a folder of .png images (export_image_folder) or a "
-                         f"uint8 tensor (N,H,W,3), got {folder} with no .png files")
+        raise ValueError(
+            f"{name}: expected a folder of .png images (export_image_folder) or a "
+            f"uint8 tensor (N,H,W,3), got {folder} with no .png files"
+        )
     return str(folder), len(files)
 
 
-def inception_metrics(generated: Path | str | torch.Tensor,
-                      reference: Path | str | torch.Tensor | None = None, *,
-                      fid: bool = True, kid: bool = True, isc: bool = True,
-                      weights_path: Path | str | None = None, device: str = "cpu",
-                      batch_size: int = 32, kid_subset_size: int = 1000,
-                      seed: int = 0) -> dict[str, float]:
+def inception_metrics(
+    generated: Path | str | torch.Tensor,
+    reference: Path | str | torch.Tensor | None = None,
+    *,
+    fid: bool = True,
+    kid: bool = True,
+    isc: bool = True,
+    weights_path: Path | str | None = None,
+    device: str = "cpu",
+    batch_size: int = 32,
+    kid_subset_size: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
     """FID/KID between generated and reference, IS of generated.
 
     Returns torch-fidelity's keys: frechet_inception_distance, kernel_inception_distance_mean/
@@ -89,8 +104,15 @@ def inception_metrics(generated: Path | str | torch.Tensor,
     if not (fid or kid or isc):
         raise ValueError("fid/kid/isc: expected at least one metric, got none")
     weights = inception_weights_path(weights_path)
-    require("Inception-v3 (torch-fidelity) weights", [Resource(
-        weights, f"download {INCEPTION_URL} there, or set $URSA_INCEPTION_WEIGHTS / weights_path")])
+    require(
+        "Inception-v3 (torch-fidelity) weights",
+        [
+            Resource(
+                weights,
+                f"download {INCEPTION_URL} there, or set $URSA_INCEPTION_WEIGHTS / weights_path",
+            )
+        ],
+    )
     input1, n1 = _as_input(generated, "generated")
     kwargs: dict = {}
     counts: dict[str, float] = {"n_generated": n1}
@@ -104,8 +126,18 @@ def inception_metrics(generated: Path | str | torch.Tensor,
         whole = kwargs["kid_subset_size"] == max(n1, n2)
         kwargs["kid_subsets"] = counts["kid_subsets"] = 1 if whole else 100
     metrics = torch_fidelity.calculate_metrics(
-        input1=input1, fid=fid, kid=kid, isc=isc, cuda=device.startswith("cuda"),
-        batch_size=batch_size, feature_extractor="inception-v3-compat",
-        feature_extractor_weights_path=str(weights), rng_seed=seed, cache=False,
-        verbose=False, save_cpu_ram=True, **kwargs)
+        input1=input1,
+        fid=fid,
+        kid=kid,
+        isc=isc,
+        cuda=device.startswith("cuda"),
+        batch_size=batch_size,
+        feature_extractor="inception-v3-compat",
+        feature_extractor_weights_path=str(weights),
+        rng_seed=seed,
+        cache=False,
+        verbose=False,
+        save_cpu_ram=True,
+        **kwargs,
+    )
     return {**{k: float(v) for k, v in metrics.items()}, **{k: float(v) for k, v in counts.items()}}

@@ -39,8 +39,13 @@ def files_fingerprint(resources: list[Resource]) -> list[list[Any]]:
     out = []
     for r in resources:
         stat = r.path.stat() if r.path.exists() else None
-        out.append([str(r.path), stat.st_size if stat and not r.is_dir else None,
-                    stat.st_mtime_ns if stat and not r.is_dir else None])
+        out.append(
+            [
+                str(r.path),
+                stat.st_size if stat and not r.is_dir else None,
+                stat.st_mtime_ns if stat and not r.is_dir else None,
+            ]
+        )
     return out
 
 

@@ -42,7 +42,9 @@ SUITES = {
 def machine_info(device: str) -> dict:
     """Where and when the figures were taken: they mean nothing without it."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     info = {
@@ -68,7 +70,9 @@ def to_markdown(results: dict) -> str:
     for suite, figures in results["suites"].items():
         lines += ["", f"## {suite}", "", "| measurement | value |", "|---|---|"]
         for key, value in flatten(figures):
-            lines.append(f"| {key} | {value:.4g} |" if isinstance(value, float) else f"| {key} | {value} |")
+            lines.append(
+                f"| {key} | {value:.4g} |" if isinstance(value, float) else f"| {key} | {value} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -80,10 +84,18 @@ def _write(out: Path, results: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.perf", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke check")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to measure (default: cpu)")
-    parser.add_argument("--suite", action="append", choices=sorted(SUITES), help="run only these (repeatable)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder for perf.json and perf.md (default: runs/perf/<device>-<date>/)")
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cpu", help="where to measure (default: cpu)"
+    )
+    parser.add_argument(
+        "--suite", action="append", choices=sorted(SUITES), help="run only these (repeatable)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for perf.json and perf.md (default: runs/perf/<device>-<date>/)",
+    )
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is visible to torch on this machine")
@@ -95,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[perf] {name} ...", file=sys.stderr, flush=True)
         start = time.perf_counter()
         try:
-            results["suites"][name] = importlib.import_module(SUITES[name]).run(quick=args.quick, device=args.device)
+            results["suites"][name] = importlib.import_module(SUITES[name]).run(
+                quick=args.quick, device=args.device
+            )
         except Exception as exc:  # noqa: BLE001 - one failing suite must not lose the others' figures
             results["suites"][name] = {"error": f"{type(exc).__name__}: {exc}"}
             failed.append(name)

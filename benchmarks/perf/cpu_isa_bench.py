@@ -57,8 +57,13 @@ print(json.dumps({"capability": str(torch.backends.cpu.get_cpu_capability()),
 
 def _once(level: str, steps: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in PINS} | LEVELS[level]
-    out = subprocess.run([sys.executable, "-c", _WORKER, str(steps)], env=env, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _WORKER, str(steps)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -75,9 +80,14 @@ def run(quick: bool = False, device: str = "cpu") -> dict:
         for level in LEVELS:
             seen[level] = _once(level, steps)
             times[level].append(seen[level]["s_per_step"])
-    out: dict = {level: {"capability": seen[level]["capability"],
-                         "s_per_step": statistics.median(times[level]),
-                         "digest": seen[level]["digest"]} for level in LEVELS}
+    out: dict = {
+        level: {
+            "capability": seen[level]["capability"],
+            "s_per_step": statistics.median(times[level]),
+            "digest": seen[level]["digest"],
+        }
+        for level in LEVELS
+    }
     out["ratio_pinned_over_native"] = out["pinned"]["s_per_step"] / out["native"]["s_per_step"]
     out["ratio_default_over_native"] = out["default"]["s_per_step"] / out["native"]["s_per_step"]
     out["steps"], out["rounds"] = steps, rounds

@@ -38,9 +38,19 @@ def tokenize_throughput(root: Path, files: int, workers: tuple[int, ...] = (1, 2
     from harness.token_shards import tokenize
 
     make_example(root / "folder", n=files, eval_rows=max(2, files // 20))
-    config = {"benchmark": {"name": "video_folder", "root": str(root / "folder"), "frames": 4, "frame_stride": 2,
-                            "height": 16, "width": 16, "shard_size": 64},
-              "tokenizer": {"name": "rgb_grid", "patch": 4}, "text_tokenizer": {"name": "bytes"}}
+    config = {
+        "benchmark": {
+            "name": "video_folder",
+            "root": str(root / "folder"),
+            "frames": 4,
+            "frame_stride": 2,
+            "height": 16,
+            "width": 16,
+            "shard_size": 64,
+        },
+        "tokenizer": {"name": "rgb_grid", "patch": 4},
+        "text_tokenizer": {"name": "bytes"},
+    }
     out: dict = {"files": files}
     for n in workers:
         cache = root / f"runs_{n}"  # a fresh cache: every item is decoded
@@ -49,12 +59,18 @@ def tokenize_throughput(root: Path, files: int, workers: tuple[int, ...] = (1, 2
         start = time.perf_counter()
         shards = ShardDataset(tokenize(data, cache, workers=n, progress=False))
         seconds = time.perf_counter() - start
-        out[f"workers_{n}"] = {"items": items, "clips": len(shards), "seconds": round(seconds, 3),
-                               "clips_per_s": round(items / seconds, 2)}
+        out[f"workers_{n}"] = {
+            "items": items,
+            "clips": len(shards),
+            "seconds": round(seconds, 3),
+            "clips_per_s": round(items / seconds, 2),
+        }
     return out
 
 
-def write_synthetic(directory: Path, clips: int, latent: tuple[int, int, int], shard_size: int = 1024) -> Path:
+def write_synthetic(
+    directory: Path, clips: int, latent: tuple[int, int, int], shard_size: int = 1024
+) -> Path:
     """`clips` random clips (text TEXT_LEN ids, visual ids < VOCAB) as an ursa.shards directory, one shard
     in memory at a time; seeded, so every size is a prefix of the larger ones."""
     gen = torch.Generator().manual_seed(0)
@@ -63,10 +79,14 @@ def write_synthetic(directory: Path, clips: int, latent: tuple[int, int, int], s
         n = min(shard_size, clips - lo)
         text = torch.randint(1, TEXT_VOCAB, (n, TEXT_LEN), generator=gen)
         visual = torch.randint(VOCAB, (n, *latent), generator=gen)
-        write_shard(directory / f"shard-{k:05d}.npy", pack_rows(text, torch.ones_like(text, dtype=torch.bool), visual))
+        write_shard(
+            directory / f"shard-{k:05d}.npy",
+            pack_rows(text, torch.ones_like(text, dtype=torch.bool), visual),
+        )
         counts.append(n)
-    (directory / "captions.jsonl").write_text("".join(json.dumps({"key": str(i), "caption": f"clip {i}"}) + "\n"
-                                                      for i in range(clips)))
+    (directory / "captions.jsonl").write_text(
+        "".join(json.dumps({"key": str(i), "caption": f"clip {i}"}) + "\n" for i in range(clips))
+    )
     write_index(directory, counts, TEXT_LEN, latent, (0, VOCAB - 1))
     return directory
 
@@ -81,8 +101,8 @@ def in_memory(shards: ShardDataset) -> TokenDataset:
     for entry in shards.index["shards"]:
         rows = torch.from_numpy(np.load(shards.directory / entry["file"]))
         hi = lo + len(rows)
-        text[lo:hi], mask[lo:hi] = rows[:, :L], rows[:, L:2 * L].bool()
-        visual[lo:hi] = rows[:, 2 * L:].reshape(len(rows), *shards.latent_shape)
+        text[lo:hi], mask[lo:hi] = rows[:, :L], rows[:, L : 2 * L].bool()
+        visual[lo:hi] = rows[:, 2 * L :].reshape(len(rows), *shards.latent_shape)
         lo = hi
     return TokenDataset(text, mask, visual)
 
@@ -117,28 +137,54 @@ def train_child(mode: str, directory: str, steps: int) -> dict:
     config = URSAConfig.preset("tiny", text_vocab_size=TEXT_VOCAB, visual_vocab_size=VOCAB)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
-        train(URSAModel(config, seed=0), build_path("mixture", vocab_size=VOCAB), source,
-              TrainConfig(steps=steps, batch_size=BATCH, warmup_steps=1, checkpoint_every=10**9), out, progress=False)
-    return {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "train_s": round(time.perf_counter() - start, 2)}
+        train(
+            URSAModel(config, seed=0),
+            build_path("mixture", vocab_size=VOCAB),
+            source,
+            TrainConfig(steps=steps, batch_size=BATCH, warmup_steps=1, checkpoint_every=10**9),
+            out,
+            progress=False,
+        )
+    return {
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "train_s": round(time.perf_counter() - start, 2),
+    }
 
 
 def _child(mode: str, directory: Path, steps: int) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.perf.data_bench", "--train-child", mode, str(directory),
-                           str(steps)], capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.perf.data_bench",
+            "--train-child",
+            mode,
+            str(directory),
+            str(steps),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def training_rss(root: Path, sizes: tuple[int, int], latent: tuple[int, int, int], steps: int) -> dict:
+def training_rss(
+    root: Path, sizes: tuple[int, int], latent: tuple[int, int, int], steps: int
+) -> dict:
     """Peak RSS of training from shards and from memory at each size; growth ratio large / small per mode."""
     out: dict = {"latent": list(latent), "steps": steps, "batch": BATCH}
     for n in sizes:
         directory = write_synthetic(root / f"clips_{n}", n, latent)
         out[f"clips_{n}"] = {mode: _child(mode, directory, steps) for mode in ("shards", "memory")}
-        out[f"clips_{n}"]["shard_mb"] = round(sum(p.stat().st_size for p in directory.glob("shard-*")) / 2**20, 1)
+        out[f"clips_{n}"]["shard_mb"] = round(
+            sum(p.stat().st_size for p in directory.glob("shard-*")) / 2**20, 1
+        )
     small, large = (out[f"clips_{n}"] for n in sizes)
     for mode in ("shards", "memory"):
-        out[f"{mode}_growth_ratio"] = round(large[mode]["peak_rss_mb"] / small[mode]["peak_rss_mb"], 4)
+        out[f"{mode}_growth_ratio"] = round(
+            large[mode]["peak_rss_mb"] / small[mode]["peak_rss_mb"], 4
+        )
     return out
 
 
@@ -147,12 +193,16 @@ def run(quick: bool, device: str) -> dict:
     on 2 shared cores, most of it the 4 training processes' start-up). Full: 300 files, 5,000 / 50,000 clips
     of 4 x 16 x 16 ids (the figures of docs/data.md), 5 steps (the peak is reached in the first step).
     CPU only: decoding and the loader are host work (`device` is recorded, not used)."""
-    files, sizes, latent, steps = (20, (500, 5000), (2, 8, 8), 2) if quick else (300, (5000, 50000), (4, 16, 16), 5)
+    files, sizes, latent, steps = (
+        (20, (500, 5000), (2, 8, 8), 2) if quick else (300, (5000, 50000), (4, 16, 16), 5)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         figures = {"tokenize": tokenize_throughput(root / "tok", files)}
         figures["rss"] = training_rss(root / "rss", sizes, latent, steps)
-        figures["loader"] = loader_overhead(root / "rss" / f"clips_{sizes[0]}", batches=50 if quick else 300)
+        figures["loader"] = loader_overhead(
+            root / "rss" / f"clips_{sizes[0]}", batches=50 if quick else 300
+        )
     figures["device_used"] = "cpu"
     return figures
 

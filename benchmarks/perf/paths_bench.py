@@ -35,27 +35,39 @@ def fsq_grid() -> torch.Tensor:
 
 
 # -- the naive reference: everything (N, K) at once ---------------------------------------------
-def naive_probs(e: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def naive_probs(
+    e: torch.Tensor, x1: torch.Tensor, t: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(d, p): float32 (N, K) distances to x1 and p_t(. | x1), both materialised."""
     d = 2 - 2 * (e[x1] @ e.T)
     p = torch.softmax(-beta(t, C, ALPHA).float()[:, None] * d, dim=-1)
     return d, p
 
 
-def naive_sample(e: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def naive_sample(
+    e: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, g: torch.Generator
+) -> torch.Tensor:
     _, p = naive_probs(e, x1, t)
     return torch.multinomial(p, 1, generator=g).squeeze(1)
 
 
-def naive_velocity(e: torch.Tensor, xt: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def naive_velocity(
+    e: torch.Tensor, xt: torch.Tensor, x1: torch.Tensor, t: torch.Tensor
+) -> torch.Tensor:
     d, p = naive_probs(e, x1, t)
     d0 = d.gather(1, xt[:, None])
     u = beta_dot(t, C, ALPHA).float()[:, None] * p * (d0 - d).clamp(min=0)
     return u.scatter_(1, xt[:, None], 0.0)
 
 
-def naive_step(e: torch.Tensor, xt: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, h: float,
-               g: torch.Generator) -> torch.Tensor:
+def naive_step(
+    e: torch.Tensor,
+    xt: torch.Tensor,
+    x1: torch.Tensor,
+    t: torch.Tensor,
+    h: float,
+    g: torch.Generator,
+) -> torch.Tensor:
     u = naive_velocity(e, xt, x1, t)
     r = u.sum(1)
     jump = torch.rand(r.shape, generator=g, device=r.device) < -torch.expm1(-h * r)
@@ -94,7 +106,9 @@ def run(quick: bool, device: str, chunk_size: int = 1024) -> dict:
     """Side-by-side figures per token count; see the module docstring for the method."""
     reps = 2
     # CPU full: the naive step's peak at 6144 tokens is ~7.5 GB (5 float32 N x K tensors)
-    token_counts = [512, 1024] if quick else ([2048, 6144] if device == "cpu" else [2048, 8192, 33_280])
+    token_counts = (
+        [512, 1024] if quick else ([2048, 6144] if device == "cpu" else [2048, 8192, 33_280])
+    )
     emb = fsq_grid().to(device)
     k = emb.shape[0]
     path = MetricPath(emb, c=C, alpha=ALPHA, chunk_size=chunk_size)
@@ -109,8 +123,13 @@ def run(quick: bool, device: str, chunk_size: int = 1024) -> dict:
     rel_err = float((ours_u - naive_u).abs().max() / naive_u.abs().max())
 
     results: dict = {
-        "K": k, "chunk_size": chunk_size, "reps": reps, "device": device,
-        "memory_method": "CUDA max_memory_allocated" if device == "cuda" else "VmHWM delta after clear_refs",
+        "K": k,
+        "chunk_size": chunk_size,
+        "reps": reps,
+        "device": device,
+        "memory_method": "CUDA max_memory_allocated"
+        if device == "cuda"
+        else "VmHWM delta after clear_refs",
         "velocity_max_rel_diff_vs_naive": rel_err,
         "chunk_bound_mib": 2 * chunk_size * k * 4 / 2**20,  # 2 float32 (chunk, K) working buffers
     }
@@ -121,15 +140,21 @@ def run(quick: bool, device: str, chunk_size: int = 1024) -> dict:
         row: dict = {}
         cases = {
             "sample": (lambda: path.sample(x1, t, g), lambda: naive_sample(e, x1, t, g)),
-            "step": (lambda: path.step(xt, x1, t, 0.04, g), lambda: naive_step(e, xt, x1, t, 0.04, g)),
+            "step": (
+                lambda: path.step(xt, x1, t, 0.04, g),
+                lambda: naive_step(e, xt, x1, t, 0.04, g),
+            ),
             "velocity": (lambda: path.velocity(xt, x1, t), lambda: naive_velocity(e, xt, x1, t)),
         }
         for name, (ours, naive) in cases.items():
             ours_s, ours_mib = measure(ours, device, reps)
             naive_s, naive_mib = measure(naive, device, reps)
             row[name] = {
-                "ours_s": ours_s, "naive_s": naive_s, "time_ratio": ours_s / naive_s,
-                "ours_peak_mib": ours_mib, "naive_peak_mib": naive_mib,
+                "ours_s": ours_s,
+                "naive_s": naive_s,
+                "time_ratio": ours_s / naive_s,
+                "ours_peak_mib": ours_mib,
+                "naive_peak_mib": naive_mib,
                 "memory_ratio": naive_mib / max(ours_mib, 1e-9),
             }
         results[f"tokens_{n}"] = row
@@ -142,6 +167,10 @@ def run(quick: bool, device: str, chunk_size: int = 1024) -> dict:
             # velocity's float32 (N, K) output grows with N; the chunk buffers do not
             extra = (33_280 - n_last) * k * 4 / 2**20 if name == "velocity" else 0.0
             naive, ours = fig["naive_peak_mib"] * 33_280 / n_last, fig["ours_peak_mib"] + extra
-            projected[name] = {"naive_peak_mib": naive, "ours_peak_mib": ours, "memory_ratio": naive / ours}
+            projected[name] = {
+                "naive_peak_mib": naive,
+                "ours_peak_mib": ours,
+                "memory_ratio": naive / ours,
+            }
         results["projected_33280"] = projected
     return results

@@ -39,17 +39,31 @@ from ursa.paths import build_path
 from ursa.tokenizers.fsq import fsq_codebook
 from ursa.train import TokenDataset, TrainConfig, train
 
-CATEGORIES = ("gemm", "attention", "elementwise", "optimizer", "communication", "host_sync", "other")
+CATEGORIES = (
+    "gemm",
+    "attention",
+    "elementwise",
+    "optimizer",
+    "communication",
+    "host_sync",
+    "other",
+)
 # (category, pattern over a lower-cased op or kernel name), first match wins
 _RULES = [
     ("host_sync", r"_local_scalar_dense|aten::item|synchronize|aten::nonzero|cudamemcpy(async)?$"),
     ("communication", r"nccl|gloo|all_?reduce|all_?gather|reduce_?scatter|c10d"),
     ("attention", r"scaled_dot_product|flash|fmha|attention|cudnn.*sdpa"),
     ("optimizer", r"adam|_foreach|multi_tensor|clip_grad|optimizer"),
-    ("gemm", r"aten::(mm|addmm|bmm|baddbmm|matmul|linear)$|gemm|cutlass|xmma|nvjet|cublas|sm\d+_.*(mma|gmma)"),
-    ("other", r"^profilerstep|^autograd::|^cuda(launch|eventrecord|streamwait|getdevice|func)|^aten::(empty|view|"
-              r"reshape|as_strided|slice|select|unsqueeze|squeeze|permute|transpose|t|expand|detach|alias|"
-              r"resolve_conj|resolve_neg|lift_fresh|_unsafe_view|result_type)$"),
+    (
+        "gemm",
+        r"aten::(mm|addmm|bmm|baddbmm|matmul|linear)$|gemm|cutlass|xmma|nvjet|cublas|sm\d+_.*(mma|gmma)",
+    ),
+    (
+        "other",
+        r"^profilerstep|^autograd::|^cuda(launch|eventrecord|streamwait|getdevice|func)|^aten::(empty|view|"
+        r"reshape|as_strided|slice|select|unsqueeze|squeeze|permute|transpose|t|expand|detach|alias|"
+        r"resolve_conj|resolve_neg|lift_fresh|_unsafe_view|result_type)$",
+    ),
 ]
 SDPA_BACKENDS = {  # op name fragment -> backend
     "_scaled_dot_product_flash_attention_for_cpu": "flash_cpu",
@@ -72,7 +86,11 @@ def sdpa_backends(names: list[str]) -> dict[str, list[str]]:
     most specific fragment of a name decides)."""
     found: dict[str, list[str]] = {}
     for name in names:
-        hits = [(len(fragment), backend) for fragment, backend in SDPA_BACKENDS.items() if fragment in name]
+        hits = [
+            (len(fragment), backend)
+            for fragment, backend in SDPA_BACKENDS.items()
+            if fragment in name
+        ]
         if hits:
             found.setdefault(max(hits)[1], []).append(name[:90])
     return found
@@ -98,10 +116,16 @@ def breakdown(prof: profile, device: torch.device, steps: int) -> dict:
         per[cat] += us / 1e3 / steps
         top.append((us / 1e3 / steps, cat, event.key[:90]))
     total = sum(per.values())
-    return {"ms_per_step": {k: round(v, 4) for k, v in per.items()}, "total_ms": round(total, 4),
-            "share": {k: round(v / total, 4) if total else None for k, v in per.items()},
-            "top_ops": [{"ms": round(ms, 4), "category": cat, "name": name} for ms, cat, name in sorted(top)[::-1][:12]],
-            "sdpa_backends": sdpa_backends(names)}
+    return {
+        "ms_per_step": {k: round(v, 4) for k, v in per.items()},
+        "total_ms": round(total, 4),
+        "share": {k: round(v / total, 4) if total else None for k, v in per.items()},
+        "top_ops": [
+            {"ms": round(ms, 4), "category": cat, "name": name}
+            for ms, cat, name in sorted(top)[::-1][:12]
+        ],
+        "sdpa_backends": sdpa_backends(names),
+    }
 
 
 def flop_split(config: URSAConfig, batch: int, latent: tuple[int, int, int]) -> dict:
@@ -111,8 +135,12 @@ def flop_split(config: URSAConfig, batch: int, latent: tuple[int, int, int]) -> 
     total = model_flops(config, batch, latent)
     attention = batch * 12 * config.num_layers * config.num_heads * config.head_dim * seq * seq
     head = batch * 6 * config.hidden_size * config.visual_vocab_size * visual
-    return {"total": total / 1e12, "backbone": (total - attention - head) / 1e12, "head": head / 1e12,
-            "attention": attention / 1e12}
+    return {
+        "total": total / 1e12,
+        "backbone": (total - attention - head) / 1e12,
+        "head": head / 1e12,
+        "attention": attention / 1e12,
+    }
 
 
 def padded(data: TokenDataset, seed: int = 0) -> TokenDataset:
@@ -124,8 +152,19 @@ def padded(data: TokenDataset, seed: int = 0) -> TokenDataset:
     return TokenDataset(data.text_ids, torch.arange(length) < lengths[:, None], data.visual_ids)
 
 
-def variant(preset: str, batch: int, latent: tuple[int, int, int], device: torch.device, *, compile: bool = False,
-            captions: str = "real", warm: int = 2, timed: int = 3, active: int = 2, **overrides) -> dict:
+def variant(
+    preset: str,
+    batch: int,
+    latent: tuple[int, int, int],
+    device: torch.device,
+    *,
+    compile: bool = False,
+    captions: str = "real",
+    warm: int = 2,
+    timed: int = 3,
+    active: int = 2,
+    **overrides,
+) -> dict:
     """One variant's step time, MFU, FLOP split, SDPA backends and profiler breakdown, from the real
     train() loop: `warm` steps, `timed` steps timed without the profiler, `active` steps profiled."""
     config = URSAConfig.preset(preset, **overrides)
@@ -133,33 +172,66 @@ def variant(preset: str, batch: int, latent: tuple[int, int, int], device: torch
     if captions != "real":
         data = padded(data)
     k = config.visual_vocab_size
-    embeddings = fsq_codebook() if k == 64000 else torch.randn(k, 8, generator=torch.Generator().manual_seed(0))
+    embeddings = (
+        fsq_codebook()
+        if k == 64000
+        else torch.randn(k, 8, generator=torch.Generator().manual_seed(0))
+    )
     path = build_path("metric", vocab_size=k, embeddings=embeddings.to(device))
     with torch.device(device):
         model = URSAModel(config, seed=0)
     stamps: list[float] = []
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     steps = warm + timed + 1 + active
-    with profile(activities=activities, schedule=schedule(wait=warm + timed, warmup=1, active=active)) as prof:
-        def on_step(step: int, loss: float) -> None:  # log_every 1: each step's loss read back (a sync)
+    with profile(
+        activities=activities, schedule=schedule(wait=warm + timed, warmup=1, active=active)
+    ) as prof:
+
+        def on_step(
+            step: int, loss: float
+        ) -> None:  # log_every 1: each step's loss read back (a sync)
             stamps.append(time.perf_counter())
             prof.step()
 
         with tempfile.TemporaryDirectory() as out:
-            train(model, path, data, TrainConfig(
-                steps=steps + 1, batch_size=batch, device=str(device), bf16=device.type == "cuda",
-                checkpoint_every=10**9, warmup_steps=1, corruption="clip", compile=compile, log_every=1,
-                padded_captions="split" if captions == "split" else "mask"), out, progress=False, on_step=on_step,
-                stop_after=steps)
+            train(
+                model,
+                path,
+                data,
+                TrainConfig(
+                    steps=steps + 1,
+                    batch_size=batch,
+                    device=str(device),
+                    bf16=device.type == "cuda",
+                    checkpoint_every=10**9,
+                    warmup_steps=1,
+                    corruption="clip",
+                    compile=compile,
+                    log_every=1,
+                    padded_captions="split" if captions == "split" else "mask",
+                ),
+                out,
+                progress=False,
+                on_step=on_step,
+                stop_after=steps,
+            )
     step_s = (stamps[warm + timed - 1] - stamps[warm - 1]) / timed
     flops = flop_split(config, batch, latent)
     peak = peak_bf16_flops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
-    result = {"preset": preset, "batch": batch, "latent": list(latent), "compile": compile, "captions": captions,
-              "step_ms": 1e3 * step_s, "tokens_per_s": batch * (TEXT_LEN + 1 + math.prod(latent)) / step_s,
-              "model_tflop_per_step": flops, "achieved_tflops": flops["total"] / step_s,
-              "peak_tflops": peak / 1e12 if peak else None,
-              "mfu": flops["total"] * 1e12 / step_s / peak if peak else None,
-              "profile": breakdown(prof, device, active)}
+    result = {
+        "preset": preset,
+        "batch": batch,
+        "latent": list(latent),
+        "compile": compile,
+        "captions": captions,
+        "step_ms": 1e3 * step_s,
+        "tokens_per_s": batch * (TEXT_LEN + 1 + math.prod(latent)) / step_s,
+        "model_tflop_per_step": flops,
+        "achieved_tflops": flops["total"] / step_s,
+        "peak_tflops": peak / 1e12 if peak else None,
+        "mfu": flops["total"] * 1e12 / step_s / peak if peak else None,
+        "profile": breakdown(prof, device, active),
+    }
     if peak is None:
         result["mfu_skipped"] = "no GPU peak: MFU is measured on an H100/H200-class GPU only"
     if device.type == "cuda":
@@ -185,20 +257,32 @@ def parts(device: torch.device) -> list[tuple[str, Callable[[], dict] | None, st
     return [
         ("eager", lambda: variant("tiny", 4, (3, 8, 8), device, **tiny), ""),
         ("padded_mask", lambda: variant("tiny", 4, (3, 8, 8), device, captions="mask", **tiny), ""),
-        ("padded_split", lambda: variant("tiny", 4, (3, 8, 8), device, captions="split", **tiny), ""),
+        (
+            "padded_split",
+            lambda: variant("tiny", 4, (3, 8, 8), device, captions="split", **tiny),
+            "",
+        ),
         ("eager_5frame", None, "GPU only (the 0.6B preset at the benchmark's 5-frame clip)"),
-        ("compiled", None, "GPU only: inductor's CPU build of the blocks takes minutes on a CI machine"),
+        (
+            "compiled",
+            None,
+            "GPU only: inductor's CPU build of the blocks takes minutes on a CI machine",
+        ),
     ]
 
 
 def environment(device: torch.device) -> dict:
     info = {"device": str(device), "torch": torch.__version__}
     if device.type == "cuda":
-        info.update(gpu=torch.cuda.get_device_name(device), capability=list(torch.cuda.get_device_capability(device)),
-                    peak_bf16_tflops=(peak_bf16_flops(torch.cuda.get_device_name(device)) or 0) / 1e12 or None,
-                    flash_sdp=torch.backends.cuda.flash_sdp_enabled(),
-                    mem_efficient_sdp=torch.backends.cuda.mem_efficient_sdp_enabled(),
-                    cudnn_sdp=torch.backends.cuda.cudnn_sdp_enabled())
+        info.update(
+            gpu=torch.cuda.get_device_name(device),
+            capability=list(torch.cuda.get_device_capability(device)),
+            peak_bf16_tflops=(peak_bf16_flops(torch.cuda.get_device_name(device)) or 0) / 1e12
+            or None,
+            flash_sdp=torch.backends.cuda.flash_sdp_enabled(),
+            mem_efficient_sdp=torch.backends.cuda.mem_efficient_sdp_enabled(),
+            cudnn_sdp=torch.backends.cuda.cudnn_sdp_enabled(),
+        )
     return info
 
 
@@ -220,21 +304,30 @@ def run(device: str, out: Path) -> dict:
             try:
                 results["parts"][name] = part()
             except Exception as exc:  # noqa: BLE001 - one failing part must not lose the others
-                results["parts"][name] = {"error": f"{type(exc).__name__}: {exc}",
-                                          "traceback": traceback.format_exc()[-3000:]}
+                results["parts"][name] = {
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc()[-3000:],
+                }
         results["parts"][name]["seconds"] = round(time.perf_counter() - start, 1)
         write()
-        print(f"[probe] {name}: {results['parts'][name].get('mfu', results['parts'][name].get('skipped', ''))} "
-              f"({results['parts'][name]['seconds']} s)", flush=True)
+        print(
+            f"[probe] {name}: {results['parts'][name].get('mfu', results['parts'][name].get('skipped', ''))} "
+            f"({results['parts'][name]['seconds']} s)",
+            flush=True,
+        )
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.perf.probe", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.perf.probe", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--device", default="auto", help="cuda, cpu or auto (cuda when visible)")
     parser.add_argument("--out", type=Path, required=True, help="folder for probe.json")
     args = parser.parse_args(argv)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    device = (
+        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    )
     if device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is visible to torch on this machine")
     results = run(device, args.out)

@@ -46,12 +46,23 @@ def _text(batch: int, length: int, device: torch.device) -> tuple[torch.Tensor, 
     return ids.to(device), torch.ones(batch, length, dtype=torch.bool, device=device)
 
 
-def sampler_overhead(vocab: int, embeddings: torch.Tensor, latent: tuple[int, int, int], batch: int,
-                     steps: int, device: torch.device, preset: str = "tiny") -> dict:
+def sampler_overhead(
+    vocab: int,
+    embeddings: torch.Tensor,
+    latent: tuple[int, int, int],
+    batch: int,
+    steps: int,
+    device: torch.device,
+    preset: str = "tiny",
+) -> dict:
     """Per-step sampler time outside the forward, and its ratio to the forward time. The
     overhead is O(K) elementwise work per token (draw x1_hat, velocity, jump) against a forward
     whose head alone is O(hidden x K), so the ratio falls as the model widens."""
-    model = URSAModel(URSAConfig.preset(preset, text_vocab_size=256, visual_vocab_size=vocab), seed=0).to(device).eval()
+    model = (
+        URSAModel(URSAConfig.preset(preset, text_vocab_size=256, visual_vocab_size=vocab), seed=0)
+        .to(device)
+        .eval()
+    )
     path = build_path("metric", vocab_size=vocab, embeddings=embeddings.to(device))
     timed = _TimedModel(model, device)
     text = _text(batch, 16, device)
@@ -64,8 +75,15 @@ def sampler_overhead(vocab: int, embeddings: torch.Tensor, latent: tuple[int, in
     _sync(device)
     total = time.perf_counter() - start
     forward, outside = timed.elapsed / steps, (total - timed.elapsed) / steps
-    return {"preset": preset, "K": vocab, "tokens": batch * latent[0] * latent[1] * latent[2], "steps": steps,
-            "forward_ms": 1e3 * forward, "sampler_ms_per_step": 1e3 * outside, "overhead_ratio": outside / forward}
+    return {
+        "preset": preset,
+        "K": vocab,
+        "tokens": batch * latent[0] * latent[1] * latent[2],
+        "steps": steps,
+        "forward_ms": 1e3 * forward,
+        "sampler_ms_per_step": 1e3 * outside,
+        "overhead_ratio": outside / forward,
+    }
 
 
 def run(quick: bool = True, device: str = "cpu") -> dict:
@@ -80,6 +98,7 @@ def run(quick: bool = True, device: str = "cpu") -> dict:
         "sampler_k64000": sampler_overhead(64000, fsq_codebook(), latent, batch, steps, dev),
     }
     if not quick:  # the real 0.6B backbone (28 layers, hidden 1024) at K = 64000, 256 tokens
-        out["sampler_0.6B_k64000"] = sampler_overhead(64000, fsq_codebook(), (1, 16, 16), 1, 2, dev,
-                                                      preset="0.6B")
+        out["sampler_0.6B_k64000"] = sampler_overhead(
+            64000, fsq_codebook(), (1, 16, 16), 1, 2, dev, preset="0.6B"
+        )
     return out

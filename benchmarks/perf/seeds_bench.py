@@ -55,8 +55,13 @@ VECTOR_SEEDS = 4
 
 
 def _config() -> URSAConfig:
-    return URSAConfig.preset("small", num_layers=2, intermediate_size=256,
-                             text_vocab_size=TEXT_VOCAB, visual_vocab_size=K)
+    return URSAConfig.preset(
+        "small",
+        num_layers=2,
+        intermediate_size=256,
+        text_vocab_size=TEXT_VOCAB,
+        visual_vocab_size=K,
+    )
 
 
 def _data(batch: int) -> TokenDataset:
@@ -64,9 +69,11 @@ def _data(batch: int) -> TokenDataset:
     round draws a new batch, as training does (random ids cost what real ones do)."""
     g = torch.Generator().manual_seed(0)
     n = batch * 8
-    return TokenDataset(torch.randint(0, TEXT_VOCAB, (n, TEXT_LEN), generator=g),
-                        torch.ones(n, TEXT_LEN, dtype=torch.bool),
-                        torch.randint(0, K, (n, *LATENT), generator=g))
+    return TokenDataset(
+        torch.randint(0, TEXT_VOCAB, (n, TEXT_LEN), generator=g),
+        torch.ones(n, TEXT_LEN, dtype=torch.bool),
+        torch.randint(0, K, (n, *LATENT), generator=g),
+    )
 
 
 def _path():
@@ -79,10 +86,24 @@ def _loop_step_s(batch: int, steps: int, compile: bool) -> tuple[float, float]:
     stamps: list[float] = []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
-        config = TrainConfig(steps=steps + 3, batch_size=batch, lr=3e-3, warmup_steps=1,
-                             checkpoint_every=10**9, compile=compile)
-        train(URSAModel(_config(), seed=0), _path(), _data(batch), config, out, progress=False,
-              on_step=lambda s, loss: stamps.append(time.perf_counter()), stop_after=steps + 2)
+        config = TrainConfig(
+            steps=steps + 3,
+            batch_size=batch,
+            lr=3e-3,
+            warmup_steps=1,
+            checkpoint_every=10**9,
+            compile=compile,
+        )
+        train(
+            URSAModel(_config(), seed=0),
+            _path(),
+            _data(batch),
+            config,
+            out,
+            progress=False,
+            on_step=lambda s, loss: stamps.append(time.perf_counter()),
+            stop_after=steps + 2,
+        )
     return (stamps[-1] - stamps[1]) / steps, stamps[1] - start
 
 
@@ -107,7 +128,8 @@ class _VmapSeeds:
 
         batch = self.data.select(torch.arange(BATCH))
         grads, _ = vmap(grad_and_value(loss), in_dims=(0, 0, None, None))(
-            self.params, self.buffers, batch.text_ids, batch.visual_ids)
+            self.params, self.buffers, batch.text_ids, batch.visual_ids
+        )
         with torch.no_grad():
             for name, g in grads.items():
                 self.params[name].sub_(1e-3 * g)
@@ -127,8 +149,12 @@ def _worker(out: str, rounds: int, steps: int) -> None:
 
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", message=".*batching rule.*")  # vmap's SDPA fallback, measured
-    times: dict[str, list[float]] = {"eager": [], "compile": [], f"batched_x{VECTOR_SEEDS}": [],
-                                     f"vmap_x{VECTOR_SEEDS}": []}
+    times: dict[str, list[float]] = {
+        "eager": [],
+        "compile": [],
+        f"batched_x{VECTOR_SEEDS}": [],
+        f"vmap_x{VECTOR_SEEDS}": [],
+    }
     first: list[float] = []
     vmapped = _VmapSeeds(VECTOR_SEEDS)
     for _ in range(rounds):
@@ -161,12 +187,16 @@ def figures(workers: int, rounds: int, steps: int) -> dict:
     """Per variant: median seconds per seed-step over rounds (mean over workers), seeds per CPU
     minute at STEPS steps, and the speedup over eager."""
     results = _workers(workers, rounds, steps)
-    out: dict = {"workers": workers, "rounds": rounds, "steps_per_round": steps,
-                 # round 1 compiles (a fresh process: what every harness run pays); later reuse it
-                 "compile_first_steps_s": statistics.mean(r["compile_first"][0] for r in results),
-                 "compile_first_steps_s_compiled": statistics.mean(
-                     statistics.median(r["compile_first"][1:] or r["compile_first"])
-                     for r in results)}
+    out: dict = {
+        "workers": workers,
+        "rounds": rounds,
+        "steps_per_round": steps,
+        # round 1 compiles (a fresh process: what every harness run pays); later reuse it
+        "compile_first_steps_s": statistics.mean(r["compile_first"][0] for r in results),
+        "compile_first_steps_s_compiled": statistics.mean(
+            statistics.median(r["compile_first"][1:] or r["compile_first"]) for r in results
+        ),
+    }
     for name in results[0]["times"]:
         step_s = statistics.mean(statistics.median(r["times"][name]) for r in results)
         out[name] = {"step_ms_per_seed": 1e3 * step_s, "seeds_per_cpu_min": 60 / (STEPS * step_s)}
@@ -181,10 +211,22 @@ def figures(workers: int, rounds: int, steps: int) -> dict:
 
 def run(quick: bool = True, device: str = "cpu") -> dict:
     if device != "cpu":  # a GPU run of every suite must not fail here; its target: not measured
-        return {"skipped": "the seeds suite measures the CPU main job (one thread per worker); "
-                           "run it with --device cpu"}
+        return {
+            "skipped": "the seeds suite measures the CPU main job (one thread per worker); "
+            "run it with --device cpu"
+        }
     rounds, steps = (2, 4) if quick else (5, 20)
-    return {"shape": {"preset": "small", "num_layers": 2, "intermediate_size": 256, "batch": BATCH,
-                      "tokens_per_clip": TEXT_LEN + 1 + LATENT[0] * LATENT[1] * LATENT[2], "K": K,
-                      "steps_per_seed": STEPS, "vector_seeds": VECTOR_SEEDS},
-            "workers_1": figures(1, rounds, steps), "workers_2": figures(2, rounds, steps)}
+    return {
+        "shape": {
+            "preset": "small",
+            "num_layers": 2,
+            "intermediate_size": 256,
+            "batch": BATCH,
+            "tokens_per_clip": TEXT_LEN + 1 + LATENT[0] * LATENT[1] * LATENT[2],
+            "K": K,
+            "steps_per_seed": STEPS,
+            "vector_seeds": VECTOR_SEEDS,
+        },
+        "workers_1": figures(1, rounds, steps),
+        "workers_2": figures(2, rounds, steps),
+    }

@@ -26,30 +26,88 @@ class Target:
     def rows(self, figures: dict[str, Any] | None) -> list[tuple[str, str, str]]:
         """(figure key, measured, verdict) for each matching figure of this suite."""
         flat = dict(flatten(figures or {}))
-        found = [(k, v) for k, v in flat.items() if fnmatch.fnmatchcase(k, self.key) and isinstance(v, (int, float))]
+        found = [
+            (k, v)
+            for k, v in flat.items()
+            if fnmatch.fnmatchcase(k, self.key) and isinstance(v, (int, float))
+        ]
         if not found:
             return [(self.key, "-", "not measured")]
-        return [(k, f"{v:.4g}", "met" if _OPS[self.op](v, self.bound) else "missed") for k, v in found]
+        return [
+            (k, f"{v:.4g}", "met" if _OPS[self.op](v, self.bound) else "missed") for k, v in found
+        ]
 
 
 TARGETS: list[Target] = [
-    Target("paths", "tokens_*.*.time_ratio", "<=", 1.0, "metric path time no worse than the naive reference"),
-    Target("paths", "*_33280.sample.memory_ratio", ">=", 10.0,
-           "metric path sampling memory >= 10x below naive at 33,280 tokens"),
-    Target("sampler", "sampler_0.6B_k64000.overhead_ratio", "<=", 0.10, "sampler overhead <= 10% of the forward (0.6B)"),
-    Target("train", "step_*.efficiency_bare_over_train", ">=", 0.90,
-           "training step >= 90% of the bare forward + backward"),
+    Target(
+        "paths",
+        "tokens_*.*.time_ratio",
+        "<=",
+        1.0,
+        "metric path time no worse than the naive reference",
+    ),
+    Target(
+        "paths",
+        "*_33280.sample.memory_ratio",
+        ">=",
+        10.0,
+        "metric path sampling memory >= 10x below naive at 33,280 tokens",
+    ),
+    Target(
+        "sampler",
+        "sampler_0.6B_k64000.overhead_ratio",
+        "<=",
+        0.10,
+        "sampler overhead <= 10% of the forward (0.6B)",
+    ),
+    Target(
+        "train",
+        "step_*.efficiency_bare_over_train",
+        ">=",
+        0.90,
+        "training step >= 90% of the bare forward + backward",
+    ),
     Target("train", "step_0.6B.mfu", ">=", 0.40, "MFU >= 40% at 0.6B bf16 (H100/H200-class GPU)"),
-    Target("train_compile", "step_0.6B_compile.mfu", ">=", 0.40, "MFU >= 40% at 0.6B bf16, blocks compiled"),
-    Target("train", "head_*.memory_ratio", ">=", 2.0, "chunked head loss peak memory >= 2x below the plain head"),
+    Target(
+        "train_compile",
+        "step_0.6B_compile.mfu",
+        ">=",
+        0.40,
+        "MFU >= 40% at 0.6B bf16, blocks compiled",
+    ),
+    Target(
+        "train",
+        "head_*.memory_ratio",
+        ">=",
+        2.0,
+        "chunked head loss peak memory >= 2x below the plain head",
+    ),
     Target("train", "head_*.speedup", ">=", 1.0, "chunked head loss no slower than the plain head"),
     Target("harness", "grid_1000.seconds", "<=", 2.0, "1,000-run grid expanded and validated"),
-    Target("harness", "noop_rerun.rerun_with_report_s", "<=", 5.0, "no-op rerun of a completed spec"),
-    Target("seeds", "workers_*.best_lever.speedup_vs_eager", ">=", 2.5,
-           "seeds per CPU minute >= 2.5x today's (the best lever that keeps each seed's result)"),
-    Target("data", "rss.shards_growth_ratio", "<=", 1.05, "streaming training peak RSS flat (<= 5%) as the data grows 10x"),
-    Target("cpu_isa", "ratio_pinned_over_native", "<=", 1.10,
-           "CPU kernel pins (harness/cpu.py) cost <= 10% of train step time"),
+    Target(
+        "harness", "noop_rerun.rerun_with_report_s", "<=", 5.0, "no-op rerun of a completed spec"
+    ),
+    Target(
+        "seeds",
+        "workers_*.best_lever.speedup_vs_eager",
+        ">=",
+        2.5,
+        "seeds per CPU minute >= 2.5x today's (the best lever that keeps each seed's result)",
+    ),
+    Target(
+        "data",
+        "rss.shards_growth_ratio",
+        "<=",
+        1.05,
+        "streaming training peak RSS flat (<= 5%) as the data grows 10x",
+    ),
+    Target(
+        "cpu_isa",
+        "ratio_pinned_over_native",
+        "<=",
+        1.10,
+        "CPU kernel pins (harness/cpu.py) cost <= 10% of train step time",
+    ),
 ]
 
 
@@ -62,12 +120,17 @@ def flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
     return out
 
 
-def verdicts(results: dict, targets: list[Target] = TARGETS) -> list[tuple[str, str, str, str, str]]:
+def verdicts(
+    results: dict, targets: list[Target] = TARGETS
+) -> list[tuple[str, str, str, str, str]]:
     """(suite, target, figure key, measured, verdict) rows for the suites this run measured."""
     out = []
     for t in targets:
         if t.suite in results.get("suites", {}):
-            out += [(t.suite, f"{t.label} ({t.op} {t.bound:g})", *row) for row in t.rows(results["suites"][t.suite])]
+            out += [
+                (t.suite, f"{t.label} ({t.op} {t.bound:g})", *row)
+                for row in t.rows(results["suites"][t.suite])
+            ]
     return out
 
 

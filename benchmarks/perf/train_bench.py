@@ -51,8 +51,13 @@ from ursa.train import TokenDataset, TrainConfig, train
 
 # dense bf16 tensor-core peak by device-name marker, the first that matches (variants before the
 # family: "NVIDIA H100 PCIe", "NVIDIA H100 NVL", "NVIDIA H100 80GB HBM3" (SXM), "NVIDIA H200")
-PEAK_BF16_FLOPS = (("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H200 NVL", 835e12),
-                   ("H100", 989e12), ("H200", 989e12))
+PEAK_BF16_FLOPS = (
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H200 NVL", 835e12),
+    ("H100", 989e12),
+    ("H200", 989e12),
+)
 TEXT_LEN = 32
 
 
@@ -61,14 +66,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def model_flops(config: URSAConfig, batch: int, latent: tuple[int, int, int], text_len: int = TEXT_LEN) -> float:
+def model_flops(
+    config: URSAConfig, batch: int, latent: tuple[int, int, int], text_len: int = TEXT_LEN
+) -> float:
     """Model FLOPs of one training step (forward + backward) by the formula in the module docstring."""
     visual = math.prod(latent)
     seq = text_len + 1 + visual
     h = config.hidden_size
-    per_layer = (h * config.num_heads * config.head_dim * 2  # q, o
-                 + h * config.num_kv_heads * config.head_dim * 2  # k, v
-                 + 3 * h * config.intermediate_size)  # SwiGLU gate, up, down
+    per_layer = (
+        h * config.num_heads * config.head_dim * 2  # q, o
+        + h * config.num_kv_heads * config.head_dim * 2  # k, v
+        + 3 * h * config.intermediate_size
+    )  # SwiGLU gate, up, down
     n_backbone = config.num_layers * per_layer
     n_head = h * config.visual_vocab_size
     attention = 12 * config.num_layers * config.num_heads * config.head_dim * seq * seq
@@ -86,36 +95,68 @@ def _peak(device: torch.device) -> float | None:
 
 def _data(config: URSAConfig, batch: int, latent: tuple[int, int, int]) -> TokenDataset:
     g = torch.Generator().manual_seed(0)
-    return TokenDataset(torch.randint(0, config.text_vocab_size, (batch, TEXT_LEN), generator=g),
-                        torch.ones(batch, TEXT_LEN, dtype=torch.bool),
-                        torch.randint(0, config.visual_vocab_size, (batch, *latent), generator=g))
+    return TokenDataset(
+        torch.randint(0, config.text_vocab_size, (batch, TEXT_LEN), generator=g),
+        torch.ones(batch, TEXT_LEN, dtype=torch.bool),
+        torch.randint(0, config.visual_vocab_size, (batch, *latent), generator=g),
+    )
 
 
-def step_figures(preset: str, batch: int, latent: tuple[int, int, int], steps: int, device: torch.device,
-                 compile: bool = False, **overrides) -> dict:
+def step_figures(
+    preset: str,
+    batch: int,
+    latent: tuple[int, int, int],
+    steps: int,
+    device: torch.device,
+    compile: bool = False,
+    **overrides,
+) -> dict:
     """Train-loop vs bare forward+backward step time, tokens/s, MFU and peak memory of one preset
     (compile: both with the blocks compiled, ursa.parallel.compile_blocks; the two warm-up steps absorb
     the compilation)."""
     config = URSAConfig.preset(preset, **overrides)
     bf16 = device.type == "cuda"
     data = _data(config, batch, latent)
-    embeddings = fsq_codebook() if config.visual_vocab_size == 64000 else torch.randn(
-        config.visual_vocab_size, 8, generator=torch.Generator().manual_seed(0))
-    path = build_path("metric", vocab_size=config.visual_vocab_size, embeddings=embeddings.to(device))
+    embeddings = (
+        fsq_codebook()
+        if config.visual_vocab_size == 64000
+        else torch.randn(config.visual_vocab_size, 8, generator=torch.Generator().manual_seed(0))
+    )
+    path = build_path(
+        "metric", vocab_size=config.visual_vocab_size, embeddings=embeddings.to(device)
+    )
     stamps: list[float] = []
 
     def on_step(step: int, loss: float) -> None:  # reading the loss back syncs the device already
         stamps.append(time.perf_counter())
 
-    with torch.device(device):  # initialise the weights where they train (a 1.7B init on CPU takes minutes)
+    with torch.device(
+        device
+    ):  # initialise the weights where they train (a 1.7B init on CPU takes minutes)
         model = URSAModel(config, seed=0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with tempfile.TemporaryDirectory() as out:
         # stop_after returns before the final checkpoint (a 1.7B model's AdamW state is 20 GB of disk)
-        train(model, path, data, TrainConfig(steps=steps + 3, batch_size=batch, device=str(device), bf16=bf16,
-              checkpoint_every=10**9, warmup_steps=1, corruption="clip", compile=compile), out, progress=False, on_step=on_step,
-              stop_after=steps + 2)
+        train(
+            model,
+            path,
+            data,
+            TrainConfig(
+                steps=steps + 3,
+                batch_size=batch,
+                device=str(device),
+                bf16=bf16,
+                checkpoint_every=10**9,
+                warmup_steps=1,
+                corruption="clip",
+                compile=compile,
+            ),
+            out,
+            progress=False,
+            on_step=on_step,
+            stop_after=steps + 2,
+        )
     train_s = (stamps[-1] - stamps[1]) / steps  # two warm-up steps
     train_mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
 
@@ -126,8 +167,12 @@ def step_figures(preset: str, batch: int, latent: tuple[int, int, int], steps: i
             _sync(device)
             start = time.perf_counter()
         model.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):  # the loss the loop uses
-            loss = model(d.text_ids, d.visual_ids, None, targets=d.visual_ids) / d.visual_ids.numel()  # blocks compiled by train() when `compile`
+        with torch.autocast(
+            device.type, dtype=torch.bfloat16, enabled=bf16
+        ):  # the loss the loop uses
+            loss = (
+                model(d.text_ids, d.visual_ids, None, targets=d.visual_ids) / d.visual_ids.numel()
+            )  # blocks compiled by train() when `compile`
         loss.backward()
     _sync(device)
     bare_s = (time.perf_counter() - start) / steps
@@ -138,16 +183,28 @@ def step_figures(preset: str, batch: int, latent: tuple[int, int, int], steps: i
     tokens = batch * (TEXT_LEN + 1 + math.prod(latent))
     flops = model_flops(config, batch, latent)
     peak = _peak(device)
-    return {"preset": preset, "compile": compile, "batch": batch, "latent": list(latent), "tokens_per_step": tokens,
-            "params": params,
-            "train_step_ms": 1e3 * train_s, "bare_fwd_bwd_ms": 1e3 * bare_s,
-            "efficiency_bare_over_train": bare_s / train_s, "tokens_per_s": tokens / train_s,
-            "model_tflops_per_step": flops / 1e12, "achieved_tflops": flops / train_s / 1e12,
-            "mfu": flops / train_s / peak if peak else None, "peak_tflops": peak / 1e12 if peak else None,
-            "max_memory_gb": train_mem}
+    return {
+        "preset": preset,
+        "compile": compile,
+        "batch": batch,
+        "latent": list(latent),
+        "tokens_per_step": tokens,
+        "params": params,
+        "train_step_ms": 1e3 * train_s,
+        "bare_fwd_bwd_ms": 1e3 * bare_s,
+        "efficiency_bare_over_train": bare_s / train_s,
+        "tokens_per_s": tokens / train_s,
+        "model_tflops_per_step": flops / 1e12,
+        "achieved_tflops": flops / train_s / 1e12,
+        "mfu": flops / train_s / peak if peak else None,
+        "peak_tflops": peak / 1e12 if peak else None,
+        "max_memory_gb": train_mem,
+    }
 
 
-def _plain_head_loss(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def _plain_head_loss(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
     """The head as it was before ursa/loss.py: whole float32 logits, then cross-entropy."""
     return F.cross_entropy(F.linear(hidden, weight).float(), targets, reduction="sum")
 
@@ -155,7 +212,9 @@ def _plain_head_loss(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.
 HEAD_LOSSES = {"plain": _plain_head_loss, "chunked": linear_cross_entropy}
 
 
-def _head_run(kind: str, tokens: int, hidden_size: int, vocab: int, steps: int, device: str) -> dict:
+def _head_run(
+    kind: str, tokens: int, hidden_size: int, vocab: int, steps: int, device: str
+) -> dict:
     """Seconds and peak extra memory of forward + backward of one head loss (on CPU: peak RSS of
     this fresh process above what it held before the first call)."""
     dev = torch.device(device)
@@ -186,12 +245,18 @@ def _head_run(kind: str, tokens: int, hidden_size: int, vocab: int, steps: int, 
     return {"ms": 1e3 * sorted(times[1:])[len(times[1:]) // 2], "peak_extra_mib": extra}
 
 
-def head_figures(tokens: int, hidden_size: int, vocab: int, steps: int, device: torch.device) -> dict:
+def head_figures(
+    tokens: int, hidden_size: int, vocab: int, steps: int, device: torch.device
+) -> dict:
     """The visual head's loss (Linear(hidden, K) + cross-entropy, forward + backward), the plain
     float32-logits version against ursa/loss.py's chunked one; each in a fresh process on CPU so the
     peak RSS is its own."""
-    out: dict = {"tokens": tokens, "hidden": hidden_size, "K": vocab,
-                 "logits_fp32_mib": tokens * vocab * 4 / 2**20}
+    out: dict = {
+        "tokens": tokens,
+        "hidden": hidden_size,
+        "K": vocab,
+        "logits_fp32_mib": tokens * vocab * 4 / 2**20,
+    }
     for kind in HEAD_LOSSES:
         if device.type == "cuda":
             out[kind] = _head_run(kind, tokens, hidden_size, vocab, steps, str(device))
@@ -200,7 +265,9 @@ def head_figures(tokens: int, hidden_size: int, vocab: int, steps: int, device: 
             with multiprocessing.get_context("spawn").Pool(1) as pool:
                 out[kind] = pool.apply(_head_run, (kind, tokens, hidden_size, vocab, steps, "cpu"))
     out["speedup"] = out["plain"]["ms"] / out["chunked"]["ms"]
-    out["memory_ratio"] = out["plain"]["peak_extra_mib"] / max(out["chunked"]["peak_extra_mib"], 1e-9)
+    out["memory_ratio"] = out["plain"]["peak_extra_mib"] / max(
+        out["chunked"]["peak_extra_mib"], 1e-9
+    )
     return out
 
 
@@ -210,9 +277,15 @@ def _scaling_worker(out: str, batch: int, steps: int) -> None:
     stamps: list[float] = []
     path = build_path("mixture", vocab_size=512)
     with tempfile.TemporaryDirectory() as tmp:
-        train(URSAModel(config, seed=0), path, _data(config, batch, (2, 8, 8)),
-              TrainConfig(steps=steps + 1, batch_size=batch, checkpoint_every=10**9), tmp, progress=False,
-              on_step=lambda s, loss: stamps.append(time.perf_counter()))
+        train(
+            URSAModel(config, seed=0),
+            path,
+            _data(config, batch, (2, 8, 8)),
+            TrainConfig(steps=steps + 1, batch_size=batch, checkpoint_every=10**9),
+            tmp,
+            progress=False,
+            on_step=lambda s, loss: stamps.append(time.perf_counter()),
+        )
     if rank.main:
         Path(out).write_text(json.dumps((stamps[-1] - stamps[0]) / steps))
 
@@ -223,29 +296,50 @@ def scaling_cpu(batch: int, steps: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for n in (1, 2):
             out = Path(tmp) / f"{n}.json"
-            distributed.launch(_scaling_worker, n, str(out), batch, steps, threads=1, start_method="spawn")
+            distributed.launch(
+                _scaling_worker, n, str(out), batch, steps, threads=1, start_method="spawn"
+            )
             times[n] = json.loads(out.read_text())
-    return {"preset": "small", "global_batch": batch, "latent": [2, 8, 8], "step_ms_1proc": 1e3 * times[1],
-            "step_ms_2proc": 1e3 * times[2], "speedup": times[1] / times[2],
-            "scaling_efficiency": times[1] / (2 * times[2])}
+    return {
+        "preset": "small",
+        "global_batch": batch,
+        "latent": [2, 8, 8],
+        "step_ms_1proc": 1e3 * times[1],
+        "step_ms_2proc": 1e3 * times[2],
+        "speedup": times[1] / times[2],
+        "scaling_efficiency": times[1] / (2 * times[2]),
+    }
 
 
 def run(quick: bool = True, device: str = "cpu") -> dict:
     """CPU scaling first (forked workers must not inherit CUDA), then the step figures."""
     dev = torch.device(device)
-    out = {"device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
-           "scaling_cpu_gloo": scaling_cpu(batch=8, steps=3 if quick else 10)}
+    out = {
+        "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
+        "scaling_cpu_gloo": scaling_cpu(batch=8, steps=3 if quick else 10),
+    }
     if dev.type == "cuda":
         steps = 3 if quick else 5
         for tokens in (10_240, 26_624):  # the step below; 2 clips of 13x32x32
             out[f"head_{tokens}"] = head_figures(tokens, 1024, 64000, steps, dev)
         for preset in ("0.6B", "1.7B"):
             out[f"step_{preset}"] = step_figures(preset, 2, (5, 32, 32), steps, dev)
-        out["step_0.6B_long"] = step_figures("0.6B", 2, (13, 32, 32), steps, dev)  # 26,690 tokens a step
+        out["step_0.6B_long"] = step_figures(
+            "0.6B", 2, (13, 32, 32), steps, dev
+        )  # 26,690 tokens a step
     else:
-        out["head_4096"] = head_figures(4096, 1024, 64000, 2 if quick else 3, dev)  # the 0.6B head's shape
-        out["step_tiny"] = step_figures("tiny", 4, (3, 8, 8), 3 if quick else 10, dev, text_vocab_size=256,
-                                        visual_vocab_size=512)
+        out["head_4096"] = head_figures(
+            4096, 1024, 64000, 2 if quick else 3, dev
+        )  # the 0.6B head's shape
+        out["step_tiny"] = step_figures(
+            "tiny",
+            4,
+            (3, 8, 8),
+            3 if quick else 10,
+            dev,
+            text_vocab_size=256,
+            visual_vocab_size=512,
+        )
     return out
 
 

@@ -17,5 +17,15 @@ def run(quick: bool = True, device: str = "cpu") -> dict:
     steps = 3 if quick else 5
     if dev.type == "cuda":
         return {"step_0.6B_compile": step_figures("0.6B", 2, (5, 32, 32), steps, dev, compile=True)}
-    return {"step_tiny_compile": step_figures("tiny", 4, (3, 8, 8), steps, dev, compile=True, text_vocab_size=256,
-                                              visual_vocab_size=512)}
+    return {
+        "step_tiny_compile": step_figures(
+            "tiny",
+            4,
+            (3, 8, 8),
+            steps,
+            dev,
+            compile=True,
+            text_vocab_size=256,
+            visual_vocab_size=512,
+        )
+    }

@@ -21,7 +21,9 @@ import torch
 
 from ursa.tensor_checks import check_tensor
 
-PSNR_CAP = 100.0  # dB: the score of identical frames (8-bit frames that differ at all stay below ~90 dB)
+PSNR_CAP = (
+    100.0  # dB: the score of identical frames (8-bit frames that differ at all stay below ~90 dB)
+)
 NOISE_FLICKER = 1.0 - (256**2 - 1) / (3 * 256) / 255.0  # independent uniform uint8 frames
 NOISE_PSNR = 10 * math.log10(255.0**2 / (2 * (256**2 - 1) / 12))  # independent uniform uint8 frames
 
@@ -31,7 +33,9 @@ def temporal_flickering(videos: torch.Tensor) -> torch.Tensor:
     check_tensor("videos", videos, torch.uint8, ("N", "F", "H", "W", 3))
     out = torch.ones(len(videos), dtype=torch.float64)
     if videos.shape[1] > 1:
-        for n, clip in enumerate(videos):  # one clip at a time: int16 copies of a whole batch can be large
+        for n, clip in enumerate(
+            videos
+        ):  # one clip at a time: int16 copies of a whole batch can be large
             diff = (clip[1:].to(torch.int16) - clip[:-1].to(torch.int16)).abs()
             out[n] = (255.0 - diff.double().mean()) / 255.0
     return out
@@ -39,12 +43,18 @@ def temporal_flickering(videos: torch.Tensor) -> torch.Tensor:
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """uint8 (N, ...) x uint8 (N, ...) of equal shapes -> float64 (N,) PSNR in dB, in [0, PSNR_CAP]."""
-    mse = torch.stack([(x.double() - y.double()).pow(2).mean() for x, y in zip(a, b)]) if len(a) else torch.zeros(0)
+    mse = (
+        torch.stack([(x.double() - y.double()).pow(2).mean() for x, y in zip(a, b)])
+        if len(a)
+        else torch.zeros(0)
+    )
     db = 10 * torch.log10(255.0**2 / mse.clamp_min(1e-300).double())
     return torch.where(mse == 0, torch.full_like(db, PSNR_CAP), db.clamp(0.0, PSNR_CAP))
 
 
-def task_metrics(task: str, videos: torch.Tensor, real: torch.Tensor, given_frames: int) -> dict[str, torch.Tensor]:
+def task_metrics(
+    task: str, videos: torch.Tensor, real: torch.Tensor, given_frames: int
+) -> dict[str, torch.Tensor]:
     """Per-clip frame-comparison metrics of one conditioned task, {name: float64 (N,)}; {} for a task
     without given frames (t2v, t2i, long). videos, real: uint8 (N, F, H, W, 3) of one shape;
     given_frames: pixel frames given to the sampler (extrapolation)."""
@@ -52,17 +62,27 @@ def task_metrics(task: str, videos: torch.Tensor, real: torch.Tensor, given_fram
     if task not in METRIC_OF_TASK:
         return {}
     if tuple(real.shape) != tuple(videos.shape):
-        raise ValueError(f"{task} scoring: expected the real clips of the prompts in the generated clips' shape "
-                         f"{tuple(videos.shape)} (N, F, H, W, 3), got {tuple(real.shape)}")
+        raise ValueError(
+            f"{task} scoring: expected the real clips of the prompts in the generated clips' shape "
+            f"{tuple(videos.shape)} (N, F, H, W, 3), got {tuple(real.shape)}"
+        )
     if task == "i2v":
         return {"first_frame_psnr": psnr(videos[:, 0], real[:, 0])}
     if task == "interpolation":
-        return {"endpoint_psnr": (psnr(videos[:, 0], real[:, 0]) + psnr(videos[:, -1], real[:, -1])) / 2}
+        return {
+            "endpoint_psnr": (psnr(videos[:, 0], real[:, 0]) + psnr(videos[:, -1], real[:, -1])) / 2
+        }
     frames = videos.shape[1]
     if not 1 <= given_frames < frames:
-        raise ValueError(f"extrapolation scoring: expected given frames in [1, {frames}) (the clip's frames), got "
-                         f"{given_frames} (the prompts' condition_frames)")
+        raise ValueError(
+            f"extrapolation scoring: expected given frames in [1, {frames}) (the clip's frames), got "
+            f"{given_frames} (the prompts' condition_frames)"
+        )
     return {"continuation_psnr": psnr(videos[:, given_frames:], real[:, given_frames:])}
 
 
-METRIC_OF_TASK = {"i2v": "first_frame_psnr", "interpolation": "endpoint_psnr", "extrapolation": "continuation_psnr"}
+METRIC_OF_TASK = {
+    "i2v": "first_frame_psnr",
+    "interpolation": "endpoint_psnr",
+    "extrapolation": "continuation_psnr",
+}

@@ -9,7 +9,22 @@ from benchmarks.shapes.tokenizer import ShapesTokenizer, load_or_fit_tokenizer
 from benchmarks.shapes.world import WorldConfig, caption, parse_caption, render, sample_scene
 
 __all__ = [
-    "GENERATORS", "SCORERS", "SUITES", "CaptionTokenizer", "Prompt", "ScoreReport", "ShapesTokenizer", "WorldConfig",
-    "caption", "generate_reference", "load_or_fit_tokenizer", "load_suite", "make_training_set", "parse_caption",
-    "real_videos", "render", "sample_scene", "score",
+    "GENERATORS",
+    "SCORERS",
+    "SUITES",
+    "CaptionTokenizer",
+    "Prompt",
+    "ScoreReport",
+    "ShapesTokenizer",
+    "WorldConfig",
+    "caption",
+    "generate_reference",
+    "load_or_fit_tokenizer",
+    "load_suite",
+    "make_training_set",
+    "parse_caption",
+    "real_videos",
+    "render",
+    "sample_scene",
+    "score",
 ]

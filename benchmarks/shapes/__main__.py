@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--suite", choices=SUITES, default="eval")
     s.add_argument("--n", type=int, default=200)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--train-size", type=int, default=256, help="training prompts the memoriser recalls from")
+    s.add_argument(
+        "--train-size", type=int, default=256, help="training prompts the memoriser recalls from"
+    )
     s.add_argument("--which", nargs="+", choices=SCORERS, default=list(SCORERS))
     s.add_argument("--cache-dir", default=None)
     s.add_argument("--json", action="store_true", help="print one JSON object with every metric")
@@ -34,12 +36,30 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure_speed(args.cache_dir), indent=2))
         return 0
     prompts = load_suite(args.suite, args.n, args.seed)
-    tokenizer = load_or_fit_tokenizer(args.cache_dir) if args.generator in ("reconstruction", "random") else None
-    train = load_suite("train", args.train_size, args.seed) if args.generator == "memoriser" else None
+    tokenizer = (
+        load_or_fit_tokenizer(args.cache_dir)
+        if args.generator in ("reconstruction", "random")
+        else None
+    )
+    train = (
+        load_suite("train", args.train_size, args.seed) if args.generator == "memoriser" else None
+    )
     videos = generate_reference(args.generator, prompts, tokenizer, seed=args.seed, train=train)
-    report = score(videos, prompts, which=tuple(args.which), seed=args.seed, cache_dir=args.cache_dir)
+    report = score(
+        videos, prompts, which=tuple(args.which), seed=args.seed, cache_dir=args.cache_dir
+    )
     if args.json:
-        print(json.dumps({"generator": args.generator, "suite": args.suite, "n": args.n, "seed": args.seed, **report.metrics}))
+        print(
+            json.dumps(
+                {
+                    "generator": args.generator,
+                    "suite": args.suite,
+                    "n": args.n,
+                    "seed": args.seed,
+                    **report.metrics,
+                }
+            )
+        )
     else:
         for k, v in report.metrics.items():
             print(f"{k:28s} {v:.4f}")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -29,7 +29,9 @@ class FingerprintMismatch(ValueError):
 def default_cache_dir() -> Path:
     """$URSA_CACHE/shapes if set, else <repo>/.cache/shapes."""
     root = os.environ.get("URSA_CACHE")
-    return Path(root) / "shapes" if root else Path(__file__).resolve().parents[2] / ".cache" / "shapes"
+    return (
+        Path(root) / "shapes" if root else Path(__file__).resolve().parents[2] / ".cache" / "shapes"
+    )
 
 
 def fingerprint(payload: dict) -> str:
@@ -38,7 +40,9 @@ def fingerprint(payload: dict) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def load_or_build(path: Path, fp: str, keys: tuple[str, ...], build: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+def load_or_build(
+    path: Path, fp: str, keys: tuple[str, ...], build: Callable[[], dict[str, torch.Tensor]]
+) -> dict[str, torch.Tensor]:
     """Load `path` if readable with all `keys`, a matching checksum and fingerprint `fp`; rebuild
     (and save) if missing or damaged; raise FingerprintMismatch if intact with another
     fingerprint."""

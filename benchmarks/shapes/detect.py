@@ -19,13 +19,23 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from benchmarks.shapes.world import COLOUR_NAMES, MOTIONS, SHAPES, SIZES, WorldConfig, _shape_mask, palette_labels
+from benchmarks.shapes.world import (
+    COLOUR_NAMES,
+    MOTIONS,
+    SHAPES,
+    SIZES,
+    WorldConfig,
+    _shape_mask,
+    palette_labels,
+)
 
 MIN_AREA = 8  # pixels; the smallest silhouette (small triangle) has 24
 SIDE_RANGE = (4, 13)  # plausible bounding-box sides (world: 6 and 10)
 MAX_CLUTTER = 0.25  # other same-colour pixels in the frame, as a fraction of the object's area
 SIZE_SPLIT = sum(SIZES.values()) / len(SIZES)  # box side separating small from large
-PALETTE_TOLERANCE = 24  # max RGB L2 distance of an on-palette pixel (palette colours are >= 100 apart)
+PALETTE_TOLERANCE = (
+    24  # max RGB L2 distance of an on-palette pixel (palette colours are >= 100 apart)
+)
 _FRAME_ONLY = np.zeros((3, 3, 3), dtype=bool)
 _FRAME_ONLY[1] = True  # 8-connectivity inside a frame, none across frames
 
@@ -107,8 +117,17 @@ def _largest_components(mask: np.ndarray) -> dict[str, np.ndarray]:
     safe = np.maximum(area, 1)
     cy = (sel.sum(2) * ys).sum(1) / safe
     cx = (sel.sum(1) * xs).sum(1) / safe
-    return {"area": area, "clutter": total - area, "bh": bh, "bw": bw, "cx": cx, "cy": cy,
-            "x0": x0, "y0": y0, "sel": sel}
+    return {
+        "area": area,
+        "clutter": total - area,
+        "bh": bh,
+        "bw": bw,
+        "cx": cx,
+        "cy": cy,
+        "x0": x0,
+        "y0": y0,
+        "sel": sel,
+    }
 
 
 def detect(videos: np.ndarray, cfg: WorldConfig) -> Detections:
@@ -132,19 +151,41 @@ def detect(videos: np.ndarray, cfg: WorldConfig) -> Detections:
         kind = np.full(len(ok), -1, dtype=np.int64)
         for i in np.flatnonzero(ok):  # only plausible objects: noise has a component in every frame
             y0, x0 = comp["y0"][i], comp["x0"][i]
-            kind[i] = _best_template(comp["sel"][i, y0 : y0 + comp["bh"][i], x0 : x0 + comp["bw"][i]])
+            kind[i] = _best_template(
+                comp["sel"][i, y0 : y0 + comp["bh"][i], x0 : x0 + comp["bw"][i]]
+            )
         present[:, k] = ok.reshape(n, f)
-        centre[:, k] = np.where(ok[:, None], np.stack([comp["cx"], comp["cy"]], 1), np.nan).reshape(n, f, 2)
+        centre[:, k] = np.where(ok[:, None], np.stack([comp["cx"], comp["cy"]], 1), np.nan).reshape(
+            n, f, 2
+        )
         area[:, k] = np.where(ok, comp["area"], 0).reshape(n, f)
         shape[:, k] = np.where(ok, kind, -1).reshape(n, f)
         side[:, k] = np.where(ok, s, 0).reshape(n, f)
-    exists = present.sum(2) >= f // 2 + 1  # visible in a strict majority of frames (held condition frames alone do not count)
+    exists = (
+        present.sum(2) >= f // 2 + 1
+    )  # visible in a strict majority of frames (held condition frames alone do not count)
     shape_of = np.where(exists, _majority(shape, len(SHAPES)), -1)
     frames_seen = np.maximum(present.sum(2), 1)
     median_side = np.where(exists, (side * present).sum(2) / frames_seen, 0)
-    size_of = np.where(exists, (median_side >= SIZE_SPLIT).astype(np.int64), -1)  # SIZES order: small, large
-    motion_of = np.where(exists, _motion(present, centre, cfg), -1) if f > 1 else np.full((n, c), -1)
-    return Detections(present, centre, area, shape, side, exists, shape_of, size_of, motion_of, foreground, on_palette)
+    size_of = np.where(
+        exists, (median_side >= SIZE_SPLIT).astype(np.int64), -1
+    )  # SIZES order: small, large
+    motion_of = (
+        np.where(exists, _motion(present, centre, cfg), -1) if f > 1 else np.full((n, c), -1)
+    )
+    return Detections(
+        present,
+        centre,
+        area,
+        shape,
+        side,
+        exists,
+        shape_of,
+        size_of,
+        motion_of,
+        foreground,
+        on_palette,
+    )
 
 
 def _majority(values: np.ndarray, k: int) -> np.ndarray:
@@ -162,10 +203,14 @@ def _motion(present: np.ndarray, centre: np.ndarray, cfg: WorldConfig) -> np.nda
     last = np.where(present.any(-1), np.where(present, idx, -1).max(-1), 0)
     c_first = np.take_along_axis(centre, first[..., None, None].repeat(2, -1), 2)[..., 0, :]
     c_last = np.take_along_axis(centre, last[..., None, None].repeat(2, -1), 2)[..., 0, :]
-    v = np.nan_to_num((c_last - c_first) / np.maximum(last - first, 1)[..., None])  # (N, C, 2) px/frame
+    v = np.nan_to_num(
+        (c_last - c_first) / np.maximum(last - first, 1)[..., None]
+    )  # (N, C, 2) px/frame
     vx, vy = v[..., 0], v[..., 1]
     names = list(MOTIONS)
     horizontal = np.where(vx < 0, names.index("left"), names.index("right"))
     vertical = np.where(vy < 0, names.index("up"), names.index("down"))
     moving = np.maximum(np.abs(vx), np.abs(vy)) >= cfg.speed / 2
-    return np.where(moving, np.where(np.abs(vx) >= np.abs(vy), horizontal, vertical), names.index("still"))
+    return np.where(
+        moving, np.where(np.abs(vx) >= np.abs(vy), horizontal, vertical), names.index("still")
+    )

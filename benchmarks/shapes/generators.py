@@ -25,7 +25,14 @@ from benchmarks.shapes.prompts import Prompt, check_prompts, real_videos
 from benchmarks.shapes.world import ObjectSpec, Spec, WorldConfig, place, render
 from ursa.tokenizers.base import VisualTokenizer
 
-GENERATORS: tuple[str, ...] = ("real", "reconstruction", "static", "memoriser", "shuffled", "random")
+GENERATORS: tuple[str, ...] = (
+    "real",
+    "reconstruction",
+    "static",
+    "memoriser",
+    "shuffled",
+    "random",
+)
 # Cost of each attribute an object of the nearest training caption gets wrong: the colour (the
 # entity the questions hang on) costs most, the shape least, so the memoriser keeps the colour,
 # size and motion and swaps the held-out shape for one seen in training.
@@ -46,12 +53,20 @@ def caption_distance(a: Spec, b: Spec) -> int:
     pairing of their objects (COUNT_COST per object one has more than the other)."""
     if len(a) > len(b):
         a, b = b, a
-    cost = min(sum(MISMATCH_COST[f] * (getattr(x, f) != getattr(y, f)) for x, y in zip(a, perm) for f in MISMATCH_COST)
-               for perm in itertools.permutations(b, len(a)))
+    cost = min(
+        sum(
+            MISMATCH_COST[f] * (getattr(x, f) != getattr(y, f))
+            for x, y in zip(a, perm)
+            for f in MISMATCH_COST
+        )
+        for perm in itertools.permutations(b, len(a))
+    )
     return cost + COUNT_COST * (len(b) - len(a))
 
 
-def nearest_training(prompts: list[Prompt], train: list[Prompt], rng: np.random.Generator) -> list[Prompt]:
+def nearest_training(
+    prompts: list[Prompt], train: list[Prompt], rng: np.random.Generator
+) -> list[Prompt]:
     """For each prompt, a training prompt of least `caption_distance` (ties drawn with `rng`).
     Motion is compared only where the prompt states one (a t2i prompt matches any motion)."""
     by_spec: dict[Spec, list[int]] = {}
@@ -68,7 +83,9 @@ def nearest_training(prompts: list[Prompt], train: list[Prompt], rng: np.random.
     return out
 
 
-def memorised_videos(prompts: list[Prompt], train: list[Prompt], rng: np.random.Generator) -> torch.Tensor:
+def memorised_videos(
+    prompts: list[Prompt], train: list[Prompt], rng: np.random.Generator
+) -> torch.Tensor:
     """uint8 (N, F, H, W, 3): each prompt's nearest training clip. A suite of another geometry
     (t2i's single frames, long's windows) gets the training scene re-placed in its own geometry."""
     clips = []
@@ -80,9 +97,14 @@ def memorised_videos(prompts: list[Prompt], train: list[Prompt], rng: np.random.
     return torch.from_numpy(np.stack(clips))
 
 
-def generate_reference(name: str, prompts: list[Prompt], tokenizer: VisualTokenizer | None = None,
-                       cfg: WorldConfig | None = None, seed: int = 0,
-                       train: list[Prompt] | None = None) -> torch.Tensor:
+def generate_reference(
+    name: str,
+    prompts: list[Prompt],
+    tokenizer: VisualTokenizer | None = None,
+    cfg: WorldConfig | None = None,
+    seed: int = 0,
+    train: list[Prompt] | None = None,
+) -> torch.Tensor:
     """uint8 (N, F, H, W, 3) clips of reference generator `name` (one of GENERATORS) for `prompts`.
 
     `tokenizer` is needed by reconstruction and random, `train` (the training prompts) by
@@ -92,7 +114,9 @@ def generate_reference(name: str, prompts: list[Prompt], tokenizer: VisualTokeni
     check_prompts(prompts)
     pcfg = prompts[0].cfg
     if cfg is not None and (cfg.height, cfg.width) != (pcfg.height, pcfg.width):
-        raise ValueError(f"cfg: expected frame size {pcfg.height}x{pcfg.width} of the prompts, got {cfg.height}x{cfg.width}")
+        raise ValueError(
+            f"cfg: expected frame size {pcfg.height}x{pcfg.width} of the prompts, got {cfg.height}x{cfg.width}"
+        )
     if name in ("reconstruction", "random") and tokenizer is None:
         raise ValueError(f"tokenizer: generator {name!r} needs a VisualTokenizer, got None")
     if name == "memoriser" and not train:
@@ -107,11 +131,17 @@ def generate_reference(name: str, prompts: list[Prompt], tokenizer: VisualTokeni
     if name == "reconstruction":
         return tokenizer.decode(tokenizer.encode(real))
     if name in ("static", "memoriser"):
-        out = real[:, :1].expand_as(real) if name == "static" else memorised_videos(prompts, train, rng)
+        out = (
+            real[:, :1].expand_as(real)
+            if name == "static"
+            else memorised_videos(prompts, train, rng)
+        )
         return torch.where(cond[..., None, None, None], real, out).contiguous()
     if name == "shuffled":
         if len(prompts) < 2:
-            raise ValueError(f"prompts: generator 'shuffled' needs >= 2 prompts, got {len(prompts)}")
+            raise ValueError(
+                f"prompts: generator 'shuffled' needs >= 2 prompts, got {len(prompts)}"
+            )
         out = real[torch.from_numpy(_derangement(len(prompts), rng))]
         return torch.where(cond[..., None, None, None], real, out)
     real_ids = tokenizer.encode(real)  # (N, T, h, w)
@@ -136,5 +166,7 @@ def latent_condition(cond: torch.Tensor, num_latent: int) -> torch.Tensor:
     else:
         index = p * num_latent // frames
     held = torch.zeros(n, num_latent, dtype=torch.bool)
-    return held.index_put_((torch.arange(n)[:, None].expand(n, frames)[cond], index.expand(n, frames)[cond]),
-                           torch.tensor(True))
+    return held.index_put_(
+        (torch.arange(n)[:, None].expand(n, frames)[cond], index.expand(n, frames)[cond]),
+        torch.tensor(True),
+    )

@@ -15,14 +15,29 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.plugins import (BENCHMARKS, SCORERS, TEXT_TOKENIZERS, VISUAL_TOKENIZERS, Benchmark, Metric, Scorer,
-                             TextTokenizerPlugin, VisualTokenizerPlugin)
 from benchmarks.shapes.scorers.alignment import PARTS
 from benchmarks.shapes.scorers.quality import QUALITY_METRICS
 from harness.identity import sha256_of
+from harness.plugins import (
+    BENCHMARKS,
+    SCORERS,
+    TEXT_TOKENIZERS,
+    VISUAL_TOKENIZERS,
+    Benchmark,
+    Metric,
+    Scorer,
+    TextTokenizerPlugin,
+    VisualTokenizerPlugin,
+)
 
-TASK_SUITE = {"t2v": "eval", "t2i": "t2i", "i2v": "i2v", "interpolation": "interpolation",
-              "extrapolation": "extrapolation", "long": "long"}
+TASK_SUITE = {
+    "t2v": "eval",
+    "t2i": "t2i",
+    "i2v": "i2v",
+    "interpolation": "interpolation",
+    "extrapolation": "extrapolation",
+    "long": "long",
+}
 
 
 @functools.lru_cache(maxsize=256)
@@ -40,7 +55,9 @@ def world_config(world: dict[str, Any]) -> Any:
 class ShapesOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    world: dict[str, Any] = Field(default_factory=dict, description="kwargs of benchmarks.shapes.WorldConfig")
+    world: dict[str, Any] = Field(
+        default_factory=dict, description="kwargs of benchmarks.shapes.WorldConfig"
+    )
     train_size: int = Field(256, ge=1, description="training clips")
     eval_size: int = Field(16, ge=1, description="t2v evaluation prompts")
     task_size: int = Field(8, ge=1, description="prompts per other task suite")
@@ -56,8 +73,10 @@ class ShapesOptions(BaseModel):
         if bad:
             from harness.plugins import did_you_mean
 
-            raise ValueError(f"a valid shapes world with keys among {', '.join(fields)}; {bad[0]!r} is not one."
-                             f"{did_you_mean(bad[0], fields)}")
+            raise ValueError(
+                f"a valid shapes world with keys among {', '.join(fields)}; {bad[0]!r} is not one."
+                f"{did_you_mean(bad[0], fields)}"
+            )
         try:
             world_config(world)
         except (TypeError, ValueError) as exc:
@@ -84,12 +103,16 @@ class ShapesBenchmark(Benchmark):
     def check_run(cls, options: ShapesOptions, config: Any) -> str | None:
         frames = world_config(options.world).frames
         if "long" in config.sample.tasks and not config.sample.context_frames < frames:
-            return (f"sample.context_frames ({config.sample.context_frames}) to be < the window length "
-                    f"benchmark.world.frames ({frames}) for the long task")
+            return (
+                f"sample.context_frames ({config.sample.context_frames}) to be < the window length "
+                f"benchmark.world.frames ({frames}) for the long task"
+            )
         return None
 
     def fingerprint(self) -> str:
-        return sha256_of({"world": asdict(self.world), "options": self.options.model_dump(mode="json")})[:16]
+        return sha256_of(
+            {"world": asdict(self.world), "options": self.options.model_dump(mode="json")}
+        )[:16]
 
     @classmethod
     def geometry_of(cls, options: ShapesOptions) -> tuple[int, int, int]:
@@ -115,12 +138,16 @@ class ShapesBenchmark(Benchmark):
 
         return real_videos(prompts)
 
-    def generate_reference(self, name: str, prompts: list, tokenizer: Any, seed: int) -> torch.Tensor:
+    def generate_reference(
+        self, name: str, prompts: list, tokenizer: Any, seed: int
+    ) -> torch.Tensor:
         from benchmarks.shapes.generators import generate_reference
         from benchmarks.shapes.prompts import load_suite
 
         train = None
-        if name == "memoriser":  # the training prompts (captions and scenes); no clip is rendered here
+        if (
+            name == "memoriser"
+        ):  # the training prompts (captions and scenes); no clip is rendered here
             train = load_suite("train", self.options.train_size, self.options.seed, self.world)
         return generate_reference(name, prompts, tokenizer, self.world, seed, train)
 
@@ -128,13 +155,17 @@ class ShapesBenchmark(Benchmark):
 class ShapesTokenizerOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    codebook_size: int = Field(65, ge=2, description="K = 1 + C * (M - 1): C colours, M >= 2 patch masks")
+    codebook_size: int = Field(
+        65, ge=2, description="K = 1 + C * (M - 1): C colours, M >= 2 patch masks"
+    )
     seed: int = Field(0, description="seed of the mask fit")
 
     @field_validator("codebook_size")
     @classmethod
     def _formula(cls, size: int) -> int:
-        from benchmarks.shapes.world import PALETTE  # numpy only: validation must not wait for torch
+        from benchmarks.shapes.world import (
+            PALETTE,
+        )  # numpy only: validation must not wait for torch
 
         colours = len(PALETTE) - 1  # as benchmarks.shapes.tokenizer.NUM_COLOURS
         if size < 1 + colours or (size - 1) % colours:
@@ -158,10 +189,13 @@ class ShapesPatchTokenizer(VisualTokenizerPlugin):
 
         world = getattr(benchmark, "world", None)
         if world is None:
-            raise ValueError(f"tokenizer.name 'shapes' is fitted on a shapes world; benchmark "
-                             f"{type(benchmark).__name__} has none (name another tokenizer)")
-        return load_or_fit_tokenizer(cache_dir / "shapes", world, codebook_size=options.codebook_size,
-                                     seed=options.seed)
+            raise ValueError(
+                f"tokenizer.name 'shapes' is fitted on a shapes world; benchmark "
+                f"{type(benchmark).__name__} has none (name another tokenizer)"
+            )
+        return load_or_fit_tokenizer(
+            cache_dir / "shapes", world, codebook_size=options.codebook_size, seed=options.seed
+        )
 
 
 @TEXT_TOKENIZERS.register("shapes")
@@ -186,14 +220,20 @@ class _ShapesScorer(Scorer):
     def score(self, videos: torch.Tensor, prompts: list, task: str, seed: int) -> dict[str, float]:
         return self.evaluate(videos, prompts, task, seed)[0]
 
-    def evaluate(self, videos: torch.Tensor, prompts: list, task: str,
-                 seed: int) -> tuple[dict[str, float], dict[str, list[float]]]:
+    def evaluate(
+        self, videos: torch.Tensor, prompts: list, task: str, seed: int
+    ) -> tuple[dict[str, float], dict[str, list[float]]]:
         from benchmarks.shapes import score
 
-        report = score(videos, prompts, which=(self.which,), seed=seed, cache_dir=self.cache_dir / "shapes")
+        report = score(
+            videos, prompts, which=(self.which,), seed=seed, cache_dir=self.cache_dir / "shapes"
+        )
         metrics = {k: float(v) for k, v in report.metrics.items()}
-        per_clip = {k: [float(row[k]) for row in report.rows] for k in metrics
-                    if report.rows and all(k in row for row in report.rows)}
+        per_clip = {
+            k: [float(row[k]) for row in report.rows]
+            for k in metrics
+            if report.rows and all(k in row for row in report.rows)
+        }
         return metrics, per_clip
 
 
@@ -223,9 +263,12 @@ class ShapesFidelity(_ShapesScorer):
     """FID / KID / precision / recall (torch-fidelity) with a world-trained feature extractor."""
 
     which = "fidelity"
-    metrics = (Metric("fid", 0.0, float("inf"), higher_is_better=False),
-               Metric("kid", float("-inf"), float("inf"), higher_is_better=False),
-               Metric("precision"), Metric("recall"))
+    metrics = (
+        Metric("fid", 0.0, float("inf"), higher_is_better=False),
+        Metric("kid", float("-inf"), float("inf"), higher_is_better=False),
+        Metric("precision"),
+        Metric("recall"),
+    )
 
 
 @SCORERS.register("tasks")
@@ -233,6 +276,12 @@ class ShapesTaskMetrics(_ShapesScorer):
     """Conditioned-task metrics (i2v, interpolation, extrapolation, long) against the real clips."""
 
     which = "tasks"
-    metrics = (Metric("first_frame_fidelity"), Metric("identity_persistence"), Metric("endpoint_match"),
-               Metric("continuation_consistency"), Metric("long_alignment_first"), Metric("long_alignment_last"),
-               Metric("long_drift", -1.0, 1.0, higher_is_better=False))
+    metrics = (
+        Metric("first_frame_fidelity"),
+        Metric("identity_persistence"),
+        Metric("endpoint_match"),
+        Metric("continuation_consistency"),
+        Metric("long_alignment_first"),
+        Metric("long_alignment_last"),
+        Metric("long_drift", -1.0, 1.0, higher_is_better=False),
+    )

@@ -23,14 +23,30 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from benchmarks.shapes.world import (COLOUR_NAMES, MOTIONS, SHAPES, SIZES, ObjectSpec, Scene, Spec, WorldConfig,
-                                     caption, place, render, sample_spec)
+from benchmarks.shapes.world import (
+    COLOUR_NAMES,
+    MOTIONS,
+    SHAPES,
+    SIZES,
+    ObjectSpec,
+    Scene,
+    Spec,
+    WorldConfig,
+    caption,
+    place,
+    render,
+    sample_spec,
+)
 
-HELD_OUT: frozenset[tuple[str, str]] = frozenset({("red", "triangle"), ("green", "square"), ("blue", "circle")})
+HELD_OUT: frozenset[tuple[str, str]] = frozenset(
+    {("red", "triangle"), ("green", "square"), ("blue", "circle")}
+)
 SUITES: tuple[str, ...] = ("train", "eval", "i2v", "interpolation", "extrapolation", "long", "t2i")
 LONG_WINDOWS = 3
 _SUITE_SALT = {name: k for k, name in enumerate(SUITES)}  # distinct streams per suite for one seed
-ENUMERATE_MAX = 20_000  # largest caption list (per object count) the balanced eval design enumerates
+ENUMERATE_MAX = (
+    20_000  # largest caption list (per object count) the balanced eval design enumerates
+)
 
 
 @dataclass(frozen=True)
@@ -67,14 +83,20 @@ def _train_spec(rng: np.random.Generator, cfg: WorldConfig) -> Spec:
 def held_out_specs(k: int, motion: bool) -> tuple[Spec, ...] | None:
     """Every held-out spec of `k` objects (colours in COLOUR_NAMES order), or None when there
     are more than ENUMERATE_MAX specs of k objects to filter."""
-    objects = [(shape, size, m) for shape in SHAPES for size in SIZES
-               for m in (list(MOTIONS) if motion else [None])]
+    objects = [
+        (shape, size, m)
+        for shape in SHAPES
+        for size in SIZES
+        for m in (list(MOTIONS) if motion else [None])
+    ]
     if math.comb(len(COLOUR_NAMES), k) * len(objects) ** k > ENUMERATE_MAX:
         return None
     specs = []
     for colours in itertools.combinations(COLOUR_NAMES, k):
         for attrs in itertools.product(objects, repeat=k):
-            spec = tuple(ObjectSpec(c, shape, size, m) for c, (shape, size, m) in zip(colours, attrs))
+            spec = tuple(
+                ObjectSpec(c, shape, size, m) for c, (shape, size, m) in zip(colours, attrs)
+            )
             if is_held_out(spec):
                 specs.append(spec)
     return tuple(specs)
@@ -94,7 +116,9 @@ class _BalancedEval:
         every = held_out_specs(k, self.motion)
         if every is None:
             while True:  # too many captions to cycle through: i.i.d. draws of k objects
-                spec = sample_spec(self.rng, replace(self.cfg, min_objects=k, max_objects=k), motion=self.motion)
+                spec = sample_spec(
+                    self.rng, replace(self.cfg, min_objects=k, max_objects=k), motion=self.motion
+                )
                 if is_held_out(spec):
                     return spec
         queue = self.queues.setdefault(k, [])
@@ -155,14 +179,24 @@ def real_videos(prompts: list[Prompt]) -> torch.Tensor:
 
 def check_prompts(prompts: list[Prompt]) -> None:
     """ValueError unless `prompts` is a non-empty list of Prompt sharing one clip geometry."""
-    if not isinstance(prompts, (list, tuple)) or not prompts or not all(isinstance(p, Prompt) for p in prompts):
-        raise ValueError(f"prompts: expected a non-empty list of Prompt, got {type(prompts).__name__}")
+    if (
+        not isinstance(prompts, (list, tuple))
+        or not prompts
+        or not all(isinstance(p, Prompt) for p in prompts)
+    ):
+        raise ValueError(
+            f"prompts: expected a non-empty list of Prompt, got {type(prompts).__name__}"
+        )
     cfgs = {p.cfg for p in prompts}
     if len(cfgs) != 1:
-        raise ValueError(f"prompts: expected one shared WorldConfig, got {len(cfgs)} different ones")
+        raise ValueError(
+            f"prompts: expected one shared WorldConfig, got {len(cfgs)} different ones"
+        )
 
 
-def make_training_set(world_cfg: WorldConfig | None, n: int, seed: int = 0) -> tuple[list[str], torch.Tensor]:
+def make_training_set(
+    world_cfg: WorldConfig | None, n: int, seed: int = 0
+) -> tuple[list[str], torch.Tensor]:
     """(captions list[str] of length n, videos uint8 (n, F, H, W, 3)) from the train suite."""
     prompts = load_suite("train", n, seed, world_cfg)
     return [p.caption for p in prompts], real_videos(prompts)

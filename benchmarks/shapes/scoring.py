@@ -42,8 +42,14 @@ def heldout_reference(prompts: list[Prompt], seed: int) -> torch.Tensor:
     return real_videos([replace_positions(p, rng) for p in prompts])
 
 
-def score(videos: torch.Tensor, prompts: list[Prompt], which: tuple[str, ...] = SCORERS, seed: int = 0,
-          cache_dir: str | Path | None = None, progress: bool = False) -> ScoreReport:
+def score(
+    videos: torch.Tensor,
+    prompts: list[Prompt],
+    which: tuple[str, ...] = SCORERS,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+) -> ScoreReport:
     """Score uint8 (N, F, H, W, 3) clips generated for `prompts` (clip n for prompt n).
 
     `which` selects scorers from SCORERS; "tasks" adds the metrics of the prompts' task (none
@@ -54,7 +60,9 @@ def score(videos: torch.Tensor, prompts: list[Prompt], which: tuple[str, ...] = 
         raise ValueError(f"which: expected a non-empty tuple from {SCORERS}, got {which!r}")
     check_videos(videos, prompts)
     if len({p.task for p in prompts}) != 1:
-        raise ValueError(f"prompts: expected one task per batch, got {sorted({p.task for p in prompts})}")
+        raise ValueError(
+            f"prompts: expected one task per batch, got {sorted({p.task for p in prompts})}"
+        )
     cfg = prompts[0].cfg
     array = videos.numpy()
     det = detect(array, cfg)

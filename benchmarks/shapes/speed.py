@@ -27,10 +27,14 @@ def measure_speed(cache_dir: str | Path | None = None) -> dict[str, float]:
     the fidelity extractor (both in a fresh cache), and scoring 500 eval clips with all scorers."""
     fresh = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="shapes-bench-"))
     out: dict[str, float] = {}
-    _, out["generate_1000_clips_s"] = _timed(lambda: generate_reference("real", load_suite("eval", 1000, 0)))
+    _, out["generate_1000_clips_s"] = _timed(
+        lambda: generate_reference("real", load_suite("eval", 1000, 0))
+    )
     tok, out["tokenizer_fit_s"] = _timed(lambda: load_or_fit_tokenizer(fresh, WorldConfig()))
     _, out["extractor_train_s"] = _timed(lambda: load_or_train_extractor(fresh, WorldConfig()))
     prompts = load_suite("eval", 500, 1)
     videos = generate_reference("reconstruction", prompts, tok)
-    _, out["score_500_clips_all_scorers_s"] = _timed(lambda: score(videos, prompts, cache_dir=fresh))
+    _, out["score_500_clips_all_scorers_s"] = _timed(
+        lambda: score(videos, prompts, cache_dir=fresh)
+    )
     return out

@@ -11,7 +11,17 @@ import torch
 from benchmarks.shapes.world import COLOUR_NAMES, MOTIONS, SHAPES, SIZES, parse_caption
 from ursa.tokenizers.text import pad_batch
 
-VOCAB: tuple[str, ...] = ("<pad>", "a", "and", "moving", "staying", *SIZES, *COLOUR_NAMES, *SHAPES, *MOTIONS)
+VOCAB: tuple[str, ...] = (
+    "<pad>",
+    "a",
+    "and",
+    "moving",
+    "staying",
+    *SIZES,
+    *COLOUR_NAMES,
+    *SHAPES,
+    *MOTIONS,
+)
 
 
 class CaptionTokenizer:
@@ -35,7 +45,9 @@ class CaptionTokenizer:
         """Inverse of `encode`; pad ids are dropped."""
         return " ".join(self.vocab[int(i)] for i in ids if int(i) != self.pad_id)
 
-    def __call__(self, captions: list[str], max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, captions: list[str], max_length: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(captions, str) or not isinstance(captions, (list, tuple)):
             raise ValueError(f"captions: expected a list of str, got {type(captions).__name__}")
         if max_length is not None and max_length < 1:

@@ -55,7 +55,9 @@ class ShapesTokenizer(VisualTokenizer):
     def __init__(self, masks: torch.Tensor, fingerprint: str) -> None:
         codes = masks.long().numpy()
         if codes.ndim != 1 or codes[0] != 0 or len(np.unique(codes)) != len(codes):
-            raise ValueError(f"masks: expected distinct 16-bit mask codes with the empty mask first, got {codes[:4]}...")
+            raise ValueError(
+                f"masks: expected distinct 16-bit mask codes with the empty mask first, got {codes[:4]}..."
+            )
         self.masks = masks.long()
         self._fp = fingerprint
         m = len(codes)
@@ -77,7 +79,9 @@ class ShapesTokenizer(VisualTokenizer):
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
         if height % PATCH or width % PATCH:
-            raise ValueError(f"frame size: expected height and width divisible by {PATCH}, got {height}x{width}")
+            raise ValueError(
+                f"frame size: expected height and width divisible by {PATCH}, got {height}x{width}"
+            )
         return num_frames, height // PATCH, width // PATCH
 
     def encode(self, video: torch.Tensor) -> torch.Tensor:
@@ -86,7 +90,9 @@ class ShapesTokenizer(VisualTokenizer):
         self.latent_shape(*video.shape[1:4])
         labels = _patchify(palette_labels(video.numpy())[0])  # (B, F, h, w, 16)
         mask_idx = self._lut[((labels > 0) * _BITS).sum(-1)]  # (B, F, h, w)
-        counts = np.stack([(labels == c + 1).sum(-1) for c in range(NUM_COLOURS)], -1)  # (B, F, h, w, C)
+        counts = np.stack(
+            [(labels == c + 1).sum(-1) for c in range(NUM_COLOURS)], -1
+        )  # (B, F, h, w, C)
         colour = counts.argmax(-1)  # majority foreground colour of the patch
         m = len(self.masks)
         ids = np.where(mask_idx == 0, 0, 1 + colour * (m - 1) + mask_idx - 1)
@@ -109,7 +115,9 @@ class ShapesTokenizer(VisualTokenizer):
         return self._fp
 
 
-def fit_masks(videos: np.ndarray, num_masks: int, seed: int, iters: int = 50, progress: bool = False) -> torch.Tensor:
+def fit_masks(
+    videos: np.ndarray, num_masks: int, seed: int, iters: int = 50, progress: bool = False
+) -> torch.Tensor:
     """Weighted k-means over the patch masks of real uint8 (N, F, H, W, 3) videos.
 
     Returns long (num_masks,) 16-bit mask codes: the empty mask, then num_masks - 1 centroids
@@ -134,9 +142,19 @@ def fit_masks(videos: np.ndarray, num_masks: int, seed: int, iters: int = 50, pr
         mass = torch.zeros(k, dtype=x.dtype).index_add_(0, assign, w)
         centres = torch.where(mass[:, None] > 0, sums / mass.clamp_min(1e-12)[:, None], centres)
     snapped = torch.cdist(centres, x).argmin(1).unique()  # nearest observed mask per centroid
-    if len(snapped) < k:  # two centroids snapped to one mask: top up with the most frequent others, keeping K fixed
-        spare = [i for i in torch.argsort(w, descending=True, stable=True).tolist() if i not in set(snapped.tolist())]
-        snapped = torch.cat([snapped, torch.tensor(spare[: k - len(snapped)], dtype=torch.long)]).sort().values
+    if (
+        len(snapped) < k
+    ):  # two centroids snapped to one mask: top up with the most frequent others, keeping K fixed
+        spare = [
+            i
+            for i in torch.argsort(w, descending=True, stable=True).tolist()
+            if i not in set(snapped.tolist())
+        ]
+        snapped = (
+            torch.cat([snapped, torch.tensor(spare[: k - len(snapped)], dtype=torch.long)])
+            .sort()
+            .values
+        )
     return torch.cat([torch.zeros(1, dtype=torch.long), torch.from_numpy(codes)[snapped]])
 
 
@@ -154,9 +172,19 @@ def load_or_fit_tokenizer(
     codebook_size K must be 1 + C * (M - 1) for some M >= 2 (C = 4 colours): 509 <-> M = 128."""
     world_cfg = world_cfg or WorldConfig()
     if codebook_size < 1 + NUM_COLOURS or (codebook_size - 1) % NUM_COLOURS:
-        raise ValueError(f"codebook_size: expected 1 + {NUM_COLOURS} * (M - 1) with M >= 2 (e.g. 509), got {codebook_size}")
+        raise ValueError(
+            f"codebook_size: expected 1 + {NUM_COLOURS} * (M - 1) with M >= 2 (e.g. 509), got {codebook_size}"
+        )
     num_masks = 1 + (codebook_size - 1) // NUM_COLOURS
-    fp = fingerprint({"kind": "tokenizer", "world": asdict(world_cfg), "K": codebook_size, "seed": seed, "fit_clips": fit_clips})
+    fp = fingerprint(
+        {
+            "kind": "tokenizer",
+            "world": asdict(world_cfg),
+            "K": codebook_size,
+            "seed": seed,
+            "fit_clips": fit_clips,
+        }
+    )
     path = Path(cache_dir or default_cache_dir()) / f"tokenizer-{fp}.safetensors"
 
     def build() -> dict[str, torch.Tensor]:

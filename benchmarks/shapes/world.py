@@ -26,7 +26,13 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 BACKGROUND: tuple[int, int, int] = (20, 20, 30)
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
 SIZES: dict[str, int] = {"small": 6, "large": 10}  # bounding-box side in pixels
-MOTIONS: dict[str, tuple[int, int]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1), "still": (0, 0)}
+MOTIONS: dict[str, tuple[int, int]] = {
+    "left": (-1, 0),
+    "right": (1, 0),
+    "up": (0, -1),
+    "down": (0, 1),
+    "still": (0, 0),
+}
 # Palette row 0 is the background, rows 1.. the colours in COLOURS order (uint8 (1+C, 3)).
 PALETTE = np.array([BACKGROUND, *COLOURS.values()], dtype=np.uint8)
 COLOUR_NAMES: tuple[str, ...] = tuple(COLOURS)
@@ -45,17 +51,25 @@ class WorldConfig:
 
     def __post_init__(self) -> None:
         if self.frames < 1 or self.height < 16 or self.width < 16:
-            raise ValueError(f"WorldConfig: expected frames >= 1 and height, width >= 16, "
-                             f"got {self.frames}x{self.height}x{self.width}")
+            raise ValueError(
+                f"WorldConfig: expected frames >= 1 and height, width >= 16, "
+                f"got {self.frames}x{self.height}x{self.width}"
+            )
         if self.height % 4 or self.width % 4:
-            raise ValueError(f"WorldConfig: expected height and width divisible by 4 (patch size), got {self.height}x{self.width}")
+            raise ValueError(
+                f"WorldConfig: expected height and width divisible by 4 (patch size), got {self.height}x{self.width}"
+            )
         if not 1 <= self.min_objects <= self.max_objects <= len(COLOURS):
-            raise ValueError(f"WorldConfig: expected 1 <= min_objects <= max_objects <= {len(COLOURS)}, "
-                             f"got {self.min_objects}, {self.max_objects}")
+            raise ValueError(
+                f"WorldConfig: expected 1 <= min_objects <= max_objects <= {len(COLOURS)}, "
+                f"got {self.min_objects}, {self.max_objects}"
+            )
         room = min(self.height, self.width) - max(SIZES.values()) - 2
         if self.travel > room:
-            raise ValueError(f"WorldConfig: speed * (frames - 1) = {self.travel:.1f} px does not fit in the "
-                             f"frame (max {room} px); lower speed")
+            raise ValueError(
+                f"WorldConfig: speed * (frames - 1) = {self.travel:.1f} px does not fit in the "
+                f"frame (max {room} px); lower speed"
+            )
 
     @property
     def travel(self) -> float:
@@ -92,10 +106,14 @@ def _shape_mask(shape: str, side: int) -> np.ndarray:
         return np.ones((side, side), dtype=bool)
     if shape == "circle":
         return (i - c) ** 2 + (j - c) ** 2 <= (side / 2) ** 2 - 0.5
-    return np.abs(j - c) <= (i + 1) / 2  # half-width grows half a pixel per row: apex up, base = side
+    return (
+        np.abs(j - c) <= (i + 1) / 2
+    )  # half-width grows half a pixel per row: apex up, base = side
 
 
-MASKS: dict[tuple[str, str], np.ndarray] = {(s, z): _shape_mask(s, n) for s in SHAPES for z, n in SIZES.items()}
+MASKS: dict[tuple[str, str], np.ndarray] = {
+    (s, z): _shape_mask(s, n) for s in SHAPES for z, n in SIZES.items()
+}
 
 
 def offsets(motion: str | None, cfg: WorldConfig) -> np.ndarray:
@@ -129,10 +147,14 @@ def place(spec: Spec, rng: np.random.Generator, cfg: WorldConfig, tries: int = 5
             placed.append(SceneObject(obj, int(xs[k]), int(ys[k])))
         else:
             return tuple(placed)
-    raise ValueError(f"place: could not fit objects {spec} in a {cfg.width}x{cfg.height} frame after {tries} tries")
+    raise ValueError(
+        f"place: could not fit objects {spec} in a {cfg.width}x{cfg.height} frame after {tries} tries"
+    )
 
 
-def _feasible_starts(obj: ObjectSpec, placed: list[SceneObject], cfg: WorldConfig, gap: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def _feasible_starts(
+    obj: ObjectSpec, placed: list[SceneObject], cfg: WorldConfig, gap: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
     """int (n,), int (n,): every top-left start (x, y) keeping `obj` in frame and >= gap px from `placed`."""
     side = SIZES[obj.size]
     off = offsets(obj.motion, cfg)  # (F, 2)
@@ -156,8 +178,12 @@ def sample_spec(rng: np.random.Generator, cfg: WorldConfig, motion: bool = True)
     colours = rng.permutation(len(COLOURS))[:n]
     motions = list(MOTIONS)
     return tuple(
-        ObjectSpec(COLOUR_NAMES[c], SHAPES[rng.integers(len(SHAPES))], tuple(SIZES)[rng.integers(len(SIZES))],
-                   motions[rng.integers(len(motions))] if motion else None)
+        ObjectSpec(
+            COLOUR_NAMES[c],
+            SHAPES[rng.integers(len(SHAPES))],
+            tuple(SIZES)[rng.integers(len(SIZES))],
+            motions[rng.integers(len(motions))] if motion else None,
+        )
         for c in colours
     )
 
@@ -200,7 +226,13 @@ def parse_caption(text: str) -> Spec:
     specs = []
     for k, chunk in enumerate(" ".join(text.split()).split(" and ")):
         w = chunk.split(" ")
-        ok = len(w) in (4, 6) and w[0] == "a" and w[1] in SIZES and w[2] in COLOURS and w[3] in SHAPES
+        ok = (
+            len(w) in (4, 6)
+            and w[0] == "a"
+            and w[1] in SIZES
+            and w[2] in COLOURS
+            and w[3] in SHAPES
+        )
         motion = None
         if ok and len(w) == 6:
             if w[4] == "moving" and w[5] in MOTIONS and w[5] != "still":
@@ -217,7 +249,9 @@ def parse_caption(text: str) -> Spec:
             )
         specs.append(ObjectSpec(w[2], w[3], w[1], motion))
     if len({s.colour for s in specs}) != len(specs):
-        raise ValueError(f"caption {text!r}: expected distinct colours per object, got {[s.colour for s in specs]}")
+        raise ValueError(
+            f"caption {text!r}: expected distinct colours per object, got {[s.colour for s in specs]}"
+        )
     if len({s.motion is None for s in specs}) != 1:
         raise ValueError(f"caption {text!r}: expected motion phrases on all objects or on none")
     return tuple(specs)

@@ -45,7 +45,9 @@ def _source_indices(spec: ClipSpec, source_fps: float | None) -> list[int]:
     if spec.fps is None:
         return [i * spec.stride for i in range(spec.frames)]
     if not source_fps or source_fps <= 0:
-        raise BadClip("no frame rate in the file's metadata, so benchmark.fps cannot be applied (use frame_stride)")
+        raise BadClip(
+            "no frame rate in the file's metadata, so benchmark.fps cannot be applied (use frame_stride)"
+        )
     return [int(round(i * source_fps / spec.fps)) for i in range(spec.frames)]
 
 
@@ -83,8 +85,10 @@ def _pick(frames, indices: list[int]) -> list[np.ndarray]:
             break
     if len(out) < len(wanted):
         # counted one way (frames 1..n): the clip's last frame is source frame last + 1
-        raise BadClip(f"too few frames: the file has {count}, the clip needs {last + 1} "
-                      f"(its {len(indices)} frames reach source frame {last + 1} of the file)")
+        raise BadClip(
+            f"too few frames: the file has {count}, the clip needs {last + 1} "
+            f"(its {len(indices)} frames reach source frame {last + 1} of the file)"
+        )
     return [out[i] for i in indices]
 
 
@@ -94,7 +98,9 @@ def _read_video(path: Path, spec: ClipSpec) -> list[np.ndarray]:
     try:
         reader = iio.get_reader(path, format="FFMPEG")
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a property of the file
-        raise BadClip(f"unreadable video ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
+        raise BadClip(
+            f"unreadable video ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
+        ) from None
     try:
         indices = _source_indices(spec, reader.get_meta_data().get("fps"))
         try:
@@ -102,8 +108,10 @@ def _read_video(path: Path, spec: ClipSpec) -> list[np.ndarray]:
         except BadClip:
             raise
         except Exception as exc:  # noqa: BLE001 - truncated streams fail mid-read
-            raise BadClip(f"unreadable video, decoding stopped ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+            raise BadClip(
+                f"unreadable video, decoding stopped ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:160] if str(exc) else ''})"
+            ) from None
     finally:
         reader.close()
 
@@ -117,14 +125,19 @@ def _read_gif(path: Path, spec: ClipSpec) -> list[np.ndarray]:
 
 def _read_image(path: Path, spec: ClipSpec) -> list[np.ndarray]:
     if spec.images == "skip" and spec.frames > 1:
-        raise BadClip(f"a still image has 1 frame, the clip needs {spec.frames} (benchmark.images is 'skip')")
+        raise BadClip(
+            f"a still image has 1 frame, the clip needs {spec.frames} (benchmark.images is 'skip')"
+        )
     with Image.open(path) as img:
         frame = _rgb(np.asarray(img.convert("RGB")))
     return [frame] * spec.frames
 
 
-READERS = {**dict.fromkeys(VIDEO_EXTS, _read_video), **dict.fromkeys(GIF_EXTS, _read_gif),
-           **dict.fromkeys(IMAGE_EXTS, _read_image)}
+READERS = {
+    **dict.fromkeys(VIDEO_EXTS, _read_video),
+    **dict.fromkeys(GIF_EXTS, _read_gif),
+    **dict.fromkeys(IMAGE_EXTS, _read_image),
+}
 
 
 def read_clip(path: str | Path, spec: ClipSpec) -> np.ndarray:
@@ -132,11 +145,15 @@ def read_clip(path: str | Path, spec: ClipSpec) -> np.ndarray:
     path = Path(path)
     reader = READERS.get(path.suffix.lower())
     if reader is None:
-        raise BadClip(f"unsupported file type {path.suffix!r} (expected one of {', '.join(MEDIA_EXTS)})")
+        raise BadClip(
+            f"unsupported file type {path.suffix!r} (expected one of {', '.join(MEDIA_EXTS)})"
+        )
     try:
         frames = reader(path, spec)
     except BadClip:
         raise
     except Exception as exc:  # noqa: BLE001 - Pillow / ffmpeg errors on damaged files
-        raise BadClip(f"unreadable file ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+        raise BadClip(
+            f"unreadable file ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})"
+        ) from None
     return np.stack([fit_frame(f, spec) for f in frames])

@@ -12,12 +12,19 @@ from pathlib import Path
 
 import numpy as np
 
-COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220), "yellow": (230, 210, 40)}
+COLOURS = {
+    "red": (220, 40, 40),
+    "green": (40, 200, 60),
+    "blue": (40, 60, 220),
+    "yellow": (230, 210, 40),
+}
 MOTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 SIZES = ((48, 64), (64, 64), (64, 48), (32, 48))  # (H, W): multiples of 16, as H.264 wants
 
 
-def render(colour: str, motion: str, frames: int, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+def render(
+    colour: str, motion: str, frames: int, height: int, width: int, rng: np.random.Generator
+) -> np.ndarray:
     """uint8 (F, H, W, 3): a square of `colour` moving `motion` on a dark grey background."""
     side = max(4, min(height, width) // 4)
     x, y = int(rng.integers(side, width - 2 * side)), int(rng.integers(side, height - 2 * side))
@@ -25,7 +32,7 @@ def render(colour: str, motion: str, frames: int, height: int, width: int, rng: 
     video = np.full((frames, height, width, 3), 30, dtype=np.uint8)
     for t in range(frames):
         cx, cy = (x + 2 * dx * t) % (width - side), (y + 2 * dy * t) % (height - side)
-        video[t, cy:cy + side, cx:cx + side] = COLOURS[colour]
+        video[t, cy : cy + side, cx : cx + side] = COLOURS[colour]
     return video
 
 
@@ -37,11 +44,23 @@ def write_video(path: Path, video: np.ndarray, fps: float = 8.0) -> None:
     if path.suffix.lower() == ".gif":
         iio.mimwrite(path, list(video), duration=1000.0 / fps, loop=0)
     else:
-        iio.mimwrite(path, list(video), fps=fps, format="FFMPEG", macro_block_size=16, output_params=["-v", "error"])
+        iio.mimwrite(
+            path,
+            list(video),
+            fps=fps,
+            format="FFMPEG",
+            macro_block_size=16,
+            output_params=["-v", "error"],
+        )
 
 
-def make_example(root: str | Path, n: int = 12, seed: int = 0, eval_rows: int = 2,
-                 frames: tuple[int, int] = (6, 12)) -> Path:
+def make_example(
+    root: str | Path,
+    n: int = 12,
+    seed: int = 0,
+    eval_rows: int = 2,
+    frames: tuple[int, int] = (6, 12),
+) -> Path:
     """Write `n` captioned clips (mostly mp4, every 5th a gif, every 7th a png still) and
     captions.csv (the last `eval_rows` rows split 'eval') under `root`; returns the manifest."""
     root = Path(root)
@@ -63,7 +82,9 @@ def make_example(root: str | Path, n: int = 12, seed: int = 0, eval_rows: int = 
             name = f"clips/clip{i:04d}.{'gif' if i % 5 == 4 else 'mp4'}"
             write_video(root / name, video)
             caption = f"a {colour} square moving {motion}"
-        rows.append({"path": name, "caption": caption, "split": "eval" if i >= n - eval_rows else "train"})
+        rows.append(
+            {"path": name, "caption": caption, "split": "eval" if i >= n - eval_rows else "train"}
+        )
     manifest = root / "captions.csv"
     with open(manifest, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["path", "caption", "split"])

@@ -41,8 +41,10 @@ def _rows(manifest: Path) -> list[tuple[int, dict]]:
     try:
         text = manifest.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{manifest}: expected a readable UTF-8 caption manifest, got {type(exc).__name__}: "
-                            f"{exc}") from None
+        raise ManifestError(
+            f"{manifest}: expected a readable UTF-8 caption manifest, got {type(exc).__name__}: "
+            f"{exc}"
+        ) from None
     if manifest.suffix.lower() == ".jsonl":
         rows = []
         for n, line in enumerate(text.splitlines(), 1):
@@ -51,20 +53,28 @@ def _rows(manifest: Path) -> list[tuple[int, dict]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ManifestError(f"{manifest}:{n}: expected one JSON object per line, got invalid JSON "
-                                    f"({exc.msg}): {line[:80]!r}") from None
+                raise ManifestError(
+                    f"{manifest}:{n}: expected one JSON object per line, got invalid JSON "
+                    f"({exc.msg}): {line[:80]!r}"
+                ) from None
             if not isinstance(row, dict):
-                raise ManifestError(f"{manifest}:{n}: expected a JSON object with 'path' and 'caption', "
-                                    f"got {type(row).__name__}")
+                raise ManifestError(
+                    f"{manifest}:{n}: expected a JSON object with 'path' and 'caption', "
+                    f"got {type(row).__name__}"
+                )
             rows.append((n, row))
         return rows
     if manifest.suffix.lower() != ".csv":
-        raise ManifestError(f"{manifest}: expected a .csv or .jsonl caption manifest, got {manifest.suffix!r}")
+        raise ManifestError(
+            f"{manifest}: expected a .csv or .jsonl caption manifest, got {manifest.suffix!r}"
+        )
     reader = csv.DictReader(text.splitlines())
     missing = [k for k in ("path", "caption") if k not in (reader.fieldnames or [])]
     if missing:
-        raise ManifestError(f"{manifest}:1: expected a header row with columns path, caption (and optionally "
-                            f"split), got {reader.fieldnames!r} (missing {', '.join(missing)})")
+        raise ManifestError(
+            f"{manifest}:1: expected a header row with columns path, caption (and optionally "
+            f"split), got {reader.fieldnames!r} (missing {', '.join(missing)})"
+        )
     return [(n + 2, row) for n, row in enumerate(reader)]
 
 
@@ -93,7 +103,9 @@ def read_manifest(root: Path, manifest: Path) -> tuple[list[Entry], list[dict[st
         elif not path.is_file():
             reason = "caption of a missing file"
         elif path.suffix.lower() not in MEDIA_EXTS:
-            reason = f"unsupported file type {path.suffix!r} (expected one of {', '.join(MEDIA_EXTS)})"
+            reason = (
+                f"unsupported file type {path.suffix!r} (expected one of {', '.join(MEDIA_EXTS)})"
+            )
         elif path.stat().st_size == 0:
             reason = "empty file (0 bytes)"
         if reason:
@@ -101,9 +113,18 @@ def read_manifest(root: Path, manifest: Path) -> tuple[list[Entry], list[dict[st
             continue
         seen.add(path)
         entries.append(Entry(key, path, caption.strip(), split))
-    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in MEDIA_EXTS and p.is_file()):
-        if path.resolve() not in named and not any(part.startswith(".") for part in path.relative_to(root).parts):
-            skipped.append({"key": str(path.relative_to(root)), "reason": "file without a caption in the manifest"})
+    for path in sorted(
+        p for p in root.rglob("*") if p.suffix.lower() in MEDIA_EXTS and p.is_file()
+    ):
+        if path.resolve() not in named and not any(
+            part.startswith(".") for part in path.relative_to(root).parts
+        ):
+            skipped.append(
+                {
+                    "key": str(path.relative_to(root)),
+                    "reason": "file without a caption in the manifest",
+                }
+            )
     return entries, skipped
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -20,33 +18,56 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from harness.identity import sha256_of
-from harness.plugins import (BENCHMARKS, TEXT_TOKENIZERS, VISUAL_TOKENIZERS, BadClip, Benchmark, ClipItem,
-                             TextTokenizerPlugin, VisualTokenizerPlugin)
 from benchmarks.video_folder.decode import ClipSpec, read_clip
 from benchmarks.video_folder.manifest import Entry, ManifestError, file_signature, read_manifest
 from benchmarks.video_folder.prompts import REAL_TASKS, VideoPrompt, condition_frames, read_prompts
+from harness.identity import sha256_of
+from harness.plugins import (
+    BENCHMARKS,
+    TEXT_TOKENIZERS,
+    VISUAL_TOKENIZERS,
+    BadClip,
+    Benchmark,
+    ClipItem,
+    TextTokenizerPlugin,
+    VisualTokenizerPlugin,
+)
 
 # The code that turns files into clips: shards are keyed by the data fingerprint alone (the code
 # versions of run ids, harness.codehash, do not key the shard cache), so it carries this code.
-_DECODER_CODE = hashlib.sha256(b"".join((Path(__file__).parent / name).read_bytes()
-                                        for name in ("decode.py", "manifest.py"))).hexdigest()[:16]
+_DECODER_CODE = hashlib.sha256(
+    b"".join((Path(__file__).parent / name).read_bytes() for name in ("decode.py", "manifest.py"))
+).hexdigest()[:16]
 
 
 class VideoFolderOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     root: str = Field(description="the folder of videos / images (nothing is downloaded)")
-    manifest: str = Field("captions.csv", description="CSV or JSONL with path, caption[, split]; relative to root")
+    manifest: str = Field(
+        "captions.csv", description="CSV or JSONL with path, caption[, split]; relative to root"
+    )
     frames: int = Field(8, ge=1, description="frames per clip")
-    frame_stride: int = Field(1, ge=1, description="take every n-th source frame (exclusive with fps)")
-    fps: float | None = Field(None, gt=0, description="resample to this frame rate (source frames nearest i / fps s)")
+    frame_stride: int = Field(
+        1, ge=1, description="take every n-th source frame (exclusive with fps)"
+    )
+    fps: float | None = Field(
+        None, gt=0, description="resample to this frame rate (source frames nearest i / fps s)"
+    )
     height: int = Field(64, ge=1, description="clip height in pixels")
     width: int = Field(64, ge=1, description="clip width in pixels")
-    fit: Literal["crop", "resize"] = Field("crop", description="crop: cover then centre-crop; resize: stretch")
-    images: Literal["repeat", "skip"] = Field("repeat", description="a still image: repeated to `frames`, or skipped")
-    eval_prompts: str | None = Field(None, description="text file, one t2v prompt per line (relative to root)")
-    eval_size: int = Field(8, ge=1, description="clips held out for evaluation when the manifest has no split")
+    fit: Literal["crop", "resize"] = Field(
+        "crop", description="crop: cover then centre-crop; resize: stretch"
+    )
+    images: Literal["repeat", "skip"] = Field(
+        "repeat", description="a still image: repeated to `frames`, or skipped"
+    )
+    eval_prompts: str | None = Field(
+        None, description="text file, one t2v prompt per line (relative to root)"
+    )
+    eval_size: int = Field(
+        8, ge=1, description="clips held out for evaluation when the manifest has no split"
+    )
     shard_size: int = Field(256, ge=1, description="clips per token shard")
 
     def folder(self) -> Path:
@@ -72,23 +93,29 @@ class VideoFolderOptions(BaseModel):
             return name
         path = Path(root).expanduser().resolve() / Path(name).expanduser()
         if not path.is_file():
-            raise ValueError(f"a file in the folder (relative to root) or an absolute path (no file {path})")
+            raise ValueError(
+                f"a file in the folder (relative to root) or an absolute path (no file {path})"
+            )
         return name
 
     @model_validator(mode="after")
     def _usable(self) -> VideoFolderOptions:
         if self.fps is not None and self.frame_stride != 1:
-            raise ValueError(f"either fps or frame_stride, not both (got fps={self.fps}, "
-                             f"frame_stride={self.frame_stride})")
+            raise ValueError(
+                f"either fps or frame_stride, not both (got fps={self.fps}, "
+                f"frame_stride={self.frame_stride})"
+            )
         try:
             split = folder_split(self)
         except ManifestError as exc:
             raise ValueError(f"a readable manifest: {exc}") from None
         if not split.train:
             reasons = "; ".join(f"{r['key']}: {r['reason']}" for r in split.skipped[:3])
-            raise ValueError(f"at least one usable training clip in {self.resolve(self.manifest)}, got none "
-                             f"({len(split.skipped)} rows or files skipped{': ' + reasons if reasons else ''}"
-                             f"{' ...' if len(split.skipped) > 3 else ''})")
+            raise ValueError(
+                f"at least one usable training clip in {self.resolve(self.manifest)}, got none "
+                f"({len(split.skipped)} rows or files skipped{': ' + reasons if reasons else ''}"
+                f"{' ...' if len(split.skipped) > 3 else ''})"
+            )
         return self
 
 
@@ -104,7 +131,9 @@ def folder_split(options: VideoFolderOptions) -> FolderSplit:
     """Train / eval entries and skip records of a folder (cached per manifest state)."""
     manifest = options.resolve(options.manifest)
     st = manifest.stat()
-    return _split(str(options.folder()), str(manifest), st.st_size, st.st_mtime_ns, options.eval_size)
+    return _split(
+        str(options.folder()), str(manifest), st.st_size, st.st_mtime_ns, options.eval_size
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -115,7 +144,7 @@ def _split(root: str, manifest: str, size: int, mtime_ns: int, eval_size: int) -
         held = tuple(e for e in entries if e.split == "eval")
     else:  # no split column: hold out the last eval_size rows, if that leaves any to train on
         k = eval_size if len(entries) > eval_size else 0
-        train, held = tuple(entries[:len(entries) - k]), tuple(entries[len(entries) - k:])
+        train, held = tuple(entries[: len(entries) - k]), tuple(entries[len(entries) - k :])
     sha = hashlib.sha256(Path(manifest).read_bytes()).hexdigest()[:16]
     return FolderSplit(train, held, tuple(skipped), sha)
 
@@ -134,20 +163,31 @@ class VideoFolderBenchmark(Benchmark):
     def __init__(self, options: VideoFolderOptions, cache_dir: Path) -> None:
         super().__init__(options, cache_dir)
         self.split = folder_split(options)
-        self.spec = ClipSpec(options.frames, options.height, options.width, options.frame_stride, options.fps,
-                             options.fit, options.images)
+        self.spec = ClipSpec(
+            options.frames,
+            options.height,
+            options.width,
+            options.frame_stride,
+            options.fps,
+            options.fit,
+            options.images,
+        )
         self._paths = {e.key: e.path for e in (*self.split.train, *self.split.eval)}
 
     @functools.cached_property
     def _fingerprint(self) -> str:
         prompts = self.options.eval_prompts
-        return sha256_of({
-            "code": _DECODER_CODE,  # a fix to decoding or the manifest rules re-tokenises
-            "options": self.options.model_dump(mode="json", exclude={"root"}),
-            "manifest": self.split.manifest_sha,
-            "files": [[e.key, *file_signature(e.path)] for e in (*self.split.train, *self.split.eval)],
-            "eval_prompts": self.options.resolve(prompts).read_text() if prompts else None,
-        })[:16]
+        return sha256_of(
+            {
+                "code": _DECODER_CODE,  # a fix to decoding or the manifest rules re-tokenises
+                "options": self.options.model_dump(mode="json", exclude={"root"}),
+                "manifest": self.split.manifest_sha,
+                "files": [
+                    [e.key, *file_signature(e.path)] for e in (*self.split.train, *self.split.eval)
+                ],
+                "eval_prompts": self.options.resolve(prompts).read_text() if prompts else None,
+            }
+        )[:16]
 
     def fingerprint(self) -> str:
         """Manifest content, every used file's size + mtime + 8 KiB hash, the options (not the folder's
@@ -162,8 +202,10 @@ class VideoFolderBenchmark(Benchmark):
         reasons = "; ".join(f"{r['key']}: {r['reason']}" for r in split.skipped[:3])
         more = " ..." if len(split.skipped) > 3 else ""
         why = f" ({reasons}{more})" if split.skipped else ""
-        return (f"{options.folder()}: {len(split.train)} training and {len(split.eval)} evaluation "
-                f"items usable, {len(split.skipped)} skipped{why}")
+        return (
+            f"{options.folder()}: {len(split.train)} training and {len(split.eval)} evaluation "
+            f"items usable, {len(split.skipped)} skipped{why}"
+        )
 
     @classmethod
     def geometry_of(cls, options: VideoFolderOptions) -> tuple[int, int, int]:
@@ -220,25 +262,38 @@ class VideoFolderBenchmark(Benchmark):
 
     def suite(self, task: str) -> list[VideoPrompt]:
         if task == "t2v" and self.options.eval_prompts:
-            return [VideoPrompt(c, "t2v") for c in read_prompts(self.options.resolve(self.options.eval_prompts))]
+            return [
+                VideoPrompt(c, "t2v")
+                for c in read_prompts(self.options.resolve(self.options.eval_prompts))
+            ]
         cond = condition_frames(task, self.options.frames)
-        prompts = [VideoPrompt(e.caption, task, cond, e.key) for e in self.split.eval if e.key in self._eval_clips]
+        prompts = [
+            VideoPrompt(e.caption, task, cond, e.key)
+            for e in self.split.eval
+            if e.key in self._eval_clips
+        ]
         if not prompts:
-            raise ValueError(f"benchmark video_folder: the {task} suite needs eval clips (manifest rows with split "
-                             f"'eval', or eval_size rows held out when there is no split), and "
-                             f"{self.options.resolve(self.options.manifest)} has no decodable one")
+            raise ValueError(
+                f"benchmark video_folder: the {task} suite needs eval clips (manifest rows with split "
+                f"'eval', or eval_size rows held out when there is no split), and "
+                f"{self.options.resolve(self.options.manifest)} has no decodable one"
+            )
         return prompts
 
     def real_videos(self, prompts: list[VideoPrompt]) -> torch.Tensor:
         """uint8 (N, F, H, W, 3) (F = 1 for t2i prompts)."""
         missing = [p.caption for p in prompts if p.key is None]
         if missing:
-            raise ValueError(f"benchmark video_folder: prompt {missing[0][:60]!r} comes from eval_prompts and has "
-                             f"no real clip (tasks other than t2v, denoising_bins and reference rows need eval clips)")
+            raise ValueError(
+                f"benchmark video_folder: prompt {missing[0][:60]!r} comes from eval_prompts and has "
+                f"no real clip (tasks other than t2v, denoising_bins and reference rows need eval clips)"
+            )
         clips = torch.stack([self._eval_clips[p.key] for p in prompts])
         return clips[:, :1] if prompts and prompts[0].task == "t2i" else clips
 
-    def generate_reference(self, name: str, prompts: list[VideoPrompt], tokenizer: Any, seed: int) -> torch.Tensor:
+    def generate_reference(
+        self, name: str, prompts: list[VideoPrompt], tokenizer: Any, seed: int
+    ) -> torch.Tensor:
         real = self.real_videos(prompts)
         return real if name == "real" else tokenizer.decode(tokenizer.encode(real))
 
@@ -246,8 +301,12 @@ class VideoFolderBenchmark(Benchmark):
 class RGBGridOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    patch: int = Field(4, ge=1, description="pixels per patch side (clip height and width must divide by it)")
-    levels: int = Field(4, ge=2, le=16, description="quantisation levels per RGB channel: K = levels ** 3")
+    patch: int = Field(
+        4, ge=1, description="pixels per patch side (clip height and width must divide by it)"
+    )
+    levels: int = Field(
+        4, ge=2, le=16, description="quantisation levels per RGB channel: K = levels ** 3"
+    )
 
 
 @VISUAL_TOKENIZERS.register("rgb_grid")
@@ -258,7 +317,7 @@ class RGBGrid(VisualTokenizerPlugin):
 
     @classmethod
     def vocab_size(cls, options: RGBGridOptions) -> int:
-        return options.levels ** 3
+        return options.levels**3
 
     @classmethod
     def build(cls, options: RGBGridOptions, benchmark: Benchmark, cache_dir: Path) -> Any:

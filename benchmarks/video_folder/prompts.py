@@ -23,12 +23,21 @@ class VideoPrompt:
 def condition_frames(task: str, frames: int) -> tuple[int, ...]:
     """The pixel frames of a `frames`-frame clip that `task` gives the sampler: none (t2v, t2i), the
     first (i2v), first and last (interpolation), the first half (extrapolation)."""
-    return {"t2v": (), "t2i": (), "i2v": (0,), "interpolation": (0, frames - 1),
-            "extrapolation": tuple(range(max(1, frames // 2)))}[task]
+    return {
+        "t2v": (),
+        "t2i": (),
+        "i2v": (0,),
+        "interpolation": (0, frames - 1),
+        "extrapolation": tuple(range(max(1, frames // 2))),
+    }[task]
 
 
 def read_prompts(path: Path) -> list[str]:
     """The captions of an eval prompt file: each row's "caption" of a .jsonl, else each non-empty
     line."""
     lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    return [json.loads(line)["caption"] for line in lines] if path.suffix.lower() == ".jsonl" else lines
+    return (
+        [json.loads(line)["caption"] for line in lines]
+        if path.suffix.lower() == ".jsonl"
+        else lines
+    )

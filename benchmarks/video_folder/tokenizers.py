@@ -22,7 +22,9 @@ class RGBGridTokenizer(VisualTokenizer):
 
     def __init__(self, patch: int = 4, levels: int = 4) -> None:
         if patch < 1 or levels < 2:
-            raise ValueError(f"patch >= 1 and levels >= 2 expected, got patch={patch}, levels={levels}")
+            raise ValueError(
+                f"patch >= 1 and levels >= 2 expected, got patch={patch}, levels={levels}"
+            )
         self.patch, self.levels = patch, levels
         grid = torch.arange(levels, dtype=torch.float32) * (255.0 / (levels - 1))
         r, g, b = torch.meshgrid(grid, grid, grid, indexing="ij")
@@ -30,12 +32,14 @@ class RGBGridTokenizer(VisualTokenizer):
 
     @property
     def vocab_size(self) -> int:
-        return self.levels ** 3
+        return self.levels**3
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
         if height % self.patch or width % self.patch:
-            raise ValueError(f"frame size: expected height and width divisible by the tokenizer's patch "
-                             f"{self.patch}, got {height}x{width}")
+            raise ValueError(
+                f"frame size: expected height and width divisible by the tokenizer's patch "
+                f"{self.patch}, got {height}x{width}"
+            )
         return num_frames, height // self.patch, width // self.patch
 
     def encode(self, video: torch.Tensor) -> torch.Tensor:
@@ -72,10 +76,14 @@ class ByteTokenizer:
     def __init__(self, max_length: int = 64) -> None:
         self.max_length = max_length
 
-    def __call__(self, captions: list[str], max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, captions: list[str], max_length: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (ids long (B, L), mask bool (B, L)), L = the longest (truncated) caption."""
         limit = min(self.max_length, max_length) if max_length is not None else self.max_length
-        return pad_batch([[b + 1 for b in c.encode("utf-8")[:limit]] for c in captions], self.pad_id)
+        return pad_batch(
+            [[b + 1 for b in c.encode("utf-8")[:limit]] for c in captions], self.pad_id
+        )
 
     def fingerprint(self) -> str:
         return hashlib.sha256(f"bytes:{self.max_length}".encode()).hexdigest()[:16]

@@ -15,8 +15,9 @@ from harness.worker import RunTask
 
 
 @EXECUTORS.register("inprocess")
-def _dispatch_inprocess(tasks: list[RunTask], config: ExecutorConfig, folder: Path, cap: int,
-                        bar: tqdm) -> list[RunResult]:
+def _dispatch_inprocess(
+    tasks: list[RunTask], config: ExecutorConfig, folder: Path, cap: int, bar: tqdm
+) -> list[RunResult]:
     """One after the other in this process (debugging, tests, tiny grids)."""
     warn_if_unpinned()  # this process's kernels were fixed when it imported torch
     results = []

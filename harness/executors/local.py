@@ -36,16 +36,26 @@ class GuardedLocalExecutor(submitit.LocalExecutor):
         visible = self.parameters.get("visible_gpus", ())
         gpus = range(n_gpus) if visible == () else visible[:n_gpus]
         env = dict(os.environ)
-        env.update(SUBMITIT_LOCAL_NTASKS=str(ntasks), SUBMITIT_LOCAL_COMMAND=command,
-                   SUBMITIT_LOCAL_TIMEOUT_S=str(int(60 * self.parameters.get("timeout_min", 2.0))),
-                   SUBMITIT_LOCAL_SIGNAL_DELAY_S=str(int(self.parameters.get("signal_delay_s", 30))),
-                   SUBMITIT_LOCAL_NODEID="0", SUBMITIT_LOCAL_JOB_NUM_NODES="1",
-                   SUBMITIT_STDERR_TO_STDOUT="1" if self.parameters.get("stderr_to_stdout", False) else "",
-                   SUBMITIT_EXECUTOR="local", CUDA_VISIBLE_DEVICES=",".join(str(k) for k in gpus),
-                   SUBMITIT_LOCAL_WITH_SHELL="")
-        process = subprocess.Popen([sys.executable, "-m", CONTROLLER, str(self.folder), str(os.getpid())],
-                                   env=env, start_new_session=True)
-        return LocalJob(folder=self.folder, job_id=str(process.pid), process=process, tasks=list(range(ntasks)))
+        env.update(
+            SUBMITIT_LOCAL_NTASKS=str(ntasks),
+            SUBMITIT_LOCAL_COMMAND=command,
+            SUBMITIT_LOCAL_TIMEOUT_S=str(int(60 * self.parameters.get("timeout_min", 2.0))),
+            SUBMITIT_LOCAL_SIGNAL_DELAY_S=str(int(self.parameters.get("signal_delay_s", 30))),
+            SUBMITIT_LOCAL_NODEID="0",
+            SUBMITIT_LOCAL_JOB_NUM_NODES="1",
+            SUBMITIT_STDERR_TO_STDOUT="1" if self.parameters.get("stderr_to_stdout", False) else "",
+            SUBMITIT_EXECUTOR="local",
+            CUDA_VISIBLE_DEVICES=",".join(str(k) for k in gpus),
+            SUBMITIT_LOCAL_WITH_SHELL="",
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", CONTROLLER, str(self.folder), str(os.getpid())],
+            env=env,
+            start_new_session=True,
+        )
+        return LocalJob(
+            folder=self.folder, job_id=str(process.pid), process=process, tasks=list(range(ntasks))
+        )
 
 
 def stop_local_jobs(jobs: list[Any], grace_s: float = 10.0) -> None:
@@ -78,8 +88,9 @@ def _stop(jobs: list[Any], grace_s: float) -> None:
 
 
 @EXECUTORS.register("local")
-def _dispatch_local(tasks: list[RunTask], config: ExecutorConfig, folder: Path, cap: int,
-                    bar: tqdm) -> list[RunResult]:
+def _dispatch_local(
+    tasks: list[RunTask], config: ExecutorConfig, folder: Path, cap: int, bar: tqdm
+) -> list[RunResult]:
     """Local subprocesses, at most `cap` in flight (a sliding window, not waves)."""
     executor = GuardedLocalExecutor(folder=folder, max_num_timeout=config.max_requeue)
     executor.update_parameters(timeout_min=config.timeout_min)

@@ -22,7 +22,9 @@ from harness.worker import RunTask
 def _in_squeue(job_id: str) -> bool:
     """Whether SLURM still lists the job (pending or running)."""
     try:
-        out = subprocess.run(["squeue", "-h", "-j", str(job_id)], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            ["squeue", "-h", "-j", str(job_id)], capture_output=True, text=True, timeout=60
+        )
     except (OSError, subprocess.TimeoutExpired):
         return True  # cannot tell: keep waiting rather than declare it lost
     return out.returncode == 0 and bool(out.stdout.strip())
@@ -54,15 +56,20 @@ def _wait_slurm(jobs: list[tuple[RunTask, Any]], bar: tqdm, poll_s: float = 2.0)
 
 
 @EXECUTORS.register("slurm")
-def _dispatch_slurm(tasks: list[RunTask], config: ExecutorConfig, folder: Path, cap: int,
-                    bar: tqdm) -> list[RunResult]:
+def _dispatch_slurm(
+    tasks: list[RunTask], config: ExecutorConfig, folder: Path, cap: int, bar: tqdm
+) -> list[RunResult]:
     """One SLURM job array; array parallelism = min(spec's array_parallelism, max_parallel). With
     executor.tasks_per_node x nodes > 1, runs that train get jobs of that many tasks (one per GPU)
     and reference runs, which train nothing, a second array of single-task jobs."""
     s = config.slurm
-    params: dict[str, Any] = dict(timeout_min=int(config.timeout_min), gpus_per_node=s.gpus_per_node,
-                                  cpus_per_task=s.cpus_per_task, mem_gb=s.mem_gb,
-                                  slurm_array_parallelism=min(s.array_parallelism, cap))
+    params: dict[str, Any] = dict(
+        timeout_min=int(config.timeout_min),
+        gpus_per_node=s.gpus_per_node,
+        cpus_per_task=s.cpus_per_task,
+        mem_gb=s.mem_gb,
+        slurm_array_parallelism=min(s.array_parallelism, cap),
+    )
     if s.partition:
         params["slurm_partition"] = s.partition
     if s.additional:
@@ -75,8 +82,12 @@ def _dispatch_slurm(tasks: list[RunTask], config: ExecutorConfig, folder: Path, 
     jobs: list[Any] = [None] * len(tasks)
     try:
         for (nodes, per_node), index in arrays.items():
-            executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=config.max_requeue)
-            extra = {"slurm_srun_args": ["--kill-on-bad-exit=1"]} if nodes * per_node > 1 else {}  # a failed rank ends all
+            executor = submitit.AutoExecutor(
+                folder=folder, cluster="slurm", slurm_max_num_timeout=config.max_requeue
+            )
+            extra = (
+                {"slurm_srun_args": ["--kill-on-bad-exit=1"]} if nodes * per_node > 1 else {}
+            )  # a failed rank ends all
             executor.update_parameters(**params, nodes=nodes, tasks_per_node=per_node, **extra)
             with executor.batch():
                 for i, job in zip(index, [executor.submit(tasks[i]) for i in index]):
@@ -89,10 +100,12 @@ def _dispatch_slurm(tasks: list[RunTask], config: ExecutorConfig, folder: Path, 
             except Exception:  # noqa: BLE001
                 pass
         detail = " ".join(str(exc).split())[:600] or type(exc).__name__
-        raise DispatchError(f"executor slurm: could not submit {len(tasks)} run(s) as a job array: "
-                            f"{type(exc).__name__}: {detail}. Expected a working SLURM client (sbatch and srun on "
-                            f"PATH, a reachable controller, a valid partition); the runs were left pending, so "
-                            f"rerun once SLURM works, or pass --executor local.") from None
+        raise DispatchError(
+            f"executor slurm: could not submit {len(tasks)} run(s) as a job array: "
+            f"{type(exc).__name__}: {detail}. Expected a working SLURM client (sbatch and srun on "
+            f"PATH, a reachable controller, a valid partition); the runs were left pending, so "
+            f"rerun once SLURM works, or pass --executor local."
+        ) from None
     try:
         return _wait_slurm(list(zip(tasks, jobs)), bar)
     except BaseException:  # Ctrl-C: cancel what is still queued or running

@@ -26,12 +26,32 @@ A run is reset (its directory and the shared stages no other run uses deleted) b
 """
 
 from harness.store.files import read_json, read_json_or_none, warn, warn_damaged
-from harness.store.index import INDEX, index_result, query_index, reconcile_index, reindex, remove_from_index
+from harness.store.index import (
+    INDEX,
+    index_result,
+    query_index,
+    reconcile_index,
+    reindex,
+    remove_from_index,
+)
 from harness.store.layout import profile_dir, run_dir, run_dirs, shared_stage_dir, stage_dir
 from harness.store.links import link_stage
 from harness.store.locks import stage_busy, stage_lock
-from harness.store.manifest import add_to_manifest, check_owner, read_manifest, spec_source, write_manifest
-from harness.store.markers import DONE, damaged_stages, invalidate_stage, mark_stage_done, stage_done, stage_outputs
+from harness.store.manifest import (
+    add_to_manifest,
+    check_owner,
+    read_manifest,
+    spec_source,
+    write_manifest,
+)
+from harness.store.markers import (
+    DONE,
+    damaged_stages,
+    invalidate_stage,
+    mark_stage_done,
+    stage_done,
+    stage_outputs,
+)
 from harness.store.ownership import OWNER, Owner, RunHold, acquire_run, owner_of, wait_for_owner
 from harness.store.record import record_result, write_result
 from harness.store.reset import reset_run
@@ -39,11 +59,47 @@ from harness.store.results import export_results, load_results, natural_key, rea
 from harness.store.temps import sweep_temps
 
 __all__ = [
-    "DONE", "INDEX", "OWNER", "Owner", "RunHold", "acquire_run", "add_to_manifest", "check_owner",
-    "damaged_stages", "export_results", "index_result", "invalidate_stage", "link_stage", "load_results",
-    "mark_stage_done", "natural_key", "owner_of", "profile_dir", "query_index", "read_json",
-    "read_json_or_none", "read_manifest", "read_result", "reconcile_index", "record_result", "reindex",
-    "remove_from_index", "reset_run", "run_dir", "run_dirs", "shared_stage_dir", "spec_source",
-    "stage_busy", "stage_dir", "stage_done", "stage_lock", "stage_outputs", "sweep_temps",
-    "wait_for_owner", "warn", "warn_damaged", "write_manifest", "write_result",
+    "DONE",
+    "INDEX",
+    "OWNER",
+    "Owner",
+    "RunHold",
+    "acquire_run",
+    "add_to_manifest",
+    "check_owner",
+    "damaged_stages",
+    "export_results",
+    "index_result",
+    "invalidate_stage",
+    "link_stage",
+    "load_results",
+    "mark_stage_done",
+    "natural_key",
+    "owner_of",
+    "profile_dir",
+    "query_index",
+    "read_json",
+    "read_json_or_none",
+    "read_manifest",
+    "read_result",
+    "reconcile_index",
+    "record_result",
+    "reindex",
+    "remove_from_index",
+    "reset_run",
+    "run_dir",
+    "run_dirs",
+    "shared_stage_dir",
+    "spec_source",
+    "stage_busy",
+    "stage_dir",
+    "stage_done",
+    "stage_lock",
+    "stage_outputs",
+    "sweep_temps",
+    "wait_for_owner",
+    "warn",
+    "warn_damaged",
+    "write_manifest",
+    "write_result",
 ]

@@ -17,7 +17,9 @@ def warn(message: str) -> None:
 _WARNED: set[tuple] = set()
 
 
-def warn_damaged(path: Path, exc: BaseException | None, action: str, what: str = "unreadable") -> None:
+def warn_damaged(
+    path: Path, exc: BaseException | None, action: str, what: str = "unreadable"
+) -> None:
     """Report a damaged file once per process and version of the file."""
     try:
         st = path.stat()
@@ -26,7 +28,13 @@ def warn_damaged(path: Path, exc: BaseException | None, action: str, what: str =
         key = (str(path), action)
     if key not in _WARNED:
         _WARNED.add(key)
-        detail = "" if exc is None else f" ({type(exc).__name__}: {exc})"[:300] if str(exc) else f" ({type(exc).__name__})"
+        detail = (
+            ""
+            if exc is None
+            else f" ({type(exc).__name__}: {exc})"[:300]
+            if str(exc)
+            else f" ({type(exc).__name__})"
+        )
         warn(f"{path}: {what}{detail}; {action}")
 
 

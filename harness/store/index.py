@@ -22,7 +22,6 @@ from harness.store.files import warn
 from harness.store.layout import profile_dir, run_dirs
 from harness.store.results import read_result
 
-
 INDEX = "index.sqlite"
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS runs (
@@ -30,7 +29,19 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS runs (
     state TEXT, params TEXT, metrics TEXT, error TEXT, run_dir TEXT, updated REAL,
     PRIMARY KEY (spec, profile, run_id))"""
 
-_COLUMNS = ["spec", "profile", "run_id", "arm", "seed", "state", "params", "metrics", "error", "run_dir", "updated"]
+_COLUMNS = [
+    "spec",
+    "profile",
+    "run_id",
+    "arm",
+    "seed",
+    "state",
+    "params",
+    "metrics",
+    "error",
+    "run_dir",
+    "updated",
+]
 
 
 def _connect(runs_root: str | Path) -> sqlite3.Connection:
@@ -52,7 +63,8 @@ def _connect(runs_root: str | Path) -> sqlite3.Connection:
 def _corrupt(exc: BaseException) -> bool:
     msg = str(exc).lower()
     return isinstance(exc, sqlite3.DatabaseError) and any(
-        s in msg for s in ("not a database", "malformed", "corrupt", "unsupported file format"))
+        s in msg for s in ("not a database", "malformed", "corrupt", "unsupported file format")
+    )
 
 
 def _index_healthy(runs_root: Path) -> bool:
@@ -86,7 +98,9 @@ def _recover_index(runs_root: Path, exc: BaseException) -> None:
             if src.exists():
                 os.replace(src, Path(f"{aside}{suffix}"))
         n = _rebuild(runs_root)
-    warn(f"{runs_root / INDEX}: corrupt ({exc}); moved to {aside.name} and rebuilt from {n} result.json files")
+    warn(
+        f"{runs_root / INDEX}: corrupt ({exc}); moved to {aside.name} and rebuilt from {n} result.json files"
+    )
 
 
 def _index_op(runs_root: str | Path, op: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -112,9 +126,19 @@ def _index_op(runs_root: str | Path, op: Callable[[sqlite3.Connection], Any]) ->
 
 
 def _row(result: RunResult, rdir: Path) -> tuple:
-    return (result.spec, result.profile, result.run_id, result.arm, result.seed, result.state.value,
-            json.dumps(result.params, default=str), json.dumps(result.metrics), (result.error or {}).get("message"),
-            str(rdir), time.time())
+    return (
+        result.spec,
+        result.profile,
+        result.run_id,
+        result.arm,
+        result.seed,
+        result.state.value,
+        json.dumps(result.params, default=str),
+        json.dumps(result.metrics),
+        (result.error or {}).get("message"),
+        str(rdir),
+        time.time(),
+    )
 
 
 def index_result(runs_root: str | Path, result: RunResult, rdir: Path) -> None:
@@ -174,13 +198,24 @@ def reconcile_index(runs_root: str | Path, spec: str, profile: str) -> int:
                 disk[res.run_id] = _row(res, rdir)
 
     def op(con: sqlite3.Connection) -> int:
-        have = {r[2]: r for r in con.execute("SELECT * FROM runs WHERE spec = ? AND profile = ?", (spec, profile))}
-        upsert = [row for rid, row in disk.items() if rid not in have or tuple(have[rid][:10]) != row[:10]]
-        gone = [rid for rid, row in have.items() if rid not in disk and not Path(row[9] or "").is_dir()]
+        have = {
+            r[2]: r
+            for r in con.execute(
+                "SELECT * FROM runs WHERE spec = ? AND profile = ?", (spec, profile)
+            )
+        }
+        upsert = [
+            row for rid, row in disk.items() if rid not in have or tuple(have[rid][:10]) != row[:10]
+        ]
+        gone = [
+            rid for rid, row in have.items() if rid not in disk and not Path(row[9] or "").is_dir()
+        ]
         with con:
             con.executemany("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)", upsert)
-            con.executemany("DELETE FROM runs WHERE spec = ? AND profile = ? AND run_id = ?",
-                            [(spec, profile, rid) for rid in gone])
+            con.executemany(
+                "DELETE FROM runs WHERE spec = ? AND profile = ? AND run_id = ?",
+                [(spec, profile, rid) for rid in gone],
+            )
         return len(upsert) + len(gone)
 
     return _index_op(runs_root, op)
@@ -189,13 +224,18 @@ def reconcile_index(runs_root: str | Path, spec: str, profile: str) -> int:
 def remove_from_index(runs_root: str | Path, spec: str, profile: str, run_id: str) -> None:
     def op(con: sqlite3.Connection) -> None:
         with con:
-            con.execute("DELETE FROM runs WHERE spec = ? AND profile = ? AND run_id = ?", (spec, profile, run_id))
+            con.execute(
+                "DELETE FROM runs WHERE spec = ? AND profile = ? AND run_id = ?",
+                (spec, profile, run_id),
+            )
 
     if (Path(runs_root) / INDEX).exists():
         _index_op(runs_root, op)
 
 
-def query_index(runs_root: str | Path, spec: str | None = None, profile: str | None = None) -> pd.DataFrame:
+def query_index(
+    runs_root: str | Path, spec: str | None = None, profile: str | None = None
+) -> pd.DataFrame:
     """Rows of the index (all specs, or one spec / profile)."""
     if not (Path(runs_root) / INDEX).exists():
         return pd.DataFrame(columns=_COLUMNS)
@@ -204,5 +244,9 @@ def query_index(runs_root: str | Path, spec: str | None = None, profile: str | N
         if val is not None:
             where.append(f"{col} = ?")
             args.append(val)
-    sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY spec, profile, arm, seed"
+    sql = (
+        "SELECT * FROM runs"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY spec, profile, arm, seed"
+    )
     return _index_op(runs_root, lambda con: pd.read_sql_query(sql, con, params=args))

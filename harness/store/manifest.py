@@ -12,10 +12,15 @@ from ursa.io import atomic_write_json
 
 
 def read_manifest(path: Path) -> dict | None:
-    data = read_json_or_none(path, "it is rewritten from the plan (or the run directories are read)")
+    data = read_json_or_none(
+        path, "it is rewritten from the plan (or the run directories are read)"
+    )
     if data is not None and not (isinstance(data, dict) and isinstance(data.get("run_ids"), list)):
-        warn_damaged(path, ValueError("expected an object with a run_ids list"),
-                      "it is rewritten from the plan (or the run directories are read)")
+        warn_damaged(
+            path,
+            ValueError("expected an object with a run_ids list"),
+            "it is rewritten from the plan (or the run directories are read)",
+        )
         return None
     return data
 
@@ -31,12 +36,18 @@ def check_owner(runs_root: str | Path, spec: str, profile: str, source: str) -> 
     if owner is None or owner == spec_source(source):
         return
     if not owner.startswith("<") and not os.path.exists(owner):
-        warn_damaged(path, None, f"its runs now belong to {spec_source(source)}",
-                      what=f"the spec file that owned name {spec!r}, {owner}, no longer exists")
+        warn_damaged(
+            path,
+            None,
+            f"its runs now belong to {spec_source(source)}",
+            what=f"the spec file that owned name {spec!r}, {owner}, no longer exists",
+        )
         return
-    raise ValueError(f"{source}: name: {spec!r} is already the name of spec file {owner!r} under runs root "
-                     f"{runs_root} (profile {profile}); expected a name no other spec uses there. Rename one "
-                     f"of them, or use another --runs-root.")
+    raise ValueError(
+        f"{source}: name: {spec!r} is already the name of spec file {owner!r} under runs root "
+        f"{runs_root} (profile {profile}); expected a name no other spec uses there. Rename one "
+        f"of them, or use another --runs-root."
+    )
 
 
 def spec_source(source: str) -> str:
@@ -44,17 +55,27 @@ def spec_source(source: str) -> str:
     return source if source.startswith("<") else os.path.abspath(source)
 
 
-def write_manifest(runs_root: str | Path, spec: str, profile: str, run_ids: list[str], source: str) -> None:
+def write_manifest(
+    runs_root: str | Path, spec: str, profile: str, run_ids: list[str], source: str
+) -> None:
     """Record which runs make up the latest expansion of spec+profile (older code versions drop out)
     and which spec file they belong to."""
     check_owner(runs_root, spec, profile, source)
     path = profile_dir(runs_root, spec, profile) / "manifest.json"
     old = (read_manifest(path) or {}).get("run_ids", [])
-    atomic_write_json(path, {"run_ids": sorted(set(run_ids)), "previous": sorted(set(old) - set(run_ids)),
-                             "source": spec_source(source)})
+    atomic_write_json(
+        path,
+        {
+            "run_ids": sorted(set(run_ids)),
+            "previous": sorted(set(old) - set(run_ids)),
+            "source": spec_source(source),
+        },
+    )
 
 
-def add_to_manifest(runs_root: str | Path, spec: str, profile: str, run_ids: list[str], source: str) -> None:
+def add_to_manifest(
+    runs_root: str | Path, spec: str, profile: str, run_ids: list[str], source: str
+) -> None:
     path = profile_dir(runs_root, spec, profile) / "manifest.json"
     current = (read_manifest(path) or {}).get("run_ids", [])
     write_manifest(runs_root, spec, profile, current + list(run_ids), source)

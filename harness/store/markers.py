@@ -17,7 +17,6 @@ from harness.store.files import read_json_or_none, warn, warn_damaged
 from harness.store.layout import stage_dir
 from ursa.io import atomic_write_json
 
-
 DONE = "done.json"
 
 _SKIP_DIRS = {"checkpoint", "checkpoint.old"}  # training state, not an output a marker vouches for
@@ -48,7 +47,11 @@ def stage_outputs(directory: Path) -> list[Path]:
     for root, dirs, files in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
         for name in files:
-            if not name.startswith(".") and name != DONE and name.endswith((".safetensors", ".json")):
+            if (
+                not name.startswith(".")
+                and name != DONE
+                and name.endswith((".safetensors", ".json"))
+            ):
                 out.append(Path(root) / name)
     return sorted(out)
 
@@ -65,8 +68,12 @@ def stage_done(rdir: Path, stage: str) -> bool:
         return False
     for rel, digest in (info.get("sha256") or {}).items():
         if _sha256(directory / rel) != digest:
-            warn_damaged(directory / rel, None, "the stage is recomputed",
-                          what="damaged or missing (its sha256 differs from the one in done.json)")
+            warn_damaged(
+                directory / rel,
+                None,
+                "the stage is recomputed",
+                what="damaged or missing (its sha256 differs from the one in done.json)",
+            )
             return False
     return True
 
@@ -98,7 +105,9 @@ def _safetensors_ok(path: Path) -> bool:
             if n > size - 8:
                 return False
             header = json.loads(f.read(n))
-        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        end = max(
+            (v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0
+        )
         return size == 8 + n + end
     except (OSError, ValueError, KeyError, TypeError, struct.error):
         return False
@@ -131,8 +140,10 @@ def invalidate_stage(rdir: Path, stage: str) -> list[Path]:
             shutil.rmtree(directory / name, ignore_errors=True)
             removed.append(directory / name)
     if removed:
-        warn(f"{directory}: removed {len(removed)} damaged output(s) ({', '.join(p.name for p in removed[:4])}); "
-             f"recomputing them")
+        warn(
+            f"{directory}: removed {len(removed)} damaged output(s) ({', '.join(p.name for p in removed[:4])}); "
+            f"recomputing them"
+        )
     if marker.exists() or marker.is_symlink():
         marker.unlink(missing_ok=True)
     return removed

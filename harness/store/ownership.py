@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-
 OWNER = ".owner"
 
 
@@ -89,7 +88,9 @@ class RunHold:
         self.release()
 
 
-def acquire_run(rdir: Path, *, wait: bool = True, on_wait: Callable[[Owner], None] | None = None) -> RunHold | None:
+def acquire_run(
+    rdir: Path, *, wait: bool = True, on_wait: Callable[[Owner], None] | None = None
+) -> RunHold | None:
     """Own the run in `rdir`: take the exclusive lock on rdir/.owner and write this process's pid
     and host in it. When a live process owns it: with `wait`, call on_wait(owner) and block until
     it is released; without, return None."""
@@ -124,7 +125,9 @@ def acquire_run(rdir: Path, *, wait: bool = True, on_wait: Callable[[Owner], Non
                 continue
             try:
                 os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()} {socket.gethostname()} {time.time():.0f}\n".encode(), 0)
+                os.pwrite(
+                    fd, f"{os.getpid()} {socket.gethostname()} {time.time():.0f}\n".encode(), 0
+                )
             except OSError:
                 pass  # a full disk: the lock holds without the name
             return RunHold(path, fd, waited)

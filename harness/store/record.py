@@ -18,8 +18,10 @@ def write_result(runs_root: str | Path, rdir: Path, result: RunResult) -> None:
     try:
         index_result(runs_root, result, rdir)
     except (sqlite3.Error, OSError) as exc:
-        warn(f"{Path(runs_root) / INDEX}: could not index run {result.run_id} ({exc}); its result.json is "
-             f"recorded and the next `run` or `python -m harness reindex` brings the index up to date")
+        warn(
+            f"{Path(runs_root) / INDEX}: could not index run {result.run_id} ({exc}); its result.json is "
+            f"recorded and the next `run` or `python -m harness reindex` brings the index up to date"
+        )
 
 
 def record_result(runs_root: str | Path, rdir: Path, result: RunResult) -> str | None:
@@ -31,5 +33,7 @@ def record_result(runs_root: str | Path, rdir: Path, result: RunResult) -> str |
         return None
     except Exception as exc:  # noqa: BLE001 - recording a state must not stop the other runs
         reason = f"{type(exc).__name__}: {exc}"
-        warn(f"{rdir / 'result.json'}: could not record state {result.state} of run {result.run_id} ({reason})")
+        warn(
+            f"{rdir / 'result.json'}: could not record state {result.state} of run {result.run_id} ({reason})"
+        )
         return reason

@@ -18,13 +18,17 @@ from ursa.io import atomic_write_bytes
 def read_result(rdir: Path) -> RunResult | None:
     """The run's result.json; None when absent, or damaged (reported once with its path: the run is
     then treated as not done and recomputed from its stages)."""
-    data = read_json_or_none(rdir / "result.json", "the run is treated as not done and resumed from its stages")
+    data = read_json_or_none(
+        rdir / "result.json", "the run is treated as not done and resumed from its stages"
+    )
     if data is None:
         return None
     try:
         return RunResult.from_json(data)
     except (TypeError, ValueError, AttributeError) as exc:
-        warn_damaged(rdir / "result.json", exc, "the run is treated as not done and resumed from its stages")
+        warn_damaged(
+            rdir / "result.json", exc, "the run is treated as not done and resumed from its stages"
+        )
         return None
 
 
@@ -44,18 +48,40 @@ def load_results(runs_root: str | Path, spec_name: str, profile: str) -> pd.Data
         res = read_result(pdir / rid)
         if res is None:
             continue
-        row = {"run_id": res.run_id, "spec": res.spec, "profile": res.profile, "arm": res.arm, "seed": res.seed,
-               "state": res.state.value, "reference": res.reference, "model": res.stage_ids.get("train"),
-               "run_dir": str(pdir / rid), "error": (res.error or {}).get("message")}
+        row = {
+            "run_id": res.run_id,
+            "spec": res.spec,
+            "profile": res.profile,
+            "arm": res.arm,
+            "seed": res.seed,
+            "state": res.state.value,
+            "reference": res.reference,
+            "model": res.stage_ids.get("train"),
+            "run_dir": str(pdir / rid),
+            "error": (res.error or {}).get("message"),
+        }
         row.update({f"param.{k}": v for k, v in res.params.items()})
         row.update({f"metric.{k}": v for k, v in res.metrics.items()})
         if res.trial is not None:
             row["trial"] = res.trial
         rows.append(row)
-    base = ["run_id", "spec", "profile", "arm", "seed", "state", "reference", "model", "run_dir", "error"]
+    base = [
+        "run_id",
+        "spec",
+        "profile",
+        "arm",
+        "seed",
+        "state",
+        "reference",
+        "model",
+        "run_dir",
+        "error",
+    ]
     df = pd.DataFrame(rows, columns=None if rows else base)
     rest = sorted(c for c in df.columns if c not in base)
-    order = sorted(range(len(df)), key=lambda i: (natural_key(str(df["arm"].iat[i])), df["seed"].iat[i]))
+    order = sorted(
+        range(len(df)), key=lambda i: (natural_key(str(df["arm"].iat[i])), df["seed"].iat[i])
+    )
     return df[base + rest].iloc[order].reset_index(drop=True)
 
 

@@ -29,6 +29,8 @@ def sweep_temps(directory: Path, *, locked: bool, recursive: bool = True) -> lis
                 removed.append(path)
         dirs[:] = [d for d in dirs if not is_temp_name(d)]
     if removed:
-        warn(f"{directory}: removed {len(removed)} stale temp file(s) left by killed processes "
-             f"({', '.join(p.name for p in removed[:3])}{', ...' if len(removed) > 3 else ''})")
+        warn(
+            f"{directory}: removed {len(removed)} stale temp file(s) left by killed processes "
+            f"({', '.join(p.name for p in removed[:3])}{', ...' if len(removed) > 3 else ''})"
+        )
     return removed

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -30,8 +30,13 @@ class Service:
 
 
 def _script(name: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPTS / name), *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO)
+    return subprocess.run(
+        ["bash", str(SCRIPTS / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
 
 
 def _start(name: str) -> tuple[subprocess.CompletedProcess, float, bool]:
@@ -42,8 +47,10 @@ def _start(name: str) -> tuple[subprocess.CompletedProcess, float, bool]:
     proc = _script(name, "start")
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
-        pytest.skip(f"scripts/{name} start could not start the service (exit {proc.returncode}): "
-                    f"{proc.stderr.strip()[-800:]}")
+        pytest.skip(
+            f"scripts/{name} start could not start the service (exit {proc.returncode}): "
+            f"{proc.stderr.strip()[-800:]}"
+        )
     return proc, elapsed, was_up
 
 
@@ -53,7 +60,9 @@ def slurm_cluster() -> Iterator[Service]:
     _, elapsed, was_up = _start("local_slurm.sh")
     conf = _script("local_slurm.sh", "env").stdout.strip().removeprefix("export SLURM_CONF=")
     old = os.environ.get("SLURM_CONF")
-    os.environ["SLURM_CONF"] = conf  # submitit's sbatch / sacct / scancel calls, and harness subprocesses
+    os.environ["SLURM_CONF"] = (
+        conf  # submitit's sbatch / sacct / scancel calls, and harness subprocesses
+    )
     try:
         yield Service(conf, elapsed)
     finally:

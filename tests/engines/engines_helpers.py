@@ -18,38 +18,69 @@ ACTIVE = ("PENDING", "RUNNING", "COMPLETING", "REQUEUED", "CONFIGURING", "RESIZI
 WORLD = {"frames": 4, "height": 16, "width": 16, "max_objects": 1, "speed": 1.0}
 
 
-def tiny_spec(path: Path, name: str, *, steps: int = 4, checkpoint_every: int = 2, **top: Any) -> Path:
+def tiny_spec(
+    path: Path, name: str, *, steps: int = 4, checkpoint_every: int = 2, **top: Any
+) -> Path:
     """Write a spec whose runs take seconds (16x16x4 clips, K=65, tiny model); returns its path."""
     data = {
         "name": name,
         "base": {
-            "benchmark": {"name": "shapes", "world": WORLD, "train_size": 16, "eval_size": 4, "task_size": 2},
+            "benchmark": {
+                "name": "shapes",
+                "world": WORLD,
+                "train_size": 16,
+                "eval_size": 4,
+                "task_size": 2,
+            },
             "tokenizer": {"codebook_size": 65},
             "model": {"preset": "tiny"},
-            "train": {"steps": steps, "batch_size": 4, "checkpoint_every": checkpoint_every, "warmup_steps": 1},
+            "train": {
+                "steps": steps,
+                "batch_size": 4,
+                "checkpoint_every": checkpoint_every,
+                "warmup_steps": 1,
+            },
             "sample": {"steps": 2, "batch_size": 4},
             "score": {"which": ["alignment", "quality"]},
         },
-        "executor": {"kind": "slurm", "threads": 1, "timeout_min": 10,
-                     "slurm": {"partition": "debug", "cpus_per_task": 1, "mem_gb": 2}},
+        "executor": {
+            "kind": "slurm",
+            "threads": 1,
+            "timeout_min": 10,
+            "slurm": {"partition": "debug", "cpus_per_task": 1, "mem_gb": 2},
+        },
         **top,
     }
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
 
-def harness(*args: str | Path, timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def harness(
+    *args: str | Path, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """`python -m harness ...` from the repo root (the project venv's python), output captured;
     `env` adds variables to the inherited environment."""
-    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def harness_popen(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """`python -m harness ...` in the background, for tests that act on SLURM while it runs;
     `env` adds variables to the inherited environment."""
-    return subprocess.Popen([sys.executable, "-m", "harness", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, **(env or {})})
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def finish(proc: subprocess.Popen, timeout: float) -> tuple[int, str, str]:
@@ -65,7 +96,9 @@ def finish(proc: subprocess.Popen, timeout: float) -> tuple[int, str, str]:
 
 def describe(proc: subprocess.CompletedProcess | tuple[int, str, str]) -> str:
     """Exit code and output tails, for assertion messages."""
-    rc, out, err = (proc.returncode, proc.stdout, proc.stderr) if hasattr(proc, "returncode") else proc
+    rc, out, err = (
+        (proc.returncode, proc.stdout, proc.stderr) if hasattr(proc, "returncode") else proc
+    )
     return f"exit {rc}\n--- stdout\n{out[-3000:]}\n--- stderr\n{err[-3000:]}"
 
 
@@ -101,8 +134,9 @@ def wait_for_jobs(folder: Path, count: int, timeout: float = 120) -> dict[str, P
 
 def squeue_state(job_id: str) -> str:
     """The job's state in squeue ("PENDING", "RUNNING", ...), "" once it has left the queue."""
-    return subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True,
-                          timeout=60).stdout.strip()
+    return subprocess.run(
+        ["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=60
+    ).stdout.strip()
 
 
 def wait_until_running(job_id: str, timeout: float = 120) -> None:
@@ -117,7 +151,9 @@ def wait_until_running(job_id: str, timeout: float = 120) -> None:
 
 def sacct_states(job_ids: list[str], duplicates: bool = False) -> dict[str, list[str]]:
     """Job id -> accounting states from `sacct` (every requeued attempt with duplicates=True)."""
-    cmd = ["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(job_ids)] + (["-D"] if duplicates else [])
+    cmd = ["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(job_ids)] + (
+        ["-D"] if duplicates else []
+    )
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60).stdout
     states: dict[str, list[str]] = {}
     for line in out.splitlines():
@@ -126,7 +162,9 @@ def sacct_states(job_ids: list[str], duplicates: bool = False) -> dict[str, list
     return states
 
 
-def final_states(job_ids: list[str], duplicates: bool = False, timeout: float = 60) -> dict[str, list[str]]:
+def final_states(
+    job_ids: list[str], duplicates: bool = False, timeout: float = 60
+) -> dict[str, list[str]]:
     """sacct_states once every job's last attempt has ended (accounting lags the job's exit by ~1 s)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -142,7 +180,9 @@ def results_table(runs_root: Path, spec: str, profile: str) -> pd.DataFrame:
     from harness.store import load_results
 
     df = load_results(runs_root, spec, profile).sort_values(["arm", "seed"]).reset_index(drop=True)
-    keep = ["run_id", "arm", "seed", "state"] + sorted(c for c in df.columns if c.startswith(("metric.", "param.")))
+    keep = ["run_id", "arm", "seed", "state"] + sorted(
+        c for c in df.columns if c.startswith(("metric.", "param."))
+    )
     return df[keep]
 
 

@@ -10,15 +10,28 @@ import yaml
 WORLD = {"frames": 4, "height": 16, "width": 16, "max_objects": 1, "speed": 1.0}
 
 
-def tiny_spec(path: Path, name: str = "tiny", steps: int = 4, checkpoint_every: int = 2, **top) -> Path:
+def tiny_spec(
+    path: Path, name: str = "tiny", steps: int = 4, checkpoint_every: int = 2, **top
+) -> Path:
     """Write a spec whose runs take seconds (16x16x4 clips, K=65, tiny model); returns its path."""
     data = {
         "name": name,
         "base": {
-            "benchmark": {"name": "shapes", "world": WORLD, "train_size": 16, "eval_size": 4, "task_size": 2},
+            "benchmark": {
+                "name": "shapes",
+                "world": WORLD,
+                "train_size": 16,
+                "eval_size": 4,
+                "task_size": 2,
+            },
             "tokenizer": {"codebook_size": 65},
             "model": {"preset": "tiny"},
-            "train": {"steps": steps, "batch_size": 4, "checkpoint_every": checkpoint_every, "warmup_steps": 1},
+            "train": {
+                "steps": steps,
+                "batch_size": 4,
+                "checkpoint_every": checkpoint_every,
+                "warmup_steps": 1,
+            },
             "sample": {"steps": 2, "batch_size": 4},
             "score": {"which": ["alignment", "quality"]},
         },

@@ -42,17 +42,33 @@ EXPECTED = {
 
 
 def harness(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_smoke_profile_validates_runs_and_reports_the_claims_verdict(name: str, tmp_path: Path) -> None:
+def test_smoke_profile_validates_runs_and_reports_the_claims_verdict(
+    name: str, tmp_path: Path
+) -> None:
     spec = f"ablations/{name}.yaml"
     ok = harness("validate", spec, "--profile", "smoke")
     assert ok.returncode == 0, ok.stderr[-2000:]
-    res = harness("run", spec, "--profile", "smoke", "--runs-root", str(tmp_path / "runs"),
-                  "--reports-dir", str(tmp_path / "reports"), "--no-progress")
+    res = harness(
+        "run",
+        spec,
+        "--profile",
+        "smoke",
+        "--runs-root",
+        str(tmp_path / "runs"),
+        "--reports-dir",
+        str(tmp_path / "reports"),
+        "--no-progress",
+    )
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr[-3000:]
     report = (tmp_path / "reports" / name / "smoke" / "report.md").read_text()
     missing = [text for text in EXPECTED[name] if text not in report]

@@ -34,8 +34,10 @@ FRESH_MEMORY = 5 << 30  # a fresh interpreter: torch alone maps ~3.5 GB of addre
 BASE = {
     "name": "adv",
     "base": {
-        "benchmark": {"name": "shapes", "world": {"frames": 4, "height": 16, "width": 16, "max_objects": 1,
-                                                  "speed": 1.0}},
+        "benchmark": {
+            "name": "shapes",
+            "world": {"frames": 4, "height": 16, "width": 16, "max_objects": 1, "speed": 1.0},
+        },
         "tokenizer": {"codebook_size": 65},
         "train": {"steps": 2, "batch_size": 2},
         "sample": {"steps": 2},
@@ -67,21 +69,25 @@ def bomb(levels: int = 9, width: int = 10) -> str:
 
 def include_chain(n: int) -> Callable[[Path, Path], None]:
     """spec -> inc_1.yaml -> ... -> inc_n.yaml (the last one holds BASE)."""
+
     def write(tmp: Path, path: Path) -> None:
         path.write_text("include: inc_1.yaml\nname: adv\n")
         for i in range(1, n):
             (tmp / f"inc_{i}.yaml").write_text(f"include: inc_{i + 1}.yaml\n")
         (tmp / f"inc_{n}.yaml").write_text(BASE_YAML)
+
     return write
 
 
 def include_fanout(levels: int) -> Callable[[Path, Path], None]:
     """Every file includes the next one twice: 2**levels reads of tiny files."""
+
     def write(tmp: Path, path: Path) -> None:
         path.write_text("include: [fan_1.yaml, fan_1.yaml]\nname: adv\n")
         for i in range(1, levels):
             (tmp / f"fan_{i}.yaml").write_text(f"include: [fan_{i + 1}.yaml, fan_{i + 1}.yaml]\n")
         (tmp / f"fan_{levels}.yaml").write_text(BASE_YAML)
+
     return write
 
 
@@ -93,6 +99,7 @@ def big_file(megabytes: int) -> Callable[[Path, Path], None]:
             for _ in range(megabytes * 1_000_000 // len(chunk) + 1):
                 f.write(chunk)
             f.write("0.002]\n")
+
     return write
 
 
@@ -114,160 +121,500 @@ class Case:
 
 CORPUS: list[Case] = [
     # 1. alias bombs, in any field, and recursive aliases
-    Case("bomb-description", 1, BASE_YAML + f"description: {bomb()}\n", ("description", "alias", "10,000", "bomb")),
-    Case("bomb-train-lr", 1, spec(("base.train.lr", "@")).replace("'@'", bomb()), ("base.train.lr", "alias")),
-    Case("bomb-grid-values", 1, BASE_YAML + f"grid:\n  train.lr: {bomb()}\n", ("grid.train.lr", "alias")),
-    Case("bomb-plugin-option", 1, spec(("base.benchmark.world", "@")).replace("'@'", bomb()),
-         ("base.benchmark.world", "alias")),
-    Case("bomb-mapping-keys", 1, BASE_YAML + "profiles:\n  smoke: &m0 {a: 1, b: 1, c: 1, d: 1, e: 1, f: 1}\n"
-         + "".join(f"  x{i}: &m{i} {{a: *m{i - 1}, b: *m{i - 1}, c: *m{i - 1}, d: *m{i - 1}, e: *m{i - 1}, "
-                   f"f: *m{i - 1}}}\n" for i in range(1, 9)), ("profiles.x", "alias")),
-    Case("recursive-alias", 1, spec(("base.train", "@")).replace("'@'", "&t {lr: *t}"),
-         ("base.train.lr", "recursive alias", "*t")),
+    Case(
+        "bomb-description",
+        1,
+        BASE_YAML + f"description: {bomb()}\n",
+        ("description", "alias", "10,000", "bomb"),
+    ),
+    Case(
+        "bomb-train-lr",
+        1,
+        spec(("base.train.lr", "@")).replace("'@'", bomb()),
+        ("base.train.lr", "alias"),
+    ),
+    Case(
+        "bomb-grid-values",
+        1,
+        BASE_YAML + f"grid:\n  train.lr: {bomb()}\n",
+        ("grid.train.lr", "alias"),
+    ),
+    Case(
+        "bomb-plugin-option",
+        1,
+        spec(("base.benchmark.world", "@")).replace("'@'", bomb()),
+        ("base.benchmark.world", "alias"),
+    ),
+    Case(
+        "bomb-mapping-keys",
+        1,
+        BASE_YAML
+        + "profiles:\n  smoke: &m0 {a: 1, b: 1, c: 1, d: 1, e: 1, f: 1}\n"
+        + "".join(
+            f"  x{i}: &m{i} {{a: *m{i - 1}, b: *m{i - 1}, c: *m{i - 1}, d: *m{i - 1}, e: *m{i - 1}, "
+            f"f: *m{i - 1}}}\n"
+            for i in range(1, 9)
+        ),
+        ("profiles.x", "alias"),
+    ),
+    Case(
+        "recursive-alias",
+        1,
+        spec(("base.train", "@")).replace("'@'", "&t {lr: *t}"),
+        ("base.train.lr", "recursive alias", "*t"),
+    ),
     # 2. sizes: runs counted before they are built, spec bytes bounded before parsing
-    Case("grid-1e6-runs", 2, spec(("grid", {"train.steps": list(range(1, 101)), "sample.steps": list(range(1, 101)),
-                                            "train.warmup_steps": list(range(100))})),
-         ("grid.train.steps", "max_runs = 10,000", "1,000,000", "100 (sample.steps)", "max_runs: 1000000")),
-    Case("seeds-beyond-max-runs", 2, spec(("grid", {"path.kind": ["metric", "mixture"]}),
-                                          ("seeds", list(range(10_001)))), ("seeds: expected", "20,002", "10,001 seeds")),
-    Case("profile-beyond-max-runs", 2, spec(("profiles", {"smoke": {"seeds": list(range(12_000))}})),
-         ("profiles.smoke.seeds", "12,000", "max_runs")),
-    Case("max-runs-lowered", 2, spec(("grid", {"path.kind": ["metric", "mixture"]}), ("seeds", [0, 1, 2]),
-                                     ("max_runs", 5)), ("max_runs = 5", "got 6")),
-    Case("search-trials-beyond-max-runs", 2, spec(("search", {"params": {"path.c": {"type": "float", "low": 1,
-                                                                                    "high": 5}},
-                                                             "n_trials": 10**6, "objective": "alignment"})),
-         ("search.n_trials", "1,000,000", "max_runs")),
-    Case("grid-list-of-half-a-MB", 2, spec(("grid", {"train.lr": "@"})).replace(
-        "'@'", "[" + ", ".join(f"0.{i:05d}1" for i in range(1, 60_000)) + "]"), ("grid.train.lr", "59,999", "max_runs")),
+    Case(
+        "grid-1e6-runs",
+        2,
+        spec(
+            (
+                "grid",
+                {
+                    "train.steps": list(range(1, 101)),
+                    "sample.steps": list(range(1, 101)),
+                    "train.warmup_steps": list(range(100)),
+                },
+            )
+        ),
+        (
+            "grid.train.steps",
+            "max_runs = 10,000",
+            "1,000,000",
+            "100 (sample.steps)",
+            "max_runs: 1000000",
+        ),
+    ),
+    Case(
+        "seeds-beyond-max-runs",
+        2,
+        spec(("grid", {"path.kind": ["metric", "mixture"]}), ("seeds", list(range(10_001)))),
+        ("seeds: expected", "20,002", "10,001 seeds"),
+    ),
+    Case(
+        "profile-beyond-max-runs",
+        2,
+        spec(("profiles", {"smoke": {"seeds": list(range(12_000))}})),
+        ("profiles.smoke.seeds", "12,000", "max_runs"),
+    ),
+    Case(
+        "max-runs-lowered",
+        2,
+        spec(("grid", {"path.kind": ["metric", "mixture"]}), ("seeds", [0, 1, 2]), ("max_runs", 5)),
+        ("max_runs = 5", "got 6"),
+    ),
+    Case(
+        "search-trials-beyond-max-runs",
+        2,
+        spec(
+            (
+                "search",
+                {
+                    "params": {"path.c": {"type": "float", "low": 1, "high": 5}},
+                    "n_trials": 10**6,
+                    "objective": "alignment",
+                },
+            )
+        ),
+        ("search.n_trials", "1,000,000", "max_runs"),
+    ),
+    Case(
+        "grid-list-of-half-a-MB",
+        2,
+        spec(("grid", {"train.lr": "@"})).replace(
+            "'@'", "[" + ", ".join(f"0.{i:05d}1" for i in range(1, 60_000)) + "]"
+        ),
+        ("grid.train.lr", "59,999", "max_runs"),
+    ),
     Case("spec-file-50MB", 2, big_file(50), ("1,000,000 bytes", "got 5")),
-    Case("includes-over-1MB-together", 2, big_includes, ("1,000,000 bytes", "with the files it includes"),
-         file="part_2.yaml"),
+    Case(
+        "includes-over-1MB-together",
+        2,
+        big_includes,
+        ("1,000,000 bytes", "with the files it includes"),
+        file="part_2.yaml",
+    ),
     # 3. depth: include chains, nesting (the composer recurses; checked while composing)
-    Case("include-chain-1500", 3, include_chain(1500), ("include", "32 files deep"), file="inc_31.yaml"),
+    Case(
+        "include-chain-1500",
+        3,
+        include_chain(1500),
+        ("include", "32 files deep"),
+        file="inc_31.yaml",
+    ),
     Case("include-fanout", 3, include_fanout(12), ("include", "at most 256 files"), file="fan_"),
-    Case("flow-lists-10000-deep", 3, BASE_YAML + "grid:\n  train.lr: " + "[" * 10_000 + "]" * 10_000 + "\n",
-         ("grid.train.lr[0][0]", "64 levels", "line 22")),
-    Case("unclosed-brackets", 3, BASE_YAML + "description: " + "[" * 5_000 + "\n", ("description", "64 levels")),
-    Case("block-mappings-200-deep", 3, BASE_YAML + "profiles:\n" + "".join(" " * (i + 2) + f"k{i}:\n"
-                                                                             for i in range(200)) + "",
-         ("profiles.k0.k1", "64 levels")),
-    Case("deep-through-aliases", 3, BASE_YAML + "description:\n  - &a " + "[" * 40 + "]" * 40 + "\n  - &b "
-         + "[" * 40 + "*a" + "]" * 40 + "\n", ("description[1]", "64 levels", "aliases")),
+    Case(
+        "flow-lists-10000-deep",
+        3,
+        BASE_YAML + "grid:\n  train.lr: " + "[" * 10_000 + "]" * 10_000 + "\n",
+        ("grid.train.lr[0][0]", "64 levels", "line 22"),
+    ),
+    Case(
+        "unclosed-brackets",
+        3,
+        BASE_YAML + "description: " + "[" * 5_000 + "\n",
+        ("description", "64 levels"),
+    ),
+    Case(
+        "block-mappings-200-deep",
+        3,
+        BASE_YAML + "profiles:\n" + "".join(" " * (i + 2) + f"k{i}:\n" for i in range(200)) + "",
+        ("profiles.k0.k1", "64 levels"),
+    ),
+    Case(
+        "deep-through-aliases",
+        3,
+        BASE_YAML
+        + "description:\n  - &a "
+        + "[" * 40
+        + "]" * 40
+        + "\n  - &b "
+        + "[" * 40
+        + "*a"
+        + "]" * 40
+        + "\n",
+        ("description[1]", "64 levels", "aliases"),
+    ),
     # 4. names are one safe path component
     Case("name-dotdot", 4, spec(("name", "..")), ("name", "one safe path component", "'..'")),
     Case("name-dot", 4, spec(("name", ".")), ("name", "one safe path component")),
     Case("name-index-sqlite", 4, spec(("name", "index.sqlite")), ("name", "index.sqlite")),
     Case("name-index-sqlite-wal", 4, spec(("name", "Index.sqlite-wal")), ("name", "index.sqlite")),
-    Case("name-300-chars", 4, spec(("name", "a" * 300)), ("name", "at most 64 characters", "300 characters")),
+    Case(
+        "name-300-chars",
+        4,
+        spec(("name", "a" * 300)),
+        ("name", "at most 64 characters", "300 characters"),
+    ),
     Case("name-store-dir", 4, spec(("name", "_stages")), ("name", "_stages")),
     Case("name-path", 4, spec(("name", "a/b")), ("name", "one safe path component")),
-    Case("name-leading-dash", 4, spec(("name", "-rf")), ("name", "starting with a letter or digit")),
+    Case(
+        "name-leading-dash", 4, spec(("name", "-rf")), ("name", "starting with a letter or digit")
+    ),
     Case("name-unicode", 4, spec(("name", "näme")), ("name", "one safe path component")),
     # 5. accepted before, wrong: non-finite floats, booleans as numbers, duplicates, seeds, overrides
-    Case("lr-inf", 5, spec(("base.train.lr", float("inf"))), ("base.train.lr", "finite number", "inf")),
-    Case("grad-clip-nan", 5, spec(("base.train.grad_clip", float("nan"))), ("base.train.grad_clip", "finite number")),
-    Case("path-c-inf", 5, spec(("base.path", {"c": float("inf")})), ("base.path.c", "finite number")),
-    Case("path-alpha-nan-string", 5, spec(("base.path", {"alpha": "nan"})), ("base.path.alpha", "finite number")),
-    Case("cfg-scale-inf", 5, spec(("base.sample.cfg_scale", float("-inf"))), ("base.sample.cfg_scale",)),
-    Case("grid-shift-inf", 5, spec(("grid", {"train.shift": [1.0, float("inf")]})),
-         ("grid.train.shift[1]", "train.shift", "finite number")),
-    Case("timeout-inf", 5, spec(("executor", {"timeout_min": float("inf")})), ("executor.timeout_min", "finite")),
-    Case("steps-true", 5, spec(("base.train.steps", True)), ("base.train.steps", "expected a number", "True")),
-    Case("seeds-booleans", 5, BASE_YAML + "seeds: [true, yes]\n", ("seeds[0]", "expected a number", "True")),
-    Case("grid-steps-on", 5, BASE_YAML + "grid:\n  sample.steps: [2, on]\n",
-         ("grid.sample.steps[1]", "sample.steps", "expected a number")),
-    Case("max-parallel-yes", 5, BASE_YAML + "executor: {max_parallel: yes}\n",
-         ("executor.max_parallel", "expected a number")),
-    Case("snapshots-bool", 5, spec(("base.train.snapshots", [0.5, True])), ("base.train.snapshots[1]", "number")),
-    Case("plugin-option-bool", 5, spec(("base.benchmark.train_size", True)),
-         ("benchmark.train_size", "expected a number")),
-    Case("profile-value-bool", 5, spec(("profiles", {"smoke": {"train.batch_size": True}})),
-         ("profiles.smoke", "train.batch_size", "expected a number")),
-    Case("duplicate-key", 5, BASE_YAML.replace("    steps: 2\n", "    steps: 2\n    lr: 0.1\n    steps: 3\n", 1),
-         ("base.train.steps", "each key once", "twice")),
-    Case("duplicate-top-key", 5, BASE_YAML + "name: other\n", ("name", "each key once", "lines 1 and")),
-    Case("duplicate-flow-key", 5, BASE_YAML + "grid: {train.lr: [0.1], train.lr: [0.2]}\n",
-         ("grid.train.lr", "each key once")),
+    Case(
+        "lr-inf",
+        5,
+        spec(("base.train.lr", float("inf"))),
+        ("base.train.lr", "finite number", "inf"),
+    ),
+    Case(
+        "grad-clip-nan",
+        5,
+        spec(("base.train.grad_clip", float("nan"))),
+        ("base.train.grad_clip", "finite number"),
+    ),
+    Case(
+        "path-c-inf", 5, spec(("base.path", {"c": float("inf")})), ("base.path.c", "finite number")
+    ),
+    Case(
+        "path-alpha-nan-string",
+        5,
+        spec(("base.path", {"alpha": "nan"})),
+        ("base.path.alpha", "finite number"),
+    ),
+    Case(
+        "cfg-scale-inf",
+        5,
+        spec(("base.sample.cfg_scale", float("-inf"))),
+        ("base.sample.cfg_scale",),
+    ),
+    Case(
+        "grid-shift-inf",
+        5,
+        spec(("grid", {"train.shift": [1.0, float("inf")]})),
+        ("grid.train.shift[1]", "train.shift", "finite number"),
+    ),
+    Case(
+        "timeout-inf",
+        5,
+        spec(("executor", {"timeout_min": float("inf")})),
+        ("executor.timeout_min", "finite"),
+    ),
+    Case(
+        "steps-true",
+        5,
+        spec(("base.train.steps", True)),
+        ("base.train.steps", "expected a number", "True"),
+    ),
+    Case(
+        "seeds-booleans",
+        5,
+        BASE_YAML + "seeds: [true, yes]\n",
+        ("seeds[0]", "expected a number", "True"),
+    ),
+    Case(
+        "grid-steps-on",
+        5,
+        BASE_YAML + "grid:\n  sample.steps: [2, on]\n",
+        ("grid.sample.steps[1]", "sample.steps", "expected a number"),
+    ),
+    Case(
+        "max-parallel-yes",
+        5,
+        BASE_YAML + "executor: {max_parallel: yes}\n",
+        ("executor.max_parallel", "expected a number"),
+    ),
+    Case(
+        "snapshots-bool",
+        5,
+        spec(("base.train.snapshots", [0.5, True])),
+        ("base.train.snapshots[1]", "number"),
+    ),
+    Case(
+        "plugin-option-bool",
+        5,
+        spec(("base.benchmark.train_size", True)),
+        ("benchmark.train_size", "expected a number"),
+    ),
+    Case(
+        "profile-value-bool",
+        5,
+        spec(("profiles", {"smoke": {"train.batch_size": True}})),
+        ("profiles.smoke", "train.batch_size", "expected a number"),
+    ),
+    Case(
+        "duplicate-key",
+        5,
+        BASE_YAML.replace("    steps: 2\n", "    steps: 2\n    lr: 0.1\n    steps: 3\n", 1),
+        ("base.train.steps", "each key once", "twice"),
+    ),
+    Case(
+        "duplicate-top-key",
+        5,
+        BASE_YAML + "name: other\n",
+        ("name", "each key once", "lines 1 and"),
+    ),
+    Case(
+        "duplicate-flow-key",
+        5,
+        BASE_YAML + "grid: {train.lr: [0.1], train.lr: [0.2]}\n",
+        ("grid.train.lr", "each key once"),
+    ),
     Case("duplicate-seeds", 5, spec(("seeds", [0, 1, 0])), ("seeds", "distinct seeds", "0 twice")),
-    Case("duplicate-grid-values", 5, spec(("grid", {"path.kind": ["metric", "metric"]})),
-         ("grid", "distinct values", "'metric' twice")),
-    Case("duplicate-zip-points", 5, spec(("zip", [{"train.shift": [1.0, 2.0, 1.0], "sample.shift": [1.0, 2.0, 1.0]}])),
-         ("zip", "distinct points", "train.shift=1.0, sample.shift=1.0")),
+    Case(
+        "duplicate-grid-values",
+        5,
+        spec(("grid", {"path.kind": ["metric", "metric"]})),
+        ("grid", "distinct values", "'metric' twice"),
+    ),
+    Case(
+        "duplicate-zip-points",
+        5,
+        spec(("zip", [{"train.shift": [1.0, 2.0, 1.0], "sample.shift": [1.0, 2.0, 1.0]}])),
+        ("zip", "distinct points", "train.shift=1.0, sample.shift=1.0"),
+    ),
     Case("empty-zip-group", 5, spec(("zip", [{}])), ("zip", "at least one axis", "no runs")),
     Case("seed-2**63", 5, spec(("seeds", [0, 2**63])), ("seeds", "2**63", str(2**63))),
     Case("seed-negative", 5, spec(("seeds", [-1])), ("seeds", "[0, 2**63)", "-1")),
-    Case("search-seed-too-big", 5, spec(("search", {"params": {"path.c": {"type": "float", "low": 1, "high": 5}},
-                                                    "objective": "alignment", "sampler_seed": 2**40})),
-         ("search.sampler_seed", "less than")),
-    Case("override-negative-size", 5, spec(("base.model", {"overrides": {"hidden_size": -64}})),
-         ("base.model.overrides", "hidden_size", "positive integer", "-64")),
-    Case("override-zero-count", 5, spec(("base.model", {"overrides": {"num_layers": 0}})),
-         ("base.model.overrides", "num_layers", "positive integer")),
-    Case("override-fractional", 5, spec(("base.model", {"overrides": {"head_dim": 7.5}})),
-         ("base.model.overrides", "head_dim", "positive integer", "7.5")),
-    Case("override-bool", 5, spec(("base.model", {"overrides": {"num_heads": True}})),
-         ("base.model.overrides", "num_heads", "positive integer")),
-    Case("override-unknown", 5, spec(("base.model", {"overrides": {"hiden_size": 64}})),
-         ("base.model.overrides", "URSAConfig", "Did you mean 'hidden_size'")),
-    Case("override-inf-float", 5, spec(("base.model", {"overrides": {"rope_theta": float("inf")}})),
-         ("base.model.overrides", "rope_theta", "finite")),
-    Case("grid-override-negative", 5, spec(("grid", {"model.overrides.intermediate_size": [64, -1]})),
-         ("grid.model.overrides.intermediate_size[1]", "positive integer")),
-    Case("duplicate-tasks", 5, spec(("base.sample.tasks", ["t2v", "t2v"])), ("base", "sample.tasks without duplicates")),
+    Case(
+        "search-seed-too-big",
+        5,
+        spec(
+            (
+                "search",
+                {
+                    "params": {"path.c": {"type": "float", "low": 1, "high": 5}},
+                    "objective": "alignment",
+                    "sampler_seed": 2**40,
+                },
+            )
+        ),
+        ("search.sampler_seed", "less than"),
+    ),
+    Case(
+        "override-negative-size",
+        5,
+        spec(("base.model", {"overrides": {"hidden_size": -64}})),
+        ("base.model.overrides", "hidden_size", "positive integer", "-64"),
+    ),
+    Case(
+        "override-zero-count",
+        5,
+        spec(("base.model", {"overrides": {"num_layers": 0}})),
+        ("base.model.overrides", "num_layers", "positive integer"),
+    ),
+    Case(
+        "override-fractional",
+        5,
+        spec(("base.model", {"overrides": {"head_dim": 7.5}})),
+        ("base.model.overrides", "head_dim", "positive integer", "7.5"),
+    ),
+    Case(
+        "override-bool",
+        5,
+        spec(("base.model", {"overrides": {"num_heads": True}})),
+        ("base.model.overrides", "num_heads", "positive integer"),
+    ),
+    Case(
+        "override-unknown",
+        5,
+        spec(("base.model", {"overrides": {"hiden_size": 64}})),
+        ("base.model.overrides", "URSAConfig", "Did you mean 'hidden_size'"),
+    ),
+    Case(
+        "override-inf-float",
+        5,
+        spec(("base.model", {"overrides": {"rope_theta": float("inf")}})),
+        ("base.model.overrides", "rope_theta", "finite"),
+    ),
+    Case(
+        "grid-override-negative",
+        5,
+        spec(("grid", {"model.overrides.intermediate_size": [64, -1]})),
+        ("grid.model.overrides.intermediate_size[1]", "positive integer"),
+    ),
+    Case(
+        "duplicate-tasks",
+        5,
+        spec(("base.sample.tasks", ["t2v", "t2v"])),
+        ("base", "sample.tasks without duplicates"),
+    ),
     # 6. valid alone, meaningless together
-    Case("cfg-without-uncond", 6, spec(("base.sample.cfg_scale", 3.0)),
-         ("base", "sample.cfg_scale 3", "train.p_uncond > 0", "e.g. 0.1")),
-    Case("cfg-in-grid-without-uncond", 6, spec(("grid", {"sample.cfg_scale": [1.0, 2.0]})),
-         ("grid.sample.cfg_scale[1]", "train.p_uncond")),
-    Case("kind-x-c-foreign-key", 6, spec(("grid", {"path.kind": ["masked", "metric"], "path.c": [1.0, 2.0]})),
-         ("(run-config key path.c)", "path.kind 'masked'", "kind, exponent")),
-    Case("kind-zip-calibrate-foreign-key", 6, spec(("zip", [{"path.kind": ["mixture", "mixture"],
-                                                             "path.calibrate": [False, True]}])),
-         ("zip[0].path.kind[0] (run-config key path.calibrate)", "path.kind 'mixture'")),
-    Case("exponent-on-metric-arms", 6, spec(("grid", {"path.exponent": [1.0, 2.0]})),
-         ("grid.path.exponent[0]", "path.kind 'metric'", "kind, c, alpha, calibrate")),
-    Case("int-and-float-merge", 6, spec(("grid", {"train.shift": [1, 1.0]})),
-         ("grid.train.shift", "same run", "1 and 1.0")),
-    Case("seed-on-an-axis", 6, spec(("grid", {"train.seed": [1, 2]})), ("grid.train.seed", "seeds")),
+    Case(
+        "cfg-without-uncond",
+        6,
+        spec(("base.sample.cfg_scale", 3.0)),
+        ("base", "sample.cfg_scale 3", "train.p_uncond > 0", "e.g. 0.1"),
+    ),
+    Case(
+        "cfg-in-grid-without-uncond",
+        6,
+        spec(("grid", {"sample.cfg_scale": [1.0, 2.0]})),
+        ("grid.sample.cfg_scale[1]", "train.p_uncond"),
+    ),
+    Case(
+        "kind-x-c-foreign-key",
+        6,
+        spec(("grid", {"path.kind": ["masked", "metric"], "path.c": [1.0, 2.0]})),
+        ("(run-config key path.c)", "path.kind 'masked'", "kind, exponent"),
+    ),
+    Case(
+        "kind-zip-calibrate-foreign-key",
+        6,
+        spec(("zip", [{"path.kind": ["mixture", "mixture"], "path.calibrate": [False, True]}])),
+        ("zip[0].path.kind[0] (run-config key path.calibrate)", "path.kind 'mixture'"),
+    ),
+    Case(
+        "exponent-on-metric-arms",
+        6,
+        spec(("grid", {"path.exponent": [1.0, 2.0]})),
+        ("grid.path.exponent[0]", "path.kind 'metric'", "kind, c, alpha, calibrate"),
+    ),
+    Case(
+        "int-and-float-merge",
+        6,
+        spec(("grid", {"train.shift": [1, 1.0]})),
+        ("grid.train.shift", "same run", "1 and 1.0"),
+    ),
+    Case(
+        "seed-on-an-axis", 6, spec(("grid", {"train.seed": [1, 2]})), ("grid.train.seed", "seeds")
+    ),
     Case("seed-in-base", 6, spec(("base.sample.seed", 5)), ("base.sample.seed", "seeds")),
-    Case("report-x-not-an-axis", 6, spec(("grid", {"train.shift": [1.0, 2.0]}), ("report", {"x": "train.shfit"})),
-         ("report.x", "Did you mean 'train.shift'")),
-    Case("report-x-no-axes", 6, spec(("report", {"x": "train.shift"})), ("report.x", "varies none")),
-    Case("report-metric-typo", 6, spec(("report", {"metrics": ["alignment", "alignmnet"]})),
-         ("report.metrics[1]", "Did you mean 'alignment'")),
-    Case("report-metric-of-absent-task", 6, spec(("report", {"metrics": ["i2v.alignment"]})),
-         ("report.metrics[0]", "'i2v.alignment'")),
-    Case("report-headline-typo", 6, spec(("report", {"headline": "train_los"})),
-         ("report.headline", "Did you mean 'train_loss'")),
-    Case("search-objective-typo", 6, spec(("search", {"params": {"path.c": {"type": "float", "low": 1, "high": 5}},
-                                                      "objective": "alignmnt"})),
-         ("search.objective", "Did you mean 'alignment'")),
+    Case(
+        "report-x-not-an-axis",
+        6,
+        spec(("grid", {"train.shift": [1.0, 2.0]}), ("report", {"x": "train.shfit"})),
+        ("report.x", "Did you mean 'train.shift'"),
+    ),
+    Case(
+        "report-x-no-axes", 6, spec(("report", {"x": "train.shift"})), ("report.x", "varies none")
+    ),
+    Case(
+        "report-metric-typo",
+        6,
+        spec(("report", {"metrics": ["alignment", "alignmnet"]})),
+        ("report.metrics[1]", "Did you mean 'alignment'"),
+    ),
+    Case(
+        "report-metric-of-absent-task",
+        6,
+        spec(("report", {"metrics": ["i2v.alignment"]})),
+        ("report.metrics[0]", "'i2v.alignment'"),
+    ),
+    Case(
+        "report-headline-typo",
+        6,
+        spec(("report", {"headline": "train_los"})),
+        ("report.headline", "Did you mean 'train_loss'"),
+    ),
+    Case(
+        "search-objective-typo",
+        6,
+        spec(
+            (
+                "search",
+                {
+                    "params": {"path.c": {"type": "float", "low": 1, "high": 5}},
+                    "objective": "alignmnt",
+                },
+            )
+        ),
+        ("search.objective", "Did you mean 'alignment'"),
+    ),
     # 7. "did you mean" over every dotted key of the schema
-    Case("unknown-key-typo-section", 7, spec(("grid", {"trian.steps": [1, 2]})),
-         ("grid.trian.steps", "Did you mean 'train.steps'")),
-    Case("unknown-key-inherited", 7, spec(("grid", {"sample.cfg_scal": [1.0, 2.0]})),
-         ("grid.sample.cfg_scal", "Did you mean 'sample.cfg_scale'")),
-    Case("unknown-key-lists-several", 7, spec(("profiles", {"smoke": {"sample.stpes": 3}})),
-         ("profiles.smoke.sample.stpes", "'sample.steps'", "also close", "train.steps")),
-    Case("unknown-key-no-section", 7, spec(("grid", {"batch_size": [1, 2]})),
-         ("grid.batch_size", "train.batch_size", "sample.batch_size")),
+    Case(
+        "unknown-key-typo-section",
+        7,
+        spec(("grid", {"trian.steps": [1, 2]})),
+        ("grid.trian.steps", "Did you mean 'train.steps'"),
+    ),
+    Case(
+        "unknown-key-inherited",
+        7,
+        spec(("grid", {"sample.cfg_scal": [1.0, 2.0]})),
+        ("grid.sample.cfg_scal", "Did you mean 'sample.cfg_scale'"),
+    ),
+    Case(
+        "unknown-key-lists-several",
+        7,
+        spec(("profiles", {"smoke": {"sample.stpes": 3}})),
+        ("profiles.smoke.sample.stpes", "'sample.steps'", "also close", "train.steps"),
+    ),
+    Case(
+        "unknown-key-no-section",
+        7,
+        spec(("grid", {"batch_size": [1, 2]})),
+        ("grid.batch_size", "train.batch_size", "sample.batch_size"),
+    ),
     # odds and ends a hostile file can hold
-    Case("python-tag", 0, BASE_YAML + "description: !!python/object/apply:os.system ['true']\n",
-         ("valid YAML", "python/object")),
+    Case(
+        "python-tag",
+        0,
+        BASE_YAML + "description: !!python/object/apply:os.system ['true']\n",
+        ("valid YAML", "python/object"),
+    ),
     Case("two-documents", 0, BASE_YAML + "---\nname: b\n", ("valid YAML", "single document")),
-    Case("huge-integer", 0, BASE_YAML.replace("steps: 2", "steps: 1" + "0" * 5000, 1), ("line 14", "5,001")),
-    Case("binary-junk", 0, lambda tmp, p: p.write_bytes(b"\xff\xfe\x00name: x\x00\x01"), ("UTF-8",)),
+    Case(
+        "huge-integer",
+        0,
+        BASE_YAML.replace("steps: 2", "steps: 1" + "0" * 5000, 1),
+        ("line 14", "5,001"),
+    ),
+    Case(
+        "binary-junk", 0, lambda tmp, p: p.write_bytes(b"\xff\xfe\x00name: x\x00\x01"), ("UTF-8",)
+    ),
     Case("top-level-list", 0, "- 1\n- 2\n", ("<top level>", "mapping")),
-    Case("key-with-newline", 0, spec(("profiles", {"smoke": {"a\nb": 1}})), ("profiles.smoke", "printable", "'a\\nb'")),
-    Case("key-of-300-chars", 0, spec(("profiles", {"smoke": {"k" * 300: 1}})), ("profiles.smoke", "300 characters")),
+    Case(
+        "key-with-newline",
+        0,
+        spec(("profiles", {"smoke": {"a\nb": 1}})),
+        ("profiles.smoke", "printable", "'a\\nb'"),
+    ),
+    Case(
+        "key-of-300-chars",
+        0,
+        spec(("profiles", {"smoke": {"k" * 300: 1}})),
+        ("profiles.smoke", "300 characters"),
+    ),
     Case("huge-value-in-message", 0, spec(("report", {"x": "x" * 100_000})), ("report.x", "...")),
 ]
 
 
 # ----------------------------------------------------------------------------- the runner
 
-DRIVER = textwrap.dedent(r'''
+DRIVER = textwrap.dedent(r"""
     import json, os, resource, runpy, signal, sys, time, traceback
 
     import harness.cli  # noqa: F401  (imports shared by every case)
@@ -321,12 +668,17 @@ DRIVER = textwrap.dedent(r'''
                 }
         time.sleep(0.005)
     json.dump(results, sys.stdout)
-''')
+""")
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-            "PYTHONPATH": str(ROOT)}
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT),
+    }
 
 
 def _write(case: Case, tmp: Path) -> Path:
@@ -340,8 +692,17 @@ def _write(case: Case, tmp: Path) -> Path:
     return path
 
 
-RUN_TOO = ("bomb-grid-values", "grid-1e6-runs", "include-chain-1500", "name-dotdot", "steps-true",
-           "duplicate-key", "cfg-without-uncond", "kind-x-c-merges", "report-metric-typo")
+RUN_TOO = (
+    "bomb-grid-values",
+    "grid-1e6-runs",
+    "include-chain-1500",
+    "name-dotdot",
+    "steps-true",
+    "duplicate-key",
+    "cfg-without-uncond",
+    "kind-x-c-merges",
+    "report-metric-typo",
+)
 
 
 def run_corpus(tmp: Path) -> dict[str, dict]:
@@ -354,11 +715,30 @@ def run_corpus(tmp: Path) -> dict[str, dict]:
     for c in CORPUS:
         if c.id in RUN_TOO:
             path = str(_write(c, tmp / "run"))
-            todo.append({"id": f"run:{c.id}", "path": path,
-                         "argv": ["run", path, "--runs-root", str(tmp / "runs"), "--reports-dir",
-                                  str(tmp / "reports"), "--no-progress"]})
-    res = subprocess.run([sys.executable, "-c", DRIVER], input=json.dumps([todo, EXTRA_MEMORY, TIMEOUT_S]),
-                         capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=TIMEOUT_S * len(todo))
+            todo.append(
+                {
+                    "id": f"run:{c.id}",
+                    "path": path,
+                    "argv": [
+                        "run",
+                        path,
+                        "--runs-root",
+                        str(tmp / "runs"),
+                        "--reports-dir",
+                        str(tmp / "reports"),
+                        "--no-progress",
+                    ],
+                }
+            )
+    res = subprocess.run(
+        [sys.executable, "-c", DRIVER],
+        input=json.dumps([todo, EXTRA_MEMORY, TIMEOUT_S]),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_env(),
+        timeout=TIMEOUT_S * len(todo),
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     results = json.loads(res.stdout)
     for c in todo:
@@ -376,12 +756,16 @@ def corpus_results(corpus_tmp: Path) -> dict[str, dict]:
     return run_corpus(corpus_tmp)
 
 
-def _check_one_paragraph(case: Case, path: Path, rc: int | None, stderr: str, seconds: float) -> None:
+def _check_one_paragraph(
+    case: Case, path: Path, rc: int | None, stderr: str, seconds: float
+) -> None:
     assert rc is not None, f"{case.id}: still running after {TIMEOUT_S} s"
     assert "Traceback" not in stderr, stderr[-3000:]
     assert rc == 2, f"{case.id}: exit {rc}: {stderr[-2000:]}"
     lines = stderr.strip().splitlines()
-    assert len(lines) == 1, f"{case.id}: expected one paragraph, got {len(lines)} lines: {stderr[:2000]}"
+    assert len(lines) == 1, (
+        f"{case.id}: expected one paragraph, got {len(lines)} lines: {stderr[:2000]}"
+    )
     msg = lines[0]
     assert msg.startswith("spec error: "), msg
     assert (case.file or path.name) in msg, f"{case.id}: the error must name the file: {msg}"
@@ -397,7 +781,9 @@ def test_adversarial_spec_is_one_clean_error(case: Case, corpus_results: dict[st
     _check_one_paragraph(case, Path(r["path"]), r["rc"], r["stderr"], r["seconds"])
 
 
-def test_run_refuses_them_before_any_compute(corpus_results: dict[str, dict], corpus_tmp: Path) -> None:
+def test_run_refuses_them_before_any_compute(
+    corpus_results: dict[str, dict], corpus_tmp: Path
+) -> None:
     """`python -m harness run` checks the same way: exit 2, one paragraph, nothing written."""
     for case in [c for c in CORPUS if c.id in RUN_TOO]:
         r = corpus_results[f"run:{case.id}"]
@@ -410,12 +796,17 @@ def test_corpus_covers_every_item() -> None:
     assert len({c.id for c in CORPUS}) == len(CORPUS)
 
 
-REPORTED = ("bomb-description", "grid-1e6-runs", "spec-file-50MB")  # the ones that took minutes and gigabytes
+REPORTED = (
+    "bomb-description",
+    "grid-1e6-runs",
+    "spec-file-50MB",
+)  # the ones that took minutes and gigabytes
 
 
 def test_reported_cases_through_a_fresh_interpreter(tmp_path: Path) -> None:
     """The inputs the issue reported, each through its own `python -m harness validate` process
     (nothing shared with the driver), under an address-space limit, concurrently."""
+
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (FRESH_MEMORY, FRESH_MEMORY))
 
@@ -423,9 +814,18 @@ def test_reported_cases_through_a_fresh_interpreter(tmp_path: Path) -> None:
     procs = {}
     for cid, case in cases.items():
         path = _write(case, tmp_path)
-        procs[cid] = (path, subprocess.Popen([sys.executable, "-m", "harness", "validate", str(path)], cwd=ROOT,
-                                             env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                             preexec_fn=limit))
+        procs[cid] = (
+            path,
+            subprocess.Popen(
+                [sys.executable, "-m", "harness", "validate", str(path)],
+                cwd=ROOT,
+                env=_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                preexec_fn=limit,
+            ),
+        )
     for cid, (path, proc) in procs.items():
         try:
             _, err = proc.communicate(timeout=TIMEOUT_S * 2)  # the start-up (torch) counts here
@@ -437,7 +837,10 @@ def test_reported_cases_through_a_fresh_interpreter(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- what must keep working
 
-def _validate(tmp_path: Path, text: str, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+
+def _validate(
+    tmp_path: Path, text: str, *args: str, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str]:
     from harness.cli import main
 
     path = tmp_path / "ok.yaml"
@@ -447,20 +850,31 @@ def _validate(tmp_path: Path, text: str, *args: str, capsys: pytest.CaptureFixtu
     return code, out.out + out.err
 
 
-def test_validate_counts_references_and_show_lists_arms(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_counts_references_and_show_lists_arms(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """validate prints what run makes: grid x seeds runs plus one run per reference generator."""
-    code, out = _validate(tmp_path, spec(("grid", {"path.kind": ["masked", "metric"]}), ("seeds", [0, 1]),
-                                         ("base.train.lr", "@")).replace("'@'", "1e-3"), "--show", capsys=capsys)
+    code, out = _validate(
+        tmp_path,
+        spec(
+            ("grid", {"path.kind": ["masked", "metric"]}), ("seeds", [0, 1]), ("base.train.lr", "@")
+        ).replace("'@'", "1e-3"),
+        "--show",
+        capsys=capsys,
+    )
     assert code == 0, out
     assert "4 runs + 6 references, 4 trained models" in out, out
     for arm in ("path.kind=masked  0", "path.kind=masked  1", "path.kind=metric  1"):
         assert arm in out
     shown = yaml.safe_load(out.split("seed 0):\n", 1)[1])
-    assert shown["path"]["kind"] == "masked" and shown["train"]["lr"] == 0.001  # YAML 1.2 float: 1e-3
+    assert (
+        shown["path"]["kind"] == "masked" and shown["train"]["lr"] == 0.001
+    )  # YAML 1.2 float: 1e-3
 
 
-def test_validate_and_run_plan_agree(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_and_run_plan_agree(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The numbers validate prints are those of the runs harness.runner.plan dispatches (no compute:
     the data fingerprint is stubbed)."""
     from harness import runner
@@ -468,7 +882,7 @@ def test_validate_and_run_plan_agree(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
     text = spec(("grid", {"path.kind": ["masked", "mixture", "metric"]}), ("seeds", [0, 1, 2]))
     code, out = _validate(tmp_path, text, capsys=capsys)
-    monkeypatch.setattr(runner, "data_fingerprint", lambda root: (lambda data: "stub"))
+    monkeypatch.setattr(runner, "data_fingerprint", lambda root: lambda data: "stub")
     planned = runner.plan(load_spec(tmp_path / "ok.yaml"), "default", tmp_path / "runs")
     runs = len([r for r in planned if r.reference is None])
     refs = len(planned) - runs
@@ -476,8 +890,11 @@ def test_validate_and_run_plan_agree(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 
 def test_max_runs_can_be_raised(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = _validate(tmp_path, spec(("grid", {"path.kind": ["metric", "mixture"]}), ("seeds", [0, 1, 2]),
-                                         ("max_runs", 6)), capsys=capsys)
+    code, out = _validate(
+        tmp_path,
+        spec(("grid", {"path.kind": ["metric", "mixture"]}), ("seeds", [0, 1, 2]), ("max_runs", 6)),
+        capsys=capsys,
+    )
     assert code == 0 and "6 runs" in out, out
 
 
@@ -485,8 +902,10 @@ def test_loader_keeps_what_yaml_allows(tmp_path: Path) -> None:
     """Bounded is not crippled: modest aliases, merge keys and YAML 1.2 floats load."""
     from harness.specfile import load_spec
 
-    text = (BASE_YAML + "grid:\n  train.lr: [1e-3, 2.5E-3, .01]\n"
-            "profiles:\n  smoke: &small {train.steps: 1}\n  default: {<<: *small, sample.steps: 3}\n")
+    text = (
+        BASE_YAML + "grid:\n  train.lr: [1e-3, 2.5E-3, .01]\n"
+        "profiles:\n  smoke: &small {train.steps: 1}\n  default: {<<: *small, sample.steps: 3}\n"
+    )
     path = tmp_path / "ok.yaml"
     path.write_text(text)
     spec_ = load_spec(path)
@@ -494,7 +913,9 @@ def test_loader_keeps_what_yaml_allows(tmp_path: Path) -> None:
     assert spec_.profiles["default"] == {"train.steps": 1, "sample.steps": 3}
 
 
-def test_overrides_are_checked_against_ursa_config_without_loading_transformers(tmp_path: Path) -> None:
+def test_overrides_are_checked_against_ursa_config_without_loading_transformers(
+    tmp_path: Path,
+) -> None:
     """model.overrides are checked against URSAConfig's own fields, and validating a spec that has
     some (path_shape's default profile) does not import transformers (seconds of start-up)."""
     script = textwrap.dedent("""
@@ -506,8 +927,14 @@ def test_overrides_are_checked_against_ursa_config_without_loading_transformers(
         from ursa.model import URSAConfig
         assert _ursa_fields() == {f.name: str(f.type) for f in dataclasses.fields(URSAConfig)}
     """)
-    res = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=_env(), capture_output=True, text=True,
-                         timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
 
 

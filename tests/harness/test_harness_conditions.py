@@ -76,26 +76,43 @@ def _given(tokenizer, clips: torch.Tensor, task: str, cond: tuple[int, ...]) -> 
     recorder = _Recorder()
 
     def text(captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.zeros(len(captions), 2, dtype=torch.long), torch.ones(len(captions), 2, dtype=torch.bool)
+        return torch.zeros(len(captions), 2, dtype=torch.long), torch.ones(
+            len(captions), 2, dtype=torch.bool
+        )
 
-    ctx = tasks.TaskContext(recorder, Data(_Clips(clips), tokenizer, text, "fp"), SampleConfig(),
-                            torch.Generator().manual_seed(0))
+    ctx = tasks.TaskContext(
+        recorder,
+        Data(_Clips(clips), tokenizer, text, "fp"),
+        SampleConfig(),
+        torch.Generator().manual_seed(0),
+    )
     prompts = [_Prompt("a", task, cond), _Prompt("b", task, cond)]
-    {"i2v": tasks.image_to_video, "interpolation": tasks.interpolation,
-     "extrapolation": tasks.extrapolation}[task](ctx, prompts)
+    {
+        "i2v": tasks.image_to_video,
+        "interpolation": tasks.interpolation,
+        "extrapolation": tasks.extrapolation,
+    }[task](ctx, prompts)
     ids, held = recorder.calls[0]
     assert ids.shape[1] == 3 and held.all(0).tolist() == held.any(0).tolist()
     return ids[:, held[0]]
 
 
-@pytest.mark.parametrize("task, cond, changed, held", [
-    ("i2v", (0,), [4, 8], [0]),
-    ("interpolation", (0, FRAMES - 1), [3, 4, 5], [0, 2]),
-    ("extrapolation", tuple(range(5)), [6, 7, 8], [0, 1]),  # 5 context frames: 2 latent frames
-])
+@pytest.mark.parametrize(
+    "task, cond, changed, held",
+    [
+        ("i2v", (0,), [4, 8], [0]),
+        ("interpolation", (0, FRAMES - 1), [3, 4, 5], [0, 2]),
+        ("extrapolation", tuple(range(5)), [6, 7, 8], [0, 1]),  # 5 context frames: 2 latent frames
+    ],
+)
 def test_condition_ids_do_not_see_the_frames_to_generate(tokenizer, task, cond, changed, held):
-    clips = torch.randint(0, 256, (2, FRAMES, 64, 64, 3), dtype=torch.uint8,
-                          generator=torch.Generator().manual_seed(1))
+    clips = torch.randint(
+        0,
+        256,
+        (2, FRAMES, 64, 64, 3),
+        dtype=torch.uint8,
+        generator=torch.Generator().manual_seed(1),
+    )
     other = clips.clone()
     other[:, changed] = 255 - other[:, changed]
     # the whole clip's ids at the held latent frames do change with these frames (the encoder mixes

@@ -18,8 +18,10 @@ def test_pin_sets_what_the_user_left_unset() -> None:
     assert pin(env, AVX2_HOST, "x86_64") == {}  # idempotent
 
 
-@pytest.mark.parametrize(("flags", "machine"), [({"sse4_2", "avx"}, "x86_64"), ({"avx2"}, "x86_64"),
-                                                (AVX2_HOST, "aarch64")])
+@pytest.mark.parametrize(
+    ("flags", "machine"),
+    [({"sse4_2", "avx"}, "x86_64"), ({"avx2"}, "x86_64"), (AVX2_HOST, "aarch64")],
+)
 def test_no_pins_on_a_host_that_cannot_run_them(flags: set[str], machine: str) -> None:
     env: dict[str, str] = {}
     assert pin(env, flags, machine) == {} and env == {}

@@ -35,9 +35,12 @@ def test_linked_torch_imports_in_a_fresh_venv(tmp_path):
     assert versions["torch"] == torch.__version__.split("+")[0]
     # torch's pure-python deps (sympy, ...) are pip-installed by create_env, not linked, so
     # check what pip and the importer see rather than importing torch here.
-    code = ("import importlib.metadata as m, importlib.util as u; "
-            "print(m.version('torch'), m.version('torchvision'), u.find_spec('torch').origin)")
-    out = subprocess.run([str(tmp_path / "bin" / "python"), "-c", code],
-                         capture_output=True, text=True, check=True).stdout.split()
+    code = (
+        "import importlib.metadata as m, importlib.util as u; "
+        "print(m.version('torch'), m.version('torchvision'), u.find_spec('torch').origin)"
+    )
+    out = subprocess.run(
+        [str(tmp_path / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out[0] == versions["torch"] and out[1] == versions["torchvision"]
     assert str(tmp_path / "shared-torch" / "torch") in out[2]

@@ -11,7 +11,6 @@ import textwrap
 from pathlib import Path
 
 import yaml
-
 from harness_fixtures import WORLD
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,38 +56,99 @@ class CosinePathConfig(PathConfig):
 
 def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd), str(REPO)])}
-    return subprocess.run([sys.executable, "-m", "harness", *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_a_path_plugin_of_two_files_runs_through_validate_run_and_report(tmp_path: Path) -> None:
     (tmp_path / "cosine_path.py").write_text(textwrap.dedent(PATH_CLASS))
     (tmp_path / "cosine_path_config.py").write_text(textwrap.dedent(PATH_CONFIG))
     spec = tmp_path / "cosine.yaml"
-    spec.write_text(yaml.safe_dump({
-        "name": "cosine", "plugins": ["cosine_path_config"], "seeds": [0],
-        "base": {"benchmark": {"name": "shapes", "world": WORLD, "train_size": 8, "eval_size": 4},
-                 "tokenizer": {"codebook_size": 65}, "model": {"preset": "tiny"},
-                 "train": {"steps": 2, "batch_size": 4, "checkpoint_every": 2, "warmup_steps": 1},
-                 "sample": {"steps": 2, "batch_size": 4}, "score": {"which": ["alignment"]}},
-        "zip": [{"path": [{"kind": "cosine"}, {"kind": "mixture"}], "labels": ["cosine", "mixture"]}],
-        "report": {"headline": "alignment", "baseline": "mixture", "plots": ["linearity", "loss_curves"]},
-        "executor": {"kind": "inprocess", "threads": 1}}))
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": "cosine",
+                "plugins": ["cosine_path_config"],
+                "seeds": [0],
+                "base": {
+                    "benchmark": {
+                        "name": "shapes",
+                        "world": WORLD,
+                        "train_size": 8,
+                        "eval_size": 4,
+                    },
+                    "tokenizer": {"codebook_size": 65},
+                    "model": {"preset": "tiny"},
+                    "train": {
+                        "steps": 2,
+                        "batch_size": 4,
+                        "checkpoint_every": 2,
+                        "warmup_steps": 1,
+                    },
+                    "sample": {"steps": 2, "batch_size": 4},
+                    "score": {"which": ["alignment"]},
+                },
+                "zip": [
+                    {
+                        "path": [{"kind": "cosine"}, {"kind": "mixture"}],
+                        "labels": ["cosine", "mixture"],
+                    }
+                ],
+                "report": {
+                    "headline": "alignment",
+                    "baseline": "mixture",
+                    "plots": ["linearity", "loss_curves"],
+                },
+                "executor": {"kind": "inprocess", "threads": 1},
+            }
+        )
+    )
     runs, reports = str(tmp_path / "runs"), str(tmp_path / "reports")
 
     checked = harness("validate", str(spec), cwd=tmp_path)
-    assert checked.returncode == 0 and "2 runs" in checked.stdout, checked.stdout + checked.stderr[-2000:]
-    ran = harness("run", str(spec), "--runs-root", runs, "--reports-dir", reports, "--no-progress", cwd=tmp_path)
+    assert checked.returncode == 0 and "2 runs" in checked.stdout, (
+        checked.stdout + checked.stderr[-2000:]
+    )
+    ran = harness(
+        "run",
+        str(spec),
+        "--runs-root",
+        runs,
+        "--reports-dir",
+        reports,
+        "--no-progress",
+        cwd=tmp_path,
+    )
     assert ran.returncode == 0, ran.stderr[-3000:]
-    rows = {r["arm"]: r for r in (json.loads(p.read_text())
-                                  for p in (tmp_path / "runs" / "cosine" / "default").glob("*/result.json"))}
-    assert rows["cosine"]["state"] == "done" and 0.0 <= rows["cosine"]["metrics"]["alignment"] <= 1.0
-    config = json.loads(next(p for p in (tmp_path / "runs" / "cosine" / "default").glob("*/config.json")
-                             if json.loads(p.read_text())["run"]["arm"] == "cosine").read_text())
+    rows = {
+        r["arm"]: r
+        for r in (
+            json.loads(p.read_text())
+            for p in (tmp_path / "runs" / "cosine" / "default").glob("*/result.json")
+        )
+    }
+    assert (
+        rows["cosine"]["state"] == "done" and 0.0 <= rows["cosine"]["metrics"]["alignment"] <= 1.0
+    )
+    config = json.loads(
+        next(
+            p
+            for p in (tmp_path / "runs" / "cosine" / "default").glob("*/config.json")
+            if json.loads(p.read_text())["run"]["arm"] == "cosine"
+        ).read_text()
+    )
     assert config["config"]["path"] == {"kind": "cosine"}
     assert rows["cosine"]["run_id"] != rows["mixture"]["run_id"]
 
-    reported = harness("report", str(spec), "--runs-root", runs, "--reports-dir", reports, cwd=tmp_path)
+    reported = harness(
+        "report", str(spec), "--runs-root", runs, "--reports-dir", reports, cwd=tmp_path
+    )
     assert reported.returncode == 0, reported.stderr[-3000:]
     text = (tmp_path / "reports" / "cosine" / "default" / "report.md").read_text()
     assert "cosine" in text and "linearity plot unavailable" not in text

@@ -19,32 +19,74 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _git_status() -> str:
-    return subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_smoke_run_of_the_main_job_leaves_every_tracked_file_unchanged(tmp_path: Path) -> None:
     before = _git_status()
-    out = subprocess.run([sys.executable, "-m", "harness", "run", "ablations/path_shape.yaml", "--profile", "smoke",
-                          "--runs-root", str(tmp_path / "runs"), "--no-progress"], cwd=REPO, capture_output=True,
-                         text=True, timeout=600)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "ablations/path_shape.yaml",
+            "--profile",
+            "smoke",
+            "--runs-root",
+            str(tmp_path / "runs"),
+            "--no-progress",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "reports/path_shape/smoke/report.md" in out.stdout
-    assert _git_status() == before  # reports/<spec>/smoke/ is ignored; reports/<spec>/default/ untouched
+    assert (
+        _git_status() == before
+    )  # reports/<spec>/smoke/ is ignored; reports/<spec>/default/ untouched
 
 
-@pytest.mark.parametrize("command", [["report"], ["status"], ["check", "--baseline", "reports/baselines/path_shape.json"]])
-def test_commands_without_runs_exit_nonzero_naming_root_and_profile(tmp_path: Path, command: list[str]) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [["report"], ["status"], ["check", "--baseline", "reports/baselines/path_shape.json"]],
+)
+def test_commands_without_runs_exit_nonzero_naming_root_and_profile(
+    tmp_path: Path, command: list[str]
+) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    out = subprocess.run([sys.executable, "-m", "harness", command[0], "ablations/path_shape.yaml", "--profile", "smoke",
-                          "--runs-root", str(empty), *command[1:]], cwd=REPO, capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            command[0],
+            "ablations/path_shape.yaml",
+            "--profile",
+            "smoke",
+            "--runs-root",
+            str(empty),
+            *command[1:],
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2, (out.stdout, out.stderr)
-    assert str(empty) in out.stderr and "profile smoke" in out.stderr and "Traceback" not in out.stderr
+    assert (
+        str(empty) in out.stderr and "profile smoke" in out.stderr and "Traceback" not in out.stderr
+    )
 
 
-def test_two_spec_files_with_one_name_never_share_a_manifest(tmp_path: Path, tmp_path_factory) -> None:
+def test_two_spec_files_with_one_name_never_share_a_manifest(
+    tmp_path: Path, tmp_path_factory
+) -> None:
     root = seeded_runs_root(tmp_path, tmp_path_factory)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -55,11 +97,14 @@ def test_two_spec_files_with_one_name_never_share_a_manifest(tmp_path: Path, tmp
     with pytest.raises(ValueError, match="already the name of spec file"):
         run_spec(second, "default", root, progress=False)
     assert (root / "same" / "default" / "manifest.json").read_text() == manifest
-    assert run_spec(first, "default", root, progress=False).computed == 0  # the owner reruns as before
+    assert (
+        run_spec(first, "default", root, progress=False).computed == 0
+    )  # the owner reruns as before
 
 
-
-def test_a_spec_file_that_no_longer_exists_owns_nothing(tmp_path: Path, tmp_path_factory, capsys) -> None:
+def test_a_spec_file_that_no_longer_exists_owns_nothing(
+    tmp_path: Path, tmp_path_factory, capsys
+) -> None:
     """The checkout moved (or a worktree was deleted): the same spec at its new path takes the runs over."""
     root = seeded_runs_root(tmp_path, tmp_path_factory)
     (tmp_path / "old").mkdir()

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from harness_fixtures import seeded_runs_root, tiny_spec
 
 from harness import progress
 from harness.cli import main
-from harness_fixtures import seeded_runs_root, tiny_spec
 
 
 def test_progress_file_is_throttled_atomic_and_removed(tmp_path: Path) -> None:
@@ -33,8 +33,15 @@ def test_progress_file_is_throttled_atomic_and_removed(tmp_path: Path) -> None:
 
 
 def test_describe_states_step_loss_and_eta() -> None:
-    record = {"stage": "train", "step": 30, "total": 130, "loss": 2.25, "first_step": 10,
-              "stage_started": 1000.0, "updated": 1040.0}
+    record = {
+        "stage": "train",
+        "step": 30,
+        "total": 130,
+        "loss": 2.25,
+        "first_step": 10,
+        "stage_started": 1000.0,
+        "updated": 1040.0,
+    }
     # 20 steps in 40 s -> 2 s per step, 100 steps left -> 200 s
     assert progress.describe(record, now=1041.0) == "train 30/130 loss 2.2500 ETA 3m20s"
     assert progress.describe({**record, "step": 130}, now=1041.0) == "train 130/130 loss 2.2500"
@@ -53,9 +60,14 @@ def test_monitor_logs_plain_lines_without_a_terminal(tmp_path: Path) -> None:
     run.mkdir()
     progress.ProgressFile(run).update("train", 5, 10, 1.5)
     lines: list[str] = []
-    with progress.Monitor(lambda: [("masked s0", run), ("absent s1", tmp_path / "r2")], tty=False,
-                          set_postfix=lambda s: pytest.fail("no bar without a terminal"), log=lines.append,
-                          interval_s=0.01, log_every_s=0.0):
+    with progress.Monitor(
+        lambda: [("masked s0", run), ("absent s1", tmp_path / "r2")],
+        tty=False,
+        set_postfix=lambda s: pytest.fail("no bar without a terminal"),
+        log=lines.append,
+        interval_s=0.01,
+        log_every_s=0.0,
+    ):
         import time
 
         deadline = time.monotonic() + 5
@@ -65,15 +77,30 @@ def test_monitor_logs_plain_lines_without_a_terminal(tmp_path: Path) -> None:
     assert not any("absent" in line for line in lines)
 
 
-def test_run_logs_progress_lines_and_status_shows_running_runs(tmp_path: Path, tmp_path_factory,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_logs_progress_lines_and_status_shows_running_runs(
+    tmp_path: Path, tmp_path_factory, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A non-TTY `run` (this test's stderr is captured) prints `[progress]` lines, no bar escapes; the
     progress file is gone once the run is recorded; `status` shows a running run's progress."""
     root = seeded_runs_root(tmp_path, tmp_path_factory)
     spec = tiny_spec(tmp_path / "tiny.yaml", steps=60, checkpoint_every=20)
     env = {"URSA_PROGRESS_LOG_S": "0"}
-    proc = subprocess.run([sys.executable, "-m", "harness", "run", str(spec), "--runs-root", str(root), "--no-report"],
-                          capture_output=True, text=True, env={**os.environ, **env}, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            str(spec),
+            "--runs-root",
+            str(root),
+            "--no-report",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "[progress] " in proc.stderr and " s0: train " in proc.stderr, proc.stderr
     assert "\r" not in proc.stderr and "\x1b[" not in proc.stderr
@@ -98,8 +125,14 @@ def test_monitor_logs_the_first_lines_at_once_not_after_its_period(tmp_path: Pat
     run.mkdir()
     progress.ProgressFile(run).update("train", 1, 10, 2.0)
     lines: list[str] = []
-    with progress.Monitor(lambda: [("masked s0", run)], tty=False, set_postfix=lambda s: None, log=lines.append,
-                          interval_s=0.01, log_every_s=1000.0):
+    with progress.Monitor(
+        lambda: [("masked s0", run)],
+        tty=False,
+        set_postfix=lambda s: None,
+        log=lines.append,
+        interval_s=0.01,
+        log_every_s=1000.0,
+    ):
         import time
 
         deadline = time.monotonic() + 5
@@ -112,9 +145,9 @@ def test_the_runs_count_is_one_count_over_every_wave(tmp_path: Path) -> None:
     """dispatch(overall=(finished before, total)) counts on from the earlier waves, on a terminal
     bar and in a log alike (a hidden bar still counts)."""
     from harness.dispatch import dispatch
-    from harness.worker import RunTask
     from harness.plugins import EXECUTORS
     from harness.spec import ExecutorConfig
+    from harness.worker import RunTask
 
     seen: list[tuple[int, int]] = []
 
@@ -128,8 +161,12 @@ def test_the_runs_count_is_one_count_over_every_wave(tmp_path: Path) -> None:
     EXECUTORS.register("counting_test")(counting)
     try:
         tasks = [RunTask(tmp_path, tmp_path / f"r{i}") for i in range(2)]
-        dispatch(tasks, ExecutorConfig.model_construct(kind="counting_test", max_parallel=1), tmp_path,
-                 overall=(4, 6))
+        dispatch(
+            tasks,
+            ExecutorConfig.model_construct(kind="counting_test", max_parallel=1),
+            tmp_path,
+            overall=(4, 6),
+        )
     finally:
         EXECUTORS._items.pop("counting_test", None)
     assert seen == [(4, 6), (5, 6), (6, 6)]

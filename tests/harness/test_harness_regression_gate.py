@@ -11,7 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_harness_report import A1, A3, RUNS, SPEC, write_runs  # the results-contract fixture (same tests dir)
+from test_harness_report import (
+    A1,
+    A3,
+    RUNS,
+    SPEC,
+    write_runs,
+)  # the results-contract fixture (same tests dir)
 
 from harness.regression_gate import check, direction_of
 from harness.specfile import load_spec, parse_spec
@@ -27,7 +33,9 @@ def setup(tmp_path: Path) -> tuple:
     return spec, runs, baseline
 
 
-def test_update_baseline_roundtrip_and_equal_results_pass(setup: tuple, capsys: pytest.CaptureFixture) -> None:
+def test_update_baseline_roundtrip_and_equal_results_pass(
+    setup: tuple, capsys: pytest.CaptureFixture
+) -> None:
     spec, runs, baseline = setup
     data = json.loads(baseline.read_text())
     assert data["metrics"]["alignment"]["direction"] == "higher"
@@ -65,7 +73,9 @@ def test_improvement_and_small_noise_pass(setup: tuple) -> None:
     assert check(spec, runs, "smoke", baseline) == 0
 
 
-def test_missing_arm_and_failed_arm_are_failures(setup: tuple, capsys: pytest.CaptureFixture) -> None:
+def test_missing_arm_and_failed_arm_are_failures(
+    setup: tuple, capsys: pytest.CaptureFixture
+) -> None:
     spec, runs, baseline = setup
     table = {k: v for k, v in RUNS.items() if k != "ref:random"}
     table[A3] = [("failed", math.nan, math.nan)] * 3
@@ -108,9 +118,14 @@ def test_tolerances_from_seed_spread(tmp_path: Path) -> None:
 
 def test_direction_from_scorer_declarations() -> None:
     assert direction_of("fid") == "lower" and direction_of("long.long_drift") == "lower"
-    assert direction_of("alignment") == "higher" and direction_of("i2v.first_frame_fidelity") == "higher"
+    assert (
+        direction_of("alignment") == "higher"
+        and direction_of("i2v.first_frame_fidelity") == "higher"
+    )
     assert direction_of("train_loss") == "lower"
-    with pytest.raises(ValueError, match="'long.drift'"):  # no scorer declares it: no guessing from the name
+    with pytest.raises(
+        ValueError, match="'long.drift'"
+    ):  # no scorer declares it: no guessing from the name
         direction_of("long.drift")
 
 
@@ -138,7 +153,8 @@ def _clean_frames_only(model, batch, x_t, t, all_real=None):
 
 
 def test_gate_passes_on_this_code_and_fails_on_a_learning_regression(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     """What CI gates on: path_shape's `ci` profile (every path arm learns), run as the README says,
     passes `check` against the committed baseline; the same runs with one arm retrained under a
     broken loss weight (inside ursa.train, in this process: the in-process executor) fail it on
@@ -147,9 +163,25 @@ def test_gate_passes_on_this_code_and_fails_on_a_learning_regression(
     from harness.store import load_results, reset_run
 
     runs = tmp_path / "runs"
-    made = subprocess.run([sys.executable, "-m", "harness", "run", str(SPEC_FILE), "--profile", "ci",
-                           "--runs-root", str(runs), "--no-report", "--no-progress"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=1800)
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            str(SPEC_FILE),
+            "--profile",
+            "ci",
+            "--runs-root",
+            str(runs),
+            "--no-report",
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-3000:]
     spec = load_spec(SPEC_FILE)
     df = load_results(runs, spec.name, "ci")
@@ -163,8 +195,23 @@ def test_gate_passes_on_this_code_and_fails_on_a_learning_regression(
     shutil.copytree(runs, broken, symlinks=True)
     reset_run(broken, spec.name, "ci", str(df.loc[df["arm"] == GATED_ARM, "run_id"].iloc[0]))
     monkeypatch.setattr("ursa.train.token_loss_sum", _clean_frames_only)
-    assert harness_main(["run", str(SPEC_FILE), "--profile", "ci", "--runs-root", str(broken),
-                         "--executor", "inprocess", "--no-report", "--no-progress"]) == 0
+    assert (
+        harness_main(
+            [
+                "run",
+                str(SPEC_FILE),
+                "--profile",
+                "ci",
+                "--runs-root",
+                str(broken),
+                "--executor",
+                "inprocess",
+                "--no-report",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert check(spec, broken, "ci", BASELINE) == 1
     failed = [line for line in capsys.readouterr().out.splitlines() if "regressed" in line]

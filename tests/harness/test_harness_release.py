@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from safetensors.torch import save_file
 from harness_fixtures import WORLD, seeded_runs_root, tiny_spec
+from safetensors.torch import save_file
 
 from harness.runner import run_spec
 from harness.spec import SpecError
@@ -28,26 +28,49 @@ def shapes_release(root: Path, runs_root: Path) -> Path:
     from benchmarks.shapes.tokenizer import load_or_fit_tokenizer
     from benchmarks.shapes.world import WorldConfig
 
-    tok = load_or_fit_tokenizer(runs_root / "_cache" / "shapes", WorldConfig(**WORLD), codebook_size=65, seed=0)
+    tok = load_or_fit_tokenizer(
+        runs_root / "_cache" / "shapes", WorldConfig(**WORLD), codebook_size=65, seed=0
+    )
     V = CaptionTokenizer().vocab_size
-    cfg = dict(TINY, lm_vocab_size=V, lm_head_size=65, vocab_size=V + 65, bov_token_id=V - 1, pad_token_id=0)
+    cfg = dict(
+        TINY,
+        lm_vocab_size=V,
+        lm_head_size=65,
+        vocab_size=V + 65,
+        bov_token_id=V - 1,
+        pad_token_id=0,
+    )
     return make_release(root, cfg, codebook=tok.codebook_embeddings().float())
 
 
 def test_release_sampled_as_is_and_fine_tuned(tmp_path: Path, tmp_path_factory) -> None:
     runs = seeded_runs_root(tmp_path, tmp_path_factory)
     release = shapes_release(tmp_path / "URSA-tiny", runs)
-    data = yaml.safe_load(tiny_spec(tmp_path / "r.yaml", name="rel", steps=5, checkpoint_every=5,
-                                    grid={"train.steps": [0, 5]}).read_text())
+    data = yaml.safe_load(
+        tiny_spec(
+            tmp_path / "r.yaml",
+            name="rel",
+            steps=5,
+            checkpoint_every=5,
+            grid={"train.steps": [0, 5]},
+        ).read_text()
+    )
     data["base"]["model"] = {"init_from": {"format": "release", "path": str(release)}}
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
-    out = {r.arm: r for r in run_spec(load_spec(tmp_path / "r.yaml"), "default", runs, progress=False).results}
+    out = {
+        r.arm: r
+        for r in run_spec(load_spec(tmp_path / "r.yaml"), "default", runs, progress=False).results
+    }
     assert all(r.done for r in out.values()), [r.error for r in out.values()]
     evaluated, tuned = out["train.steps=0"], out["train.steps=5"]
     assert 0 <= evaluated.metrics["alignment"] <= 1 and 0 <= tuned.metrics["alignment"] <= 1
     train_dir = runs / "rel" / "default" / tuned.run_id / "stages" / "train"
     saved = json.loads((train_dir / "model" / "config.json").read_text())
-    assert saved["rope_layout"] == "ursa_release" and saved["head_shift"] and saved["bov_token_id"] == data_v(release)
+    assert (
+        saved["rope_layout"] == "ursa_release"
+        and saved["head_shift"]
+        and saved["bov_token_id"] == data_v(release)
+    )
     from safetensors.torch import load_file
 
     from ursa.release import load_transformer
@@ -55,7 +78,9 @@ def test_release_sampled_as_is_and_fine_tuned(tmp_path: Path, tmp_path_factory) 
     start = load_transformer(release).state_dict()
     after = load_file(str(train_dir / "model" / "model.safetensors"))
     assert set(after) == set(start) and not torch.equal(after["head.weight"], start["head.weight"])
-    done = json.loads((runs / "rel" / "default" / evaluated.run_id / "stages" / "train" / "done.json").read_text())
+    done = json.loads(
+        (runs / "rel" / "default" / evaluated.run_id / "stages" / "train" / "done.json").read_text()
+    )
     assert done["steps"] == 0 and Path(done["model"]) == release.resolve()
 
 
@@ -80,19 +105,35 @@ def test_release_missing_files_exit_2_one_paragraph(tmp_path: Path) -> None:
         (r / "transformer" / "diffusion_pytorch_model.safetensors").unlink()
 
     spec = _bad_spec(tmp_path, drop)
-    proc = subprocess.run([sys.executable, "-m", "harness", "validate", str(spec)],
-                          capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "validate", str(spec)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert "2 missing: scheduler/scheduler_model.pth (the codebook" in proc.stderr
     assert "transformer/diffusion_pytorch_model.safetensors (the denoiser's weights" in proc.stderr
 
 
-@pytest.mark.parametrize("edit,path,expected", [
-    (lambda r: (r / "transformer" / "config.json").write_text(json.dumps(dict(TINY, lm_head_size=30, vocab_size=70))),
-     None, "lm_head_size 30 .* to equal the tokenizer's K \\(65"),
-    (lambda r: None, {"kind": "mixture"}, "no path settings with model.init_from.format release"),
-])
+@pytest.mark.parametrize(
+    "edit,path,expected",
+    [
+        (
+            lambda r: (r / "transformer" / "config.json").write_text(
+                json.dumps(dict(TINY, lm_head_size=30, vocab_size=70))
+            ),
+            None,
+            "lm_head_size 30 .* to equal the tokenizer's K \\(65",
+        ),
+        (
+            lambda r: None,
+            {"kind": "mixture"},
+            "no path settings with model.init_from.format release",
+        ),
+    ],
+)
 def test_release_spec_errors(tmp_path: Path, edit, path, expected) -> None:
     from harness.expand import expand
     from harness.spec import SpecError
@@ -115,17 +156,26 @@ def _user_folders(tmp_path: Path) -> dict[str, str]:
     release = tmp_path / "URSA"
     make_release(release, dict(TINY, lm_head_size=64000, vocab_size=40 + 64000))
     make_tokenizer(release / "tokenizer")
-    config, weights, _ = load_golden(Path(__file__).parents[1] / "ursa" / "tokenizers" / "test_cosmos3d_golden.safetensors")
+    config, weights, _ = load_golden(
+        Path(__file__).parents[1] / "ursa" / "tokenizers" / "test_cosmos3d_golden.safetensors"
+    )
     (release / "vae").mkdir()
     (release / "vae" / "config.json").write_text(json.dumps(config))
     save_file(weights, str(release / "vae" / "diffusion_pytorch_model.safetensors"))
     videos = tmp_path / "videos"
     videos.mkdir()
     for name in ("a.mp4", "b.mp4"):
-        (videos / name).write_bytes(b"\x00" * 64)  # validation checks presence and size, decoding happens at run time
-    (videos / "captions.csv").write_text("path,caption,split\na.mp4,a red circle,train\nb.mp4,a blue square,eval\n")
-    return {"/path/to/URSA-1.7B-FSQ320": str(release), "/path/to/URSA-0.6B-FSQ320": str(release),
-            "/path/to/videos": str(videos)}
+        (videos / name).write_bytes(
+            b"\x00" * 64
+        )  # validation checks presence and size, decoding happens at run time
+    (videos / "captions.csv").write_text(
+        "path,caption,split\na.mp4,a red circle,train\nb.mp4,a blue square,eval\n"
+    )
+    return {
+        "/path/to/URSA-1.7B-FSQ320": str(release),
+        "/path/to/URSA-0.6B-FSQ320": str(release),
+        "/path/to/videos": str(videos),
+    }
 
 
 @pytest.mark.parametrize("name", ["release_sampler", "release_finetune"])
@@ -140,10 +190,16 @@ def test_example_specs_validate(tmp_path: Path, name: str) -> None:
     runs = expand(load_spec(tmp_path / f"{name}.yaml"), "default")
     assert len(runs) == {"release_sampler": 48, "release_finetune": 3}[name]
     assert all(r.config.model.init_format == "release" for r in runs)
-    assert {(r.config.tokenizer.name, r.config.text_tokenizer.name) for r in runs} == {("release_fsq", "release_text")}
-    if name == "release_sampler":  # the compat axis: the authors' sampler (bugs 2 and 6) vs the fixed one
-        assert {(r.config.sample.compat_condition_drift, r.config.sample.compat_still_first_step) for r in runs} == {
-            (False, False), (True, True)}
+    assert {(r.config.tokenizer.name, r.config.text_tokenizer.name) for r in runs} == {
+        ("release_fsq", "release_text")
+    }
+    if (
+        name == "release_sampler"
+    ):  # the compat axis: the authors' sampler (bugs 2 and 6) vs the fixed one
+        assert {
+            (r.config.sample.compat_condition_drift, r.config.sample.compat_still_first_step)
+            for r in runs
+        } == {(False, False), (True, True)}
         assert len({r.config.text_tokenizer.options()["negative_prompt"] for r in runs}) == 2
 
 
@@ -151,11 +207,12 @@ def test_negative_prompt_is_the_unconditional_branch(tmp_path: Path) -> None:
     """A text tokenizer with `uncond` (release_text) feeds the sampler's unconditional branch; its
     default "" gives bit-identical samples to the empty fully masked text used before (and still
     used by tokenizers without `uncond`); a negative prompt changes them."""
+    from test_release_helpers import make_tokenizer
+
     from harness.data import Data
     from harness.plugins import TEXT_TOKENIZERS
     from harness.spec import SampleConfig
     from harness.tasks import TaskContext
-    from test_release_helpers import make_tokenizer
     from ursa.release import build_release_path, load_transformer
     from ursa.sample import EulerSampler, text_to_video
     from ursa.tokenizers.text import HFTextTokenizer
@@ -163,29 +220,46 @@ def test_negative_prompt_is_the_unconditional_branch(tmp_path: Path) -> None:
     release = make_release(tmp_path / "rel")
     make_tokenizer(release / "tokenizer")
     model, path = load_transformer(release), build_release_path(release)
-    plugin, prompts = TEXT_TOKENIZERS.get("release_text"), [type("P", (), {"caption": c}) for c in ("a red circle", "up")]
+    plugin, prompts = (
+        TEXT_TOKENIZERS.get("release_text"),
+        [type("P", (), {"caption": c}) for c in ("a red circle", "up")],
+    )
     config = SampleConfig(steps=4, cfg_scale=5.0)
 
     def sample(text, **override) -> tuple[torch.Tensor, dict]:
-        ctx = TaskContext(EulerSampler(model, path, config), Data(None, None, text, "-"), config,
-                          torch.Generator().manual_seed(0))
+        ctx = TaskContext(
+            EulerSampler(model, path, config),
+            Data(None, None, text, "-"),
+            config,
+            torch.Generator().manual_seed(0),
+        )
         ids, mask, kw = ctx.text(prompts)
         kw.update(override)
         return text_to_video(ctx.sampler, ids, mask, (2, 2, 2), **kw), kw
 
     def release_text(negative: str):
-        return plugin.build(plugin.Options.model_validate({"path": str(release), "negative_prompt": negative}), None, tmp_path)
+        return plugin.build(
+            plugin.Options.model_validate({"path": str(release), "negative_prompt": negative}),
+            None,
+            tmp_path,
+        )
 
     empty = release_text("")
     default, kw = sample(empty)
     assert torch.equal(kw["uncond_ids"], empty.uncond(2)[0]) and not kw["uncond_mask"].any()
-    before, _ = sample(empty, uncond_ids=torch.zeros(2, 1, dtype=torch.long), uncond_mask=torch.zeros(2, 1, dtype=torch.bool))
+    before, _ = sample(
+        empty,
+        uncond_ids=torch.zeros(2, 1, dtype=torch.long),
+        uncond_mask=torch.zeros(2, 1, dtype=torch.bool),
+    )
     assert torch.equal(default, before)  # "" is the empty prompt: 320 pads either way
     negative, kw = sample(release_text("worst quality,"))
     assert kw["uncond_mask"].sum().item() == 4 and not torch.equal(negative, default)
     hf = HFTextTokenizer(release / "tokenizer")  # no uncond: the empty prompt, as before
     _, kw = sample(hf)
-    assert torch.equal(kw["uncond_ids"], torch.zeros(2, 1, dtype=torch.long)) and kw["uncond_mask"].shape == (2, 1)
+    assert torch.equal(kw["uncond_ids"], torch.zeros(2, 1, dtype=torch.long)) and kw[
+        "uncond_mask"
+    ].shape == (2, 1)
 
 
 def test_release_tokenizers_through_the_harness(tmp_path: Path) -> None:
@@ -193,27 +267,51 @@ def test_release_tokenizers_through_the_harness(tmp_path: Path) -> None:
     negative prompt under CFG, the release model with the FSQ head; t2v and i2v sampled and scored."""
     from test_release_helpers import load_golden, make_tokenizer
 
-    release = make_release(tmp_path / "URSA", dict(TINY, lm_head_size=64000, vocab_size=40 + 64000),
-                           codebook=fsq_codebook((8, 8, 8, 5, 5, 5)))
+    release = make_release(
+        tmp_path / "URSA",
+        dict(TINY, lm_head_size=64000, vocab_size=40 + 64000),
+        codebook=fsq_codebook((8, 8, 8, 5, 5, 5)),
+    )
     make_tokenizer(release / "tokenizer")
-    config, weights, _ = load_golden(Path(__file__).parents[1] / "ursa" / "tokenizers" / "test_cosmos3d_golden.safetensors")
+    config, weights, _ = load_golden(
+        Path(__file__).parents[1] / "ursa" / "tokenizers" / "test_cosmos3d_golden.safetensors"
+    )
     (release / "vae").mkdir()
     (release / "vae" / "config.json").write_text(json.dumps(config))
     save_file(weights, str(release / "vae" / "diffusion_pytorch_model.safetensors"))
     data = yaml.safe_load(tiny_spec(tmp_path / "r.yaml", name="relplug", steps=0).read_text())
     data["base"].update(
-        benchmark={"name": "shapes", "world": dict(WORLD, frames=5), "eval_size": 2, "task_size": 2, "train_size": 4},
+        benchmark={
+            "name": "shapes",
+            "world": dict(WORLD, frames=5),
+            "eval_size": 2,
+            "task_size": 2,
+            "train_size": 4,
+        },
         tokenizer={"name": "release_fsq", "path": str(release)},
-        text_tokenizer={"name": "release_text", "path": str(release), "negative_prompt": "worst quality,"},
+        text_tokenizer={
+            "name": "release_text",
+            "path": str(release),
+            "negative_prompt": "worst quality,",
+        },
         model={"init_from": {"format": "release", "path": str(release)}},
         sample={"steps": 2, "batch_size": 2, "cfg_scale": 3.0, "tasks": ["t2v", "i2v"]},
-        score={"which": ["flicker", "frames"]})
+        score={"which": ["flicker", "frames"]},
+    )
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
-    out = {r.arm: r for r in run_spec(load_spec(tmp_path / "r.yaml"), "default", tmp_path / "runs", progress=False).results}
+    out = {
+        r.arm: r
+        for r in run_spec(
+            load_spec(tmp_path / "r.yaml"), "default", tmp_path / "runs", progress=False
+        ).results
+    }
     # sampled through the plug-ins; real clips and random ids (held i2v frame mapped to its latent) through release_fsq
     for arm in ("base", "ref:reconstruction", "ref:random"):
         assert out[arm].done, out[arm].error
-        assert 0 < out[arm].metrics["temporal_flickering"] <= 1 and 0 < out[arm].metrics["i2v.first_frame_psnr"] < 100
+        assert (
+            0 < out[arm].metrics["temporal_flickering"] <= 1
+            and 0 < out[arm].metrics["i2v.first_frame_psnr"] < 100
+        )
 
 
 def test_release_samples_with_its_scheduler_shift_unless_the_spec_sets_one(tmp_path: Path) -> None:

@@ -42,7 +42,9 @@ def test_failure_isolation_then_skip_completed_and_retry(tmp_path: Path, tmp_pat
     assert retry.computed == 1 and len(retry.failed) == 1  # only the failed run was attempted again
 
     df = load_results(root, spec.name, "default")
-    assert len(df) == 8 and {"metric.train_loss", "param.model.overrides.head_dim"} <= set(df.columns)
+    assert len(df) == 8 and {"metric.train_loss", "param.model.overrides.head_dim"} <= set(
+        df.columns
+    )
 
 
 def test_force_recomputes(tmp_path: Path, tmp_path_factory) -> None:
@@ -51,7 +53,9 @@ def test_force_recomputes(tmp_path: Path, tmp_path_factory) -> None:
     first = run_spec(spec, "default", root, progress=False)
     forced = run_spec(spec, "default", root, force=True, progress=False)
     assert forced.computed == len(first.results) == 7
-    assert [r.metrics for r in forced.results] == [r.metrics for r in first.results]  # deterministic on CPU
+    assert [r.metrics for r in forced.results] == [
+        r.metrics for r in first.results
+    ]  # deterministic on CPU
 
 
 def _base_run_dir(root: Path, spec_name: str) -> Path:
@@ -66,17 +70,29 @@ def test_resume_after_kill_gives_the_same_result(tmp_path: Path, tmp_path_factor
     spec = load_spec(spec_path)
     killed_root = seeded_runs_root(tmp_path / "a", tmp_path_factory)
     clean_root = seeded_runs_root(tmp_path / "b", tmp_path_factory)
-    cmd = [sys.executable, "-m", "harness", "run", str(spec_path), "--runs-root", str(killed_root),
-           "--no-report", "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness",
+        "run",
+        str(spec_path),
+        "--runs-root",
+        str(killed_root),
+        "--no-report",
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 240
     # globbed, not computed: the run id includes the git dirty flag, which other work in the tree may flip
     pattern = f"{spec.name}/default/*/stages/train/checkpoint/state.pt"
     while not list(killed_root.glob(pattern)) and time.time() < deadline:
         assert proc.poll() is None, "run finished before it could be killed"
         time.sleep(0.05)
-    time.sleep(random.Random(os.getpid()).uniform(0.0, 0.3))  # a random point mid-training (150 steps take seconds)
+    time.sleep(
+        random.Random(os.getpid()).uniform(0.0, 0.3)
+    )  # a random point mid-training (150 steps take seconds)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     rdir = list(killed_root.glob(pattern))[0].parents[3]
@@ -92,7 +108,10 @@ def test_resume_after_kill_gives_the_same_result(tmp_path: Path, tmp_path_factor
     b = load_file(clean_dir / "stages" / "sample" / "samples.safetensors")["t2v"]
     assert (a == b).all()
     losses = (rdir / "stages" / "train" / "losses.csv").read_text().splitlines()
-    assert len(losses) == steps + 1 and losses == (clean_dir / "stages" / "train" / "losses.csv").read_text().splitlines()
+    assert (
+        len(losses) == steps + 1
+        and losses == (clean_dir / "stages" / "train" / "losses.csv").read_text().splitlines()
+    )
 
 
 def test_reference_rows_are_planned_once_per_data_set_the_arms_use(tmp_path: Path) -> None:
@@ -102,20 +121,35 @@ def test_reference_rows_are_planned_once_per_data_set_the_arms_use(tmp_path: Pat
     from harness.plugins import BENCHMARKS
     from harness.runner import plan
 
-    crossed = load_spec(tiny_spec(tmp_path / "a.yaml", grid={"path.kind": ["masked", "metric"]},
-                                  zip=[{"benchmark.world.frames": [4, 8], "benchmark.world.speed": [1.0, 0.4]}]))
+    crossed = load_spec(
+        tiny_spec(
+            tmp_path / "a.yaml",
+            grid={"path.kind": ["masked", "metric"]},
+            zip=[{"benchmark.world.frames": [4, 8], "benchmark.world.speed": [1.0, 0.4]}],
+        )
+    )
     refs = [r for r in plan(crossed, "default", tmp_path / "runs") if r.reference]
     names = BENCHMARKS.get("shapes").references
     assert len(refs) == 2 * len(names)
     assert {r.params["benchmark.world.frames"] for r in refs} == {4, 8}
-    assert {r.config.benchmark.options()["world"]["frames"] for r in refs if r.params["benchmark.world.frames"] == 8} == {8}
-    assert f"ref:{names[0]}, benchmark.world.frames=8, benchmark.world.speed=0.4" in {r.arm for r in refs}
+    assert {
+        r.config.benchmark.options()["world"]["frames"]
+        for r in refs
+        if r.params["benchmark.world.frames"] == 8
+    } == {8}
+    assert f"ref:{names[0]}, benchmark.world.frames=8, benchmark.world.speed=0.4" in {
+        r.arm for r in refs
+    }
     assert len({r.run_id for r in refs}) == len(refs)
     single = load_spec(tiny_spec(tmp_path / "b.yaml", grid={"path.kind": ["masked", "metric"]}))
     plain = [r for r in plan(single, "default", tmp_path / "runs") if r.reference]
-    assert [r.arm for r in plain] == [f"ref:{n}" for n in names] and all(r.params == {} for r in plain)
+    assert [r.arm for r in plain] == [f"ref:{n}" for n in names] and all(
+        r.params == {} for r in plain
+    )
     four = {r.reference: r.run_id for r in refs if r.params["benchmark.world.frames"] == 4}
     assert {r.reference: r.run_id for r in plain} == four  # the same data set: the same rows
     from harness.tables import REFERENCE_ROLES, arm_role
 
-    assert all(arm_role(r.arm) == REFERENCE_ROLES[f"ref:{r.reference}"] for r in refs)  # floors stay floors
+    assert all(
+        arm_role(r.arm) == REFERENCE_ROLES[f"ref:{r.reference}"] for r in refs
+    )  # floors stay floors

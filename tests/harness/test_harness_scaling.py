@@ -16,7 +16,9 @@ from harness import scaling
 SIZES = {"tiny": 10_000, "small": 100_000, "base": 1_000_000}  # one decade apart
 
 
-def _runs(tmp_path: Path, sizes: dict[str, int], seeds: int = 6, prompts: int = 120) -> pd.DataFrame:
+def _runs(
+    tmp_path: Path, sizes: dict[str, int], seeds: int = 6, prompts: int = 120
+) -> pd.DataFrame:
     """Runs whose alignment rises 0.1 per decade (per-prompt 0/1 clips at those rates) and whose
     quality stays at 0.8: per-clip values in clips.json, parameters in the train record."""
     rng = np.random.default_rng(0)
@@ -28,15 +30,25 @@ def _runs(tmp_path: Path, sizes: dict[str, int], seeds: int = 6, prompts: int = 
             (rdir / "stages" / "train").mkdir(parents=True)
             (rdir / "stages" / "score").mkdir(parents=True)
             (rdir / "stages" / "train" / "done.json").write_text(
-                json.dumps({"parameters": n + 500, "non_embedding_parameters": n}))
+                json.dumps({"parameters": n + 500, "non_embedding_parameters": n})
+            )
             rate = 0.3 + 0.1 * (math.log10(n) - 4) + prompt + rng.normal(0, 0.03)
             alignment = (rng.random(prompts) < np.clip(rate, 0, 1)).astype(float)
             quality = np.clip(0.8 + prompt + rng.normal(0, 0.05, prompts), 0, 1)
             (rdir / "stages" / "score" / "clips.json").write_text(
-                json.dumps({"alignment": alignment.tolist(), "clean_fraction": quality.tolist()}))
-            rows.append({"arm": arm, "seed": seed, "state": "done", "reference": None,
-                         "run_dir": str(rdir), "metric.alignment": alignment.mean(),
-                         "metric.clean_fraction": quality.mean()})
+                json.dumps({"alignment": alignment.tolist(), "clean_fraction": quality.tolist()})
+            )
+            rows.append(
+                {
+                    "arm": arm,
+                    "seed": seed,
+                    "state": "done",
+                    "reference": None,
+                    "run_dir": str(rdir),
+                    "metric.alignment": alignment.mean(),
+                    "metric.clean_fraction": quality.mean(),
+                }
+            )
     return pd.DataFrame(rows)
 
 

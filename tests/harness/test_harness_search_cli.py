@@ -12,9 +12,15 @@ from harness.specfile import load_spec
 from harness.store import load_results
 
 
-def test_search_workers_share_one_study_and_run_only_trials(tmp_path: Path, tmp_path_factory, capsys) -> None:
-    search = {"params": {"path.c": {"type": "float", "low": 0.5, "high": 5.0}},
-              "n_trials": 2, "objective": "alignment", "sampler_seed": 3}
+def test_search_workers_share_one_study_and_run_only_trials(
+    tmp_path: Path, tmp_path_factory, capsys
+) -> None:
+    search = {
+        "params": {"path.c": {"type": "float", "low": 0.5, "high": 5.0}},
+        "n_trials": 2,
+        "objective": "alignment",
+        "sampler_seed": 3,
+    }
     spec_path = tiny_spec(tmp_path / "tiny.yaml", search=search)
     root = seeded_runs_root(tmp_path, tmp_path_factory)
     argv = ["search", str(spec_path), "--runs-root", str(root), "--no-progress"]

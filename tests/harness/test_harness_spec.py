@@ -17,8 +17,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 VALID = {
     "name": "demo",
-    "base": {"path": {"kind": "metric"}, "train": {"steps": 5, "batch_size": 4},
-             "benchmark": {"name": "shapes", "world": {"frames": 4}}, "score": {"which": ["alignment"]}},
+    "base": {
+        "path": {"kind": "metric"},
+        "train": {"steps": 5, "batch_size": 4},
+        "benchmark": {"name": "shapes", "world": {"frames": 4}},
+        "score": {"which": ["alignment"]},
+    },
     "grid": {"path.kind": ["masked", "mixture", "metric"]},
     "seeds": [0, 1],
     "profiles": {"smoke": {"train.steps": 2, "seeds": [0]}},
@@ -44,27 +48,75 @@ def test_valid_spec_and_shipped_ablations_load(tmp_path: Path) -> None:
         load_spec(path)
 
 
-@pytest.mark.parametrize("mutate, needles", [
-    (lambda d: d["base"]["train"].update(shfit=2.0), ["base.train.shfit", "Did you mean 'shift'"]),
-    (lambda d: d.update(seedz=[1]), ["seedz", "Did you mean 'seeds'"]),
-    (lambda d: d["base"]["train"].update(shift=0), ["base.train.shift", "greater than 0", "got 0"]),
-    (lambda d: d["base"]["path"].update(alpha=-1), ["base.path.alpha", "greater than 0"]),
-    (lambda d: d["base"]["path"].update(c=0.0), ["base.path.c", "greater than 0"]),
-    (lambda d: d["base"]["train"].update(steps=-1), ["base.train.steps", "greater than or equal to 0"]),
-    (lambda d: d["base"]["train"].update(steps=0), ["base", "train.steps 0", "model.init_from"]),
-    (lambda d: d["base"]["train"].update(p_first=1.5), ["base.train.p_first", "less than or equal to 1"]),
-    (lambda d: d["base"]["train"].update(p_first=0.6, p_first_last=0.6), ["p_first + p_first_last"]),
-    (lambda d: d["base"]["train"].update(steps="many"), ["base.train.steps", "integer", "'many'"]),
-    (lambda d: d["grid"].update({"train.shift": [1.0, -2.0]}), ["grid.train.shift[1]", "greater than 0"]),
-    (lambda d: d["grid"].update({"train.shfit": [1.0]}), ["grid.train.shfit", "Did you mean 'train.shift'"]),
-    (lambda d: d["base"].update(model={"overrides": {"visual_vocab_size": 99}}), ["visual_vocab_size", "tokenizer's K (65"]),
-    (lambda d: d["profiles"].update(huge={}), ["profiles.huge", "'smoke', 'ci', 'default' or 'full'"]),
-    (lambda d: d["profiles"]["smoke"].update({"train.stepz": 1}), ["profiles.smoke", "train.stepz"]),
-    (lambda d: d.update(zip=[{"train.shift": [1, 2], "sample.shift": [1]}]), ["zip", "equal non-zero lengths"]),
-    (lambda d: d["base"]["benchmark"]["world"].update(hieght=32), ["benchmark.world", "Did you mean 'height'"]),
-    (lambda d: d["base"].update(tokenizer={"codebook_size": 64}), ["codebook_size", "got 64"]),
-    (lambda d: d["base"].update(model={"init_from": "/no/such/ckpt"}), ["base.model.init_from", "/no/such/ckpt"]),
-])
+@pytest.mark.parametrize(
+    "mutate, needles",
+    [
+        (
+            lambda d: d["base"]["train"].update(shfit=2.0),
+            ["base.train.shfit", "Did you mean 'shift'"],
+        ),
+        (lambda d: d.update(seedz=[1]), ["seedz", "Did you mean 'seeds'"]),
+        (
+            lambda d: d["base"]["train"].update(shift=0),
+            ["base.train.shift", "greater than 0", "got 0"],
+        ),
+        (lambda d: d["base"]["path"].update(alpha=-1), ["base.path.alpha", "greater than 0"]),
+        (lambda d: d["base"]["path"].update(c=0.0), ["base.path.c", "greater than 0"]),
+        (
+            lambda d: d["base"]["train"].update(steps=-1),
+            ["base.train.steps", "greater than or equal to 0"],
+        ),
+        (
+            lambda d: d["base"]["train"].update(steps=0),
+            ["base", "train.steps 0", "model.init_from"],
+        ),
+        (
+            lambda d: d["base"]["train"].update(p_first=1.5),
+            ["base.train.p_first", "less than or equal to 1"],
+        ),
+        (
+            lambda d: d["base"]["train"].update(p_first=0.6, p_first_last=0.6),
+            ["p_first + p_first_last"],
+        ),
+        (
+            lambda d: d["base"]["train"].update(steps="many"),
+            ["base.train.steps", "integer", "'many'"],
+        ),
+        (
+            lambda d: d["grid"].update({"train.shift": [1.0, -2.0]}),
+            ["grid.train.shift[1]", "greater than 0"],
+        ),
+        (
+            lambda d: d["grid"].update({"train.shfit": [1.0]}),
+            ["grid.train.shfit", "Did you mean 'train.shift'"],
+        ),
+        (
+            lambda d: d["base"].update(model={"overrides": {"visual_vocab_size": 99}}),
+            ["visual_vocab_size", "tokenizer's K (65"],
+        ),
+        (
+            lambda d: d["profiles"].update(huge={}),
+            ["profiles.huge", "'smoke', 'ci', 'default' or 'full'"],
+        ),
+        (
+            lambda d: d["profiles"]["smoke"].update({"train.stepz": 1}),
+            ["profiles.smoke", "train.stepz"],
+        ),
+        (
+            lambda d: d.update(zip=[{"train.shift": [1, 2], "sample.shift": [1]}]),
+            ["zip", "equal non-zero lengths"],
+        ),
+        (
+            lambda d: d["base"]["benchmark"]["world"].update(hieght=32),
+            ["benchmark.world", "Did you mean 'height'"],
+        ),
+        (lambda d: d["base"].update(tokenizer={"codebook_size": 64}), ["codebook_size", "got 64"]),
+        (
+            lambda d: d["base"].update(model={"init_from": "/no/such/ckpt"}),
+            ["base.model.init_from", "/no/such/ckpt"],
+        ),
+    ],
+)
 def test_errors_name_file_key_and_expectation(tmp_path: Path, mutate, needles: list[str]) -> None:
     data = copy.deepcopy(VALID)
     mutate(data)
@@ -75,33 +127,65 @@ def test_errors_name_file_key_and_expectation(tmp_path: Path, mutate, needles: l
     assert "\n" not in msg  # one paragraph
 
 
-@pytest.mark.parametrize("report, needles", [
-    ({"baseline": "path.kind=absorbing"},
-     ["report.baseline", "No arm has 'path.kind=absorbing'; path.kind takes masked, mixture, "
-      "metric. The arms (3): path.kind=masked, train.shift=1; path.kind=mixture, train.shift=1; "
-      "path.kind=metric"]),
-    ({"baseline": "path.kind=maskd"}, ["did you mean 'path.kind=masked'?"]),
-    ({"baseline": "sample.steps=99"},
-     ["'sample.steps' is not a key the arms vary (path.kind, train.shift)"]),
-    ({"baseline": "path.kind=masked, train.shift=1.0"},
-     ["'train.shift=1.0' is written 'train.shift=1' in arm labels (numbers print as %g: "
-      "1.0 is 1)"]),
-    ({"primary": {"arm": "path.kind=metrc"}},
-     ["report.primary.arm", "did you mean 'path.kind=metric'?"]),
-    ({"primary": {"metric": "alignmnet"}}, ["report.primary.metric", "Did you mean 'alignment'?"]),
-    ({"primary": {"statistic": "steps_to"}}, ["report.primary", "a level with statistic steps_to"]),
-    ({"primary": {"statistic": "curve_mean", "metric": "alignment"}},
-     ["report.primary.statistic", "snapshots"]),
-    ({"primary": {"statistic": "median"}}, ["report.primary.statistic", "'final'"]),
-    ({"headline": None, "primary": {}}, ["report.primary.metric", "got neither"]),
-    ({"trend": {"axis": "train.shift"}}, ["report.trend: expected report.compare_within beside it"]),
-    ({"compare_within": "path.kind", "trend": {"axis": "train.shfit"}},
-     ["report.trend.axis: expected a numeric key the spec varies", "got 'train.shfit'"]),
-    ({"scaling": {"semantics": ["alignment_shpe"]}},
-     ["report.scaling.semantics[0]", "Did you mean 'alignment_shape'?"]),
-])
-def test_report_names_arms_and_metrics_that_exist(tmp_path: Path, report: dict,
-                                                  needles: list[str]) -> None:
+@pytest.mark.parametrize(
+    "report, needles",
+    [
+        (
+            {"baseline": "path.kind=absorbing"},
+            [
+                "report.baseline",
+                "No arm has 'path.kind=absorbing'; path.kind takes masked, mixture, "
+                "metric. The arms (3): path.kind=masked, train.shift=1; path.kind=mixture, train.shift=1; "
+                "path.kind=metric",
+            ],
+        ),
+        ({"baseline": "path.kind=maskd"}, ["did you mean 'path.kind=masked'?"]),
+        (
+            {"baseline": "sample.steps=99"},
+            ["'sample.steps' is not a key the arms vary (path.kind, train.shift)"],
+        ),
+        (
+            {"baseline": "path.kind=masked, train.shift=1.0"},
+            [
+                "'train.shift=1.0' is written 'train.shift=1' in arm labels (numbers print as %g: "
+                "1.0 is 1)"
+            ],
+        ),
+        (
+            {"primary": {"arm": "path.kind=metrc"}},
+            ["report.primary.arm", "did you mean 'path.kind=metric'?"],
+        ),
+        (
+            {"primary": {"metric": "alignmnet"}},
+            ["report.primary.metric", "Did you mean 'alignment'?"],
+        ),
+        (
+            {"primary": {"statistic": "steps_to"}},
+            ["report.primary", "a level with statistic steps_to"],
+        ),
+        (
+            {"primary": {"statistic": "curve_mean", "metric": "alignment"}},
+            ["report.primary.statistic", "snapshots"],
+        ),
+        ({"primary": {"statistic": "median"}}, ["report.primary.statistic", "'final'"]),
+        ({"headline": None, "primary": {}}, ["report.primary.metric", "got neither"]),
+        (
+            {"trend": {"axis": "train.shift"}},
+            ["report.trend: expected report.compare_within beside it"],
+        ),
+        (
+            {"compare_within": "path.kind", "trend": {"axis": "train.shfit"}},
+            ["report.trend.axis: expected a numeric key the spec varies", "got 'train.shfit'"],
+        ),
+        (
+            {"scaling": {"semantics": ["alignment_shpe"]}},
+            ["report.scaling.semantics[0]", "Did you mean 'alignment_shape'?"],
+        ),
+    ],
+)
+def test_report_names_arms_and_metrics_that_exist(
+    tmp_path: Path, report: dict, needles: list[str]
+) -> None:
     """A baseline or primary endpoint that names no arm or metric is an error at validate, with the
     arm labels and a did-you-mean (a number written 1.0 where labels print 1 is explained)."""
     data = copy.deepcopy(VALID)
@@ -116,8 +200,11 @@ def test_report_names_arms_and_metrics_that_exist(tmp_path: Path, report: dict,
 def test_report_arms_that_exist_validate(tmp_path: Path) -> None:
     data = copy.deepcopy(VALID)
     data["base"]["train"]["snapshots"] = [0.5, 1.0]
-    data["report"] = {"headline": "alignment", "baseline": "path.kind=masked",
-                      "primary": {"arm": "path.kind=metric", "statistic": "steps_to", "level": 0.5}}
+    data["report"] = {
+        "headline": "alignment",
+        "baseline": "path.kind=masked",
+        "primary": {"arm": "path.kind=metric", "statistic": "steps_to", "level": 0.5},
+    }
     spec = load_spec(write(tmp_path, data))
     assert spec.report.primary.level == 0.5 and spec.report.primary.metric is None
     data["profiles"]["smoke"]["grid.path.kind"] = ["mixture", "metric"]  # no baseline arm there
@@ -138,16 +225,38 @@ def test_masked_path_gets_mask_token_and_contradiction_is_caught(tmp_path: Path)
     assert "mask_token" in error_of(tmp_path, bad)
 
 
-@pytest.mark.parametrize(("path", "expected"), [
-    ({"kind": "masked", "c": 3.0}, ["unknown key 'base.path.c'", "base.path.kind 'masked'", "kind, exponent"]),
-    ({"kind": "metric", "exponent": 2.0}, ["unknown key 'base.path.exponent'", "base.path.kind 'metric'",
-                                           "kind, c, alpha, calibrate"]),
-    ({"kind": "mixture", "calibrate": True}, ["unknown key 'base.path.calibrate'", "path.kind 'mixture'"]),
-    ({"kind": "absorbing"}, ["base.path.kind: expected a registered path: 'masked', 'metric' or 'mixture'",
-                             "got 'absorbing'"]),
-    ({"kind": "metric", "c": True}, ["base.path.c: expected a number, got True"]),
-])
-def test_each_path_kind_takes_only_its_own_keys(tmp_path: Path, path: dict, expected: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (
+            {"kind": "masked", "c": 3.0},
+            ["unknown key 'base.path.c'", "base.path.kind 'masked'", "kind, exponent"],
+        ),
+        (
+            {"kind": "metric", "exponent": 2.0},
+            [
+                "unknown key 'base.path.exponent'",
+                "base.path.kind 'metric'",
+                "kind, c, alpha, calibrate",
+            ],
+        ),
+        (
+            {"kind": "mixture", "calibrate": True},
+            ["unknown key 'base.path.calibrate'", "path.kind 'mixture'"],
+        ),
+        (
+            {"kind": "absorbing"},
+            [
+                "base.path.kind: expected a registered path: 'masked', 'metric' or 'mixture'",
+                "got 'absorbing'",
+            ],
+        ),
+        ({"kind": "metric", "c": True}, ["base.path.c: expected a number, got True"]),
+    ],
+)
+def test_each_path_kind_takes_only_its_own_keys(
+    tmp_path: Path, path: dict, expected: list[str]
+) -> None:
     bad = copy.deepcopy(VALID)
     bad["base"]["path"] = path
     bad.pop("grid")
@@ -162,18 +271,34 @@ def test_a_kind_axis_over_a_base_with_another_kinds_keys_is_refused(tmp_path: Pa
     bad = copy.deepcopy(VALID)
     bad["base"]["path"] = {"kind": "metric", "c": 3.0}
     message = error_of(tmp_path, bad)
-    assert "grid.path.kind[0]" in message and "run-config key path.c" in message and "path.kind 'masked'" in message
+    assert (
+        "grid.path.kind[0]" in message
+        and "run-config key path.c" in message
+        and "path.kind 'masked'" in message
+    )
 
 
 def test_include_merges_relative_and_detects_cycles(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
-    data = {"benchmark": {"name": "shapes"}, "score": {"which": ["alignment"]}}  # every run config names them
+    data = {
+        "benchmark": {"name": "shapes"},
+        "score": {"which": ["alignment"]},
+    }  # every run config names them
     write(tmp_path / "sub", {"base": {**data, "train": {"steps": 7, "lr": 0.01}}}, "common.yaml")
-    spec = load_spec(write(tmp_path, {"include": "sub/common.yaml", "name": "x", "base": {"train": {"steps": 3}}}))
+    spec = load_spec(
+        write(
+            tmp_path, {"include": "sub/common.yaml", "name": "x", "base": {"train": {"steps": 3}}}
+        )
+    )
     assert (spec.base.train.steps, spec.base.train.lr) == (3, 0.01)
-    write(tmp_path, {"name": "p", "grid": {"train.steps": [1, 2]}, "base": {**data, "train": {"lr": 0.5}}},
-          "parent.yaml")
-    child = load_spec(write(tmp_path, {"include": "parent.yaml", "name": "c", "grid": {}}, "child.yaml"))
+    write(
+        tmp_path,
+        {"name": "p", "grid": {"train.steps": [1, 2]}, "base": {**data, "train": {"lr": 0.5}}},
+        "parent.yaml",
+    )
+    child = load_spec(
+        write(tmp_path, {"include": "parent.yaml", "name": "c", "grid": {}}, "child.yaml")
+    )
     assert child.grid == {} and child.base.train.lr == 0.5  # axes replace, base merges
     write(tmp_path, {"include": "b.yaml", "name": "a"}, "a.yaml")
     write(tmp_path, {"include": "a.yaml"}, "b.yaml")
@@ -191,6 +316,7 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- fuzzing
 
+
 def _paths(node, prefix=()):
     yield prefix
     if isinstance(node, dict):
@@ -201,10 +327,16 @@ def _paths(node, prefix=()):
             yield from _paths(v, (*prefix, i))
 
 
-junk = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
-                 st.text(max_size=8), st.lists(st.integers(-3, 3), max_size=3),
-                 st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
-                 st.sampled_from(["metric", "masked", "shift", "train.shift", "path.kind", "smoke", -0.0]))
+junk = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),
+    st.lists(st.integers(-3, 3), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+    st.sampled_from(["metric", "masked", "shift", "train.shift", "path.kind", "smoke", -0.0]),
+)
 
 
 @st.composite

@@ -18,8 +18,11 @@ class _Toy(BaseModel):
 
 
 def test_descriptions_come_from_comments_and_descriptions() -> None:
-    assert field_comments(_Toy) == {"a": "a block comment above on two lines", "b": "the comment on the line",
-                                    "c": "not this"}
+    assert field_comments(_Toy) == {
+        "a": "a block comment above on two lines",
+        "b": "the comment on the line",
+        "c": "not this",
+    }
     table = {key: (kind, default, doc) for key, kind, default, doc in rows(_Toy)}
     assert table["a"] == ("int", "1", "a block comment above on two lines; >= 0")
     assert table["c"][2] == "a description wins" and table["d"] == ("list[int]", "[]", "")
@@ -31,13 +34,24 @@ def test_every_schema_key_is_in_the_reference() -> None:
         model = RunConfig.model_fields[section].annotation
         for field in model.model_fields:
             assert f"base.{section}.{field}" in keys
-    assert {"name", "grid", "zip", "seeds", "profiles", "executor.slurm.partition", "report.headline",
-            "search.objective", "base.benchmark"} <= keys
+    assert {
+        "name",
+        "grid",
+        "zip",
+        "seeds",
+        "profiles",
+        "executor.slurm.partition",
+        "report.headline",
+        "search.objective",
+        "base.benchmark",
+    } <= keys
     assert "source" not in keys  # the loader's own bookkeeping is not a spec key
 
 
 def test_readme_block_is_current() -> None:
     text = README.read_text()
     start, end = readme_block(text)
-    assert text[start:end] == reference(), "README spec keys are stale: run `python -m harness.specdoc --write`"
+    assert text[start:end] == reference(), (
+        "README spec keys are stale: run `python -m harness.specdoc --write`"
+    )
     assert main(["--check"]) == 0

@@ -24,7 +24,9 @@ def _metrics(result) -> dict[str, float]:
     return result.metrics
 
 
-def test_sampler_sweep_trains_one_model_and_matches_separate_runs(tmp_path: Path, tmp_path_factory) -> None:
+def test_sampler_sweep_trains_one_model_and_matches_separate_runs(
+    tmp_path: Path, tmp_path_factory
+) -> None:
     root = seeded_runs_root(tmp_path, tmp_path_factory)
     spec = load_spec(tiny_spec(tmp_path / "sweep.yaml", grid={"sample.steps": [1, 2, 3]}))
     out = _results(run_spec(spec, "default", root, progress=False))
@@ -37,8 +39,13 @@ def test_sampler_sweep_trains_one_model_and_matches_separate_runs(tmp_path: Path
     for steps in (1, 2, 3):  # each arm equals a separate full run of that setting
         alone_root = seeded_runs_root(tmp_path / f"alone{steps}", tmp_path_factory)
         alone = load_spec(tiny_spec(tmp_path / f"alone{steps}.yaml", name=f"alone{steps}"))
-        alone = alone.model_copy(update={"base": alone.base.model_copy(
-            update={"sample": alone.base.sample.model_copy(update={"steps": steps})})})
+        alone = alone.model_copy(
+            update={
+                "base": alone.base.model_copy(
+                    update={"sample": alone.base.sample.model_copy(update={"steps": steps})}
+                )
+            }
+        )
         (single,) = _results(run_spec(alone, "default", alone_root, progress=False)).values()
         assert _metrics(single) == _metrics(out[f"sample.steps={steps}"]), steps
 
@@ -46,17 +53,28 @@ def test_sampler_sweep_trains_one_model_and_matches_separate_runs(tmp_path: Path
 def test_parallel_workers_share_a_training_stage(tmp_path: Path, tmp_path_factory) -> None:
     """Local subprocesses, three at a time: waves make one worker train, the others reuse it."""
     root = seeded_runs_root(tmp_path, tmp_path_factory)
-    spec = load_spec(tiny_spec(tmp_path / "par.yaml", name="par", grid={"sample.steps": [1, 2]},
-                               executor={"kind": "local", "max_parallel": 3, "threads": 1}))
+    spec = load_spec(
+        tiny_spec(
+            tmp_path / "par.yaml",
+            name="par",
+            grid={"sample.steps": [1, 2]},
+            executor={"kind": "local", "max_parallel": 3, "threads": 1},
+        )
+    )
     out = _results(run_spec(spec, "default", root, progress=False))
     assert all(r.done for r in out.values()), [r.error for r in out.values()]
     assert sum("train" in r.timings for r in out.values()) == 1
-    losses = {(Path(r_dir) / "stages" / "train" / "losses.csv").read_text()
-              for r_dir in (root / "par" / "default").glob("*") if (Path(r_dir) / "stages" / "train").exists()}
+    losses = {
+        (Path(r_dir) / "stages" / "train" / "losses.csv").read_text()
+        for r_dir in (root / "par" / "default").glob("*")
+        if (Path(r_dir) / "stages" / "train").exists()
+    }
     assert len(losses) == 1  # every arm links to the same trained model
 
 
-def test_evaluation_only_run_samples_a_saved_model_without_training(tmp_path: Path, tmp_path_factory) -> None:
+def test_evaluation_only_run_samples_a_saved_model_without_training(
+    tmp_path: Path, tmp_path_factory
+) -> None:
     root = seeded_runs_root(tmp_path, tmp_path_factory)
     trained = load_spec(tiny_spec(tmp_path / "t.yaml", name="t"))
     (run,) = _results(run_spec(trained, "default", root, progress=False)).values()
@@ -66,14 +84,18 @@ def test_evaluation_only_run_samples_a_saved_model_without_training(tmp_path: Pa
     data["base"]["model"]["init_from"] = str(model_dir)
     data["base"]["train"]["steps"] = 0
     (tmp_path / "e.yaml").write_text(yaml.safe_dump(data))
-    (evaluated,) = _results(run_spec(load_spec(tmp_path / "e.yaml"), "default", root, progress=False)).values()
+    (evaluated,) = _results(
+        run_spec(load_spec(tmp_path / "e.yaml"), "default", root, progress=False)
+    ).values()
     assert evaluated.done, evaluated.error
     assert "train" in evaluated.timings and evaluated.timings["train"] < 5  # recorded, not trained
     train_dir = root / "evalonly" / "default" / evaluated.run_id / "stages" / "train"
     assert not (train_dir / "model").exists() and not (train_dir / "checkpoint").exists()
     assert json.loads((train_dir / "done.json").read_text())["steps"] == 0
     same = {k: v for k, v in run.metrics.items() if k != "train_loss"}
-    assert evaluated.metrics == same  # same weights, same sampler seed -> the same samples and scores
+    assert (
+        evaluated.metrics == same
+    )  # same weights, same sampler seed -> the same samples and scores
 
 
 def test_each_setting_is_declared_once() -> None:
@@ -81,9 +103,19 @@ def test_each_setting_is_declared_once() -> None:
     SamplerConfig and hands every one of its fields to the sampler."""
     assert RunConfig.model_fields["train"].annotation is TrainConfig
     assert issubclass(SampleConfig, SamplerConfig)
-    changed = {"steps": 7, "shift": 2.5, "shift_rule": "resolution", "cfg_scale": 3.0, "cfg_trunc": 0.5,
-               "argmax_last": True, "compat_condition_drift": True, "compat_still_first_step": True,
-               "cfg_below_one": True, "cond_noise_scale": 0.5, "precision": "release"}
+    changed = {
+        "steps": 7,
+        "shift": 2.5,
+        "shift_rule": "resolution",
+        "cfg_scale": 3.0,
+        "cfg_trunc": 0.5,
+        "argmax_last": True,
+        "compat_condition_drift": True,
+        "compat_still_first_step": True,
+        "cfg_below_one": True,
+        "cond_noise_scale": 0.5,
+        "precision": "release",
+    }
     assert set(changed) == set(SamplerConfig.model_fields), "a new sampler field needs a value here"
     defaults = SamplerConfig()
     assert all(getattr(defaults, k) != v for k, v in changed.items())
@@ -92,9 +124,13 @@ def test_each_setting_is_declared_once() -> None:
     assert harness_only == {"batch_size", "tasks", "context_frames", "seed"}
 
 
-def test_a_failed_shared_training_fails_its_followers_without_retraining(tmp_path: Path, tmp_path_factory) -> None:
+def test_a_failed_shared_training_fails_its_followers_without_retraining(
+    tmp_path: Path, tmp_path_factory
+) -> None:
     root = seeded_runs_root(tmp_path, tmp_path_factory)
-    data = yaml.safe_load(tiny_spec(tmp_path / "nan.yaml", name="nan", grid={"sample.steps": [1, 2]}).read_text())
+    data = yaml.safe_load(
+        tiny_spec(tmp_path / "nan.yaml", name="nan", grid={"sample.steps": [1, 2]}).read_text()
+    )
     data["base"]["train"].update(lr=1e30, warmup_steps=0)  # the loss overflows: NonFiniteLossError
     (tmp_path / "nan.yaml").write_text(yaml.safe_dump(data))
     out = _results(run_spec(load_spec(tmp_path / "nan.yaml"), "default", root, progress=False))
@@ -111,13 +147,25 @@ def test_learning_curve_points_and_denoising_diagnostic(tmp_path: Path, tmp_path
     data["base"]["train"]["snapshots"] = [0.5, 1.0]
     data["base"]["score"]["denoising_bins"] = 2
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
-    (run,) = _results(run_spec(load_spec(tmp_path / "c.yaml"), "default", root, progress=False)).values()
+    (run,) = _results(
+        run_spec(load_spec(tmp_path / "c.yaml"), "default", root, progress=False)
+    ).values()
     assert run.done, run.error
     assert sorted(run.curve, key=int) == ["2", "4"]
     final = {k: v for k, v in run.metrics.items() if k != "train_loss"}
     assert run.curve["4"] == final  # the last curve point is the run's result
-    assert set(run.curve["2"]) == set(final) and "denoise_ce@t=0.25" in final and "denoise_ce@t=0.75" in final
-    assert abs(final["denoise_ce"] - (final["denoise_ce@t=0.25"] + final["denoise_ce@t=0.75"]) / 2) < 1e-9
+    assert (
+        set(run.curve["2"]) == set(final)
+        and "denoise_ce@t=0.25" in final
+        and "denoise_ce@t=0.75" in final
+    )
+    assert (
+        abs(final["denoise_ce"] - (final["denoise_ce@t=0.25"] + final["denoise_ce@t=0.75"]) / 2)
+        < 1e-9
+    )
     rdir = root / "curve" / "default" / run.run_id
     clips = json.loads((rdir / "stages" / "score" / "clips.json").read_text())
-    assert len(clips["alignment"]) == 4 and abs(sum(clips["alignment"]) / 4 - final["alignment"]) < 1e-9
+    assert (
+        len(clips["alignment"]) == 4
+        and abs(sum(clips["alignment"]) / 4 - final["alignment"]) < 1e-9
+    )

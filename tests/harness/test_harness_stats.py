@@ -347,29 +347,43 @@ def test_compare_within_adds_the_change_of_a_slope_as_a_secondary_claim() -> Non
             rule = "fixed" if (shift, mu) != (1.0, 0.2) else "resolution"
             for seed in range(5):
                 name = f"shift {shift:g}" if rule == "fixed" else "resolution rule"  # zip labels
-                rows.append({"arm": f"frames={frames}, {name}", "seed": seed,
-                             "state": "done", "reference": None, "run_dir": "/nonexistent",
-                             "param.frames": frames, "param.shift": shift, "param.rule": rule,
-                             "metric.alignment": mu + 0.03 * ((seed * 5 + frames + int(4 * shift)) % 4)})
+                rows.append(
+                    {
+                        "arm": f"frames={frames}, {name}",
+                        "seed": seed,
+                        "state": "done",
+                        "reference": None,
+                        "run_dir": "/nonexistent",
+                        "param.frames": frames,
+                        "param.shift": shift,
+                        "param.rule": rule,
+                        "metric.alignment": mu + 0.03 * ((seed * 5 + frames + int(4 * shift)) % 4),
+                    }
+                )
     df = pd.DataFrame(rows)
     trend = TrendConfig(axis="shift", arms="rule=fixed")
-    out = compare.compare_within(df, "alignment", "shift 1", "frames", (), None, trend)
+    out = comparison.compare_within(df, "alignment", "shift 1", "frames", (), None, trend)
     slope = [c for c in out.claims if c.slope]
     assert len(slope) == 1 and not slope[0].primary and slope[0].interaction  # no curve files
     final = slope[0]
     w = stats.slope_weights([math.log(0.5), 0.0, math.log(3.0)])
     truth = sum(wk * (peak[4][x] - peak[1][x]) for wk, x in zip(w, (0.5, 1.0, 3.0)))
     assert abs(final.difference.mean - truth) < 0.03 and final.difference.low > 0
-    assert final.call() == "the slope rises, significant" and "(change of the slope)" in final.label()
+    assert (
+        final.call() == "the slope rises, significant" and "(change of the slope)" in final.label()
+    )
     assert any("slope in log shift 1 -> 4" in v for v in out.verdicts)
-    missing = compare.compare_within(df, "alignment", "shift 1", "frames", (), None,
-                                     TrendConfig(axis="lr"))
+    missing = comparison.compare_within(
+        df, "alignment", "shift 1", "frames", (), None, TrendConfig(axis="lr")
+    )
     assert not any(c.slope for c in missing.claims)
     assert any("report.trend.axis 'lr' is no axis of the runs" in v for v in missing.verdicts)
 
 
 def test_no_run_with_the_metric_and_an_unmatched_baseline_are_sentences_not_errors() -> None:
-    out = comparison.headline_comparison(_runs({4: 0.1}, with_metric=False), "alignment", "path.kind=masked")
+    out = comparison.headline_comparison(
+        _runs({4: 0.1}, with_metric=False), "alignment", "path.kind=masked"
+    )
     assert (
         out.verdicts == ["No finished run reports the headline metric 'alignment'."]
         and out.claims == []
@@ -401,7 +415,9 @@ def test_agreement_of_a_replicate_reports_sign_overlap_and_pooled_estimate(
     )
 
 
-def test_compare_within_a_crossed_axis_pairs_each_arm_with_the_baseline_of_its_own_setting() -> None:
+def test_compare_within_a_crossed_axis_pairs_each_arm_with_the_baseline_of_its_own_setting() -> (
+    None
+):
     """Length crossed with speed (2 x 2, both paths): masked at speed 0.5 scores 0.3 lower than at
     speed 1, so pairing metric at speed 0.5 with masked at speed 1 would show a gap of -0.2
     instead of +0.1. Each gap pairs arms of one speed, and the change of the gap along frames is
@@ -411,19 +427,43 @@ def test_compare_within_a_crossed_axis_pairs_each_arm_with_the_baseline_of_its_o
     for (frames, speed), gap in true_gap.items():
         for kind in ("masked", "metric"):
             for seed in range(5):
-                value = 0.5 - 0.3 * (speed == 0.5) + (gap if kind == "metric" else 0.0) + 0.01 * ((seed * 3 + frames) % 4)
-                rows.append({"arm": f"path.kind={kind}, frames={frames}, speed={speed:g}", "seed": seed,
-                             "state": "done", "reference": None, "run_dir": "/nonexistent",
-                             "param.path.kind": kind, "param.frames": float(frames), "param.speed": speed,
-                             "metric.alignment": value})
+                value = (
+                    0.5
+                    - 0.3 * (speed == 0.5)
+                    + (gap if kind == "metric" else 0.0)
+                    + 0.01 * ((seed * 3 + frames) % 4)
+                )
+                rows.append(
+                    {
+                        "arm": f"path.kind={kind}, frames={frames}, speed={speed:g}",
+                        "seed": seed,
+                        "state": "done",
+                        "reference": None,
+                        "run_dir": "/nonexistent",
+                        "param.path.kind": kind,
+                        "param.frames": float(frames),
+                        "param.speed": speed,
+                        "metric.alignment": value,
+                    }
+                )
     out = comparison.compare_within(pd.DataFrame(rows), "alignment", "path.kind=masked", "frames")
-    final = {(c.arm, c.where): c.difference.mean for c in out.claims
-             if c.statistic == "final" and not c.interaction}
-    assert final == pytest.approx({("path.kind=metric, speed=1", "frames=4"): 0.1,
-                                   ("path.kind=metric, speed=0.5", "frames=4"): 0.1,
-                                   ("path.kind=metric, speed=1", "frames=8"): 0.1,
-                                   ("path.kind=metric, speed=0.5", "frames=8"): 0.3}, abs=0.03)
+    final = {
+        (c.arm, c.where): c.difference.mean
+        for c in out.claims
+        if c.statistic == "final" and not c.interaction
+    }
+    assert final == pytest.approx(
+        {
+            ("path.kind=metric, speed=1", "frames=4"): 0.1,
+            ("path.kind=metric, speed=0.5", "frames=4"): 0.1,
+            ("path.kind=metric, speed=1", "frames=8"): 0.1,
+            ("path.kind=metric, speed=0.5", "frames=8"): 0.3,
+        },
+        abs=0.03,
+    )
     prim = {c.arm: c.difference.mean for c in out.claims if c.primary}
-    assert prim == pytest.approx({"path.kind=metric, speed=1": 0.0, "path.kind=metric, speed=0.5": 0.2}, abs=0.03)
+    assert prim == pytest.approx(
+        {"path.kind=metric, speed=1": 0.0, "path.kind=metric, speed=0.5": 0.2}, abs=0.03
+    )
     assert "Holm-corrected over 2 arms" in out.verdicts[0]
     assert sum(v.startswith("frames=8. At the end of training") for v in out.verdicts) == 2

@@ -45,7 +45,9 @@ def test_shards_hold_the_usable_clips_and_every_skip_reason(spec: Path, tmp_path
     decoding and encoding the usable clips in memory gives."""
     data = data_of(spec, tmp_path)
     ds = ShardDataset(tokenize(data, tmp_path, workers=2, progress=False))
-    skipped = [json.loads(line) for line in (ds.directory / "skipped.jsonl").read_text().splitlines()]
+    skipped = [
+        json.loads(line) for line in (ds.directory / "skipped.jsonl").read_text().splitlines()
+    ]
     assert {r["key"] for r in skipped} == set(BAD) and len(skipped) == len(BAD)
     for row in skipped:
         assert BAD[row["key"]] in row["reason"], row
@@ -59,7 +61,9 @@ def test_shards_hold_the_usable_clips_and_every_skip_reason(spec: Path, tmp_path
     assert ds.latent_shape == data.latent_shape() == (4, 4, 4)
 
 
-def test_a_killed_tokenisation_resumes_per_shard_with_identical_bytes(spec: Path, tmp_path: Path) -> None:
+def test_a_killed_tokenisation_resumes_per_shard_with_identical_bytes(
+    spec: Path, tmp_path: Path
+) -> None:
     whole = tokenize(data_of(spec, tmp_path / "a"), tmp_path / "a", progress=False)
     data = data_of(spec, tmp_path / "b")
     written: list[int] = []
@@ -80,7 +84,9 @@ def test_a_killed_tokenisation_resumes_per_shard_with_identical_bytes(spec: Path
 
     dead = subprocess.Popen(["true"])
     dead.wait()
-    leftover = out / f".shard-00002.npy.{dead.pid}-{io._HOST}deadbeef.tmp"  # what a SIGKILLed writer leaves
+    leftover = (
+        out / f".shard-00002.npy.{dead.pid}-{io._HOST}deadbeef.tmp"
+    )  # what a SIGKILLed writer leaves
     leftover.write_bytes(b"half a shard")
     tokenize(data, tmp_path / "b", progress=False, on_shard=written.append)
     assert written == [0, 1, 2, 3]  # only the missing shards were built
@@ -94,6 +100,7 @@ def test_a_killed_tokenisation_resumes_per_shard_with_identical_bytes(spec: Path
 
 def _tokenize_in_process(spec: Path, root: Path, log: Path, name: str, started, slow: bool) -> None:
     """A worker of the lock test: tokenise, logging every shard it writes; `slow` holds shard 0 a while."""
+
     def on_shard(k: int) -> None:
         with open(log, "a") as f:
             f.write(f"{name} wrote {k}\n")
@@ -113,15 +120,21 @@ def test_two_processes_tokenise_once_the_second_waits_and_reads(spec: Path, tmp_
 
     ctx = multiprocessing.get_context("fork")
     started, log = ctx.Event(), tmp_path / "log.txt"
-    procs = [ctx.Process(target=_tokenize_in_process, args=(spec, tmp_path, log, name, started, name == "a"))
-             for name in ("a", "b")]
+    procs = [
+        ctx.Process(
+            target=_tokenize_in_process, args=(spec, tmp_path, log, name, started, name == "a")
+        )
+        for name in ("a", "b")
+    ]
     for proc in procs:
         proc.start()
     for proc in procs:
         proc.join(120)
     assert [proc.exitcode for proc in procs] == [0, 0]
     lines = log.read_text().splitlines()
-    assert [line for line in lines if " wrote " in line] == [f"a wrote {k}" for k in range(4)]  # all by a
+    assert [line for line in lines if " wrote " in line] == [
+        f"a wrote {k}" for k in range(4)
+    ]  # all by a
     assert lines[-1].startswith("b done ")  # b waited for a's lock, then read a's finished shards
     assert lines[-2].startswith("a done ") and lines[-1].split()[-1] == lines[-2].split()[-1]
     assert len(ShardDataset(tmp_path / "_cache" / "shards" / lines[-1].split()[-1])) == GOOD_TRAIN
@@ -131,18 +144,39 @@ def test_cli_validate_tokenize_and_run_a_tiny_spec(spec: Path, tmp_path: Path, c
     runs, reports = tmp_path / "runs", tmp_path / "reports"
     assert main(["validate", str(spec)]) == 0
     assert main(["tokenize", str(spec), "--runs-root", str(runs), "--no-progress"]) == 0
-    assert f"video_folder (data " in capsys.readouterr().out
-    assert main(["run", str(spec), "--runs-root", str(runs), "--reports-dir", str(reports), "--no-progress"]) == 0
-    assert "3 done, 0 not done" in capsys.readouterr().out  # the run + references real and reconstruction
-    results = [json.loads(p.read_text()) for p in (runs / "vf_tiny" / "default").glob("*/result.json")]
+    assert "video_folder (data " in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "run",
+                str(spec),
+                "--runs-root",
+                str(runs),
+                "--reports-dir",
+                str(reports),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        "3 done, 0 not done" in capsys.readouterr().out
+    )  # the run + references real and reconstruction
+    results = [
+        json.loads(p.read_text()) for p in (runs / "vf_tiny" / "default").glob("*/result.json")
+    ]
     metrics = next(r["metrics"] for r in results if r.get("reference") is None)  # the trained run
     assert 0 <= metrics["temporal_flickering"] <= 1 and metrics["denoise_ce"] > 0
-    assert not list(runs.glob("_cache/data/train-*"))  # trained from the shards, not an in-memory copy
+    assert not list(
+        runs.glob("_cache/data/train-*")
+    )  # trained from the shards, not an in-memory copy
     # the held-out clip only decoding finds bad: recorded in every run's result, counted in the report
     assert all([r["key"] for r in res["skipped"]] == list(EVAL_BAD) for res in results), results
     report = (reports / "vf_tiny" / "default" / "report.md").read_text()
-    assert "Held-out data: 1 item left out of every suite the runs are scored on (clips/eval_truncated.mp4: " \
-           "unreadable video" in report, report
+    assert (
+        "Held-out data: 1 item left out of every suite the runs are scored on (clips/eval_truncated.mp4: "
+        "unreadable video" in report
+    ), report
 
 
 def one_paragraph(capsys) -> str:
@@ -159,15 +193,21 @@ def test_bad_options_and_nothing_usable_exit_2(folder: Path, tmp_path: Path, cap
     (tmp_path / "empty" / "captions.csv").write_text("path,caption\ngone.mp4,a caption\n")
     assert main(["validate", str(folder_spec(tmp_path / "e.yaml", tmp_path / "empty"))]) == 2
     assert "at least one usable training clip" in one_paragraph(capsys)
-    corrupt = tmp_path / "corrupt"  # files exist but none decodes: found by tokenize, before training
+    corrupt = (
+        tmp_path / "corrupt"
+    )  # files exist but none decodes: found by tokenize, before training
     corrupt.mkdir()
     for i in range(2):
         (corrupt / f"c{i}.mp4").write_bytes(b"\x00not an mp4" * 50)
     (corrupt / "captions.csv").write_text("path,caption\nc0.mp4,one\nc1.mp4,two\n")
     spec = folder_spec(tmp_path / "c.yaml", corrupt, eval_size=1)
-    assert main(["tokenize", str(spec), "--runs-root", str(tmp_path / "runs"), "--no-progress"]) == 2
+    assert (
+        main(["tokenize", str(spec), "--runs-root", str(tmp_path / "runs"), "--no-progress"]) == 2
+    )
     msg = one_paragraph(capsys)
-    assert "expected at least one usable training clip, got none" in msg and "unreadable video" in msg
+    assert (
+        "expected at least one usable training clip, got none" in msg and "unreadable video" in msg
+    )
     assert "skipped.jsonl" in msg
 
 

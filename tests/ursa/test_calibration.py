@@ -22,13 +22,21 @@ def test_calibration_linearises_random_codebook() -> None:
     path = MetricPath(emb)
     ts = np.linspace(0, 1, 11)
     # exact D(t) over all K = 1000 x1 rows (the calibration saw only a 128-row subsample)
-    d = expected_distance(path.distances_to(torch.arange(1000)), beta(torch.from_numpy(ts), c, alpha)[:-1])
+    d = expected_distance(
+        path.distances_to(torch.arange(1000)), beta(torch.from_numpy(ts), c, alpha)[:-1]
+    )
     d = torch.cat([d, torch.zeros(1, dtype=torch.float64)])
     dev = (d - d[0] * (1 - torch.from_numpy(ts))).abs().max().item() / d[0].item()
-    assert dev <= 0.05, f"max_i |D(t_i) - D(0)(1 - t_i)| / D(0) = {dev:.4f} > 0.05 (c={c}, alpha={alpha})"
+    assert dev <= 0.05, (
+        f"max_i |D(t_i) - D(0)(1 - t_i)| / D(0) = {dev:.4f} > 0.05 (c={c}, alpha={alpha})"
+    )
     # the authors' default (3, 0.9) is measurably less linear on this codebook
-    d_default = expected_distance(path.distances_to(torch.arange(1000)), beta(torch.from_numpy(ts[:-1]), 3.0, 0.9))
-    dev_default = (d_default - d_default[0] * (1 - torch.from_numpy(ts[:-1]))).abs().max().item() / d[0].item()
+    d_default = expected_distance(
+        path.distances_to(torch.arange(1000)), beta(torch.from_numpy(ts[:-1]), 3.0, 0.9)
+    )
+    dev_default = (
+        d_default - d_default[0] * (1 - torch.from_numpy(ts[:-1]))
+    ).abs().max().item() / d[0].item()
     assert dev < dev_default
 
 
@@ -48,6 +56,8 @@ def test_mean_corruption_distance_all_paths() -> None:
     d0 = MetricPath(emb).uniform_distance()
     for path in (MixturePath(50), MaskedPath(50)):
         d = mean_corruption_distance(path, emb, [0.0, 0.5, 1.0], n=20_000, generator=gen(11))
-        assert d[-1] == 0 and abs(d[0] - d0) < 0.03 and abs(d[1] - d0 / 2) < 0.03, d  # D(t) = D(0)(1-t) here
+        assert d[-1] == 0 and abs(d[0] - d0) < 0.03 and abs(d[1] - d0 / 2) < 0.03, (
+            d
+        )  # D(t) = D(0)(1-t) here
     with pytest.raises(ValueError, match="embeddings: expected 60 rows"):
         mean_corruption_distance(MixturePath(60), emb, [0.5])

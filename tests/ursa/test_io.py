@@ -28,7 +28,9 @@ def test_json_format(tmp_path: Path) -> None:
     target = tmp_path / "out.json"
     atomic_write_json(target, {"b": 1, "a": [1.5, None], "p": Path("x/y")})
     text = target.read_text()
-    assert text == json.dumps({"a": [1.5, None], "b": 1, "p": "x/y"}, indent=2) + "\n"  # sorted, str(), newline
+    assert (
+        text == json.dumps({"a": [1.5, None], "b": 1, "p": "x/y"}, indent=2) + "\n"
+    )  # sorted, str(), newline
 
 
 def test_failure_mid_write_keeps_old_file_and_no_temp(tmp_path: Path) -> None:
@@ -57,7 +59,11 @@ def test_callback_gets_empty_temp_beside_target_with_suffix(tmp_path: Path) -> N
 
     def write(tmp: Path) -> None:
         seen.append(tmp)
-        assert tmp.parent == tmp_path and tmp.name.startswith(".clip.mp4.") and tmp.name.endswith(".tmp.mp4")
+        assert (
+            tmp.parent == tmp_path
+            and tmp.name.startswith(".clip.mp4.")
+            and tmp.name.endswith(".tmp.mp4")
+        )
         assert tmp.read_bytes() == b"" and not target.exists()
         tmp.write_bytes(b"data")
 
@@ -83,8 +89,11 @@ def test_read_json_object_names_the_file_for_every_failure(tmp_path) -> None:
     good = tmp_path / "a.json"
     good.write_text('{"k": 1}')
     assert read_json_object(good) == {"k": 1}
-    for name, text, detail in (("b.json", "[1]", "got a JSON list"), ("c.json", "{", "could not read or parse"),
-                               ("missing.json", None, "could not read or parse")):
+    for name, text, detail in (
+        ("b.json", "[1]", "got a JSON list"),
+        ("c.json", "{", "could not read or parse"),
+        ("missing.json", None, "could not read or parse"),
+    ):
         if text is not None:
             (tmp_path / name).write_text(text)
         with pytest.raises(ValueError, match=detail) as err:

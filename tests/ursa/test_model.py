@@ -11,12 +11,16 @@ TOL = 1e-5  # float32 CPU: different padding / batch layouts change only summati
 
 @pytest.fixture(scope="module")
 def model() -> URSAModel:
-    return URSAModel(URSAConfig.preset("tiny", text_vocab_size=50, visual_vocab_size=32), seed=0).eval()
+    return URSAModel(
+        URSAConfig.preset("tiny", text_vocab_size=50, visual_vocab_size=32), seed=0
+    ).eval()
 
 
 def inputs(seed: int = 0, batch: int = 2, length: int = 5, grid=(2, 3, 4)):
     g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 50, (batch, length), generator=g), torch.randint(0, 32, (batch, *grid), generator=g)
+    return torch.randint(0, 50, (batch, length), generator=g), torch.randint(
+        0, 32, (batch, *grid), generator=g
+    )
 
 
 @torch.no_grad()
@@ -35,7 +39,9 @@ def test_bidirectional_last_token_changes_first_output(model, padded):
     changed = visual.clone()
     changed[:, -1, -1, -1] = (changed[:, -1, -1, -1] + 1) % 32
     diff = (model(text, visual, mask) - model(text, changed, mask))[:, 0, 0, 0].abs().amax(-1)
-    assert (diff > 1e-3).all(), f"first visual output must depend on the last visual token, max diff {diff}"
+    assert (diff > 1e-3).all(), (
+        f"first visual output must depend on the last visual token, max diff {diff}"
+    )
 
 
 def test_mrope_positions_layout():
@@ -43,8 +49,16 @@ def test_mrope_positions_layout():
     pos = mrope_positions(mask, (2, 1, 2))
     assert pos.shape == (3, 2, 3 + 1 + 4)
     # sample 0: 2 real text tokens -> text (0, 1, pad->1), BOV 2, visual t offset 3
-    assert pos[:, 0].T.tolist() == [[0, 0, 0], [1, 1, 1], [1, 1, 1], [2, 2, 2],
-                                    [3, 0, 0], [3, 0, 1], [4, 0, 0], [4, 0, 1]]
+    assert pos[:, 0].T.tolist() == [
+        [0, 0, 0],
+        [1, 1, 1],
+        [1, 1, 1],
+        [2, 2, 2],
+        [3, 0, 0],
+        [3, 0, 1],
+        [4, 0, 0],
+        [4, 0, 1],
+    ]
     assert pos[:, 1, 3].tolist() == [3, 3, 3] and pos[:, 1, 4].tolist() == [4, 0, 0]
 
 
@@ -84,10 +98,15 @@ def test_deterministic_on_cpu():
 @torch.no_grad()
 def test_save_load_roundtrip_bitwise(model, tmp_path):
     model.save_pretrained(tmp_path / "ckpt")
-    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+    ]
     loaded = URSAModel.from_pretrained(tmp_path / "ckpt")
     assert loaded.config == model.config
-    for (name, p), (_, q) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+    for (name, p), (_, q) in zip(
+        model.state_dict().items(), loaded.state_dict().items(), strict=True
+    ):
         assert torch.equal(p, q), name
     text, visual = inputs()
     assert torch.equal(model(text, visual), loaded.eval()(text, visual))
@@ -119,29 +138,47 @@ def test_preset_non_embedding_counts(name, published):
     assert m.config.text_vocab_size == 151_669 and m.config.visual_vocab_size == 64_000
     assert m.backbone.embed_tokens.weight.shape[0] == 151_669 + 64_000 + 1  # + BOV row
     count = m.count_parameters(non_embedding=True)
-    assert abs(count / published - 1) < 0.05, f"{name}: {count / 1e9:.3f}B vs published {published / 1e9}B (5% tolerance)"
-    assert m.count_parameters(non_embedding=False) == count + m.head.weight.numel() + m.backbone.embed_tokens.weight.numel()
+    assert abs(count / published - 1) < 0.05, (
+        f"{name}: {count / 1e9:.3f}B vs published {published / 1e9}B (5% tolerance)"
+    )
+    assert (
+        m.count_parameters(non_embedding=False)
+        == count + m.head.weight.numel() + m.backbone.embed_tokens.weight.numel()
+    )
 
 
 @torch.no_grad()
 def test_mask_token_input():
-    m = URSAModel(URSAConfig.preset("tiny", text_vocab_size=50, visual_vocab_size=32, mask_token=True))
+    m = URSAModel(
+        URSAConfig.preset("tiny", text_vocab_size=50, visual_vocab_size=32, mask_token=True)
+    )
     assert m.num_visual_inputs == 33
     text, visual = inputs()
     visual[0, 0] = 32  # mask id K
     assert m(text, visual).shape[-1] == 32
-    with pytest.raises(ValueError, match=r"visual_ids: expected ids in \[0, 33\), got values in \[0, 33\]"):
+    with pytest.raises(
+        ValueError, match=r"visual_ids: expected ids in \[0, 33\), got values in \[0, 33\]"
+    ):
         m(text, torch.full_like(visual, 33).index_fill_(0, torch.tensor([0]), 0))
 
 
-@pytest.mark.parametrize("case, match", [
-    ("text_dtype", r"text_ids: expected torch.long tensor of shape \(B, L\), got torch.int32"),
-    ("visual_shape", r"visual_ids: expected torch.long tensor of shape \(B, T, h, w\), got torch.int64 of shape \(2, 24\)"),
-    ("visual_range", r"visual_ids: expected ids in \[0, 32\), got values in \[0, 32\]"),
-    ("text_range", r"text_ids: expected ids in \[0, 50\), got values in \[-1, "),
-    ("mask_dtype", r"text_mask: expected torch.bool tensor of shape \(2, 5\), got torch.int64"),
-    ("batch", r"visual_ids: expected a non-empty \(B=2, T, h, w\) grid, got shape \(1, 2, 3, 4\)"),
-])
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("text_dtype", r"text_ids: expected torch.long tensor of shape \(B, L\), got torch.int32"),
+        (
+            "visual_shape",
+            r"visual_ids: expected torch.long tensor of shape \(B, T, h, w\), got torch.int64 of shape \(2, 24\)",
+        ),
+        ("visual_range", r"visual_ids: expected ids in \[0, 32\), got values in \[0, 32\]"),
+        ("text_range", r"text_ids: expected ids in \[0, 50\), got values in \[-1, "),
+        ("mask_dtype", r"text_mask: expected torch.bool tensor of shape \(2, 5\), got torch.int64"),
+        (
+            "batch",
+            r"visual_ids: expected a non-empty \(B=2, T, h, w\) grid, got shape \(1, 2, 3, 4\)",
+        ),
+    ],
+)
 def test_bad_input(model, case, match):
     text, visual = inputs()
     mask = None
@@ -173,13 +210,20 @@ def test_check_tokenizer(model):
 
 @pytest.mark.parametrize("head_shift", [False, True])
 def test_forward_with_targets_is_the_weighted_cross_entropy_of_the_logits(head_shift):
-    m = URSAModel(URSAConfig.preset("tiny", text_vocab_size=50, visual_vocab_size=32, head_shift=head_shift), seed=0)
+    m = URSAModel(
+        URSAConfig.preset("tiny", text_vocab_size=50, visual_vocab_size=32, head_shift=head_shift),
+        seed=0,
+    )
     text, visual = inputs()
     targets = inputs(seed=1)[1]
     weights = torch.rand(visual.shape, generator=torch.Generator().manual_seed(2))
     mask = torch.tensor([[True] * 3 + [False] * 2, [True] * 5])
-    ref = (torch.nn.functional.cross_entropy(m(text, visual, mask).flatten(0, -2), targets.flatten(), reduction="none")
-           * weights.flatten()).sum()
+    ref = (
+        torch.nn.functional.cross_entropy(
+            m(text, visual, mask).flatten(0, -2), targets.flatten(), reduction="none"
+        )
+        * weights.flatten()
+    ).sum()
     ref.backward()
     ref_grads = [p.grad.clone() for p in m.parameters()]
     m.zero_grad()
@@ -194,14 +238,25 @@ def test_forward_with_targets_is_the_weighted_cross_entropy_of_the_logits(head_s
 @torch.no_grad()
 def test_all_true_mask_is_no_mask(model):
     text, visual = inputs()
-    assert torch.equal(model(text, visual, torch.ones_like(text, dtype=torch.bool)), model(text, visual))
+    assert torch.equal(
+        model(text, visual, torch.ones_like(text, dtype=torch.bool)), model(text, visual)
+    )
 
 
-@pytest.mark.parametrize("case, match", [
-    ("targets_range", r"targets: expected ids in \[0, 32\), got values in \[0, 32\]"),
-    ("targets_shape", r"targets: expected torch.long tensor of shape \(2, 2, 3, 4\), got torch.int64 of shape \(2, 24\)"),
-    ("weights_dtype", r"weights: expected a float tensor of shape \(2, 2, 3, 4\) beside targets, got torch.int64"),
-])
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("targets_range", r"targets: expected ids in \[0, 32\), got values in \[0, 32\]"),
+        (
+            "targets_shape",
+            r"targets: expected torch.long tensor of shape \(2, 2, 3, 4\), got torch.int64 of shape \(2, 24\)",
+        ),
+        (
+            "weights_dtype",
+            r"weights: expected a float tensor of shape \(2, 2, 3, 4\) beside targets, got torch.int64",
+        ),
+    ],
+)
 def test_bad_targets(model, case, match):
     text, visual = inputs()
     targets, weights = visual.clone(), None

@@ -10,8 +10,17 @@ from pydantic import ValidationError
 from scipy.stats import chisquare
 
 from ursa.calibration import mean_corruption_distance
-from ursa.paths import (PATHS, MaskedPath, MaskedPathConfig, MetricPath, MetricPathConfig, MixturePath,
-                        MixturePathConfig, PathConfig, build_path)
+from ursa.paths import (
+    PATHS,
+    MaskedPath,
+    MaskedPathConfig,
+    MetricPath,
+    MetricPathConfig,
+    MixturePath,
+    MixturePathConfig,
+    PathConfig,
+    build_path,
+)
 from ursa.schedule import beta_dot, shift_time
 
 N_DRAWS = 20_000
@@ -199,9 +208,16 @@ def test_bad_input_raises_value_error() -> None:
     _raises(lambda: MetricPath(torch.zeros(10, 3)), "embeddings", "non-zero")
     _raises(lambda: MetricPath(torch.full((10, 3), float("nan"))), "embeddings", "non-finite")
     _raises(lambda: MetricPath(codebook(50), chunk_size=0), "chunk_size")
-    _raises(lambda: build_path("metric", vocab_size=60, embeddings=codebook(50)), "embeddings", "60")
+    _raises(
+        lambda: build_path("metric", vocab_size=60, embeddings=codebook(50)), "embeddings", "60"
+    )
     _raises(lambda: build_path("diffusion", vocab_size=50), "kind")
-    _raises(lambda: MaskedPath(10).velocity(torch.full((3,), 11), torch.zeros(3, dtype=torch.long), 0.5), "x_t")
+    _raises(
+        lambda: MaskedPath(10).velocity(
+            torch.full((3,), 11), torch.zeros(3, dtype=torch.long), 0.5
+        ),
+        "x_t",
+    )
 
 
 def test_build_path_kinds() -> None:
@@ -211,18 +227,32 @@ def test_build_path_kinds() -> None:
     assert isinstance(masked, MaskedPath) and masked.num_states == 51 and masked.mask_id == 50
 
 
-@pytest.mark.parametrize(("data", "cls"), [({}, MetricPathConfig), ({"kind": "mixture"}, MixturePathConfig),
-                                           ({"kind": "masked", "exponent": 2}, MaskedPathConfig)])
+@pytest.mark.parametrize(
+    ("data", "cls"),
+    [
+        ({}, MetricPathConfig),
+        ({"kind": "mixture"}, MixturePathConfig),
+        ({"kind": "masked", "exponent": 2}, MaskedPathConfig),
+    ],
+)
 def test_path_config_is_the_registered_config_of_its_kind(data: dict, cls: type) -> None:
     config = PathConfig.model_validate(data)
     assert type(config) is cls and PATHS[config.kind] is cls
-    assert PathConfig.model_validate(config.model_dump()) == config  # round trip through a run's config.json
+    assert (
+        PathConfig.model_validate(config.model_dump()) == config
+    )  # round trip through a run's config.json
     assert config.mask_token == (config.kind == "masked")
 
 
-@pytest.mark.parametrize(("data", "key"), [({"kind": "masked", "c": 3.0}, "c"), ({"exponent": 2.0}, "exponent"),
-                                           ({"kind": "mixture", "calibrate": True}, "calibrate"),
-                                           ({"kind": "diffusion"}, "kind")])
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"kind": "masked", "c": 3.0}, "c"),
+        ({"exponent": 2.0}, "exponent"),
+        ({"kind": "mixture", "calibrate": True}, "calibrate"),
+        ({"kind": "diffusion"}, "kind"),
+    ],
+)
 def test_a_key_of_another_kind_is_refused(data: dict, key: str) -> None:
     with pytest.raises(ValidationError) as info:
         PathConfig.model_validate(data)
@@ -266,12 +296,17 @@ def test_zero_row_is_equidistant_like_f_normalize():
 
 def _paths() -> list:
     emb = torch.randn(24, 5, generator=torch.Generator().manual_seed(3))
-    return [MetricPath(emb, chunk_size=7),
-            build_path("mixture", vocab_size=24), build_path("masked", vocab_size=24)]
+    return [
+        MetricPath(emb, chunk_size=7),
+        build_path("mixture", vocab_size=24),
+        build_path("masked", vocab_size=24),
+    ]
 
 
 @pytest.mark.parametrize("index", [0, 1, 2])
-def test_part_of_a_batch_wide_draw_and_the_unvalidated_path_equal_the_whole_bitwise(index: int) -> None:
+def test_part_of_a_batch_wide_draw_and_the_unvalidated_path_equal_the_whole_bitwise(
+    index: int,
+) -> None:
     """A process corrupts its clips of a batch-wide draw exactly as the whole batch would be
     (`noise` = its slice of `draw`), and `validate=False` (no host reads: MetricPath then runs
     every token in fixed chunks, clean ones included) gives the same ids, bitwise."""
@@ -285,7 +320,7 @@ def test_part_of_a_batch_wide_draw_and_the_unvalidated_path_equal_the_whole_bitw
     noise = path.draw(x1.numel(), torch.Generator().manual_seed(9))
     per = x1[0].numel()
     for lo, hi in ((0, 1), (1, 3), (3, 4)):
-        part = tuple(u[lo * per:hi * per] for u in noise)
+        part = tuple(u[lo * per : hi * per] for u in noise)
         for validate in (True, False):
             got = path.sample(x1[lo:hi], t[lo:hi], noise=part, validate=validate)
             assert torch.equal(got, whole[lo:hi]), (lo, hi, validate)

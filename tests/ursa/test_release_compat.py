@@ -33,8 +33,14 @@ def i2v(model, path, **config) -> tuple[torch.Tensor, torch.Tensor, list[torch.T
         first = torch.randint(27, (2, *SHAPE[1:]), generator=torch.Generator().manual_seed(1))
         text = torch.randint(0, 30, (2, 4), generator=torch.Generator().manual_seed(2))
         mask = torch.ones(2, 4, dtype=torch.bool)
-        out = image_to_video(EulerSampler(model, path, SamplerConfig(steps=8, **config)), text, mask, first,
-                             SHAPE[0], generator=torch.Generator().manual_seed(0))
+        out = image_to_video(
+            EulerSampler(model, path, SamplerConfig(steps=8, **config)),
+            text,
+            mask,
+            first,
+            SHAPE[0],
+            generator=torch.Generator().manual_seed(0),
+        )
     finally:
         hook.remove()
     return out, first, seen
@@ -45,7 +51,9 @@ def test_condition_drift_bug_2(release) -> None:
     held, first, seen = i2v(model, path)
     assert all(torch.equal(x[:, 0], first) for x in seen) and torch.equal(held[:, 0], first)
     drift, first, seen = i2v(model, path, compat_condition_drift=True)
-    assert torch.equal(seen[0][:, 0], first)  # written into the start, as their prepare_latents does
+    assert torch.equal(
+        seen[0][:, 0], first
+    )  # written into the start, as their prepare_latents does
     assert not all(torch.equal(x[:, 0], first) for x in seen[1:])  # then it jumps like any token
     assert (drift[:, 0] != first).any()
     assert not torch.equal(drift[:, 1:], held[:, 1:])

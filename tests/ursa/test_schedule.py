@@ -44,8 +44,12 @@ def test_shift_for_tokens_monotone() -> None:
     tokens = [1, 64, 256, 1000, 4096, 16_384, 33_280, 100_000]
     shifts = [shift_for_tokens(n) for n in tokens]
     assert all(b >= a for a, b in zip(shifts, shifts[1:]))
-    assert shift_for_tokens(256) == pytest.approx(1.0) and shift_for_tokens(33_280) == pytest.approx(3.0)
-    assert shift_for_tokens(10**6) == pytest.approx(3.0) and shift_for_tokens(1) == pytest.approx(1.0)  # clamped
+    assert shift_for_tokens(256) == pytest.approx(1.0) and shift_for_tokens(
+        33_280
+    ) == pytest.approx(3.0)
+    assert shift_for_tokens(10**6) == pytest.approx(3.0) and shift_for_tokens(1) == pytest.approx(
+        1.0
+    )  # clamped
     mid = shift_for_tokens((256 + 33_280) // 2)
     assert mid == pytest.approx(math.sqrt(3.0), rel=1e-3)  # log-linear: geometric mean at midpoint
     with pytest.raises(ValueError, match="num_tokens"):
@@ -63,7 +67,9 @@ def test_frame_timesteps_modes_and_shift() -> None:
     shifted = frame_timesteps(4000, 5, mode="async", shift=3.0, generator=gen(1))
     assert bool((shifted <= t).all())
     torch.testing.assert_close(shifted, shift_time(t, 3.0))
-    assert torch.equal(frame_timesteps(8, 3, generator=gen(2)), frame_timesteps(8, 3, generator=gen(2)))
+    assert torch.equal(
+        frame_timesteps(8, 3, generator=gen(2)), frame_timesteps(8, 3, generator=gen(2))
+    )
 
 
 def test_frame_timesteps_condition_frames() -> None:
@@ -92,4 +98,3 @@ def test_frame_timesteps_bad_input() -> None:
         frame_timesteps(2, 3, p_first=0.7, p_first_k=0.6)
     with pytest.raises(ValueError, match="num_frames: expected"):
         frame_timesteps(2, 0)
-

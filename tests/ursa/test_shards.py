@@ -30,7 +30,9 @@ def write_shards(directory: Path, data: TokenDataset) -> Path:
     start = 0
     for k, n in enumerate(COUNTS):
         part = data.select(torch.arange(start, start + n))
-        write_shard(directory / shard_name(k), pack_rows(part.text_ids, part.text_mask, part.visual_ids))
+        write_shard(
+            directory / shard_name(k), pack_rows(part.text_ids, part.text_mask, part.visual_ids)
+        )
         start += n
     low, high = data.id_range()
     write_index(directory, COUNTS, data.text_ids.shape[1], data.latent_shape, (low, high))
@@ -47,7 +49,9 @@ def test_select_reads_the_same_clips_as_memory(tmp_path: Path) -> None:
     for name in ("text_ids", "text_mask", "visual_ids"):
         assert torch.equal(getattr(got, name), getattr(want, name)), name
     rows = np.load(tmp_path / shard_name(2), mmap_mode="r")  # any reader can map a shard
-    assert rows.shape == (4, 2 * 5 + 18) and torch.equal(torch.from_numpy(np.array(rows[0, 10:])).long(), data.visual_ids[4].flatten())
+    assert rows.shape == (4, 2 * 5 + 18) and torch.equal(
+        torch.from_numpy(np.array(rows[0, 10:])).long(), data.visual_ids[4].flatten()
+    )
     with pytest.raises(IndexError, match=r"expected clip indices in \[0, 11\), got 11"):
         ds.select(torch.tensor([11]))
 
@@ -59,9 +63,19 @@ def test_training_from_shards_equals_training_in_memory(tmp_path: Path) -> None:
     cfg = TrainConfig(steps=4, batch_size=3, warmup_steps=1, checkpoint_every=10, seed=3)
     losses = []
     for source, out in ((data, "mem"), (shards, "disk")):
-        model = URSAModel(URSAConfig.preset("tiny", text_vocab_size=16, visual_vocab_size=K), seed=0)
-        losses.append(train(model, build_path("mixture", vocab_size=K), source, cfg, tmp_path / out,
-                            progress=False).losses)
+        model = URSAModel(
+            URSAConfig.preset("tiny", text_vocab_size=16, visual_vocab_size=K), seed=0
+        )
+        losses.append(
+            train(
+                model,
+                build_path("mixture", vocab_size=K),
+                source,
+                cfg,
+                tmp_path / out,
+                progress=False,
+            ).losses
+        )
     assert losses[0] == losses[1] and len(losses[0]) == 4
 
 
@@ -78,5 +92,7 @@ def test_damaged_shards_and_index_are_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="num_clips 12 does not match the shards' counts \\(11\\)"):
         ShardDataset(tmp_path)
     (tmp_path / "index.json").write_text("{")
-    with pytest.raises(ValueError, match="index.json: expected the index of a complete shard directory"):
+    with pytest.raises(
+        ValueError, match="index.json: expected the index of a complete shard directory"
+    ):
         ShardDataset(tmp_path)

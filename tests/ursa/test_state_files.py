@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_training import K, dataset, model
 
 import ursa.io
 import ursa.train
@@ -19,16 +20,19 @@ from ursa.io import atomic_write, atomic_write_bytes, stale_temp, temp_tag, unta
 from ursa.paths import build_path
 from ursa.train import TrainConfig, train
 
-from tiny_training import K, dataset, model
-
-
-
 CFG = TrainConfig(steps=8, batch_size=2, warmup_steps=2, checkpoint_every=3)
 
 
 def straight(tmp_path: Path) -> tuple[list[float], dict]:
     m = model()
-    res = train(m, build_path("mixture", vocab_size=K), dataset(), CFG, tmp_path / "straight", progress=False)
+    res = train(
+        m,
+        build_path("mixture", vocab_size=K),
+        dataset(),
+        CFG,
+        tmp_path / "straight",
+        progress=False,
+    )
     return res.losses, m.state_dict()
 
 
@@ -38,14 +42,20 @@ def same_weights(a: dict, b: dict) -> bool:
 
 # ----------------------------------------------------------------------------- temp names
 
+
 def test_temp_names_carry_pid_and_host_and_tell_stale_from_live(tmp_path: Path) -> None:
     seen = []
     atomic_write(tmp_path / "x.bin", lambda tmp: (seen.append(tmp.name), tmp.write_bytes(b"1")))
     assert seen[0].startswith(f".x.bin.{os.getpid()}-{ursa.io._HOST}") and seen[0].endswith(".tmp")
     dead = subprocess.Popen(["true"])
     dead.wait()
-    mine, theirs = tmp_path / f".a.{temp_tag()}.tmp", tmp_path / f".a.{dead.pid}-{ursa.io._HOST}0123abcd.tmp"
-    other_host = tmp_path / f".a.{dead.pid}-{'ffff' if ursa.io._HOST != 'ffff' else 'eeee'}0123abcd.tmp"
+    mine, theirs = (
+        tmp_path / f".a.{temp_tag()}.tmp",
+        tmp_path / f".a.{dead.pid}-{ursa.io._HOST}0123abcd.tmp",
+    )
+    other_host = (
+        tmp_path / f".a.{dead.pid}-{'ffff' if ursa.io._HOST != 'ffff' else 'eeee'}0123abcd.tmp"
+    )
     legacy = tmp_path / ".samples.safetensors.tmp"
     for p in (mine, theirs, other_host, legacy):
         p.write_bytes(b"")
@@ -62,7 +72,10 @@ def _hammer(path: str, worker: int) -> None:
 
 
 def test_concurrent_writers_of_one_file_never_collide(tmp_path: Path) -> None:
-    procs = [mp.get_context("fork").Process(target=_hammer, args=(str(tmp_path / "t.bin"), w)) for w in range(3)]
+    procs = [
+        mp.get_context("fork").Process(target=_hammer, args=(str(tmp_path / "t.bin"), w))
+        for w in range(3)
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -75,16 +88,21 @@ def test_concurrent_writers_of_one_file_never_collide(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- full disk
 
+
 def test_a_full_disk_names_the_file_whoever_writes(tmp_path: Path) -> None:
     target = tmp_path / "m.safetensors"
 
     def kernel_full(tmp: Path) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")  # as write(2) reports it: no file name
+        raise OSError(
+            errno.ENOSPC, "No space left on device"
+        )  # as write(2) reports it: no file name
 
     def library_full(tmp: Path) -> None:
         tmp.write_bytes(b"partial")
-        raise RuntimeError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
-                           'message: "No space left on device" })')  # safetensors' wording
+        raise RuntimeError(
+            "Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
+            'message: "No space left on device" })'
+        )  # safetensors' wording
 
     for writer in (kernel_full, library_full):
         with pytest.raises(OSError) as info:
@@ -116,8 +134,10 @@ def test_dev_full_write_is_enospc_with_the_path(tmp_path: Path, monkeypatch) -> 
 def test_checkpoint_that_does_not_fit_fails_clean(tmp_path: Path, monkeypatch) -> None:
     def full(obj, f, *a, **k):
         Path(f).write_bytes(b"half a checkpoint")
-        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file "
-                           "data/0: No space left on device")
+        raise RuntimeError(
+            "[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file "
+            "data/0: No space left on device"
+        )
 
     monkeypatch.setattr(ursa.train.torch, "save", full)
     out = tmp_path / "run"
@@ -129,10 +149,19 @@ def test_checkpoint_that_does_not_fit_fails_clean(tmp_path: Path, monkeypatch) -
 
 # ----------------------------------------------------------------------------- losses.csv and resume
 
+
 def test_losses_csv_has_only_newlines_after_a_kill_and_resume(tmp_path: Path) -> None:
     losses, _ = straight(tmp_path)
     out = tmp_path / "b"
-    train(model(), build_path("mixture", vocab_size=K), dataset(), CFG, out, progress=False, stop_after=5)
+    train(
+        model(),
+        build_path("mixture", vocab_size=K),
+        dataset(),
+        CFG,
+        out,
+        progress=False,
+        stop_after=5,
+    )
     raw = (out / "losses.csv").read_bytes()
     (out / "losses.csv").write_bytes(raw.replace(b"\n", b"\r\n"))  # as the old csv.writer rows were
     train(model(seed=9), build_path("mixture", vocab_size=K), dataset(), CFG, out, progress=False)
@@ -146,17 +175,36 @@ def test_losses_csv_has_only_newlines_after_a_kill_and_resume(tmp_path: Path) ->
 def test_a_damaged_checkpoint_costs_steps_not_the_run(damage: str, tmp_path: Path, capsys) -> None:
     losses, weights = straight(tmp_path)
     out = tmp_path / "b"
-    train(model(), build_path("mixture", vocab_size=K), dataset(), CFG, out, progress=False, stop_after=7)
+    train(
+        model(),
+        build_path("mixture", vocab_size=K),
+        dataset(),
+        CFG,
+        out,
+        progress=False,
+        stop_after=7,
+    )
     ck = out / "checkpoint"  # step 6
-    if damage == "both_with_old":  # killed between parking the old checkpoint and moving the new one in
-        train(model(), build_path("mixture", vocab_size=K), dataset(), CFG.model_copy(update={"steps": 8}),
-              tmp_path / "c", progress=False, stop_after=4)
+    if (
+        damage == "both_with_old"
+    ):  # killed between parking the old checkpoint and moving the new one in
+        train(
+            model(),
+            build_path("mixture", vocab_size=K),
+            dataset(),
+            CFG.model_copy(update={"steps": 8}),
+            tmp_path / "c",
+            progress=False,
+            stop_after=4,
+        )
         os.replace(tmp_path / "c" / "checkpoint", out / "checkpoint.old")  # step 3
     if damage in ("state", "both_with_old"):
         (ck / "state.pt").write_bytes((ck / "state.pt").read_bytes()[:300])
     if damage in ("weights", "both_with_old"):
         (ck / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")
-    m = model(seed=5 if damage == "both_with_old" else 0)  # from scratch, a run starts from its seeded init
+    m = model(
+        seed=5 if damage == "both_with_old" else 0
+    )  # from scratch, a run starts from its seeded init
     res = train(m, build_path("mixture", vocab_size=K), dataset(), CFG, out, progress=False)
     assert f"{ck}: damaged checkpoint" in capsys.readouterr().err
     assert res.losses == losses and same_weights(m.state_dict(), weights)

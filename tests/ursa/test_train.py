@@ -14,13 +14,14 @@ from ursa.train import NonFiniteLossError, TokenDataset, TrainConfig, train, tra
 K = 32
 
 
-
 def dataset(n: int = 6, seed: int = 0) -> TokenDataset:
     """n clips of (2, 4, 4) ids with a per-clip structure (a constant frame pattern) to learn."""
     g = torch.Generator().manual_seed(seed)
     text = torch.randint(0, 16, (n, 4), generator=g)
     frame = torch.randint(0, K, (n, 1, 4, 4), generator=g)
-    return TokenDataset(text, torch.ones(n, 4, dtype=torch.bool), frame.expand(n, 2, 4, 4).contiguous())
+    return TokenDataset(
+        text, torch.ones(n, 4, dtype=torch.bool), frame.expand(n, 2, 4, 4).contiguous()
+    )
 
 
 def model(seed: int = 0) -> URSAModel:
@@ -50,12 +51,18 @@ def test_loss_falls_on_tiny_set(tmp_path):
 def test_kill_and_resume_is_bit_identical(tmp_path):
     data, kw = dataset(n=5), dict(progress=False)
     # Odd dataset size vs batch 2 crosses epoch boundaries; p_first exercises clean condition frames.
-    cfg = TrainConfig(steps=8, batch_size=2, warmup_steps=2, checkpoint_every=3, p_first=0.5, shift=2.0)
+    cfg = TrainConfig(
+        steps=8, batch_size=2, warmup_steps=2, checkpoint_every=3, p_first=0.5, shift=2.0
+    )
     straight = model()
     full = train(straight, path(), data, cfg, tmp_path / "a", **kw)
-    killed = train(model(), path(), data, cfg, tmp_path / "b", stop_after=5, **kw)  # last checkpoint: step 3
+    killed = train(
+        model(), path(), data, cfg, tmp_path / "b", stop_after=5, **kw
+    )  # last checkpoint: step 3
     assert killed.steps == 5
-    fresh = model(seed=123)  # a new object with other weights: everything must come from the checkpoint
+    fresh = model(
+        seed=123
+    )  # a new object with other weights: everything must come from the checkpoint
     resumed = train(fresh, path(), data, cfg, tmp_path / "b", **kw)
     assert resumed.steps == 8
     assert resumed.losses == full.losses  # exact float equality
@@ -84,7 +91,9 @@ def test_clean_frames_are_left_out_of_the_loss():
     x_t = path().sample(data.visual_ids, t[:, :, None, None], generator=g())
     x_t[:, 0] = data.visual_ids[:, 0]
     logits = m(data.text_ids, x_t, data.text_mask)
-    want = torch.nn.functional.cross_entropy(logits[:, 1].reshape(-1, K), data.visual_ids[:, 1].reshape(-1))
+    want = torch.nn.functional.cross_entropy(
+        logits[:, 1].reshape(-1, K), data.visual_ids[:, 1].reshape(-1)
+    )
     torch.testing.assert_close(loss, want, atol=1e-6, rtol=1e-6)
 
 
@@ -107,15 +116,29 @@ def test_bad_input_raises_value_error_naming_argument(tmp_path):
     # the forward (on a GPU the embedding would only give a device-side assert); 3 steps of 2 see all 6 clips
     text = data.text_ids.clone()
     text[3, 1] = 16
-    with pytest.raises(ValueError, match=r"data\.text_ids: expected caption ids in \[0, 16\).*\[0, 16\]"):
-        train(model(), path(), TokenDataset(text, data.text_mask, data.visual_ids),
-              TrainConfig(steps=3, batch_size=2), tmp_path / "text", progress=False)
+    with pytest.raises(
+        ValueError, match=r"data\.text_ids: expected caption ids in \[0, 16\).*\[0, 16\]"
+    ):
+        train(
+            model(),
+            path(),
+            TokenDataset(text, data.text_mask, data.visual_ids),
+            TrainConfig(steps=3, batch_size=2),
+            tmp_path / "text",
+            progress=False,
+        )
 
 
 def _trained_parameters(data: TokenDataset, p_uncond: float, out) -> dict[str, torch.Tensor]:
     m = model()
-    train(m, path(), data, TrainConfig(steps=6, batch_size=3, p_uncond=p_uncond, checkpoint_every=6), out,
-          progress=False)
+    train(
+        m,
+        path(),
+        data,
+        TrainConfig(steps=6, batch_size=3, p_uncond=p_uncond, checkpoint_every=6),
+        out,
+        progress=False,
+    )
     return {k: v.clone() for k, v in m.state_dict().items()}
 
 
@@ -137,11 +160,19 @@ def test_caption_dropout_trains_the_unconditional_branch(tmp_path):
 def test_shift_rule_resolves_from_the_training_clips_token_count(tmp_path):
     from ursa.schedule import shift_for_tokens
 
-    fixed = train(model(), path(), dataset(), TrainConfig(steps=1, batch_size=2, shift=2.5), tmp_path / "a",
-                  progress=False)
+    fixed = train(
+        model(),
+        path(),
+        dataset(),
+        TrainConfig(steps=1, batch_size=2, shift=2.5),
+        tmp_path / "a",
+        progress=False,
+    )
     assert fixed.shift == 2.5
     rule = TrainConfig(steps=1, batch_size=2, shift=2.5, shift_rule="resolution")
-    assert train(model(), path(), dataset(), rule, tmp_path / "b", progress=False).shift == shift_for_tokens(2 * 4 * 4)
+    assert train(
+        model(), path(), dataset(), rule, tmp_path / "b", progress=False
+    ).shift == shift_for_tokens(2 * 4 * 4)
 
 
 def test_zero_steps_leaves_the_model_untouched(tmp_path):
@@ -157,11 +188,19 @@ def test_snapshots_keep_the_weights_of_the_curve_points(tmp_path):
     assert cfg.snapshot_steps() == [2, 4, 8]
     m = model()
     train(m, path(), dataset(), cfg, tmp_path, progress=False)
-    assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == ["step_2", "step_4", "step_8"]
+    assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == [
+        "step_2",
+        "step_4",
+        "step_8",
+    ]
     final = URSAModel.from_pretrained(tmp_path / "snapshots" / "step_8")
-    assert all(torch.equal(a, b) for a, b in zip(final.state_dict().values(), m.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(final.state_dict().values(), m.state_dict().values())
+    )
     early = URSAModel.from_pretrained(tmp_path / "snapshots" / "step_2")
-    assert not all(torch.equal(a, b) for a, b in zip(early.state_dict().values(), m.state_dict().values()))
+    assert not all(
+        torch.equal(a, b) for a, b in zip(early.state_dict().values(), m.state_dict().values())
+    )
     with pytest.raises(ValueError, match="snapshots"):
         TrainConfig(snapshots=[0.0])
 
@@ -177,7 +216,15 @@ def test_denoising_loss_is_ordered_by_noise_level_after_training(tmp_path):
     fresh = denoising_loss(model(), p, data, [0.0, 0.9], generator=torch.Generator().manual_seed(0))
     assert all(abs(v - math.log(K)) < 0.5 for v in fresh), fresh
     m = model()
-    train(m, p, data, TrainConfig(steps=60, batch_size=6, lr=3e-3, warmup_steps=5, checkpoint_every=60), tmp_path,
-          progress=False)
-    noisy, clean = denoising_loss(m, p, data, [0.05, 0.95], generator=torch.Generator().manual_seed(0))
+    train(
+        m,
+        p,
+        data,
+        TrainConfig(steps=60, batch_size=6, lr=3e-3, warmup_steps=5, checkpoint_every=60),
+        tmp_path,
+        progress=False,
+    )
+    noisy, clean = denoising_loss(
+        m, p, data, [0.05, 0.95], generator=torch.Generator().manual_seed(0)
+    )
     assert clean < noisy - 0.5, (noisy, clean)

@@ -7,20 +7,26 @@ import csv
 
 import pytest
 import torch
+from tiny_training import K, dataset, model
 
 from ursa.model import URSAModel
 from ursa.paths import build_path
 from ursa.train import NonFiniteLossError, TrainConfig, export_model, train
-
-from tiny_training import K, dataset, model
 
 CFG = dict(steps=8, batch_size=2, warmup_steps=2, checkpoint_every=3, p_first=0.5)
 
 
 def fit(out, m: URSAModel | None = None, **kw):
     opts = {k: kw.pop(k) for k in ("on_step", "stop_after") if k in kw}
-    return train(m or model(), build_path("mixture", vocab_size=K), dataset(), TrainConfig(**{**CFG, **kw}), out,
-                 progress=False, **opts)
+    return train(
+        m or model(),
+        build_path("mixture", vocab_size=K),
+        dataset(),
+        TrainConfig(**{**CFG, **kw}),
+        out,
+        progress=False,
+        **opts,
+    )
 
 
 def rows(p) -> list[tuple[int, float]]:
@@ -32,7 +38,9 @@ def test_ema_follows_the_weights_resumes_exactly_and_is_what_sampling_loads(tmp_
     m, decay = model(), 0.8
     shadow = {n: p.detach().clone() for n, p in m.named_parameters()}
 
-    def track(step: int, loss: float) -> None:  # the EMA by hand, from the weights after each update
+    def track(
+        step: int, loss: float
+    ) -> None:  # the EMA by hand, from the weights after each update
         for n, p in m.named_parameters():
             shadow[n].lerp_(p.detach(), 1 - decay)
 
@@ -40,7 +48,9 @@ def test_ema_follows_the_weights_resumes_exactly_and_is_what_sampling_loads(tmp_
     assert set(res.ema) == set(shadow)
     for n in shadow:
         torch.testing.assert_close(res.ema[n], shadow[n], rtol=1e-6, atol=1e-7)
-    assert not torch.equal(res.ema["head.weight"], m.head.weight)  # a moving average, not the weights
+    assert not torch.equal(
+        res.ema["head.weight"], m.head.weight
+    )  # a moving average, not the weights
     export_model(m, res, tmp_path / "model")
     loaded = URSAModel.from_pretrained(tmp_path / "model")
     assert all(torch.equal(loaded.state_dict()[n], res.ema[n]) for n in res.ema)
@@ -74,7 +84,9 @@ def test_compile_compiles_each_block_once_and_trains_the_same(tmp_path):
     plain = fit(tmp_path / "a").losses
     compiled = fit(tmp_path / "b", m, compile=True).losses
     assert all(block._compiled_call_impl is not None for block in m.backbone.layers)
-    assert counters["stats"]["unique_graphs"] == 1  # one graph shared by every block, not one per block
+    assert (
+        counters["stats"]["unique_graphs"] == 1
+    )  # one graph shared by every block, not one per block
     # inductor's fused kernels sum in another order: float32 rounding, compounded over 8 steps
     torch.testing.assert_close(torch.tensor(compiled), torch.tensor(plain), rtol=1e-4, atol=0)
     # parameter names are unchanged: the checkpoint loads into a plain model
@@ -83,7 +95,9 @@ def test_compile_compiles_each_block_once_and_trains_the_same(tmp_path):
 
 def test_losses_read_back_every_n_steps_keep_one_row_per_step(tmp_path):
     every = fit(tmp_path / "a")
-    batched = fit(tmp_path / "b", log_every=5)  # flushes at 3 and 6 (checkpoints), 5, and 8 (the end)
+    batched = fit(
+        tmp_path / "b", log_every=5
+    )  # flushes at 3 and 6 (checkpoints), 5, and 8 (the end)
     assert batched.losses == every.losses
     assert rows(tmp_path / "b" / "losses.csv") == rows(tmp_path / "a" / "losses.csv")
     assert [s for s, _ in rows(tmp_path / "b" / "losses.csv")] == list(range(1, 9))

@@ -9,21 +9,34 @@ import signal
 
 import pytest
 import torch
+from tiny_training import K, dataset, model
 
 from ursa import train as train_module
 from ursa.paths import build_path
 from ursa.preempt import Preempted
-from ursa.train import NonFiniteLossError, TrainConfig, _batch_index, _permutation, resolved_log_every, train
-
-from tiny_training import K, dataset, model
+from ursa.train import (
+    NonFiniteLossError,
+    TrainConfig,
+    _batch_index,
+    _permutation,
+    resolved_log_every,
+    train,
+)
 
 CFG = dict(steps=8, batch_size=2, warmup_steps=2, checkpoint_every=8, p_first=0.5)
 
 
 def fit(out, m=None, **kw):
     opts = {k: kw.pop(k) for k in ("on_step", "stop_after") if k in kw}
-    return train(m or model(), build_path("mixture", vocab_size=K), dataset(), TrainConfig(**{**CFG, **kw}), out,
-                 progress=False, **opts)
+    return train(
+        m or model(),
+        build_path("mixture", vocab_size=K),
+        dataset(),
+        TrainConfig(**{**CFG, **kw}),
+        out,
+        progress=False,
+        **opts,
+    )
 
 
 def test_the_permutation_is_built_once_per_epoch(tmp_path, monkeypatch):
@@ -40,7 +53,9 @@ def test_the_permutation_is_built_once_per_epoch(tmp_path, monkeypatch):
     assert calls == [5] * 4, calls
     # the stream is the per-epoch permutations, end to end (batches cross epoch boundaries)
     stream = torch.cat([_batch_index(p, 2, 5, 0) for p in range(0, 16, 2)])
-    want = torch.cat([randperm(5, generator=torch.Generator().manual_seed(e)) for e in range(4)])[:16]
+    want = torch.cat([randperm(5, generator=torch.Generator().manual_seed(e)) for e in range(4)])[
+        :16
+    ]
     assert torch.equal(stream, want)
 
 
@@ -66,7 +81,10 @@ def test_a_nan_stops_training_before_its_update_when_losses_are_read_every_5_ste
     fit(tmp_path / "a", before, log_every=5, stop_after=2)
     m = model()
     _nan_at(m, 3)
-    with pytest.raises(NonFiniteLossError, match=r"training loss is nan at step 3; stopped before the update of step 3"):
+    with pytest.raises(
+        NonFiniteLossError,
+        match=r"training loss is nan at step 3; stopped before the update of step 3",
+    ):
         fit(tmp_path / "b", m, log_every=5)
     assert _same_weights(m, before)
     assert not (tmp_path / "b" / "checkpoint").exists()
@@ -78,8 +96,10 @@ def test_a_fused_optimizer_skips_the_update_on_the_device_until_the_flush(tmp_pa
     optimizer = train_module._optimizer
 
     def fused(model_, config):
-        groups = [{"params": g["params"], "weight_decay": g["weight_decay"]}
-                  for g in optimizer(model_, config).param_groups]
+        groups = [
+            {"params": g["params"], "weight_decay": g["weight_decay"]}
+            for g in optimizer(model_, config).param_groups
+        ]
         return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95), fused=True)
 
     monkeypatch.setattr(train_module, "_optimizer", fused)
@@ -87,7 +107,9 @@ def test_a_fused_optimizer_skips_the_update_on_the_device_until_the_flush(tmp_pa
     fit(tmp_path / "a", before, log_every=5, stop_after=2)
     m = model()
     _nan_at(m, 3)
-    with pytest.raises(NonFiniteLossError, match=r"at step 3; no update used it .* read back at step 5"):
+    with pytest.raises(
+        NonFiniteLossError, match=r"at step 3; no update used it .* read back at step 5"
+    ):
         fit(tmp_path / "b", m, log_every=5)
     assert _same_weights(m, before)
     assert all(torch.isfinite(p).all() for p in m.parameters())
@@ -112,7 +134,9 @@ def test_preemption_checkpoints_at_the_next_step_boundary_and_resumes_exactly(tm
     assert resumed.losses == straight.losses
 
 
-def test_a_previous_python_handler_gets_the_signal_after_the_checkpoint_and_training_goes_on(tmp_path):
+def test_a_previous_python_handler_gets_the_signal_after_the_checkpoint_and_training_goes_on(
+    tmp_path,
+):
     """As submitit's: the handler installed before train() (submitit's requeue, or its bypass of
     SIGTERM) is called once the checkpoint of the step is on disk; if it returns, training goes on."""
     seen = []
@@ -123,7 +147,10 @@ def test_a_previous_python_handler_gets_the_signal_after_the_checkpoint_and_trai
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
-        done = fit(tmp_path / "b", on_step=lambda step, loss: step == 5 and os.kill(os.getpid(), signal.SIGTERM))
+        done = fit(
+            tmp_path / "b",
+            on_step=lambda step, loss: step == 5 and os.kill(os.getpid(), signal.SIGTERM),
+        )
         assert signal.getsignal(signal.SIGTERM) is handler
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -155,15 +182,35 @@ def test_split_padded_captions_equal_the_masked_path(tmp_path):
     cfg = dict(CFG, batch_size=6, p_uncond=0.3)
     masked = train(model(), path, _padded(), TrainConfig(**cfg), tmp_path / "a", progress=False)
     m = model()
-    split = train(m, path, _padded(), TrainConfig(**cfg, padded_captions="split"), tmp_path / "b", progress=False)
-    torch.testing.assert_close(torch.tensor(split.losses), torch.tensor(masked.losses), rtol=1e-5, atol=0)
-    assert split.losses != train(model(), path, dataset(6), TrainConfig(**cfg), tmp_path / "c",
-                                 progress=False).losses  # the padding matters: the test can tell
+    split = train(
+        m,
+        path,
+        _padded(),
+        TrainConfig(**cfg, padded_captions="split"),
+        tmp_path / "b",
+        progress=False,
+    )
+    torch.testing.assert_close(
+        torch.tensor(split.losses), torch.tensor(masked.losses), rtol=1e-5, atol=0
+    )
+    assert (
+        split.losses
+        != train(
+            model(), path, dataset(6), TrainConfig(**cfg), tmp_path / "c", progress=False
+        ).losses
+    )  # the padding matters: the test can tell
     from ursa.train import caption_groups
 
     groups = caption_groups(_padded().text_mask)
-    assert [(idx.tolist(), n) for idx, n in groups] == [([1, 3], 1), ([4], 2), ([2], 3), ([0, 5], 4)]
-    assert caption_groups(torch.tensor([[False, True], [True, True]])) is None  # left padding: masked path
+    assert [(idx.tolist(), n) for idx, n in groups] == [
+        ([1, 3], 1),
+        ([4], 2),
+        ([2], 3),
+        ([0, 5], 4),
+    ]
+    assert (
+        caption_groups(torch.tensor([[False, True], [True, True]])) is None
+    )  # left padding: masked path
 
 
 def test_even_groups_cut_the_largest_group_until_every_rank_has_as_many():
@@ -171,7 +218,12 @@ def test_even_groups_cut_the_largest_group_until_every_rank_has_as_many():
 
     groups = [(torch.tensor([0, 2, 3]), 4), (torch.tensor([1]), 2)]
     got = even_groups(groups, 4)
-    assert sorted((tuple(i.tolist()), n) for i, n in got) == [((0,), 4), ((1,), 2), ((2,), 4), ((3,), 4)]
+    assert sorted((tuple(i.tolist()), n) for i, n in got) == [
+        ((0,), 4),
+        ((1,), 2),
+        ((2,), 4),
+        ((3,), 4),
+    ]
     assert even_groups(groups, 2) == groups
 
 
@@ -184,12 +236,17 @@ def test_a_fused_head_kernel_is_optional_and_named_when_missing(tmp_path, monkey
 
     import torch.nn.functional as F
 
-    monkeypatch.setitem(sys.modules, "liger_kernel", None)  # not importable, whether installed or not
-    with pytest.raises(ValueError, match=r"head_kernel: 'liger' needs the optional package `liger-kernel`"):
+    monkeypatch.setitem(
+        sys.modules, "liger_kernel", None
+    )  # not importable, whether installed or not
+    with pytest.raises(
+        ValueError, match=r"head_kernel: 'liger' needs the optional package `liger-kernel`"
+    ):
         fit(tmp_path / "x", head_kernel="liger")
     fake = types.ModuleType("cut_cross_entropy")
     fake.linear_cross_entropy = lambda e, c, targets, ignore_index, reduction: F.cross_entropy(
-        F.linear(e, c).float(), targets, ignore_index=ignore_index, reduction=reduction)
+        F.linear(e, c).float(), targets, ignore_index=ignore_index, reduction=reduction
+    )
     monkeypatch.setitem(sys.modules, "cut_cross_entropy", fake)
     chunked, fused = fit(tmp_path / "a").losses, fit(tmp_path / "b", head_kernel="cce").losses
     torch.testing.assert_close(torch.tensor(fused), torch.tensor(chunked), rtol=1e-5, atol=0)

@@ -15,8 +15,11 @@ def dataset(n: int = 5) -> TokenDataset:
     """n clips (an odd n makes batches cross epoch boundaries)."""
     g = torch.Generator().manual_seed(0)
     frame = torch.randint(0, K, (n, 1, 4, 4), generator=g)
-    return TokenDataset(torch.randint(0, 16, (n, 4), generator=g), torch.ones(n, 4, dtype=torch.bool),
-                        frame.expand(n, 2, 4, 4).contiguous())
+    return TokenDataset(
+        torch.randint(0, 16, (n, 4), generator=g),
+        torch.ones(n, 4, dtype=torch.bool),
+        frame.expand(n, 2, 4, 4).contiguous(),
+    )
 
 
 def model(seed: int = 0) -> URSAModel:

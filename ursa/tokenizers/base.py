@@ -56,7 +56,9 @@ class VisualTokenizer(ABC):
         check_ids(name, ids, self.vocab_size, ("B", "T", "h", "w"))
 
 
-def load_strict(model: torch.nn.Module, weights: Path, dtype: torch.dtype, device: str | torch.device | None) -> None:
+def load_strict(
+    model: torch.nn.Module, weights: Path, dtype: torch.dtype, device: str | torch.device | None
+) -> None:
     """Load the safetensors file `weights` into `model` (built on the meta device) in `dtype` on
     `device`, strictly: one error naming every missing, unexpected and mis-shaped tensor."""
     from safetensors.torch import load_file
@@ -65,9 +67,16 @@ def load_strict(model: torch.nn.Module, weights: Path, dtype: torch.dtype, devic
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     problems = [f"missing {k!r}" for k in sorted(set(expected) - set(state))]
     problems += [f"unexpected {k!r}" for k in sorted(set(state) - set(expected))]
-    problems += [f"{k!r} has shape {tuple(state[k].shape)}, the config implies {expected[k]}"
-                 for k in sorted(set(expected) & set(state)) if tuple(state[k].shape) != expected[k]]
+    problems += [
+        f"{k!r} has shape {tuple(state[k].shape)}, the config implies {expected[k]}"
+        for k in sorted(set(expected) & set(state))
+        if tuple(state[k].shape) != expected[k]
+    ]
     if problems:
-        raise ValueError(f"{str(weights)!r}: expected the weights its config implies (a VAE's vae/config.json), got "
-                         f"{len(problems)} problems: " + "; ".join(problems[:8]) + (" ..." if len(problems) > 8 else ""))
+        raise ValueError(
+            f"{str(weights)!r}: expected the weights its config implies (a VAE's vae/config.json), got "
+            f"{len(problems)} problems: "
+            + "; ".join(problems[:8])
+            + (" ..." if len(problems) > 8 else "")
+        )
     model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True, assign=True)

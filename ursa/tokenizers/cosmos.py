@@ -37,11 +37,18 @@ from ursa.tokenizers.base import VisualTokenizer
 from ursa.tokenizers.fsq import COSMOS_LEVELS, fsq_codebook, fsq_codes_to_indices
 
 ENCODER, DECODER, CONFIG = "encoder.jit", "decoder.jit", "config.json"
-OBTAIN = ("download a discrete video checkpoint of NVIDIA Cosmos-Tokenizer, e.g. "
-          "`huggingface-cli download nvidia/Cosmos-0.1-Tokenizer-DV4x8x8 --local-dir DIR` "
-          "(DV8x8x8 and DV8x16x16 likewise), on a machine with internet access")
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # NVIDIA runs the release in bfloat16 on GPUs
-_NAME = re.compile(r"DV(\d+)x(\d+)x(\d+)")  # Cosmos-0.1-Tokenizer-DV4x8x8: temporal x height x width
+OBTAIN = (
+    "download a discrete video checkpoint of NVIDIA Cosmos-Tokenizer, e.g. "
+    "`huggingface-cli download nvidia/Cosmos-0.1-Tokenizer-DV4x8x8 --local-dir DIR` "
+    "(DV8x8x8 and DV8x16x16 likewise), on a machine with internet access"
+)
+DTYPES = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+}  # NVIDIA runs the release in bfloat16 on GPUs
+_NAME = re.compile(
+    r"DV(\d+)x(\d+)x(\d+)"
+)  # Cosmos-0.1-Tokenizer-DV4x8x8: temporal x height x width
 
 
 class MissingFilesError(ValueError):
@@ -73,12 +80,16 @@ def file_sha256(path: Path) -> str:
 def load_torchscript(path: Path, device: str | torch.device) -> torch.jit.ScriptModule:
     """torch.jit.load(path, map_location=device) in eval mode; a damaged file is a clear ValueError."""
     try:
-        with warnings.catch_warnings():  # torch >= 2.10 flags TorchScript as deprecated; the release is TorchScript
+        with (
+            warnings.catch_warnings()
+        ):  # torch >= 2.10 flags TorchScript as deprecated; the release is TorchScript
             warnings.simplefilter("ignore", FutureWarning)
             return torch.jit.load(str(path), map_location=device).eval()
     except Exception as exc:  # noqa: BLE001 - TorchScript raises RuntimeError/ValueError/OSError variously
-        raise ValueError(f"{path}: expected a TorchScript module saved with torch.jit.save, could not load it "
-                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+        raise ValueError(
+            f"{path}: expected a TorchScript module saved with torch.jit.save, could not load it "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+        ) from None
 
 
 def pixels_to_unit(video: torch.Tensor) -> torch.Tensor:
@@ -88,7 +99,15 @@ def pixels_to_unit(video: torch.Tensor) -> torch.Tensor:
 
 def unit_to_pixels(video: torch.Tensor) -> torch.Tensor:
     """float (B, 3, F, H, W) in [-1, 1] -> uint8 (B, F, H, W, 3), rounded as Cosmos's tensor2numpy."""
-    return ((video.float() + 1.0) / 2.0).clamp(0, 1).mul(255.0).add(0.5).floor().to(torch.uint8).permute(0, 2, 3, 4, 1)
+    return (
+        ((video.float() + 1.0) / 2.0)
+        .clamp(0, 1)
+        .mul(255.0)
+        .add(0.5)
+        .floor()
+        .to(torch.uint8)
+        .permute(0, 2, 3, 4, 1)
+    )
 
 
 @dataclass(frozen=True)
@@ -99,7 +118,9 @@ class CausalGeometry:
     temporal_compression: int
     spatial_compression: int
 
-    def latent_shape(self, num_frames: int, height: int, width: int, what: str = "video") -> tuple[int, int, int]:
+    def latent_shape(
+        self, num_frames: int, height: int, width: int, what: str = "video"
+    ) -> tuple[int, int, int]:
         """(T, h, w) = ((F - 1) / ct + 1, H / s, W / s); ValueError naming what does not fit."""
         ct, s = self.temporal_compression, self.spatial_compression
         bad = []
@@ -108,7 +129,9 @@ class CausalGeometry:
         if height < s or height % s or width < s or width % s:
             bad.append(f"height and width multiples of {s}, got {height} x {width}")
         if bad:
-            raise ValueError(f"{what}: expected " + " and ".join(bad) + f" (causal compression {ct}x{s}x{s})")
+            raise ValueError(
+                f"{what}: expected " + " and ".join(bad) + f" (causal compression {ct}x{s}x{s})"
+            )
         return (num_frames - 1) // ct + 1, height // s, width // s
 
 
@@ -119,7 +142,13 @@ def _from_folder(folder: Path) -> dict[str, object]:
     path = folder / CONFIG
     if path.is_file():
         cfg = read_json_object(path)
-        found.update({k: cfg[k] for k in ("levels", "temporal_compression", "spatial_compression") if k in cfg})
+        found.update(
+            {
+                k: cfg[k]
+                for k in ("levels", "temporal_compression", "spatial_compression")
+                if k in cfg
+            }
+        )
     match = _NAME.search(folder.resolve().name)
     if match and match.group(2) == match.group(3):
         found.setdefault("temporal_compression", int(match.group(1)))
@@ -127,30 +156,49 @@ def _from_folder(folder: Path) -> dict[str, object]:
     return found
 
 
-def resolve_geometry(folder: str | Path, levels: Sequence[int] | None = None, temporal_compression: int | None = None,
-                     spatial_compression: int | None = None) -> CausalGeometry:
+def resolve_geometry(
+    folder: str | Path,
+    levels: Sequence[int] | None = None,
+    temporal_compression: int | None = None,
+    spatial_compression: int | None = None,
+) -> CausalGeometry:
     """The geometry from explicit arguments, else the folder's config.json, else its name; levels default
     to Cosmos's (8, 8, 8, 5, 5, 5). An argument that contradicts the folder is an error, not a silent pick."""
     folder = Path(folder)
     found = _from_folder(folder)
-    given = {"levels": None if levels is None else list(levels), "temporal_compression": temporal_compression,
-             "spatial_compression": spatial_compression}
+    given = {
+        "levels": None if levels is None else list(levels),
+        "temporal_compression": temporal_compression,
+        "spatial_compression": spatial_compression,
+    }
     merged: dict[str, Any] = {}
     for key, value in given.items():
         known = found.get(key)
         if value is not None and known is not None and known != value:
-            raise ValueError(f"cosmos tokenizer {folder}: {key} is {value!r} in the options but {known!r} in the "
-                             f"checkpoint folder ({CONFIG} or its name); expected them equal (drop the option)")
+            raise ValueError(
+                f"cosmos tokenizer {folder}: {key} is {value!r} in the options but {known!r} in the "
+                f"checkpoint folder ({CONFIG} or its name); expected them equal (drop the option)"
+            )
         merged[key] = value if value is not None else known
     merged["levels"] = merged["levels"] or list(COSMOS_LEVELS)
     lv = merged["levels"]
-    if not isinstance(lv, list) or not lv or any(not isinstance(n, int) or isinstance(n, bool) or n < 2 for n in lv):
-        raise ValueError(f"cosmos tokenizer {folder}: levels: expected a list of ints >= 2, got {lv!r}")
+    if (
+        not isinstance(lv, list)
+        or not lv
+        or any(not isinstance(n, int) or isinstance(n, bool) or n < 2 for n in lv)
+    ):
+        raise ValueError(
+            f"cosmos tokenizer {folder}: levels: expected a list of ints >= 2, got {lv!r}"
+        )
     for key, allowed in (("temporal_compression", (4, 8)), ("spatial_compression", (8, 16))):
         if merged[key] not in allowed:
-            raise ValueError(f"cosmos tokenizer {folder}: {key}: expected one of {allowed} (from the options, "
-                             f"{CONFIG} or a folder name like Cosmos-0.1-Tokenizer-DV4x8x8), got {merged[key]!r}")
-    return CausalGeometry(tuple(lv), int(merged["temporal_compression"]), int(merged["spatial_compression"]))
+            raise ValueError(
+                f"cosmos tokenizer {folder}: {key}: expected one of {allowed} (from the options, "
+                f"{CONFIG} or a folder name like Cosmos-0.1-Tokenizer-DV4x8x8), got {merged[key]!r}"
+            )
+    return CausalGeometry(
+        tuple(lv), int(merged["temporal_compression"]), int(merged["spatial_compression"])
+    )
 
 
 class CosmosTokenizer(VisualTokenizer):
@@ -161,14 +209,29 @@ class CosmosTokenizer(VisualTokenizer):
     `dtype` (float32, or bfloat16 as NVIDIA's own loader runs it); outputs are on the CPU.
     """
 
-    def __init__(self, folder: str | Path, *, levels: Sequence[int] | None = None,
-                 temporal_compression: int | None = None, spatial_compression: int | None = None,
-                 device: str = "cpu", dtype: str = "float32", batch_size: int = 1, check_codes: bool = True) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        levels: Sequence[int] | None = None,
+        temporal_compression: int | None = None,
+        spatial_compression: int | None = None,
+        device: str = "cpu",
+        dtype: str = "float32",
+        batch_size: int = 1,
+        check_codes: bool = True,
+    ) -> None:
         self.folder = Path(folder)
-        require_files(f"cosmos tokenizer {self.folder}", [self.folder / ENCODER, self.folder / DECODER], OBTAIN)
+        require_files(
+            f"cosmos tokenizer {self.folder}",
+            [self.folder / ENCODER, self.folder / DECODER],
+            OBTAIN,
+        )
         if batch_size < 1:
             raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size}")
-        self.geometry = resolve_geometry(self.folder, levels, temporal_compression, spatial_compression)
+        self.geometry = resolve_geometry(
+            self.folder, levels, temporal_compression, spatial_compression
+        )
         if dtype not in DTYPES:
             raise ValueError(f"dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
         self.device, self.dtype = torch.device(device), DTYPES[dtype]
@@ -182,13 +245,18 @@ class CosmosTokenizer(VisualTokenizer):
         return math.prod(self.geometry.levels)
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
-        return self.geometry.latent_shape(num_frames, height, width, f"cosmos tokenizer {self.folder}: video")
+        return self.geometry.latent_shape(
+            num_frames, height, width, f"cosmos tokenizer {self.folder}: video"
+        )
 
     @torch.no_grad()
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         self.validate_video(video)
         shape = self.latent_shape(*video.shape[1:4])  # before any compute
-        out = [self._encode_chunk(video[i:i + self.batch_size], shape) for i in range(0, len(video), self.batch_size)]
+        out = [
+            self._encode_chunk(video[i : i + self.batch_size], shape)
+            for i in range(0, len(video), self.batch_size)
+        ]
         return torch.cat(out) if out else torch.zeros((0, *shape), dtype=torch.long)
 
     def _encode_chunk(self, video: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
@@ -196,27 +264,39 @@ class CosmosTokenizer(VisualTokenizer):
         result = self.encoder(pixels_to_unit(video).to(self.device, self.dtype))
         where = f"cosmos tokenizer {self.folder / ENCODER}"
         if not isinstance(result, (tuple, list)) or len(result) < 2:
-            raise ValueError(f"{where}: expected a discrete (DV) encoder returning (indices, codes, ...), got "
-                             f"{describe(result)} (a continuous CV checkpoint?)")
+            raise ValueError(
+                f"{where}: expected a discrete (DV) encoder returning (indices, codes, ...), got "
+                f"{describe(result)} (a continuous CV checkpoint?)"
+            )
         ids, codes = result[0].cpu(), result[1].cpu()
         want = (len(video), *shape)
         if ids.dtype not in (torch.int32, torch.int64) or tuple(ids.shape) != want:
-            raise ValueError(f"{where}: expected indices of shape {want} (levels {self.geometry.levels}, compression "
-                             f"{self.geometry.temporal_compression}x{self.geometry.spatial_compression}), got {describe(ids)}")
+            raise ValueError(
+                f"{where}: expected indices of shape {want} (levels {self.geometry.levels}, compression "
+                f"{self.geometry.temporal_compression}x{self.geometry.spatial_compression}), got {describe(ids)}"
+            )
         self.validate_ids(ids, "encoder indices")
         if self.check_codes and not self._codes_match(codes, ids):
-            raise ValueError(f"{where}: the encoder's codes do not map to its indices under FSQ levels "
-                             f"{self.geometry.levels} (first level fastest); expected the checkpoint's levels "
-                             f"in the options or {CONFIG}")
+            raise ValueError(
+                f"{where}: the encoder's codes do not map to its indices under FSQ levels "
+                f"{self.geometry.levels} (first level fastest); expected the checkpoint's levels "
+                f"in the options or {CONFIG}"
+            )
         return ids.long()
 
     def _codes_match(self, codes: torch.Tensor, ids: torch.Tensor) -> bool:
         """Whether codes float (b, D, T, h, w) are the FSQ grid points of ids under the declared levels: the
         metric path's codebook (fsq_codebook) is only right if the levels and the index order match."""
-        if codes.dim() != 5 or codes.shape[1] != len(self.geometry.levels) or not codes.is_floating_point():
+        if (
+            codes.dim() != 5
+            or codes.shape[1] != len(self.geometry.levels)
+            or not codes.is_floating_point()
+        ):
             return False
         try:
-            return torch.equal(fsq_codes_to_indices(codes.movedim(1, -1), self.geometry.levels), ids.long())
+            return torch.equal(
+                fsq_codes_to_indices(codes.movedim(1, -1), self.geometry.levels), ids.long()
+            )
         except ValueError:  # a code off the declared grid
             return False
 
@@ -225,10 +305,12 @@ class CosmosTokenizer(VisualTokenizer):
         self.validate_ids(ids)
         out = []
         for i in range(0, len(ids), self.batch_size):
-            video = self.decoder(ids[i:i + self.batch_size].long().to(self.device))
+            video = self.decoder(ids[i : i + self.batch_size].long().to(self.device))
             if not isinstance(video, torch.Tensor) or video.dim() != 5 or video.shape[1] != 3:
-                raise ValueError(f"cosmos tokenizer {self.folder / DECODER}: expected video float (B, 3, F, H, W), "
-                                 f"got {describe(video)}")
+                raise ValueError(
+                    f"cosmos tokenizer {self.folder / DECODER}: expected video float (B, 3, F, H, W), "
+                    f"got {describe(video)}"
+                )
             out.append(unit_to_pixels(video.cpu()))
         return torch.cat(out)
 
@@ -239,8 +321,15 @@ class CosmosTokenizer(VisualTokenizer):
     def fingerprint(self) -> str:
         """sha256 of the geometry and of both TorchScript files' bytes (computed once)."""
         if self._fp is None:
-            h = hashlib.sha256(json.dumps([list(self.geometry.levels), self.geometry.temporal_compression,
-                                           self.geometry.spatial_compression]).encode())
+            h = hashlib.sha256(
+                json.dumps(
+                    [
+                        list(self.geometry.levels),
+                        self.geometry.temporal_compression,
+                        self.geometry.spatial_compression,
+                    ]
+                ).encode()
+            )
             for name in (ENCODER, DECODER):
                 h.update(file_sha256(self.folder / name).encode())
             self._fp = h.hexdigest()[:16]

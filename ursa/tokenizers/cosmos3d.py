@@ -26,11 +26,16 @@ from torch import nn
 
 from ursa.io import read_json_object
 from ursa.tokenizers.base import VisualTokenizer, load_strict
-from ursa.tokenizers.fsq import COSMOS_LEVELS, fsq_codebook, fsq_codes_to_indices, fsq_indices_to_codes
+from ursa.tokenizers.fsq import (
+    COSMOS_LEVELS,
+    fsq_codebook,
+    fsq_codes_to_indices,
+    fsq_indices_to_codes,
+)
 
 CLASS_NAME = "AutoencoderVQCosmos3D"
 WEIGHTS = "diffusion_pytorch_model.safetensors"
-_HAAR = 2 ** -0.5
+_HAAR = 2**-0.5
 
 
 # ---- wavelets ------------------------------------------------------------------------------
@@ -82,8 +87,14 @@ class CausalConv(nn.Conv3d):
     """Conv3d, zero spatial padding `pad`, causal in time: the first frame replicated in front
     ((kt - 1) + (1 - stride_t) frames), no temporal padding after."""
 
-    def __init__(self, cin: int, cout: int, kernel: tuple[int, int, int] = (1, 1, 1),
-                 stride: tuple[int, int, int] = (1, 1, 1), pad: int = 0) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: tuple[int, int, int] = (1, 1, 1),
+        stride: tuple[int, int, int] = (1, 1, 1),
+        pad: int = 0,
+    ) -> None:
         super().__init__(cin, cout, kernel, stride, (0, pad, pad))
         self.front = kernel[0] - 1 + 1 - stride[0] if kernel[0] > 1 else 0
 
@@ -116,7 +127,9 @@ class Attention(nn.Module):
             seq = y.permute(0, 2, 3, 4, 1).reshape(b * t, 1, h * w, c)
         else:
             seq = y.permute(0, 3, 4, 2, 1).reshape(b * h * w, 1, t, c)
-        o = self.to_out[0](F.scaled_dot_product_attention(self.to_q(seq), self.to_k(seq), self.to_v(seq)))
+        o = self.to_out[0](
+            F.scaled_dot_product_attention(self.to_q(seq), self.to_k(seq), self.to_v(seq))
+        )
         if self.axis == "space":
             o = o.reshape(b, t, h, w, c).permute(0, 4, 1, 2, 3)
         else:
@@ -145,8 +158,14 @@ class Downsample(nn.Module):
         super().__init__()
         self.spatial, self.temporal = spatial, temporal
         # their layer always holds the spatial conv in down mode, the temporal one only if used
-        self.conv1 = CausalConv(channels, channels, (1, 3, 3), (1, 2, 2)) if spatial or temporal else nn.Identity()
-        self.conv2 = CausalConv(channels, channels, (3, 1, 1), (2, 1, 1)) if temporal else nn.Identity()
+        self.conv1 = (
+            CausalConv(channels, channels, (1, 3, 3), (1, 2, 2))
+            if spatial or temporal
+            else nn.Identity()
+        )
+        self.conv2 = (
+            CausalConv(channels, channels, (3, 1, 1), (2, 1, 1)) if temporal else nn.Identity()
+        )
         self.conv3 = CausalConv(channels, channels) if spatial or temporal else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -165,7 +184,11 @@ class Upsample(nn.Module):
         super().__init__()
         self.spatial, self.temporal = spatial, temporal
         self.conv1 = CausalConv(channels, channels, (3, 1, 1)) if temporal else nn.Identity()
-        self.conv2 = CausalConv(channels, channels, (1, 3, 3), pad=1) if spatial or temporal else nn.Identity()
+        self.conv2 = (
+            CausalConv(channels, channels, (1, 3, 3), pad=1)
+            if spatial or temporal
+            else nn.Identity()
+        )
         self.conv3 = CausalConv(channels, channels) if spatial or temporal else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -182,8 +205,14 @@ class Stage(nn.Module):
     """`depth` ResBlocks (cin -> cout first), then an optional resampler (keys downsamplers.0 /
     upsamplers.0)."""
 
-    def __init__(self, cin: int, cout: int, depth: int, down: tuple[bool, bool] | None = None,
-                 up: tuple[bool, bool] | None = None) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        depth: int,
+        down: tuple[bool, bool] | None = None,
+        up: tuple[bool, bool] | None = None,
+    ) -> None:
         super().__init__()
         self.resnets = nn.ModuleList(ResBlock(cin if i == 0 else cout, cout) for i in range(depth))
         self.downsamplers = nn.ModuleList([Downsample(cout, *down)] if down is not None else [])
@@ -201,7 +230,9 @@ class MidBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.resnets = nn.ModuleList([ResBlock(channels, channels), ResBlock(channels, channels)])
-        self.attentions = nn.ModuleList([nn.Sequential(Attention(channels, "space"), Attention(channels, "time"))])
+        self.attentions = nn.ModuleList(
+            [nn.Sequential(Attention(channels, "space"), Attention(channels, "time"))]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.resnets[1](self.attentions[0](self.resnets[0](x)))
@@ -210,19 +241,36 @@ class MidBlock(nn.Module):
 class Encoder(nn.Module):
     """Pixels (B, 3, F, H, W) in [-1, 1] -> latents (B, latent_channels, T, h, w)."""
 
-    def __init__(self, cin: int, cout: int, dims: list[int], depth: int, patch: int, t_stride: int, s_stride: int) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        dims: list[int],
+        depth: int,
+        patch: int,
+        t_stride: int,
+        s_stride: int,
+    ) -> None:
         super().__init__()
         self.patch, levels = patch, int(math.log2(patch))
         s_downs, t_downs = int(math.log2(s_stride)) - levels, int(math.log2(t_stride)) - levels
-        self.conv_in = factorized_conv(cin * patch ** 3, dims[0])
+        self.conv_in = factorized_conv(cin * patch**3, dims[0])
         self.down_blocks = nn.ModuleList(
-            Stage(dims[i], dims[i + 1], depth, (i < s_downs, i < t_downs) if i < len(dims) - 2 else None)
-            for i in range(len(dims) - 1))
+            Stage(
+                dims[i],
+                dims[i + 1],
+                depth,
+                (i < s_downs, i < t_downs) if i < len(dims) - 2 else None,
+            )
+            for i in range(len(dims) - 1)
+        )
         self.mid_block = MidBlock(dims[-1])
         self.conv_norm_out, self.conv_out = FrameNorm(dims[-1]), factorized_conv(dims[-1], cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([x[:, :, :1].expand(-1, -1, self.patch - 1, -1, -1), x], 2)  # first frame patch times
+        x = torch.cat(
+            [x[:, :, :1].expand(-1, -1, self.patch - 1, -1, -1), x], 2
+        )  # first frame patch times
         for _ in range(int(math.log2(self.patch))):
             x = wavelet_down(x)
         x = self.conv_in(x)
@@ -238,7 +286,16 @@ class Decoder(nn.Module):
     dims[max(i - 1, 0)] -> dims[i] with depth + 1 ResBlocks (the last entry of dims is unused),
     upsampling space in the first stages and time from the second."""
 
-    def __init__(self, cin: int, cout: int, dims: list[int], depth: int, patch: int, t_stride: int, s_stride: int) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        dims: list[int],
+        depth: int,
+        patch: int,
+        t_stride: int,
+        s_stride: int,
+    ) -> None:
         super().__init__()
         dims = list(reversed(dims))
         self.patch, levels = patch, int(math.log2(patch))
@@ -253,7 +310,7 @@ class Decoder(nn.Module):
             stages.append(Stage(dims[max(i - 1, 0)], dims[i], depth + 1, up=up))
         self.up_blocks = nn.ModuleList(stages)
         last = dims[len(dims) - 2]
-        self.conv_norm_out, self.conv_out = FrameNorm(last), factorized_conv(last, cout * patch ** 3)
+        self.conv_norm_out, self.conv_out = FrameNorm(last), factorized_conv(last, cout * patch**3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.mid_block(self.conv_in(x))
@@ -262,7 +319,7 @@ class Decoder(nn.Module):
         x = self.conv_out(F.silu(self.conv_norm_out(x)))
         for _ in range(int(math.log2(self.patch))):
             x = wavelet_up(x)
-        return x[:, :, self.patch - 1:]
+        return x[:, :, self.patch - 1 :]
 
 
 # ---- quantiser and model -------------------------------------------------------------------
@@ -282,8 +339,13 @@ class Cosmos3DAutoencoder(nn.Module):
         super().__init__()
         c = {**DEFAULTS, **config}
         self.config, self.levels = c, COSMOS_LEVELS
-        args = (list(c["block_out_channels"]), c["layers_per_block"], c["patch_size"], c["temporal_stride"],
-                c["spatial_stride"])
+        args = (
+            list(c["block_out_channels"]),
+            c["layers_per_block"],
+            c["patch_size"],
+            c["temporal_stride"],
+            c["spatial_stride"],
+        )
         self.encoder = Encoder(c["in_channels"], c["latent_channels"], *args)
         self.decoder = Decoder(c["latent_channels"], c["out_channels"], *args)
         self.quant_conv = CausalConv(c["latent_channels"], c["vq_embed_dim"])
@@ -302,8 +364,14 @@ class Cosmos3DAutoencoder(nn.Module):
         if frames <= size:
             z = self.encoder(video)
         else:  # windows of `size` frames overlapping by one; a window past the end is dropped (theirs)
-            z = torch.cat([self.encoder(video[:, :, s:s + size]) for s in range(0, frames, size - 1)
-                           if s + size <= frames], 2)
+            z = torch.cat(
+                [
+                    self.encoder(video[:, :, s : s + size])
+                    for s in range(0, frames, size - 1)
+                    if s + size <= frames
+                ],
+                2,
+            )
         z = self.quant_conv(z)  # (B, D, T, h, w)
         digits = torch.round(fsq_bound(z.movedim(1, -1).float(), self.levels))  # (B, T, h, w, D)
         half = torch.tensor(self.levels, device=z.device) // 2
@@ -316,14 +384,29 @@ class Cosmos3DAutoencoder(nn.Module):
         size, steps = self.window[1], z.shape[2]
         if steps <= size:
             return self.decoder(z)
-        tiles = [self.decoder(z[:, :, s:s + size]) for s in range(0, steps, size) if s + size <= steps]
-        return torch.cat([tiles[0], *(t[:, :, 1:] for t in tiles[1:])], 2)  # a window's first frame overlaps
+        tiles = [
+            self.decoder(z[:, :, s : s + size]) for s in range(0, steps, size) if s + size <= steps
+        ]
+        return torch.cat(
+            [tiles[0], *(t[:, :, 1:] for t in tiles[1:])], 2
+        )  # a window's first frame overlaps
 
 
 # The authors' AutoencoderVQCosmos3D.__init__ defaults, for keys a config.json omits.
-DEFAULTS = dict(in_channels=3, out_channels=3, block_out_channels=[128, 256, 512, 512], layers_per_block=2,
-                latent_channels=16, norm_num_groups=1, num_vq_embeddings=64000, vq_embed_dim=6, patch_size=4,
-                temporal_stride=4, spatial_stride=8, sample_frames=17)
+DEFAULTS = dict(
+    in_channels=3,
+    out_channels=3,
+    block_out_channels=[128, 256, 512, 512],
+    layers_per_block=2,
+    latent_channels=16,
+    norm_num_groups=1,
+    num_vq_embeddings=64000,
+    vq_embed_dim=6,
+    patch_size=4,
+    temporal_stride=4,
+    spatial_stride=8,
+    sample_frames=17,
+)
 
 
 def read_vae_config(folder: Path) -> dict:
@@ -336,9 +419,14 @@ def read_vae_config(folder: Path) -> dict:
         problems.append(f"_class_name {CLASS_NAME!r}, got {raw.get('_class_name')!r}")
     if raw.get("_quantizer_name", "FSQuantizer") != "FSQuantizer":
         problems.append(f"_quantizer_name 'FSQuantizer', got {raw.get('_quantizer_name')!r}")
-    if (c["num_vq_embeddings"], c["vq_embed_dim"]) != (math.prod(COSMOS_LEVELS), len(COSMOS_LEVELS)):
-        problems.append(f"num_vq_embeddings 64000 and vq_embed_dim 6 (FSQ levels {COSMOS_LEVELS}), got "
-                        f"{c['num_vq_embeddings']} and {c['vq_embed_dim']}")
+    if (c["num_vq_embeddings"], c["vq_embed_dim"]) != (
+        math.prod(COSMOS_LEVELS),
+        len(COSMOS_LEVELS),
+    ):
+        problems.append(
+            f"num_vq_embeddings 64000 and vq_embed_dim 6 (FSQ levels {COSMOS_LEVELS}), got "
+            f"{c['num_vq_embeddings']} and {c['vq_embed_dim']}"
+        )
     if c["norm_num_groups"] != 1:
         problems.append(f"norm_num_groups 1, got {c['norm_num_groups']!r}")
     for key in ("patch_size", "temporal_stride", "spatial_stride"):
@@ -346,24 +434,33 @@ def read_vae_config(folder: Path) -> dict:
         if not isinstance(v, int) or v < 1 or v & (v - 1):
             problems.append(f"{key} a power of 2, got {v!r}")
     if not problems and not c["patch_size"] <= min(c["temporal_stride"], c["spatial_stride"]):
-        problems.append(f"patch_size <= temporal_stride and spatial_stride, got {c['patch_size']}, "
-                        f"{c['temporal_stride']}, {c['spatial_stride']}")
+        problems.append(
+            f"patch_size <= temporal_stride and spatial_stride, got {c['patch_size']}, "
+            f"{c['temporal_stride']}, {c['spatial_stride']}"
+        )
     if len(c["block_out_channels"]) < 2:
-        problems.append(f"block_out_channels with at least 2 entries, got {c['block_out_channels']!r}")
+        problems.append(
+            f"block_out_channels with at least 2 entries, got {c['block_out_channels']!r}"
+        )
     if problems:
         raise ValueError(f"release vae {str(file)!r}: expected " + "; ".join(problems))
     return c
 
 
-def load_release_vae(directory: str | Path, dtype: torch.dtype = torch.float32,
-                     device: str | torch.device | None = None) -> Cosmos3DAutoencoder:
+def load_release_vae(
+    directory: str | Path,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device | None = None,
+) -> Cosmos3DAutoencoder:
     """<release>/vae -> Cosmos3DAutoencoder with their weights loaded strictly (every key, every
     shape; one error naming what differs)."""
     folder = Path(directory) / "vae"
     missing = [f"vae/{n}" for n in ("config.json", WEIGHTS) if not (folder / n).is_file()]
     if missing:
-        raise ValueError(f"release folder {str(directory)!r}: expected the FSQ video tokenizer files, got missing "
-                         f"{', '.join(missing)} (config.json: AutoencoderVQCosmos3D; {WEIGHTS}: its weights)")
+        raise ValueError(
+            f"release folder {str(directory)!r}: expected the FSQ video tokenizer files, got missing "
+            f"{', '.join(missing)} (config.json: AutoencoderVQCosmos3D; {WEIGHTS}: its weights)"
+        )
     config = read_vae_config(folder)
     with torch.device("meta"):
         model = Cosmos3DAutoencoder(config)
@@ -374,10 +471,15 @@ def load_release_vae(directory: str | Path, dtype: torch.dtype = torch.float32,
 class ReleaseVideoTokenizer(VisualTokenizer):
     """The release's vae/ as a VisualTokenizer: uint8 (B, F, H, W, 3) <-> ids (B, T, h, w)."""
 
-    def __init__(self, directory: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self, directory: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32
+    ) -> None:
         self.directory, self.device = Path(directory), torch.device(device)
         self.model = load_release_vae(directory, dtype=dtype, device=device)
-        self.t_stride, self.s_stride = self.model.config["temporal_stride"], self.model.config["spatial_stride"]
+        self.t_stride, self.s_stride = (
+            self.model.config["temporal_stride"],
+            self.model.config["spatial_stride"],
+        )
 
     @property
     def vocab_size(self) -> int:
@@ -385,17 +487,25 @@ class ReleaseVideoTokenizer(VisualTokenizer):
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
         if (num_frames - 1) % self.t_stride or height % self.s_stride or width % self.s_stride:
-            raise ValueError(f"video shape: expected F = 1 + {self.t_stride} k frames and H, W multiples of "
-                             f"{self.s_stride}, got (F, H, W) = ({num_frames}, {height}, {width})")
-        return (num_frames - 1) // self.t_stride + 1, height // self.s_stride, width // self.s_stride
+            raise ValueError(
+                f"video shape: expected F = 1 + {self.t_stride} k frames and H, W multiples of "
+                f"{self.s_stride}, got (F, H, W) = ({num_frames}, {height}, {width})"
+            )
+        return (
+            (num_frames - 1) // self.t_stride + 1,
+            height // self.s_stride,
+            width // self.s_stride,
+        )
 
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         self.validate_video(video)
         self.latent_shape(*video.shape[1:4])
         size, frames = self.model.window[0], video.shape[1]
         if frames > size and (frames - 1) % (size - 1):
-            raise ValueError(f"video frames: expected at most {size} or 1 + {size - 1} k (the tokenizer's "
-                             f"{size}-frame windows overlap by one; other counts would lose frames), got {frames}")
+            raise ValueError(
+                f"video frames: expected at most {size} or 1 + {size - 1} k (the tokenizer's "
+                f"{size}-frame windows overlap by one; other counts would lose frames), got {frames}"
+            )
         dtype = self.model.quant_conv.weight.dtype
         x = (video.to(self.device).permute(0, 4, 1, 2, 3).to(dtype) - 127.5) / 127.5
         return self.model.encode(x).cpu()
@@ -403,7 +513,9 @@ class ReleaseVideoTokenizer(VisualTokenizer):
     def decode(self, ids: torch.Tensor) -> torch.Tensor:
         self.validate_ids(ids)
         y = self.model.decode(ids.to(self.device)).float()
-        return (y * 127.5 + 127.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 4, 1).cpu()  # truncation, as theirs
+        return (
+            (y * 127.5 + 127.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 4, 1).cpu()
+        )  # truncation, as theirs
 
     def codebook_embeddings(self) -> torch.Tensor:
         return fsq_codebook(COSMOS_LEVELS)

@@ -30,7 +30,9 @@ def _radix(levels: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor,
     return sizes, basis
 
 
-def fsq_indices_to_codes(indices: torch.Tensor, levels: Sequence[int] = COSMOS_LEVELS) -> torch.Tensor:
+def fsq_indices_to_codes(
+    indices: torch.Tensor, levels: Sequence[int] = COSMOS_LEVELS
+) -> torch.Tensor:
     """indices long (...) in [0, prod(levels)) -> codes float32 (..., len(levels)) in [-1, 1]."""
     levels = _check_levels(levels)
     size = math.prod(levels)
@@ -38,28 +40,43 @@ def fsq_indices_to_codes(indices: torch.Tensor, levels: Sequence[int] = COSMOS_L
         got = indices.dtype if isinstance(indices, torch.Tensor) else type(indices).__name__
         raise ValueError(f"indices: expected an integer tensor, got {got}")
     if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= size):
-        raise ValueError(f"indices: expected values in [0, {size}), got [{int(indices.min())}, {int(indices.max())}]")
+        raise ValueError(
+            f"indices: expected values in [0, {size}), got [{int(indices.min())}, {int(indices.max())}]"
+        )
     sizes, basis = _radix(levels, indices.device)
     digits = (indices.long().unsqueeze(-1) // basis) % sizes  # (..., D) in [0, L_i)
     half = (sizes // 2).float()
     return digits.float() / half - 1.0
 
 
-def fsq_codes_to_indices(codes: torch.Tensor, levels: Sequence[int] = COSMOS_LEVELS) -> torch.Tensor:
+def fsq_codes_to_indices(
+    codes: torch.Tensor, levels: Sequence[int] = COSMOS_LEVELS
+) -> torch.Tensor:
     """codes float (..., len(levels)) -> indices long (...); each scalar is rounded to its grid.
 
     Raises ValueError when a scalar rounds to a value outside its level's grid.
     """
     levels = _check_levels(levels)
-    if not isinstance(codes, torch.Tensor) or not codes.is_floating_point() or codes.dim() < 1 or codes.shape[-1] != len(levels):
-        got = f"{codes.dtype} of shape {tuple(codes.shape)}" if isinstance(codes, torch.Tensor) else type(codes).__name__
+    if (
+        not isinstance(codes, torch.Tensor)
+        or not codes.is_floating_point()
+        or codes.dim() < 1
+        or codes.shape[-1] != len(levels)
+    ):
+        got = (
+            f"{codes.dtype} of shape {tuple(codes.shape)}"
+            if isinstance(codes, torch.Tensor)
+            else type(codes).__name__
+        )
         raise ValueError(f"codes: expected a float tensor of shape (..., {len(levels)}), got {got}")
     sizes, basis = _radix(levels, codes.device)
     half = (sizes // 2).float()
     digits = torch.round((codes.float() + 1.0) * half).long()
     if codes.numel() and bool(((digits < 0) | (digits >= sizes)).any()):
-        raise ValueError(f"codes: expected per-level values on the FSQ grid in [-1, 1] for levels {levels}, "
-                         f"got values in [{float(codes.min())}, {float(codes.max())}]")
+        raise ValueError(
+            f"codes: expected per-level values on the FSQ grid in [-1, 1] for levels {levels}, "
+            f"got values in [{float(codes.min())}, {float(codes.max())}]"
+        )
     return (digits * basis).sum(-1)
 
 

@@ -29,9 +29,19 @@ from ursa.tokenizers.base import VisualTokenizer, load_strict
 
 CLASS_NAME = "AutoencoderVQ"
 WEIGHTS = "diffusion_pytorch_model.safetensors"
-DEFAULTS = dict(in_channels=3, out_channels=3, block_out_channels=[128, 256, 512, 512], layers_per_block=2,
-                latent_channels=16, norm_num_groups=32, num_vq_embeddings=16384, vq_embed_dim=8,
-                attn_down_block=False, attn_up_block=False, decoder_dtype=None)
+DEFAULTS = dict(
+    in_channels=3,
+    out_channels=3,
+    block_out_channels=[128, 256, 512, 512],
+    layers_per_block=2,
+    latent_channels=16,
+    norm_num_groups=32,
+    num_vq_embeddings=16384,
+    vq_embed_dim=8,
+    attn_down_block=False,
+    attn_up_block=False,
+    decoder_dtype=None,
+)
 
 
 def _norm(channels: int) -> nn.GroupNorm:
@@ -75,16 +85,26 @@ class Resample(nn.Module):
     def __init__(self, channels: int, down: bool) -> None:
         super().__init__()
         self.down = down
-        self.conv = nn.Conv2d(channels, channels, 3, 2, 0) if down else nn.Conv2d(channels, channels, 3, 1, 1)
+        self.conv = (
+            nn.Conv2d(channels, channels, 3, 2, 0)
+            if down
+            else nn.Conv2d(channels, channels, 3, 1, 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pad(x, (0, 1, 0, 1)) if self.down else F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        return self.conv(
+            F.pad(x, (0, 1, 0, 1))
+            if self.down
+            else F.interpolate(x, scale_factor=2.0, mode="nearest")
+        )
 
 
 class Stage(nn.Module):
     """ResBlocks, each followed by its attention where one exists (residual), then a resampler."""
 
-    def __init__(self, cin: int, cout: int, depth: int, down: bool = False, up: bool = False) -> None:
+    def __init__(
+        self, cin: int, cout: int, depth: int, down: bool = False, up: bool = False
+    ) -> None:
         super().__init__()
         self.resnets = nn.ModuleList(ResBlock(cin if i == 0 else cout, cout) for i in range(depth))
         self.attentions = nn.ModuleList()  # filled by attn_down_block / attn_up_block
@@ -116,8 +136,9 @@ class Encoder(nn.Module):
     def __init__(self, cin: int, cout: int, dims: list[int], depth: int) -> None:
         super().__init__()
         self.conv_in = nn.Conv2d(cin, dims[0], 3, 1, 1)
-        self.down_blocks = nn.ModuleList(Stage(dims[max(i - 1, 0)], d, depth, down=i < len(dims) - 1)
-                                         for i, d in enumerate(dims))
+        self.down_blocks = nn.ModuleList(
+            Stage(dims[max(i - 1, 0)], d, depth, down=i < len(dims) - 1) for i, d in enumerate(dims)
+        )
         self.mid_block = MidBlock(dims[-1])
         self.conv_norm_out, self.conv_out = _norm(dims[-1]), nn.Conv2d(dims[-1], cout, 3, 1, 1)
 
@@ -132,8 +153,10 @@ class Decoder(nn.Module):
     def __init__(self, cin: int, cout: int, dims: list[int], depth: int) -> None:
         super().__init__()
         dims = list(reversed(dims))
-        self.up_blocks = nn.ModuleList(Stage(dims[max(i - 1, 0)], d, depth + 1, up=i < len(dims) - 1)
-                                       for i, d in enumerate(dims))
+        self.up_blocks = nn.ModuleList(
+            Stage(dims[max(i - 1, 0)], d, depth + 1, up=i < len(dims) - 1)
+            for i, d in enumerate(dims)
+        )
         self.conv_in, self.mid_block = nn.Conv2d(cin, dims[0], 3, 1, 1), MidBlock(dims[0])
         self.conv_norm_out, self.conv_out = _norm(dims[-1]), nn.Conv2d(dims[-1], cout, 3, 1, 1)
 
@@ -173,9 +196,13 @@ class IBQAutoencoder(nn.Module):
         self.quant_conv = nn.Conv2d(c["latent_channels"], c["vq_embed_dim"], 1)
         self.post_quant_conv = nn.Conv2d(c["vq_embed_dim"], c["latent_channels"], 1)
         if c["attn_down_block"]:
-            cast(nn.ModuleList, self.encoder.down_blocks[-1].attentions).extend(Attention(dims[-1]) for _ in range(depth))
+            cast(nn.ModuleList, self.encoder.down_blocks[-1].attentions).extend(
+                Attention(dims[-1]) for _ in range(depth)
+            )
         if c["attn_up_block"]:
-            cast(nn.ModuleList, self.decoder.up_blocks[0].attentions).extend(Attention(dims[-1]) for _ in range(depth + 1))
+            cast(nn.ModuleList, self.decoder.up_blocks[0].attentions).extend(
+                Attention(dims[-1]) for _ in range(depth + 1)
+            )
         self.quantizer = Codebook(c["num_vq_embeddings"], c["vq_embed_dim"])
 
     @property
@@ -204,22 +231,29 @@ def read_ibq_config(folder: Path) -> dict:
         problems.append(f"_quantizer_name 'VQuantizer', got {raw.get('_quantizer_name')!r}")
     bad = [d for d in c["block_out_channels"] if d % 32]
     if c["norm_num_groups"] != 32 or bad:  # their blocks hard-code GroupNorm(32)
-        problems.append(f"norm_num_groups 32 and block_out_channels multiples of 32, got {c['norm_num_groups']!r} "
-                        f"and {c['block_out_channels']!r}")
+        problems.append(
+            f"norm_num_groups 32 and block_out_channels multiples of 32, got {c['norm_num_groups']!r} "
+            f"and {c['block_out_channels']!r}"
+        )
     if problems:
         raise ValueError(f"release vae {str(file)!r}: expected " + "; ".join(problems))
     return c
 
 
-def load_release_ibq(directory: str | Path, dtype: torch.dtype = torch.float32,
-                     device: str | torch.device | None = None) -> IBQAutoencoder:
+def load_release_ibq(
+    directory: str | Path,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device | None = None,
+) -> IBQAutoencoder:
     """<release>/vae -> IBQAutoencoder with their weights loaded strictly (one error naming every
     missing, unexpected and mis-shaped tensor); `decoder_dtype` in the config casts the decoder."""
     folder = Path(directory) / "vae"
     missing = [f"vae/{n}" for n in ("config.json", WEIGHTS) if not (folder / n).is_file()]
     if missing:
-        raise ValueError(f"release folder {str(directory)!r}: expected the IBQ image tokenizer files, got missing "
-                         f"{', '.join(missing)} (config.json: AutoencoderVQ; {WEIGHTS}: its weights)")
+        raise ValueError(
+            f"release folder {str(directory)!r}: expected the IBQ image tokenizer files, got missing "
+            f"{', '.join(missing)} (config.json: AutoencoderVQ; {WEIGHTS}: its weights)"
+        )
     config = read_ibq_config(folder)
     with torch.device("meta"):
         model = IBQAutoencoder(config)
@@ -233,7 +267,9 @@ class ReleaseImageTokenizer(VisualTokenizer):
     """The IBQ1024 release's vae/ as a VisualTokenizer: uint8 (B, F, H, W, 3) <-> ids (B, F, h, w)
     (each frame an image; URSA's text-to-image has F = 1). codebook_embeddings are the codebook rows."""
 
-    def __init__(self, directory: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self, directory: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32
+    ) -> None:
         self.directory, self.device = Path(directory), torch.device(device)
         self.model = load_release_ibq(directory, dtype=dtype, device=device)
 
@@ -244,20 +280,29 @@ class ReleaseImageTokenizer(VisualTokenizer):
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
         s = self.model.stride
         if height % s or width % s:
-            raise ValueError(f"image shape: expected H and W multiples of {s}, got (H, W) = ({height}, {width})")
+            raise ValueError(
+                f"image shape: expected H and W multiples of {s}, got (H, W) = ({height}, {width})"
+            )
         return num_frames, height // s, width // s
 
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         self.validate_video(video)
         self.latent_shape(*video.shape[1:4])
         b = video.shape[0]
-        x = video.to(self.device).flatten(0, 1).permute(0, 3, 1, 2).to(self.model.quant_conv.weight.dtype)
+        x = (
+            video.to(self.device)
+            .flatten(0, 1)
+            .permute(0, 3, 1, 2)
+            .to(self.model.quant_conv.weight.dtype)
+        )
         return self.model.encode((x - 127.5) / 127.5).unflatten(0, (b, -1)).cpu()
 
     def decode(self, ids: torch.Tensor) -> torch.Tensor:
         self.validate_ids(ids)
         y = self.model.decode(ids.to(self.device).flatten(0, 1).long()).float()
-        pixels = (y * 127.5 + 127.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)  # truncation, as theirs
+        pixels = (
+            (y * 127.5 + 127.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        )  # truncation, as theirs
         return pixels.unflatten(0, (ids.shape[0], -1)).cpu()
 
     def codebook_embeddings(self) -> torch.Tensor:
@@ -271,4 +316,3 @@ class ReleaseImageTokenizer(VisualTokenizer):
             h.update(k.encode())
             h.update(v.detach().float().cpu().numpy().tobytes()[:4096])
         return h.hexdigest()[:16]
-

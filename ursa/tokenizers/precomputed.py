@@ -40,12 +40,23 @@ from ursa.io import atomic_write, atomic_write_json, read_json_object
 from ursa.shards import pack_rows, read_shard, shard_name, write_index, write_shard
 from ursa.tensor_checks import check_ids, describe
 from ursa.tokenizers.base import VisualTokenizer
+from ursa.tokenizers.cosmos import (
+    CausalGeometry,
+    file_sha256,
+    load_torchscript,
+    pixels_to_unit,
+    require_files,
+    unit_to_pixels,
+)
 from ursa.tokenizers.text import TextTokenizer
-from ursa.tokenizers.cosmos import (CausalGeometry, file_sha256, load_torchscript, pixels_to_unit, require_files,
-                                    unit_to_pixels)
 
-META, CODEBOOK_ST, CODEBOOK_NPY, SHARDS, CAPTIONS = ("precomputed.json", "codebook.safetensors", "codebook.npy",
-                                                     "shards", "captions.jsonl")
+META, CODEBOOK_ST, CODEBOOK_NPY, SHARDS, CAPTIONS = (
+    "precomputed.json",
+    "codebook.safetensors",
+    "codebook.npy",
+    "shards",
+    "captions.jsonl",
+)
 ENCODER, DECODER = "encoder.jit", "decoder.jit"
 OBTAIN = "write it with the tokenizer you tokenised with (layout: the docstring of ursa/tokenizers/precomputed.py)"
 
@@ -58,12 +69,23 @@ def load_codebook(path: Path) -> torch.Tensor:
         else:
             with safe_open(str(path), framework="pt") as f:
                 if "embeddings" not in f.keys():
-                    raise ValueError(f"no tensor 'embeddings' (has {', '.join(f.keys()) or 'none'})")
+                    raise ValueError(
+                        f"no tensor 'embeddings' (has {', '.join(f.keys()) or 'none'})"
+                    )
                 table = f.get_tensor("embeddings")
     except Exception as exc:  # noqa: BLE001 - numpy / safetensors raise many types for damaged files
-        raise ValueError(f"{path}: expected a float (K, D) codebook, could not read it ({exc})") from None
-    if not table.is_floating_point() or table.dim() != 2 or table.shape[0] < 2 or table.shape[1] < 1:
-        raise ValueError(f"{path}: expected a float (K, D) codebook with K >= 2, got {describe(table)}")
+        raise ValueError(
+            f"{path}: expected a float (K, D) codebook, could not read it ({exc})"
+        ) from None
+    if (
+        not table.is_floating_point()
+        or table.dim() != 2
+        or table.shape[0] < 2
+        or table.shape[1] < 1
+    ):
+        raise ValueError(
+            f"{path}: expected a float (K, D) codebook with K >= 2, got {describe(table)}"
+        )
     if not bool(torch.isfinite(table).all()):
         raise ValueError(f"{path}: expected finite codebook values, got inf or nan")
     return table.float()
@@ -80,11 +102,19 @@ def load_meta(path: Path) -> tuple[CausalGeometry, bool, tuple[int, int, int] | 
     if not isinstance(causal, bool):
         raise ValueError(f"{path}: causal: expected true or false, got {causal!r}")
     latent = meta.get("latent_shape")
-    if latent is not None and (not isinstance(latent, list) or len(latent) != 3 or any(
-            not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in latent)):
-        raise ValueError(f"{path}: latent_shape: expected [T, h, w] of positive integers, got {latent!r}")
-    return CausalGeometry((), meta["temporal_compression"], meta["spatial_compression"]), causal, (
-        tuple(latent) if latent else None)
+    if latent is not None and (
+        not isinstance(latent, list)
+        or len(latent) != 3
+        or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in latent)
+    ):
+        raise ValueError(
+            f"{path}: latent_shape: expected [T, h, w] of positive integers, got {latent!r}"
+        )
+    return (
+        CausalGeometry((), meta["temporal_compression"], meta["spatial_compression"]),
+        causal,
+        (tuple(latent) if latent else None),
+    )
 
 
 class PrecomputedTokenizer(VisualTokenizer):
@@ -95,7 +125,9 @@ class PrecomputedTokenizer(VisualTokenizer):
 
     def __init__(self, folder: str | Path, *, device: str = "cpu", batch_size: int = 1) -> None:
         self.folder = Path(folder)
-        book = self.folder / (CODEBOOK_NPY if (self.folder / CODEBOOK_NPY).is_file() else CODEBOOK_ST)
+        book = self.folder / (
+            CODEBOOK_NPY if (self.folder / CODEBOOK_NPY).is_file() else CODEBOOK_ST
+        )
         require_files(f"precomputed tokenizer {self.folder}", [self.folder / META, book], OBTAIN)
         if batch_size < 1:
             raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size}")
@@ -103,8 +135,16 @@ class PrecomputedTokenizer(VisualTokenizer):
         self.embeddings = load_codebook(book)
         self.geometry, self.causal, self.latent = load_meta(self.folder / META)
         self.device, self.batch_size = torch.device(device), batch_size
-        self.encoder = load_torchscript(self.folder / ENCODER, self.device) if (self.folder / ENCODER).is_file() else None
-        self.decoder = load_torchscript(self.folder / DECODER, self.device) if (self.folder / DECODER).is_file() else None
+        self.encoder = (
+            load_torchscript(self.folder / ENCODER, self.device)
+            if (self.folder / ENCODER).is_file()
+            else None
+        )
+        self.decoder = (
+            load_torchscript(self.folder / DECODER, self.device)
+            if (self.folder / DECODER).is_file()
+            else None
+        )
         self._fp: str | None = None
 
     @property
@@ -117,8 +157,10 @@ class PrecomputedTokenizer(VisualTokenizer):
             return self.geometry.latent_shape(num_frames, height, width, what)
         ct, s = self.geometry.temporal_compression, self.geometry.spatial_compression
         if num_frames < ct or num_frames % ct or height < s or height % s or width < s or width % s:
-            raise ValueError(f"{what}: expected a multiple of {ct} frames and height and width multiples of {s}, "
-                             f"got {num_frames} frames of {height} x {width}")
+            raise ValueError(
+                f"{what}: expected a multiple of {ct} frames and height and width multiples of {s}, "
+                f"got {num_frames} frames of {height} x {width}"
+            )
         return num_frames // ct, height // s, width // s
 
     @torch.no_grad()
@@ -126,16 +168,20 @@ class PrecomputedTokenizer(VisualTokenizer):
         self.validate_video(video)
         shape = self.latent_shape(*video.shape[1:4])
         if self.encoder is None:
-            raise ValueError(f"precomputed tokenizer {self.folder}: expected {self.folder / ENCODER} to tokenise pixels "
-                             f"(conditioned tasks and held-out scoring tokenise real clips), got none; add the "
-                             f"encoder as TorchScript or use only t2v / t2i without score.denoising_bins")
+            raise ValueError(
+                f"precomputed tokenizer {self.folder}: expected {self.folder / ENCODER} to tokenise pixels "
+                f"(conditioned tasks and held-out scoring tokenise real clips), got none; add the "
+                f"encoder as TorchScript or use only t2v / t2i without score.denoising_bins"
+            )
         out = []
         for i in range(0, len(video), self.batch_size):
-            result = self.encoder(pixels_to_unit(video[i:i + self.batch_size]).to(self.device))
+            result = self.encoder(pixels_to_unit(video[i : i + self.batch_size]).to(self.device))
             ids = (result[0] if isinstance(result, (tuple, list)) else result).cpu()
             want = (min(self.batch_size, len(video) - i), *shape)
             if not isinstance(ids, torch.Tensor) or tuple(ids.shape) != want:
-                raise ValueError(f"{self.folder / ENCODER}: expected ids of shape {want}, got {describe(ids)}")
+                raise ValueError(
+                    f"{self.folder / ENCODER}: expected ids of shape {want}, got {describe(ids)}"
+                )
             out.append(check_ids(f"{self.folder / ENCODER} ids", ids, self.vocab_size).long())
         return torch.cat(out) if out else torch.zeros((0, *shape), dtype=torch.long)
 
@@ -143,13 +189,17 @@ class PrecomputedTokenizer(VisualTokenizer):
     def decode(self, ids: torch.Tensor) -> torch.Tensor:
         self.validate_ids(ids)
         if self.decoder is None:
-            raise ValueError(f"precomputed tokenizer {self.folder}: expected {self.folder / DECODER} to decode ids "
-                             f"to pixels for scoring, got none; add the decoder as TorchScript")
+            raise ValueError(
+                f"precomputed tokenizer {self.folder}: expected {self.folder / DECODER} to decode ids "
+                f"to pixels for scoring, got none; add the decoder as TorchScript"
+            )
         out = []
         for i in range(0, len(ids), self.batch_size):
-            video = self.decoder(ids[i:i + self.batch_size].long().to(self.device))
+            video = self.decoder(ids[i : i + self.batch_size].long().to(self.device))
             if not isinstance(video, torch.Tensor) or video.dim() != 5 or video.shape[1] != 3:
-                raise ValueError(f"{self.folder / DECODER}: expected video float (B, 3, F, H, W), got {describe(video)}")
+                raise ValueError(
+                    f"{self.folder / DECODER}: expected video float (B, 3, F, H, W), got {describe(video)}"
+                )
             out.append(unit_to_pixels(video.cpu()))
         return torch.cat(out)
 
@@ -160,7 +210,12 @@ class PrecomputedTokenizer(VisualTokenizer):
         """sha256 of the codebook, metadata and TorchScript files' bytes (computed once)."""
         if self._fp is None:
             h = hashlib.sha256()
-            for path in (self.folder / META, self._codebook_path, self.folder / ENCODER, self.folder / DECODER):
+            for path in (
+                self.folder / META,
+                self._codebook_path,
+                self.folder / ENCODER,
+                self.folder / DECODER,
+            ):
                 h.update(f"{path.name}:{file_sha256(path) if path.is_file() else '-'};".encode())
             self._fp = h.hexdigest()[:16]
         return self._fp
@@ -176,14 +231,18 @@ class PrecomputedTokenizer(VisualTokenizer):
         memory is one shard."""
         files = self.shards()
         if not files:
-            raise ValueError(f"precomputed tokenizer {self.folder}: expected shards {self.folder / SHARDS}/shard-*.npy, "
-                             f"got none")
+            raise ValueError(
+                f"precomputed tokenizer {self.folder}: expected shards {self.folder / SHARDS}/shard-*.npy, "
+                f"got none"
+            )
         shape = self._latent_shape()
         for path in files:
             rows = read_shard(path, math.prod(shape))
             if rows is None:
-                raise ValueError(f"{path}: expected int32 rows of T*h*w = {math.prod(shape)} ids (latent_shape {shape} "
-                                 f"in {META}), got a damaged file or another width")
+                raise ValueError(
+                    f"{path}: expected int32 rows of T*h*w = {math.prod(shape)} ids (latent_shape {shape} "
+                    f"in {META}), got a damaged file or another width"
+                )
             ids = torch.from_numpy(np.array(rows, dtype=np.int64)).reshape(-1, *shape)
             yield check_ids(f"{path}: ids", ids, self.vocab_size)
 
@@ -216,19 +275,36 @@ class PrecomputedTokenizer(VisualTokenizer):
         low, high = self.vocab_size, -1
         for k, ids in enumerate(self.iter_shards()):
             lo, n = sum(counts), len(ids)
-            write_shard(out / shard_name(k), pack_rows(text_ids[lo:lo + n], text_mask[lo:lo + n], ids))
+            write_shard(
+                out / shard_name(k), pack_rows(text_ids[lo : lo + n], text_mask[lo : lo + n], ids)
+            )
             counts.append(n)
             if n:
                 low, high = min(low, int(ids.min())), max(high, int(ids.max()))
-        atomic_write(out / CAPTIONS, lambda tmp: tmp.write_text(
-            "".join(json.dumps({"key": str(i), "caption": c}) + "\n" for i, c in enumerate(captions))))
-        write_index(out, counts, text_ids.shape[1], self._latent_shape(), (low, high), source=str(self.folder),
-                    fingerprint=self.fingerprint())
+        atomic_write(
+            out / CAPTIONS,
+            lambda tmp: tmp.write_text(
+                "".join(
+                    json.dumps({"key": str(i), "caption": c}) + "\n" for i, c in enumerate(captions)
+                )
+            ),
+        )
+        write_index(
+            out,
+            counts,
+            text_ids.shape[1],
+            self._latent_shape(),
+            (low, high),
+            source=str(self.folder),
+            fingerprint=self.fingerprint(),
+        )
         return out
 
     def _latent_shape(self) -> tuple[int, int, int]:
         if self.latent is None:
-            raise ValueError(f"{self.folder / META}: latent_shape: expected [T, h, w] of the shards' clips, got none")
+            raise ValueError(
+                f"{self.folder / META}: latent_shape: expected [T, h, w] of the shards' clips, got none"
+            )
         return self.latent
 
 
@@ -243,8 +319,10 @@ def shard_counts(files: list[Path], latent: tuple[int, int, int]) -> list[int]:
     for path in files:
         rows = read_shard(path, width)
         if rows is None:
-            raise ValueError(f"{path}: expected int32 rows of T*h*w = {width} ids (latent_shape {list(latent)} in "
-                             f"{META}), got a damaged file or another width")
+            raise ValueError(
+                f"{path}: expected int32 rows of T*h*w = {width} ids (latent_shape {list(latent)} in "
+                f"{META}), got a damaged file or another width"
+            )
         counts.append(len(rows))
     return counts
 
@@ -255,15 +333,26 @@ def read_caption_rows(path: Path, count: int) -> list[dict]:
     try:
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: expected one JSON object with a caption per clip, could not read it ({exc})") from None
+        raise ValueError(
+            f"{path}: expected one JSON object with a caption per clip, could not read it ({exc})"
+        ) from None
     for i, r in enumerate(rows):
         if not isinstance(r, dict) or not isinstance(r.get("caption"), str):
-            raise ValueError(f"{path}: line {i + 1}: expected an object with a string 'caption', got {str(r)[:80]}")
-        if not isinstance(r.get("key", ""), str) or r.get("split", "train") not in ("train", "eval"):
-            raise ValueError(f"{path}: line {i + 1}: expected an optional string 'key' and 'split' train or eval, "
-                             f"got key {r.get('key')!r}, split {r.get('split')!r}")
+            raise ValueError(
+                f"{path}: line {i + 1}: expected an object with a string 'caption', got {str(r)[:80]}"
+            )
+        if not isinstance(r.get("key", ""), str) or r.get("split", "train") not in (
+            "train",
+            "eval",
+        ):
+            raise ValueError(
+                f"{path}: line {i + 1}: expected an optional string 'key' and 'split' train or eval, "
+                f"got key {r.get('key')!r}, split {r.get('split')!r}"
+            )
     if len(rows) != count:
-        raise ValueError(f"{path}: expected {count} captions (one per clip in the shards), got {len(rows)}")
+        raise ValueError(
+            f"{path}: expected {count} captions (one per clip in the shards), got {len(rows)}"
+        )
     return rows
 
 
@@ -272,19 +361,44 @@ def read_captions(path: Path, count: int) -> list[str]:
     return [r["caption"] for r in read_caption_rows(path, count)]
 
 
-def write_precomputed(folder: str | Path, ids: torch.Tensor, captions: list[str], codebook: torch.Tensor, *,
-                      temporal_compression: int, spatial_compression: int, causal: bool = True,
-                      shard_size: int = 1024) -> None:
+def write_precomputed(
+    folder: str | Path,
+    ids: torch.Tensor,
+    captions: list[str],
+    codebook: torch.Tensor,
+    *,
+    temporal_compression: int,
+    spatial_compression: int,
+    causal: bool = True,
+    shard_size: int = 1024,
+) -> None:
     """Write a precomputed-tokens folder: ids int (N, T, h, w) in [0, K) with their N captions, codebook
     float (K, D); every file atomically (shards are ursa.shards rows, int32 (n, T*h*w))."""
     folder = Path(folder)
     check_ids("ids", ids, len(codebook), ("N", "T", "h", "w"))
     if len(captions) != len(ids) or not all(isinstance(c, str) for c in captions):
-        raise ValueError(f"captions: expected {len(ids)} strings (one per clip), got {len(captions)} items")
+        raise ValueError(
+            f"captions: expected {len(ids)} strings (one per clip), got {len(captions)} items"
+        )
     for k, start in enumerate(range(0, len(ids), shard_size)):
-        write_shard(folder / SHARDS / shard_name(k), ids[start:start + shard_size].reshape(-1, math.prod(ids.shape[1:])).numpy())
-    atomic_write(folder / SHARDS / CAPTIONS, lambda tmp: tmp.write_text(
-        "".join(json.dumps({"caption": c}) + "\n" for c in captions)))
-    atomic_write(folder / CODEBOOK_ST, lambda tmp: save_file({"embeddings": codebook.float().contiguous()}, str(tmp)))
-    atomic_write_json(folder / META, {"temporal_compression": temporal_compression, "causal": causal,
-                                      "spatial_compression": spatial_compression, "latent_shape": list(ids.shape[1:])})
+        write_shard(
+            folder / SHARDS / shard_name(k),
+            ids[start : start + shard_size].reshape(-1, math.prod(ids.shape[1:])).numpy(),
+        )
+    atomic_write(
+        folder / SHARDS / CAPTIONS,
+        lambda tmp: tmp.write_text("".join(json.dumps({"caption": c}) + "\n" for c in captions)),
+    )
+    atomic_write(
+        folder / CODEBOOK_ST,
+        lambda tmp: save_file({"embeddings": codebook.float().contiguous()}, str(tmp)),
+    )
+    atomic_write_json(
+        folder / META,
+        {
+            "temporal_compression": temporal_compression,
+            "causal": causal,
+            "spatial_compression": spatial_compression,
+            "latent_shape": list(ids.shape[1:]),
+        },
+    )

@@ -53,12 +53,47 @@ def questions(spec: Spec) -> list[Question]:
         e = len(qs)
         entities.append(e)
         qs.append(Question("entity", f"is there a {o.colour} object?", (), c, "exists", 1))
-        qs.append(Question("attribute", f"is the {o.colour} object a {o.shape}?", (e,), c, "shape", SHAPES.index(o.shape)))
-        qs.append(Question("attribute", f"is the {o.colour} object {o.size}?", (e,), c, "size", list(SIZES).index(o.size)))
+        qs.append(
+            Question(
+                "attribute",
+                f"is the {o.colour} object a {o.shape}?",
+                (e,),
+                c,
+                "shape",
+                SHAPES.index(o.shape),
+            )
+        )
+        qs.append(
+            Question(
+                "attribute",
+                f"is the {o.colour} object {o.size}?",
+                (e,),
+                c,
+                "size",
+                list(SIZES).index(o.size),
+            )
+        )
         if o.motion is not None:
-            qs.append(Question("motion", f"is the {o.colour} object {o.motion if o.motion == 'still' else 'moving ' + o.motion}?",
-                               (e,), c, "motion", list(MOTIONS).index(o.motion)))
-    qs.append(Question("count", f"are there exactly {len(spec)} objects?", tuple(entities), -1, "count", len(spec)))
+            qs.append(
+                Question(
+                    "motion",
+                    f"is the {o.colour} object {o.motion if o.motion == 'still' else 'moving ' + o.motion}?",
+                    (e,),
+                    c,
+                    "motion",
+                    list(MOTIONS).index(o.motion),
+                )
+            )
+    qs.append(
+        Question(
+            "count",
+            f"are there exactly {len(spec)} objects?",
+            tuple(entities),
+            -1,
+            "count",
+            len(spec),
+        )
+    )
     return qs
 
 
@@ -85,9 +120,17 @@ def score_alignment(det: Detections, prompts: list[Prompt]) -> tuple[dict[str, f
                 by_part["shape"].append(g)
         by_part[""].append(min(gated))
         by_part["dpg"].append(float(np.mean(gated)))
-        rows.append({"alignment": by_part[""][-1], "alignment_dpg": by_part["dpg"][-1],
-                     "questions_passed": int(sum(gated)), "questions": len(qs)})
-    metrics = {"alignment" + (f"_{k}" if k else ""): float(np.mean(v)) for k, v in by_part.items() if v}
+        rows.append(
+            {
+                "alignment": by_part[""][-1],
+                "alignment_dpg": by_part["dpg"][-1],
+                "questions_passed": int(sum(gated)),
+                "questions": len(qs),
+            }
+        )
+    metrics = {
+        "alignment" + (f"_{k}" if k else ""): float(np.mean(v)) for k, v in by_part.items() if v
+    }
     return metrics, rows
 
 
@@ -95,13 +138,25 @@ def empty_detections(n: int, frames: int) -> Detections:
     """Detections of N clips with no object: what the detector reports on clips with no content."""
     c = len(COLOUR_NAMES)
     none = np.full((n, c), -1)
-    return Detections(np.zeros((n, c, frames), bool), np.full((n, c, frames, 2), np.nan), np.zeros((n, c, frames), np.int64),
-                      np.full((n, c, frames), -1), np.zeros((n, c, frames)), np.zeros((n, c), bool), none, none, none,
-                      np.zeros((n, frames), np.int64), np.ones(n))
+    return Detections(
+        np.zeros((n, c, frames), bool),
+        np.full((n, c, frames, 2), np.nan),
+        np.zeros((n, c, frames), np.int64),
+        np.full((n, c, frames), -1),
+        np.zeros((n, c, frames)),
+        np.zeros((n, c), bool),
+        none,
+        none,
+        none,
+        np.zeros((n, frames), np.int64),
+        np.ones(n),
+    )
 
 
 def chance_alignment(prompts: list[Prompt]) -> float:
     """Alignment of clips that carry no object (the information-free detector outcome, e.g.
     uniform random tokens). Every question's root is an entity question, so under the
     dependency rule this is exactly 0; computed through the scorer rather than asserted."""
-    return score_alignment(empty_detections(len(prompts), prompts[0].cfg.frames), prompts)[0]["alignment"]
+    return score_alignment(empty_detections(len(prompts), prompts[0].cfg.frames), prompts)[0][
+        "alignment"
+    ]

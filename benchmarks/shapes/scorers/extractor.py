@@ -19,7 +19,17 @@ from torch import nn
 from tqdm import tqdm
 
 from benchmarks.shapes.cache import default_cache_dir, fingerprint, load_or_build
-from benchmarks.shapes.world import COLOUR_NAMES, MOTIONS, SHAPES, SIZES, Scene, WorldConfig, offsets, render, sample_scene
+from benchmarks.shapes.world import (
+    COLOUR_NAMES,
+    MOTIONS,
+    SHAPES,
+    SIZES,
+    Scene,
+    WorldConfig,
+    offsets,
+    render,
+    sample_scene,
+)
 
 FEATURE_DIM = 64
 _C = len(COLOUR_NAMES)
@@ -32,9 +42,12 @@ class FrameNet(nn.Module):
     def __init__(self, height: int, width: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(3, 32, 4, stride=4), nn.ReLU(),  # one cell per 4x4 patch: H/4
-            nn.Conv2d(32, 32, 3, stride=2, padding=1), nn.ReLU(),  # H/8
-            nn.Flatten(), nn.Linear(32 * (height // 8) * (width // 8), FEATURE_DIM),
+            nn.Conv2d(3, 32, 4, stride=4),
+            nn.ReLU(),  # one cell per 4x4 patch: H/4
+            nn.Conv2d(32, 32, 3, stride=2, padding=1),
+            nn.ReLU(),  # H/8
+            nn.Flatten(),
+            nn.Linear(32 * (height // 8) * (width // 8), FEATURE_DIM),
         )
         self.heads = nn.Linear(FEATURE_DIM, _C * _HEAD)
 
@@ -69,12 +82,24 @@ def _loss(net: FrameNet, frames: torch.Tensor, target: torch.Tensor) -> torch.Te
     return loss + 10 * F.mse_loss(out[..., -2:][on], target[..., 3:5][on])
 
 
-def train_frame_net(cfg: WorldConfig, seed: int = 0, clips: int = 256, steps: int = 250, batch: int = 64, progress: bool = False) -> FrameNet:
+def train_frame_net(
+    cfg: WorldConfig,
+    seed: int = 0,
+    clips: int = 256,
+    steps: int = 250,
+    batch: int = 64,
+    progress: bool = False,
+) -> FrameNet:
     """Train FrameNet on all frames of `clips` random scenes of the whole world (held-out
     combinations included: it is a measuring instrument, not the model); deterministic in `seed`."""
     rng = np.random.default_rng([seed, 7])
     scenes = [sample_scene(rng, cfg) for _ in range(clips)]
-    frames = torch.from_numpy(np.stack([render(s, cfg) for s in scenes])).flatten(0, 1).permute(0, 3, 1, 2).contiguous()  # (N*F, 3, H, W)
+    frames = (
+        torch.from_numpy(np.stack([render(s, cfg) for s in scenes]))
+        .flatten(0, 1)
+        .permute(0, 3, 1, 2)
+        .contiguous()
+    )  # (N*F, 3, H, W)
     target = _targets(scenes, cfg)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -82,7 +107,9 @@ def train_frame_net(cfg: WorldConfig, seed: int = 0, clips: int = 256, steps: in
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     gen = torch.Generator().manual_seed(seed)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convs: thread sync costs more than it saves, badly so on shared cores
+    torch.set_num_threads(
+        1
+    )  # tiny convs: thread sync costs more than it saves, badly so on shared cores
     try:
         for _ in tqdm(range(steps), disable=not progress, desc="feature extractor"):
             idx = torch.randint(len(frames), (batch,), generator=gen)
@@ -94,12 +121,27 @@ def train_frame_net(cfg: WorldConfig, seed: int = 0, clips: int = 256, steps: in
     return net.eval()
 
 
-def load_or_train_extractor(cache_dir: str | Path | None, cfg: WorldConfig, seed: int = 0, progress: bool = False) -> tuple[FrameNet, Path]:
+def load_or_train_extractor(
+    cache_dir: str | Path | None, cfg: WorldConfig, seed: int = 0, progress: bool = False
+) -> tuple[FrameNet, Path]:
     """(trained FrameNet, its weights file) for frames of `cfg`'s size, from cache or trained and cached."""
     frame_cfg = WorldConfig(height=cfg.height, width=cfg.width)  # only the frame size matters
-    fp = fingerprint({"kind": "extractor", "world": asdict(frame_cfg), "seed": seed, "dim": FEATURE_DIM, "motions": list(MOTIONS)})
+    fp = fingerprint(
+        {
+            "kind": "extractor",
+            "world": asdict(frame_cfg),
+            "seed": seed,
+            "dim": FEATURE_DIM,
+            "motions": list(MOTIONS),
+        }
+    )
     path = Path(cache_dir or default_cache_dir()) / f"extractor-{fp}.safetensors"
-    weights = load_or_build(path, fp, ("heads.weight",), lambda: dict(train_frame_net(frame_cfg, seed, progress=progress).state_dict()))
+    weights = load_or_build(
+        path,
+        fp,
+        ("heads.weight",),
+        lambda: dict(train_frame_net(frame_cfg, seed, progress=progress).state_dict()),
+    )
     return load_frame_net(weights, frame_cfg.height, frame_cfg.width), path
 
 

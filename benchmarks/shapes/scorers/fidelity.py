@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 import torch_fidelity
+from safetensors.torch import load_file
 from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
-from safetensors.torch import load_file
 
 from benchmarks.shapes.scorers.extractor import FrameNet, load_frame_net
 
@@ -25,10 +25,18 @@ class _ShapesExtractor(FeatureExtractorBase):
 
     FEATURE = "frame"
 
-    def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path: str | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        name: str,
+        features_list: list[str],
+        feature_extractor_weights_path: str | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(name, features_list)
         if feature_extractor_weights_path is None:
-            raise ValueError(f"{name}: expected feature_extractor_weights_path (a FrameNet safetensors file), got None")
+            raise ValueError(
+                f"{name}: expected feature_extractor_weights_path (a FrameNet safetensors file), got None"
+            )
         weights = load_file(feature_extractor_weights_path)
         cells = weights["body.5.weight"].shape[1] // 32  # (H/8) * (W/8); square frames
         side = int(round(cells**0.5)) * 8
@@ -87,24 +95,45 @@ class _Images(Dataset):
         return self.images[i]
 
 
-def _metrics(gen: torch.Tensor, ref: torch.Tensor, extractor: str, weights: Path, seed: int) -> dict[str, float]:
+def _metrics(
+    gen: torch.Tensor, ref: torch.Tensor, extractor: str, weights: Path, seed: int
+) -> dict[str, float]:
     n = min(len(gen), len(ref))
     out = torch_fidelity.calculate_metrics(
-        input1=_Images(gen), input2=_Images(ref), cuda=False, fid=True, kid=True, prc=True,
-        feature_extractor=extractor, feature_extractor_weights_path=str(weights),
-        kid_subset_size=min(n, 1000), kid_subsets=50, batch_size=512, rng_seed=seed,
-        save_cpu_ram=True, cache=False, verbose=False,
+        input1=_Images(gen),
+        input2=_Images(ref),
+        cuda=False,
+        fid=True,
+        kid=True,
+        prc=True,
+        feature_extractor=extractor,
+        feature_extractor_weights_path=str(weights),
+        kid_subset_size=min(n, 1000),
+        kid_subsets=50,
+        batch_size=512,
+        rng_seed=seed,
+        save_cpu_ram=True,
+        cache=False,
+        verbose=False,
     )
-    return {"fid": out["frechet_inception_distance"], "kid": out["kernel_inception_distance_mean"],
-            "precision": out["precision"], "recall": out["recall"]}
+    return {
+        "fid": out["frechet_inception_distance"],
+        "kid": out["kernel_inception_distance_mean"],
+        "precision": out["precision"],
+        "recall": out["recall"],
+    }
 
 
-def score_fidelity(videos: torch.Tensor, reference: torch.Tensor, weights: Path, seed: int = 0) -> dict[str, float]:
+def score_fidelity(
+    videos: torch.Tensor, reference: torch.Tensor, weights: Path, seed: int = 0
+) -> dict[str, float]:
     """{fid,kid,precision,recall}_{frame,clip} of uint8 (N, F, H, W, 3) `videos` against
     uint8 (M, F, H, W, 3) real `reference` clips (precision: generated samples inside the real
     manifold; recall: real samples covered)."""
     if len(videos) < 2 or len(reference) < 2:
-        raise ValueError(f"fidelity: expected >= 2 clips on each side, got {len(videos)} and {len(reference)}")
+        raise ValueError(
+            f"fidelity: expected >= 2 clips on each side, got {len(videos)} and {len(reference)}"
+        )
 
     def frames(v: torch.Tensor) -> torch.Tensor:
         return v.flatten(0, 1).permute(0, 3, 1, 2).contiguous()  # (N*F, 3, H, W)
@@ -112,7 +141,19 @@ def score_fidelity(videos: torch.Tensor, reference: torch.Tensor, weights: Path,
     def clips(v: torch.Tensor) -> torch.Tensor:
         return v.permute(0, 1, 4, 2, 3).flatten(1, 2).contiguous()  # (N, F*3, H, W)
 
-    out = {f"{k}_frame": v for k, v in _metrics(frames(videos), frames(reference), "shapes-frame", weights, seed).items()}
+    out = {
+        f"{k}_frame": v
+        for k, v in _metrics(
+            frames(videos), frames(reference), "shapes-frame", weights, seed
+        ).items()
+    }
     if videos.shape[1] > 1:
-        out.update({f"{k}_clip": v for k, v in _metrics(clips(videos), clips(reference), "shapes-clip", weights, seed).items()})
+        out.update(
+            {
+                f"{k}_clip": v
+                for k, v in _metrics(
+                    clips(videos), clips(reference), "shapes-clip", weights, seed
+                ).items()
+            }
+        )
     return out

@@ -22,7 +22,12 @@ from benchmarks.shapes.detect import Detections
 from benchmarks.shapes.world import MOTIONS
 
 QUALITY_METRICS: tuple[str, ...] = (
-    "temporal_flickering", "subject_consistency", "motion_smoothness", "dynamic_degree", "palette_fidelity", "clean_fraction",
+    "temporal_flickering",
+    "subject_consistency",
+    "motion_smoothness",
+    "dynamic_degree",
+    "palette_fidelity",
+    "clean_fraction",
 )
 
 
@@ -37,7 +42,9 @@ def score_quality(videos: np.ndarray, det: Detections) -> tuple[dict[str, float]
         per_clip["temporal_flickering"] = np.ones(n)
     held = (det.present & (det.shape == det.shape_of[..., None])).mean(2)  # (N, C)
     objects = np.maximum(det.exists.sum(1), 1)
-    per_clip["subject_consistency"] = np.where(det.exists, held, 0).sum(1) / objects * (det.exists.sum(1) > 0)
+    per_clip["subject_consistency"] = (
+        np.where(det.exists, held, 0).sum(1) / objects * (det.exists.sum(1) > 0)
+    )
     per_clip["motion_smoothness"] = _smoothness(det)
     moving = det.exists & (det.motion_of >= 0) & (det.motion_of != list(MOTIONS).index("still"))
     per_clip["dynamic_degree"] = moving.any(1).astype(np.float64)

@@ -43,7 +43,9 @@ def _identity(det: Detections, prompts: list[Prompt], frames: slice = slice(None
     return out
 
 
-def score_tasks(videos: np.ndarray, real: np.ndarray, det: Detections, prompts: list[Prompt]) -> tuple[dict[str, float], list[dict]]:
+def score_tasks(
+    videos: np.ndarray, real: np.ndarray, det: Detections, prompts: list[Prompt]
+) -> tuple[dict[str, float], list[dict]]:
     """Task metrics for uint8 (N, F, H, W, 3) `videos` vs `real` clips; rows carry per-clip values."""
     task = prompts[0].task
     cfg = prompts[0].cfg
@@ -52,16 +54,27 @@ def score_tasks(videos: np.ndarray, real: np.ndarray, det: Detections, prompts: 
         per["first_frame_fidelity"] = _label_agreement(videos[:, 0], real[:, 0])
         per["identity_persistence"] = _identity(det, prompts)
     elif task == "interpolation":
-        per["endpoint_match"] = (_label_agreement(videos[:, 0], real[:, 0]) + _label_agreement(videos[:, -1], real[:, -1])) / 2
+        per["endpoint_match"] = (
+            _label_agreement(videos[:, 0], real[:, 0])
+            + _label_agreement(videos[:, -1], real[:, -1])
+        ) / 2
         per["identity_persistence"] = _identity(det, prompts)
     elif task == "extrapolation":
         k = len(prompts[0].condition_frames)
         tail = detect(videos[:, k - 1 :], replace(cfg, frames=cfg.frames - k + 1))
-        per["continuation_consistency"] = np.array([
-            np.mean([bool(tail.exists[n, c := COLOUR_NAMES.index(o.colour)]) and tail.shape_of[n, c] == SHAPES.index(o.shape)
-                     and tail.motion_of[n, c] == list(MOTIONS).index(o.motion) for o in p.spec])
-            for n, p in enumerate(prompts)
-        ])
+        per["continuation_consistency"] = np.array(
+            [
+                np.mean(
+                    [
+                        bool(tail.exists[n, c := COLOUR_NAMES.index(o.colour)])
+                        and tail.shape_of[n, c] == SHAPES.index(o.shape)
+                        and tail.motion_of[n, c] == list(MOTIONS).index(o.motion)
+                        for o in p.spec
+                    ]
+                )
+                for n, p in enumerate(prompts)
+            ]
+        )
     elif task == "long":
         w = cfg.frames // prompts[0].num_windows
         wcfg = replace(cfg, frames=w)

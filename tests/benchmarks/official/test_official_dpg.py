@@ -11,7 +11,12 @@ from benchmarks.official.dpg import MPLUGBackend, dependency_scores, score_folde
 from benchmarks.official.export import export_dpg
 from benchmarks.official.resources import MissingResourceError
 
-CAT, RED, DOG, LEFT = "is there a cat?", "is the cat red?", "is there a dog?", "is the red cat on the left?"
+CAT, RED, DOG, LEFT = (
+    "is there a cat?",
+    "is the cat red?",
+    "is there a dog?",
+    "is the red cat on the left?",
+)
 ROWS = [  # item_id, proposition_id, dependency, tuple, question
     ("a", 1, "0", "entity - whole (cat)", CAT),
     ("a", 2, "1", "attribute - color (cat, red)", RED),
@@ -21,8 +26,13 @@ ROWS = [  # item_id, proposition_id, dependency, tuple, question
     ("b", 3, "2", "relation - spatial (cat, left)", LEFT),
 ]
 # Tile grey level -> questions answered "yes". Image b tiles 10..40, image a tiles 50..80.
-YES = {10: {CAT, RED, LEFT}, 20: {RED, LEFT}, 30: {CAT, LEFT}, 40: {CAT, RED},
-       **{level: {CAT, DOG} for level in (50, 60, 70, 80)}}
+YES = {
+    10: {CAT, RED, LEFT},
+    20: {RED, LEFT},
+    30: {CAT, LEFT},
+    40: {CAT, RED},
+    **{level: {CAT, DOG} for level in (50, 60, 70, 80)},
+}
 
 
 class TableVQA:
@@ -41,8 +51,19 @@ def bench(tmp_path):
     path = tmp_path / "dpg_bench.csv"
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["item_id", "text", "keywords", "proposition_id", "dependency",
-                    "category_broad", "category_detailed", "tuple", "question_natural_language"])
+        w.writerow(
+            [
+                "item_id",
+                "text",
+                "keywords",
+                "proposition_id",
+                "dependency",
+                "category_broad",
+                "category_detailed",
+                "tuple",
+                "question_natural_language",
+            ]
+        )
         for item, qid, dep, tup, q in ROWS:
             w.writerow([item, "prompt", "", qid, dep, "", "", tup, q])
     levels = torch.tensor([[50, 60, 70, 80], [10, 20, 30, 40]], dtype=torch.uint8)
@@ -67,9 +88,16 @@ def test_fixed_scoring(bench):
     assert r.score == pytest.approx(100 * (2 / 3 + 0.5) / 2)
     assert r.skipped == []
     # categories use raw answers over all 4 tiles of both images
-    assert r.l2 == pytest.approx({"attribute - color": 100 * 3 / 8, "entity - whole": 100 * 11 / 12,
-                                  "relation - spatial": 100 * 3 / 4})
-    assert r.l1 == pytest.approx({"attribute": 100 * 3 / 8, "entity": 100 * 11 / 12, "relation": 75.0})
+    assert r.l2 == pytest.approx(
+        {
+            "attribute - color": 100 * 3 / 8,
+            "entity - whole": 100 * 11 / 12,
+            "relation - spatial": 100 * 3 / 4,
+        }
+    )
+    assert r.l1 == pytest.approx(
+        {"attribute": 100 * 3 / 8, "entity": 100 * 11 / 12, "relation": 75.0}
+    )
     assert len(vqa.asked) == 4 * 3 * 2 and set(vqa.asked) == {CAT, RED, DOG, LEFT}
 
 
@@ -80,8 +108,9 @@ def test_official_compat_reproduces_both_upstream_bugs(bench):
     assert r.skipped == ["a"] and r.per_image == pytest.approx({"b": 0.5})
     assert r.score == pytest.approx(50.0)
     # bug 2: categories from b's last tile only (cat yes, red yes, left no)
-    assert r.l2 == pytest.approx({"attribute - color": 100.0, "entity - whole": 100.0,
-                                  "relation - spatial": 0.0})
+    assert r.l2 == pytest.approx(
+        {"attribute - color": 100.0, "entity - whole": 100.0, "relation - spatial": 0.0}
+    )
 
 
 def test_tile_count_and_unknown_files(bench, tmp_path):
@@ -100,7 +129,9 @@ def test_missing_csv_and_mplug_weights(tmp_path):
         MPLUGBackend(tmp_path / "mplug")
     message = str(err.value)
     assert "mplug/configuration.json" in message and "mplug/pytorch_model.bin" in message
-    assert "modelscope download --model damo/mplug_visual-question-answering_coco_large_en" in message
+    assert (
+        "modelscope download --model damo/mplug_visual-question-answering_coco_large_en" in message
+    )
 
 
 def test_non_square_tiles_come_back_as_tiled():

@@ -3,8 +3,12 @@
 import pytest
 import torch
 
-from benchmarks.official.inception import (INCEPTION_FILE, ImageTensorDataset,
-                                          inception_metrics, inception_weights_path)
+from benchmarks.official.inception import (
+    INCEPTION_FILE,
+    ImageTensorDataset,
+    inception_metrics,
+    inception_weights_path,
+)
 from benchmarks.official.resources import MissingResourceError
 
 
@@ -41,9 +45,9 @@ def test_small_samples_adapt_is_splits_and_kid_subsets(tmp_path, monkeypatch):
     below 10.
     KID: at N <= kid_subset_size every subset is the whole sets, so one is drawn."""
     import torch_fidelity
+    from torch_fidelity.metric_isc import isc_features_to_metric
 
     from benchmarks.official.inception import inception_metrics, is_splits
-    from torch_fidelity.metric_isc import isc_features_to_metric
 
     logits = torch.randn(10, 1008, generator=torch.Generator().manual_seed(0)) * 5
     assert isc_features_to_metric(logits, splits=10)["inception_score_mean"] == pytest.approx(1.0)
@@ -68,8 +72,14 @@ def test_small_samples_adapt_is_splits_and_kid_subsets(tmp_path, monkeypatch):
 def test_inception_figures_carry_n_and_their_caveat_in_reports():
     from harness import plugins
 
-    derived, notes = plugins.derived_metrics({"fid.inception": 80.0, "fid.inception.n": 64.0,
-                                              "is.inception": 1.5, "is.inception.n": 64.0})
+    derived, notes = plugins.derived_metrics(
+        {
+            "fid.inception": 80.0,
+            "fid.inception.n": 64.0,
+            "is.inception": 1.5,
+            "is.inception.n": 64.0,
+        }
+    )
     assert derived == {} and len(notes) == 2
     assert notes[0].startswith("fid.inception is on N = 64 generated images")
     assert "biased upwards" in notes[0]

@@ -23,16 +23,36 @@ from benchmarks.official.vbench_eval import (
 from harness.env import MARKER
 
 # Chosen normalised values n (raw = min + n * (max - min)), so the expected scores are simple sums.
-NORM = {"subject_consistency": 0.5, "background_consistency": 0.5, "temporal_flickering": 1.0,
-        "motion_smoothness": 0.0, "aesthetic_quality": 0.6, "imaging_quality": 0.4,
-        "dynamic_degree": 1.0, "scene": 1.0, **{d: 0.5 for d in (
-            "object_class", "multiple_objects", "human_action", "color", "spatial_relationship",
-            "appearance_style", "temporal_style", "overall_consistency")}}
+NORM = {
+    "subject_consistency": 0.5,
+    "background_consistency": 0.5,
+    "temporal_flickering": 1.0,
+    "motion_smoothness": 0.0,
+    "aesthetic_quality": 0.6,
+    "imaging_quality": 0.4,
+    "dynamic_degree": 1.0,
+    "scene": 1.0,
+    **{
+        d: 0.5
+        for d in (
+            "object_class",
+            "multiple_objects",
+            "human_action",
+            "color",
+            "spatial_relationship",
+            "appearance_style",
+            "temporal_style",
+            "overall_consistency",
+        )
+    },
+}
 
 
 def _write(path, norm, table):
     raw = {d: table[d][0] + n * (table[d][1] - table[d][0]) for d, n in norm.items()}
-    path.write_text(json.dumps({d: [v, [{"video_path": "x.mp4", "video_results": v}]] for d, v in raw.items()}))
+    path.write_text(
+        json.dumps({d: [v, [{"video_path": "x.mp4", "video_results": v}]] for d, v in raw.items()})
+    )
     return path
 
 
@@ -58,15 +78,24 @@ def test_vbench_missing_dimension_reported_with_official_figure(tmp_path):
     official_q = (2.5 + (0 - 0.6293) / (1 - 0.6293)) / 6.5
     assert s["official"]["quality"] == pytest.approx(100 * official_q)
     assert s["official"]["total"] == pytest.approx(100 * (4 * official_q + 5 / 9) / 5)
-    only_quality = summarize(_write(tmp_path / "q_eval_results.json",
-                                    {"temporal_flickering": 0.5}, VBENCH_DIMENSIONS))
+    only_quality = summarize(
+        _write(tmp_path / "q_eval_results.json", {"temporal_flickering": 0.5}, VBENCH_DIMENSIONS)
+    )
     assert only_quality["semantic"] is None and only_quality["total"] is None
 
 
 def test_vbench_i2v_hand_computed(tmp_path):
-    norm = {"camera_motion": 0.0, "i2v_subject": 1.0, "i2v_background": 0.5,
-            "subject_consistency": 1.0, "background_consistency": 1.0, "motion_smoothness": 0.5,
-            "dynamic_degree": 0.0, "aesthetic_quality": 0.5, "imaging_quality": 0.5}
+    norm = {
+        "camera_motion": 0.0,
+        "i2v_subject": 1.0,
+        "i2v_background": 0.5,
+        "subject_consistency": 1.0,
+        "background_consistency": 1.0,
+        "motion_smoothness": 0.5,
+        "dynamic_degree": 0.0,
+        "aesthetic_quality": 0.5,
+        "imaging_quality": 0.5,
+    }
     s = summarize_i2v(_write(tmp_path / "i_eval_results.json", norm, I2V_DIMENSIONS))
     i2v = (0.1 * 0.0 + 1.0 + 0.5) / 2.1  # camera_motion weight 0.1
     quality = (1 + 1 + 0.5 + 0.5 * 0.0 + 0.5 + 0.5) / 5.5  # dynamic_degree weight 0.5
@@ -86,15 +115,24 @@ def test_summarize_rejects_bad_files(tmp_path):
 def test_run_vbench_lists_every_missing_file_before_running(tmp_path, monkeypatch):
     monkeypatch.setenv("VBENCH_CACHE_DIR", str(tmp_path / "cache"))
     with pytest.raises(MissingResourceError) as err:
-        run_vbench(tmp_path / "videos", tmp_path / "out", "m",
-                   ["subject_consistency", "aesthetic_quality", "temporal_flickering"],
-                   env_path=tmp_path / "no-env")
+        run_vbench(
+            tmp_path / "videos",
+            tmp_path / "out",
+            "m",
+            ["subject_consistency", "aesthetic_quality", "temporal_flickering"],
+            env_path=tmp_path / "no-env",
+        )
     message = str(err.value)
-    for expected in ("no-env/ursa-env.json", "python -m harness env vbench",
-                     "cache/dino_model/facebookresearch_dino_main/",
-                     "cache/dino_model/dino_vitbase16_pretrain.pth", "cache/clip_model/ViT-L-14.pt",
-                     "cache/aesthetic_model/emb_reader/sa_0_4_vit_l_14_linear.pth",
-                     "videos/", "$VBENCH_CACHE_DIR"):
+    for expected in (
+        "no-env/ursa-env.json",
+        "python -m harness env vbench",
+        "cache/dino_model/facebookresearch_dino_main/",
+        "cache/dino_model/dino_vitbase16_pretrain.pth",
+        "cache/clip_model/ViT-L-14.pt",
+        "cache/aesthetic_model/emb_reader/sa_0_4_vit_l_14_linear.pth",
+        "videos/",
+        "$VBENCH_CACHE_DIR",
+    ):
         assert expected in message, expected
     assert len(err.value.missing) == 6
     assert not (tmp_path / "out").exists()
@@ -127,11 +165,20 @@ def test_worker_imports_the_vbench_package_not_a_sibling_module(tmp_path, monkey
     (tmp_path / "stub" / "vbench" / "__init__.py").write_text(_STUB_VBENCH)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "stub"))
     (tmp_path / "videos").mkdir()
-    result = run_vbench(tmp_path / "videos", tmp_path / "out", "stub", ["temporal_flickering"],
-                        mode="custom_input", env_path=env, timeout=120)
+    result = run_vbench(
+        tmp_path / "videos",
+        tmp_path / "out",
+        "stub",
+        ["temporal_flickering"],
+        mode="custom_input",
+        env_path=env,
+        timeout=120,
+    )
     assert result == tmp_path / "out" / "stub_eval_results.json"
     score, rows = json.loads(result.read_text())["temporal_flickering"]
-    assert score == 0.9 and rows[0]["video_path"] == str(tmp_path / "stub" / "vbench" / "__init__.py")
+    assert score == 0.9 and rows[0]["video_path"] == str(
+        tmp_path / "stub" / "vbench" / "__init__.py"
+    )
     here = Path(benchmarks.official.__file__).parent
     assert not any(Path(p or ".").resolve() == here for p in rows[0]["video_results"])
 
@@ -143,15 +190,24 @@ def test_real_vbench_temporal_flickering(tmp_path):
 
     env = create_env("vbench", progress=False)
     g = torch.Generator().manual_seed(0)
-    static = torch.randint(0, 256, (1, 1, 64, 64, 3), generator=g, dtype=torch.uint8).expand(2, 16, 64, 64, 3)
+    static = torch.randint(0, 256, (1, 1, 64, 64, 3), generator=g, dtype=torch.uint8).expand(
+        2, 16, 64, 64, 3
+    )
     ramp = torch.linspace(0, 1, 16).view(1, 16, 1, 1, 1)  # slow brightness ramp: mild flicker
     moving = (static[:1].float() * (0.5 + 0.5 * ramp)).to(torch.uint8)
     noise = torch.randint(0, 256, (1, 16, 64, 64, 3), generator=g, dtype=torch.uint8)
     videos = torch.cat([static, moving, noise])
     folder = export_vbench_custom(videos, ["static", "static", "ramp", "noise"], tmp_path / "v")
     start = time.monotonic()
-    result = run_vbench(folder, tmp_path / "out", "real", ["temporal_flickering"],
-                        mode="custom_input", prompt_file=folder / "prompts.json", env_path=env)
+    result = run_vbench(
+        folder,
+        tmp_path / "out",
+        "real",
+        ["temporal_flickering"],
+        mode="custom_input",
+        prompt_file=folder / "prompts.json",
+        env_path=env,
+    )
     seconds = time.monotonic() - start
     score, rows = json.loads(result.read_text())["temporal_flickering"]
     per_video = {r["video_path"].rsplit("/", 1)[1]: r["video_results"] for r in rows}
@@ -165,5 +221,7 @@ def test_real_vbench_temporal_flickering(tmp_path):
     assert score == pytest.approx(np.mean(list(per_video.values())))
     s = summarize(result)
     assert s["dimensions"]["temporal_flickering"] == pytest.approx(100 * (score - 0.6293) / 0.3707)
-    print(f"\nvbench temporal_flickering: score={score:.6f} per_video={per_video} "
-          f"normalised={s['dimensions']['temporal_flickering']:.3f} run_seconds={seconds:.1f}")
+    print(
+        f"\nvbench temporal_flickering: score={score:.6f} per_video={per_video} "
+        f"normalised={s['dimensions']['temporal_flickering']:.3f} run_seconds={seconds:.1f}"
+    )

@@ -39,21 +39,43 @@ def flickering(videos: np.ndarray) -> np.ndarray:
 
 
 def harness_cli(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_smoke_spec_scores_with_vbench_end_to_end(vbench_env, tmp_path):
     spec = tmp_path / "vbench_smoke.yaml"
-    spec.write_text(yaml.safe_dump({"name": "vbench_smoke", "base": {
-        "benchmark": BENCH, "tokenizer": {"codebook_size": 65}, "model": {"preset": "tiny"},
-        "train": {"steps": 4, "batch_size": 4, "checkpoint_every": 2, "warmup_steps": 1},
-        "sample": {"steps": 2, "batch_size": 4},
-        "score": {"which": ["alignment", "vbench.temporal_flickering"]}},
-        "executor": {"kind": "inprocess", "threads": 1}}))
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": "vbench_smoke",
+                "base": {
+                    "benchmark": BENCH,
+                    "tokenizer": {"codebook_size": 65},
+                    "model": {"preset": "tiny"},
+                    "train": {
+                        "steps": 4,
+                        "batch_size": 4,
+                        "checkpoint_every": 2,
+                        "warmup_steps": 1,
+                    },
+                    "sample": {"steps": 2, "batch_size": 4},
+                    "score": {"which": ["alignment", "vbench.temporal_flickering"]},
+                },
+                "executor": {"kind": "inprocess", "threads": 1},
+            }
+        )
+    )
     root = tmp_path / "runs"
     reports = tmp_path / "reports"
-    first = harness_cli("run", str(spec), "--runs-root", str(root), "--reports-dir", str(reports), cwd=tmp_path)
+    first = harness_cli(
+        "run", str(spec), "--runs-root", str(root), "--reports-dir", str(reports), cwd=tmp_path
+    )
     assert first.returncode == 0, first.stdout + first.stderr
     df = load_results(root, "vbench_smoke", "default")
     assert set(df["state"]) == {"done"} and len(df) == 7  # the arm + 6 reference generators
@@ -62,18 +84,23 @@ def test_smoke_spec_scores_with_vbench_end_to_end(vbench_env, tmp_path):
     base = df[df["arm"] == "base"].iloc[0]
     videos = load_file(f"{base['run_dir']}/stages/sample/samples.safetensors")["t2v"].numpy()
     ours = flickering(videos)
-    clips = json.loads(open(f"{base['run_dir']}/stages/score/clips.json").read())["vbench.temporal_flickering"]
+    clips = json.loads(open(f"{base['run_dir']}/stages/score/clips.json").read())[
+        "vbench.temporal_flickering"
+    ]
     assert clips == pytest.approx(ours.tolist(), abs=0.01)
     assert base["metric.vbench.temporal_flickering"] == pytest.approx(ours.mean(), abs=0.01)
     # ... and so do the real clips' (the ceiling row), from the benchmark's own renderer
     from harness.data import data_for
     from harness.spec import RunConfig
 
-    config = RunConfig.model_validate(json.loads(open(f"{base['run_dir']}/config.json").read())["config"])
+    config = RunConfig.model_validate(
+        json.loads(open(f"{base['run_dir']}/config.json").read())["config"]
+    )
     bench = data_for(config, root).benchmark
     real = df[df["arm"] == "ref:real"].iloc[0]
     assert real["metric.vbench.temporal_flickering"] == pytest.approx(
-        flickering(bench.real_videos(bench.suite("t2v")).numpy()).mean(), abs=0.01)
+        flickering(bench.real_videos(bench.suite("t2v")).numpy()).mean(), abs=0.01
+    )
     assert real["metric.vbench.temporal_flickering"] > base["metric.vbench.temporal_flickering"]
 
     # A rerun never rescores: the cache entries stay as they were (the report `run` rendered
@@ -91,7 +118,9 @@ def test_smoke_spec_scores_with_vbench_end_to_end(vbench_env, tmp_path):
     text = (reports / "vbench_smoke" / "default" / "report.md").read_text()
     assert "vbench aggregates are partial" in text and "vbench.quality_missing_as_0" in text
     quality = 100 * (base["metric.vbench.temporal_flickering"] - 0.6293) / (1 - 0.6293)
-    derived, _ = plugins.derived_metrics({"vbench.temporal_flickering": base["metric.vbench.temporal_flickering"]})
+    derived, _ = plugins.derived_metrics(
+        {"vbench.temporal_flickering": base["metric.vbench.temporal_flickering"]}
+    )
     assert derived["vbench.quality"] == pytest.approx(quality)
     assert f"{quality:.4g}" in text
 
@@ -101,14 +130,22 @@ def test_vbench_i2v_scores_custom_inputs_through_its_info_file(vbench_env, tmp_p
     the given images) scored for temporal_flickering, which needs no weights."""
     from benchmarks.shapes.plugin import ShapesBenchmark
 
-    bench = ShapesBenchmark(ShapesBenchmark.Options(**{k: v for k, v in BENCH.items() if k != "name"}),
-                            tmp_path / "cache")
+    bench = ShapesBenchmark(
+        ShapesBenchmark.Options(**{k: v for k, v in BENCH.items() if k != "name"}),
+        tmp_path / "cache",
+    )
     prompts = bench.suite("i2v")
     videos = bench.real_videos(prompts)
     cls = plugins.SCORERS.get("vbench_i2v.temporal_flickering")
-    metrics, clips = cls(cls.Options(), bench, tmp_path / "cache").evaluate(videos, prompts, "i2v", seed=0)
-    assert clips["vbench_i2v.temporal_flickering"] == pytest.approx(flickering(videos.numpy()).tolist(), abs=0.01)
-    assert metrics["vbench_i2v.temporal_flickering"] == pytest.approx(flickering(videos.numpy()).mean(), abs=0.01)
+    metrics, clips = cls(cls.Options(), bench, tmp_path / "cache").evaluate(
+        videos, prompts, "i2v", seed=0
+    )
+    assert clips["vbench_i2v.temporal_flickering"] == pytest.approx(
+        flickering(videos.numpy()).tolist(), abs=0.01
+    )
+    assert metrics["vbench_i2v.temporal_flickering"] == pytest.approx(
+        flickering(videos.numpy()).mean(), abs=0.01
+    )
 
 
 _READ_INFO = """
@@ -132,16 +169,35 @@ def test_i2v_info_file_is_read_by_the_evaluators_reader(vbench_env, tmp_path):
     videos = g.integers(0, 256, (3, 4, 16, 16, 3), dtype=np.uint8)
     import torch
 
-    folder = export_vbench_i2v_custom(torch.from_numpy(videos), torch.from_numpy(videos[:, 0]),
-                                      ["a red circle", "a red circle", "a blue square"], tmp_path / "x",
-                                      ["i2v_subject", "i2v_background", "subject_consistency"], lossless=True)
-    out = subprocess.run([str(env_python(vbench_env)), "-P", "-c", _READ_INFO, str(folder / I2V_INFO),
-                          str(folder / "videos"), str(tmp_path / "out")], capture_output=True, text=True,
-                         timeout=300, cwd=tmp_path)
+    folder = export_vbench_i2v_custom(
+        torch.from_numpy(videos),
+        torch.from_numpy(videos[:, 0]),
+        ["a red circle", "a red circle", "a blue square"],
+        tmp_path / "x",
+        ["i2v_subject", "i2v_background", "subject_consistency"],
+        lossless=True,
+    )
+    out = subprocess.run(
+        [
+            str(env_python(vbench_env)),
+            "-P",
+            "-c",
+            _READ_INFO,
+            str(folder / I2V_INFO),
+            str(folder / "videos"),
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     read = json.loads(out.stdout.strip().splitlines()[-1])
-    expected = [[str(folder / "images" / f"clip{n:05d}.png"), str(folder / "videos" / f"clip{n:05d}-0.mp4")]
-                for n in range(3)]
+    expected = [
+        [str(folder / "images" / f"clip{n:05d}.png"), str(folder / "videos" / f"clip{n:05d}-0.mp4")]
+        for n in range(3)
+    ]
     for dim in ("i2v_subject", "i2v_background"):
         assert sorted(read["pairs"][dim]) == expected, dim  # equal captions stay distinct clips
     assert sorted(read["quality"]) == [v for _, v in expected]
@@ -170,20 +226,36 @@ def test_the_widths_decord_cannot_read_are_the_listed_ones(vbench_env, tmp_path)
     from benchmarks.official.export import write_video
 
     listed = sorted(vb.DECORD_UNREADABLE_WIDTHS)
-    neighbours = sorted({w + d for w in listed for d in (-1, 1, 2)} - vb.DECORD_UNREADABLE_WIDTHS - {0})
+    neighbours = sorted(
+        {w + d for w in listed for d in (-1, 1, 2)} - vb.DECORD_UNREADABLE_WIDTHS - {0}
+    )
     rng = np.random.default_rng(0)
     clips = {}
     for width in listed + neighbours:
         clips[width] = rng.integers(0, 256, (2, 5, width, 3), dtype=np.uint8)
         write_video(clips[width], tmp_path / f"{width}.mp4", lossless=True)
-    out = subprocess.run([str(env_python(vbench_env)), "-P", "-c", _DECODE,
-                          *(str(tmp_path / f"{w}.mp4") for w in clips)], capture_output=True, text=True,
-                         timeout=300, cwd=tmp_path)
+    out = subprocess.run(
+        [
+            str(env_python(vbench_env)),
+            "-P",
+            "-c",
+            _DECODE,
+            *(str(tmp_path / f"{w}.mp4") for w in clips),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
-    decoded = {int(k.rsplit("/", 1)[1][:-4]): v for k, v in json.loads(out.stdout.splitlines()[-1]).items()}
+    decoded = {
+        int(k.rsplit("/", 1)[1][:-4]): v for k, v in json.loads(out.stdout.splitlines()[-1]).items()
+    }
     assert sorted(w for w, v in decoded.items() if isinstance(v, str)) == listed
     for width in neighbours:
-        np.testing.assert_array_equal(np.asarray(decoded[width], dtype=np.uint8), clips[width], err_msg=str(width))
+        np.testing.assert_array_equal(
+            np.asarray(decoded[width], dtype=np.uint8), clips[width], err_msg=str(width)
+        )
 
 
 _PARSE_NAMES = """
@@ -213,20 +285,32 @@ def test_camera_motion_reads_the_motion_from_our_export_names(vbench_env, tmp_pa
     raises on a bare clip name, as it did on every name before."""
     import torch
 
-    captions = ["a harbour, camera pans left", "a field, camera zooms out", "a room, camera static",
-                "a red circle"]
+    captions = [
+        "a harbour, camera pans left",
+        "a field, camera zooms out",
+        "a room, camera static",
+        "a red circle",
+    ]
     videos = torch.zeros(4, 5, 16, 32, 3, dtype=torch.uint8)
-    folder = export_vbench_i2v_custom(videos, videos[:, 0], captions, tmp_path / "x",
-                                      ["camera_motion"], lossless=True)
+    folder = export_vbench_i2v_custom(
+        videos, videos[:, 0], captions, tmp_path / "x", ["camera_motion"], lossless=True
+    )
     names = sorted(p.name for p in (folder / "videos").glob("*.mp4"))
-    out = subprocess.run([str(env_python(vbench_env)), "-P", "-c", _PARSE_NAMES, *names],
-                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    out = subprocess.run(
+        [str(env_python(vbench_env)), "-P", "-c", _PARSE_NAMES, *names],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     parsed = json.loads(out.stdout.strip().splitlines()[-1])
-    assert parsed == {"clip00000 camera pans left-0.mp4": "pan_left",
-                      "clip00001 camera zooms out-0.mp4": "zoom_out",
-                      "clip00002 camera static-0.mp4": "static",
-                      "clip00003-0.mp4": "ValueError: Not a recognized video name"}
+    assert parsed == {
+        "clip00000 camera pans left-0.mp4": "pan_left",
+        "clip00001 camera zooms out-0.mp4": "zoom_out",
+        "clip00002 camera static-0.mp4": "static",
+        "clip00003-0.mp4": "ValueError: Not a recognized video name",
+    }
     from benchmarks.official import vbench_eval as vb
 
     motions = {vb.CAMERA_MOTIONS[vb.camera_phrase(c)] for c in captions[:3]}

@@ -17,7 +17,9 @@ from ursa.shards import ShardDataset
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory) -> Path:
-    return data_bench.write_synthetic(tmp_path_factory.mktemp("shards"), 300, (1, 4, 4), shard_size=128)
+    return data_bench.write_synthetic(
+        tmp_path_factory.mktemp("shards"), 300, (1, 4, 4), shard_size=128
+    )
 
 
 def test_in_memory_copy_and_loader_figures(shards: Path) -> None:
@@ -25,14 +27,24 @@ def test_in_memory_copy_and_loader_figures(shards: Path) -> None:
     memory = data_bench.in_memory(ds)
     every = ds.select(torch.arange(len(ds)))
     assert len(ds) == 300 and len(ds.index["shards"]) == 3
-    for a, b in ((memory.text_ids, every.text_ids), (memory.text_mask, every.text_mask),
-                 (memory.visual_ids, every.visual_ids)):
+    for a, b in (
+        (memory.text_ids, every.text_ids),
+        (memory.text_mask, every.text_mask),
+        (memory.visual_ids, every.visual_ids),
+    ):
         assert torch.equal(a, b)
     assert int(every.visual_ids.max()) < data_bench.VOCAB and bool(every.text_mask.all())
     figures = data_bench.loader_overhead(shards, batches=20)
-    assert figures["clips"] == 300 and figures["shards_ms_per_batch"] > 0 and figures["memory_ms_per_batch"] > 0
-    assert math.isclose(figures["overhead_ms_per_batch"],
-                        figures["shards_ms_per_batch"] - figures["memory_ms_per_batch"], abs_tol=1e-3)
+    assert (
+        figures["clips"] == 300
+        and figures["shards_ms_per_batch"] > 0
+        and figures["memory_ms_per_batch"] > 0
+    )
+    assert math.isclose(
+        figures["overhead_ms_per_batch"],
+        figures["shards_ms_per_batch"] - figures["memory_ms_per_batch"],
+        abs_tol=1e-3,
+    )
 
 
 def test_training_subprocess_reports_its_peak_rss(shards: Path) -> None:
@@ -43,7 +55,9 @@ def test_training_subprocess_reports_its_peak_rss(shards: Path) -> None:
 def test_tokenize_throughput_on_a_generated_folder(tmp_path: Path) -> None:
     figures = data_bench.tokenize_throughput(tmp_path, files=8, workers=(2,))
     w = figures["workers_2"]
-    assert w["items"] == 6 and 0 < w["clips"] <= w["items"] and w["clips_per_s"] > 0  # 8 files, 2 held out
+    assert (
+        w["items"] == 6 and 0 < w["clips"] <= w["items"] and w["clips_per_s"] > 0
+    )  # 8 files, 2 held out
 
 
 def test_suite_and_target_registered() -> None:

@@ -16,8 +16,9 @@ def test_naive_reference_matches_metric_path() -> None:
     t = torch.rand(200, generator=g, dtype=torch.float64) * 0.9 + 0.05
     xt = path.sample(x1, t, g)
     # same velocity up to float32 rounding of two different reduction orders
-    torch.testing.assert_close(naive_velocity(path.embeddings, xt, x1, t), path.velocity(xt, x1, t),
-                               rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(
+        naive_velocity(path.embeddings, xt, x1, t), path.velocity(xt, x1, t), rtol=1e-4, atol=1e-6
+    )
     # the naive step moves only tokens with a positive rate (x_t != x1)
     moved = naive_step(path.embeddings, xt, x1, t, 0.05, g) != xt
     assert not bool((moved & (xt == x1)).any())

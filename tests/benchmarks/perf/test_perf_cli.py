@@ -17,17 +17,29 @@ from benchmarks.perf.targets import Target, verdicts
 def test_targets_match_globs_and_say_met_missed_or_not_measured() -> None:
     t = Target("train", "step_*.eff", ">=", 0.9, "efficiency")
     assert t.rows({"step_tiny": {"eff": 0.95}, "step_0.6B": {"eff": 0.5}, "other": 1}) == [
-        ("step_tiny.eff", "0.95", "met"), ("step_0.6B.eff", "0.5", "missed")]
+        ("step_tiny.eff", "0.95", "met"),
+        ("step_0.6B.eff", "0.5", "missed"),
+    ]
     assert t.rows({"step_tiny": {"eff": None}}) == [("step_*.eff", "-", "not measured")]
     rows = verdicts({"suites": {"harness": {"grid_1000": {"seconds": 3.0}}}})
-    assert ("harness", "1,000-run grid expanded and validated (<= 2)", "grid_1000.seconds", "3", "missed") in rows
+    assert (
+        "harness",
+        "1,000-run grid expanded and validated (<= 2)",
+        "grid_1000.seconds",
+        "3",
+        "missed",
+    ) in rows
     assert not any(r[0] == "train" for r in rows)  # suites not run are not listed
 
 
 def test_cli_writes_the_chosen_folder_and_keeps_going_after_a_failed_suite(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     good = types.ModuleType("fake_good")
-    good.run = lambda quick, device: {"grid_1000": {"seconds": 0.5}, "noop_rerun": {"rerun_with_report_s": 9.0}}
+    good.run = lambda quick, device: {
+        "grid_1000": {"seconds": 0.5},
+        "noop_rerun": {"rerun_with_report_s": 9.0},
+    }
     bad = types.ModuleType("fake_bad")
     bad.run = lambda quick, device: 1 / 0
     monkeypatch.setitem(sys.modules, "fake_good", good)
@@ -38,7 +50,10 @@ def test_cli_writes_the_chosen_folder_and_keeps_going_after_a_failed_suite(
     before = committed.read_bytes()
     assert perf.main(["--quick"]) == 1
     out = capsys.readouterr()
-    assert "| harness | 1,000-run grid expanded and validated (<= 2) | grid_1000.seconds | 0.5 | met |" in out.out
+    assert (
+        "| harness | 1,000-run grid expanded and validated (<= 2) | grid_1000.seconds | 0.5 | met |"
+        in out.out
+    )
     assert "| noop_rerun.rerun_with_report_s | 9 | missed |" in out.out
     assert "paths failed: ZeroDivisionError" in out.err
     written = list((tmp_path / "runs" / "perf").glob("cpu-*/perf.json"))

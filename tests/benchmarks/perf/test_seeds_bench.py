@@ -10,10 +10,17 @@ from benchmarks.perf import seeds_bench
 
 
 def test_figures_take_medians_over_rounds_and_means_over_workers(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    worker = {"times": {"eager": [0.05, 0.04, 0.9], "compile": [0.04, 0.03, 0.04],
-                        "batched_x4": [0.001, 0.001, 0.001], "vmap_x4": [0.2, 0.2, 0.2]},
-              "compile_first": [12.0, 8.0, 10.0]}
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    worker = {
+        "times": {
+            "eager": [0.05, 0.04, 0.9],
+            "compile": [0.04, 0.03, 0.04],
+            "batched_x4": [0.001, 0.001, 0.001],
+            "vmap_x4": [0.2, 0.2, 0.2],
+        },
+        "compile_first": [12.0, 8.0, 10.0],
+    }
     other = {**worker, "times": {**worker["times"], "eager": [0.06, 0.06, 0.06]}}
     monkeypatch.setattr(seeds_bench, "_workers", lambda n, rounds, steps: [worker, other][:n])
     one = seeds_bench.figures(1, 3, 5)

@@ -4,8 +4,23 @@ import sys
 
 
 def test_cli_prints_one_json_object(tmp_path):
-    cmd = [sys.executable, "-m", "benchmarks.shapes", "score", "--generator", "real", "--suite", "eval", "--n", "20",
-           "--seed", "0", "--json", "--cache-dir", str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.shapes",
+        "score",
+        "--generator",
+        "real",
+        "--suite",
+        "eval",
+        "--n",
+        "20",
+        "--seed",
+        "0",
+        "--json",
+        "--cache-dir",
+        str(tmp_path),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300)
     metrics = json.loads(out.stdout)
     assert metrics["alignment"] == 1.0 and metrics["generator"] == "real"
@@ -13,8 +28,12 @@ def test_cli_prints_one_json_object(tmp_path):
 
 
 def test_cli_rejects_unknown_generator():
-    out = subprocess.run([sys.executable, "-m", "benchmarks.shapes", "score", "--generator", "noise"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.shapes", "score", "--generator", "noise"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode != 0 and "generator" in out.stderr
 
 

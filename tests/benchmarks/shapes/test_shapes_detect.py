@@ -32,7 +32,12 @@ def test_a_square_with_a_clipped_corner_is_still_a_square():
 
     cfg = WorldConfig(frames=1, height=16, width=16, max_objects=1)
     cases = []
-    for shape, size in [("square", "small"), ("square", "large"), ("circle", "small"), ("triangle", "small")]:
+    for shape, size in [
+        ("square", "small"),
+        ("square", "large"),
+        ("circle", "small"),
+        ("triangle", "small"),
+    ]:
         mask = MASKS[(shape, size)].copy()
         if shape == "square":
             k = 2 if size == "small" else 3

@@ -1,7 +1,6 @@
+import numpy as np
 import pytest
 import torch
-
-import numpy as np
 
 from benchmarks.shapes.generators import caption_distance, generate_reference, nearest_training
 from benchmarks.shapes.prompts import load_suite, real_videos
@@ -14,9 +13,13 @@ def test_reference_generators(shapes_tokenizer):
     assert torch.equal(generate_reference("real", prompts), real)
     shuffled = generate_reference("shuffled", prompts, seed=1)
     assert torch.equal(shuffled[:, 0], real[:, 0])  # condition frame held
-    assert all(not torch.equal(shuffled[i], real[i]) for i in range(12))  # no clip paired with its own prompt
+    assert all(
+        not torch.equal(shuffled[i], real[i]) for i in range(12)
+    )  # no clip paired with its own prompt
     rand = generate_reference("random", prompts, shapes_tokenizer, seed=1)
-    assert torch.equal(rand[:, 0], shapes_tokenizer.decode(shapes_tokenizer.encode(real[:, :1])) [:, 0])
+    assert torch.equal(
+        rand[:, 0], shapes_tokenizer.decode(shapes_tokenizer.encode(real[:, :1]))[:, 0]
+    )
     assert torch.equal(rand, generate_reference("random", prompts, shapes_tokenizer, seed=1))
     assert not torch.equal(rand, generate_reference("random", prompts, shapes_tokenizer, seed=2))
 
@@ -33,8 +36,14 @@ def test_memoriser_recalls_the_nearest_training_clip():
     prompts, train = load_suite("eval", 30, 0, cfg), load_suite("train", 512, 0, cfg)
     clips = generate_reference("memoriser", prompts, train=train, seed=0)
     by_clip = {t.real().tobytes(): t for t in train}
-    for p, t, clip in zip(prompts, nearest_training(prompts, train, np.random.default_rng(0)), clips):
-        (want,), (got,), (drawn,) = p.spec, by_clip[clip.numpy().tobytes()].spec, t.spec  # a training clip
+    for p, t, clip in zip(
+        prompts, nearest_training(prompts, train, np.random.default_rng(0)), clips
+    ):
+        (want,), (got,), (drawn,) = (
+            p.spec,
+            by_clip[clip.numpy().tobytes()].spec,
+            t.spec,
+        )  # a training clip
         assert drawn.shape != want.shape and (drawn.colour, drawn.size) == (want.colour, want.size)
         # right colour, size and motion; a shape seen in training, so never the held-out one
         assert (got.colour, got.size, got.motion) == (want.colour, want.size, want.motion)
@@ -42,7 +51,12 @@ def test_memoriser_recalls_the_nearest_training_clip():
     one = parse_caption("a small red circle moving up")
     assert caption_distance(one, parse_caption("a small red square moving up")) == 1
     # the best pairing is with the red object (shape + size = 3), plus one object too many (100)
-    assert caption_distance(one, parse_caption("a small blue circle moving up and a large red square moving up")) == 103
+    assert (
+        caption_distance(
+            one, parse_caption("a small blue circle moving up and a large red square moving up")
+        )
+        == 103
+    )
 
 
 def test_bad_generator_arguments(shapes_tokenizer):
@@ -68,7 +82,11 @@ def test_latent_condition_maps_pixel_frames_to_the_latents_holding_them() -> Non
     cond[0, 0] = True  # i2v
     cond[1, [0, 16]] = True  # interpolation
     cond[2, :5] = True  # extrapolation from 5 pixel frames = latents 0 and 1
-    assert latent_condition(cond, 5).int().tolist() == [[1, 0, 0, 0, 0], [1, 0, 0, 0, 1], [1, 1, 0, 0, 0]]
+    assert latent_condition(cond, 5).int().tolist() == [
+        [1, 0, 0, 0, 0],
+        [1, 0, 0, 0, 1],
+        [1, 1, 0, 0, 0],
+    ]
     groups = torch.zeros(1, 12, dtype=torch.bool)
     groups[0, 11] = True
     assert latent_condition(groups, 3).int().tolist() == [[0, 0, 1]]

@@ -2,7 +2,14 @@ from collections import Counter
 
 import pytest
 
-from benchmarks.shapes.prompts import HELD_OUT, SUITES, held_out_specs, is_held_out, load_suite, make_training_set
+from benchmarks.shapes.prompts import (
+    HELD_OUT,
+    SUITES,
+    held_out_specs,
+    is_held_out,
+    load_suite,
+    make_training_set,
+)
 from benchmarks.shapes.world import WorldConfig, caption
 
 
@@ -19,13 +26,24 @@ def test_held_out_combinations_split_train_and_eval():
 @pytest.mark.parametrize("name", SUITES)
 def test_suites_are_deterministic_and_well_formed(name):
     a, b = load_suite(name, 20, 5), load_suite(name, 20, 5)
-    assert [p.caption for p in a] == [p.caption for p in b] and [p.scene for p in a] == [p.scene for p in b]
+    assert [p.caption for p in a] == [p.caption for p in b] and [p.scene for p in a] == [
+        p.scene for p in b
+    ]
     assert a[0].real().shape == (a[0].cfg.frames, 32, 32, 3)
-    assert load_suite(name, 20, 6)[0].scene != a[0].scene or load_suite(name, 20, 6)[1].scene != a[1].scene
+    assert (
+        load_suite(name, 20, 6)[0].scene != a[0].scene
+        or load_suite(name, 20, 6)[1].scene != a[1].scene
+    )
     frames = a[0].cfg.frames
-    expected = {"i2v": (0,), "interpolation": (0, frames - 1), "extrapolation": tuple(range(frames // 2))}
+    expected = {
+        "i2v": (0,),
+        "interpolation": (0, frames - 1),
+        "extrapolation": tuple(range(frames // 2)),
+    }
     assert a[0].condition_frames == expected.get(name, ())
-    assert (frames, a[0].num_windows) == {"t2i": (1, 1), "long": (24, 3)}.get(name, (frames, a[0].num_windows))
+    assert (frames, a[0].num_windows) == {"t2i": (1, 1), "long": (24, 3)}.get(
+        name, (frames, a[0].num_windows)
+    )
 
 
 def test_eval_suites_cycle_through_every_held_out_caption():
@@ -49,7 +67,10 @@ def test_two_object_eval_suites_draw_distinct_held_out_captions():
     two = [p.caption for p in ev if len(p.spec) == 2]
     assert len(set(two)) == len(two)
     assert held_out_specs(3, motion=True) is None  # too many to enumerate: drawn i.i.d.
-    assert all(is_held_out(p.spec) for p in load_suite("eval", 10, 0, WorldConfig(max_objects=3, min_objects=3)))
+    assert all(
+        is_held_out(p.spec)
+        for p in load_suite("eval", 10, 0, WorldConfig(max_objects=3, min_objects=3))
+    )
 
 
 def test_training_set():

@@ -1,7 +1,6 @@
 """Scorer validity: the reference generators must land where the issue says, deterministically."""
 
 import pytest
-import torch
 
 from benchmarks.shapes.generators import generate_reference
 from benchmarks.shapes.prompts import load_suite
@@ -14,9 +13,15 @@ N = 120
 @pytest.fixture(scope="module")
 def reports(shapes_tokenizer, shapes_cache):
     prompts, train = load_suite("eval", N, 0), load_suite("train", 256, 0)
-    return prompts, {g: score(generate_reference(g, prompts, shapes_tokenizer, seed=0, train=train), prompts, seed=0,
-                              cache_dir=shapes_cache)
-                     for g in ("real", "reconstruction", "static", "memoriser", "shuffled", "random")}
+    return prompts, {
+        g: score(
+            generate_reference(g, prompts, shapes_tokenizer, seed=0, train=train),
+            prompts,
+            seed=0,
+            cache_dir=shapes_cache,
+        )
+        for g in ("real", "reconstruction", "static", "memoriser", "shuffled", "random")
+    }
 
 
 def test_alignment_validity(reports):
@@ -47,24 +52,42 @@ def test_fidelity_ordering(reports):
         assert rand[f"fid_{level}"] > 20 * real[f"fid_{level}"], level
         assert rand[f"precision_{level}"] < 0.1 < real[f"precision_{level}"], level
         # the tokenizer is ~lossless (0.03% pixels differ): reconstructions stay within 10% of the floor
-        assert abs(recon[f"fid_{level}"] - real[f"fid_{level}"]) <= 0.1 * real[f"fid_{level}"], level
+        assert abs(recon[f"fid_{level}"] - real[f"fid_{level}"]) <= 0.1 * real[f"fid_{level}"], (
+            level
+        )
 
 
 def test_rows_and_determinism(reports, shapes_tokenizer, shapes_cache):
     prompts, r = reports
     assert len(r["real"].rows) == N and r["real"].rows[0]["caption"] == prompts[0].caption
-    again = score(generate_reference("random", prompts, shapes_tokenizer, seed=0), prompts, seed=0, cache_dir=shapes_cache)
+    again = score(
+        generate_reference("random", prompts, shapes_tokenizer, seed=0),
+        prompts,
+        seed=0,
+        cache_dir=shapes_cache,
+    )
     assert again.metrics == r["random"].metrics
 
 
-@pytest.mark.parametrize("suite,metric,real_value,floor_max", [
-    ("i2v", "identity_persistence", 1.0, 0.5), ("interpolation", "identity_persistence", 1.0, 0.5),
-    ("extrapolation", "continuation_consistency", 1.0, 0.2), ("long", "long_alignment_last", 1.0, 0.4),
-])
+@pytest.mark.parametrize(
+    "suite,metric,real_value,floor_max",
+    [
+        ("i2v", "identity_persistence", 1.0, 0.5),
+        ("interpolation", "identity_persistence", 1.0, 0.5),
+        ("extrapolation", "continuation_consistency", 1.0, 0.2),
+        ("long", "long_alignment_last", 1.0, 0.4),
+    ],
+)
 def test_task_metrics(shapes_tokenizer, suite, metric, real_value, floor_max):
     prompts = load_suite(suite, 30, 0)
-    m = {g: score(generate_reference(g, prompts, shapes_tokenizer, seed=0), prompts, which=("alignment", "tasks")).metrics
-         for g in ("real", "shuffled", "random")}
+    m = {
+        g: score(
+            generate_reference(g, prompts, shapes_tokenizer, seed=0),
+            prompts,
+            which=("alignment", "tasks"),
+        ).metrics
+        for g in ("real", "shuffled", "random")
+    }
     assert m["real"][metric] == real_value
     assert m["shuffled"][metric] <= floor_max and m["random"][metric] <= floor_max
 

@@ -33,8 +33,12 @@ def reference_scores(request, tmp_path_factory) -> dict[str, dict[str, float]]:
     scorer = SCORERS.get("alignment")
     scorer = scorer(scorer.Options(), data.benchmark, root)
     prompts = data.benchmark.suite("t2v")
-    return {name: scorer.score(data.benchmark.generate_reference(name, prompts, data.tokenizer, 0), prompts, "t2v", 0)
-            for name in data.benchmark.references}
+    return {
+        name: scorer.score(
+            data.benchmark.generate_reference(name, prompts, data.tokenizer, 0), prompts, "t2v", 0
+        )
+        for name in data.benchmark.references
+    }
 
 
 def test_ceilings(reference_scores):
@@ -49,7 +53,9 @@ def test_degenerate_samples_score_low(reference_scores):
     # what they get right is real: every object is there, so only the whole-caption match sinks them
     assert reference_scores["static"]["alignment_entity"] == 1.0
     assert reference_scores["memoriser"]["alignment_entity"] == 1.0
-    assert reference_scores["memoriser"]["alignment_shape"] == 0.0  # never a held-out (colour, shape) pair
+    assert (
+        reference_scores["memoriser"]["alignment_shape"] == 0.0
+    )  # never a held-out (colour, shape) pair
 
 
 def test_floors(reference_scores):

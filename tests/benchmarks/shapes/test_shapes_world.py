@@ -1,9 +1,22 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from benchmarks.shapes.world import (BACKGROUND, COLOURS, MOTIONS, SHAPES, SIZES, ObjectSpec, WorldConfig, caption,
-                                     parse_caption, place, render, sample_scene)
+from benchmarks.shapes.world import (
+    BACKGROUND,
+    COLOURS,
+    MOTIONS,
+    SHAPES,
+    SIZES,
+    ObjectSpec,
+    WorldConfig,
+    caption,
+    parse_caption,
+    place,
+    render,
+    sample_scene,
+)
 
 CFG = WorldConfig()
 
@@ -30,7 +43,9 @@ def test_objects_stay_in_frame_apart_and_move_as_captioned(seed):
         dx, dy = MOTIONS[obj.spec.motion]
         cx0, cy0 = xs.mean(), ys.mean()
         ys1, xs1 = np.nonzero(mask[-1])
-        assert np.isclose(xs1.mean() - cx0, dx * CFG.travel) and np.isclose(ys1.mean() - cy0, dy * CFG.travel)
+        assert np.isclose(xs1.mean() - cx0, dx * CFG.travel) and np.isclose(
+            ys1.mean() - cy0, dy * CFG.travel
+        )
         assert mask.sum(axis=(1, 2)).min() == mask[0].sum()  # never occluded or cut
 
 
@@ -44,9 +59,17 @@ def test_caption_round_trip(seed, still_image):
     assert parse_caption(caption(spec)) == spec
 
 
-@pytest.mark.parametrize("text", ["", "a huge red circle", "a small red circle moving sideways",
-                                  "a small red circle and a large red square", "a small red circle moving left and a large blue square",
-                                  "the small red circle"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "a huge red circle",
+        "a small red circle moving sideways",
+        "a small red circle and a large red square",
+        "a small red circle moving left and a large blue square",
+        "the small red circle",
+    ],
+)
 def test_parse_rejects_text_outside_grammar(text):
     with pytest.raises(ValueError, match="caption"):
         parse_caption(text)
@@ -66,5 +89,8 @@ def test_every_pair_of_objects_can_be_placed():
     for shape in SHAPES:
         for m1 in MOTIONS:
             for m2 in MOTIONS:
-                spec = (ObjectSpec("red", shape, "large", m1), ObjectSpec("blue", "square", "large", m2))
+                spec = (
+                    ObjectSpec("red", shape, "large", m1),
+                    ObjectSpec("blue", "square", "large", m2),
+                )
                 assert len(place(spec, rng, CFG)) == 2

@@ -25,7 +25,9 @@ def folder(tmp_path_factory) -> Path:
 
 
 def bench(root: Path, **options) -> VideoFolderBenchmark:
-    return VideoFolderBenchmark(VideoFolderOptions(root=str(root), **{**OPTIONS, **options}), root / "_cache")
+    return VideoFolderBenchmark(
+        VideoFolderOptions(root=str(root), **{**OPTIONS, **options}), root / "_cache"
+    )
 
 
 def test_gif_frames_decode_exactly_with_stride_resize_and_crop(tmp_path: Path) -> None:
@@ -33,13 +35,19 @@ def test_gif_frames_decode_exactly_with_stride_resize_and_crop(tmp_path: Path) -
     keeps the centre at scale, resize stretches; a still image repeats or is refused."""
     video = render("red", "right", 8, 32, 48, np.random.default_rng(0))  # (8, 32, 48, 3)
     write_video(tmp_path / "a.gif", video)
-    same = read_clip(tmp_path / "a.gif", ClipSpec(frames=3, height=32, width=48, stride=2, fit="resize"))
+    same = read_clip(
+        tmp_path / "a.gif", ClipSpec(frames=3, height=32, width=48, stride=2, fit="resize")
+    )
     assert same.shape == (3, 32, 48, 3) and same.dtype == np.uint8
     assert np.array_equal(same, video[[0, 2, 4]])
-    crop = read_clip(tmp_path / "a.gif", ClipSpec(frames=2, height=32, width=32))  # same scale, centre cut
+    crop = read_clip(
+        tmp_path / "a.gif", ClipSpec(frames=2, height=32, width=32)
+    )  # same scale, centre cut
     assert np.array_equal(crop, video[:2, :, 8:40])
     # one way of counting: 4 frames at stride 3 reach the file's 10th frame (source index 9)
-    with pytest.raises(BadClip, match=r"the file has 8, the clip needs 10 \(its 4 frames reach source frame 10 "):
+    with pytest.raises(
+        BadClip, match=r"the file has 8, the clip needs 10 \(its 4 frames reach source frame 10 "
+    ):
         read_clip(tmp_path / "a.gif", ClipSpec(frames=4, height=8, width=8, stride=3))
     from PIL import Image
 
@@ -56,9 +64,15 @@ def test_mp4_decodes_close_to_its_source_and_fps_resamples(tmp_path: Path) -> No
     clip = read_clip(tmp_path / "v.mp4", ClipSpec(frames=4, height=48, width=64, fit="resize"))
     assert clip.shape == (4, 48, 64, 3)
     assert np.abs(clip.astype(int) - video[:4]).mean() < 6  # H.264 is lossy, not wrong
-    half = read_clip(tmp_path / "v.mp4", ClipSpec(frames=4, height=48, width=64, fps=4.0, fit="resize"))
-    assert np.array_equal(half, read_clip(tmp_path / "v.mp4", ClipSpec(frames=4, height=48, width=64, stride=2,
-                                                                      fit="resize")))
+    half = read_clip(
+        tmp_path / "v.mp4", ClipSpec(frames=4, height=48, width=64, fps=4.0, fit="resize")
+    )
+    assert np.array_equal(
+        half,
+        read_clip(
+            tmp_path / "v.mp4", ClipSpec(frames=4, height=48, width=64, stride=2, fit="resize")
+        ),
+    )
 
 
 @pytest.mark.parametrize("manifest", ["captions.csv", "captions.jsonl"])
@@ -75,7 +89,9 @@ def test_every_bad_item_is_skipped_with_its_reason(folder: Path, manifest: str) 
     assert set(reasons) == set(BAD)
     for key, want in BAD.items():
         assert want in reasons[key], (key, reasons[key])
-    assert len(b.split.train) == GOOD_TRAIN + 2 and len(b.split.eval) == 3  # + truncated + one_frame; + eval_truncated
+    assert (
+        len(b.split.train) == GOOD_TRAIN + 2 and len(b.split.eval) == 3
+    )  # + truncated + one_frame; + eval_truncated
 
 
 def test_training_set_suites_and_references(folder: Path) -> None:
@@ -85,10 +101,22 @@ def test_training_set_suites_and_references(folder: Path) -> None:
     assert b.geometry() == (4, 16, 16)
     t2v, i2v = b.suite("t2v"), b.suite("i2v")
     # the held-out clip only decoding finds bad is in no suite, and the benchmark says why
-    assert [(r["key"], EVAL_BAD[r["key"]] in r["reason"]) for r in b.eval_skipped()] == [(k, True) for k in EVAL_BAD]
-    assert len(t2v) == 2 and i2v[0].condition_frames == (0,) and b.suite("interpolation")[0].condition_frames == (0, 3)
+    assert [(r["key"], EVAL_BAD[r["key"]] in r["reason"]) for r in b.eval_skipped()] == [
+        (k, True) for k in EVAL_BAD
+    ]
+    assert (
+        len(t2v) == 2
+        and i2v[0].condition_frames == (0,)
+        and b.suite("interpolation")[0].condition_frames == (0, 3)
+    )
     real = b.real_videos(t2v)
-    assert real.shape == (2, 4, 16, 16, 3) and b.real_videos(b.suite("t2i")).shape == (2, 1, 16, 16, 3)
+    assert real.shape == (2, 4, 16, 16, 3) and b.real_videos(b.suite("t2i")).shape == (
+        2,
+        1,
+        16,
+        16,
+        3,
+    )
     tok = RGBGridTokenizer(patch=4, levels=4)
     assert torch.equal(b.generate_reference("real", t2v, tok, 0), real)
     rec = b.generate_reference("reconstruction", t2v, tok, 0)
@@ -123,20 +151,30 @@ def test_fingerprint_follows_files_manifest_and_options(folder: Path, tmp_path: 
 
 def check(root: Path, **options) -> str:
     with pytest.raises(SpecError) as err:
-        validate_model(VideoFolderOptions, {"root": str(root), **options}, "spec.yaml", "base", section=("benchmark",))
+        validate_model(
+            VideoFolderOptions,
+            {"root": str(root), **options},
+            "spec.yaml",
+            "base",
+            section=("benchmark",),
+        )
     return str(err.value)
 
 
 def test_bad_options_are_one_paragraph_spec_errors(folder: Path, tmp_path: Path) -> None:
     assert "expected either fps or frame_stride, not both" in check(folder, fps=4, frame_stride=2)
     assert "benchmark.root): expected a folder of videos and images" in check(tmp_path / "nowhere")
-    assert "benchmark.manifest): expected a file in the folder" in check(folder, manifest="missing.csv")
+    assert "benchmark.manifest): expected a file in the folder" in check(
+        folder, manifest="missing.csv"
+    )
     assert "benchmark.eval_prompts): expected a file" in check(folder, eval_prompts="p.txt")
     (tmp_path / "bad.jsonl").write_text('{"path": "a.mp4", "caption": "x"}\n{not json\n')
     msg = check(tmp_path, manifest="bad.jsonl")
     assert "bad.jsonl:2: expected one JSON object per line" in msg and "\n" not in msg
     (tmp_path / "cols.csv").write_text("file,text\na.mp4,x\n")
-    assert "cols.csv:1: expected a header row with columns path, caption" in check(tmp_path, manifest="cols.csv")
+    assert "cols.csv:1: expected a header row with columns path, caption" in check(
+        tmp_path, manifest="cols.csv"
+    )
     (tmp_path / "none.csv").write_text("path,caption\nmissing.mp4,a caption\n")
     msg = check(tmp_path, manifest="none.csv")
     assert "expected a valid" not in msg and "at least one usable training clip" in msg
@@ -156,8 +194,9 @@ def test_no_weights_tokenizers_round_trip() -> None:
     assert ids.tolist() == [[98, 99, 0, 0], [105, 196, 170, 109]] and mask.sum(1).tolist() == [2, 4]
 
 
-def test_a_relative_root_is_the_spec_folders_and_validate_counts_the_items(folder: Path, tmp_path: Path,
-                                                                           monkeypatch, capsys) -> None:
+def test_a_relative_root_is_the_spec_folders_and_validate_counts_the_items(
+    folder: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
     """`benchmark.root` relative to the spec file's folder (as `include:` is), whatever the working
     directory; a missing one is named resolved; `validate` counts usable and skipped items."""
     import shutil

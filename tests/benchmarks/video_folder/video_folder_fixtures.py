@@ -43,10 +43,18 @@ def build_folder(root: Path) -> Path:
     write_video(root / "clips" / "nocaption.gif", render("blue", "up", 6, 32, 32, rng))
     (root / "clips" / "notes.txt").write_text("not a video")
     rows.insert(3, {"path": "clips/truncated.mp4", "caption": "a truncated file", "split": "train"})
-    rows += [{"path": k, "caption": f"bad item {k}", "split": "train"}
-             for k in ("clips/empty.mp4", "clips/gone.mp4", "clips/one_frame.mp4", "clips/notes.txt")]
+    rows += [
+        {"path": k, "caption": f"bad item {k}", "split": "train"}
+        for k in ("clips/empty.mp4", "clips/gone.mp4", "clips/one_frame.mp4", "clips/notes.txt")
+    ]
     rows.append({"path": "clips/nocaption.gif", "caption": " ", "split": "train"})
-    rows.append({"path": "clips/eval_truncated.mp4", "caption": "a truncated held-out clip", "split": "eval"})
+    rows.append(
+        {
+            "path": "clips/eval_truncated.mp4",
+            "caption": "a truncated held-out clip",
+            "split": "eval",
+        }
+    )
     with open(root / "captions.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["path", "caption", "split"])
         writer.writeheader()

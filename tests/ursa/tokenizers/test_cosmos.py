@@ -30,11 +30,16 @@ class TinyEncoder(nn.Module):
         self.rest = nn.Conv3d(3, d, kernel_size=(ct, s, s), stride=(ct, s, s))
         sizes = torch.tensor(levels)
         self.register_buffer("sizes", sizes.view(1, d, 1, 1, 1))
-        self.register_buffer("basis", torch.cumprod(torch.cat([sizes.new_ones(1), sizes[:-1]]), 0).view(1, d, 1, 1, 1))
+        self.register_buffer(
+            "basis",
+            torch.cumprod(torch.cat([sizes.new_ones(1), sizes[:-1]]), 0).view(1, d, 1, 1, 1),
+        )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         z = torch.cat([self.first(x[:, :, :1]), self.rest(x[:, :, 1:])], dim=2)  # (B, D, T, h, w)
-        digits = torch.round((torch.tanh(3 * z) + 1) / 2 * (self.sizes - 1)).long()  # (B, D, T, h, w) in [0, L)
+        digits = torch.round(
+            (torch.tanh(3 * z) + 1) / 2 * (self.sizes - 1)
+        ).long()  # (B, D, T, h, w) in [0, L)
         codes = digits.float() / torch.div(self.sizes, 2, rounding_mode="floor").float() - 1.0
         return (digits * self.basis).sum(1), codes, torch.zeros(())
 
@@ -49,16 +54,31 @@ class TinyDecoder(nn.Module):
         self.rest = nn.ConvTranspose3d(d, 3, kernel_size=(ct, s, s), stride=(ct, s, s))
         sizes = torch.tensor(levels)
         self.register_buffer("sizes", sizes.view(1, d, 1, 1, 1))
-        self.register_buffer("basis", torch.cumprod(torch.cat([sizes.new_ones(1), sizes[:-1]]), 0).view(1, d, 1, 1, 1))
+        self.register_buffer(
+            "basis",
+            torch.cumprod(torch.cat([sizes.new_ones(1), sizes[:-1]]), 0).view(1, d, 1, 1, 1),
+        )
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        digits = torch.div(ids.unsqueeze(1), self.basis, rounding_mode="floor") % self.sizes  # (B, D, T, h, w)
-        codes = (digits.float() / torch.div(self.sizes, 2, rounding_mode="floor").float() - 1.0).to(self.first.weight.dtype)
-        return torch.tanh(torch.cat([self.first(codes[:, :, :1]), self.rest(codes[:, :, 1:])], dim=2))
+        digits = (
+            torch.div(ids.unsqueeze(1), self.basis, rounding_mode="floor") % self.sizes
+        )  # (B, D, T, h, w)
+        codes = (digits.float() / torch.div(self.sizes, 2, rounding_mode="floor").float() - 1.0).to(
+            self.first.weight.dtype
+        )
+        return torch.tanh(
+            torch.cat([self.first(codes[:, :, :1]), self.rest(codes[:, :, 1:])], dim=2)
+        )
 
 
-def script_checkpoint(folder: Path, levels: tuple[int, ...] = COSMOS_LEVELS, ct: int = 4, s: int = 8,
-                      seed: int = 0, config: dict | None = None) -> Path:
+def script_checkpoint(
+    folder: Path,
+    levels: tuple[int, ...] = COSMOS_LEVELS,
+    ct: int = 4,
+    s: int = 8,
+    seed: int = 0,
+    config: dict | None = None,
+) -> Path:
     """Write encoder.jit / decoder.jit (torch.jit.save of scripted random modules) and config.json."""
     torch.manual_seed(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -70,7 +90,13 @@ def script_checkpoint(folder: Path, levels: tuple[int, ...] = COSMOS_LEVELS, ct:
 
 
 def clips(n: int, frames: int = 5, size: int = 16, seed: int = 0) -> torch.Tensor:
-    return torch.randint(0, 256, (n, frames, size, size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+    return torch.randint(
+        0,
+        256,
+        (n, frames, size, size, 3),
+        dtype=torch.uint8,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -79,13 +105,17 @@ def dv4x8x8(tmp_path_factory) -> Path:
 
 
 def test_round_trip_ids_in_range_decode_shape_and_fsq_codebook(dv4x8x8: Path) -> None:
-    tok = CosmosTokenizer(dv4x8x8, batch_size=2)  # geometry from the folder name, levels the release's
+    tok = CosmosTokenizer(
+        dv4x8x8, batch_size=2
+    )  # geometry from the folder name, levels the release's
     assert tok.vocab_size == 64000 and tok.latent_shape(17, 32, 48) == (5, 4, 6)
     video = clips(3)
     ids = tok.encode(video)
     assert ids.shape == (3, 2, 2, 2) and ids.dtype == torch.long
     assert 0 <= int(ids.min()) and int(ids.max()) < 64000 and len(ids.unique()) > 1
-    assert torch.equal(ids, torch.cat([tok.encode(video[i:i + 1]) for i in range(3)]))  # chunking changes nothing
+    assert torch.equal(
+        ids, torch.cat([tok.encode(video[i : i + 1]) for i in range(3)])
+    )  # chunking changes nothing
     out = tok.decode(ids)
     assert out.shape == video.shape and out.dtype == torch.uint8
     codebook = tok.codebook_embeddings()
@@ -95,18 +125,29 @@ def test_round_trip_ids_in_range_decode_shape_and_fsq_codebook(dv4x8x8: Path) ->
     TinyEncoder(COSMOS_LEVELS, 4, 8)  # the same draws as script_checkpoint: encoder, then decoder
     decoder = TinyDecoder(COSMOS_LEVELS, 4, 8)
     codes = codebook[ids].movedim(-1, 1)  # (B, 6, T, h, w)
-    expect = torch.tanh(torch.cat([decoder.first(codes[:, :, :1]), decoder.rest(codes[:, :, 1:])], dim=2))
+    expect = torch.tanh(
+        torch.cat([decoder.first(codes[:, :, :1]), decoder.rest(codes[:, :, 1:])], dim=2)
+    )
     assert torch.equal(fsq_indices_to_codes(ids).movedim(-1, 1), codes)
-    assert (out.int() - ((expect + 1) / 2 * 255 + 0.5).floor().int().permute(0, 2, 3, 4, 1)).abs().max() <= 1
+    assert (
+        out.int() - ((expect + 1) / 2 * 255 + 0.5).floor().int().permute(0, 2, 3, 4, 1)
+    ).abs().max() <= 1
 
 
 def test_geometry_from_config_json_and_options(tmp_path: Path) -> None:
-    folder = script_checkpoint(tmp_path / "ckpt", levels=(4, 4, 3), ct=8, s=16,
-                               config={"levels": [4, 4, 3], "temporal_compression": 8, "spatial_compression": 16})
+    folder = script_checkpoint(
+        tmp_path / "ckpt",
+        levels=(4, 4, 3),
+        ct=8,
+        s=16,
+        config={"levels": [4, 4, 3], "temporal_compression": 8, "spatial_compression": 16},
+    )
     tok = CosmosTokenizer(folder)
     assert tok.vocab_size == 48 and tok.codebook_embeddings().shape == (48, 3)
     assert tok.encode(clips(1, frames=9, size=32)).shape == (1, 2, 2, 2)
-    assert resolve_geometry(folder, levels=[4, 4, 3], temporal_compression=8).spatial_compression == 16
+    assert (
+        resolve_geometry(folder, levels=[4, 4, 3], temporal_compression=8).spatial_compression == 16
+    )
     with pytest.raises(ValueError, match="temporal_compression is 4 in the options but 8"):
         resolve_geometry(folder, temporal_compression=4)
     with pytest.raises(ValueError, match="temporal_compression: expected one of"):
@@ -115,9 +156,14 @@ def test_geometry_from_config_json_and_options(tmp_path: Path) -> None:
 
 def test_frames_and_sizes_that_do_not_fit_are_clear_errors(dv4x8x8: Path) -> None:
     tok = CosmosTokenizer(dv4x8x8)
-    with pytest.raises(ValueError, match=r"expected 1 \+ 4 \* k frames .*got 4 and height and width multiples of 8, got 12 x 16"):
+    with pytest.raises(
+        ValueError,
+        match=r"expected 1 \+ 4 \* k frames .*got 4 and height and width multiples of 8, got 12 x 16",
+    ):
         tok.encode(clips(1, frames=4, size=16)[:, :, :12])
-    with pytest.raises(ValueError, match=r"video: expected uint8 tensor of shape \(B, F, H, W, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"video: expected uint8 tensor of shape \(B, F, H, W, 3\)"
+    ):
         tok.encode(clips(1).float())
     with pytest.raises(ValueError, match=r"ids: expected ids in \[0, 64000\)"):
         tok.decode(torch.full((1, 2, 2, 2), 64000))
@@ -147,7 +193,10 @@ def test_missing_files_are_listed_together_with_how_to_get_them(tmp_path: Path) 
 def test_fingerprint_follows_the_weights(dv4x8x8: Path, tmp_path: Path) -> None:
     other = script_checkpoint(tmp_path / "DV4x8x8", seed=1)
     a, b = CosmosTokenizer(dv4x8x8), CosmosTokenizer(other)
-    assert a.fingerprint() == CosmosTokenizer(dv4x8x8).fingerprint() and a.fingerprint() != b.fingerprint()
+    assert (
+        a.fingerprint() == CosmosTokenizer(dv4x8x8).fingerprint()
+        and a.fingerprint() != b.fingerprint()
+    )
     assert math.prod(a.geometry.levels) == a.vocab_size
 
 
@@ -157,7 +206,9 @@ def test_bfloat16_as_nvidia_runs_it(dv4x8x8: Path) -> None:
     video = clips(2)
     ids = half.encode(video)
     assert ids.dtype == torch.long and int(ids.max()) < 64000
-    assert (ids == full.encode(video)).float().mean() > 0.9  # bfloat16 rounding may move a few codes across a level
+    assert (
+        ids == full.encode(video)
+    ).float().mean() > 0.9  # bfloat16 rounding may move a few codes across a level
     assert half.decode(ids).shape == video.shape
     with pytest.raises(ValueError, match="dtype: expected one of float32, bfloat16"):
         CosmosTokenizer(dv4x8x8, dtype="float16")

@@ -15,8 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from ursa.tokenizers.cosmos3d import (ReleaseVideoTokenizer, fsq_bound, load_release_vae, wavelet_down,
-                                      wavelet_up)
+from ursa.tokenizers.cosmos3d import (
+    ReleaseVideoTokenizer,
+    fsq_bound,
+    load_release_vae,
+    wavelet_down,
+    wavelet_up,
+)
 from ursa.tokenizers.fsq import COSMOS_LEVELS, fsq_codes_to_indices, fsq_indices_to_codes
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
@@ -56,25 +61,34 @@ def test_fsq_quantiser_every_code_round_trips():
     half, offset = (levels - 1) * (1 + 1e-3) / 2, torch.where(levels % 2 == 0, 0.5, 0.0)
     z = torch.atanh((digits + offset) / half) - torch.atanh(offset / half)  # fsq_bound(z) == digits
     assert torch.equal(torch.round(fsq_bound(z, COSMOS_LEVELS)), digits)
-    assert torch.equal(fsq_codes_to_indices(torch.round(fsq_bound(z, COSMOS_LEVELS)) / (levels // 2)), ids)
+    assert torch.equal(
+        fsq_codes_to_indices(torch.round(fsq_bound(z, COSMOS_LEVELS)) / (levels // 2)), ids
+    )
 
 
 def test_wavelets_invert_and_average():
     x = torch.randn(2, 3, 4, 6, 8, generator=torch.Generator().manual_seed(0))
     down = wavelet_down(x)
     assert down.shape == (2, 24, 2, 3, 4)
-    assert torch.allclose(down[:, :3], x.unflatten(2, (2, 2)).unflatten(4, (3, 2)).unflatten(6, (4, 2))
-                          .mean((3, 5, 7)), atol=1e-6)  # the all-low band is each 2x2x2 block's mean
+    assert torch.allclose(
+        down[:, :3],
+        x.unflatten(2, (2, 2)).unflatten(4, (3, 2)).unflatten(6, (4, 2)).mean((3, 5, 7)),
+        atol=1e-6,
+    )  # the all-low band is each 2x2x2 block's mean
     assert (wavelet_up(down) - x).abs().max() < 1e-5
 
 
 def test_visual_tokenizer_uint8(release):
     tok = ReleaseVideoTokenizer(release)
     assert tok.vocab_size == 64000 and tok.latent_shape(17, 16, 24) == (5, 2, 3)
-    video = torch.randint(0, 256, (2, 9, 16, 24, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    video = torch.randint(
+        0, 256, (2, 9, 16, 24, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(2)
+    )
     ids = tok.encode(video)
     assert ids.shape == (2, 3, 2, 3)
-    assert torch.equal(ids, tok.model.encode((video.permute(0, 4, 1, 2, 3).float() - 127.5) / 127.5))
+    assert torch.equal(
+        ids, tok.model.encode((video.permute(0, 4, 1, 2, 3).float() - 127.5) / 127.5)
+    )
     out = tok.decode(ids)
     assert out.dtype == torch.uint8 and out.shape == video.shape
     with pytest.raises(ValueError, match="F = 1 \\+ 4 k frames"):
@@ -85,7 +99,9 @@ def test_visual_tokenizer_uint8(release):
 
 def test_strict_load_errors(golden, tmp_path):
     config, weights, _ = golden
-    with pytest.raises(ValueError, match="missing vae/config.json, vae/diffusion_pytorch_model.safetensors"):
+    with pytest.raises(
+        ValueError, match="missing vae/config.json, vae/diffusion_pytorch_model.safetensors"
+    ):
         load_release_vae(tmp_path)
     bad = dict(weights)
     bad.pop("encoder.conv_in.0.weight")
@@ -96,7 +112,10 @@ def test_strict_load_errors(golden, tmp_path):
         load_release_vae(tmp_path / "a")
     msg = str(err.value)
     assert "3 problems" in msg and "missing 'encoder.conv_in.0.weight'" in msg
-    assert "unexpected 'encoder.extra.weight'" in msg and "'decoder.conv_out.1.bias' has shape (5,)" in msg
+    assert (
+        "unexpected 'encoder.extra.weight'" in msg
+        and "'decoder.conv_out.1.bias' has shape (5,)" in msg
+    )
     write_vae(tmp_path / "b", dict(config, norm_num_groups=32, vq_embed_dim=4), weights)
     with pytest.raises(ValueError, match="vq_embed_dim 6.*norm_num_groups 1, got 32"):
         load_release_vae(tmp_path / "b")

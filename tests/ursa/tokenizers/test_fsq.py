@@ -32,7 +32,9 @@ def test_off_grid_codes_round_to_nearest():
     levels = (5, 8)
     idx = torch.randint(0, 40, (100,), generator=torch.Generator().manual_seed(0))
     codes = fsq_indices_to_codes(idx, levels)
-    noise = (torch.rand(codes.shape, generator=torch.Generator().manual_seed(1)) - 0.5) * 0.2  # < half a step (0.25)
+    noise = (
+        torch.rand(codes.shape, generator=torch.Generator().manual_seed(1)) - 0.5
+    ) * 0.2  # < half a step (0.25)
     assert torch.equal(fsq_codes_to_indices(codes + noise, levels), idx)
 
 

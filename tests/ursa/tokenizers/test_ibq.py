@@ -37,7 +37,9 @@ def test_encode_decode_reproduce_the_authors_modules(golden, release):
     vae = load_release_ibq(release)
     ids = vae.encode(images)
     assert ids.dtype == torch.long and torch.equal(ids, ids_ref) and ids.unique().numel() > 10
-    assert (vae.decode(ids_ref) - decoded_ref).abs().max() < 1e-3  # float summation order (threads, kernels) only
+    assert (
+        vae.decode(ids_ref) - decoded_ref
+    ).abs().max() < 1e-3  # float summation order (threads, kernels) only
 
 
 def test_quantiser_is_argmax_dot_product(release):
@@ -53,7 +55,9 @@ def test_visual_tokenizer_frames_are_images(release):
     tok = ReleaseImageTokenizer(release)
     assert tok.vocab_size == 64 and tok.latent_shape(1, 16, 16) == (1, 8, 8)
     assert tok.codebook_embeddings().shape == (64, 4)
-    video = torch.randint(0, 256, (2, 3, 16, 16, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    video = torch.randint(
+        0, 256, (2, 3, 16, 16, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
+    )
     ids = tok.encode(video)
     assert ids.shape == (2, 3, 8, 8)
     assert torch.equal(ids[1, 2], tok.encode(video[1:2, 2:3])[0, 0])  # each frame on its own
@@ -65,13 +69,19 @@ def test_visual_tokenizer_frames_are_images(release):
 
 def test_strict_load_errors(golden, tmp_path):
     config, weights, _ = golden
-    with pytest.raises(ValueError, match="missing vae/config.json, vae/diffusion_pytorch_model.safetensors"):
+    with pytest.raises(
+        ValueError, match="missing vae/config.json, vae/diffusion_pytorch_model.safetensors"
+    ):
         load_release_ibq(tmp_path)
     bad = {k: v for k, v in weights.items() if not k.startswith("encoder.down_blocks.1.attentions")}
     write_vae(tmp_path / "a", config, bad)
-    with pytest.raises(ValueError, match="missing 'encoder.down_blocks.1.attentions.0.group_norm.bias'"):
+    with pytest.raises(
+        ValueError, match="missing 'encoder.down_blocks.1.attentions.0.group_norm.bias'"
+    ):
         load_release_ibq(tmp_path / "a")
-    write_vae(tmp_path / "b", dict(config, attn_up_block=False), weights)  # their weights, the wrong config
+    write_vae(
+        tmp_path / "b", dict(config, attn_up_block=False), weights
+    )  # their weights, the wrong config
     with pytest.raises(ValueError, match="unexpected 'decoder.up_blocks.0.attentions.0"):
         load_release_ibq(tmp_path / "b")
     write_vae(tmp_path / "c", dict(config, _quantizer_name="LFQuantizer"), weights)

@@ -24,7 +24,9 @@ def hf_dir(tmp_path_factory) -> Path:
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.train_from_iterator(CAPTIONS, trainers.WordLevelTrainer(special_tokens=["[PAD]", "[UNK]"]))
     path = tmp_path_factory.mktemp("hf_tokenizer")
-    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]").save_pretrained(path)
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]"
+    ).save_pretrained(path)
     return path
 
 
@@ -43,7 +45,9 @@ def test_hf_tokenizer_output_drives_the_model(hf_dir: Path) -> None:
     """The model takes the ids as they come; padding does not change the unpadded caption's output
     (tolerance 1e-5: same math, different sequence length)."""
     tok = HFTextTokenizer(hf_dir)
-    model = URSAModel(URSAConfig.preset("tiny", text_vocab_size=tok.vocab_size, visual_vocab_size=32)).eval()
+    model = URSAModel(
+        URSAConfig.preset("tiny", text_vocab_size=tok.vocab_size, visual_vocab_size=32)
+    ).eval()
     visual = torch.randint(32, (1, 2, 3, 3), generator=torch.Generator().manual_seed(0))
     ids, mask = tok(CAPTIONS)
     alone, alone_mask = tok(CAPTIONS[2:])
@@ -60,7 +64,10 @@ def test_missing_tokenizer_directory_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_pad_batch_to_a_fixed_length() -> None:
     ids, mask = pad_batch([[5, 6], [7]], pad_id=0, length=3)
-    assert ids.tolist() == [[5, 6, 0], [7, 0, 0]] and mask.tolist() == [[True, True, False], [True, False, False]]
+    assert ids.tolist() == [[5, 6, 0], [7, 0, 0]] and mask.tolist() == [
+        [True, True, False],
+        [True, False, False],
+    ]
 
 
 def test_caption_prefix_and_max_length_through_the_hf_plugin(hf_dir: Path, tmp_path: Path) -> None:

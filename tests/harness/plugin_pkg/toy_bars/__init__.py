@@ -15,13 +15,29 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.plugins import (BENCHMARKS, SCORERS, TEXT_TOKENIZERS, VISUAL_TOKENIZERS, Benchmark, Metric, Scorer,
-                             TextTokenizerPlugin, VisualTokenizerPlugin)
+from harness.plugins import (
+    BENCHMARKS,
+    SCORERS,
+    TEXT_TOKENIZERS,
+    VISUAL_TOKENIZERS,
+    Benchmark,
+    Metric,
+    Scorer,
+    TextTokenizerPlugin,
+    VisualTokenizerPlugin,
+)
 from ursa.tokenizers.base import VisualTokenizer
 from ursa.tokenizers.text import pad_batch
 
-COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220), "yellow": (230, 210, 40)}
-PALETTE = np.array([(0, 0, 0), *COLOURS.values()], dtype=np.float32)  # black background + bar colours
+COLOURS = {
+    "red": (220, 40, 40),
+    "green": (40, 200, 60),
+    "blue": (40, 60, 220),
+    "yellow": (230, 210, 40),
+}
+PALETTE = np.array(
+    [(0, 0, 0), *COLOURS.values()], dtype=np.float32
+)  # black background + bar colours
 PATCH = 4
 WORDS = ("<pad>", "a", "bar", "moving", "left", "right", *COLOURS)
 
@@ -64,8 +80,14 @@ class Bars(Benchmark):
 
     def _prompts(self, n: int, salt: int) -> list[BarPrompt]:
         rng = np.random.default_rng([self.options.seed, salt])
-        return [BarPrompt(str(rng.choice(list(COLOURS))), str(rng.choice(["left", "right"])),
-                          int(rng.integers(0, self.options.size // PATCH)) * PATCH) for _ in range(n)]
+        return [
+            BarPrompt(
+                str(rng.choice(list(COLOURS))),
+                str(rng.choice(["left", "right"])),
+                int(rng.integers(0, self.options.size // PATCH)) * PATCH,
+            )
+            for _ in range(n)
+        ]
 
     def real_videos(self, prompts: list[BarPrompt]) -> torch.Tensor:
         f, s = self.options.frames, self.options.size
@@ -73,7 +95,7 @@ class Bars(Benchmark):
         for i, p in enumerate(prompts):
             for t in range(f):
                 x = (p.start + (PATCH if p.direction == "right" else -PATCH) * t) % s
-                out[i, t, :, x:x + PATCH] = COLOURS[p.colour]
+                out[i, t, :, x : x + PATCH] = COLOURS[p.colour]
         return torch.from_numpy(out)
 
     def training_set(self) -> tuple[list[str], torch.Tensor]:
@@ -83,12 +105,18 @@ class Bars(Benchmark):
     def suite(self, task: str) -> list[BarPrompt]:
         return self._prompts(self.options.eval_size, 1)
 
-    def generate_reference(self, name: str, prompts: list[BarPrompt], tokenizer, seed: int) -> torch.Tensor:
+    def generate_reference(
+        self, name: str, prompts: list[BarPrompt], tokenizer, seed: int
+    ) -> torch.Tensor:
         if name == "real":
             return self.real_videos(prompts)
         names = list(COLOURS)
-        return self.real_videos([BarPrompt(names[(names.index(p.colour) + 1) % len(names)], p.direction, p.start)
-                                 for p in prompts])
+        return self.real_videos(
+            [
+                BarPrompt(names[(names.index(p.colour) + 1) % len(names)], p.direction, p.start)
+                for p in prompts
+            ]
+        )
 
 
 class PaletteTokenizer(VisualTokenizer):
@@ -105,7 +133,11 @@ class PaletteTokenizer(VisualTokenizer):
         self.validate_video(video)
         b, f, h, w, _ = video.shape
         means = video.float().reshape(b, f, h // PATCH, PATCH, w // PATCH, PATCH, 3).mean((3, 5))
-        return torch.cdist(means.reshape(-1, 3), torch.from_numpy(PALETTE)).argmin(-1).reshape(b, f, h // PATCH, w // PATCH)
+        return (
+            torch.cdist(means.reshape(-1, 3), torch.from_numpy(PALETTE))
+            .argmin(-1)
+            .reshape(b, f, h // PATCH, w // PATCH)
+        )
 
     def decode(self, ids: torch.Tensor) -> torch.Tensor:
         self.validate_ids(ids)
@@ -136,8 +168,12 @@ class Words:
     vocab_size = len(WORDS)
     pad_id = 0
 
-    def __call__(self, captions: list[str], max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        return pad_batch([[WORDS.index(w) for w in c.split()] for c in captions], self.pad_id, max_length)
+    def __call__(
+        self, captions: list[str], max_length: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return pad_batch(
+            [[WORDS.index(w) for w in c.split()] for c in captions], self.pad_id, max_length
+        )
 
 
 @TEXT_TOKENIZERS.register("toy_words")
@@ -156,7 +192,9 @@ class WordsPlugin(TextTokenizerPlugin):
 class ColourOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    min_pixels: int = Field(8, ge=1, description="pixels of the caption colour a clip needs per frame")
+    min_pixels: int = Field(
+        8, ge=1, description="pixels of the caption colour a clip needs per frame"
+    )
 
 
 @SCORERS.register("toy_colour")
@@ -167,7 +205,11 @@ class ColourMatch(Scorer):
     metrics = (Metric("colour_match"),)
     benchmarks = ("toy_bars",)
 
-    def score(self, videos: torch.Tensor, prompts: list[BarPrompt], task: str, seed: int) -> dict[str, float]:
-        want = torch.tensor([COLOURS[p.colour] for p in prompts], dtype=torch.int16)[:, None, None, None, :]
+    def score(
+        self, videos: torch.Tensor, prompts: list[BarPrompt], task: str, seed: int
+    ) -> dict[str, float]:
+        want = torch.tensor([COLOURS[p.colour] for p in prompts], dtype=torch.int16)[
+            :, None, None, None, :
+        ]
         hits = (videos.to(torch.int16) - want).abs().amax(-1).le(30).flatten(2).sum(-1)  # (N, F)
         return {"colour_match": float(hits.ge(self.options.min_pixels).float().mean())}
