@@ -5,7 +5,7 @@ A spec declares one fully described run (`base`), the axes that vary (`grid`, `z
 (smoke / ci / default / full) given as dotted-key overrides. Reading YAML files (`include:`,
 `plugins:`) is harness/specfile.py; expanding axes is harness/expand.py.
 
-Each setting is declared once: `train:` is `ursa.train.TrainConfig` itself, `model:` is
+Each setting is declared once: `train:` is `ursa.train_config.TrainConfig` itself, `model:` is
 `ursa.config.ModelConfig`, `path:` the config of a registered path kind (`ursa.paths.PathConfig`:
 each kind takes only its own keys) and `sample:` extends `ursa.sample.SamplerConfig`, so the spec
 validator and the code that consumes a setting share one schema. `benchmark:`, `tokenizer:` and
@@ -38,7 +38,7 @@ from harness import plugins
 from ursa.config import ModelConfig
 from ursa.paths import PathConfig
 from ursa.sample import SamplerConfig
-from ursa.train import TrainConfig
+from ursa.train_config import TrainConfig
 
 PROFILES = ("smoke", "ci", "default", "full")
 LABELS = "labels"  # the key in a zip group (and a named grid axis) that names its points

@@ -129,7 +129,8 @@ def train_child(mode: str, directory: str, steps: int) -> dict:
     from all its clips loaded into memory (`mode` memory); the process's peak RSS in MB."""
     from ursa.model import URSAConfig, URSAModel
     from ursa.paths import build_path
-    from ursa.train import TrainConfig, train
+    from ursa.train import train
+    from ursa.train_config import TrainConfig
 
     torch.set_num_threads(1)
     shards = ShardDataset(directory)

@@ -37,7 +37,8 @@ from ursa.io import atomic_write_bytes
 from ursa.model import URSAConfig, URSAModel
 from ursa.paths import build_path
 from ursa.tokenizers.fsq import fsq_codebook
-from ursa.train import TokenDataset, TrainConfig, train
+from ursa.train import TokenDataset, train
+from ursa.train_config import TrainConfig
 
 CATEGORIES = (
     "gemm",

@@ -43,7 +43,8 @@ import torch.nn.functional as F
 
 from ursa.model import URSAConfig, URSAModel
 from ursa.paths import build_path
-from ursa.train import TokenDataset, TrainConfig, train
+from ursa.train import TokenDataset, train
+from ursa.train_config import TrainConfig
 
 STEPS = 1500  # the default profile's training budget per seed
 BATCH = 16

@@ -9,7 +9,8 @@ import torch
 
 from ursa.model import URSAConfig, URSAModel
 from ursa.paths import build_path
-from ursa.train import NonFiniteLossError, TokenDataset, TrainConfig, train, training_loss
+from ursa.train import NonFiniteLossError, TokenDataset, train, training_loss
+from ursa.train_config import TrainConfig
 
 K = 32
 
