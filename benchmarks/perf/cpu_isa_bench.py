@@ -30,7 +30,7 @@ import hashlib, json, sys, tempfile, time
 import torch
 torch.set_num_threads(1)
 from ursa.model import URSAConfig, URSAModel
-from ursa.paths import build_path
+from ursa.path_config import build_path
 from ursa.train import TokenDataset, train
 from ursa.train_config import TrainConfig
 steps = int(sys.argv[1])

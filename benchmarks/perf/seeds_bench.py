@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from ursa.model import URSAConfig, URSAModel
-from ursa.paths import build_path
+from ursa.path_config import build_path
 from ursa.train import TokenDataset, train
 from ursa.train_config import TrainConfig
 

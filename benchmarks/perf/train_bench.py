@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from ursa import distributed
 from ursa.loss import linear_cross_entropy
 from ursa.model import URSAConfig, URSAModel
-from ursa.paths import build_path
+from ursa.path_config import build_path
 from ursa.tokenizers.fsq import fsq_codebook
 from ursa.train import TokenDataset, train
 from ursa.train_config import TrainConfig

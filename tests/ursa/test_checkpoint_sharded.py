@@ -19,7 +19,7 @@ from torch.distributed.checkpoint.api import CheckpointException
 from ursa.ema import EMA
 from ursa.model import URSAModel
 from ursa.parallel import sharded_state
-from ursa.paths import build_path
+from ursa.path_config import build_path
 from ursa.train import TrainResult, load_result, train
 from ursa.train_config import TrainConfig
 

@@ -24,7 +24,7 @@ from ursa import distributed
 from ursa.ema import EMA
 from ursa.model import URSAConfig, URSAModel
 from ursa.parallel import full_ema, wrap
-from ursa.paths import build_path
+from ursa.path_config import build_path
 from ursa.preempt import Preempted
 from ursa.train import TokenDataset, TrainResult, load_result, train
 from ursa.train_config import TrainConfig

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ursa.model import URSAConfig, URSAModel
-from ursa.paths import build_path
+from ursa.path_config import build_path
 from ursa.shards import ShardDataset, pack_rows, shard_name, write_index, write_shard
 from ursa.train import ClipSource, TokenDataset, train
 from ursa.train_config import TrainConfig

@@ -17,7 +17,7 @@ from tiny_training import K, dataset, model
 import ursa.io
 import ursa.train
 from ursa.io import atomic_write, atomic_write_bytes, stale_temp, temp_tag, untagged_temp
-from ursa.paths import build_path
+from ursa.path_config import build_path
 from ursa.train import train
 from ursa.train_config import TrainConfig
 

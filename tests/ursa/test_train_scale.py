@@ -10,7 +10,7 @@ import torch
 from tiny_training import K, dataset, model
 
 from ursa.model import URSAModel
-from ursa.paths import build_path
+from ursa.path_config import build_path
 from ursa.train import NonFiniteLossError, export_model, train
 from ursa.train_config import TrainConfig
 

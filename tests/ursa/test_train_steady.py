@@ -12,7 +12,7 @@ import torch
 from tiny_training import K, dataset, model
 
 from ursa import train as train_module
-from ursa.paths import build_path
+from ursa.path_config import build_path
 from ursa.preempt import Preempted
 from ursa.train import (
     NonFiniteLossError,
