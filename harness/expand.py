@@ -13,12 +13,13 @@ import difflib
 import functools
 import itertools
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
 from harness import plugins
+from harness.identity import canonical_json
+from harness.records import RunSpec
 from harness.spec import (
     LABELS,
     PROFILES,
@@ -34,22 +35,6 @@ from harness.spec import (
 )
 
 SPEC_LEVEL = ("seeds", "grid", "zip", "search", "executor")
-
-
-@dataclass
-class RunSpec:
-    """One run of a spec: its arm (grid/zip point), seed, axis values and validated config."""
-
-    spec: str
-    profile: str
-    arm: str
-    seed: int
-    params: dict[str, Any]
-    config: RunConfig
-    run_id: str = ""  # the score-stage id (harness.identity.stage_ids)
-    stage_ids: dict[str, str] = field(default_factory=dict)  # {"train", "sample", "score"}
-    reference: str | None = None  # a reference generator's name for floor / ceiling rows
-    extra: dict[str, Any] = field(default_factory=dict)  # e.g. search trial number
 
 
 def _is_open(model: type[BaseModel], name: str) -> bool:
@@ -509,8 +494,6 @@ def check_distinct(spec: Spec, runs: list[RunSpec]) -> None:
     """Two arms whose runs resolve to the same identity (same config as hashed, same seed) would be
     one run in the store under two labels, so validate and run would disagree on what runs: an error
     naming the axes that change nothing there and the arms that merge."""
-    from harness.identity import canonical_json
-
     where = {k: f"grid.{k}" for k in spec.grid}
     where |= {k: f"zip[{i}].{k}" for i, g in enumerate(spec.zip) for k in zip_keys(g)}
     seen: dict[tuple[int, str], RunSpec] = {}

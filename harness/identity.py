@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from harness.codehash import module_version, version_of
 
 if TYPE_CHECKING:
-    from harness.expand import RunSpec
+    from harness.records import RunSpec
     from harness.spec import RunConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

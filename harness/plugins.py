@@ -11,7 +11,7 @@ one-paragraph errors as the rest of the spec. Components come from three places:
 - modules a spec names under `plugins:` (imported before the spec is validated).
 
 The harness never names a particular benchmark, tokenizer, scorer or probability path:
-everything it knows about one comes through the interfaces below (a path: ursa.paths.PathConfig).
+everything it knows about one comes through the interfaces below (a path: ursa.path_config.PathConfig).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from ursa import paths
+from ursa import path_config
 
 if TYPE_CHECKING:
     import torch
@@ -385,8 +385,10 @@ TEXT_TOKENIZERS: Registry[type[TextTokenizerPlugin]] = Registry(
 SCORERS: Registry[type[Scorer]] = Registry("scorer", "score.which")
 TASKS: Registry[Task] = Registry("generation task", "sample.tasks")
 EXECUTORS: Registry[Callable[..., Any]] = Registry("executor", "executor.kind")
-# probability paths: ursa's registry (ursa.paths.register_path; a path's config class, `build` makes the path)
-PATHS: Registry[type[paths.PathConfig]] = Registry("probability path", "path.kind", paths.PATHS)
+# probability paths: ursa's registry (ursa.path_config.register_path; a path's config class, `build` makes the path)
+PATHS: Registry[type[path_config.PathConfig]] = Registry(
+    "probability path", "path.kind", path_config.PATHS
+)
 REGISTRIES = (BENCHMARKS, VISUAL_TOKENIZERS, TEXT_TOKENIZERS, SCORERS, TASKS, EXECUTORS, PATHS)
 
 # Metrics the harness itself reports besides the scorers': the final training loss and the

@@ -1,10 +1,13 @@
-"""Typed run records: the state of a run and its result.json, read and written in one place."""
+"""Typed run records: a planned run (RunSpec), the state of a run and its result.json, read and
+written in one place."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
+
+from harness.spec import RunConfig
 
 
 class RunState(str, Enum):  # noqa: UP042 - a StrEnum would print members differently
@@ -83,3 +86,19 @@ class RunResult:
         self.state = state
         self.error = {"message": message.strip()[:2000], "traceback": traceback[-20000:]}
         return self
+
+
+@dataclass
+class RunSpec:
+    """One run of a spec: its arm (grid/zip point), seed, axis values and validated config."""
+
+    spec: str
+    profile: str
+    arm: str
+    seed: int
+    params: dict[str, Any]
+    config: RunConfig
+    run_id: str = ""  # the score-stage id (harness.identity.stage_ids)
+    stage_ids: dict[str, str] = field(default_factory=dict)  # {"train", "sample", "score"}
+    reference: str | None = None  # a reference generator's name for floor / ceiling rows
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. search trial number

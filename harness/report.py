@@ -252,7 +252,7 @@ def corruption_curves(
     embeddings: Any, paths: dict[str, Any], n: int = 2048, seed: int = 0
 ) -> dict[str, tuple[list[float], list[float]]]:
     """{label: (t, mean d(x_t, x_1))} at t = 0, 0.1, ..., 1 for each of `paths` ({label: a fitted
-    ursa.paths.PathConfig}). embeddings: float (K, D) codebook. Monte Carlo over n uniform x_1 (seeded)."""
+    ursa.path_config.PathConfig}). embeddings: float (K, D) codebook. Monte Carlo over n uniform x_1 (seeded)."""
     import torch
 
     from ursa.calibration import mean_corruption_distance

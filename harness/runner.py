@@ -23,7 +23,7 @@ from pathlib import Path
 
 from harness.data import cache_dir, data_fingerprint
 from harness.dispatch import dispatch
-from harness.expand import RunSpec, apply_profile, arm_label, expand
+from harness.expand import apply_profile, arm_label, expand
 from harness.identity import (
     DATA_SECTIONS,
     assign_ids,
@@ -35,7 +35,7 @@ from harness.identity import (
 )
 from harness.plugins import BENCHMARKS
 from harness.process_guard import sigint_ignored
-from harness.records import RunResult, RunState
+from harness.records import RunResult, RunSpec, RunState
 from harness.spec import ExecutorConfig, RunConfig, Spec
 from harness.stages import SHARED, link_shared_stages
 from harness.store import (

@@ -5,8 +5,8 @@ A spec declares one fully described run (`base`), the axes that vary (`grid`, `z
 (smoke / ci / default / full) given as dotted-key overrides. Reading YAML files (`include:`,
 `plugins:`) is harness/specfile.py; expanding axes is harness/expand.py.
 
-Each setting is declared once: `train:` is `ursa.train.TrainConfig` itself, `model:` is
-`ursa.config.ModelConfig`, `path:` the config of a registered path kind (`ursa.paths.PathConfig`:
+Each setting is declared once: `train:` is `ursa.train_config.TrainConfig` itself, `model:` is
+`ursa.config.ModelConfig`, `path:` the config of a registered path kind (`ursa.path_config.PathConfig`:
 each kind takes only its own keys) and `sample:` extends `ursa.sample.SamplerConfig`, so the spec
 validator and the code that consumes a setting share one schema. `benchmark:`, `tokenizer:` and
 `text_tokenizer:` are plug-in sections: `name` picks a registered component (harness/plugins.py)
@@ -36,9 +36,9 @@ from pydantic import (
 
 from harness import plugins
 from ursa.config import ModelConfig
-from ursa.paths import PathConfig
+from ursa.path_config import PathConfig
 from ursa.sample import SamplerConfig
-from ursa.train import TrainConfig
+from ursa.train_config import TrainConfig
 
 PROFILES = ("smoke", "ci", "default", "full")
 LABELS = "labels"  # the key in a zip group (and a named grid axis) that names its points

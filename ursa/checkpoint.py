@@ -58,7 +58,7 @@ from ursa.parallel import (
 )
 
 if TYPE_CHECKING:
-    from ursa.train import TrainConfig
+    from ursa.train_config import TrainConfig
 
 CHECKPOINT = "checkpoint"
 SNAPSHOTS = "snapshots"

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from ursa.release_layout import missing_release_files
+
 if TYPE_CHECKING:
     from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLTextConfig
 
@@ -304,8 +306,6 @@ class ModelConfig(BaseModel):
     @classmethod
     def _checkpoint_exists(cls, path: str | None, info: ValidationInfo) -> str | None:
         if path is not None and info.data.get("init_format") == "release":
-            from ursa.release import missing_release_files
-
             missing = missing_release_files(path, ("transformer", "scheduler"))
             if missing:  # one message naming every missing file and what it is
                 raise ValueError(

@@ -23,7 +23,7 @@ from ursa.distributed import Rank
 from ursa.ema import EMA
 
 if TYPE_CHECKING:
-    from ursa.train import TrainConfig
+    from ursa.train_config import TrainConfig
 
 
 def micro_batch(config: TrainConfig, rank: Rank) -> int:

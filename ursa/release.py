@@ -29,26 +29,10 @@ import torch
 
 from ursa.config import URSAConfig
 from ursa.io import read_json_object
+from ursa.release_layout import missing_release_files, release_error, weight_files
 
 TRANSFORMER_CLASSES = ("URSATransformer3DModel",)  # architectures this loader reproduces
 SCHEDULER_CLASSES = ("KineticOptimalScheduler",)
-WEIGHTS = "diffusion_pytorch_model.safetensors"  # diffusers' SAFETENSORS_WEIGHTS_NAME
-WEIGHTS_INDEX = WEIGHTS + ".index.json"  # diffusers' SAFE_WEIGHTS_INDEX_NAME (sharded weights)
-
-# part -> {file: what it is}; the transformer's weights are checked apart (single or sharded)
-RELEASE_FILES: dict[str, dict[str, str]] = {
-    "transformer": {
-        "transformer/config.json": "the denoiser's configuration (URSATransformer3DModel)"
-    },
-    "scheduler": {
-        "scheduler/scheduler_config.json": "the path parameters c, alpha, shift, eps (KineticOptimalScheduler)",
-        "scheduler/scheduler_model.pth": "the codebook embedding the metric path uses (entry 'path.emb')",
-    },
-    "tokenizer": {
-        "tokenizer/tokenizer_config.json": "the Qwen3 text tokenizer's configuration",
-        "tokenizer/tokenizer.json": "the Qwen3 text tokenizer's vocabulary and merges",
-    },
-}
 # The authors' URSATransformer3DModel.__init__ defaults (1.7B), used where config.json omits a key.
 _TRANSFORMER_DEFAULTS = dict(
     hidden_size=2048,
@@ -71,59 +55,6 @@ _QWEN3_DEFAULTS = dict(_AUTHORS_FIXED, attention_bias=False)
 MAX_PROMPT_LENGTH = 320  # URSAPipeline.__call__(max_prompt_length=320)
 
 
-def _fail(directory: Path, what: str) -> ValueError:
-    return ValueError(f"release folder {str(directory)!r}: {what}")
-
-
-def _weight_files(directory: Path) -> tuple[dict[str, Path] | None, list[str]]:
-    """{parameter name: safetensors file} of transformer/, or (None, [missing file descriptions])."""
-    tdir = directory / "transformer"
-    if (tdir / WEIGHTS).is_file():
-        from safetensors import safe_open
-
-        with safe_open(str(tdir / WEIGHTS), framework="pt") as f:
-            return {k: tdir / WEIGHTS for k in f.keys()}, []
-    if not (tdir / WEIGHTS_INDEX).is_file():
-        return None, [
-            f"transformer/{WEIGHTS} (the denoiser's weights; or a sharded set listed in transformer/{WEIGHTS_INDEX})"
-        ]
-    try:
-        weight_map = json.loads((tdir / WEIGHTS_INDEX).read_text())["weight_map"]
-        if not isinstance(weight_map, dict):
-            raise TypeError(f"weight_map is a {type(weight_map).__name__}")
-    except (ValueError, KeyError, TypeError) as err:
-        raise _fail(
-            directory,
-            f"expected transformer/{WEIGHTS_INDEX} to be JSON with a 'weight_map' object "
-            f"{{parameter: shard file}}, got {err!r}",
-        ) from err
-    missing = sorted({f for f in weight_map.values() if not (tdir / f).is_file()})
-    return (
-        {k: tdir / f for k, f in weight_map.items()} if not missing else None,
-        [f"transformer/{f} (a weight shard listed in {WEIGHTS_INDEX})" for f in missing],
-    )
-
-
-def missing_release_files(
-    directory: str | Path, parts: tuple[str, ...] = ("transformer", "scheduler")
-) -> list[str]:
-    """Every missing file of `parts` as "name (what it is)"; [] when the folder is complete."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return [
-            f"{directory} (the authors' pipeline folder: transformer/, scheduler/, tokenizer/, vae/)"
-        ]
-    missing = [
-        f"{name} ({what})"
-        for part in parts
-        for name, what in RELEASE_FILES[part].items()
-        if not (directory / name).is_file()
-    ]
-    if "transformer" in parts:
-        missing += _weight_files(directory)[1]
-    return missing
-
-
 def check_release(
     directory: str | Path, parts: tuple[str, ...] = ("transformer", "scheduler")
 ) -> Path:
@@ -131,7 +62,7 @@ def check_release(
     directory = Path(directory)
     missing = missing_release_files(directory, parts)
     if missing:
-        raise _fail(
+        raise release_error(
             directory,
             f"expected every file of {', '.join(parts)}, got {len(missing)} missing: "
             + "; ".join(missing),
@@ -146,12 +77,12 @@ def read_transformer_config(directory: str | Path) -> URSAConfig:
     try:
         raw = read_json_object(file)
     except ValueError as err:
-        raise _fail(
+        raise release_error(
             directory, f"expected transformer/config.json to be a JSON object ({err})"
         ) from None
     name = raw.get("_class_name", TRANSFORMER_CLASSES[0])
     if name not in TRANSFORMER_CLASSES:
-        raise _fail(
+        raise release_error(
             directory,
             f"expected transformer/config.json '_class_name' in {list(TRANSFORMER_CLASSES)}, got "
             f"{name!r} (an architecture this loader does not reproduce)",
@@ -161,7 +92,7 @@ def read_transformer_config(directory: str | Path) -> URSAConfig:
     if ignored:
         want = ", ".join(f"{k} {_AUTHORS_FIXED[k]!r}" for k in ignored)
         got = ", ".join(f"{k} {v!r}" for k, v in ignored.items())
-        raise _fail(
+        raise release_error(
             directory,
             f"expected transformer/config.json {want} (the authors' "
             f"URSATransformer3DModel drops keys outside its signature, so "
@@ -170,13 +101,13 @@ def read_transformer_config(directory: str | Path) -> URSAConfig:
             f"their model would not be built with these",
         )
     if c["attention_bias"] or c.get("use_sliding_window"):
-        raise _fail(
+        raise release_error(
             directory,
             "expected a Qwen3 backbone without attention bias or sliding window, got "
             f"attention_bias={c['attention_bias']!r}, use_sliding_window={c.get('use_sliding_window')!r}",
         )
     if c["vocab_size"] != c["lm_vocab_size"] + c["lm_head_size"]:
-        raise _fail(
+        raise release_error(
             directory,
             f"expected transformer/config.json vocab_size = lm_vocab_size + lm_head_size = "
             f"{c['lm_vocab_size']} + {c['lm_head_size']} (text ids, then the visual codes), got {c['vocab_size']}",
@@ -202,7 +133,7 @@ def read_transformer_config(directory: str | Path) -> URSAConfig:
             text_pad_id=release_pad_id(directory, raw),
         )
     except (ValueError, TypeError) as err:
-        raise _fail(
+        raise release_error(
             directory, f"expected transformer/config.json to describe a valid model, got {err}"
         ) from err
 
@@ -268,9 +199,9 @@ def load_transformer(
     with torch.device("meta"):
         model = URSAModel(config, seed=None)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    files, missing = _weight_files(directory)
+    files, missing = weight_files(directory)
     if files is None:  # check_release found them; a folder changed since fails plainly
-        raise _fail(directory, "expected " + "; ".join(missing))
+        raise release_error(directory, "expected " + "; ".join(missing))
     ours = {release_to_project_key(k): k for k in files}
     problems = [f"missing {project_to_release_key(k)!r}" for k in sorted(set(expected) - set(ours))]
     problems += [
@@ -290,7 +221,7 @@ def load_transformer(
                     f"{ours[name]!r} has shape {shape}, the config implies {expected[name]}"
                 )
         if problems:
-            raise _fail(
+            raise release_error(
                 directory,
                 f"expected transformer weights matching transformer/config.json, got "
                 f"{len(problems)} problems: "
@@ -333,7 +264,7 @@ def _number(
         or not math.isfinite(value)
         or value <= 0
     ):
-        raise _fail(
+        raise release_error(
             directory,
             f"expected scheduler/scheduler_config.json {key!r} a finite number > 0"
             f"{' or null' if allow_none else ''}, got {value!r}",
@@ -350,12 +281,12 @@ def _scheduler_config(directory: Path) -> dict:
     try:
         raw = read_json_object(directory / "scheduler" / "scheduler_config.json")
     except ValueError as err:
-        raise _fail(
+        raise release_error(
             directory, f"expected scheduler/scheduler_config.json to be a JSON object ({err})"
         ) from None
     name = raw.get("_class_name", SCHEDULER_CLASSES[0])
     if name not in SCHEDULER_CLASSES:
-        raise _fail(
+        raise release_error(
             directory,
             f"expected scheduler/scheduler_config.json '_class_name' in "
             f"{list(SCHEDULER_CLASSES)}, got {name!r}",
@@ -390,7 +321,7 @@ def load_scheduler(directory: str | Path, trust_pickle: bool = False) -> Release
     try:
         state = torch.load(file, map_location="cpu", weights_only=not trust_pickle)
     except Exception as err:  # UnpicklingError, or a corrupt / truncated archive
-        raise _fail(
+        raise release_error(
             directory,
             f"expected scheduler/scheduler_model.pth to be a torch file of tensors (read with "
             f"weights_only=True; pass trust_pickle=True only for a file you trust), got "
@@ -403,7 +334,7 @@ def load_scheduler(directory: str | Path, trust_pickle: bool = False) -> Release
             if isinstance(emb, torch.Tensor)
             else type(emb).__name__
         )
-        raise _fail(
+        raise release_error(
             directory,
             f"expected scheduler/scheduler_model.pth entry 'path.emb' a float (K, D) codebook, got {got}",
         )

@@ -30,8 +30,9 @@ import hashlib, json, sys, tempfile, time
 import torch
 torch.set_num_threads(1)
 from ursa.model import URSAConfig, URSAModel
-from ursa.paths import build_path
-from ursa.train import TokenDataset, TrainConfig, train
+from ursa.path_config import build_path
+from ursa.train import TokenDataset, train
+from ursa.train_config import TrainConfig
 steps = int(sys.argv[1])
 config = URSAConfig.preset("small", text_vocab_size=256, visual_vocab_size=65, num_layers=2,
                            intermediate_size=256)

@@ -128,8 +128,9 @@ def train_child(mode: str, directory: str, steps: int) -> dict:
     """In a fresh process: train the tiny model `steps` steps from `directory`'s shards (`mode` shards) or
     from all its clips loaded into memory (`mode` memory); the process's peak RSS in MB."""
     from ursa.model import URSAConfig, URSAModel
-    from ursa.paths import build_path
-    from ursa.train import TrainConfig, train
+    from ursa.path_config import build_path
+    from ursa.train import train
+    from ursa.train_config import TrainConfig
 
     torch.set_num_threads(1)
     shards = ShardDataset(directory)

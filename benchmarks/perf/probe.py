@@ -35,9 +35,10 @@ from torch.profiler import ProfilerActivity, profile, schedule
 from benchmarks.perf.train_bench import TEXT_LEN, _data, model_flops, peak_bf16_flops
 from ursa.io import atomic_write_bytes
 from ursa.model import URSAConfig, URSAModel
-from ursa.paths import build_path
+from ursa.path_config import build_path
 from ursa.tokenizers.fsq import fsq_codebook
-from ursa.train import TokenDataset, TrainConfig, train
+from ursa.train import TokenDataset, train
+from ursa.train_config import TrainConfig
 
 CATEGORIES = (
     "gemm",

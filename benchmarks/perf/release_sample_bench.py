@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from ursa.model import URSAModel
-from ursa.paths import build_path
+from ursa.path_config import build_path
 from ursa.release import read_transformer_config
 from ursa.sample import EulerSampler, SamplerConfig
 from ursa.schedule import beta, beta_dot

@@ -16,7 +16,7 @@ import time
 import torch
 
 from ursa.model import URSAConfig, URSAModel
-from ursa.paths import build_path
+from ursa.path_config import build_path
 from ursa.sample import EulerSampler, SamplerConfig
 from ursa.tokenizers.fsq import fsq_codebook
 

@@ -42,8 +42,9 @@ import torch
 import torch.nn.functional as F
 
 from ursa.model import URSAConfig, URSAModel
-from ursa.paths import build_path
-from ursa.train import TokenDataset, TrainConfig, train
+from ursa.path_config import build_path
+from ursa.train import TokenDataset, train
+from ursa.train_config import TrainConfig
 
 STEPS = 1500  # the default profile's training budget per seed
 BATCH = 16

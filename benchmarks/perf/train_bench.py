@@ -45,9 +45,10 @@ import torch.nn.functional as F
 from ursa import distributed
 from ursa.loss import linear_cross_entropy
 from ursa.model import URSAConfig, URSAModel
-from ursa.paths import build_path
+from ursa.path_config import build_path
 from ursa.tokenizers.fsq import fsq_codebook
-from ursa.train import TokenDataset, TrainConfig, train
+from ursa.train import TokenDataset, train
+from ursa.train_config import TrainConfig
 
 # dense bf16 tensor-core peak by device-name marker, the first that matches (variants before the
 # family: "NVIDIA H100 PCIe", "NVIDIA H100 NVL", "NVIDIA H100 80GB HBM3" (SXM), "NVIDIA H200")

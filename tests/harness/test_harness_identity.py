@@ -245,7 +245,8 @@ class Brightness(Scorer):
 PATH = """
 from typing import Literal
 
-from ursa.paths import MixturePath, PathConfig, register_path
+from ursa.path_config import PathConfig, register_path
+from ursa.paths import MixturePath
 
 
 @register_path
@@ -267,7 +268,7 @@ def _plugin_ids(
 
     from harness import plugins
     from harness.codehash import clear_cache
-    from ursa import paths
+    from ursa import path_config
 
     for name, source in modules.items():
         (tmp_path / f"{name}.py").write_text(source)
@@ -277,7 +278,7 @@ def _plugin_ids(
     request.addfinalizer(
         lambda: (
             plugins.SCORERS._items.pop("probe_brightness", None),
-            paths.PATHS.pop("probe", None),
+            path_config.PATHS.pop("probe", None),
             [sys.modules.pop(n, None) for n in modules],
         )
     )

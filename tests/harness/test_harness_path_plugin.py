@@ -40,7 +40,7 @@ from typing import Literal
 import torch
 
 from cosine_path import CosinePath
-from ursa.paths import PathConfig, register_path
+from ursa.path_config import PathConfig, register_path
 
 
 @register_path

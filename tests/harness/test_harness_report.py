@@ -225,7 +225,7 @@ def test_corruption_curves_run_from_full_noise_to_clean() -> None:
     import torch
 
     from harness.report import _path_label, corruption_curves
-    from ursa.paths import PathConfig
+    from ursa.path_config import PathConfig
 
     emb = torch.randn(24, 3, generator=torch.Generator().manual_seed(0))
     configs = [

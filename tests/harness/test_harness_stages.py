@@ -13,7 +13,7 @@ from harness.runner import run_spec
 from harness.spec import RunConfig, SampleConfig
 from harness.specfile import load_spec
 from ursa.sample import SamplerConfig
-from ursa.train import TrainConfig
+from ursa.train_config import TrainConfig
 
 
 def _results(outcome) -> dict[str, dict]:

@@ -19,8 +19,9 @@ from torch.distributed.checkpoint.api import CheckpointException
 from ursa.ema import EMA
 from ursa.model import URSAModel
 from ursa.parallel import sharded_state
-from ursa.paths import build_path
-from ursa.train import TrainConfig, TrainResult, load_result, train
+from ursa.path_config import build_path
+from ursa.train import TrainResult, load_result, train
+from ursa.train_config import TrainConfig
 
 CFG = dict(steps=8, batch_size=2, warmup_steps=2, checkpoint_every=3, p_first=0.5, ema_decay=0.8)
 

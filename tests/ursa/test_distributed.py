@@ -24,9 +24,10 @@ from ursa import distributed
 from ursa.ema import EMA
 from ursa.model import URSAConfig, URSAModel
 from ursa.parallel import full_ema, wrap
-from ursa.paths import build_path
+from ursa.path_config import build_path
 from ursa.preempt import Preempted
-from ursa.train import TokenDataset, TrainConfig, TrainResult, load_result, train
+from ursa.train import TokenDataset, TrainResult, load_result, train
+from ursa.train_config import TrainConfig
 
 K, STEPS, B = 32, 20, 4
 RTOL = 1e-5  # float summation order differs (per-rank sums, all-reduce); nothing else may (measured: 2e-7)

@@ -10,17 +10,15 @@ from pydantic import ValidationError
 from scipy.stats import chisquare
 
 from ursa.calibration import mean_corruption_distance
-from ursa.paths import (
+from ursa.path_config import (
     PATHS,
-    MaskedPath,
     MaskedPathConfig,
-    MetricPath,
     MetricPathConfig,
-    MixturePath,
     MixturePathConfig,
     PathConfig,
     build_path,
 )
+from ursa.paths import MaskedPath, MetricPath, MixturePath
 from ursa.schedule import beta_dot, shift_time
 
 N_DRAWS = 20_000

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ursa.model import URSAConfig, URSAModel
-from ursa.paths import build_path
+from ursa.path_config import build_path
 from ursa.sample import (
     EulerSampler,
     SamplerConfig,

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from ursa.model import URSAConfig, URSAModel
-from ursa.paths import build_path
+from ursa.path_config import build_path
 from ursa.shards import ShardDataset, pack_rows, shard_name, write_index, write_shard
-from ursa.train import ClipSource, TokenDataset, TrainConfig, train
+from ursa.train import ClipSource, TokenDataset, train
+from ursa.train_config import TrainConfig
 
 K, LATENT = 32, (2, 3, 3)
 COUNTS = [4, 0, 4, 3]  # an empty shard (every item of it skipped) is legal

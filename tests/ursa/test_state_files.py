@@ -17,8 +17,9 @@ from tiny_training import K, dataset, model
 import ursa.io
 import ursa.train
 from ursa.io import atomic_write, atomic_write_bytes, stale_temp, temp_tag, untagged_temp
-from ursa.paths import build_path
-from ursa.train import TrainConfig, train
+from ursa.path_config import build_path
+from ursa.train import train
+from ursa.train_config import TrainConfig
 
 CFG = TrainConfig(steps=8, batch_size=2, warmup_steps=2, checkpoint_every=3)
 

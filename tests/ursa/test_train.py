@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from ursa.model import URSAConfig, URSAModel
-from ursa.paths import build_path
-from ursa.train import NonFiniteLossError, TokenDataset, TrainConfig, train, training_loss
+from ursa.path_config import build_path
+from ursa.train import NonFiniteLossError, TokenDataset, train, training_loss
+from ursa.train_config import TrainConfig
 
 K = 32
 

@@ -10,8 +10,9 @@ import torch
 from tiny_training import K, dataset, model
 
 from ursa.model import URSAModel
-from ursa.paths import build_path
-from ursa.train import NonFiniteLossError, TrainConfig, export_model, train
+from ursa.path_config import build_path
+from ursa.train import NonFiniteLossError, export_model, train
+from ursa.train_config import TrainConfig
 
 CFG = dict(steps=8, batch_size=2, warmup_steps=2, checkpoint_every=3, p_first=0.5)
 

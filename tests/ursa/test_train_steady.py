@@ -12,16 +12,16 @@ import torch
 from tiny_training import K, dataset, model
 
 from ursa import train as train_module
-from ursa.paths import build_path
+from ursa.path_config import build_path
 from ursa.preempt import Preempted
 from ursa.train import (
     NonFiniteLossError,
-    TrainConfig,
     _batch_index,
     _permutation,
     resolved_log_every,
     train,
 )
+from ursa.train_config import TrainConfig
 
 CFG = dict(steps=8, batch_size=2, warmup_steps=2, checkpoint_every=8, p_first=0.5)
 
