@@ -137,7 +137,7 @@ def test_a_stop_reaches_a_worker_its_controller_starts_after_the_stop_began(tmp_
     import sys
     from types import SimpleNamespace
 
-    from harness.dispatch import stop_local_jobs
+    from harness.executors.local import stop_local_jobs
 
     code = tmp_path / "worker_exit_code"
     controller = subprocess.Popen([sys.executable, "-c", _LATE_CONTROLLER, str(code)])
