@@ -58,8 +58,19 @@ def code_version() -> dict[str, Any]:
 
     try:
         commit = git("rev-parse", "HEAD")
-        # untracked files under runs/ or reports/ do not make the code dirty; tracked edits do
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        # tracked edits make the code dirty; untracked files and the reports a run itself
+        # rewrites (reports/, runs/) do not
+        dirty = bool(
+            git(
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)reports",
+                ":(exclude)runs",
+            )
+        )
     except (OSError, subprocess.SubprocessError):
         pass
     return {"package": version, "commit": commit, "dirty": dirty}

@@ -719,12 +719,23 @@ def verdict_record(
     from harness.identity import code_version
 
     trained = df[df["reference"].isna() & (df["state"] == "done")] if len(df) else df
-    agrees = {}
+    # label -> (same sign, intervals overlap) of the replicate against the original
+    replicated: dict[str, tuple[bool, bool]] = {}
     if agreement is not None:
         for _, row in agreement[1].iterrows():
-            agrees[row["claim"].removeprefix("primary: ")] = (
-                row["same sign"] != "no" and row["intervals overlap"] == "yes"
+            replicated[row["claim"].removeprefix("primary: ")] = (
+                row["same sign"] != "no",
+                row["intervals overlap"] == "yes",
             )
+
+    def agrees(c: Claim) -> bool | None:
+        """The replicate agrees with a claim when its interval overlaps the original's and, where
+        the original is significant, points the same way (the sign of a non-significant
+        difference is noise: both say "no significant difference")."""
+        if c.label() not in replicated:
+            return None
+        same_sign, overlap = replicated[c.label()]
+        return overlap and (same_sign or not c.significant)
 
     def test(c: Claim) -> dict[str, Any]:
         shown = c.shown or c.difference
@@ -751,7 +762,7 @@ def verdict_record(
             "mde": _finite(mde),
             "seeds": c.difference.seeds,
             "prompts": c.difference.clips,
-            "replicate_agrees": agrees.get(c.label()),
+            "replicate_agrees": agrees(c),
         }
 
     code = code_version()
