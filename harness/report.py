@@ -524,30 +524,44 @@ def flag_damaged(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 def floor_note(summary: pd.DataFrame, metric: str) -> str:
     """A sentence, said before the verdict, when no trained arm beats the best floor row on
-    `metric` (then differences between arms are differences between failures); "" otherwise."""
+    `metric` (then differences between arms are differences between failures), or, failing that,
+    the best degenerate row (a static or memorised clip); "" otherwise."""
     from harness.regression_gate import direction_of
 
     col = f"{metric}.mean"
     if summary.empty or col not in summary:
         return ""
-    floors = summary[summary["role"].astype(str).str.startswith("floor") & summary[col].notna()]
     arms = summary[(summary["role"] == "arm") & summary[col].notna()]
-    if floors.empty or arms.empty:
-        return ""
     try:
         higher = direction_of(metric) == "higher"
     except ValueError:
         return ""
-    best_floor = floors.loc[floors[col].idxmax() if higher else floors[col].idxmin()]
-    beats = arms[col] > best_floor[col] if higher else arms[col] < best_floor[col]
-    if beats.any():
-        return ""
     side = "below" if higher else "above"
-    return (
-        f"No arm beats the floor: every arm's {metric} is at or {side} {best_floor['arm']} "
-        f"({best_floor['role']}, {best_floor[col]:.4g}), so the arms have not learnt what "
-        f"{metric} measures and the comparison below is between failures."
-    )
+
+    def unbeaten(role: str) -> pd.Series | None:
+        """The best row of `role` when no arm beats it, else None."""
+        rows = summary[summary["role"].astype(str).str.startswith(role) & summary[col].notna()]
+        if rows.empty or arms.empty:
+            return None
+        best = rows.loc[rows[col].idxmax() if higher else rows[col].idxmin()]
+        beats = arms[col] > best[col] if higher else arms[col] < best[col]
+        return None if beats.any() else best
+
+    floor = unbeaten("floor")
+    if floor is not None:
+        return (
+            f"No arm beats the floor: every arm's {metric} is at or {side} {floor['arm']} "
+            f"({floor['role']}, {floor[col]:.4g}), so the arms have not learnt what "
+            f"{metric} measures and the comparison below is between failures."
+        )
+    degenerate = unbeaten("degenerate")
+    if degenerate is not None:
+        return (
+            f"No arm beats a degenerate sample: every arm's {metric} is at or {side} "
+            f"{degenerate['arm']} ({degenerate['role']}, {degenerate[col]:.4g}). The arms beat "
+            f"the floor but are not yet good models, and the comparison below is between them."
+        )
+    return ""
 
 
 def skipped_items(df: pd.DataFrame, runs_root: Path) -> list[str]:

@@ -415,6 +415,17 @@ def test_floor_note_speaks_first_when_no_arm_beats_the_floor() -> None:
     assert (
         floor_note(summary([0.10]).query("role != 'floor (shuffled prompts)'"), "alignment") == ""
     )
+    # above the floor but below a degenerate sample (the static clip): said too, after the floor
+    static = {
+        "arm": "ref:static",
+        "role": "degenerate (first frame repeated)",
+        "alignment.mean": 0.5,
+    }
+    note = floor_note(pd.concat([summary([0.35, 0.40]), pd.DataFrame([static])]), "alignment")
+    assert note.startswith("No arm beats a degenerate sample") and "ref:static" in note
+    assert floor_note(pd.concat([summary([0.35, 0.51]), pd.DataFrame([static])]), "alignment") == ""
+    note = floor_note(pd.concat([summary([0.10, 0.20]), pd.DataFrame([static])]), "alignment")
+    assert note.startswith("No arm beats the floor")
 
 
 def test_report_blocks_people_read(tmp_path: Path) -> None:
