@@ -844,8 +844,10 @@ def agreement(
         a, b = c.shown or c.difference, r.shown or r.difference
         sign = "zero" if a.mean * b.mean == 0 else "yes" if (a.mean > 0) == (b.mean > 0) else "no"
         overlap = a.low <= b.high and b.low <= a.high
+        # the sign of a non-significant difference is noise: both then say "no difference"
+        agrees = overlap and (sign != "no" or not c.significant)
         both += 1
-        agree += bool(sign != "no" and overlap)
+        agree += agrees
         rows.append(
             {
                 "claim": ("primary: " if c.primary else "") + c.label(),
@@ -853,15 +855,15 @@ def agreement(
                 "replicate": b.fmt(signed=True),
                 "same sign": sign,
                 "intervals overlap": "yes" if overlap else "no",
+                "agrees": "yes" if agrees else "no",
                 "pooled": (p.shown or p.difference).fmt(signed=True) if p else "—",
                 "pooled call": p.call() if p else "—",
             }
         )
     prim = next((row for row in rows if row["claim"].startswith("primary: ")), None)
     text = (
-        f"Replicate on fresh seeds {seeds}: {agree} of {both} claims agree (same sign, or one "
-        f"estimate 0, "
-        f"and overlapping intervals)."
+        f"Replicate on fresh seeds {seeds}: {agree} of {both} claims agree (overlapping "
+        f"intervals, and the same sign, or one estimate 0, where the original is significant)."
     )
     if prim:
         text += (

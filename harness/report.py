@@ -733,23 +733,12 @@ def verdict_record(
     from harness.identity import code_version
 
     trained = df[df["reference"].isna() & (df["state"] == "done")] if len(df) else df
-    # label -> (same sign, intervals overlap) of the replicate against the original
-    replicated: dict[str, tuple[bool, bool]] = {}
+    agrees: dict[
+        str, bool
+    ] = {}  # claim label -> the replicate agrees (harness.comparison.agreement)
     if agreement is not None:
         for _, row in agreement[1].iterrows():
-            replicated[row["claim"].removeprefix("primary: ")] = (
-                row["same sign"] != "no",
-                row["intervals overlap"] == "yes",
-            )
-
-    def agrees(c: Claim) -> bool | None:
-        """The replicate agrees with a claim when its interval overlaps the original's and, where
-        the original is significant, points the same way (the sign of a non-significant
-        difference is noise: both say "no significant difference")."""
-        if c.label() not in replicated:
-            return None
-        same_sign, overlap = replicated[c.label()]
-        return overlap and (same_sign or not c.significant)
+            agrees[row["claim"].removeprefix("primary: ")] = row["agrees"] == "yes"
 
     def test(c: Claim) -> dict[str, Any]:
         shown = c.shown or c.difference
@@ -776,7 +765,7 @@ def verdict_record(
             "mde": _finite(mde),
             "seeds": c.difference.seeds,
             "prompts": c.difference.clips,
-            "replicate_agrees": agrees(c),
+            "replicate_agrees": agrees.get(c.label()),
         }
 
     code = code_version()

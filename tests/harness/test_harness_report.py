@@ -174,7 +174,7 @@ def test_report_shows_the_replicate_agreement_when_a_replicate_exists(tmp_path: 
     write_runs(tmp_path / "runs", spec="timestep_shift.replicate", first_seed=11)
     text = render_report(spec, tmp_path / "runs", "smoke", out).read_text()
     assert "Replicate on fresh seeds 11, 12, 13: 1 of 1 claims agree" in text
-    header = "| claim | original | replicate | same sign | intervals overlap | pooled |"
+    header = "| claim | original | replicate | same sign | intervals overlap | agrees | pooled |"
     assert header in text
 
 
