@@ -68,15 +68,19 @@ def stop_local_jobs(jobs: list[Any], grace_s: float = 10.0) -> None:
 
 def _stop(jobs: list[Any], grace_s: float) -> None:
     procs = [job._process for job in jobs if getattr(job, "_process", None) is not None]
-    signalled: set[int] = set()
+    signalled: set[tuple[int, bytes]] = set()
     deadline = time.monotonic() + grace_s
     while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
         # a controller submitted just before the stop starts its worker only now: signal workers
-        # as they appear, or the grace runs out on a worker that never heard of the stop
+        # as they appear, or the grace runs out on a worker that never heard of the stop. A child
+        # caught between fork and exec loses the signal at exec, so it is signalled again once
+        # its command line changes (a pid and a command line: one program, signalled once)
         for proc in procs:
-            for child in set(children(proc.pid)) - signalled if proc.poll() is None else ():
-                send_signal(child, signal.SIGINT)
-                signalled.add(child)
+            for child in children(proc.pid) if proc.poll() is None else ():
+                seen = (child, _cmdline(child))
+                if seen not in signalled:
+                    send_signal(child, signal.SIGINT)
+                    signalled.add(seen)
         time.sleep(0.1)
     for proc in procs:
         if proc.poll() is None:
@@ -85,6 +89,14 @@ def _stop(jobs: list[Any], grace_s: float) -> None:
             for child in workers:
                 send_signal(child, signal.SIGKILL)
             proc.wait()
+
+
+def _cmdline(pid: int) -> bytes:
+    """The command line of `pid` (b"" once it has exited)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 @EXECUTORS.register("local")
