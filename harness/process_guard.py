@@ -86,6 +86,15 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def cmdline(pid: int) -> bytes:
+    """The command line of `pid` from /proc (b"" once it has exited): a pid with a new command line
+    is a new program (a forked child after its exec)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def send_signal(pid: int, sig: int) -> None:
     """os.kill that ignores a process already gone (or no longer ours)."""
     try:

@@ -18,7 +18,13 @@ from tqdm import tqdm
 
 from harness.dispatch import collect, threads_per_job
 from harness.plugins import EXECUTORS
-from harness.process_guard import children, proc_start_time, send_signal, sigint_ignored
+from harness.process_guard import (
+    children,
+    cmdline,
+    proc_start_time,
+    send_signal,
+    sigint_ignored,
+)
 from harness.records import RunResult
 from harness.spec import ExecutorConfig
 from harness.worker import RunTask
@@ -77,7 +83,7 @@ def _stop(jobs: list[Any], grace_s: float) -> None:
         # its command line changes (a pid and a command line: one program, signalled once)
         for proc in procs:
             for child in children(proc.pid) if proc.poll() is None else ():
-                seen = (child, _cmdline(child))
+                seen = (child, cmdline(child))
                 if seen not in signalled:
                     send_signal(child, signal.SIGINT)
                     signalled.add(seen)
@@ -89,14 +95,6 @@ def _stop(jobs: list[Any], grace_s: float) -> None:
             for child in workers:
                 send_signal(child, signal.SIGKILL)
             proc.wait()
-
-
-def _cmdline(pid: int) -> bytes:
-    """The command line of `pid` (b"" once it has exited)."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 @EXECUTORS.register("local")
