@@ -776,9 +776,8 @@ def _trend_claim(
     # weights summing to 0 keep sum w x within sum |w| times the metric's span
     total = sum(abs(w) for w in weights)
     d = stats.contrast(cells, weights, (total * diff_bounds[0], total * diff_bounds[1]))
-    name = f"slope in {'log ' * trend.log}{trend.axis}"
     return Claim(
-        name,
+        trend_arm(trend),
         statistic,
         m,
         d,
@@ -788,6 +787,11 @@ def _trend_claim(
         interaction=True,
         slope=True,
     ), ""
+
+
+def trend_arm(trend: Any) -> str:
+    """The arm the trend's test names (report.trend): "slope in log train.shift"."""
+    return f"slope in {'log ' * trend.log}{trend.axis}"
 
 
 def _fmt_value(v: Any) -> str:

@@ -25,7 +25,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.report import VERDICT_FILE, Block, to_html, to_markdown
+from harness.report import VERDICT_FILE, Block, test_arms, to_html, to_markdown
 from harness.spec import SpecError, validate_model
 from harness.specfile import load_spec, load_yaml_text
 from harness.tables import arm_matches
@@ -44,6 +44,8 @@ class Test(BaseModel):
     metric: str = Field(min_length=1)
     statistic: Literal["final", "curve_mean", "steps_to"] = "final"
     interaction: bool = False  # the change of the gap along the report's compare_within axis
+    # only the test at this point of compare_within ("benchmark.world.frames=4"); every point if unset
+    where: str | None = None
     expect: Literal["better", "worse"] = "better"  # the paper's direction against the baseline
 
 
@@ -73,8 +75,6 @@ def load_claims(path: Path) -> list[Claim]:
             f"{path}: expected a readable claims file, got {exc.strerror or exc}."
         ) from None
     claims = validate_model(Claims, load_yaml_text(text, str(path)), str(path)).claims
-    from harness.expand import arm_points
-
     for i, c in enumerate(claims):
         spec_path = path.parent / c.spec
         if not spec_path.is_file():
@@ -83,7 +83,7 @@ def load_claims(path: Path) -> list[Claim]:
                 f"got missing path {c.spec!r}."
             )
         spec = load_spec(spec_path)
-        arms = [label for label, _ in arm_points(spec)]
+        arms = test_arms(spec)
         for j, t in enumerate(c.tests):
             if not any(arm_matches(t.arm, a) for a in arms):
                 raise SpecError(
@@ -158,6 +158,7 @@ def finding(claim: Claim, claims_dir: Path, reports: Path) -> Row:
             and r["metric"] == test.metric
             and r["statistic"] == test.statistic
             and r["interaction"] == test.interaction
+            and (test.where is None or r["where"] == test.where)
         ]
         if not found:
             calls.append("not tested")

@@ -16,6 +16,7 @@ import html
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -344,15 +345,45 @@ def _trial_values(df: pd.DataFrame, trial: Any, metric: str) -> dict[int, Any]:
     return {s: v for by_seed in headline_values(runs, metric).values() for s, v in by_seed.items()}
 
 
-def fixed_points_against_best(study: Any, df: pd.DataFrame, metric: str) -> list[str]:
+SEARCH_POINTS = {"calibrated": "calibrated point", "enqueue": "enqueued point"}
+"""The arm a search verdict's test names, by the trial's `source` (harness.search)."""
+
+
+def search_point_arm(source: str, params: dict[str, float]) -> str:
+    """ "calibrated point", or "enqueued point (path.alpha=0.9; path.c=3)": its keys sorted."""
+    if source == "calibrated":
+        return SEARCH_POINTS[source]
+    return f"{SEARCH_POINTS[source]} ({'; '.join(f'{k}={v:g}' for k, v in sorted(params.items()))})"
+
+
+def test_arms(spec: Spec) -> list[str]:
+    """The arms a test of the spec's verdict.json can name: the spec's arms, and the trend's,
+    scaling fit's and search points' (harness.findings checks a claim's tests against these)."""
+    from harness.comparison import trend_arm
+    from harness.expand import arm_points
+
+    arms = [label for label, _ in arm_points(spec)]
+    if spec.report.trend is not None:
+        arms.append(trend_arm(spec.report.trend))
+    if spec.report.scaling:
+        arms.append(scaling.SLOPE_ARM)
+    if spec.search is not None:
+        arms += [SEARCH_POINTS["calibrated"]] if spec.search.enqueue_calibrated else []
+        arms += [search_point_arm("enqueue", point) for point in spec.search.enqueue]
+    return arms
+
+
+def search_claims(study: Any, df: pd.DataFrame, metric: str) -> tuple[list[str], list[Claim]]:
     """Where each enqueued point (the calibrated (c, alpha), the authors' point) lands against the
-    best trial: its rank among the finished trials and the paired difference best - point over
-    the seeds and prompts both were scored on (harness.stats.paired_difference)."""
+    best trial: (sentences, tests). Each point's rank among the finished trials and its paired
+    difference point - best (the point that is the best: point - runner-up) over the seeds and
+    prompts both were scored on (harness.stats.paired_difference), as a test of the verdict (arm `SEARCH_POINTS[source]`,
+    plus its (c, alpha) for an enqueued point) that verdict.json records."""
     import optuna
 
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
-        return []
+        return [], []
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     ranked = sorted(done, key=lambda t: -t.value if maximize else t.value)
     best = ranked[0]
@@ -365,31 +396,36 @@ def fixed_points_against_best(study: Any, df: pd.DataFrame, metric: str) -> list
         )
 
     text = [f"Best trial of {len(done)} finished: {point(best)}."]
+    claims = []
     lo, hi = metric_range(metric)
     bounds = (lo - hi, hi - lo)
-    for t in ranked[1:] if len(ranked) > 1 else []:
+    for rank, t in enumerate(ranked, 1):
         source = t.user_attrs.get("source")
-        if source not in ("calibrated", "enqueue"):
+        if source not in SEARCH_POINTS or len(ranked) < 2:
             continue
+        # against the best trial, or when the point is the best, against the runner-up
+        other, versus = (best, "the best") if rank > 1 else (ranked[1], "the runner-up")
         d = stats.paired_difference(
-            _trial_values(df, best, metric), _trial_values(df, t, metric), bounds
+            _trial_values(df, t, metric), _trial_values(df, other, metric), bounds
+        )
+        arm = search_point_arm(source, t.params)
+        claims.append(
+            Claim(arm, "final", metric, d, maximize, where=f"{versus} (trial {other.number})")
         )
         text.append(
             f"{'Calibrated' if source == 'calibrated' else 'Enqueued'} point, {point(t)}: rank "
-            f"{ranked.index(t) + 1} of {len(done)}; best minus it {d.fmt(signed=True)} "
+            f"{rank} of {len(done)}"
+            + (" (the best trial itself)" if rank == 1 else "")
+            + f"; it minus {versus} {d.fmt(signed=True)} "
             f"({int(stats.LEVEL * 100)}% interval, {d.method or 'no interval'}, p "
             f"{_fmt_p(d.p)}; {d.seeds} seeds x {d.clips} prompts)."
-        )
-    for t in (best,) if best.user_attrs.get("source") in ("calibrated", "enqueue") else ():
-        text.append(
-            f"The best trial is the {t.user_attrs['source'].replace('enqueue', 'enqueued')} point itself."
         )
     if len(text) > 1:
         text.append(
             "The best trial was picked on these same seeds, so its lead is biased upward "
             "(winner's curse); `python -m harness replicate` scores the points on fresh seeds."
         )
-    return text
+    return text, claims
 
 
 def _best_params(study: Any) -> dict[str, Any] | None:
@@ -724,9 +760,11 @@ def verdict_record(
     df: pd.DataFrame,
     comparison: Comparison | None,
     agreement: tuple[str, pd.DataFrame, str] | None,
+    other_tests: Sequence[Claim] = (),
 ) -> dict[str, Any]:
     """What verdict.json holds: the spec, profile and code commit the report was made at, the
     seeds of its finished trained runs, and every test of the verdict (arm against the baseline,
+    or `other_tests`: a search's points against its best trial, a scaling fit's slopes;
     statistic, where along report.compare_within, the difference with the interval the report
     prints, p (Holm-adjusted for a family), the call, the minimum detectable effect) with the
     replicate's agreement per test when a replicate has runs."""
@@ -778,7 +816,8 @@ def verdict_record(
         "compare_within": spec.report.compare_within,
         "seeds": sorted(int(s) for s in set(trained["seed"])) if len(trained) else [],
         "replicate_seeds": agreement[2] if agreement is not None else None,
-        "tests": [test(c) for c in comparison.claims] if comparison is not None else [],
+        "tests": [test(c) for c in (comparison.claims if comparison is not None else [])]
+        + [test(c) for c in other_tests],
     }
 
 
@@ -843,6 +882,7 @@ def render_report(
     headline = spec.report.headline or (spec.report.primary.metric if spec.report.primary else None)
     comparison = verdict(spec, df)
     agreement = None
+    other_tests: list[Claim] = []  # the search's and the scaling fit's tests, for verdict.json
     study = _study(spec, runs_root, profile)
     if comparison is not None:
         blocks += [Block("h2", f"Verdict ({headline})")]
@@ -872,10 +912,9 @@ def render_report(
                 Block("table", table=comparison.per_seed),
             ]
     elif study is not None and spec.search is not None:
-        blocks += [
-            Block("h2", f"Verdict (search, {spec.search.objective})"),
-            *(Block("p", p) for p in fixed_points_against_best(study, df, spec.search.objective)),
-        ]
+        text, other_tests = search_claims(study, df, spec.search.objective)
+        blocks += [Block("h2", f"Verdict (search, {spec.search.objective})")]
+        blocks += [Block("p", p) for p in text]
     else:
         blocks.append(
             Block("p", "No verdict: set report.headline (and report.baseline) in the spec.")
@@ -1012,10 +1051,12 @@ def render_report(
                 )
             )
         else:
+            gap = scaling.share_gap(df, fitted)
             blocks += [
-                Block("p", scaling.verdict(fitted)),
+                Block("p", scaling.verdict(fitted, gap)),
                 Block("table", table=scaling.table(fitted)),
             ]
+            other_tests += scaling.claims(fitted) + ([gap] if gap is not None else [])
             if wanted("scaling"):
                 add_plot(
                     "scaling",
@@ -1060,7 +1101,7 @@ def render_report(
             ),
         ]
 
-    record = verdict_record(spec, profile, df, comparison, agreement)
+    record = verdict_record(spec, profile, df, comparison, agreement, other_tests)
     atomic_write_bytes(out / VERDICT_FILE, (json.dumps(record, indent=1) + "\n").encode())
     title = f"{spec.name} — {profile}"
     atomic_write_bytes(out / "report.md", to_markdown(title, blocks).encode())

@@ -19,10 +19,19 @@ import numpy as np
 import pandas as pd
 
 from harness import stats
-from harness.comparison import _fmt_p, _trained, headline_values, metric_range
+from harness.comparison import (
+    Claim,
+    _better_if_positive,
+    _fmt_p,
+    _trained,
+    headline_values,
+    metric_range,
+)
 from harness.store import read_json_or_none
 
 CEILING = "ref:real"  # the reference row whose value is a metric's ceiling
+SLOPE_ARM = "slope per decade of parameters"  # the arm a slope's test names in verdict.json
+SHARE_GAP = "share of headroom per decade"  # the metric of the first group minus the second's
 
 
 def parameters(df: pd.DataFrame) -> dict[str, int]:
@@ -79,6 +88,49 @@ def fits(df: pd.DataFrame, summary: pd.DataFrame, groups: dict[str, list[str]]) 
     return out
 
 
+def share_gap(df: pd.DataFrame, fitted: pd.DataFrame) -> Claim | None:
+    """The first group's mean share of headroom per decade minus the second's ("scale helps
+    semantics more than quality"), one contrast over every (size, metric) cell paired by seed and
+    prompt: weight slope_weight / (headroom x metrics in its group), minus for the second group.
+    The headrooms are taken as known (the smallest model's means), so the interval leaves out
+    their own noise. None unless `fitted` has exactly two groups, each with a metric whose
+    headroom is positive."""
+    groups = list(dict.fromkeys(fitted["group"])) if len(fitted) else []
+    ok = fitted[fitted["share of headroom per decade"].notna()] if len(fitted) else fitted
+    if len(groups) != 2 or any((ok["group"] == g).sum() == 0 for g in groups):
+        return None
+    sizes = parameters(df)
+    arms = sorted(sizes, key=sizes.get)
+    slope = stats.slope_weights([math.log10(sizes[a]) for a in arms])
+    cells, weights = [], []
+    for sign, group in zip((1.0, -1.0), groups):
+        rows = ok[ok["group"] == group]
+        for _, r in rows.iterrows():
+            vals = headline_values(df, str(r["metric"]))
+            room = float(r["ceiling"]) - float(r["smallest"])
+            cells += [vals[a] for a in arms]
+            weights += [sign * w / (room * len(rows)) for w in slope]
+    gap = stats.contrast(cells, weights)
+    return Claim(SLOPE_ARM, "final", SHARE_GAP, gap, True, where=f"{groups[0]} - {groups[1]}")
+
+
+def claims(fitted: pd.DataFrame) -> list[Claim]:
+    """Each slope of `fits` as a test of the verdict (arm `SLOPE_ARM`, the metric, p Holm-adjusted
+    over the table), for verdict.json: positive in the metric's better direction is "better"."""
+    return [
+        Claim(
+            SLOPE_ARM,
+            "final",
+            str(r["metric"]),
+            r["slope"],
+            _better_if_positive(str(r["metric"]), "final"),
+            where=str(r["group"]),
+            p_adj=float(r["p (Holm)"]),
+        )
+        for _, r in fitted.iterrows()
+    ]
+
+
 def _ceiling(summary: pd.DataFrame, metric: str, high: float) -> float:
     col = f"{metric}.mean"
     row = summary[summary["arm"] == CEILING] if "arm" in summary else summary.iloc[:0]
@@ -102,9 +154,9 @@ def table(fitted: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def verdict(fitted: pd.DataFrame) -> str:
+def verdict(fitted: pd.DataFrame, gap: Claim | None = None) -> str:
     """One sentence per group: the mean headroom share of its metrics and which slopes are
-    significant (Holm over the table)."""
+    significant (Holm over the table); then the gap between the groups' shares (`share_gap`)."""
     parts = []
     for group, g in fitted.groupby("group", sort=False):
         share = (
@@ -127,5 +179,13 @@ def verdict(fitted: pd.DataFrame) -> str:
         )
     return (
         "Scaling (slope of each metric against log10 non-embedding parameters, paired by seed and "
-        "prompt): " + ". ".join(parts) + "."
+        "prompt): "
+        + ". ".join(parts)
+        + "."
+        + (
+            f" {gap.where} share of headroom per decade: {gap.difference.fmt(signed=True)} "
+            f"(95% interval, headrooms taken as known; p {_fmt_p(gap.p)}): {gap.call()}."
+            if gap is not None
+            else ""
+        )
     )

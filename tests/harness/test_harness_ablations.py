@@ -5,6 +5,7 @@ contrasts, the enqueued points against the best trial, the scaling table)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ EXPECTED = {
     "path_search": [
         "## Verdict (search, alignment)",
         "Calibrated point, trial 1 (c ",
+        "it minus the ",
         "of 3 finished",
         "winner's curse",
         "| trial | state | value | se |",
@@ -37,6 +39,21 @@ EXPECTED = {
         "| quality | clean_fraction |",
         "plots/scaling.png",
         "small 788k against tiny 74k",
+    ],
+}
+
+
+# spec -> (arm, metric) tests its smoke verdict.json must hold beyond the headline's (what
+# `python -m harness findings` decides the search and scaling claims from)
+EXPECTED_TESTS = {
+    "timestep_shift": [("slope in log train.shift", "alignment_shape")],
+    "path_search": [
+        ("calibrated point", "alignment"),
+        ("enqueued point (path.alpha=0.9; path.c=3)", "alignment"),
+    ],
+    "model_scale": [
+        ("slope per decade of parameters", "alignment"),
+        ("slope per decade of parameters", "share of headroom per decade"),
     ],
 }
 
@@ -73,6 +90,9 @@ def test_smoke_profile_validates_runs_and_reports_the_claims_verdict(
     report = (tmp_path / "reports" / name / "smoke" / "report.md").read_text()
     missing = [text for text in EXPECTED[name] if text not in report]
     assert not missing, missing
+    verdict = json.loads((tmp_path / "reports" / name / "smoke" / "verdict.json").read_text())
+    tests = {(t["arm"], t["metric"]) for t in verdict["tests"]}
+    assert set(EXPECTED_TESTS[name]) <= tests, tests
 
 
 def test_a_profile_replaces_the_zip_model_scale_smoke_keeps_its_compute_ratio() -> None:

@@ -192,3 +192,16 @@ def test_a_claim_whose_test_the_verdict_lacks_is_not_tested(tmp_path: Path) -> N
     )
     [row] = findings(claims, reports)
     assert row.verdict == "not tested" and "is not a test of this report's verdict" in row.effect
+    # a test limited to one point of a compare_within axis the report does not have
+    claims = claims_file(
+        tmp_path,
+        "shift.yaml",
+        [{"arm": "train.shift=3", "metric": "alignment", "where": "benchmark.world.frames=4"}],
+        profile="smoke",
+    )
+    [row] = findings(claims, reports)
+    assert row.verdict == "not tested"
+    unlimited = claims_file(
+        tmp_path, "shift.yaml", [{"arm": "train.shift=3", "metric": "alignment"}], profile="smoke"
+    )
+    assert findings(unlimited, reports)[0].verdict == "supported"  # +0.3, the fixture's gap

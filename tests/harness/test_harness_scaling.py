@@ -77,3 +77,23 @@ def test_one_size_or_no_parameter_record_gives_no_fit(tmp_path: Path) -> None:
     for done in tmp_path.glob("*/stages/train/done.json"):
         done.write_text("{}")  # a run trained before parameters were recorded
     assert scaling.parameters(df) == {}
+
+
+def test_share_gap_is_semantics_minus_quality_and_a_test_of_the_verdict(tmp_path: Path) -> None:
+    """The gap between the groups' headroom shares equals the difference of the table's shares
+    (one contrast over every cell), is significant when semantics rise and quality stays flat,
+    and every slope and the gap are tests of verdict.json (arm SLOPE_ARM)."""
+    df = _runs(tmp_path, SIZES)
+    summary = pd.DataFrame([{"arm": "ref:real", "alignment.mean": 1.0, "clean_fraction.mean": 1.0}])
+    fitted = scaling.fits(df, summary, {"semantics": ["alignment"], "quality": ["clean_fraction"]})
+    gap = scaling.share_gap(df, fitted)
+    assert gap is not None and gap.where == "semantics - quality"
+    shares = fitted.set_index("metric")["share of headroom per decade"]
+    assert math.isclose(gap.difference.mean, shares["alignment"] - shares["clean_fraction"])
+    assert gap.significant and gap.difference.low > 0 and gap.call() == "better, significant"
+    assert "semantics - quality share of headroom per decade: +" in scaling.verdict(fitted, gap)
+    tests = scaling.claims(fitted)
+    assert [t.metric for t in tests] == ["alignment", "clean_fraction"]
+    assert {t.arm for t in tests} == {scaling.SLOPE_ARM}
+    one_group = fitted[fitted["group"] == "semantics"]
+    assert scaling.share_gap(df, one_group) is None  # a gap needs two groups
