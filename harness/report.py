@@ -377,8 +377,8 @@ def search_claims(study: Any, df: pd.DataFrame, metric: str) -> tuple[list[str],
     """Where each enqueued point (the calibrated (c, alpha), the authors' point) lands against the
     best trial: (sentences, tests). Each point's rank among the finished trials and its paired
     difference point - best (the point that is the best: point - runner-up) over the seeds and
-    prompts both were scored on (harness.stats.paired_difference), as a test of the verdict (arm `SEARCH_POINTS[source]`,
-    plus its (c, alpha) for an enqueued point) that verdict.json records."""
+    prompts both were scored on (harness.stats.paired_difference), as a test of the verdict
+    (arm `search_point_arm`) that verdict.json records."""
     import optuna
 
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
