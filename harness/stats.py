@@ -242,6 +242,9 @@ def t_interval(
     return np.maximum(mean - half, bounds[0]), np.minimum(mean + half, bounds[1])
 
 
+TIE = 1e-12  # values this close are equal (floating-point rounding)
+
+
 def crossed(
     per_seed: Sequence[np.ndarray | list[float] | float],
     bounds: tuple[float, float] = (-math.inf, math.inf),
@@ -271,6 +274,10 @@ def crossed(
         comps = Components(float(fit["seed"]), float(fit["prompt"]), float(fit["residual"]), s, p)
         method = "crossed seed x prompt t"
     se, df = float(fit["se"]), float(fit["df"])
+    if np.ptp(x) <= TIE * max(1.0, abs(mean)):
+        # every value equal: nothing varies, and a mean within rounding of 0 is 0 (a contrast of
+        # equal cells, e.g. a metric at its ceiling for every arm, sums to ~1e-15, not to 0)
+        se, mean = 0.0, 0.0 if abs(mean) <= TIE else mean
     low, high = (
         float(v)
         for v in t_interval(np.float64(mean), np.float64(se), np.float64(df), level, bounds)

@@ -467,3 +467,17 @@ def test_compare_within_a_crossed_axis_pairs_each_arm_with_the_baseline_of_its_o
     )
     assert "Holm-corrected over 2 arms" in out.verdicts[0]
     assert sum(v.startswith("frames=8. At the end of training") for v in out.verdicts) == 2
+
+
+def test_a_contrast_of_equal_cells_is_no_difference_not_a_rounding_error() -> None:
+    """A metric at its ceiling in every arm (palette_fidelity 1.0): the slope contrast sums to
+    ~1e-15 per (seed, prompt) with no spread; that is a difference of 0 with p 1, never a
+    significant slope. A constant non-zero difference stays significant."""
+    cells = [{s: np.ones(8) for s in range(4)} for _ in range(3)]
+    w = stats.slope_weights([math.log10(n) for n in (74e3, 296e3, 788e3)])
+    slope = stats.contrast(cells, w)
+    assert slope.mean == 0.0 and slope.p == 1.0 and slope.low == slope.high == 0.0
+    shifted = stats.contrast(
+        [{s: np.ones(8) for s in range(4)}, {s: np.zeros(8) for s in range(4)}], [1, -1]
+    )
+    assert shifted.mean == 1.0 and shifted.p == 0.0
