@@ -399,9 +399,9 @@ def search_claims(study: Any, df: pd.DataFrame, metric: str) -> tuple[list[str],
     claims = []
     lo, hi = metric_range(metric)
     bounds = (lo - hi, hi - lo)
-    for rank, t in enumerate(ranked, 1):
+    for rank, t in enumerate(ranked if len(ranked) > 1 else [], 1):
         source = t.user_attrs.get("source")
-        if source not in SEARCH_POINTS or len(ranked) < 2:
+        if source not in SEARCH_POINTS:
             continue
         # against the best trial, or when the point is the best, against the runner-up
         other, versus = (best, "the best") if rank > 1 else (ranked[1], "the runner-up")
